@@ -1,0 +1,836 @@
+//! From a parsed graph to a checked [`Graph`].
+//!
+//! [`build_graph`] runs the checks in phases and collects every error of every
+//! phase it can reach, so one `wgraph check` shows all problems at once:
+//!
+//! 1. **settings** — the `world { }` blocks merged (the root file wins over
+//!    includes) and checked against [`SETTINGS`](crate::settings::SETTINGS);
+//! 2. **static node checks** — kind names against the registry ("did you
+//!    mean"), parameters against the kind's table, `@node` and model
+//!    references against the graph's names. No file is opened;
+//! 3. **filesystem checks** — model files exist, and each node's
+//!    [`NodeKind::build`](crate::node::NodeKind::build) opens what its
+//!    parameters name;
+//! 4. **wiring** — ports resolved by name, one feed per input, call inputs
+//!    left to callers, required inputs connected;
+//! 5. **cycles** — data and call edges must form a DAG (feedback edges are
+//!    the only way back);
+//! 6. **types** — [`Node::infer`](crate::node::Node::infer) in topological
+//!    order, callables inferred through their callers, feedback init values
+//!    checked against what the edge carries on later ticks.
+//!
+//! A node that failed an earlier phase is left out of later ones, so one
+//! mistake does not cascade into a page of errors.
+
+use crate::graph::{EdgeKind, Graph, GraphEdge, GraphNode, ModelInfo, NodeId};
+use crate::node::{
+    BuildContext, InferCalls, Node, OutputConfig, PortRole, PortSpec, TypeError,
+};
+use crate::params::{check_params, Default, ParamContext, ParamSpec, ParamType, ParamValue};
+use crate::registry::Registry;
+use crate::settings::{Settings, PROVIDERS, SETTINGS};
+use crate::tensor::Tensor;
+use crate::types::ValueType;
+use crate::value::Value;
+use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::HashMap;
+use std::sync::Arc;
+use wgraph_grammar::ast::{self, DimExpr, Entry, Init, PortRef, Record, Statement};
+use wgraph_grammar::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+use wgraph_grammar::source::{SourceMap, Span};
+
+/// Options of a `model` declaration.
+pub const MODEL_OPTIONS: &[ParamSpec] = &[
+    ParamSpec::optional(
+        "provider",
+        ParamType::Choice(PROVIDERS),
+        Default::Choice("default"),
+        "execution provider; default: the world's",
+    ),
+    ParamSpec::optional("device_id", ParamType::Int, Default::Int(0), "GPU index"),
+    ParamSpec::optional("fp16", ParamType::Bool, Default::Bool(false), "run in half precision where the provider can"),
+    ParamSpec::optional(
+        "strict",
+        ParamType::Bool,
+        Default::Bool(false),
+        "fail instead of falling back to CPU when the provider is unavailable",
+    ),
+    ParamSpec::optional(
+        "engine_cache",
+        ParamType::Path,
+        Default::Str(""),
+        "TensorRT engine cache directory",
+    ),
+];
+
+/// `--set NODE.PARAM=VALUE`: a parameter written outside the graph file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    pub node: String,
+    pub param: String,
+    /// The value, parsed from a pseudo-file in the same [`SourceMap`].
+    pub value: ast::Value,
+    /// The whole flag text (for "no node named ..." errors).
+    pub span: Span,
+}
+
+/// What building needs besides the parsed graph.
+pub struct BuildOptions<'a> {
+    pub registry: &'a Registry,
+    pub output: OutputConfig,
+    pub overrides: Vec<Override>,
+    /// `--seed`: replaces the world's seed.
+    pub seed: Option<u64>,
+}
+
+/// Builds and checks a graph; on failure returns every error found.
+pub fn build_graph(
+    parsed: &ast::Graph,
+    sources: &SourceMap,
+    options: &BuildOptions<'_>,
+) -> Result<Graph, Diagnostics> {
+    let mut b = Builder {
+        sources,
+        options,
+        diags: Diagnostics::new(),
+        nodes: Vec::new(),
+        failed: HashMap::new(),
+        by_name: HashMap::new(),
+        edges: Vec::new(),
+    };
+    let settings = b.settings(parsed);
+    let models = b.models(parsed, &settings);
+    b.nodes(parsed, &settings, &models);
+    b.edges(parsed);
+    b.calls();
+    b.unconnected();
+    let built = b.order();
+    if let Some((dag, order)) = &built {
+        b.infer(order);
+        let _ = dag;
+    }
+    if b.diags.has_errors() {
+        return Err(b.diags.sorted());
+    }
+    let (dag, order) = built.ok_or_else(|| b.diags.clone())?;
+    let nodes = b.nodes.into_iter().map(|(n, _)| n).collect();
+    Ok(Graph {
+        settings,
+        nodes,
+        edges: b.edges,
+        models,
+        dag,
+        order,
+    })
+}
+
+/// A node being built, with what later phases need.
+struct Builder<'a> {
+    sources: &'a SourceMap,
+    options: &'a BuildOptions<'a>,
+    diags: Diagnostics,
+    /// Successfully configured nodes (and the declaration they came from).
+    nodes: Vec<(GraphNode, ast::NodeDecl)>,
+    /// Names of declared nodes that failed to configure (edges to them are skipped).
+    failed: HashMap<String, Span>,
+    by_name: HashMap<String, NodeId>,
+    edges: Vec<GraphEdge>,
+}
+
+impl Builder<'_> {
+    fn settings(&mut self, parsed: &ast::Graph) -> Settings {
+        let root = parsed.root;
+        let mut merged: Vec<Entry> = Vec::new();
+        let mut span = None;
+        for st in &parsed.statements {
+            let Statement::Settings(record) = st else { continue };
+            span.get_or_insert(record.span);
+            let from_root = Some(record.span.file) == root;
+            for e in &record.entries {
+                match merged.iter_mut().find(|m| m.key.name == e.key.name) {
+                    None => merged.push(e.clone()),
+                    Some(existing) if existing.key.span.file == e.key.span.file => {
+                        self.diags.push(
+                            Diagnostic::error(e.key.span, format!("setting `{}` is set twice", e.key.name))
+                                .with_label("second setting")
+                                .with_secondary(existing.key.span, "first set here"),
+                        );
+                    }
+                    // The root file overrides what includes set.
+                    Some(existing) if from_root => *existing = e.clone(),
+                    Some(_) => {}
+                }
+            }
+        }
+        let record = Record {
+            entries: merged,
+            span: span.unwrap_or_default(),
+        };
+        let cx = ParamContext {
+            sources: self.sources,
+            settings: None,
+            owner: "`world`".into(),
+        };
+        let params = check_params(SETTINGS, &record, record.span, &cx, &mut self.diags);
+        let (mut settings, problems) = Settings::from_params(&params);
+        for (name, message) in problems {
+            let span = params.span(name).unwrap_or(record.span);
+            self.diags.push(Diagnostic::error(span, message));
+        }
+        if let Some(seed) = self.options.seed {
+            settings.seed = seed;
+        }
+        settings
+    }
+
+    fn models(&mut self, parsed: &ast::Graph, settings: &Settings) -> Vec<ModelInfo> {
+        let mut models = Vec::new();
+        for st in &parsed.statements {
+            let Statement::Model(m) = st else { continue };
+            let cx = ParamContext {
+                sources: self.sources,
+                settings: Some(settings),
+                owner: format!("model `{}`", m.name.name),
+            };
+            let options = check_params(MODEL_OPTIONS, &m.options, m.span, &cx, &mut self.diags);
+            let path = self.sources.get(m.path_span.file).base_dir().join(&m.path);
+            if !path.is_file() {
+                self.diags.push(
+                    Diagnostic::error(m.path_span, format!("model file `{}` not found", m.path))
+                        .with_label(format!("looked for {}", path.display())),
+                );
+            }
+            models.push(ModelInfo {
+                name: m.name.name.clone(),
+                path,
+                options,
+                span: m.span,
+            });
+        }
+        models
+    }
+
+    fn nodes(&mut self, parsed: &ast::Graph, settings: &Settings, models: &[ModelInfo]) {
+        let decls: Vec<&ast::NodeDecl> = parsed
+            .statements
+            .iter()
+            .filter_map(|s| match s {
+                Statement::Node(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        let names: Vec<&str> = decls.iter().map(|d| d.name.name.as_str()).collect();
+        for ov in &self.options.overrides {
+            if !names.contains(&ov.node.as_str()) {
+                let mut d = Diagnostic::error(ov.span, format!("`--set`: no node named `{}`", ov.node));
+                if let Some(h) = did_you_mean(&ov.node, names.iter().copied()) {
+                    d = d.with_help(h);
+                }
+                self.diags.push(d);
+            }
+        }
+        for decl in decls {
+            let mut decl = decl.clone();
+            self.apply_overrides(&mut decl);
+            match self.node(&decl, settings, models, &names) {
+                Some(node) => {
+                    self.by_name.insert(decl.name.name.clone(), NodeId(self.nodes.len()));
+                    self.nodes.push((node, decl));
+                }
+                None => {
+                    self.failed.insert(decl.name.name.clone(), decl.span);
+                }
+            }
+        }
+    }
+
+    fn apply_overrides(&self, decl: &mut ast::NodeDecl) {
+        for ov in self.options.overrides.iter().filter(|o| o.node == decl.name.name) {
+            let entry = Entry {
+                key: ast::Ident {
+                    name: ov.param.clone(),
+                    span: ov.span,
+                },
+                value: ov.value.clone(),
+            };
+            match decl.params.entries.iter_mut().find(|e| e.key.name == ov.param) {
+                Some(existing) => *existing = entry,
+                None => decl.params.entries.push(entry),
+            }
+        }
+    }
+
+    /// Static checks, then `build`. None when the node cannot be configured.
+    fn node(
+        &mut self,
+        decl: &ast::NodeDecl,
+        settings: &Settings,
+        models: &[ModelInfo],
+        node_names: &[&str],
+    ) -> Option<GraphNode> {
+        let Some(kind) = self.options.registry.get(&decl.kind.name).cloned() else {
+            let mut d = Diagnostic::error(decl.kind.span, format!("unknown node kind `{}`", decl.kind.name))
+                .with_label("not a registered kind");
+            d = match did_you_mean(&decl.kind.name, self.options.registry.names()) {
+                Some(h) => d.with_help(h),
+                None => d.with_help("`wgraph kinds` lists every node kind"),
+            };
+            self.diags.push(d);
+            return None;
+        };
+        let owner = format!("node `{}` ({})", decl.name.name, kind.name());
+        let cx = ParamContext {
+            sources: self.sources,
+            settings: Some(settings),
+            owner: owner.clone(),
+        };
+        let before = self.diags.len();
+        let params = check_params(kind.params(), &decl.params, decl.span, &cx, &mut self.diags);
+        for (name, value) in params.iter() {
+            let span = params.span(name).unwrap_or(decl.span);
+            match value {
+                ParamValue::NodeRef(target) if !node_names.contains(&target.as_str()) => {
+                    let mut d = Diagnostic::error(span, format!("`{name}` of {owner} refers to no node `{target}`"));
+                    if let Some(h) = did_you_mean(target, node_names.iter().copied()) {
+                        d = d.with_help(h);
+                    }
+                    self.diags.push(d);
+                }
+                ParamValue::NodeRef(target) if *target == decl.name.name => {
+                    self.diags.push(Diagnostic::error(span, format!("{owner} cannot call itself")));
+                }
+                ParamValue::ModelRef(m) if !models.iter().any(|x| &x.name == m) => {
+                    let mut d = Diagnostic::error(span, format!("`{name}` of {owner} refers to no model `{m}`"));
+                    if let Some(h) = did_you_mean(m, models.iter().map(|x| x.name.as_str())) {
+                        d = d.with_help(h);
+                    }
+                    self.diags.push(d);
+                }
+                _ => {}
+            }
+        }
+        if self.diags.len() > before {
+            return None;
+        }
+        let base_dir = self.sources.get(decl.span.file).base_dir();
+        let bcx = BuildContext {
+            name: &decl.name.name,
+            params: &params,
+            settings,
+            base_dir: &base_dir,
+            output: &self.options.output,
+        };
+        let node: Arc<dyn Node> = match kind.build(&bcx) {
+            Ok(n) => Arc::from(n),
+            Err(e) => {
+                let span = e.param.as_deref().and_then(|p| params.span(p)).unwrap_or(decl.span);
+                self.diags.push(Diagnostic::error(span, format!("{owner}: {}", e.message)));
+                return None;
+            }
+        };
+        let inputs = node.inputs();
+        let outputs = node.outputs();
+        Some(GraphNode {
+            name: decl.name.name.clone(),
+            kind: kind.name(),
+            params,
+            input_types: vec![None; inputs.len()],
+            output_types: Vec::new(),
+            inputs,
+            outputs,
+            node,
+            callees: Vec::new(),
+            call_arg_slots: Vec::new(),
+            is_callee: false,
+            span: decl.span,
+        })
+    }
+
+    /// Resolves `node` or `node.port` on one side; None after reporting.
+    fn port(&mut self, r: &PortRef, output: bool) -> Option<(NodeId, usize)> {
+        let Some(&id) = self.by_name.get(&r.node.name) else {
+            if !self.failed.contains_key(&r.node.name) {
+                let mut d = Diagnostic::error(r.node.span, format!("no node named `{}`", r.node.name))
+                    .with_label("unknown node");
+                let names = self.by_name.keys().map(String::as_str).chain(self.failed.keys().map(String::as_str));
+                if let Some(h) = did_you_mean(&r.node.name, names) {
+                    d = d.with_help(h);
+                }
+                self.diags.push(d);
+            }
+            return None;
+        };
+        let node = &self.nodes[id.0].0;
+        let side = if output { "output" } else { "input" };
+        let ports: &[PortSpec] = if output { &node.outputs } else { &node.inputs };
+        let listing = || {
+            if ports.is_empty() {
+                format!("`{}` ({}) has no {side}s", node.name, node.kind)
+            } else {
+                format!(
+                    "{side}s of `{}` ({}): {}",
+                    node.name,
+                    node.kind,
+                    ports.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                )
+            }
+        };
+        match &r.port {
+            Some(port) => match ports.iter().position(|p| p.name == port.name) {
+                Some(i) => Some((id, i)),
+                None => {
+                    let mut d = Diagnostic::error(
+                        port.span,
+                        format!("node `{}` ({}) has no {side} `{}`", node.name, node.kind, port.name),
+                    )
+                    .with_label(format!("unknown {side}"));
+                    d = match did_you_mean(&port.name, ports.iter().map(|p| p.name.as_str())) {
+                        Some(h) => d.with_help(format!("{h} ({})", listing())),
+                        None => d.with_help(listing()),
+                    };
+                    self.diags.push(d);
+                    None
+                }
+            },
+            None => {
+                let candidates: Vec<usize> = (0..ports.len())
+                    .filter(|&i| output || ports[i].role != PortRole::Call)
+                    .collect();
+                if let [only] = candidates.as_slice() {
+                    Some((id, *only))
+                } else {
+                    let message = if candidates.is_empty() {
+                        format!("node `{}` ({}) has no {side} to connect", node.name, node.kind)
+                    } else {
+                        format!(
+                            "node `{}` ({}) has several {side}s; name one as `{}.PORT`",
+                            node.name, node.kind, node.name
+                        )
+                    };
+                    self.diags.push(Diagnostic::error(r.span, message).with_help(listing()));
+                    None
+                }
+            }
+        }
+    }
+
+    fn edges(&mut self, parsed: &ast::Graph) {
+        for st in &parsed.statements {
+            let (from, to, init, span) = match st {
+                Statement::Edge(e) => (&e.from, &e.to, None, e.span),
+                Statement::Feedback(f) => (&f.from, &f.to, Some(&f.init), f.span),
+                _ => continue,
+            };
+            let src = self.port(from, true);
+            let dst = self.port(to, false);
+            let kind = match init {
+                None => Some(EdgeKind::Data),
+                Some(init) => self.init_value(init).map(|init| EdgeKind::Feedback { init }),
+            };
+            let (Some((from_id, from_port)), Some((to_id, to_port)), Some(kind)) = (src, dst, kind) else {
+                continue;
+            };
+            let target = &self.nodes[to_id.0].0;
+            let port = &target.inputs[to_port];
+            if port.role == PortRole::Call {
+                self.diags.push(
+                    Diagnostic::error(
+                        to.span,
+                        format!(
+                            "input `{}` of `{}` is supplied by the node that calls it; it cannot be wired",
+                            port.name, target.name
+                        ),
+                    )
+                    .with_help(format!("reference the node as `@{}` from a sampler instead", target.name)),
+                );
+                continue;
+            }
+            if let Some(first) = self.edges.iter().find(|e| e.to == to_id && e.to_port == to_port) {
+                self.diags.push(
+                    Diagnostic::error(to.span, format!("input `{}.{}` is already connected", target.name, port.name))
+                        .with_label("second connection")
+                        .with_secondary(first.span, "first connected here"),
+                );
+                continue;
+            }
+            self.edges.push(GraphEdge {
+                from: from_id,
+                from_port,
+                to: to_id,
+                to_port,
+                kind,
+                span,
+            });
+        }
+    }
+
+    fn init_value(&mut self, init: &Init) -> Option<Value> {
+        let shape = |dims: &[DimExpr], diags: &mut Diagnostics| -> Option<Vec<usize>> {
+            let mut out = Vec::new();
+            for d in dims {
+                match d {
+                    DimExpr::Known(n) => out.push(usize::try_from(*n).ok()?),
+                    DimExpr::Symbol(s) => {
+                        diags.push(Diagnostic::error(
+                            init.span(),
+                            format!("feedback init shapes take numbers only; found `{s}`"),
+                        ));
+                        return None;
+                    }
+                }
+            }
+            Some(out)
+        };
+        let result = match init {
+            Init::Zeros { shape: dims, .. } => shape(dims, &mut self.diags).map(|s| Tensor::full_f32(&s, 0.0)),
+            Init::Fill { value, shape: dims, .. } => {
+                shape(dims, &mut self.diags).map(|s| Tensor::full_f32(&s, *value as f32))
+            }
+            Init::Npy { path, span } => {
+                let full = self.sources.get(span.file).base_dir().join(path);
+                match crate::npy::read_npy_file(&full) {
+                    Ok(t) => Some(Ok(t)),
+                    Err(e) => {
+                        self.diags.push(Diagnostic::error(*span, format!("feedback init: {e}")));
+                        None
+                    }
+                }
+            }
+        }?;
+        match result {
+            Ok(t) => Some(Value::Tensor(t)),
+            Err(e) => {
+                self.diags.push(Diagnostic::error(init.span(), format!("feedback init: {e}")));
+                None
+            }
+        }
+    }
+
+    fn calls(&mut self) {
+        let mut called_by: HashMap<NodeId, NodeId> = HashMap::new();
+        for caller in 0..self.nodes.len() {
+            let specs = self.nodes[caller].0.node.calls();
+            for spec in specs {
+                let node = &self.nodes[caller].0;
+                let param_span = node.params.span(&spec.param).unwrap_or(node.span);
+                let Ok(target) = node.params.node_ref(&spec.param) else {
+                    self.diags.push(Diagnostic::error(
+                        node.span,
+                        format!("internal: `{}` ({}) declares a call through `{}`, which is not a node reference", node.name, node.kind, spec.param),
+                    ));
+                    continue;
+                };
+                let Some(&callee) = self.by_name.get(&target) else {
+                    continue; // reported by the static check, or the callee failed to build
+                };
+                let callee_node = &self.nodes[callee.0].0;
+                let call_inputs: Vec<&str> = callee_node
+                    .inputs
+                    .iter()
+                    .filter(|p| p.role == PortRole::Call)
+                    .map(|p| p.name.as_str())
+                    .collect();
+                let mut slots = Vec::new();
+                for arg in &spec.args {
+                    match callee_node.inputs.iter().position(|p| &p.name == arg && p.role == PortRole::Call) {
+                        Some(i) => slots.push(i),
+                        None => break,
+                    }
+                }
+                if slots.len() != spec.args.len() || call_inputs.len() != spec.args.len() {
+                    self.diags.push(
+                        Diagnostic::error(
+                            param_span,
+                            format!(
+                                "`{}` ({}) calls `{}` with ({}), but `{}` ({}) takes ({}) from its caller",
+                                node.name,
+                                node.kind,
+                                callee_node.name,
+                                spec.args.join(", "),
+                                callee_node.name,
+                                callee_node.kind,
+                                call_inputs.join(", ")
+                            ),
+                        )
+                        .with_secondary(callee_node.span, "declared here"),
+                    );
+                    continue;
+                }
+                called_by.insert(callee, NodeId(caller));
+                self.nodes[caller].0.callees.push(callee);
+                self.nodes[caller].0.call_arg_slots.push(slots);
+            }
+        }
+        for (i, (node, _)) in self.nodes.iter_mut().enumerate() {
+            let id = NodeId(i);
+            let takes_calls = node.inputs.iter().any(|p| p.role == PortRole::Call);
+            node.is_callee = called_by.contains_key(&id);
+            if takes_calls && !node.is_callee {
+                let names: Vec<&str> =
+                    node.inputs.iter().filter(|p| p.role == PortRole::Call).map(|p| p.name.as_str()).collect();
+                self.diags.push(
+                    Diagnostic::error(
+                        node.span,
+                        format!(
+                            "node `{}` ({}) takes ({}) from a caller, but no node calls it",
+                            node.name,
+                            node.kind,
+                            names.join(", ")
+                        ),
+                    )
+                    .with_help(format!("use it from a sampler: `denoiser = @{}`", node.name)),
+                );
+            }
+        }
+        for e in &self.edges {
+            if let Some(caller) = called_by.get(&e.from) {
+                let callee = &self.nodes[e.from.0].0;
+                self.diags.push(
+                    Diagnostic::error(
+                        e.span,
+                        format!(
+                            "`{}` is called by `{}`; its outputs go to its caller and cannot be wired",
+                            callee.name, self.nodes[caller.0].0.name
+                        ),
+                    ),
+                );
+            }
+        }
+    }
+
+    fn unconnected(&mut self) {
+        for (i, (node, _)) in self.nodes.iter().enumerate() {
+            for (p, port) in node.inputs.iter().enumerate() {
+                if port.role != PortRole::Wired {
+                    continue;
+                }
+                if !self.edges.iter().any(|e| e.to == NodeId(i) && e.to_port == p) {
+                    self.diags.push(
+                        Diagnostic::error(
+                            node.span,
+                            format!("input `{}.{}` is not connected", node.name, port.name),
+                        )
+                        .with_label(format!("`{}` ({}) needs `{}`", node.name, node.kind, port.name))
+                        .with_help(format!("connect it: `some_node.out -> {}.{}`", node.name, port.name)),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The dependency DAG and the schedule order; None (after reporting) on a cycle.
+    fn order(&mut self) -> Option<(DiGraph<NodeId, ()>, Vec<NodeId>)> {
+        let mut dag = DiGraph::<NodeId, ()>::new();
+        let idx: Vec<NodeIndex> = (0..self.nodes.len()).map(|i| dag.add_node(NodeId(i))).collect();
+        for e in &self.edges {
+            if e.kind == EdgeKind::Data {
+                dag.update_edge(idx[e.from.0], idx[e.to.0], ());
+            }
+        }
+        for (i, (node, _)) in self.nodes.iter().enumerate() {
+            for c in &node.callees {
+                dag.update_edge(idx[c.0], idx[i], ());
+            }
+        }
+        match toposort(&dag, None) {
+            Ok(sorted) => {
+                let order = sorted
+                    .into_iter()
+                    .map(|n| dag[n])
+                    .filter(|id| !self.nodes[id.0].0.is_callee)
+                    .collect();
+                Some((dag, order))
+            }
+            Err(_) => {
+                for scc in tarjan_scc(&dag) {
+                    let self_loop = scc.len() == 1 && dag.contains_edge(scc[0], scc[0]);
+                    if scc.len() < 2 && !self_loop {
+                        continue;
+                    }
+                    let members: Vec<NodeId> = scc.iter().rev().map(|n| dag[*n]).collect();
+                    let names: Vec<&str> = members.iter().map(|m| self.nodes[m.0].0.name.as_str()).collect();
+                    let span = self
+                        .edges
+                        .iter()
+                        .find(|e| e.kind == EdgeKind::Data && members.contains(&e.from) && members.contains(&e.to))
+                        .map(|e| e.span)
+                        .unwrap_or(self.nodes[members[0].0].0.span);
+                    let mut chain = names.join(" → ");
+                    chain.push_str(&format!(" → {}", names[0]));
+                    self.diags.push(
+                        Diagnostic::error(span, format!("cycle without a feedback edge: {chain}"))
+                            .with_label("this edge closes the cycle")
+                            .with_help(
+                                "a value can only flow back to an earlier node across ticks: write \
+                                 `feedback a.out -> b.in init zeros(SHAPE)` for one edge of the cycle",
+                            ),
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    fn infer(&mut self, order: &[NodeId]) {
+        let mut ok = vec![true; self.nodes.len()];
+        for &id in order {
+            let Some(types) = self.wired_types(id, &ok) else {
+                ok[id.0] = false;
+                continue;
+            };
+            let node = Arc::clone(&self.nodes[id.0].0.node);
+            let mut calls = CallInference { builder: self, caller: id, ok: &ok, depth: 0 };
+            let result = node.infer(&types, &mut calls);
+            match result {
+                Ok(outputs) => self.accept(id, types, outputs),
+                Err(e) => {
+                    ok[id.0] = false;
+                    self.report_type_error(id, &types, e);
+                }
+            }
+        }
+        // Feedback edges: the init value must have the type the edge carries later.
+        for e in &self.edges {
+            let EdgeKind::Feedback { init } = &e.kind else { continue };
+            let Some(out) = self.nodes[e.from.0].0.output_types.get(e.from_port) else { continue };
+            let init_ty = init.value_type();
+            if &init_ty != out {
+                let from = &self.nodes[e.from.0].0;
+                self.diags.push(
+                    Diagnostic::error(
+                        e.span,
+                        format!(
+                            "feedback `{}.{}`: the init value is {init_ty} but the edge carries {out}",
+                            from.name, from.outputs[e.from_port].name
+                        ),
+                    )
+                    .with_help(format!("make the init {out}")),
+                );
+            }
+        }
+    }
+
+    /// Input types of a node from its feeding edges; None when a producer failed.
+    fn wired_types(&self, id: NodeId, ok: &[bool]) -> Option<Vec<Option<ValueType>>> {
+        let node = &self.nodes[id.0].0;
+        let mut types = vec![None; node.inputs.len()];
+        for e in self.edges.iter().filter(|e| e.to == id) {
+            types[e.to_port] = match &e.kind {
+                EdgeKind::Feedback { init } => Some(init.value_type()),
+                EdgeKind::Data => {
+                    if !ok[e.from.0] {
+                        return None;
+                    }
+                    Some(self.nodes[e.from.0].0.output_types.get(e.from_port)?.clone())
+                }
+            };
+        }
+        Some(types)
+    }
+
+    fn accept(&mut self, id: NodeId, types: Vec<Option<ValueType>>, outputs: Vec<ValueType>) {
+        let node = &mut self.nodes[id.0].0;
+        if outputs.len() != node.outputs.len() {
+            self.diags.push(Diagnostic::error(
+                node.span,
+                format!(
+                    "internal: `{}` ({}) inferred {} output types for {} outputs",
+                    node.name,
+                    node.kind,
+                    outputs.len(),
+                    node.outputs.len()
+                ),
+            ));
+            return;
+        }
+        node.input_types = types;
+        node.output_types = outputs;
+    }
+
+    fn report_type_error(&mut self, id: NodeId, types: &[Option<ValueType>], e: TypeError) {
+        let node = &self.nodes[id.0].0;
+        let owner = format!("`{}` ({})", node.name, node.kind);
+        let d = match e.input {
+            Some(i) if i < node.inputs.len() => {
+                let port = &node.inputs[i];
+                match self.edges.iter().find(|x| x.to == id && x.to_port == i) {
+                    Some(edge) => {
+                        let from = &self.nodes[edge.from.0].0;
+                        let found = types[i].as_ref().map(ToString::to_string).unwrap_or_default();
+                        Diagnostic::error(
+                            edge.span,
+                            format!(
+                                "type mismatch at input `{}.{}`: {}",
+                                node.name, port.name, e.message
+                            ),
+                        )
+                        .with_label(format!(
+                            "`{}.{}` gives {found}",
+                            from.name, from.outputs[edge.from_port].name
+                        ))
+                        .with_secondary(node.span, format!("{owner} declared here"))
+                    }
+                    None => Diagnostic::error(
+                        node.span,
+                        format!("{owner}, input `{}`: {}", port.name, e.message),
+                    ),
+                }
+            }
+            _ => Diagnostic::error(node.span, format!("{owner}: {}", e.message)),
+        };
+        self.diags.push(d);
+    }
+}
+
+/// Infers a callee's outputs for its caller, with the callee's wired inputs.
+struct CallInference<'b, 'a> {
+    builder: &'b mut Builder<'a>,
+    caller: NodeId,
+    ok: &'b [bool],
+    depth: usize,
+}
+
+impl InferCalls for CallInference<'_, '_> {
+    fn infer_call(&mut self, index: usize, args: &[ValueType]) -> Result<Vec<ValueType>, TypeError> {
+        let caller = &self.builder.nodes[self.caller.0].0;
+        let (Some(&callee), Some(slots)) = (caller.callees.get(index), caller.call_arg_slots.get(index)) else {
+            return Err(TypeError::node(format!("internal: no callable #{index}")));
+        };
+        let slots = slots.clone();
+        if args.len() != slots.len() {
+            return Err(TypeError::node(format!(
+                "internal: callable #{index} takes {} arguments, {} given",
+                slots.len(),
+                args.len()
+            )));
+        }
+        if self.depth > 32 {
+            return Err(TypeError::node("calls nested deeper than 32 levels"));
+        }
+        let Some(mut types) = self.builder.wired_types(callee, self.ok) else {
+            return Err(TypeError::node("a node feeding the callee failed its own check"));
+        };
+        for (slot, ty) in slots.iter().zip(args) {
+            types[*slot] = Some(ty.clone());
+        }
+        let node = Arc::clone(&self.builder.nodes[callee.0].0.node);
+        let mut nested = CallInference {
+            builder: &mut *self.builder,
+            caller: callee,
+            ok: self.ok,
+            depth: self.depth + 1,
+        };
+        match node.infer(&types, &mut nested) {
+            Ok(outputs) => {
+                self.builder.accept(callee, types, outputs.clone());
+                Ok(outputs)
+            }
+            Err(e) => {
+                let callee_name = self.builder.nodes[callee.0].0.name.clone();
+                self.builder.report_type_error(callee, &types, e.clone());
+                Err(TypeError::node(format!("its callable `{callee_name}` rejected the call: {}", e.message)))
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! wgraph's engine: from a parsed `.world` graph to ticks.
+//!
+//! The pipeline, with the main type of each step:
+//!
+//! - [`registry::Registry`] — the table of [`node::NodeKind`]s a graph may use;
+//! - [`build::build_graph`] — checks a parsed [`wgraph_grammar::ast::Graph`]
+//!   (settings, parameters, files, wiring, cycles, types) and returns a
+//!   [`graph::Graph`] or every error as located diagnostics;
+//! - [`schedule::Runner`] — owns per-node [`node::State`] and runs ticks,
+//!   inline or on a worker pool with pipelining, collecting
+//!   [`metrics::Metrics`];
+//! - [`describe`] — JSON / dot / Mermaid exports of a built graph.
+//!
+//! Values on edges are [`value::Value`]s (mostly [`tensor::Tensor`]s) whose
+//! static [`types::ValueType`]s are checked at build time.
+//!
+//! API boundary: this crate knows the grammar's AST but nothing of specific
+//! node kinds (those live in `wgraph-nodes`), of the CLI, or of terminals.
+
+pub mod build;
+pub mod describe;
+pub mod graph;
+pub mod metrics;
+pub mod node;
+pub mod npy;
+pub mod params;
+pub mod registry;
+pub mod schedule;
+pub mod settings;
+pub mod tensor;
+pub mod types;
+pub mod value;

@@ -1,0 +1,350 @@
+//! The node traits: a kind's metadata, a configured node's type check, its
+//! per-tick evaluation, and its state — each a separate concern.
+//!
+//! - [`NodeKind`] is a row of the [registry](crate::registry): the name used
+//!   in graph files, a summary, the parameter table, and `build`, which turns
+//!   checked parameters into a configured [`Node`]. `build` may open files
+//!   (an image, a `.npy` header, a model) — that is the filesystem phase,
+//!   kept apart from the static parameter check.
+//! - [`Node`] is immutable configuration. [`Node::inputs`] / [`Node::outputs`]
+//!   name the ports; [`Node::infer`] checks input types and computes output
+//!   types when the graph is built, so bad wiring fails before anything runs;
+//!   [`Node::eval`] runs one tick.
+//! - [`State`] is what a node carries from tick to tick (an RNG position, an
+//!   open GIF encoder, later a KV cache). It is created by
+//!   [`Node::init_state`] and owned by the scheduler, not by the node, so a
+//!   hot reload can keep a node's state while replacing its configuration.
+//!
+//! A node may *call* another node (a sampler calls its denoiser many times
+//! per tick). The caller declares its [`CallSpec`]s; the callee marks the
+//! inputs its caller supplies with [`PortRole::Call`]; everything else the
+//! callee needs is wired in the graph as usual and handed over by the engine.
+
+use crate::params::{ParamAccessError, ParamSpec, Params};
+use crate::settings::Settings;
+use crate::tensor::TensorError;
+use crate::types::ValueType;
+use crate::value::Value;
+use std::any::Any;
+use std::path::{Path, PathBuf};
+
+/// Who supplies an input port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortRole {
+    /// Fed by an edge of the graph.
+    Wired,
+    /// Fed by an edge, but may be left unconnected.
+    Optional,
+    /// Supplied by the node that calls this one (see [`CallSpec`]).
+    Call,
+}
+
+/// A named port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    pub name: String,
+    pub role: PortRole,
+}
+
+impl PortSpec {
+    pub fn wired(name: impl Into<String>) -> Self {
+        PortSpec {
+            name: name.into(),
+            role: PortRole::Wired,
+        }
+    }
+    pub fn optional(name: impl Into<String>) -> Self {
+        PortSpec {
+            name: name.into(),
+            role: PortRole::Optional,
+        }
+    }
+    pub fn call(name: impl Into<String>) -> Self {
+        PortSpec {
+            name: name.into(),
+            role: PortRole::Call,
+        }
+    }
+    /// An output port.
+    pub fn output(name: impl Into<String>) -> Self {
+        PortSpec::wired(name)
+    }
+}
+
+/// A callable this node uses: the parameter that names the callee (`denoiser
+/// = @dit`) and the inputs the caller supplies, in the order
+/// [`TickContext::call`] passes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSpec {
+    pub param: String,
+    pub args: Vec<String>,
+}
+
+/// Per-tick state of a node. `Box<()>` for stateless nodes.
+pub type State = Box<dyn Any + Send>;
+
+/// Downcasts a node's state; a mismatch is an engine bug, reported as an error.
+pub fn state_mut<T: 'static>(state: &mut State) -> Result<&mut T, NodeError> {
+    state
+        .downcast_mut::<T>()
+        .ok_or_else(|| NodeError::new("internal: node state has an unexpected type"))
+}
+
+/// A failure while running a node.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct NodeError {
+    pub message: String,
+}
+
+impl NodeError {
+    pub fn new(message: impl Into<String>) -> Self {
+        NodeError {
+            message: message.into(),
+        }
+    }
+}
+
+impl From<TensorError> for NodeError {
+    fn from(e: TensorError) -> Self {
+        NodeError::new(e.to_string())
+    }
+}
+
+/// A failure while building a node from its parameters.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct BuildError {
+    /// The parameter at fault, if any: the error points at its value.
+    pub param: Option<String>,
+    pub message: String,
+}
+
+impl BuildError {
+    pub fn new(message: impl Into<String>) -> Self {
+        BuildError {
+            param: None,
+            message: message.into(),
+        }
+    }
+    /// An error located at the value of parameter `param`.
+    pub fn param(param: &str, message: impl Into<String>) -> Self {
+        BuildError {
+            param: Some(param.to_string()),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ParamAccessError> for BuildError {
+    fn from(e: ParamAccessError) -> Self {
+        BuildError::param(&e.0, format!("internal: {e}"))
+    }
+}
+
+/// A type error found by [`Node::infer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeError {
+    /// Index of the input port at fault (into [`Node::inputs`]), if one is.
+    pub input: Option<usize>,
+    pub message: String,
+}
+
+impl TypeError {
+    /// An error about input `input`.
+    pub fn input(input: usize, message: impl Into<String>) -> Self {
+        TypeError {
+            input: Some(input),
+            message: message.into(),
+        }
+    }
+    /// An error about the node as a whole.
+    pub fn node(message: impl Into<String>) -> Self {
+        TypeError {
+            input: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a kind's `build` gets.
+pub struct BuildContext<'a> {
+    /// The node's name in the graph.
+    pub name: &'a str,
+    pub params: &'a Params,
+    pub settings: &'a Settings,
+    /// Directory of the file that declares the node.
+    pub base_dir: &'a Path,
+    /// Where this run's outputs go.
+    pub output: &'a OutputConfig,
+}
+
+/// Where a run writes: sinks resolve relative paths against `dir`; the
+/// `display` sink writes the frames a user watches to `display`.
+/// Building a node never creates files; sinks create them when a run starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputConfig {
+    pub dir: PathBuf,
+    pub display: DisplayTarget,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            dir: PathBuf::from("out"),
+            display: DisplayTarget::PngDir(PathBuf::from("out")),
+        }
+    }
+}
+
+impl OutputConfig {
+    /// Outputs for `--out PATH`: a `.gif` path makes the display a GIF (other
+    /// sinks write next to it); anything else is a directory of PNG frames.
+    pub fn for_path(path: &Path) -> Self {
+        let is_gif = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gif"));
+        if is_gif {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+            OutputConfig {
+                dir,
+                display: DisplayTarget::Gif(path.to_path_buf()),
+            }
+        } else {
+            OutputConfig {
+                dir: path.to_path_buf(),
+                display: DisplayTarget::PngDir(path.to_path_buf()),
+            }
+        }
+    }
+}
+
+/// Where the `display` sink puts frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DisplayTarget {
+    /// `frame_00000.png`, `frame_00001.png`, ... in a directory.
+    PngDir(PathBuf),
+    /// One animated GIF.
+    Gif(PathBuf),
+}
+
+/// A registered node kind: metadata and construction.
+pub trait NodeKind: Send + Sync + 'static {
+    /// The name written after `node x:` in graph files.
+    fn name(&self) -> &'static str;
+    /// One line for `wgraph kinds` and errors.
+    fn summary(&self) -> &'static str;
+    /// Parameters, checked statically before `build` runs.
+    fn params(&self) -> &'static [ParamSpec];
+    /// Builds a configured node. May read files named by parameters.
+    fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError>;
+}
+
+/// Build-time type inference for callables.
+pub trait InferCalls {
+    /// Output types of callable `index` (of [`Node::calls`]) given the types
+    /// of the arguments the caller will pass.
+    fn infer_call(&mut self, index: usize, args: &[ValueType]) -> Result<Vec<ValueType>, TypeError>;
+}
+
+/// A configured node.
+pub trait Node: Send + Sync + 'static {
+    fn inputs(&self) -> Vec<PortSpec>;
+    fn outputs(&self) -> Vec<PortSpec>;
+
+    /// Callables this node uses (empty for most nodes).
+    fn calls(&self) -> Vec<CallSpec> {
+        Vec::new()
+    }
+
+    /// Checks the types arriving at the inputs (in [`Node::inputs`] order;
+    /// `None` for an unconnected optional input) and returns the output
+    /// types. Runs once, when the graph is built.
+    fn infer(
+        &self,
+        inputs: &[Option<ValueType>],
+        calls: &mut dyn InferCalls,
+    ) -> Result<Vec<ValueType>, TypeError>;
+
+    /// Fresh state for a run.
+    fn init_state(&self) -> Result<State, NodeError> {
+        Ok(Box::new(()))
+    }
+
+    /// Runs one tick: inputs in [`Node::inputs`] order (`None` for an
+    /// unconnected optional input), outputs in [`Node::outputs`] order.
+    fn eval(
+        &self,
+        state: &mut State,
+        inputs: &[Option<Value>],
+        cx: &mut TickContext<'_>,
+    ) -> Result<Vec<Value>, NodeError>;
+
+    /// Called once after the last tick (also after a failed run), so sinks
+    /// can finish files.
+    fn finish(&self, _state: &mut State) -> Result<(), NodeError> {
+        Ok(())
+    }
+}
+
+/// Runs a callee for a caller (implemented by the scheduler).
+pub trait Callees {
+    fn call(&mut self, index: usize, args: Vec<Value>) -> Result<Vec<Value>, NodeError>;
+}
+
+/// What [`Node::eval`] gets besides inputs and state.
+pub struct TickContext<'a> {
+    /// Index of the tick being computed, from 0.
+    pub tick: u64,
+    pub settings: &'a Settings,
+    pub(crate) callees: &'a mut dyn Callees,
+    pub(crate) stop: bool,
+}
+
+impl<'a> TickContext<'a> {
+    /// A context for running a node outside the scheduler (tests, tools).
+    pub fn new(tick: u64, settings: &'a Settings, callees: &'a mut dyn Callees) -> Self {
+        TickContext {
+            tick,
+            settings,
+            callees,
+            stop: false,
+        }
+    }
+
+    /// Calls callable `index` of [`Node::calls`] with its arguments in the
+    /// order of that [`CallSpec`]; returns the callee's outputs.
+    pub fn call(&mut self, index: usize, args: Vec<Value>) -> Result<Vec<Value>, NodeError> {
+        self.callees.call(index, args)
+    }
+
+    /// Asks the scheduler to stop after this tick (a source ran dry).
+    pub fn request_stop(&mut self) {
+        self.stop = true;
+    }
+
+    pub fn stop_requested(&self) -> bool {
+        self.stop
+    }
+}
+
+/// A [`Callees`] for nodes that call nothing.
+pub struct NoCallees;
+
+impl Callees for NoCallees {
+    fn call(&mut self, index: usize, _args: Vec<Value>) -> Result<Vec<Value>, NodeError> {
+        Err(NodeError::new(format!("internal: no callable #{index}")))
+    }
+}
+
+/// An [`InferCalls`] for nodes that call nothing.
+pub struct NoInferCalls;
+
+impl InferCalls for NoInferCalls {
+    fn infer_call(&mut self, index: usize, _args: &[ValueType]) -> Result<Vec<ValueType>, TypeError> {
+        Err(TypeError::node(format!("internal: no callable #{index}")))
+    }
+}

@@ -1,0 +1,639 @@
+//! The scheduler: runs a [`Graph`] tick by tick.
+//!
+//! A run is a set of tasks `(node, tick)`. Task `(n, t)` may start when
+//! - every node feeding `n` (directly, or through a node `n` calls) has run tick `t`;
+//! - `n` itself has run tick `t − 1` (a node's ticks run in order, so its
+//!   [`State`] is never used by two ticks at once);
+//! - every node feeding `n` through a feedback edge has run tick `t − 1`;
+//! - tick `t` is inside the pipeline window (at most
+//!   [`RunConfig::pipeline_depth`] ticks in flight).
+//!
+//! With `workers = 0` the [`Runner`] evaluates nodes inline in topological
+//! order (lowest overhead). With workers, a coordinator thread hands ready
+//! tasks to a pool over crossbeam channels, so independent branches of one
+//! tick run in parallel and the sources of tick `t + 1` can run while the
+//! sinks of tick `t` are still writing. Results do not depend on the mode:
+//! nodes see the same inputs in the same per-node order.
+//!
+//! Architecture Invariant: node state is created by [`Runner::new`], owned by
+//! the runner (one mutex per node, uncontended by construction: a node's
+//! ticks never overlap), and handed to [`Node::eval`] — never stored in the
+//! node, so a reload can keep it.
+
+use crate::graph::{EdgeKind, Graph, NodeId};
+use crate::metrics::Metrics;
+use crate::node::{Callees, NodeError, State, TickContext};
+use crate::tensor::DType;
+use crate::value::Value;
+use crossbeam_channel::unbounded;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunConfig {
+    /// Number of ticks to run (fewer when a source asks to stop).
+    pub ticks: u64,
+    /// Worker threads; 0 runs every node on the calling thread.
+    pub workers: usize,
+    /// Ticks in flight at once (1 = no pipelining). Only used with workers.
+    pub pipeline_depth: usize,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            ticks: 1,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            pipeline_depth: 2,
+        }
+    }
+}
+
+/// What the runner reports while running.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RunEvent {
+    /// Every node has run tick `tick`.
+    TickDone { tick: u64, latency: Duration },
+}
+
+/// How a run ended well.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// Ticks completed by every node.
+    pub ticks: u64,
+    /// The node that asked to stop early, if one did.
+    pub stopped_by: Option<String>,
+    pub metrics: Metrics,
+}
+
+/// A node failed; what was produced before it is kept (sinks are finished).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("node `{node}` ({kind}) failed on tick {tick}: {message}")]
+pub struct RunError {
+    pub node: String,
+    pub kind: String,
+    pub tick: u64,
+    pub message: String,
+    /// Ticks fully completed and timings up to the failure.
+    pub report: Box<RunReport>,
+}
+
+/// Where a node input takes its value from.
+#[derive(Debug, Clone)]
+enum Source {
+    /// Unconnected optional input, or an argument from a caller.
+    Empty,
+    /// Output `port` of plan node `plan`, same tick.
+    Data { plan: usize, port: usize },
+    /// Output `port` of plan node `plan`, previous tick; `init` on tick 0.
+    Feedback { plan: usize, port: usize, init: Value },
+}
+
+/// A callee with the sources of its wired inputs.
+#[derive(Debug, Clone)]
+struct CallPlan {
+    node: NodeId,
+    inputs: Vec<Source>,
+    arg_slots: Vec<usize>,
+    children: Vec<CallPlan>,
+}
+
+/// A scheduled node.
+#[derive(Debug, Clone)]
+struct Step {
+    node: NodeId,
+    inputs: Vec<Source>,
+    calls: Vec<CallPlan>,
+    /// Same-tick prerequisites (plan indices, distinct).
+    deps: Vec<usize>,
+    /// Previous-tick prerequisites (itself and feedback producers, distinct).
+    prev_deps: Vec<usize>,
+    succ: Vec<usize>,
+    prev_succ: Vec<usize>,
+    /// Expected dtype and shape of each output (None: not a fully known tensor).
+    out_types: Vec<Option<(DType, Vec<usize>)>>,
+}
+
+/// A callee's inputs for one tick, gathered before its caller runs.
+struct CallFrame {
+    node: NodeId,
+    inputs: Vec<Option<Value>>,
+    arg_slots: Vec<usize>,
+    children: Vec<CallFrame>,
+}
+
+struct Task {
+    step: usize,
+    tick: u64,
+    inputs: Vec<Option<Value>>,
+    frames: Vec<CallFrame>,
+}
+
+struct Done {
+    step: usize,
+    tick: u64,
+    result: Result<Vec<Value>, NodeError>,
+    stop: bool,
+    times: Vec<(NodeId, Duration)>,
+    started: Instant,
+}
+
+/// Runs a graph, holding the per-node state of the run.
+pub struct Runner<'g> {
+    graph: &'g Graph,
+    states: Vec<Mutex<State>>,
+    steps: Vec<Step>,
+}
+
+impl<'g> Runner<'g> {
+    /// Compiles the schedule and creates every node's state.
+    pub fn new(graph: &'g Graph) -> Result<Self, RunError> {
+        let mut states = Vec::with_capacity(graph.nodes.len());
+        for n in &graph.nodes {
+            let state = n.node.init_state().map_err(|e| RunError {
+                node: n.name.clone(),
+                kind: n.kind.to_string(),
+                tick: 0,
+                message: e.message,
+                report: Box::new(RunReport {
+                    ticks: 0,
+                    stopped_by: None,
+                    metrics: Metrics::new(graph.nodes.len()),
+                }),
+            })?;
+            states.push(Mutex::new(state));
+        }
+        Ok(Runner {
+            graph,
+            states,
+            steps: compile(graph),
+        })
+    }
+
+    /// Runs `config.ticks` ticks, then finishes every node (also on failure).
+    pub fn run(
+        &mut self,
+        config: &RunConfig,
+        observer: &mut dyn FnMut(&RunEvent),
+    ) -> Result<RunReport, RunError> {
+        let start = Instant::now();
+        let mut run = RunState::new(self.graph.nodes.len());
+        if config.workers == 0 {
+            self.run_inline(config, &mut run, observer);
+        } else {
+            self.run_pool(config, &mut run, observer);
+        }
+        // Finish every node so sinks close their files, even after a failure.
+        for (i, n) in self.graph.nodes.iter().enumerate() {
+            let mut state = self.states[i].lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = n.node.finish(&mut state)
+                && run.error.is_none()
+            {
+                run.error = Some((i, run.completed, e.message));
+            }
+        }
+        run.metrics.wall = start.elapsed();
+        let report = RunReport {
+            ticks: run.completed,
+            stopped_by: run.stopped_by.map(|i| self.graph.nodes[i].name.clone()),
+            metrics: run.metrics,
+        };
+        match run.error {
+            None => Ok(report),
+            Some((node, tick, message)) => {
+                let n = &self.graph.nodes[node];
+                Err(RunError {
+                    node: n.name.clone(),
+                    kind: n.kind.to_string(),
+                    tick,
+                    message,
+                    report: Box::new(report),
+                })
+            }
+        }
+    }
+
+    fn run_inline(&self, config: &RunConfig, run: &mut RunState, observer: &mut dyn FnMut(&RunEvent)) {
+        let mut prev: Vec<Option<Vec<Value>>> = vec![None; self.steps.len()];
+        for tick in 0..config.ticks {
+            let tick_start = Instant::now();
+            let mut cur: Vec<Option<Vec<Value>>> = vec![None; self.steps.len()];
+            let mut stop = false;
+            for (s, step) in self.steps.iter().enumerate() {
+                let task = Task {
+                    step: s,
+                    tick,
+                    inputs: gather(&step.inputs, &cur, &prev, tick),
+                    frames: frames(&step.calls, &cur, &prev, tick),
+                };
+                let done = self.execute(task);
+                for (id, d) in &done.times {
+                    run.metrics.record(*id, *d);
+                }
+                match done.result {
+                    Ok(values) => cur[s] = Some(values),
+                    Err(e) => {
+                        run.error = Some((step.node.0, tick, e.message));
+                        return;
+                    }
+                }
+                if done.stop && run.stopped_by.is_none() {
+                    run.stopped_by = Some(step.node.0);
+                    stop = true;
+                }
+            }
+            let latency = tick_start.elapsed();
+            run.metrics.tick_latency.push(latency);
+            run.completed = tick + 1;
+            observer(&RunEvent::TickDone { tick, latency });
+            prev = cur;
+            if stop {
+                return;
+            }
+        }
+    }
+
+    fn run_pool(&self, config: &RunConfig, run: &mut RunState, observer: &mut dyn FnMut(&RunEvent)) {
+        let depth = config.pipeline_depth.max(1) as u64;
+        let (task_tx, task_rx) = unbounded::<Task>();
+        let (done_tx, done_rx) = unbounded::<Done>();
+        std::thread::scope(|scope| {
+            for _ in 0..config.workers {
+                let rx = task_rx.clone();
+                let tx = done_tx.clone();
+                scope.spawn(move || {
+                    for task in rx {
+                        if tx.send(self.execute(task)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(done_tx);
+            let mut ticks: BTreeMap<u64, TickSlot> = BTreeMap::new();
+            let mut ready: VecDeque<(usize, u64)> = VecDeque::new();
+            let mut next_tick = 0u64;
+            let mut in_flight = 0usize;
+            let mut stop_at: Option<u64> = None;
+            let limit = |stop_at: Option<u64>| stop_at.map_or(config.ticks, |s| (s + 1).min(config.ticks));
+            loop {
+                while next_tick < limit(stop_at) && next_tick < run.completed + depth && run.error.is_none() {
+                    self.admit(next_tick, &mut ticks, &mut ready);
+                    next_tick += 1;
+                }
+                while run.error.is_none() {
+                    let Some((s, t)) = ready.pop_front() else { break };
+                    if t >= limit(stop_at) {
+                        continue;
+                    }
+                    let step = &self.steps[s];
+                    let slot = &ticks[&t];
+                    let empty = Vec::new();
+                    let prev = t.checked_sub(1).and_then(|p| ticks.get(&p)).map_or(&empty, |p| &p.values);
+                    let task = Task {
+                        step: s,
+                        tick: t,
+                        inputs: gather(&step.inputs, &slot.values, prev, t),
+                        frames: frames(&step.calls, &slot.values, prev, t),
+                    };
+                    if task_tx.send(task).is_err() {
+                        break;
+                    }
+                    in_flight += 1;
+                }
+                if in_flight == 0 {
+                    break;
+                }
+                let Ok(done) = done_rx.recv() else { break };
+                in_flight -= 1;
+                for (id, d) in &done.times {
+                    run.metrics.record(*id, *d);
+                }
+                let (s, t) = (done.step, done.tick);
+                let values = match done.result {
+                    Ok(v) => v,
+                    Err(e) => {
+                        if run.error.is_none() {
+                            run.error = Some((self.steps[s].node.0, t, e.message));
+                        }
+                        continue;
+                    }
+                };
+                if done.stop && stop_at.is_none_or(|x| t < x) {
+                    stop_at = Some(t);
+                    run.stopped_by = Some(self.steps[s].node.0);
+                }
+                let Some(slot) = ticks.get_mut(&t) else { continue };
+                slot.values[s] = Some(values);
+                slot.first_start = slot.first_start.min(done.started);
+                slot.remaining -= 1;
+                for &q in &self.steps[s].succ {
+                    slot.pending[q] -= 1;
+                    if slot.pending[q] == 0 {
+                        ready.push_back((q, t));
+                    }
+                }
+                let complete = slot.remaining == 0;
+                if let Some(next) = ticks.get_mut(&(t + 1)) {
+                    for &q in &self.steps[s].prev_succ {
+                        next.pending[q] -= 1;
+                        if next.pending[q] == 0 {
+                            ready.push_back((q, t + 1));
+                        }
+                    }
+                }
+                if complete {
+                    // Ticks complete in order: (n, t) waits for (n, t - 1).
+                    let latency = ticks[&t].first_start.elapsed();
+                    run.metrics.tick_latency.push(latency);
+                    run.completed = t + 1;
+                    observer(&RunEvent::TickDone { tick: t, latency });
+                    if t > 0 {
+                        ticks.remove(&(t - 1));
+                    }
+                }
+            }
+            drop(task_tx);
+        });
+    }
+
+    /// Opens tick `t`: counts each step's unmet prerequisites.
+    fn admit(&self, t: u64, ticks: &mut BTreeMap<u64, TickSlot>, ready: &mut VecDeque<(usize, u64)>) {
+        let prev_done: Option<Vec<bool>> =
+            t.checked_sub(1).and_then(|p| ticks.get(&p)).map(|p| p.values.iter().map(Option::is_some).collect());
+        let mut pending = Vec::with_capacity(self.steps.len());
+        for (s, step) in self.steps.iter().enumerate() {
+            let prev_unmet = match &prev_done {
+                Some(done) => step.prev_deps.iter().filter(|&&d| !done[d]).count(),
+                None => 0,
+            };
+            let n = step.deps.len() + prev_unmet;
+            if n == 0 {
+                ready.push_back((s, t));
+            }
+            pending.push(n);
+        }
+        ticks.insert(
+            t,
+            TickSlot {
+                values: vec![None; self.steps.len()],
+                pending,
+                remaining: self.steps.len(),
+                first_start: Instant::now(),
+            },
+        );
+    }
+
+    /// Evaluates one task (on any thread).
+    fn execute(&self, task: Task) -> Done {
+        let step = &self.steps[task.step];
+        let node = self.graph.node(step.node);
+        let mut times = Vec::with_capacity(1 + task.frames.len());
+        let mut callees = CallRunner {
+            runner: self,
+            frames: &task.frames,
+            tick: task.tick,
+            times: &mut times,
+        };
+        let mut cx = TickContext::new(task.tick, &self.graph.settings, &mut callees);
+        let started = Instant::now();
+        let result = {
+            let mut state = self.states[step.node.0].lock().unwrap_or_else(|p| p.into_inner());
+            node.node.eval(&mut state, &task.inputs, &mut cx)
+        };
+        let elapsed = started.elapsed();
+        let stop = cx.stop_requested();
+        times.push((step.node, elapsed));
+        let result = result.and_then(|values| check_outputs(node, &step.out_types, values));
+        Done {
+            step: task.step,
+            tick: task.tick,
+            result,
+            stop,
+            times,
+            started,
+        }
+    }
+}
+
+/// Bookkeeping of one run.
+struct RunState {
+    completed: u64,
+    stopped_by: Option<usize>,
+    error: Option<(usize, u64, String)>,
+    metrics: Metrics,
+}
+
+impl RunState {
+    fn new(nodes: usize) -> Self {
+        RunState {
+            completed: 0,
+            stopped_by: None,
+            error: None,
+            metrics: Metrics::new(nodes),
+        }
+    }
+}
+
+/// Values and counters of one tick in flight.
+struct TickSlot {
+    values: Vec<Option<Vec<Value>>>,
+    pending: Vec<usize>,
+    remaining: usize,
+    first_start: Instant,
+}
+
+/// Runs a caller's callees with the inputs gathered for this tick.
+struct CallRunner<'r, 'g> {
+    runner: &'r Runner<'g>,
+    frames: &'r [CallFrame],
+    tick: u64,
+    times: &'r mut Vec<(NodeId, Duration)>,
+}
+
+impl Callees for CallRunner<'_, '_> {
+    fn call(&mut self, index: usize, args: Vec<Value>) -> Result<Vec<Value>, NodeError> {
+        let frame = self
+            .frames
+            .get(index)
+            .ok_or_else(|| NodeError::new(format!("internal: no callable #{index}")))?;
+        if args.len() != frame.arg_slots.len() {
+            return Err(NodeError::new(format!(
+                "internal: callable #{index} takes {} arguments, {} given",
+                frame.arg_slots.len(),
+                args.len()
+            )));
+        }
+        let mut inputs = frame.inputs.clone();
+        for (slot, value) in frame.arg_slots.iter().zip(args) {
+            inputs[*slot] = Some(value);
+        }
+        let graph = self.runner.graph;
+        let node = graph.node(frame.node);
+        let mut nested = CallRunner {
+            runner: self.runner,
+            frames: &frame.children,
+            tick: self.tick,
+            times: &mut *self.times,
+        };
+        let mut cx = TickContext::new(self.tick, &graph.settings, &mut nested);
+        let started = Instant::now();
+        let result = {
+            let mut state = self.runner.states[frame.node.0].lock().unwrap_or_else(|p| p.into_inner());
+            node.node.eval(&mut state, &inputs, &mut cx)
+        };
+        self.times.push((frame.node, started.elapsed()));
+        result.map_err(|e| NodeError::new(format!("in `{}` ({}): {}", node.name, node.kind, e.message)))
+    }
+}
+
+fn gather(sources: &[Source], cur: &[Option<Vec<Value>>], prev: &[Option<Vec<Value>>], tick: u64) -> Vec<Option<Value>> {
+    sources
+        .iter()
+        .map(|s| match s {
+            Source::Empty => None,
+            Source::Data { plan, port } => cur.get(*plan)?.as_ref()?.get(*port).cloned(),
+            Source::Feedback { plan, port, init } => {
+                if tick == 0 {
+                    Some(init.clone())
+                } else {
+                    prev.get(*plan)?.as_ref()?.get(*port).cloned()
+                }
+            }
+        })
+        .collect()
+}
+
+fn frames(calls: &[CallPlan], cur: &[Option<Vec<Value>>], prev: &[Option<Vec<Value>>], tick: u64) -> Vec<CallFrame> {
+    calls
+        .iter()
+        .map(|c| CallFrame {
+            node: c.node,
+            inputs: gather(&c.inputs, cur, prev, tick),
+            arg_slots: c.arg_slots.clone(),
+            children: frames(&c.children, cur, prev, tick),
+        })
+        .collect()
+}
+
+/// Catches a node producing something other than what it declared.
+fn check_outputs(
+    node: &crate::graph::GraphNode,
+    expected: &[Option<(DType, Vec<usize>)>],
+    values: Vec<Value>,
+) -> Result<Vec<Value>, NodeError> {
+    if values.len() != expected.len() {
+        return Err(NodeError::new(format!(
+            "produced {} outputs, declared {}",
+            values.len(),
+            expected.len()
+        )));
+    }
+    for ((v, e), port) in values.iter().zip(expected).zip(&node.outputs) {
+        if let (Value::Tensor(t), Some((dtype, shape))) = (v, e)
+            && (t.dtype() != *dtype || t.shape() != shape.as_slice())
+        {
+            return Err(NodeError::new(format!(
+                "output `{}` is {}{:?} but was declared {}{:?}",
+                port.name,
+                t.dtype(),
+                t.shape(),
+                dtype,
+                shape
+            )));
+        }
+    }
+    Ok(values)
+}
+
+/// Turns the graph into plan steps with their prerequisites.
+fn compile(graph: &Graph) -> Vec<Step> {
+    let plan_of: BTreeMap<NodeId, usize> = graph.order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let sources = |id: NodeId| -> Vec<Source> {
+        let node = graph.node(id);
+        (0..node.inputs.len())
+            .map(|port| match graph.edge_into(id, port) {
+                None => Source::Empty,
+                Some(e) => {
+                    let Some(&plan) = plan_of.get(&e.from) else { return Source::Empty };
+                    match &e.kind {
+                        EdgeKind::Data => Source::Data { plan, port: e.from_port },
+                        EdgeKind::Feedback { init } => Source::Feedback {
+                            plan,
+                            port: e.from_port,
+                            init: init.clone(),
+                        },
+                    }
+                }
+            })
+            .collect()
+    };
+    fn call_plans(graph: &Graph, id: NodeId, sources: &dyn Fn(NodeId) -> Vec<Source>) -> Vec<CallPlan> {
+        let node = graph.node(id);
+        node.callees
+            .iter()
+            .zip(&node.call_arg_slots)
+            .map(|(&c, slots)| CallPlan {
+                node: c,
+                inputs: sources(c),
+                arg_slots: slots.clone(),
+                children: call_plans(graph, c, sources),
+            })
+            .collect()
+    }
+    fn collect(inputs: &[Source], calls: &[CallPlan], deps: &mut Vec<usize>, prev: &mut Vec<usize>) {
+        for s in inputs {
+            match s {
+                Source::Data { plan, .. } if !deps.contains(plan) => deps.push(*plan),
+                Source::Feedback { plan, .. } if !prev.contains(plan) => prev.push(*plan),
+                _ => {}
+            }
+        }
+        for c in calls {
+            collect(&c.inputs, &c.children, deps, prev);
+        }
+    }
+    let mut steps: Vec<Step> = graph
+        .order
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| {
+            let inputs = sources(id);
+            let calls = call_plans(graph, id, &sources);
+            let mut deps = Vec::new();
+            let mut prev_deps = vec![i];
+            collect(&inputs, &calls, &mut deps, &mut prev_deps);
+            let out_types = graph
+                .node(id)
+                .output_types
+                .iter()
+                .map(|t| {
+                    let t = t.as_tensor()?;
+                    Some((t.dtype, t.known_shape()?))
+                })
+                .collect();
+            Step {
+                node: id,
+                inputs,
+                calls,
+                deps,
+                prev_deps,
+                succ: Vec::new(),
+                prev_succ: Vec::new(),
+                out_types,
+            }
+        })
+        .collect();
+    for i in 0..steps.len() {
+        for d in steps[i].deps.clone() {
+            steps[d].succ.push(i);
+        }
+        for d in steps[i].prev_deps.clone() {
+            steps[d].prev_succ.push(i);
+        }
+    }
+    steps
+}
