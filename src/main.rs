@@ -1,1 +1,111 @@
-fn main(){}
+//! `wgraph`: the command-line front end.
+//!
+//! A thin layer over the library crates: `wgraph-grammar` parses and loads
+//! graph files, `wgraph-engine` checks and runs them, `wgraph-nodes` provides
+//! the node kinds. This binary parses flags (clap), renders diagnostics, draws
+//! the progress bar and maps outcomes to exit codes:
+//! 0 success, 1 graph errors, 2 usage errors, 3 runtime failure.
+
+mod commands;
+mod load;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "wgraph", version, about = "Run interactive video world models written as .world graphs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check graph files: exit 0 when all are valid, 1 with diagnostics on stderr.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print a graph as dot, json or mermaid.
+    Graph {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+        /// Override a parameter: NODE.PARAM=VALUE (repeatable).
+        #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
+        set: Vec<String>,
+    },
+    /// Run a graph: render frames, write outputs.
+    Run(RunArgs),
+    /// List node kinds, or show one kind's parameters.
+    Kinds { kind: Option<String> },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    file: PathBuf,
+    /// Number of frames to produce (ticks = frames / frames_per_tick, rounded up).
+    #[arg(long, default_value_t = 16)]
+    frames: u64,
+    /// Action file fed to the graph's `actions` nodes (one line per tick).
+    #[arg(long)]
+    actions: Option<PathBuf>,
+    /// Output directory, or a .gif file for the displayed frames.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// Override a parameter: NODE.PARAM=VALUE (repeatable).
+    #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
+    set: Vec<String>,
+    /// Seed for every random source (replaces the world's seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Worker threads (0: run every node on one thread). Default: one per core.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Ticks in flight at once when using workers (1: no pipelining).
+    #[arg(long, default_value_t = 2)]
+    pipeline: usize,
+    /// Write per-node timings and ms per tick as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    metrics: Option<PathBuf>,
+    /// Print the per-node timing table.
+    #[arg(long)]
+    timings: bool,
+    /// No progress bar or summary.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Json,
+    Mermaid,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let outcome = match cli.command {
+        Command::Check { files } => commands::check(&files),
+        Command::Graph { file, format, set } => commands::graph(&file, format, &set),
+        Command::Run(args) => commands::run(&args),
+        Command::Kinds { kind } => commands::kinds(kind.as_deref()),
+    };
+    ExitCode::from(outcome as u8)
+}
+
+/// Exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok = 0,
+    GraphErrors = 1,
+    Usage = 2,
+    RuntimeFailure = 3,
+}

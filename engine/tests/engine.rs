@@ -1,0 +1,474 @@
+//! Engine tests: build-time checks, ordering, parallel branches, feedback,
+//! callables, failures. Uses small test-only node kinds defined below so the
+//! engine is tested without `wgraph-nodes`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wgraph_engine::build::{build_graph, BuildOptions};
+use wgraph_engine::graph::Graph;
+use wgraph_engine::node::*;
+use wgraph_engine::params::{Default, ParamSpec, ParamType};
+use wgraph_engine::registry::Registry;
+use wgraph_engine::schedule::{RunConfig, RunEvent, Runner};
+use wgraph_engine::tensor::{DType, Tensor};
+use wgraph_engine::types::ValueType;
+use wgraph_engine::value::Value;
+use wgraph_grammar::source::SourceMap;
+use wgraph_grammar::{load_graph, MemLoader};
+
+// ---- test kinds ----------------------------------------------------------
+
+fn scalar() -> ValueType {
+    ValueType::tensor(DType::F32, &[1])
+}
+
+fn read(v: &Option<Value>) -> Result<f32, NodeError> {
+    let t = v.as_ref().and_then(Value::as_tensor).ok_or_else(|| NodeError::new("missing input"))?;
+    Ok(t.host_f32()?[0])
+}
+
+fn out(x: f32) -> Vec<Value> {
+    vec![Value::Tensor(Tensor::from_f32(&[1], vec![x]).expect("one element"))]
+}
+
+fn check_scalars(inputs: &[Option<ValueType>]) -> Result<(), TypeError> {
+    for (i, t) in inputs.iter().enumerate() {
+        if let Some(t) = t
+            && *t != scalar()
+        {
+            return Err(TypeError::input(i, format!("expected {}, found {t}", scalar())));
+        }
+    }
+    Ok(())
+}
+
+/// A function-style test node: fixed ports, eval from a closure.
+struct Fn {
+    inputs: Vec<PortSpec>,
+    outputs: usize,
+    out_type: ValueType,
+    #[allow(clippy::type_complexity)]
+    f: Arc<dyn std::ops::Fn(&[Option<Value>], &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> + Send + Sync>,
+    calls: Vec<CallSpec>,
+}
+
+impl Node for Fn {
+    fn inputs(&self) -> Vec<PortSpec> {
+        self.inputs.clone()
+    }
+    fn outputs(&self) -> Vec<PortSpec> {
+        (0..self.outputs).map(|_| PortSpec::output("out")).collect()
+    }
+    fn calls(&self) -> Vec<CallSpec> {
+        self.calls.clone()
+    }
+    fn infer(&self, inputs: &[Option<ValueType>], calls: &mut dyn InferCalls) -> Result<Vec<ValueType>, TypeError> {
+        check_scalars(inputs)?;
+        for i in 0..self.calls.len() {
+            calls.infer_call(i, &[scalar()])?;
+        }
+        Ok(vec![self.out_type.clone(); self.outputs])
+    }
+    fn eval(&self, _s: &mut State, inputs: &[Option<Value>], cx: &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> {
+        (self.f)(inputs, cx)
+    }
+}
+
+type EvalFn = Arc<dyn std::ops::Fn(&[Option<Value>], &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> + Send + Sync>;
+
+struct Kind {
+    name: &'static str,
+    params: &'static [ParamSpec],
+    make: fn(&BuildContext<'_>) -> Result<Fn, BuildError>,
+}
+
+impl NodeKind for Kind {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn summary(&self) -> &'static str {
+        "test kind"
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        self.params
+    }
+    fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
+        Ok(Box::new((self.make)(cx)?))
+    }
+}
+
+fn simple(inputs: &[&str], f: EvalFn) -> Fn {
+    Fn {
+        inputs: inputs.iter().map(|n| PortSpec::wired(*n)).collect(),
+        outputs: 1,
+        out_type: scalar(),
+        f,
+        calls: Vec::new(),
+    }
+}
+
+const BY: &[ParamSpec] = &[ParamSpec::optional("by", ParamType::Float, Default::Float(1.0), "increment")];
+const AT: &[ParamSpec] = &[ParamSpec::required("at", ParamType::Int, "tick")];
+const F: &[ParamSpec] = &[ParamSpec::required("f", ParamType::NodeRef, "callee")];
+
+static SINK: Mutex<Vec<(String, u64, f32)>> = Mutex::new(Vec::new());
+static RENDEZVOUS: AtomicUsize = AtomicUsize::new(0);
+
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    let kinds = [
+        // `tick`: emits the tick index.
+        Kind { name: "tick", params: &[], make: |_| Ok(simple(&[], Arc::new(|_, cx| Ok(out(cx.tick as f32))))) },
+        // `inc`: x + by.
+        Kind {
+            name: "inc",
+            params: BY,
+            make: |cx| {
+                let by = cx.params.float("by")? as f32;
+                Ok(simple(&["x"], Arc::new(move |i, _| Ok(out(read(&i[0])? + by)))))
+            },
+        },
+        Kind { name: "sum", params: &[], make: |_| Ok(simple(&["a", "b"], Arc::new(|i, _| Ok(out(read(&i[0])? + read(&i[1])?))))) },
+        // `record`: remembers (node name, tick, value).
+        Kind {
+            name: "record",
+            params: &[],
+            make: |cx| {
+                let name = cx.name.to_string();
+                let mut n = simple(&["x"], Arc::new(move |i, cx| {
+                    let v = read(&i[0])?;
+                    SINK.lock().unwrap().push((name.clone(), cx.tick, v));
+                    Ok(vec![])
+                }));
+                n.outputs = 0;
+                Ok(n)
+            },
+        },
+        // `meet`: waits (up to 5 s) until two `meet` nodes are inside eval at once.
+        Kind {
+            name: "meet",
+            params: &[],
+            make: |_| {
+                Ok(simple(&["x"], Arc::new(|i, _| {
+                    RENDEZVOUS.fetch_add(1, Ordering::SeqCst);
+                    let start = Instant::now();
+                    while RENDEZVOUS.load(Ordering::SeqCst) < 2 && start.elapsed() < Duration::from_secs(5) {
+                        std::thread::yield_now();
+                    }
+                    let met = RENDEZVOUS.load(Ordering::SeqCst) >= 2;
+                    Ok(out(if met { read(&i[0])? } else { -1.0 }))
+                })))
+            },
+        },
+        // `fail_at`: fails on tick `at`.
+        Kind {
+            name: "fail_at",
+            params: AT,
+            make: |cx| {
+                let at = cx.params.int("at")? as u64;
+                Ok(simple(&["x"], Arc::new(move |i, cx| {
+                    if cx.tick == at {
+                        return Err(NodeError::new("boom"));
+                    }
+                    Ok(out(read(&i[0])?))
+                })))
+            },
+        },
+        // `stop_at`: asks to stop on tick `at`.
+        Kind {
+            name: "stop_at",
+            params: AT,
+            make: |cx| {
+                let at = cx.params.int("at")? as u64;
+                Ok(simple(&[], Arc::new(move |_, cx| {
+                    if cx.tick == at {
+                        cx.request_stop();
+                    }
+                    Ok(out(cx.tick as f32))
+                })))
+            },
+        },
+        // `double_call`: calls `f` twice: f(f(x)).
+        Kind {
+            name: "double_call",
+            params: F,
+            make: |_| {
+                let mut n = simple(&["x"], Arc::new(|i, cx| {
+                    let x = i[0].clone().ok_or_else(|| NodeError::new("missing"))?;
+                    let y = cx.call(0, vec![x])?.remove(0);
+                    cx.call(0, vec![y])
+                }));
+                n.calls = vec![CallSpec { param: "f".into(), args: vec!["x".into()] }];
+                Ok(n)
+            },
+        },
+        // `add_k`: callable x + k (k wired).
+        Kind {
+            name: "add_k",
+            params: &[],
+            make: |_| {
+                let mut n = simple(&["k"], Arc::new(|i, _| Ok(out(read(&i[0])? + read(&i[1])?))));
+                n.inputs.insert(0, PortSpec::call("x"));
+                Ok(n)
+            },
+        },
+        // `text`: emits text (for type mismatches).
+        Kind {
+            name: "text",
+            params: &[],
+            make: |_| {
+                let mut n = simple(&[], Arc::new(|_, _| Ok(vec![Value::Text("hi".into())])));
+                n.out_type = ValueType::Text;
+                Ok(n)
+            },
+        },
+    ];
+    for k in kinds {
+        r.register(k).unwrap();
+    }
+    r
+}
+
+// ---- helpers --------------------------------------------------------------
+
+fn build(text: &str) -> Result<Graph, Vec<String>> {
+    let mut sources = SourceMap::new();
+    let loader = MemLoader::new().with("t.world", text);
+    let registry = registry();
+    let parsed = load_graph(Path::new("t.world"), &mut sources, &loader)
+        .map_err(|d| d.iter().map(|x| x.short(&sources)).collect::<Vec<_>>())?;
+    let options = BuildOptions { registry: &registry, output: OutputConfig::default(), overrides: vec![], seed: None };
+    build_graph(&parsed, &sources, &options).map_err(|d| d.iter().map(|x| x.short(&sources)).collect())
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match build(text) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e,
+    }
+}
+
+fn run(graph: &Graph, config: RunConfig) -> Vec<(String, u64, f32)> {
+    let names: Vec<String> = graph.nodes.iter().map(|n| n.name.clone()).collect();
+    let mut runner = Runner::new(graph).unwrap();
+    runner.run(&config, &mut |_| {}).unwrap();
+    let mut sink = SINK.lock().unwrap();
+    let mut mine: Vec<_> = sink.iter().filter(|(n, _, _)| names.contains(n)).cloned().collect();
+    sink.retain(|(n, _, _)| !names.contains(n));
+    mine.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    mine
+}
+
+fn modes(ticks: u64) -> [RunConfig; 3] {
+    [
+        RunConfig { ticks, workers: 0, pipeline_depth: 1 },
+        RunConfig { ticks, workers: 2, pipeline_depth: 1 },
+        RunConfig { ticks, workers: 3, pipeline_depth: 3 },
+    ]
+}
+
+// ---- running ---------------------------------------------------------------
+
+mod running {
+    use super::*;
+
+    #[test]
+    fn chain_runs_in_topological_order_even_when_declared_backwards() {
+        let g = build(
+            "o1_a.out -> o1_s.x\no1_b.out -> o1_a.x\no1_t.out -> o1_b.x\n\
+             node o1_s: record\nnode o1_a: inc { by = 10 }\nnode o1_b: inc\nnode o1_t: tick\n",
+        )
+        .unwrap();
+        for config in modes(4) {
+            let got = run(&g, config);
+            let values: Vec<f32> = got.iter().map(|r| r.2).collect();
+            assert_eq!(values, vec![11.0, 12.0, 13.0, 14.0]);
+        }
+    }
+
+    #[test]
+    fn independent_branches_run_at_the_same_time() {
+        let g = build(
+            "node p_t: tick\nnode p_a: meet\nnode p_b: meet\nnode p_s: sum\nnode p_r: record\n\
+             p_t -> p_a\np_t -> p_b\np_a -> p_s.a\np_b -> p_s.b\np_s -> p_r\n",
+        )
+        .unwrap();
+        RENDEZVOUS.store(0, Ordering::SeqCst);
+        let got = run(&g, RunConfig { ticks: 1, workers: 2, pipeline_depth: 1 });
+        // -1 from either branch would mean it waited 5 s alone.
+        assert_eq!(got, vec![("p_r".to_string(), 0, 0.0)]);
+    }
+
+    #[test]
+    fn feedback_carries_previous_tick_and_init_on_tick_zero() {
+        // acc(t) = acc(t-1) + 1, acc(-1) = 0.5
+        let g = build(
+            "node f_acc: inc\nnode f_r: record\nfeedback f_acc.out -> f_acc.x init fill(0.5, 1)\nf_acc -> f_r\n",
+        )
+        .unwrap();
+        for config in modes(5) {
+            let values: Vec<f32> = run(&g, config).iter().map(|r| r.2).collect();
+            assert_eq!(values, vec![1.5, 2.5, 3.5, 4.5, 5.5]);
+        }
+    }
+
+    #[test]
+    fn feedback_closes_a_loop_through_two_nodes() {
+        // x(t) = y(t-1) + 1; y(t) = x(t) + t
+        let g = build(
+            "node l_t: tick\nnode l_x: inc\nnode l_y: sum\nnode l_r: record\n\
+             feedback l_y.out -> l_x.x init zeros(1)\nl_x -> l_y.a\nl_t -> l_y.b\nl_y -> l_r\n",
+        )
+        .unwrap();
+        let expected = vec![1.0, 3.0, 6.0, 10.0, 15.0, 21.0];
+        for config in modes(6) {
+            let values: Vec<f32> = run(&g, config).iter().map(|r| r.2).collect();
+            assert_eq!(values, expected);
+        }
+    }
+
+    #[test]
+    fn callable_runs_with_its_wired_inputs() {
+        // k = tick + 1; out = (x + k) + k
+        let g = build(
+            "node c_t: tick\nnode c_k: inc\nnode c_f: add_k\nnode c_d: double_call { f = @c_f }\nnode c_r: record\n\
+             c_t -> c_k\nc_k -> c_f.k\nc_t -> c_d.x\nc_d -> c_r\n",
+        )
+        .unwrap();
+        for config in modes(3) {
+            let values: Vec<f32> = run(&g, config).iter().map(|r| r.2).collect();
+            assert_eq!(values, vec![2.0, 5.0, 8.0]);
+        }
+        let mut runner = Runner::new(&g).unwrap();
+        let report = runner.run(&RunConfig { ticks: 3, workers: 0, pipeline_depth: 1 }, &mut |_| {}).unwrap();
+        SINK.lock().unwrap().retain(|r| r.0 != "c_r");
+        let callee = g.find("c_f").unwrap();
+        assert_eq!(report.metrics.node_times[callee.0].len(), 6, "two calls per tick are timed");
+    }
+
+    #[test]
+    fn failure_reports_node_and_tick_and_keeps_completed_ticks() {
+        let g = build("node e_t: tick\nnode e_f: fail_at { at = 2 }\nnode e_r: record\ne_t -> e_f\ne_f -> e_r\n").unwrap();
+        for config in modes(5) {
+            let mut runner = Runner::new(&g).unwrap();
+            let mut done = Vec::new();
+            let err = runner
+                .run(&config, &mut |e| {
+                    if let RunEvent::TickDone { tick, .. } = e {
+                        done.push(*tick)
+                    }
+                })
+                .unwrap_err();
+            assert_eq!((err.node.as_str(), err.tick, err.message.as_str()), ("e_f", 2, "boom"));
+            assert_eq!(err.report.ticks, 2);
+            assert_eq!(done, vec![0, 1]);
+            let mut sink = SINK.lock().unwrap();
+            let mine: Vec<u64> = sink.iter().filter(|r| r.0 == "e_r").map(|r| r.1).collect();
+            sink.retain(|r| r.0 != "e_r");
+            assert_eq!(mine, vec![0, 1], "ticks before the failure were delivered");
+        }
+    }
+
+    #[test]
+    fn a_source_can_stop_the_run() {
+        let g = build("node s_s: stop_at { at = 2 }\nnode s_r: record\ns_s -> s_r\n").unwrap();
+        for config in modes(10) {
+            let mut runner = Runner::new(&g).unwrap();
+            let report = runner.run(&config, &mut |_| {}).unwrap();
+            assert_eq!(report.ticks, 3);
+            assert_eq!(report.stopped_by.as_deref(), Some("s_s"));
+            let mut sink = SINK.lock().unwrap();
+            let mine: Vec<u64> = sink.iter().filter(|r| r.0 == "s_r").map(|r| r.1).collect();
+            sink.retain(|r| r.0 != "s_r");
+            assert_eq!(mine, vec![0, 1, 2]);
+        }
+    }
+}
+
+// ---- build-time errors -----------------------------------------------------
+
+mod build_errors {
+    use super::*;
+
+    fn has(errors: &[String], expected: &str) {
+        assert!(errors.iter().any(|e| e == expected), "missing `{expected}` in {errors:#?}");
+    }
+
+    #[test]
+    fn unknown_kind_suggests_the_closest() {
+        let e = errors("node a: tik\n");
+        has(&e, "t.world:1:9: unknown node kind `tik`");
+    }
+
+    #[test]
+    fn cycle_without_feedback_is_rejected() {
+        let e = errors("node a: inc\nnode b: inc\na -> b\nb -> a\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("t.world:3:1: cycle without a feedback edge: "), "{e:?}");
+        assert!(e[0].contains("a → b → a") || e[0].contains("b → a → b"), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_port_and_node_are_located() {
+        let e = errors("node a: tick\nnode b: inc\na.output -> b.x\na -> c.x\n");
+        has(&e, "t.world:3:3: node `a` (tick) has no output `output`");
+        has(&e, "t.world:4:6: no node named `c`");
+    }
+
+    #[test]
+    fn unconnected_and_doubly_connected_inputs() {
+        let e = errors("node a: tick\nnode b: tick\nnode s: sum\na -> s.a\nb -> s.a\n");
+        has(&e, "t.world:3:1: input `s.b` is not connected");
+        has(&e, "t.world:5:6: input `s.a` is already connected");
+    }
+
+    #[test]
+    fn type_mismatch_names_node_port_and_both_types() {
+        let e = errors("node a: text\nnode b: inc\na -> b.x\n");
+        has(&e, "t.world:3:1: type mismatch at input `b.x`: expected f32[1], found text");
+    }
+
+    #[test]
+    fn parameters_are_checked_statically() {
+        let e = errors("node a: inc { by = \"x\", bz = 1 }\nnode f: fail_at\n");
+        has(&e, "t.world:1:20: parameter `by` of node `a` (inc) expects a number, found a string");
+        has(&e, "t.world:1:25: unknown parameter `bz` for node `a` (inc)");
+        has(&e, "t.world:2:1: missing parameter `at` for node `f` (fail_at)");
+    }
+
+    #[test]
+    fn callables_are_checked() {
+        let e = errors("node t: tick\nnode f: add_k\nnode d: double_call { f = @g }\nt -> d.x\nt -> f.k\n");
+        has(&e, "t.world:3:27: `f` of node `d` (double_call) refers to no node `g`");
+        has(&e, "t.world:2:1: node `f` (add_k) takes (x) from a caller, but no node calls it");
+        let e = errors("node t: tick\nnode f: add_k\nnode d: double_call { f = @f }\nnode r: record\nt -> d.x\nt -> f.k\nf -> r\n");
+        has(&e, "t.world:7:1: `f` is called by `d`; its outputs go to its caller and cannot be wired");
+        let e = errors("node t: tick\nnode f: inc\nnode d: double_call { f = @f }\nt -> d.x\nt -> f.x\n");
+        has(&e, "t.world:3:27: `d` (double_call) calls `f` with (x), but `f` (inc) takes () from its caller");
+    }
+
+    #[test]
+    fn feedback_init_must_match_the_edge_type() {
+        let e = errors("node a: inc\nfeedback a.out -> a.x init zeros(2x2)\n");
+        has(&e, "t.world:2:1: type mismatch at input `a.x`: expected f32[1], found f32[2, 2]");
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let e = errors("world { fps = 0, resolution = 64, frobs = 1 }\n");
+        has(&e, "t.world:1:15: fps must be a positive number");
+        has(&e, "t.world:1:31: parameter `resolution` of `world` expects a shape like 1x3x64x64 or [1, 3, H, W], found an integer");
+        has(&e, "t.world:1:35: unknown parameter `frobs` for `world`");
+        let e = errors("world { resolution = 0x64 }\nworld { seed = 1 }\nworld { seed = 2 }\n");
+        has(&e, "t.world:1:22: resolution must be a size HxW with both sides positive, like 64x64");
+        has(&e, "t.world:3:9: setting `seed` is set twice");
+    }
+
+    #[test]
+    fn every_error_of_a_file_is_reported_at_once() {
+        let e = errors("node a: tik\nnode b: inc { by = true }\nnode c: sum\nx -> c.a\n");
+        assert!(e.len() >= 4, "{e:#?}");
+    }
+}

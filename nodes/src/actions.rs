@@ -1,0 +1,119 @@
+//! `actions`: the keys a player holds, scripted by an action file.
+
+use crate::action_file::parse_action_file;
+use crate::common::*;
+
+/// The `actions` kind.
+pub struct ActionsFile;
+
+const ON_END: &[&str] = &["idle", "loop", "stop"];
+
+impl NodeKind for ActionsFile {
+    fn name(&self) -> &'static str {
+        "actions"
+    }
+    fn summary(&self) -> &'static str {
+        "scripted player input: one line of keys per tick from an action file"
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        &[
+            ParamSpec::required(
+                "path",
+                ParamType::Path,
+                "action file: one line per tick, keys like `W+Left`, `-` for none, `#` comments",
+            ),
+            ParamSpec::optional(
+                "on_end",
+                ParamType::Choice(ON_END),
+                ParamDefault::Choice("idle"),
+                "past the last line: no keys, loop, or stop the run",
+            ),
+        ]
+    }
+    fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
+        let path = cx.params.path("path")?;
+        let bytes = read_source("path", &path)?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| BuildError::param("path", format!("`{}` is not UTF-8 text", path.display())))?;
+        let script = parse_action_file(text).map_err(|(line, msg)| {
+            BuildError::param("path", format!("line {line} of `{}`: {msg}", path.display()))
+        })?;
+        Ok(Box::new(ActionsNode {
+            script,
+            on_end: cx.params.choice("on_end")?,
+        }))
+    }
+}
+
+struct ActionsNode {
+    script: Vec<Actions>,
+    on_end: String,
+}
+
+impl Node for ActionsNode {
+    fn inputs(&self) -> Vec<PortSpec> {
+        vec![]
+    }
+    fn outputs(&self) -> Vec<PortSpec> {
+        vec![PortSpec::output("actions")]
+    }
+    fn infer(&self, _: &[Option<ValueType>], _: &mut dyn InferCalls) -> Result<Vec<ValueType>, TypeError> {
+        Ok(vec![ValueType::Actions])
+    }
+    fn eval(&self, _: &mut State, _: &[Option<Value>], cx: &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> {
+        let n = self.script.len();
+        let t = usize::try_from(cx.tick).unwrap_or(usize::MAX);
+        if self.on_end == "stop" && t + 1 >= n {
+            cx.request_stop();
+        }
+        let a = match self.on_end.as_str() {
+            "loop" if n > 0 => self.script[t % n],
+            _ => self.script.get(t).copied().unwrap_or_default(),
+        };
+        Ok(vec![Value::Actions(a)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::testing::*;
+    use wgraph_engine::params::ParamValue as P;
+
+    #[test]
+    fn plays_the_script_then_idles_loops_or_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, "# script\nW\nd+space\n").unwrap();
+        let (w, d) = (Actions::none().with(Key::W), Actions::none().with(Key::D).with(Key::Space));
+        let idle = Actions::none();
+        for (on_end, want, stop_at) in [
+            ("idle", [w, d, idle, idle], 9),
+            ("loop", [w, d, w, d], 9),
+            ("stop", [w, d, idle, idle], 1),
+        ] {
+            let params = vec![("path", P::Path(path.clone())), ("on_end", P::Choice(on_end.into()))];
+            let node = build(&ActionsFile, params, dir.path()).unwrap();
+            let out = run(&*node, 4, |_| vec![]).unwrap();
+            for (i, (o, stop)) in out.iter().enumerate() {
+                assert_eq!(o[0], Value::Actions(want[i]), "{on_end} tick {i}");
+                assert_eq!(*stop, i >= stop_at, "{on_end} tick {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_line_is_reported_with_its_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, "W\nA\nQ\n").unwrap();
+        let e = build(&ActionsFile, vec![("path", P::Path(path.clone()))], dir.path()).unwrap_err();
+        assert_eq!(
+            e.message,
+            format!(
+                "line 3 of `{}`: unknown key `Q` (keys: W A S D Left Right Up Down Space)",
+                path.display()
+            )
+        );
+    }
+}

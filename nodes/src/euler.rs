@@ -1,0 +1,202 @@
+//! `euler`: a rectified-flow Euler sampler that calls a denoiser.
+//!
+//! Starting from `x = noise` at σ = 1 it takes `steps` steps
+//! `x ← x + (σ_{i+1} − σ_i)·v`, where `v` is the denoiser's velocity at
+//! `(x, t = 1000·σ_i)`, ending at σ = 0. The σ schedule is Yume's shifted
+//! linear one ([`flow_schedule`]).
+
+use crate::common::*;
+
+/// The `euler` kind.
+pub struct Euler;
+
+impl NodeKind for Euler {
+    fn name(&self) -> &'static str {
+        "euler"
+    }
+    fn summary(&self) -> &'static str {
+        "rectified-flow Euler sampler: denoises `noise` in `steps` calls of a denoiser(x, t)"
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        &[
+            ParamSpec::optional("steps", ParamType::Int, ParamDefault::Int(4), "number of denoiser calls (>= 1)"),
+            ParamSpec::optional("shift", ParamType::Float, ParamDefault::Float(1.0), "schedule shift s > 0; larger spends more steps at high noise"),
+            ParamSpec::required("denoiser", ParamType::NodeRef, "the node giving the velocity v(x, t), with call inputs x and t"),
+        ]
+    }
+    fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
+        let steps = cx.params.int("steps")?;
+        let steps = usize::try_from(steps)
+            .ok()
+            .filter(|s| (1..=10_000).contains(s))
+            .ok_or_else(|| BuildError::param("steps", format!("`steps` must be between 1 and 10000, found {steps}")))?;
+        let shift = finite_param(cx, "shift")?;
+        if shift <= 0.0 {
+            return Err(BuildError::param("shift", format!("`shift` must be positive, found {shift}")));
+        }
+        Ok(Box::new(EulerNode {
+            sigmas: flow_schedule(steps, shift),
+            denoiser: cx.params.node_ref("denoiser")?,
+        }))
+    }
+}
+
+/// The σ schedule of `steps` steps: `linspace(1, 0, steps + 1)[..steps]`,
+/// shifted by `σ ← s·σ / (1 + (s − 1)·σ)`, then a final 0 (`steps + 1` values).
+pub fn flow_schedule(steps: usize, shift: f64) -> Vec<f64> {
+    (0..steps)
+        .map(|i| 1.0 - i as f64 / steps as f64)
+        .map(|s| shift * s / (1.0 + (shift - 1.0) * s))
+        .chain([0.0])
+        .collect()
+}
+
+struct EulerNode {
+    sigmas: Vec<f64>,
+    denoiser: String,
+}
+
+impl Node for EulerNode {
+    fn inputs(&self) -> Vec<PortSpec> {
+        vec![PortSpec::wired("noise")]
+    }
+    fn outputs(&self) -> Vec<PortSpec> {
+        vec![PortSpec::output("latent")]
+    }
+    fn calls(&self) -> Vec<CallSpec> {
+        vec![CallSpec { param: "denoiser".into(), args: vec!["x".into(), "t".into()] }]
+    }
+    fn infer(&self, inputs: &[Option<ValueType>], calls: &mut dyn InferCalls) -> Result<Vec<ValueType>, TypeError> {
+        let x = ValueType::Tensor(f32_in(inputs, 0)?.clone());
+        let outs = calls
+            .infer_call(0, &[x.clone(), ValueType::tensor(DType::F32, &[1])])
+            .map_err(|e| TypeError::node(format!("denoiser `@{}`: {}", self.denoiser, e.message)))?;
+        match outs.first() {
+            Some(v) if v.as_tensor().zip(x.as_tensor()).is_some_and(|(v, x)| unify_types(x, v).is_some()) => Ok(vec![x]),
+            Some(v) => Err(TypeError::node(format!(
+                "the denoiser `@{}` returns {v} as its first output, but the sampler needs {x} (the type of `noise`)",
+                self.denoiser
+            ))),
+            None => Err(TypeError::node(format!(
+                "the denoiser `@{}` has no outputs; the sampler needs {x} (the type of `noise`)",
+                self.denoiser
+            ))),
+        }
+    }
+    fn eval(&self, _: &mut State, inputs: &[Option<Value>], cx: &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> {
+        let noise = tensor_arg(inputs, 0)?;
+        let mut x = noise.host_f32()?.to_vec();
+        for pair in self.sigmas.windows(2) {
+            let t = Tensor::from_f32(&[1], vec![(1000.0 * pair[0]) as f32])?;
+            let xt = Tensor::from_f32(noise.shape(), x.clone())?;
+            let out = cx.call(0, vec![xt.into(), t.into()])?;
+            let v = match out.first() {
+                Some(Value::Tensor(v)) if v.shape() == noise.shape() => v.host_f32()?,
+                other => {
+                    let found = other.map_or("nothing".into(), |v| v.value_type().to_string());
+                    return Err(NodeError::new(format!(
+                        "the denoiser `@{}` returned {found}, expected {}",
+                        self.denoiser,
+                        noise.tensor_type()
+                    )));
+                }
+            };
+            let dt = (pair[1] - pair[0]) as f32;
+            x.iter_mut().zip(v).for_each(|(x, &v)| *x += dt * v);
+        }
+        f32_out(noise.shape(), x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::testing::*;
+    use crate::target_flow::TargetFlow;
+    use wgraph_engine::node::{Callees, NoCallees};
+    use wgraph_engine::params::ParamValue as P;
+    use wgraph_engine::settings::Settings;
+
+    /// Runs a `target_flow` node as callable #0, with `target` wired in.
+    struct Flow {
+        node: Box<dyn Node>,
+        target: Value,
+        calls: usize,
+    }
+
+    impl Callees for Flow {
+        fn call(&mut self, index: usize, args: Vec<Value>) -> Result<Vec<Value>, NodeError> {
+            assert_eq!(index, 0);
+            self.calls += 1;
+            let settings = Settings::default();
+            let mut cx = TickContext::new(0, &settings, &mut NoCallees);
+            let ins: Vec<_> = args.into_iter().chain([self.target.clone()]).map(Some).collect();
+            self.node.eval(&mut self.node.init_state()?, &ins, &mut cx)
+        }
+    }
+
+    impl InferCalls for Flow {
+        fn infer_call(&mut self, _: usize, args: &[ValueType]) -> Result<Vec<ValueType>, TypeError> {
+            let ins: Vec<_> = args.iter().cloned().chain([self.target.value_type()]).map(Some).collect();
+            self.node.infer(&ins, &mut wgraph_engine::node::NoInferCalls)
+        }
+    }
+
+    fn flow(target: Value) -> Flow {
+        let dir = tempfile::tempdir().unwrap();
+        Flow { node: build(&TargetFlow, vec![], dir.path()).unwrap(), target, calls: 0 }
+    }
+
+    #[test]
+    fn schedule_matches_yume() {
+        let s = flow_schedule(4, 7.0);
+        let want = [1.0, 0.954545, 0.875, 0.7, 0.0];
+        assert!(s.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{s:?}");
+        assert_eq!(flow_schedule(2, 1.0), [1.0, 0.5, 0.0]);
+    }
+
+    #[test]
+    fn recovers_the_target_for_any_steps_and_shift() {
+        let dir = tempfile::tempdir().unwrap();
+        let target: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
+        let noise: Vec<f32> = (0..24).map(|i| (i as f32 * 1.3).cos() * 2.0).collect();
+        for steps in 1..=8 {
+            for shift in [1.0, 3.0, 7.0] {
+                let params = vec![("steps", P::Int(steps)), ("shift", P::Float(shift)), ("denoiser", P::NodeRef("d".into()))];
+                let node = build(&Euler, params, dir.path()).unwrap();
+                let mut f = flow(t32(&[1, 2, 3, 4], target.clone()));
+                let mut inf = flow(t32(&[1, 2, 3, 4], target.clone()));
+                let out = run_with(&*node, 1, |_| vec![t32(&[1, 2, 3, 4], noise.clone())], &mut f, &mut inf).unwrap();
+                assert_eq!(f.calls, steps as usize);
+                let got = f32s(&out[0].0, 0);
+                let err = got.iter().zip(&target).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                assert!(err < 1e-4, "steps {steps} shift {shift}: error {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn infer_checks_the_denoiser_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = vec![("denoiser", P::NodeRef("d".into()))];
+        let node = build(&Euler, params, dir.path()).unwrap();
+        let noise = [Some(ValueType::tensor(DType::F32, &[1, 4]))];
+        assert_eq!(node.infer(&noise, &mut flow(t32(&[1, 4], vec![0.0; 4]))).unwrap(), [noise[0].clone().unwrap()]);
+        let e = node.infer(&noise, &mut flow(t32(&[1, 5], vec![0.0; 5]))).unwrap_err();
+        assert_eq!(e.message, "denoiser `@d`: expected f32[1, 4] (the type of `x`), found f32[1, 5]");
+
+        struct Wrong;
+        impl InferCalls for Wrong {
+            fn infer_call(&mut self, _: usize, _: &[ValueType]) -> Result<Vec<ValueType>, TypeError> {
+                Ok(vec![ValueType::tensor(DType::I64, &[2])])
+            }
+        }
+        let e = node.infer(&noise, &mut Wrong).unwrap_err();
+        assert_eq!(e.input, None);
+        assert_eq!(e.message, "the denoiser `@d` returns i64[2] as its first output, but the sampler needs f32[1, 4] (the type of `noise`)");
+        let bad = vec![("steps", P::Int(0)), ("denoiser", P::NodeRef("d".into()))];
+        assert_eq!(build(&Euler, bad, dir.path()).unwrap_err().param.as_deref(), Some("steps"));
+        let bad = vec![("shift", P::Float(0.0)), ("denoiser", P::NodeRef("d".into()))];
+        assert_eq!(build(&Euler, bad, dir.path()).unwrap_err().param.as_deref(), Some("shift"));
+    }
+}

@@ -1,0 +1,204 @@
+//! The subcommands.
+
+use crate::load::{load, LoadConfig, Loaded};
+use crate::{GraphFormat, Outcome, RunArgs};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use wgraph_engine::describe;
+use wgraph_engine::node::{DisplayTarget, OutputConfig};
+use wgraph_engine::params::{ParamSpec, ParamType};
+use wgraph_engine::schedule::{RunConfig, RunEvent, Runner};
+
+fn usage(message: &str) -> Outcome {
+    eprintln!("error: {message}");
+    Outcome::Usage
+}
+
+/// `wgraph check FILE...`
+pub fn check(files: &[PathBuf]) -> Outcome {
+    let mut outcome = Outcome::Ok;
+    for file in files {
+        let config = LoadConfig {
+            set: &[],
+            seed: None,
+            actions: None,
+            output: OutputConfig::default(),
+        };
+        match load(file, &config) {
+            Loaded::Graph(graph, _) => println!(
+                "{}: ok ({} nodes, {} edges)",
+                file.display(),
+                graph.nodes.len(),
+                graph.edges.len()
+            ),
+            Loaded::Errors => outcome = Outcome::GraphErrors,
+            Loaded::Usage(u) => return usage(&u.0),
+        }
+    }
+    outcome
+}
+
+/// `wgraph graph FILE --format F`
+pub fn graph(file: &Path, format: GraphFormat, set: &[String]) -> Outcome {
+    let config = LoadConfig {
+        set,
+        seed: None,
+        actions: None,
+        output: OutputConfig::default(),
+    };
+    let graph = match load(file, &config) {
+        Loaded::Graph(g, _) => g,
+        Loaded::Errors => return Outcome::GraphErrors,
+        Loaded::Usage(u) => return usage(&u.0),
+    };
+    let text = match format {
+        GraphFormat::Dot => describe::to_dot(&graph),
+        GraphFormat::Mermaid => describe::to_mermaid(&graph),
+        GraphFormat::Json => match serde_json::to_string_pretty(&describe::to_json(&graph)) {
+            Ok(s) => s + "\n",
+            Err(e) => {
+                eprintln!("error: cannot serialise graph: {e}");
+                return Outcome::RuntimeFailure;
+            }
+        },
+    };
+    print!("{text}");
+    Outcome::Ok
+}
+
+/// `wgraph run FILE ...`
+pub fn run(args: &RunArgs) -> Outcome {
+    let output = OutputConfig::for_path(&args.out);
+    let config = LoadConfig {
+        set: &args.set,
+        seed: args.seed,
+        actions: args.actions.as_deref(),
+        output: output.clone(),
+    };
+    let graph = match load(&args.file, &config) {
+        Loaded::Graph(g, _) => g,
+        Loaded::Errors => return Outcome::GraphErrors,
+        Loaded::Usage(u) => return usage(&u.0),
+    };
+    if args.pipeline == 0 {
+        return usage("--pipeline must be at least 1");
+    }
+    let per_tick = graph.settings.frames_per_tick as u64;
+    let ticks = args.frames.div_ceil(per_tick);
+    let run_config = RunConfig {
+        ticks,
+        workers: args.workers.unwrap_or_else(|| RunConfig::default().workers),
+        pipeline_depth: args.pipeline,
+    };
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(ticks);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} tick {pos}/{len} [{bar:30}] {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar
+    };
+    let mut runner = match Runner::new(&graph) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::RuntimeFailure;
+        }
+    };
+    let result = runner.run(&run_config, &mut |event| match event {
+        RunEvent::TickDone { .. } => bar.inc(1),
+        _ => {}
+    });
+    bar.finish_and_clear();
+    let (report, outcome) = match result {
+        Ok(report) => (report, Outcome::Ok),
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!(
+                "{} of {ticks} ticks completed before the failure; their outputs are kept in {}",
+                e.report.ticks,
+                output.dir.display()
+            );
+            (*e.report, Outcome::RuntimeFailure)
+        }
+    };
+    let summary = report.metrics.report(&graph);
+    if let Some(path) = &args.metrics {
+        let json = serde_json::json!({
+            "graph": args.file.display().to_string(),
+            "workers": run_config.workers,
+            "pipeline_depth": run_config.pipeline_depth,
+            "ms_per_tick": if summary.ticks > 0 { summary.wall_ms / summary.ticks as f64 } else { 0.0 },
+            "metrics": summary,
+        });
+        let written = serde_json::to_string_pretty(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|s| std::fs::write(path, s + "\n").map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("error: cannot write metrics to {}: {e}", path.display());
+            return Outcome::RuntimeFailure;
+        }
+    }
+    if !args.quiet && outcome == Outcome::Ok {
+        let target = match &output.display {
+            DisplayTarget::PngDir(d) => d.display().to_string(),
+            DisplayTarget::Gif(g) => g.display().to_string(),
+        };
+        let stopped = report
+            .stopped_by
+            .as_ref()
+            .map(|n| format!(" (stopped early by `{n}`)"))
+            .unwrap_or_default();
+        eprintln!(
+            "{} ticks in {:.1} ms, {:.2} ms per tick ({:.1} ticks/s){stopped}; outputs in {target}",
+            summary.ticks,
+            summary.wall_ms,
+            if summary.ticks > 0 { summary.wall_ms / summary.ticks as f64 } else { 0.0 },
+            summary.ticks_per_second
+        );
+    }
+    if args.timings {
+        print!("{}", summary.table());
+    }
+    outcome
+}
+
+/// `wgraph kinds [KIND]`
+pub fn kinds(kind: Option<&str>) -> Outcome {
+    let registry = wgraph_nodes::registry();
+    match kind {
+        None => {
+            for k in registry.kinds() {
+                println!("{:<14} {}", k.name(), k.summary());
+            }
+            Outcome::Ok
+        }
+        Some(name) => {
+            let Some(k) = registry.get(name) else {
+                let hint = wgraph_grammar::diagnostic::did_you_mean(name, registry.names())
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default();
+                return usage(&format!("unknown node kind `{name}`{hint}"));
+            };
+            println!("{}: {}", k.name(), k.summary());
+            for p in k.params() {
+                println!("  {:<12} {:<40} {}", p.name, describe_param(p), p.doc);
+            }
+            Outcome::Ok
+        }
+    }
+}
+
+fn describe_param(p: &ParamSpec) -> String {
+    let ty = match p.ty {
+        ParamType::Choice(c) => c.join("|"),
+        other => other.describe(),
+    };
+    match p.default {
+        None => format!("{ty} (required)"),
+        Some(d) => format!("{ty} = {d:?}"),
+    }
+}

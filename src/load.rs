@@ -1,0 +1,140 @@
+//! Loading a graph file into a checked [`Graph`], rendering any diagnostics.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use wgraph_engine::build::{build_graph, BuildOptions, Override};
+use wgraph_engine::graph::Graph;
+use wgraph_engine::node::OutputConfig;
+use wgraph_grammar::ast::{self, Statement, ValueKind};
+use wgraph_grammar::diagnostic::{render, Diagnostics};
+use wgraph_grammar::source::{SourceMap, Span};
+use wgraph_grammar::{load_graph, parse_value, validate, FsLoader};
+
+/// What to load, besides the file.
+pub struct LoadConfig<'a> {
+    pub set: &'a [String],
+    pub seed: Option<u64>,
+    pub actions: Option<&'a Path>,
+    pub output: OutputConfig,
+}
+
+/// A flag that is not `NODE.PARAM=VALUE`.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+/// The outcome of loading: the graph, or diagnostics (already rendered to stderr).
+pub enum Loaded {
+    Graph(Box<Graph>, SourceMap),
+    Errors,
+    Usage(UsageError),
+}
+
+/// Parses, includes, validates and builds `path`; prints diagnostics (and
+/// warnings) to stderr.
+pub fn load(path: &Path, config: &LoadConfig<'_>) -> Loaded {
+    let mut sources = SourceMap::new();
+    let registry = wgraph_nodes::registry();
+    let result = (|| -> Result<Result<Graph, Diagnostics>, UsageError> {
+        let parsed = match load_graph(path, &mut sources, &FsLoader) {
+            Ok(g) => g,
+            Err(d) => return Ok(Err(d)),
+        };
+        let mut diags = validate(&parsed);
+        let mut overrides = Vec::new();
+        for flag in config.set {
+            match parse_set(flag, &mut sources) {
+                Ok(Ok(o)) => overrides.push(o),
+                Ok(Err(d)) => diags.extend(d),
+                Err(u) => return Err(u),
+            }
+        }
+        if let Some(actions) = config.actions {
+            overrides.extend(actions_overrides(&parsed, actions, &mut sources)?);
+        }
+        if diags.has_errors() {
+            return Ok(Err(diags));
+        }
+        let options = BuildOptions {
+            registry: &registry,
+            output: config.output.clone(),
+            overrides,
+            seed: config.seed,
+        };
+        Ok(build_graph(&parsed, &sources, &options))
+    })();
+    match result {
+        Err(u) => Loaded::Usage(u),
+        Ok(Ok(graph)) => Loaded::Graph(Box::new(graph), sources),
+        Ok(Err(diags)) => {
+            let diags = diags.sorted();
+            eprint!("{}", render(&sources, &diags, std::io::stderr().is_terminal()));
+            let errors = diags.iter().filter(|d| d.is_error()).count();
+            eprintln!("{}: {errors} error{}", path.display(), if errors == 1 { "" } else { "s" });
+            Loaded::Errors
+        }
+    }
+}
+
+/// `NODE.PARAM=VALUE` → an override whose value is parsed as graph syntax
+/// (a bare word that does not parse is taken as a string).
+fn parse_set(flag: &str, sources: &mut SourceMap) -> Result<Result<Override, Diagnostics>, UsageError> {
+    let (target, text) = flag
+        .split_once('=')
+        .ok_or_else(|| UsageError(format!("--set `{flag}`: expected NODE.PARAM=VALUE")))?;
+    let (node, param) = target
+        .split_once('.')
+        .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+        .ok_or_else(|| UsageError(format!("--set `{flag}`: expected NODE.PARAM=VALUE, e.g. sampler.steps=8")))?;
+    let file = sources.add(format!("--set {target}"), None, text.to_string());
+    let value = match parse_value(sources, file) {
+        Ok(v) => v,
+        Err(diags) => {
+            let bare = !text.is_empty() && !text.starts_with(['"', '[', '{', '@', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+            if !bare {
+                return Ok(Err(diags));
+            }
+            ast::Value {
+                kind: ValueKind::Str(text.to_string()),
+                span: Span::new(file, 0, text.len()),
+            }
+        }
+    };
+    Ok(Ok(Override {
+        node: node.to_string(),
+        param: param.to_string(),
+        span: value.span,
+        value,
+    }))
+}
+
+/// `--actions FILE` sets `path` of every `actions` node.
+fn actions_overrides(parsed: &ast::Graph, path: &Path, sources: &mut SourceMap) -> Result<Vec<Override>, UsageError> {
+    let text = path.display().to_string();
+    let nodes: Vec<&ast::NodeDecl> = parsed
+        .statements
+        .iter()
+        .filter_map(|s| match s {
+            Statement::Node(n) if n.kind.name == "actions" => Some(n),
+            _ => None,
+        })
+        .collect();
+    if nodes.is_empty() {
+        return Err(UsageError(format!(
+            "--actions {text}: the graph has no `actions` node to feed (add `node input: actions {{ path = \"...\" }}`)"
+        )));
+    }
+    let file = sources.add("--actions", None, text.clone());
+    let span = Span::new(file, 0, text.len());
+    Ok(nodes
+        .into_iter()
+        .map(|n| Override {
+            node: n.name.name.clone(),
+            param: "path".into(),
+            value: ast::Value {
+                kind: ValueKind::Str(text.clone()),
+                span,
+            },
+            span,
+        })
+        .collect())
+}
