@@ -1,6 +1,6 @@
 //! The subcommands.
 
-use crate::load::{load, LoadConfig, Loaded};
+use crate::load::{LoadConfig, Loaded, load};
 use crate::{GraphFormat, Outcome, RunArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ pub fn check(files: &[PathBuf]) -> Outcome {
             output: OutputConfig::default(),
         };
         match load(file, &config) {
-            Loaded::Graph(graph, _) => println!(
+            Loaded::Graph(graph) => println!(
                 "{}: ok ({} nodes, {} edges)",
                 file.display(),
                 graph.nodes.len(),
@@ -47,7 +47,7 @@ pub fn graph(file: &Path, format: GraphFormat, set: &[String]) -> Outcome {
         output: OutputConfig::default(),
     };
     let graph = match load(file, &config) {
-        Loaded::Graph(g, _) => g,
+        Loaded::Graph(g) => g,
         Loaded::Errors => return Outcome::GraphErrors,
         Loaded::Usage(u) => return usage(&u.0),
     };
@@ -76,7 +76,7 @@ pub fn run(args: &RunArgs) -> Outcome {
         output: output.clone(),
     };
     let graph = match load(&args.file, &config) {
-        Loaded::Graph(g, _) => g,
+        Loaded::Graph(g) => g,
         Loaded::Errors => return Outcome::GraphErrors,
         Loaded::Usage(u) => return usage(&u.0),
     };
@@ -95,9 +95,11 @@ pub fn run(args: &RunArgs) -> Outcome {
     } else {
         let bar = ProgressBar::new(ticks);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} tick {pos}/{len} [{bar:30}] {per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} tick {pos}/{len} [{bar:30}] {per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar
     };
@@ -108,9 +110,10 @@ pub fn run(args: &RunArgs) -> Outcome {
             return Outcome::RuntimeFailure;
         }
     };
-    let result = runner.run(&run_config, &mut |event| match event {
-        RunEvent::TickDone { .. } => bar.inc(1),
-        _ => {}
+    let result = runner.run(&run_config, &mut |event| {
+        if let RunEvent::TickDone { .. } = event {
+            bar.inc(1);
+        }
     });
     bar.finish_and_clear();
     let (report, outcome) = match result {
@@ -156,7 +159,11 @@ pub fn run(args: &RunArgs) -> Outcome {
             "{} ticks in {:.1} ms, {:.2} ms per tick ({:.1} ticks/s){stopped}; outputs in {target}",
             summary.ticks,
             summary.wall_ms,
-            if summary.ticks > 0 { summary.wall_ms / summary.ticks as f64 } else { 0.0 },
+            if summary.ticks > 0 {
+                summary.wall_ms / summary.ticks as f64
+            } else {
+                0.0
+            },
             summary.ticks_per_second
         );
     }

@@ -2,13 +2,13 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
-use wgraph_engine::build::{build_graph, BuildOptions, Override};
+use wgraph_engine::build::{BuildOptions, Override, build_graph};
 use wgraph_engine::graph::Graph;
 use wgraph_engine::node::OutputConfig;
 use wgraph_grammar::ast::{self, Statement, ValueKind};
-use wgraph_grammar::diagnostic::{render, Diagnostics};
+use wgraph_grammar::diagnostic::{Diagnostics, render};
 use wgraph_grammar::source::{SourceMap, Span};
-use wgraph_grammar::{load_graph, parse_value, validate, FsLoader};
+use wgraph_grammar::{FsLoader, load_graph, parse_value, validate};
 
 /// What to load, besides the file.
 pub struct LoadConfig<'a> {
@@ -24,7 +24,7 @@ pub struct UsageError(pub String);
 
 /// The outcome of loading: the graph, or diagnostics (already rendered to stderr).
 pub enum Loaded {
-    Graph(Box<Graph>, SourceMap),
+    Graph(Box<Graph>),
     Errors,
     Usage(UsageError),
 }
@@ -64,12 +64,19 @@ pub fn load(path: &Path, config: &LoadConfig<'_>) -> Loaded {
     })();
     match result {
         Err(u) => Loaded::Usage(u),
-        Ok(Ok(graph)) => Loaded::Graph(Box::new(graph), sources),
+        Ok(Ok(graph)) => Loaded::Graph(Box::new(graph)),
         Ok(Err(diags)) => {
             let diags = diags.sorted();
-            eprint!("{}", render(&sources, &diags, std::io::stderr().is_terminal()));
+            eprint!(
+                "{}",
+                render(&sources, &diags, std::io::stderr().is_terminal())
+            );
             let errors = diags.iter().filter(|d| d.is_error()).count();
-            eprintln!("{}: {errors} error{}", path.display(), if errors == 1 { "" } else { "s" });
+            eprintln!(
+                "{}: {errors} error{}",
+                path.display(),
+                if errors == 1 { "" } else { "s" }
+            );
             Loaded::Errors
         }
     }
@@ -77,19 +84,29 @@ pub fn load(path: &Path, config: &LoadConfig<'_>) -> Loaded {
 
 /// `NODE.PARAM=VALUE` → an override whose value is parsed as graph syntax
 /// (a bare word that does not parse is taken as a string).
-fn parse_set(flag: &str, sources: &mut SourceMap) -> Result<Result<Override, Diagnostics>, UsageError> {
+fn parse_set(
+    flag: &str,
+    sources: &mut SourceMap,
+) -> Result<Result<Override, Diagnostics>, UsageError> {
     let (target, text) = flag
         .split_once('=')
         .ok_or_else(|| UsageError(format!("--set `{flag}`: expected NODE.PARAM=VALUE")))?;
     let (node, param) = target
         .split_once('.')
         .filter(|(n, p)| !n.is_empty() && !p.is_empty())
-        .ok_or_else(|| UsageError(format!("--set `{flag}`: expected NODE.PARAM=VALUE, e.g. sampler.steps=8")))?;
+        .ok_or_else(|| {
+            UsageError(format!(
+                "--set `{flag}`: expected NODE.PARAM=VALUE, e.g. sampler.steps=8"
+            ))
+        })?;
     let file = sources.add(format!("--set {target}"), None, text.to_string());
     let value = match parse_value(sources, file) {
         Ok(v) => v,
         Err(diags) => {
-            let bare = !text.is_empty() && !text.starts_with(['"', '[', '{', '@', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+            let bare = !text.is_empty()
+                && !text.starts_with([
+                    '"', '[', '{', '@', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9',
+                ]);
             if !bare {
                 return Ok(Err(diags));
             }
@@ -108,7 +125,11 @@ fn parse_set(flag: &str, sources: &mut SourceMap) -> Result<Result<Override, Dia
 }
 
 /// `--actions FILE` sets `path` of every `actions` node.
-fn actions_overrides(parsed: &ast::Graph, path: &Path, sources: &mut SourceMap) -> Result<Vec<Override>, UsageError> {
+fn actions_overrides(
+    parsed: &ast::Graph,
+    path: &Path,
+    sources: &mut SourceMap,
+) -> Result<Vec<Override>, UsageError> {
     let text = path.display().to_string();
     let nodes: Vec<&ast::NodeDecl> = parsed
         .statements

@@ -14,7 +14,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "wgraph", version, about = "Run interactive video world models written as .world graphs")]
+#[command(
+    name = "wgraph",
+    version,
+    about = "Run interactive video world models written as .world graphs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -23,12 +23,10 @@
 //! mistake does not cascade into a page of errors.
 
 use crate::graph::{EdgeKind, Graph, GraphEdge, GraphNode, ModelInfo, NodeId};
-use crate::node::{
-    BuildContext, InferCalls, Node, OutputConfig, PortRole, PortSpec, TypeError,
-};
-use crate::params::{check_params, Default, ParamContext, ParamSpec, ParamType, ParamValue};
+use crate::node::{BuildContext, InferCalls, Node, OutputConfig, PortRole, PortSpec, TypeError};
+use crate::params::{Default, ParamContext, ParamSpec, ParamType, ParamValue, check_params};
 use crate::registry::Registry;
-use crate::settings::{Settings, PROVIDERS, SETTINGS};
+use crate::settings::{PROVIDERS, SETTINGS, Settings};
 use crate::tensor::Tensor;
 use crate::types::ValueType;
 use crate::value::Value;
@@ -37,7 +35,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::HashMap;
 use std::sync::Arc;
 use wgraph_grammar::ast::{self, DimExpr, Entry, Init, PortRef, Record, Statement};
-use wgraph_grammar::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+use wgraph_grammar::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use wgraph_grammar::source::{SourceMap, Span};
 
 /// Options of a `model` declaration.
@@ -49,7 +47,12 @@ pub const MODEL_OPTIONS: &[ParamSpec] = &[
         "execution provider; default: the world's",
     ),
     ParamSpec::optional("device_id", ParamType::Int, Default::Int(0), "GPU index"),
-    ParamSpec::optional("fp16", ParamType::Bool, Default::Bool(false), "run in half precision where the provider can"),
+    ParamSpec::optional(
+        "fp16",
+        ParamType::Bool,
+        Default::Bool(false),
+        "run in half precision where the provider can",
+    ),
     ParamSpec::optional(
         "strict",
         ParamType::Bool,
@@ -98,6 +101,7 @@ pub fn build_graph(
         failed: HashMap::new(),
         by_name: HashMap::new(),
         edges: Vec::new(),
+        miswired: Vec::new(),
     };
     let settings = b.settings(parsed);
     let models = b.models(parsed, &settings);
@@ -136,6 +140,8 @@ struct Builder<'a> {
     failed: HashMap<String, Span>,
     by_name: HashMap<String, NodeId>,
     edges: Vec<GraphEdge>,
+    /// Nodes with a wiring error: left out of type inference (no cascades).
+    miswired: Vec<bool>,
 }
 
 impl Builder<'_> {
@@ -144,7 +150,9 @@ impl Builder<'_> {
         let mut merged: Vec<Entry> = Vec::new();
         let mut span = None;
         for st in &parsed.statements {
-            let Statement::Settings(record) = st else { continue };
+            let Statement::Settings(record) = st else {
+                continue;
+            };
             span.get_or_insert(record.span);
             let from_root = Some(record.span.file) == root;
             for e in &record.entries {
@@ -152,9 +160,12 @@ impl Builder<'_> {
                     None => merged.push(e.clone()),
                     Some(existing) if existing.key.span.file == e.key.span.file => {
                         self.diags.push(
-                            Diagnostic::error(e.key.span, format!("setting `{}` is set twice", e.key.name))
-                                .with_label("second setting")
-                                .with_secondary(existing.key.span, "first set here"),
+                            Diagnostic::error(
+                                e.key.span,
+                                format!("setting `{}` is set twice", e.key.name),
+                            )
+                            .with_label("second setting")
+                            .with_secondary(existing.key.span, "first set here"),
                         );
                     }
                     // The root file overrides what includes set.
@@ -223,7 +234,8 @@ impl Builder<'_> {
         let names: Vec<&str> = decls.iter().map(|d| d.name.name.as_str()).collect();
         for ov in &self.options.overrides {
             if !names.contains(&ov.node.as_str()) {
-                let mut d = Diagnostic::error(ov.span, format!("`--set`: no node named `{}`", ov.node));
+                let mut d =
+                    Diagnostic::error(ov.span, format!("`--set`: no node named `{}`", ov.node));
                 if let Some(h) = did_you_mean(&ov.node, names.iter().copied()) {
                     d = d.with_help(h);
                 }
@@ -235,7 +247,8 @@ impl Builder<'_> {
             self.apply_overrides(&mut decl);
             match self.node(&decl, settings, models, &names) {
                 Some(node) => {
-                    self.by_name.insert(decl.name.name.clone(), NodeId(self.nodes.len()));
+                    self.by_name
+                        .insert(decl.name.name.clone(), NodeId(self.nodes.len()));
                     self.nodes.push((node, decl));
                 }
                 None => {
@@ -246,7 +259,12 @@ impl Builder<'_> {
     }
 
     fn apply_overrides(&self, decl: &mut ast::NodeDecl) {
-        for ov in self.options.overrides.iter().filter(|o| o.node == decl.name.name) {
+        for ov in self
+            .options
+            .overrides
+            .iter()
+            .filter(|o| o.node == decl.name.name)
+        {
             let entry = Entry {
                 key: ast::Ident {
                     name: ov.param.clone(),
@@ -254,7 +272,12 @@ impl Builder<'_> {
                 },
                 value: ov.value.clone(),
             };
-            match decl.params.entries.iter_mut().find(|e| e.key.name == ov.param) {
+            match decl
+                .params
+                .entries
+                .iter_mut()
+                .find(|e| e.key.name == ov.param)
+            {
                 Some(existing) => *existing = entry,
                 None => decl.params.entries.push(entry),
             }
@@ -270,8 +293,11 @@ impl Builder<'_> {
         node_names: &[&str],
     ) -> Option<GraphNode> {
         let Some(kind) = self.options.registry.get(&decl.kind.name).cloned() else {
-            let mut d = Diagnostic::error(decl.kind.span, format!("unknown node kind `{}`", decl.kind.name))
-                .with_label("not a registered kind");
+            let mut d = Diagnostic::error(
+                decl.kind.span,
+                format!("unknown node kind `{}`", decl.kind.name),
+            )
+            .with_label("not a registered kind");
             d = match did_you_mean(&decl.kind.name, self.options.registry.names()) {
                 Some(h) => d.with_help(h),
                 None => d.with_help("`wgraph kinds` lists every node kind"),
@@ -291,17 +317,26 @@ impl Builder<'_> {
             let span = params.span(name).unwrap_or(decl.span);
             match value {
                 ParamValue::NodeRef(target) if !node_names.contains(&target.as_str()) => {
-                    let mut d = Diagnostic::error(span, format!("`{name}` of {owner} refers to no node `{target}`"));
+                    let mut d = Diagnostic::error(
+                        span,
+                        format!("`{name}` of {owner} refers to no node `{target}`"),
+                    );
                     if let Some(h) = did_you_mean(target, node_names.iter().copied()) {
                         d = d.with_help(h);
                     }
                     self.diags.push(d);
                 }
                 ParamValue::NodeRef(target) if *target == decl.name.name => {
-                    self.diags.push(Diagnostic::error(span, format!("{owner} cannot call itself")));
+                    self.diags.push(Diagnostic::error(
+                        span,
+                        format!("{owner} cannot call itself"),
+                    ));
                 }
                 ParamValue::ModelRef(m) if !models.iter().any(|x| &x.name == m) => {
-                    let mut d = Diagnostic::error(span, format!("`{name}` of {owner} refers to no model `{m}`"));
+                    let mut d = Diagnostic::error(
+                        span,
+                        format!("`{name}` of {owner} refers to no model `{m}`"),
+                    );
                     if let Some(h) = did_you_mean(m, models.iter().map(|x| x.name.as_str())) {
                         d = d.with_help(h);
                     }
@@ -324,8 +359,13 @@ impl Builder<'_> {
         let node: Arc<dyn Node> = match kind.build(&bcx) {
             Ok(n) => Arc::from(n),
             Err(e) => {
-                let span = e.param.as_deref().and_then(|p| params.span(p)).unwrap_or(decl.span);
-                self.diags.push(Diagnostic::error(span, format!("{owner}: {}", e.message)));
+                let span = e
+                    .param
+                    .as_deref()
+                    .and_then(|p| params.span(p))
+                    .unwrap_or(decl.span);
+                self.diags
+                    .push(Diagnostic::error(span, format!("{owner}: {}", e.message)));
                 return None;
             }
         };
@@ -351,9 +391,14 @@ impl Builder<'_> {
     fn port(&mut self, r: &PortRef, output: bool) -> Option<(NodeId, usize)> {
         let Some(&id) = self.by_name.get(&r.node.name) else {
             if !self.failed.contains_key(&r.node.name) {
-                let mut d = Diagnostic::error(r.node.span, format!("no node named `{}`", r.node.name))
-                    .with_label("unknown node");
-                let names = self.by_name.keys().map(String::as_str).chain(self.failed.keys().map(String::as_str));
+                let mut d =
+                    Diagnostic::error(r.node.span, format!("no node named `{}`", r.node.name))
+                        .with_label("unknown node");
+                let names = self
+                    .by_name
+                    .keys()
+                    .map(String::as_str)
+                    .chain(self.failed.keys().map(String::as_str));
                 if let Some(h) = did_you_mean(&r.node.name, names) {
                     d = d.with_help(h);
                 }
@@ -372,7 +417,11 @@ impl Builder<'_> {
                     "{side}s of `{}` ({}): {}",
                     node.name,
                     node.kind,
-                    ports.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ports
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             }
         };
@@ -382,7 +431,10 @@ impl Builder<'_> {
                 None => {
                     let mut d = Diagnostic::error(
                         port.span,
-                        format!("node `{}` ({}) has no {side} `{}`", node.name, node.kind, port.name),
+                        format!(
+                            "node `{}` ({}) has no {side} `{}`",
+                            node.name, node.kind, port.name
+                        ),
                     )
                     .with_label(format!("unknown {side}"));
                     d = match did_you_mean(&port.name, ports.iter().map(|p| p.name.as_str())) {
@@ -401,14 +453,18 @@ impl Builder<'_> {
                     Some((id, *only))
                 } else {
                     let message = if candidates.is_empty() {
-                        format!("node `{}` ({}) has no {side} to connect", node.name, node.kind)
+                        format!(
+                            "node `{}` ({}) has no {side} to connect",
+                            node.name, node.kind
+                        )
                     } else {
                         format!(
                             "node `{}` ({}) has several {side}s; name one as `{}.PORT`",
                             node.name, node.kind, node.name
                         )
                     };
-                    self.diags.push(Diagnostic::error(r.span, message).with_help(listing()));
+                    self.diags
+                        .push(Diagnostic::error(r.span, message).with_help(listing()));
                     None
                 }
             }
@@ -426,9 +482,12 @@ impl Builder<'_> {
             let dst = self.port(to, false);
             let kind = match init {
                 None => Some(EdgeKind::Data),
-                Some(init) => self.init_value(init).map(|init| EdgeKind::Feedback { init }),
+                Some(init) => self
+                    .init_value(init)
+                    .map(|init| EdgeKind::Feedback { init }),
             };
-            let (Some((from_id, from_port)), Some((to_id, to_port)), Some(kind)) = (src, dst, kind) else {
+            let (Some((from_id, from_port)), Some((to_id, to_port)), Some(kind)) = (src, dst, kind)
+            else {
                 continue;
             };
             let target = &self.nodes[to_id.0].0;
@@ -446,11 +505,18 @@ impl Builder<'_> {
                 );
                 continue;
             }
-            if let Some(first) = self.edges.iter().find(|e| e.to == to_id && e.to_port == to_port) {
+            if let Some(first) = self
+                .edges
+                .iter()
+                .find(|e| e.to == to_id && e.to_port == to_port)
+            {
                 self.diags.push(
-                    Diagnostic::error(to.span, format!("input `{}.{}` is already connected", target.name, port.name))
-                        .with_label("second connection")
-                        .with_secondary(first.span, "first connected here"),
+                    Diagnostic::error(
+                        to.span,
+                        format!("input `{}.{}` is already connected", target.name, port.name),
+                    )
+                    .with_label("second connection")
+                    .with_secondary(first.span, "first connected here"),
                 );
                 continue;
             }
@@ -483,16 +549,19 @@ impl Builder<'_> {
             Some(out)
         };
         let result = match init {
-            Init::Zeros { shape: dims, .. } => shape(dims, &mut self.diags).map(|s| Tensor::full_f32(&s, 0.0)),
-            Init::Fill { value, shape: dims, .. } => {
-                shape(dims, &mut self.diags).map(|s| Tensor::full_f32(&s, *value as f32))
+            Init::Zeros { shape: dims, .. } => {
+                shape(dims, &mut self.diags).map(|s| Tensor::full_f32(&s, 0.0))
             }
+            Init::Fill {
+                value, shape: dims, ..
+            } => shape(dims, &mut self.diags).map(|s| Tensor::full_f32(&s, *value as f32)),
             Init::Npy { path, span } => {
                 let full = self.sources.get(span.file).base_dir().join(path);
                 match crate::npy::read_npy_file(&full) {
                     Ok(t) => Some(Ok(t)),
                     Err(e) => {
-                        self.diags.push(Diagnostic::error(*span, format!("feedback init: {e}")));
+                        self.diags
+                            .push(Diagnostic::error(*span, format!("feedback init: {e}")));
                         None
                     }
                 }
@@ -501,13 +570,17 @@ impl Builder<'_> {
         match result {
             Ok(t) => Some(Value::Tensor(t)),
             Err(e) => {
-                self.diags.push(Diagnostic::error(init.span(), format!("feedback init: {e}")));
+                self.diags.push(Diagnostic::error(
+                    init.span(),
+                    format!("feedback init: {e}"),
+                ));
                 None
             }
         }
     }
 
     fn calls(&mut self) {
+        self.miswired = vec![false; self.nodes.len()];
         let mut called_by: HashMap<NodeId, NodeId> = HashMap::new();
         for caller in 0..self.nodes.len() {
             let specs = self.nodes[caller].0.node.calls();
@@ -533,12 +606,17 @@ impl Builder<'_> {
                     .collect();
                 let mut slots = Vec::new();
                 for arg in &spec.args {
-                    match callee_node.inputs.iter().position(|p| &p.name == arg && p.role == PortRole::Call) {
+                    match callee_node
+                        .inputs
+                        .iter()
+                        .position(|p| &p.name == arg && p.role == PortRole::Call)
+                    {
                         Some(i) => slots.push(i),
                         None => break,
                     }
                 }
                 if slots.len() != spec.args.len() || call_inputs.len() != spec.args.len() {
+                    self.miswired[caller] = true;
                     self.diags.push(
                         Diagnostic::error(
                             param_span,
@@ -567,8 +645,13 @@ impl Builder<'_> {
             let takes_calls = node.inputs.iter().any(|p| p.role == PortRole::Call);
             node.is_callee = called_by.contains_key(&id);
             if takes_calls && !node.is_callee {
-                let names: Vec<&str> =
-                    node.inputs.iter().filter(|p| p.role == PortRole::Call).map(|p| p.name.as_str()).collect();
+                self.miswired[i] = true;
+                let names: Vec<&str> = node
+                    .inputs
+                    .iter()
+                    .filter(|p| p.role == PortRole::Call)
+                    .map(|p| p.name.as_str())
+                    .collect();
                 self.diags.push(
                     Diagnostic::error(
                         node.span,
@@ -579,50 +662,66 @@ impl Builder<'_> {
                             names.join(", ")
                         ),
                     )
-                    .with_help(format!("use it from a sampler: `denoiser = @{}`", node.name)),
+                    .with_help(format!(
+                        "use it from a sampler: `denoiser = @{}`",
+                        node.name
+                    )),
                 );
             }
         }
         for e in &self.edges {
             if let Some(caller) = called_by.get(&e.from) {
                 let callee = &self.nodes[e.from.0].0;
-                self.diags.push(
-                    Diagnostic::error(
-                        e.span,
-                        format!(
-                            "`{}` is called by `{}`; its outputs go to its caller and cannot be wired",
-                            callee.name, self.nodes[caller.0].0.name
-                        ),
+                self.diags.push(Diagnostic::error(
+                    e.span,
+                    format!(
+                        "`{}` is called by `{}`; its outputs go to its caller and cannot be wired",
+                        callee.name, self.nodes[caller.0].0.name
                     ),
-                );
+                ));
             }
         }
     }
 
     fn unconnected(&mut self) {
+        let mut miswired = std::mem::take(&mut self.miswired);
         for (i, (node, _)) in self.nodes.iter().enumerate() {
             for (p, port) in node.inputs.iter().enumerate() {
                 if port.role != PortRole::Wired {
                     continue;
                 }
-                if !self.edges.iter().any(|e| e.to == NodeId(i) && e.to_port == p) {
+                if !self
+                    .edges
+                    .iter()
+                    .any(|e| e.to == NodeId(i) && e.to_port == p)
+                {
+                    miswired[i] = true;
                     self.diags.push(
                         Diagnostic::error(
                             node.span,
                             format!("input `{}.{}` is not connected", node.name, port.name),
                         )
-                        .with_label(format!("`{}` ({}) needs `{}`", node.name, node.kind, port.name))
-                        .with_help(format!("connect it: `some_node.out -> {}.{}`", node.name, port.name)),
+                        .with_label(format!(
+                            "`{}` ({}) needs `{}`",
+                            node.name, node.kind, port.name
+                        ))
+                        .with_help(format!(
+                            "connect it: `some_node.out -> {}.{}`",
+                            node.name, port.name
+                        )),
                     );
                 }
             }
         }
+        self.miswired = miswired;
     }
 
     /// The dependency DAG and the schedule order; None (after reporting) on a cycle.
     fn order(&mut self) -> Option<(DiGraph<NodeId, ()>, Vec<NodeId>)> {
         let mut dag = DiGraph::<NodeId, ()>::new();
-        let idx: Vec<NodeIndex> = (0..self.nodes.len()).map(|i| dag.add_node(NodeId(i))).collect();
+        let idx: Vec<NodeIndex> = (0..self.nodes.len())
+            .map(|i| dag.add_node(NodeId(i)))
+            .collect();
         for e in &self.edges {
             if e.kind == EdgeKind::Data {
                 dag.update_edge(idx[e.from.0], idx[e.to.0], ());
@@ -649,11 +748,18 @@ impl Builder<'_> {
                         continue;
                     }
                     let members: Vec<NodeId> = scc.iter().rev().map(|n| dag[*n]).collect();
-                    let names: Vec<&str> = members.iter().map(|m| self.nodes[m.0].0.name.as_str()).collect();
+                    let names: Vec<&str> = members
+                        .iter()
+                        .map(|m| self.nodes[m.0].0.name.as_str())
+                        .collect();
                     let span = self
                         .edges
                         .iter()
-                        .find(|e| e.kind == EdgeKind::Data && members.contains(&e.from) && members.contains(&e.to))
+                        .find(|e| {
+                            e.kind == EdgeKind::Data
+                                && members.contains(&e.from)
+                                && members.contains(&e.to)
+                        })
                         .map(|e| e.span)
                         .unwrap_or(self.nodes[members[0].0].0.span);
                     let mut chain = names.join(" → ");
@@ -673,14 +779,22 @@ impl Builder<'_> {
     }
 
     fn infer(&mut self, order: &[NodeId]) {
-        let mut ok = vec![true; self.nodes.len()];
+        let mut ok: Vec<bool> = self.miswired.iter().map(|m| !m).collect();
         for &id in order {
+            if !ok[id.0] {
+                continue;
+            }
             let Some(types) = self.wired_types(id, &ok) else {
                 ok[id.0] = false;
                 continue;
             };
             let node = Arc::clone(&self.nodes[id.0].0.node);
-            let mut calls = CallInference { builder: self, caller: id, ok: &ok, depth: 0 };
+            let mut calls = CallInference {
+                builder: self,
+                caller: id,
+                ok: &ok,
+                depth: 0,
+            };
             let result = node.infer(&types, &mut calls);
             match result {
                 Ok(outputs) => self.accept(id, types, outputs),
@@ -692,8 +806,12 @@ impl Builder<'_> {
         }
         // Feedback edges: the init value must have the type the edge carries later.
         for e in &self.edges {
-            let EdgeKind::Feedback { init } = &e.kind else { continue };
-            let Some(out) = self.nodes[e.from.0].0.output_types.get(e.from_port) else { continue };
+            let EdgeKind::Feedback { init } = &e.kind else {
+                continue;
+            };
+            let Some(out) = self.nodes[e.from.0].0.output_types.get(e.from_port) else {
+                continue;
+            };
             let init_ty = init.value_type();
             if &init_ty != out {
                 let from = &self.nodes[e.from.0].0;
@@ -722,7 +840,13 @@ impl Builder<'_> {
                     if !ok[e.from.0] {
                         return None;
                     }
-                    Some(self.nodes[e.from.0].0.output_types.get(e.from_port)?.clone())
+                    Some(
+                        self.nodes[e.from.0]
+                            .0
+                            .output_types
+                            .get(e.from_port)?
+                            .clone(),
+                    )
                 }
             };
         }
@@ -757,7 +881,10 @@ impl Builder<'_> {
                 match self.edges.iter().find(|x| x.to == id && x.to_port == i) {
                     Some(edge) => {
                         let from = &self.nodes[edge.from.0].0;
-                        let found = types[i].as_ref().map(ToString::to_string).unwrap_or_default();
+                        let found = types[i]
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default();
                         Diagnostic::error(
                             edge.span,
                             format!(
@@ -792,9 +919,15 @@ struct CallInference<'b, 'a> {
 }
 
 impl InferCalls for CallInference<'_, '_> {
-    fn infer_call(&mut self, index: usize, args: &[ValueType]) -> Result<Vec<ValueType>, TypeError> {
+    fn infer_call(
+        &mut self,
+        index: usize,
+        args: &[ValueType],
+    ) -> Result<Vec<ValueType>, TypeError> {
         let caller = &self.builder.nodes[self.caller.0].0;
-        let (Some(&callee), Some(slots)) = (caller.callees.get(index), caller.call_arg_slots.get(index)) else {
+        let (Some(&callee), Some(slots)) =
+            (caller.callees.get(index), caller.call_arg_slots.get(index))
+        else {
             return Err(TypeError::node(format!("internal: no callable #{index}")));
         };
         let slots = slots.clone();
@@ -809,7 +942,9 @@ impl InferCalls for CallInference<'_, '_> {
             return Err(TypeError::node("calls nested deeper than 32 levels"));
         }
         let Some(mut types) = self.builder.wired_types(callee, self.ok) else {
-            return Err(TypeError::node("a node feeding the callee failed its own check"));
+            return Err(TypeError::node(
+                "a node feeding the callee failed its own check",
+            ));
         };
         for (slot, ty) in slots.iter().zip(args) {
             types[*slot] = Some(ty.clone());
@@ -829,7 +964,10 @@ impl InferCalls for CallInference<'_, '_> {
             Err(e) => {
                 let callee_name = self.builder.nodes[callee.0].0.name.clone();
                 self.builder.report_type_error(callee, &types, e.clone());
-                Err(TypeError::node(format!("its callable `{callee_name}` rejected the call: {}", e.message)))
+                Err(TypeError::node(format!(
+                    "its callable `{callee_name}` rejected the call: {}",
+                    e.message
+                )))
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Exports of a built graph: JSON (serde_json), Graphviz dot, Mermaid.
 
 use crate::graph::{EdgeKind, Graph};
-use serde_json::{json, Value as Json};
+use serde_json::{Value as Json, json};
 
 /// Nodes (name, kind, params, typed ports), edges (with ports and whether
 /// they are feedback edges), calls, models and settings.
@@ -52,9 +52,16 @@ fn quote(s: &str) -> String {
 
 /// Graphviz dot: data edges solid, feedback edges dashed, calls dotted.
 pub fn to_dot(graph: &Graph) -> String {
-    let mut out = String::from("digraph world {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
+    let mut out = String::from(
+        "digraph world {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
+    );
     for n in &graph.nodes {
-        out.push_str(&format!("  \"{}\" [label=\"{}\\n({})\"];\n", quote(&n.name), quote(&n.name), n.kind));
+        out.push_str(&format!(
+            "  \"{}\" [label=\"{}\\n({})\"];\n",
+            quote(&n.name),
+            quote(&n.name),
+            n.kind
+        ));
     }
     for e in &graph.edges {
         let from = graph.node(e.from);
@@ -89,7 +96,12 @@ pub fn to_mermaid(graph: &Graph) -> String {
     let id = |i: usize| format!("n{i}");
     let mut out = String::from("flowchart LR\n");
     for (i, n) in graph.nodes.iter().enumerate() {
-        out.push_str(&format!("  {}[\"{}<br/>({})\"]\n", id(i), n.name.replace('"', "'"), n.kind));
+        out.push_str(&format!(
+            "  {}[\"{}<br/>({})\"]\n",
+            id(i),
+            n.name.replace('"', "'"),
+            n.kind
+        ));
     }
     for e in &graph.edges {
         let label = format!(
@@ -105,7 +117,12 @@ pub fn to_mermaid(graph: &Graph) -> String {
             EdgeKind::Data => label,
             EdgeKind::Feedback { .. } => format!("{label} (t-1)"),
         };
-        out.push_str(&format!("  {} {arrow}|\"{}\"| {}\n", id(e.from.0), label, id(e.to.0)));
+        out.push_str(&format!(
+            "  {} {arrow}|\"{}\"| {}\n",
+            id(e.from.0),
+            label,
+            id(e.to.0)
+        ));
     }
     for (i, n) in graph.nodes.iter().enumerate() {
         for c in &n.callees {

@@ -96,14 +96,19 @@ impl Graph {
 
     /// The edge feeding input `port` of `node`, if any.
     pub fn edge_into(&self, node: NodeId, port: usize) -> Option<&GraphEdge> {
-        self.edges.iter().find(|e| e.to == node && e.to_port == port)
+        self.edges
+            .iter()
+            .find(|e| e.to == node && e.to_port == port)
     }
 }
 
 impl std::fmt::Debug for Graph {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Graph")
-            .field("nodes", &self.nodes.iter().map(|n| &n.name).collect::<Vec<_>>())
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|n| &n.name).collect::<Vec<_>>(),
+            )
             .field("edges", &self.edges.len())
             .finish()
     }

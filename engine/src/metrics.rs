@@ -41,7 +41,11 @@ impl Stats {
         };
         Stats {
             count: ms.len(),
-            mean_ms: if ms.is_empty() { 0.0 } else { total / ms.len() as f64 },
+            mean_ms: if ms.is_empty() {
+                0.0
+            } else {
+                total / ms.len() as f64
+            },
             p50_ms: pick(0.5),
             p99_ms: pick(0.99),
             total_ms: total,
@@ -89,7 +93,11 @@ impl Metrics {
         MetricsReport {
             ticks,
             wall_ms: wall_s * 1e3,
-            ticks_per_second: if wall_s > 0.0 { ticks as f64 / wall_s } else { 0.0 },
+            ticks_per_second: if wall_s > 0.0 {
+                ticks as f64 / wall_s
+            } else {
+                0.0
+            },
             tick: Stats::of(&self.tick_latency),
             nodes: graph
                 .nodes
@@ -111,7 +119,12 @@ impl MetricsReport {
     pub fn table(&self) -> String {
         let mut out = format!(
             "{} ticks in {:.1} ms ({:.1} ticks/s); per tick: mean {:.3} ms, p50 {:.3} ms, p99 {:.3} ms\n",
-            self.ticks, self.wall_ms, self.ticks_per_second, self.tick.mean_ms, self.tick.p50_ms, self.tick.p99_ms
+            self.ticks,
+            self.wall_ms,
+            self.ticks_per_second,
+            self.tick.mean_ms,
+            self.tick.p50_ms,
+            self.tick.p99_ms
         );
         out.push_str(&format!(
             "{:<20} {:<14} {:>7} {:>10} {:>10} {:>10}\n",

@@ -247,7 +247,8 @@ pub trait NodeKind: Send + Sync + 'static {
 pub trait InferCalls {
     /// Output types of callable `index` (of [`Node::calls`]) given the types
     /// of the arguments the caller will pass.
-    fn infer_call(&mut self, index: usize, args: &[ValueType]) -> Result<Vec<ValueType>, TypeError>;
+    fn infer_call(&mut self, index: usize, args: &[ValueType])
+    -> Result<Vec<ValueType>, TypeError>;
 }
 
 /// A configured node.
@@ -344,7 +345,11 @@ impl Callees for NoCallees {
 pub struct NoInferCalls;
 
 impl InferCalls for NoInferCalls {
-    fn infer_call(&mut self, index: usize, _args: &[ValueType]) -> Result<Vec<ValueType>, TypeError> {
+    fn infer_call(
+        &mut self,
+        index: usize,
+        _args: &[ValueType],
+    ) -> Result<Vec<ValueType>, TypeError> {
         Err(TypeError::node(format!("internal: no callable #{index}")))
     }
 }

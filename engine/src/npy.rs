@@ -7,7 +7,7 @@
 //!
 //! Supported dtypes: `<f4`, `<f8` (read as f32), `<i8`, `<i4` (read as i64), `|u1`.
 
-use crate::tensor::{element_count, HostData, Tensor};
+use crate::tensor::{HostData, Tensor, element_count};
 use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -43,7 +43,9 @@ pub fn read_npy(bytes: &[u8]) -> Result<Tensor, NpyError> {
     let (header_len, header_start): (usize, usize) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
         2 | 3 => {
-            let b = bytes.get(8..12).ok_or_else(|| format_err("truncated header"))?;
+            let b = bytes
+                .get(8..12)
+                .ok_or_else(|| format_err("truncated header"))?;
             (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12)
         }
         v => return Err(format_err(format!("unknown format version {v}"))),
@@ -56,25 +58,42 @@ pub fn read_npy(bytes: &[u8]) -> Result<Tensor, NpyError> {
         .map_err(|_| format_err("header is not text"))?;
     let descr = dict_value(header, "descr").ok_or_else(|| format_err("header has no 'descr'"))?;
     let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
-    let fortran = dict_value(header, "fortran_order").ok_or_else(|| format_err("header has no 'fortran_order'"))?;
+    let fortran = dict_value(header, "fortran_order")
+        .ok_or_else(|| format_err("header has no 'fortran_order'"))?;
     if fortran.trim() != "False" {
-        return Err(format_err("Fortran-ordered arrays are not supported; save with np.ascontiguousarray"));
+        return Err(format_err(
+            "Fortran-ordered arrays are not supported; save with np.ascontiguousarray",
+        ));
     }
-    let shape_text = dict_value(header, "shape").ok_or_else(|| format_err("header has no 'shape'"))?;
+    let shape_text =
+        dict_value(header, "shape").ok_or_else(|| format_err("header has no 'shape'"))?;
     let shape = parse_shape(shape_text)?;
     let count = element_count(&shape).ok_or_else(|| format_err("shape too large"))?;
     let data = &bytes[header_end..];
     let need = |size: usize| -> Result<&[u8], NpyError> {
-        let n = count.checked_mul(size).ok_or_else(|| format_err("shape too large"))?;
-        data.get(..n)
-            .ok_or_else(|| format_err(format!("data holds {} bytes, shape {shape:?} needs {n}", data.len())))
+        let n = count
+            .checked_mul(size)
+            .ok_or_else(|| format_err("shape too large"))?;
+        data.get(..n).ok_or_else(|| {
+            format_err(format!(
+                "data holds {} bytes, shape {shape:?} needs {n}",
+                data.len()
+            ))
+        })
     };
     let host = match descr {
-        "<f4" => HostData::F32(need(4)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+        "<f4" => HostData::F32(
+            need(4)?
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ),
         "<f8" => HostData::F32(
             need(8)?
                 .chunks_exact(8)
-                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+                .map(|c| {
+                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+                })
                 .collect(),
         ),
         "<i8" => HostData::I64(
@@ -83,7 +102,12 @@ pub fn read_npy(bytes: &[u8]) -> Result<Tensor, NpyError> {
                 .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
                 .collect(),
         ),
-        "<i4" => HostData::I64(need(4)?.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64).collect()),
+        "<i4" => HostData::I64(
+            need(4)?
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+                .collect(),
+        ),
         "|u1" | "<u1" => HostData::U8(need(1)?.into()),
         other => return Err(NpyError::DType(other.to_string())),
     };
@@ -92,7 +116,9 @@ pub fn read_npy(bytes: &[u8]) -> Result<Tensor, NpyError> {
 
 /// The text after `'key':` up to the next top-level comma or closing brace.
 fn dict_value<'h>(header: &'h str, key: &str) -> Option<&'h str> {
-    let pos = header.find(&format!("'{key}'")).or_else(|| header.find(&format!("\"{key}\"")))?;
+    let pos = header
+        .find(&format!("'{key}'"))
+        .or_else(|| header.find(&format!("\"{key}\"")))?;
     let rest = &header[pos + key.len() + 2..];
     let rest = rest.trim_start().strip_prefix(':')?;
     let mut depth = 0i32;
@@ -117,7 +143,11 @@ fn parse_shape(text: &str) -> Result<Vec<usize>, NpyError> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.trim_end_matches('L').parse::<usize>().map_err(|_| format_err(format!("bad dimension `{s}`"))))
+        .map(|s| {
+            s.trim_end_matches('L')
+                .parse::<usize>()
+                .map_err(|_| format_err(format!("bad dimension `{s}`")))
+        })
         .collect()
 }
 
@@ -161,7 +191,10 @@ mod tests {
             Tensor::scalar_f32(3.0),
         ] {
             let bytes = write_npy(&t).unwrap();
-            assert_eq!((10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize) % 64, 0);
+            assert_eq!(
+                (10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize) % 64,
+                0
+            );
             assert_eq!(read_npy(&bytes).unwrap(), t);
         }
     }
@@ -174,7 +207,12 @@ mod tests {
         let at = fortran.windows(5).position(|w| w == b"False").unwrap();
         fortran[at..at + 5].copy_from_slice(b"True ");
         assert!(matches!(read_npy(&fortran), Err(NpyError::Format(m)) if m.contains("Fortran")));
-        assert!(read_npy(&good[..good.len() - 1]).unwrap_err().to_string().contains("needs 16"));
+        assert!(
+            read_npy(&good[..good.len() - 1])
+                .unwrap_err()
+                .to_string()
+                .contains("needs 16")
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::settings::Settings;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use wgraph_grammar::ast::{DimExpr, Record, Value as AstValue, ValueKind};
-use wgraph_grammar::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+use wgraph_grammar::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use wgraph_grammar::source::{SourceMap, Span};
 
 /// What a parameter accepts.
@@ -153,13 +153,14 @@ fn ast_to_json(v: &AstValue) -> serde_json::Value {
         ValueKind::Float(f) => json!(f),
         ValueKind::Bool(b) => json!(b),
         ValueKind::Str(s) | ValueKind::Ident(s) => json!(s),
-        ValueKind::Size(d) => json!(d
-            .iter()
-            .map(|d| match d {
-                DimExpr::Known(n) => json!(n),
-                DimExpr::Symbol(s) => json!(s),
-            })
-            .collect::<Vec<_>>()),
+        ValueKind::Size(d) => json!(
+            d.iter()
+                .map(|d| match d {
+                    DimExpr::Known(n) => json!(n),
+                    DimExpr::Symbol(s) => json!(s),
+                })
+                .collect::<Vec<_>>()
+        ),
         ValueKind::List(l) => json!(l.iter().map(ast_to_json).collect::<Vec<_>>()),
         ValueKind::Record(r) => record_to_json(r),
         ValueKind::NodeRef(n) => json!(format!("@{n}")),
@@ -286,7 +287,12 @@ pub fn check_params(
                     format!("missing parameter `{}` for {}", spec.name, cx.owner),
                 )
                 .with_label(format!("add `{} = ...`", spec.name))
-                .with_help(format!("`{}` is {}: {}", spec.name, spec.ty.describe(), spec.doc)),
+                .with_help(format!(
+                    "`{}` is {}: {}",
+                    spec.name,
+                    spec.ty.describe(),
+                    spec.doc
+                )),
             ),
             Some(default) => {
                 let v = match default {
@@ -303,7 +309,11 @@ pub fn check_params(
     params
 }
 
-fn convert(spec: &ParamSpec, v: &AstValue, cx: &ParamContext<'_>) -> Result<ParamValue, Diagnostic> {
+fn convert(
+    spec: &ParamSpec,
+    v: &AstValue,
+    cx: &ParamContext<'_>,
+) -> Result<ParamValue, Diagnostic> {
     let mismatch = || {
         Diagnostic::error(
             v.span,
@@ -333,7 +343,10 @@ fn convert(spec: &ParamSpec, v: &AstValue, cx: &ParamContext<'_>) -> Result<Para
             } else {
                 let d = Diagnostic::error(
                     v.span,
-                    format!("`{s}` is not a valid value for `{}` of {}", spec.name, cx.owner),
+                    format!(
+                        "`{s}` is not a valid value for `{}` of {}",
+                        spec.name, cx.owner
+                    ),
                 )
                 .with_label(format!("expected one of {}", choices.join(", ")));
                 return Err(match did_you_mean(s, choices.iter().copied()) {
@@ -402,13 +415,11 @@ fn resolve_dims(
     dims.map(|d| match d {
         DimExpr::Known(n) => usize::try_from(n)
             .map_err(|_| Diagnostic::error(span, format!("dimension {n} is too large"))),
-        DimExpr::Symbol(s) => cx
-            .settings
-            .and_then(|st| st.dim(&s))
-            .ok_or_else(|| {
-                Diagnostic::error(span, format!("unknown dimension symbol `{s}`"))
-                    .with_help("shapes may use H and W (from `resolution`) and F (from `frames_per_tick`)")
-            }),
+        DimExpr::Symbol(s) => cx.settings.and_then(|st| st.dim(&s)).ok_or_else(|| {
+            Diagnostic::error(span, format!("unknown dimension symbol `{s}`")).with_help(
+                "shapes may use H and W (from `resolution`) and F (from `frames_per_tick`)",
+            )
+        }),
     })
     .collect()
 }

@@ -89,7 +89,11 @@ enum Source {
     /// Output `port` of plan node `plan`, same tick.
     Data { plan: usize, port: usize },
     /// Output `port` of plan node `plan`, previous tick; `init` on tick 0.
-    Feedback { plan: usize, port: usize, init: Value },
+    Feedback {
+        plan: usize,
+        port: usize,
+        init: Value,
+    },
 }
 
 /// A callee with the sources of its wired inputs.
@@ -216,7 +220,12 @@ impl<'g> Runner<'g> {
         }
     }
 
-    fn run_inline(&self, config: &RunConfig, run: &mut RunState, observer: &mut dyn FnMut(&RunEvent)) {
+    fn run_inline(
+        &self,
+        config: &RunConfig,
+        run: &mut RunState,
+        observer: &mut dyn FnMut(&RunEvent),
+    ) {
         let mut prev: Vec<Option<Vec<Value>>> = vec![None; self.steps.len()];
         for tick in 0..config.ticks {
             let tick_start = Instant::now();
@@ -256,7 +265,12 @@ impl<'g> Runner<'g> {
         }
     }
 
-    fn run_pool(&self, config: &RunConfig, run: &mut RunState, observer: &mut dyn FnMut(&RunEvent)) {
+    fn run_pool(
+        &self,
+        config: &RunConfig,
+        run: &mut RunState,
+        observer: &mut dyn FnMut(&RunEvent),
+    ) {
         let depth = config.pipeline_depth.max(1) as u64;
         let (task_tx, task_rx) = unbounded::<Task>();
         let (done_tx, done_rx) = unbounded::<Done>();
@@ -278,21 +292,30 @@ impl<'g> Runner<'g> {
             let mut next_tick = 0u64;
             let mut in_flight = 0usize;
             let mut stop_at: Option<u64> = None;
-            let limit = |stop_at: Option<u64>| stop_at.map_or(config.ticks, |s| (s + 1).min(config.ticks));
+            let limit =
+                |stop_at: Option<u64>| stop_at.map_or(config.ticks, |s| (s + 1).min(config.ticks));
             loop {
-                while next_tick < limit(stop_at) && next_tick < run.completed + depth && run.error.is_none() {
+                while next_tick < limit(stop_at)
+                    && next_tick < run.completed + depth
+                    && run.error.is_none()
+                {
                     self.admit(next_tick, &mut ticks, &mut ready);
                     next_tick += 1;
                 }
                 while run.error.is_none() {
-                    let Some((s, t)) = ready.pop_front() else { break };
+                    let Some((s, t)) = ready.pop_front() else {
+                        break;
+                    };
                     if t >= limit(stop_at) {
                         continue;
                     }
                     let step = &self.steps[s];
                     let slot = &ticks[&t];
                     let empty = Vec::new();
-                    let prev = t.checked_sub(1).and_then(|p| ticks.get(&p)).map_or(&empty, |p| &p.values);
+                    let prev = t
+                        .checked_sub(1)
+                        .and_then(|p| ticks.get(&p))
+                        .map_or(&empty, |p| &p.values);
                     let task = Task {
                         step: s,
                         tick: t,
@@ -326,7 +349,9 @@ impl<'g> Runner<'g> {
                     stop_at = Some(t);
                     run.stopped_by = Some(self.steps[s].node.0);
                 }
-                let Some(slot) = ticks.get_mut(&t) else { continue };
+                let Some(slot) = ticks.get_mut(&t) else {
+                    continue;
+                };
                 slot.values[s] = Some(values);
                 slot.first_start = slot.first_start.min(done.started);
                 slot.remaining -= 1;
@@ -361,9 +386,16 @@ impl<'g> Runner<'g> {
     }
 
     /// Opens tick `t`: counts each step's unmet prerequisites.
-    fn admit(&self, t: u64, ticks: &mut BTreeMap<u64, TickSlot>, ready: &mut VecDeque<(usize, u64)>) {
-        let prev_done: Option<Vec<bool>> =
-            t.checked_sub(1).and_then(|p| ticks.get(&p)).map(|p| p.values.iter().map(Option::is_some).collect());
+    fn admit(
+        &self,
+        t: u64,
+        ticks: &mut BTreeMap<u64, TickSlot>,
+        ready: &mut VecDeque<(usize, u64)>,
+    ) {
+        let prev_done: Option<Vec<bool>> = t
+            .checked_sub(1)
+            .and_then(|p| ticks.get(&p))
+            .map(|p| p.values.iter().map(Option::is_some).collect());
         let mut pending = Vec::with_capacity(self.steps.len());
         for (s, step) in self.steps.iter().enumerate() {
             let prev_unmet = match &prev_done {
@@ -401,7 +433,9 @@ impl<'g> Runner<'g> {
         let mut cx = TickContext::new(task.tick, &self.graph.settings, &mut callees);
         let started = Instant::now();
         let result = {
-            let mut state = self.states[step.node.0].lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = self.states[step.node.0]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             node.node.eval(&mut state, &task.inputs, &mut cx)
         };
         let elapsed = started.elapsed();
@@ -482,15 +516,24 @@ impl Callees for CallRunner<'_, '_> {
         let mut cx = TickContext::new(self.tick, &graph.settings, &mut nested);
         let started = Instant::now();
         let result = {
-            let mut state = self.runner.states[frame.node.0].lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = self.runner.states[frame.node.0]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             node.node.eval(&mut state, &inputs, &mut cx)
         };
         self.times.push((frame.node, started.elapsed()));
-        result.map_err(|e| NodeError::new(format!("in `{}` ({}): {}", node.name, node.kind, e.message)))
+        result.map_err(|e| {
+            NodeError::new(format!("in `{}` ({}): {}", node.name, node.kind, e.message))
+        })
     }
 }
 
-fn gather(sources: &[Source], cur: &[Option<Vec<Value>>], prev: &[Option<Vec<Value>>], tick: u64) -> Vec<Option<Value>> {
+fn gather(
+    sources: &[Source],
+    cur: &[Option<Vec<Value>>],
+    prev: &[Option<Vec<Value>>],
+    tick: u64,
+) -> Vec<Option<Value>> {
     sources
         .iter()
         .map(|s| match s {
@@ -507,7 +550,12 @@ fn gather(sources: &[Source], cur: &[Option<Vec<Value>>], prev: &[Option<Vec<Val
         .collect()
 }
 
-fn frames(calls: &[CallPlan], cur: &[Option<Vec<Value>>], prev: &[Option<Vec<Value>>], tick: u64) -> Vec<CallFrame> {
+fn frames(
+    calls: &[CallPlan],
+    cur: &[Option<Vec<Value>>],
+    prev: &[Option<Vec<Value>>],
+    tick: u64,
+) -> Vec<CallFrame> {
     calls
         .iter()
         .map(|c| CallFrame {
@@ -551,16 +599,26 @@ fn check_outputs(
 
 /// Turns the graph into plan steps with their prerequisites.
 fn compile(graph: &Graph) -> Vec<Step> {
-    let plan_of: BTreeMap<NodeId, usize> = graph.order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let plan_of: BTreeMap<NodeId, usize> = graph
+        .order
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i))
+        .collect();
     let sources = |id: NodeId| -> Vec<Source> {
         let node = graph.node(id);
         (0..node.inputs.len())
             .map(|port| match graph.edge_into(id, port) {
                 None => Source::Empty,
                 Some(e) => {
-                    let Some(&plan) = plan_of.get(&e.from) else { return Source::Empty };
+                    let Some(&plan) = plan_of.get(&e.from) else {
+                        return Source::Empty;
+                    };
                     match &e.kind {
-                        EdgeKind::Data => Source::Data { plan, port: e.from_port },
+                        EdgeKind::Data => Source::Data {
+                            plan,
+                            port: e.from_port,
+                        },
                         EdgeKind::Feedback { init } => Source::Feedback {
                             plan,
                             port: e.from_port,
@@ -571,7 +629,11 @@ fn compile(graph: &Graph) -> Vec<Step> {
             })
             .collect()
     };
-    fn call_plans(graph: &Graph, id: NodeId, sources: &dyn Fn(NodeId) -> Vec<Source>) -> Vec<CallPlan> {
+    fn call_plans(
+        graph: &Graph,
+        id: NodeId,
+        sources: &dyn Fn(NodeId) -> Vec<Source>,
+    ) -> Vec<CallPlan> {
         let node = graph.node(id);
         node.callees
             .iter()
@@ -584,7 +646,12 @@ fn compile(graph: &Graph) -> Vec<Step> {
             })
             .collect()
     }
-    fn collect(inputs: &[Source], calls: &[CallPlan], deps: &mut Vec<usize>, prev: &mut Vec<usize>) {
+    fn collect(
+        inputs: &[Source],
+        calls: &[CallPlan],
+        deps: &mut Vec<usize>,
+        prev: &mut Vec<usize>,
+    ) {
         for s in inputs {
             match s {
                 Source::Data { plan, .. } if !deps.contains(plan) => deps.push(*plan),

@@ -7,9 +7,24 @@ pub const PROVIDERS: &[&str] = &["cpu", "cuda", "tensorrt"];
 
 /// The `world { }` settings table.
 pub const SETTINGS: &[ParamSpec] = &[
-    ParamSpec::optional("name", ParamType::Str, Default::Str(""), "a title for this world"),
-    ParamSpec::optional("seed", ParamType::Int, Default::Int(0), "seed of every random source"),
-    ParamSpec::optional("fps", ParamType::Float, Default::Float(8.0), "frames per second to play at"),
+    ParamSpec::optional(
+        "name",
+        ParamType::Str,
+        Default::Str(""),
+        "a title for this world",
+    ),
+    ParamSpec::optional(
+        "seed",
+        ParamType::Int,
+        Default::Int(0),
+        "seed of every random source",
+    ),
+    ParamSpec::optional(
+        "fps",
+        ParamType::Float,
+        Default::Float(8.0),
+        "frames per second to play at",
+    ),
     ParamSpec::optional(
         "resolution",
         ParamType::Shape,
@@ -86,14 +101,18 @@ impl Settings {
                 }
                 _ => problems.push((
                     "resolution",
-                    "resolution must be a size HxW with both sides positive, like 64x64".to_string(),
+                    "resolution must be a size HxW with both sides positive, like 64x64"
+                        .to_string(),
                 )),
             }
         }
         if let Ok(f) = p.int("frames_per_tick") {
             match usize::try_from(f) {
                 Ok(v) if v > 0 => s.frames_per_tick = v,
-                _ => problems.push(("frames_per_tick", "frames_per_tick must be at least 1".to_string())),
+                _ => problems.push((
+                    "frames_per_tick",
+                    "frames_per_tick must be at least 1".to_string(),
+                )),
             }
         }
         if let Ok(pv) = p.choice("provider") {

@@ -183,7 +183,11 @@ mod tests {
             dtype,
             shape: dims
                 .iter()
-                .map(|d| d.parse().map(Dim::Known).unwrap_or_else(|_| Dim::Sym(d.to_string())))
+                .map(|d| {
+                    d.parse()
+                        .map(Dim::Known)
+                        .unwrap_or_else(|_| Dim::Sym(d.to_string()))
+                })
                 .collect(),
         }
     }
@@ -214,8 +218,20 @@ mod tests {
     fn unify_rejects_rank_dtype_and_known_dim() {
         let mut b = Bindings::new();
         let p = sym(DType::F32, &["1", "x"]);
-        assert!(b.unify(&p, &TensorType::known(DType::F32, &[1])).unwrap_err().contains("rank"));
-        assert!(b.unify(&p, &TensorType::known(DType::I64, &[1, 2])).unwrap_err().contains("dtype"));
-        assert!(b.unify(&p, &TensorType::known(DType::F32, &[2, 2])).unwrap_err().contains("dimension 0"));
+        assert!(
+            b.unify(&p, &TensorType::known(DType::F32, &[1]))
+                .unwrap_err()
+                .contains("rank")
+        );
+        assert!(
+            b.unify(&p, &TensorType::known(DType::I64, &[1, 2]))
+                .unwrap_err()
+                .contains("dtype")
+        );
+        assert!(
+            b.unify(&p, &TensorType::known(DType::F32, &[2, 2]))
+                .unwrap_err()
+                .contains("dimension 0")
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wgraph_engine::build::{build_graph, BuildOptions};
+use wgraph_engine::build::{BuildOptions, build_graph};
 use wgraph_engine::graph::Graph;
 use wgraph_engine::node::*;
 use wgraph_engine::params::{Default, ParamSpec, ParamType};
@@ -16,7 +16,7 @@ use wgraph_engine::tensor::{DType, Tensor};
 use wgraph_engine::types::ValueType;
 use wgraph_engine::value::Value;
 use wgraph_grammar::source::SourceMap;
-use wgraph_grammar::{load_graph, MemLoader};
+use wgraph_grammar::{MemLoader, load_graph};
 
 // ---- test kinds ----------------------------------------------------------
 
@@ -25,12 +25,17 @@ fn scalar() -> ValueType {
 }
 
 fn read(v: &Option<Value>) -> Result<f32, NodeError> {
-    let t = v.as_ref().and_then(Value::as_tensor).ok_or_else(|| NodeError::new("missing input"))?;
+    let t = v
+        .as_ref()
+        .and_then(Value::as_tensor)
+        .ok_or_else(|| NodeError::new("missing input"))?;
     Ok(t.host_f32()?[0])
 }
 
 fn out(x: f32) -> Vec<Value> {
-    vec![Value::Tensor(Tensor::from_f32(&[1], vec![x]).expect("one element"))]
+    vec![Value::Tensor(
+        Tensor::from_f32(&[1], vec![x]).expect("one element"),
+    )]
 }
 
 fn check_scalars(inputs: &[Option<ValueType>]) -> Result<(), TypeError> {
@@ -38,7 +43,10 @@ fn check_scalars(inputs: &[Option<ValueType>]) -> Result<(), TypeError> {
         if let Some(t) = t
             && *t != scalar()
         {
-            return Err(TypeError::input(i, format!("expected {}, found {t}", scalar())));
+            return Err(TypeError::input(
+                i,
+                format!("expected {}, found {t}", scalar()),
+            ));
         }
     }
     Ok(())
@@ -50,7 +58,11 @@ struct Fn {
     outputs: usize,
     out_type: ValueType,
     #[allow(clippy::type_complexity)]
-    f: Arc<dyn std::ops::Fn(&[Option<Value>], &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> + Send + Sync>,
+    f: Arc<
+        dyn std::ops::Fn(&[Option<Value>], &mut TickContext<'_>) -> Result<Vec<Value>, NodeError>
+            + Send
+            + Sync,
+    >,
     calls: Vec<CallSpec>,
 }
 
@@ -64,19 +76,32 @@ impl Node for Fn {
     fn calls(&self) -> Vec<CallSpec> {
         self.calls.clone()
     }
-    fn infer(&self, inputs: &[Option<ValueType>], calls: &mut dyn InferCalls) -> Result<Vec<ValueType>, TypeError> {
+    fn infer(
+        &self,
+        inputs: &[Option<ValueType>],
+        calls: &mut dyn InferCalls,
+    ) -> Result<Vec<ValueType>, TypeError> {
         check_scalars(inputs)?;
         for i in 0..self.calls.len() {
             calls.infer_call(i, &[scalar()])?;
         }
         Ok(vec![self.out_type.clone(); self.outputs])
     }
-    fn eval(&self, _s: &mut State, inputs: &[Option<Value>], cx: &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> {
+    fn eval(
+        &self,
+        _s: &mut State,
+        inputs: &[Option<Value>],
+        cx: &mut TickContext<'_>,
+    ) -> Result<Vec<Value>, NodeError> {
         (self.f)(inputs, cx)
     }
 }
 
-type EvalFn = Arc<dyn std::ops::Fn(&[Option<Value>], &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> + Send + Sync>;
+type EvalFn = Arc<
+    dyn std::ops::Fn(&[Option<Value>], &mut TickContext<'_>) -> Result<Vec<Value>, NodeError>
+        + Send
+        + Sync,
+>;
 
 struct Kind {
     name: &'static str,
@@ -109,7 +134,12 @@ fn simple(inputs: &[&str], f: EvalFn) -> Fn {
     }
 }
 
-const BY: &[ParamSpec] = &[ParamSpec::optional("by", ParamType::Float, Default::Float(1.0), "increment")];
+const BY: &[ParamSpec] = &[ParamSpec::optional(
+    "by",
+    ParamType::Float,
+    Default::Float(1.0),
+    "increment",
+)];
 const AT: &[ParamSpec] = &[ParamSpec::required("at", ParamType::Int, "tick")];
 const F: &[ParamSpec] = &[ParamSpec::required("f", ParamType::NodeRef, "callee")];
 
@@ -120,28 +150,47 @@ fn registry() -> Registry {
     let mut r = Registry::new();
     let kinds = [
         // `tick`: emits the tick index.
-        Kind { name: "tick", params: &[], make: |_| Ok(simple(&[], Arc::new(|_, cx| Ok(out(cx.tick as f32))))) },
+        Kind {
+            name: "tick",
+            params: &[],
+            make: |_| Ok(simple(&[], Arc::new(|_, cx| Ok(out(cx.tick as f32))))),
+        },
         // `inc`: x + by.
         Kind {
             name: "inc",
             params: BY,
             make: |cx| {
                 let by = cx.params.float("by")? as f32;
-                Ok(simple(&["x"], Arc::new(move |i, _| Ok(out(read(&i[0])? + by)))))
+                Ok(simple(
+                    &["x"],
+                    Arc::new(move |i, _| Ok(out(read(&i[0])? + by))),
+                ))
             },
         },
-        Kind { name: "sum", params: &[], make: |_| Ok(simple(&["a", "b"], Arc::new(|i, _| Ok(out(read(&i[0])? + read(&i[1])?))))) },
+        Kind {
+            name: "sum",
+            params: &[],
+            make: |_| {
+                Ok(simple(
+                    &["a", "b"],
+                    Arc::new(|i, _| Ok(out(read(&i[0])? + read(&i[1])?))),
+                ))
+            },
+        },
         // `record`: remembers (node name, tick, value).
         Kind {
             name: "record",
             params: &[],
             make: |cx| {
                 let name = cx.name.to_string();
-                let mut n = simple(&["x"], Arc::new(move |i, cx| {
-                    let v = read(&i[0])?;
-                    SINK.lock().unwrap().push((name.clone(), cx.tick, v));
-                    Ok(vec![])
-                }));
+                let mut n = simple(
+                    &["x"],
+                    Arc::new(move |i, cx| {
+                        let v = read(&i[0])?;
+                        SINK.lock().unwrap().push((name.clone(), cx.tick, v));
+                        Ok(vec![])
+                    }),
+                );
                 n.outputs = 0;
                 Ok(n)
             },
@@ -151,15 +200,20 @@ fn registry() -> Registry {
             name: "meet",
             params: &[],
             make: |_| {
-                Ok(simple(&["x"], Arc::new(|i, _| {
-                    RENDEZVOUS.fetch_add(1, Ordering::SeqCst);
-                    let start = Instant::now();
-                    while RENDEZVOUS.load(Ordering::SeqCst) < 2 && start.elapsed() < Duration::from_secs(5) {
-                        std::thread::yield_now();
-                    }
-                    let met = RENDEZVOUS.load(Ordering::SeqCst) >= 2;
-                    Ok(out(if met { read(&i[0])? } else { -1.0 }))
-                })))
+                Ok(simple(
+                    &["x"],
+                    Arc::new(|i, _| {
+                        RENDEZVOUS.fetch_add(1, Ordering::SeqCst);
+                        let start = Instant::now();
+                        while RENDEZVOUS.load(Ordering::SeqCst) < 2
+                            && start.elapsed() < Duration::from_secs(5)
+                        {
+                            std::thread::yield_now();
+                        }
+                        let met = RENDEZVOUS.load(Ordering::SeqCst) >= 2;
+                        Ok(out(if met { read(&i[0])? } else { -1.0 }))
+                    }),
+                ))
             },
         },
         // `fail_at`: fails on tick `at`.
@@ -168,12 +222,15 @@ fn registry() -> Registry {
             params: AT,
             make: |cx| {
                 let at = cx.params.int("at")? as u64;
-                Ok(simple(&["x"], Arc::new(move |i, cx| {
-                    if cx.tick == at {
-                        return Err(NodeError::new("boom"));
-                    }
-                    Ok(out(read(&i[0])?))
-                })))
+                Ok(simple(
+                    &["x"],
+                    Arc::new(move |i, cx| {
+                        if cx.tick == at {
+                            return Err(NodeError::new("boom"));
+                        }
+                        Ok(out(read(&i[0])?))
+                    }),
+                ))
             },
         },
         // `stop_at`: asks to stop on tick `at`.
@@ -182,12 +239,15 @@ fn registry() -> Registry {
             params: AT,
             make: |cx| {
                 let at = cx.params.int("at")? as u64;
-                Ok(simple(&[], Arc::new(move |_, cx| {
-                    if cx.tick == at {
-                        cx.request_stop();
-                    }
-                    Ok(out(cx.tick as f32))
-                })))
+                Ok(simple(
+                    &[],
+                    Arc::new(move |_, cx| {
+                        if cx.tick == at {
+                            cx.request_stop();
+                        }
+                        Ok(out(cx.tick as f32))
+                    }),
+                ))
             },
         },
         // `double_call`: calls `f` twice: f(f(x)).
@@ -195,12 +255,18 @@ fn registry() -> Registry {
             name: "double_call",
             params: F,
             make: |_| {
-                let mut n = simple(&["x"], Arc::new(|i, cx| {
-                    let x = i[0].clone().ok_or_else(|| NodeError::new("missing"))?;
-                    let y = cx.call(0, vec![x])?.remove(0);
-                    cx.call(0, vec![y])
-                }));
-                n.calls = vec![CallSpec { param: "f".into(), args: vec!["x".into()] }];
+                let mut n = simple(
+                    &["x"],
+                    Arc::new(|i, cx| {
+                        let x = i[0].clone().ok_or_else(|| NodeError::new("missing"))?;
+                        let y = cx.call(0, vec![x])?.remove(0);
+                        cx.call(0, vec![y])
+                    }),
+                );
+                n.calls = vec![CallSpec {
+                    param: "f".into(),
+                    args: vec!["x".into()],
+                }];
                 Ok(n)
             },
         },
@@ -209,7 +275,10 @@ fn registry() -> Registry {
             name: "add_k",
             params: &[],
             make: |_| {
-                let mut n = simple(&["k"], Arc::new(|i, _| Ok(out(read(&i[0])? + read(&i[1])?))));
+                let mut n = simple(
+                    &["k"],
+                    Arc::new(|i, _| Ok(out(read(&i[0])? + read(&i[1])?))),
+                );
                 n.inputs.insert(0, PortSpec::call("x"));
                 Ok(n)
             },
@@ -239,8 +308,14 @@ fn build(text: &str) -> Result<Graph, Vec<String>> {
     let registry = registry();
     let parsed = load_graph(Path::new("t.world"), &mut sources, &loader)
         .map_err(|d| d.iter().map(|x| x.short(&sources)).collect::<Vec<_>>())?;
-    let options = BuildOptions { registry: &registry, output: OutputConfig::default(), overrides: vec![], seed: None };
-    build_graph(&parsed, &sources, &options).map_err(|d| d.iter().map(|x| x.short(&sources)).collect())
+    let options = BuildOptions {
+        registry: &registry,
+        output: OutputConfig::default(),
+        overrides: vec![],
+        seed: None,
+    };
+    build_graph(&parsed, &sources, &options)
+        .map_err(|d| d.iter().map(|x| x.short(&sources)).collect())
 }
 
 fn errors(text: &str) -> Vec<String> {
@@ -255,7 +330,11 @@ fn run(graph: &Graph, config: RunConfig) -> Vec<(String, u64, f32)> {
     let mut runner = Runner::new(graph).unwrap();
     runner.run(&config, &mut |_| {}).unwrap();
     let mut sink = SINK.lock().unwrap();
-    let mut mine: Vec<_> = sink.iter().filter(|(n, _, _)| names.contains(n)).cloned().collect();
+    let mut mine: Vec<_> = sink
+        .iter()
+        .filter(|(n, _, _)| names.contains(n))
+        .cloned()
+        .collect();
     sink.retain(|(n, _, _)| !names.contains(n));
     mine.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
     mine
@@ -263,9 +342,21 @@ fn run(graph: &Graph, config: RunConfig) -> Vec<(String, u64, f32)> {
 
 fn modes(ticks: u64) -> [RunConfig; 3] {
     [
-        RunConfig { ticks, workers: 0, pipeline_depth: 1 },
-        RunConfig { ticks, workers: 2, pipeline_depth: 1 },
-        RunConfig { ticks, workers: 3, pipeline_depth: 3 },
+        RunConfig {
+            ticks,
+            workers: 0,
+            pipeline_depth: 1,
+        },
+        RunConfig {
+            ticks,
+            workers: 2,
+            pipeline_depth: 1,
+        },
+        RunConfig {
+            ticks,
+            workers: 3,
+            pipeline_depth: 3,
+        },
     ]
 }
 
@@ -296,7 +387,14 @@ mod running {
         )
         .unwrap();
         RENDEZVOUS.store(0, Ordering::SeqCst);
-        let got = run(&g, RunConfig { ticks: 1, workers: 2, pipeline_depth: 1 });
+        let got = run(
+            &g,
+            RunConfig {
+                ticks: 1,
+                workers: 2,
+                pipeline_depth: 1,
+            },
+        );
         // -1 from either branch would mean it waited 5 s alone.
         assert_eq!(got, vec![("p_r".to_string(), 0, 0.0)]);
     }
@@ -342,10 +440,23 @@ mod running {
             assert_eq!(values, vec![2.0, 5.0, 8.0]);
         }
         let mut runner = Runner::new(&g).unwrap();
-        let report = runner.run(&RunConfig { ticks: 3, workers: 0, pipeline_depth: 1 }, &mut |_| {}).unwrap();
+        let report = runner
+            .run(
+                &RunConfig {
+                    ticks: 3,
+                    workers: 0,
+                    pipeline_depth: 1,
+                },
+                &mut |_| {},
+            )
+            .unwrap();
         SINK.lock().unwrap().retain(|r| r.0 != "c_r");
         let callee = g.find("c_f").unwrap();
-        assert_eq!(report.metrics.node_times[callee.0].len(), 6, "two calls per tick are timed");
+        assert_eq!(
+            report.metrics.node_times[callee.0].len(),
+            6,
+            "two calls per tick are timed"
+        );
     }
 
     #[test]
@@ -361,7 +472,10 @@ mod running {
                     }
                 })
                 .unwrap_err();
-            assert_eq!((err.node.as_str(), err.tick, err.message.as_str()), ("e_f", 2, "boom"));
+            assert_eq!(
+                (err.node.as_str(), err.tick, err.message.as_str()),
+                ("e_f", 2, "boom")
+            );
             assert_eq!(err.report.ticks, 2);
             assert_eq!(done, vec![0, 1]);
             let mut sink = SINK.lock().unwrap();
@@ -393,7 +507,10 @@ mod build_errors {
     use super::*;
 
     fn has(errors: &[String], expected: &str) {
-        assert!(errors.iter().any(|e| e == expected), "missing `{expected}` in {errors:#?}");
+        assert!(
+            errors.iter().any(|e| e == expected),
+            "missing `{expected}` in {errors:#?}"
+        );
     }
 
     #[test]
@@ -406,8 +523,14 @@ mod build_errors {
     fn cycle_without_feedback_is_rejected() {
         let e = errors("node a: inc\nnode b: inc\na -> b\nb -> a\n");
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].starts_with("t.world:3:1: cycle without a feedback edge: "), "{e:?}");
-        assert!(e[0].contains("a → b → a") || e[0].contains("b → a → b"), "{e:?}");
+        assert!(
+            e[0].starts_with("t.world:3:1: cycle without a feedback edge: "),
+            "{e:?}"
+        );
+        assert!(
+            e[0].contains("a → b → a") || e[0].contains("b → a → b"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -427,42 +550,81 @@ mod build_errors {
     #[test]
     fn type_mismatch_names_node_port_and_both_types() {
         let e = errors("node a: text\nnode b: inc\na -> b.x\n");
-        has(&e, "t.world:3:1: type mismatch at input `b.x`: expected f32[1], found text");
+        has(
+            &e,
+            "t.world:3:1: type mismatch at input `b.x`: expected f32[1], found text",
+        );
     }
 
     #[test]
     fn parameters_are_checked_statically() {
         let e = errors("node a: inc { by = \"x\", bz = 1 }\nnode f: fail_at\n");
-        has(&e, "t.world:1:20: parameter `by` of node `a` (inc) expects a number, found a string");
-        has(&e, "t.world:1:25: unknown parameter `bz` for node `a` (inc)");
-        has(&e, "t.world:2:1: missing parameter `at` for node `f` (fail_at)");
+        has(
+            &e,
+            "t.world:1:20: parameter `by` of node `a` (inc) expects a number, found a string",
+        );
+        has(
+            &e,
+            "t.world:1:25: unknown parameter `bz` for node `a` (inc)",
+        );
+        has(
+            &e,
+            "t.world:2:1: missing parameter `at` for node `f` (fail_at)",
+        );
     }
 
     #[test]
     fn callables_are_checked() {
-        let e = errors("node t: tick\nnode f: add_k\nnode d: double_call { f = @g }\nt -> d.x\nt -> f.k\n");
-        has(&e, "t.world:3:27: `f` of node `d` (double_call) refers to no node `g`");
-        has(&e, "t.world:2:1: node `f` (add_k) takes (x) from a caller, but no node calls it");
-        let e = errors("node t: tick\nnode f: add_k\nnode d: double_call { f = @f }\nnode r: record\nt -> d.x\nt -> f.k\nf -> r\n");
-        has(&e, "t.world:7:1: `f` is called by `d`; its outputs go to its caller and cannot be wired");
-        let e = errors("node t: tick\nnode f: inc\nnode d: double_call { f = @f }\nt -> d.x\nt -> f.x\n");
-        has(&e, "t.world:3:27: `d` (double_call) calls `f` with (x), but `f` (inc) takes () from its caller");
+        let e = errors(
+            "node t: tick\nnode f: add_k\nnode d: double_call { f = @g }\nt -> d.x\nt -> f.k\n",
+        );
+        has(
+            &e,
+            "t.world:3:27: `f` of node `d` (double_call) refers to no node `g`",
+        );
+        has(
+            &e,
+            "t.world:2:1: node `f` (add_k) takes (x) from a caller, but no node calls it",
+        );
+        let e = errors(
+            "node t: tick\nnode f: add_k\nnode d: double_call { f = @f }\nnode r: record\nt -> d.x\nt -> f.k\nf -> r\n",
+        );
+        has(
+            &e,
+            "t.world:7:1: `f` is called by `d`; its outputs go to its caller and cannot be wired",
+        );
+        let e = errors(
+            "node t: tick\nnode f: inc\nnode d: double_call { f = @f }\nt -> d.x\nt -> f.x\n",
+        );
+        has(
+            &e,
+            "t.world:3:27: `d` (double_call) calls `f` with (x), but `f` (inc) takes () from its caller",
+        );
     }
 
     #[test]
     fn feedback_init_must_match_the_edge_type() {
         let e = errors("node a: inc\nfeedback a.out -> a.x init zeros(2x2)\n");
-        has(&e, "t.world:2:1: type mismatch at input `a.x`: expected f32[1], found f32[2, 2]");
+        has(
+            &e,
+            "t.world:2:1: type mismatch at input `a.x`: expected f32[1], found f32[2, 2]",
+        );
     }
 
     #[test]
     fn settings_are_checked() {
         let e = errors("world { fps = 0, resolution = 64, frobs = 1 }\n");
         has(&e, "t.world:1:15: fps must be a positive number");
-        has(&e, "t.world:1:31: parameter `resolution` of `world` expects a shape like 1x3x64x64 or [1, 3, H, W], found an integer");
+        has(
+            &e,
+            "t.world:1:31: parameter `resolution` of `world` expects a shape like 1x3x64x64 or [1, 3, H, W], found an integer",
+        );
         has(&e, "t.world:1:35: unknown parameter `frobs` for `world`");
         let e = errors("world { resolution = 0x64 }\nworld { seed = 1 }\nworld { seed = 2 }\n");
-        has(&e, "t.world:1:22: resolution must be a size HxW with both sides positive, like 64x64");
+        has(
+            &e,
+            "t.world:1:22: resolution must be a size HxW with both sides positive, like 64x64",
+        );
         has(&e, "t.world:3:9: setting `seed` is set twice");
     }
 

@@ -62,7 +62,10 @@ mod tests {
     fn reports_line_numbers() {
         let (line, msg) = parse_action_file("W\nA\nW+Q\n").unwrap_err();
         assert_eq!(line, 3);
-        assert_eq!(msg, "unknown key `Q` (keys: W A S D Left Right Up Down Space)");
+        assert_eq!(
+            msg,
+            "unknown key `Q` (keys: W A S D Left Right Up Down Space)"
+        );
         assert_eq!(parse_action_file("- -\n").unwrap_err().0, 1);
     }
 }

@@ -16,7 +16,7 @@ impl NodeKind for ActionsFile {
         "scripted player input: one line of keys per tick from an action file"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        &[
+        const PARAMS: &[ParamSpec] = &[
             ParamSpec::required(
                 "path",
                 ParamType::Path,
@@ -28,15 +28,20 @@ impl NodeKind for ActionsFile {
                 ParamDefault::Choice("idle"),
                 "past the last line: no keys, loop, or stop the run",
             ),
-        ]
+        ];
+        PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         let path = cx.params.path("path")?;
         let bytes = read_source("path", &path)?;
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| BuildError::param("path", format!("`{}` is not UTF-8 text", path.display())))?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            BuildError::param("path", format!("`{}` is not UTF-8 text", path.display()))
+        })?;
         let script = parse_action_file(text).map_err(|(line, msg)| {
-            BuildError::param("path", format!("line {line} of `{}`: {msg}", path.display()))
+            BuildError::param(
+                "path",
+                format!("line {line} of `{}`: {msg}", path.display()),
+            )
         })?;
         Ok(Box::new(ActionsNode {
             script,
@@ -57,10 +62,19 @@ impl Node for ActionsNode {
     fn outputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::output("actions")]
     }
-    fn infer(&self, _: &[Option<ValueType>], _: &mut dyn InferCalls) -> Result<Vec<ValueType>, TypeError> {
+    fn infer(
+        &self,
+        _: &[Option<ValueType>],
+        _: &mut dyn InferCalls,
+    ) -> Result<Vec<ValueType>, TypeError> {
         Ok(vec![ValueType::Actions])
     }
-    fn eval(&self, _: &mut State, _: &[Option<Value>], cx: &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> {
+    fn eval(
+        &self,
+        _: &mut State,
+        _: &[Option<Value>],
+        cx: &mut TickContext<'_>,
+    ) -> Result<Vec<Value>, NodeError> {
         let n = self.script.len();
         let t = usize::try_from(cx.tick).unwrap_or(usize::MAX);
         if self.on_end == "stop" && t + 1 >= n {
@@ -85,14 +99,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.txt");
         std::fs::write(&path, "# script\nW\nd+space\n").unwrap();
-        let (w, d) = (Actions::none().with(Key::W), Actions::none().with(Key::D).with(Key::Space));
+        let (w, d) = (
+            Actions::none().with(Key::W),
+            Actions::none().with(Key::D).with(Key::Space),
+        );
         let idle = Actions::none();
         for (on_end, want, stop_at) in [
             ("idle", [w, d, idle, idle], 9),
             ("loop", [w, d, w, d], 9),
             ("stop", [w, d, idle, idle], 1),
         ] {
-            let params = vec![("path", P::Path(path.clone())), ("on_end", P::Choice(on_end.into()))];
+            let params = vec![
+                ("path", P::Path(path.clone())),
+                ("on_end", P::Choice(on_end.into())),
+            ];
             let node = build(&ActionsFile, params, dir.path()).unwrap();
             let out = run(&*node, 4, |_| vec![]).unwrap();
             for (i, (o, stop)) in out.iter().enumerate() {
@@ -107,7 +127,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.txt");
         std::fs::write(&path, "W\nA\nQ\n").unwrap();
-        let e = build(&ActionsFile, vec![("path", P::Path(path.clone()))], dir.path()).unwrap_err();
+        let e = build(
+            &ActionsFile,
+            vec![("path", P::Path(path.clone()))],
+            dir.path(),
+        )
+        .unwrap_err();
         assert_eq!(
             e.message,
             format!(

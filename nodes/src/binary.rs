@@ -69,10 +69,18 @@ impl NodeKind for Lerp {
         "a * (1 - t) + b * t, elementwise"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        &[ParamSpec::optional("t", ParamType::Float, ParamDefault::Float(0.5), "weight of b")]
+        const PARAMS: &[ParamSpec] = &[ParamSpec::optional(
+            "t",
+            ParamType::Float,
+            ParamDefault::Float(0.5),
+            "weight of b",
+        )];
+        PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
-        Ok(Box::new(BinaryNode(Op::Lerp(finite_param(cx, "t")? as f32))))
+        Ok(Box::new(BinaryNode(
+            Op::Lerp(finite_param(cx, "t")? as f32),
+        )))
     }
 }
 
@@ -90,13 +98,26 @@ impl Node for BinaryNode {
     fn outputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::output("out")]
     }
-    fn infer(&self, inputs: &[Option<ValueType>], _: &mut dyn InferCalls) -> Result<Vec<ValueType>, TypeError> {
+    fn infer(
+        &self,
+        inputs: &[Option<ValueType>],
+        _: &mut dyn InferCalls,
+    ) -> Result<Vec<ValueType>, TypeError> {
         let a = f32_in(inputs, 0)?;
         let want = format!("{a} (the type of `a`) or a single f32 element");
-        let b = tensor_in(inputs, 1, &want, |b| unify_types(a, b).is_some() || (b.dtype == DType::F32 && single(b)))?;
-        Ok(vec![ValueType::Tensor(unify_types(a, b).unwrap_or_else(|| a.clone()))])
+        let b = tensor_in(inputs, 1, &want, |b| {
+            unify_types(a, b).is_some() || (b.dtype == DType::F32 && single(b))
+        })?;
+        Ok(vec![ValueType::Tensor(
+            unify_types(a, b).unwrap_or_else(|| a.clone()),
+        )])
     }
-    fn eval(&self, _: &mut State, inputs: &[Option<Value>], _: &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> {
+    fn eval(
+        &self,
+        _: &mut State,
+        inputs: &[Option<Value>],
+        _: &mut TickContext<'_>,
+    ) -> Result<Vec<Value>, NodeError> {
         let (a, b) = (tensor_arg(inputs, 0)?, tensor_arg(inputs, 1)?);
         let (x, y) = (a.host_f32()?, b.host_f32()?);
         let out = if a.shape() == b.shape() {
@@ -123,7 +144,10 @@ mod tests {
     fn apply(kind: &dyn NodeKind, params: Vec<(&'static str, P)>, a: Value, b: Value) -> Vec<f32> {
         let dir = tempfile::tempdir().unwrap();
         let node = build(kind, params, dir.path()).unwrap();
-        f32s(&run(&*node, 1, |_| vec![a.clone(), b.clone()]).unwrap()[0].0, 0)
+        f32s(
+            &run(&*node, 1, |_| vec![a.clone(), b.clone()]).unwrap()[0].0,
+            0,
+        )
     }
 
     #[test]
@@ -131,10 +155,22 @@ mod tests {
         let a = t32(&[2, 2], vec![1., 2., 3., 4.]);
         let b = t32(&[2, 2], vec![4., 3., 2., 1.]);
         assert_eq!(apply(&Add, vec![], a.clone(), b.clone()), [5.; 4]);
-        assert_eq!(apply(&Sub, vec![], a.clone(), b.clone()), [-3., -1., 1., 3.]);
-        assert_eq!(apply(&Mul, vec![], a.clone(), Tensor::scalar_f32(2.).into()), [2., 4., 6., 8.]);
-        assert_eq!(apply(&Sub, vec![], a.clone(), t32(&[1, 1], vec![1.])), [0., 1., 2., 3.]);
-        assert_eq!(apply(&Lerp, vec![("t", P::Float(0.25))], a, b), [1.75, 2.25, 2.75, 3.25]);
+        assert_eq!(
+            apply(&Sub, vec![], a.clone(), b.clone()),
+            [-3., -1., 1., 3.]
+        );
+        assert_eq!(
+            apply(&Mul, vec![], a.clone(), Tensor::scalar_f32(2.).into()),
+            [2., 4., 6., 8.]
+        );
+        assert_eq!(
+            apply(&Sub, vec![], a.clone(), t32(&[1, 1], vec![1.])),
+            [0., 1., 2., 3.]
+        );
+        assert_eq!(
+            apply(&Lerp, vec![("t", P::Float(0.25))], a, b),
+            [1.75, 2.25, 2.75, 3.25]
+        );
     }
 
     #[test]
@@ -149,10 +185,16 @@ mod tests {
             "expected f32[1, 3] (the type of `a`) or a single f32 element, found f32[3, 1]"
         );
         let e = infer(&*node, &[ValueType::tensor(DType::I64, &[1]), f(&[1])]).unwrap_err();
-        assert_eq!((e.input, e.message.as_str()), (Some(0), "expected an f32 tensor, found i64[1]"));
+        assert_eq!(
+            (e.input, e.message.as_str()),
+            (Some(0), "expected an f32 tensor, found i64[1]")
+        );
         assert!(infer(&*node, &[f(&[1, 3]), ValueType::tensor(DType::I64, &[1])]).is_err());
         assert_eq!(infer(&*node, &[f(&[2]), f(&[])]).unwrap(), [f(&[2])]);
-        let sym = ValueType::Tensor(TensorType { dtype: DType::F32, shape: vec![Dim::Sym("n".into())] });
+        let sym = ValueType::Tensor(TensorType {
+            dtype: DType::F32,
+            shape: vec![Dim::Sym("n".into())],
+        });
         assert_eq!(infer(&*node, &[sym, f(&[4])]).unwrap(), [f(&[4])]);
     }
 }

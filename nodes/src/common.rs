@@ -17,10 +17,9 @@ fn input_type<'a>(
     i: usize,
     expected: &str,
 ) -> Result<&'a ValueType, TypeError> {
-    types
-        .get(i)
-        .and_then(Option::as_ref)
-        .ok_or_else(|| TypeError::input(i, format!("expected {expected}, but nothing is connected")))
+    types.get(i).and_then(Option::as_ref).ok_or_else(|| {
+        TypeError::input(i, format!("expected {expected}, but nothing is connected"))
+    })
 }
 
 /// Input `i` must be a tensor accepted by `ok`; `expected` describes it.
@@ -66,7 +65,10 @@ pub(crate) fn image_in(types: &[Option<ValueType>], i: usize) -> Result<&TensorT
 pub(crate) fn actions_in(types: &[Option<ValueType>], i: usize) -> Result<(), TypeError> {
     match input_type(types, i, "actions")? {
         ValueType::Actions => Ok(()),
-        other => Err(TypeError::input(i, format!("expected actions, found {other}"))),
+        other => Err(TypeError::input(
+            i,
+            format!("expected actions, found {other}"),
+        )),
     }
 }
 
@@ -138,7 +140,11 @@ pub(crate) fn read_source(param: &str, path: &Path) -> Result<Vec<u8>, BuildErro
 /// Creates a directory for a sink when a run starts.
 pub(crate) fn create_dir(dir: &Path) -> Result<(), NodeError> {
     std::fs::create_dir_all(dir).map_err(|e| {
-        NodeError::new(format!("cannot create `{}`: {}", dir.display(), io_message(&e)))
+        NodeError::new(format!(
+            "cannot create `{}`: {}",
+            dir.display(),
+            io_message(&e)
+        ))
     })
 }
 
@@ -156,7 +162,10 @@ pub(crate) fn finite_param(cx: &BuildContext<'_>, name: &str) -> Result<f64, Bui
     if v.is_finite() {
         Ok(v)
     } else {
-        Err(BuildError::param(name, format!("`{name}` must be a finite number")))
+        Err(BuildError::param(
+            name,
+            format!("`{name}` must be a finite number"),
+        ))
     }
 }
 
@@ -168,6 +177,22 @@ pub(crate) mod testing {
     use wgraph_engine::params::{ParamValue, Params};
     use wgraph_engine::settings::Settings;
 
+    /// A built node (with `Debug`, for `unwrap_err`).
+    pub struct Built(pub Box<dyn Node>);
+
+    impl std::fmt::Debug for Built {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Built")
+        }
+    }
+
+    impl std::ops::Deref for Built {
+        type Target = dyn Node;
+        fn deref(&self) -> &(dyn Node + 'static) {
+            &*self.0
+        }
+    }
+
     /// Builds `kind` with `given` parameters plus the defaults of its table,
     /// writing outputs under `out`.
     pub fn build_in(
@@ -175,7 +200,7 @@ pub(crate) mod testing {
         given: Vec<(&'static str, ParamValue)>,
         out: &OutputConfig,
         settings: &Settings,
-    ) -> Result<Box<dyn Node>, BuildError> {
+    ) -> Result<Built, BuildError> {
         let mut params = Params::default();
         for spec in kind.params() {
             let v = match spec.default {
@@ -199,6 +224,7 @@ pub(crate) mod testing {
             base_dir: Path::new("."),
             output: out,
         })
+        .map(Built)
     }
 
     /// [`build_in`] with default settings and outputs under `out`.
@@ -206,7 +232,7 @@ pub(crate) mod testing {
         kind: &dyn NodeKind,
         given: Vec<(&'static str, ParamValue)>,
         out: &Path,
-    ) -> Result<Box<dyn Node>, BuildError> {
+    ) -> Result<Built, BuildError> {
         let oc = OutputConfig {
             dir: out.to_path_buf(),
             display: wgraph_engine::node::DisplayTarget::PngDir(out.join("display")),
@@ -269,7 +295,12 @@ pub(crate) mod testing {
 
     /// The f32 data of output `i`.
     pub fn f32s(out: &[Value], i: usize) -> Vec<f32> {
-        out[i].as_tensor().expect("tensor").host_f32().expect("f32").to_vec()
+        out[i]
+            .as_tensor()
+            .expect("tensor")
+            .host_f32()
+            .expect("f32")
+            .to_vec()
     }
 
     /// An f32 tensor value.

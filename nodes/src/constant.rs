@@ -13,15 +13,22 @@ impl NodeKind for Constant {
         "an f32 tensor of one value, the same every tick"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        &[
+        const PARAMS: &[ParamSpec] = &[
             ParamSpec::required("shape", ParamType::Shape, "the tensor's shape"),
-            ParamSpec::optional("value", ParamType::Float, ParamDefault::Float(0.0), "every element"),
-        ]
+            ParamSpec::optional(
+                "value",
+                ParamType::Float,
+                ParamDefault::Float(0.0),
+                "every element",
+            ),
+        ];
+        PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         let shape = shape_param(cx, "shape")?;
         let value = finite_param(cx, "value")? as f32;
-        let tensor = Tensor::full_f32(&shape, value).map_err(|e| BuildError::param("shape", e.to_string()))?;
+        let tensor = Tensor::full_f32(&shape, value)
+            .map_err(|e| BuildError::param("shape", e.to_string()))?;
         Ok(Box::new(ConstantNode(tensor)))
     }
 }
@@ -35,10 +42,19 @@ impl Node for ConstantNode {
     fn outputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::output("out")]
     }
-    fn infer(&self, _: &[Option<ValueType>], _: &mut dyn InferCalls) -> Result<Vec<ValueType>, TypeError> {
+    fn infer(
+        &self,
+        _: &[Option<ValueType>],
+        _: &mut dyn InferCalls,
+    ) -> Result<Vec<ValueType>, TypeError> {
         Ok(vec![ValueType::Tensor(self.0.tensor_type())])
     }
-    fn eval(&self, _: &mut State, _: &[Option<Value>], _: &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> {
+    fn eval(
+        &self,
+        _: &mut State,
+        _: &[Option<Value>],
+        _: &mut TickContext<'_>,
+    ) -> Result<Vec<Value>, NodeError> {
         Ok(vec![self.0.clone().into()])
     }
 }

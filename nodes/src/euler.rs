@@ -18,21 +18,44 @@ impl NodeKind for Euler {
         "rectified-flow Euler sampler: denoises `noise` in `steps` calls of a denoiser(x, t)"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        &[
-            ParamSpec::optional("steps", ParamType::Int, ParamDefault::Int(4), "number of denoiser calls (>= 1)"),
-            ParamSpec::optional("shift", ParamType::Float, ParamDefault::Float(1.0), "schedule shift s > 0; larger spends more steps at high noise"),
-            ParamSpec::required("denoiser", ParamType::NodeRef, "the node giving the velocity v(x, t), with call inputs x and t"),
-        ]
+        const PARAMS: &[ParamSpec] = &[
+            ParamSpec::optional(
+                "steps",
+                ParamType::Int,
+                ParamDefault::Int(4),
+                "number of denoiser calls (>= 1)",
+            ),
+            ParamSpec::optional(
+                "shift",
+                ParamType::Float,
+                ParamDefault::Float(1.0),
+                "schedule shift s > 0; larger spends more steps at high noise",
+            ),
+            ParamSpec::required(
+                "denoiser",
+                ParamType::NodeRef,
+                "the node giving the velocity v(x, t), with call inputs x and t",
+            ),
+        ];
+        PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         let steps = cx.params.int("steps")?;
         let steps = usize::try_from(steps)
             .ok()
             .filter(|s| (1..=10_000).contains(s))
-            .ok_or_else(|| BuildError::param("steps", format!("`steps` must be between 1 and 10000, found {steps}")))?;
+            .ok_or_else(|| {
+                BuildError::param(
+                    "steps",
+                    format!("`steps` must be between 1 and 10000, found {steps}"),
+                )
+            })?;
         let shift = finite_param(cx, "shift")?;
         if shift <= 0.0 {
-            return Err(BuildError::param("shift", format!("`shift` must be positive, found {shift}")));
+            return Err(BuildError::param(
+                "shift",
+                format!("`shift` must be positive, found {shift}"),
+            ));
         }
         Ok(Box::new(EulerNode {
             sigmas: flow_schedule(steps, shift),
@@ -64,26 +87,44 @@ impl Node for EulerNode {
         vec![PortSpec::output("latent")]
     }
     fn calls(&self) -> Vec<CallSpec> {
-        vec![CallSpec { param: "denoiser".into(), args: vec!["x".into(), "t".into()] }]
+        vec![CallSpec {
+            param: "denoiser".into(),
+            args: vec!["x".into(), "t".into()],
+        }]
     }
-    fn infer(&self, inputs: &[Option<ValueType>], calls: &mut dyn InferCalls) -> Result<Vec<ValueType>, TypeError> {
-        let x = ValueType::Tensor(f32_in(inputs, 0)?.clone());
+    fn infer(
+        &self,
+        inputs: &[Option<ValueType>],
+        calls: &mut dyn InferCalls,
+    ) -> Result<Vec<ValueType>, TypeError> {
+        let x = f32_in(inputs, 0)?;
         let outs = calls
-            .infer_call(0, &[x.clone(), ValueType::tensor(DType::F32, &[1])])
-            .map_err(|e| TypeError::node(format!("denoiser `@{}`: {}", self.denoiser, e.message)))?;
-        match outs.first() {
-            Some(v) if v.as_tensor().zip(x.as_tensor()).is_some_and(|(v, x)| unify_types(x, v).is_some()) => Ok(vec![x]),
-            Some(v) => Err(TypeError::node(format!(
-                "the denoiser `@{}` returns {v} as its first output, but the sampler needs {x} (the type of `noise`)",
-                self.denoiser
-            ))),
-            None => Err(TypeError::node(format!(
-                "the denoiser `@{}` has no outputs; the sampler needs {x} (the type of `noise`)",
-                self.denoiser
-            ))),
+            .infer_call(
+                0,
+                &[
+                    ValueType::Tensor(x.clone()),
+                    ValueType::tensor(DType::F32, &[1]),
+                ],
+            )
+            .map_err(|e| {
+                TypeError::node(format!("denoiser `@{}`: {}", self.denoiser, e.message))
+            })?;
+        let first = outs.first().and_then(ValueType::as_tensor);
+        if first.is_some_and(|v| unify_types(x, v).is_some()) {
+            return Ok(vec![ValueType::Tensor(x.clone())]);
         }
+        let found = outs.first().map_or("nothing".into(), ToString::to_string);
+        Err(TypeError::node(format!(
+            "the denoiser `@{}` returns {found} as its first output, but the sampler needs {x} (the type of `noise`)",
+            self.denoiser
+        )))
     }
-    fn eval(&self, _: &mut State, inputs: &[Option<Value>], cx: &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> {
+    fn eval(
+        &self,
+        _: &mut State,
+        inputs: &[Option<Value>],
+        cx: &mut TickContext<'_>,
+    ) -> Result<Vec<Value>, NodeError> {
         let noise = tensor_arg(inputs, 0)?;
         let mut x = noise.host_f32()?.to_vec();
         for pair in self.sigmas.windows(2) {
@@ -129,29 +170,51 @@ mod tests {
             assert_eq!(index, 0);
             self.calls += 1;
             let settings = Settings::default();
-            let mut cx = TickContext::new(0, &settings, &mut NoCallees);
-            let ins: Vec<_> = args.into_iter().chain([self.target.clone()]).map(Some).collect();
+            let mut none = NoCallees;
+            let mut cx = TickContext::new(0, &settings, &mut none);
+            let ins: Vec<_> = args
+                .into_iter()
+                .chain([self.target.clone()])
+                .map(Some)
+                .collect();
             self.node.eval(&mut self.node.init_state()?, &ins, &mut cx)
         }
     }
 
     impl InferCalls for Flow {
-        fn infer_call(&mut self, _: usize, args: &[ValueType]) -> Result<Vec<ValueType>, TypeError> {
-            let ins: Vec<_> = args.iter().cloned().chain([self.target.value_type()]).map(Some).collect();
-            self.node.infer(&ins, &mut wgraph_engine::node::NoInferCalls)
+        fn infer_call(
+            &mut self,
+            _: usize,
+            args: &[ValueType],
+        ) -> Result<Vec<ValueType>, TypeError> {
+            let ins: Vec<_> = args
+                .iter()
+                .cloned()
+                .chain([self.target.value_type()])
+                .map(Some)
+                .collect();
+            self.node
+                .infer(&ins, &mut wgraph_engine::node::NoInferCalls)
         }
     }
 
     fn flow(target: Value) -> Flow {
         let dir = tempfile::tempdir().unwrap();
-        Flow { node: build(&TargetFlow, vec![], dir.path()).unwrap(), target, calls: 0 }
+        Flow {
+            node: build(&TargetFlow, vec![], dir.path()).unwrap().0,
+            target,
+            calls: 0,
+        }
     }
 
     #[test]
     fn schedule_matches_yume() {
         let s = flow_schedule(4, 7.0);
         let want = [1.0, 0.954545, 0.875, 0.7, 0.0];
-        assert!(s.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{s:?}");
+        assert!(
+            s.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{s:?}"
+        );
         assert_eq!(flow_schedule(2, 1.0), [1.0, 0.5, 0.0]);
     }
 
@@ -162,14 +225,29 @@ mod tests {
         let noise: Vec<f32> = (0..24).map(|i| (i as f32 * 1.3).cos() * 2.0).collect();
         for steps in 1..=8 {
             for shift in [1.0, 3.0, 7.0] {
-                let params = vec![("steps", P::Int(steps)), ("shift", P::Float(shift)), ("denoiser", P::NodeRef("d".into()))];
+                let params = vec![
+                    ("steps", P::Int(steps)),
+                    ("shift", P::Float(shift)),
+                    ("denoiser", P::NodeRef("d".into())),
+                ];
                 let node = build(&Euler, params, dir.path()).unwrap();
                 let mut f = flow(t32(&[1, 2, 3, 4], target.clone()));
                 let mut inf = flow(t32(&[1, 2, 3, 4], target.clone()));
-                let out = run_with(&*node, 1, |_| vec![t32(&[1, 2, 3, 4], noise.clone())], &mut f, &mut inf).unwrap();
+                let out = run_with(
+                    &*node,
+                    1,
+                    |_| vec![t32(&[1, 2, 3, 4], noise.clone())],
+                    &mut f,
+                    &mut inf,
+                )
+                .unwrap();
                 assert_eq!(f.calls, steps as usize);
                 let got = f32s(&out[0].0, 0);
-                let err = got.iter().zip(&target).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                let err = got
+                    .iter()
+                    .zip(&target)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f32::max);
                 assert!(err < 1e-4, "steps {steps} shift {shift}: error {err}");
             }
         }
@@ -181,22 +259,47 @@ mod tests {
         let params = vec![("denoiser", P::NodeRef("d".into()))];
         let node = build(&Euler, params, dir.path()).unwrap();
         let noise = [Some(ValueType::tensor(DType::F32, &[1, 4]))];
-        assert_eq!(node.infer(&noise, &mut flow(t32(&[1, 4], vec![0.0; 4]))).unwrap(), [noise[0].clone().unwrap()]);
-        let e = node.infer(&noise, &mut flow(t32(&[1, 5], vec![0.0; 5]))).unwrap_err();
-        assert_eq!(e.message, "denoiser `@d`: expected f32[1, 4] (the type of `x`), found f32[1, 5]");
+        assert_eq!(
+            node.infer(&noise, &mut flow(t32(&[1, 4], vec![0.0; 4])))
+                .unwrap(),
+            [noise[0].clone().unwrap()]
+        );
+        let e = node
+            .infer(&noise, &mut flow(t32(&[1, 5], vec![0.0; 5])))
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "denoiser `@d`: expected f32[1, 4] (the type of `x`), found f32[1, 5]"
+        );
 
         struct Wrong;
         impl InferCalls for Wrong {
-            fn infer_call(&mut self, _: usize, _: &[ValueType]) -> Result<Vec<ValueType>, TypeError> {
+            fn infer_call(
+                &mut self,
+                _: usize,
+                _: &[ValueType],
+            ) -> Result<Vec<ValueType>, TypeError> {
                 Ok(vec![ValueType::tensor(DType::I64, &[2])])
             }
         }
         let e = node.infer(&noise, &mut Wrong).unwrap_err();
         assert_eq!(e.input, None);
-        assert_eq!(e.message, "the denoiser `@d` returns i64[2] as its first output, but the sampler needs f32[1, 4] (the type of `noise`)");
+        assert_eq!(
+            e.message,
+            "the denoiser `@d` returns i64[2] as its first output, but the sampler needs f32[1, 4] (the type of `noise`)"
+        );
         let bad = vec![("steps", P::Int(0)), ("denoiser", P::NodeRef("d".into()))];
-        assert_eq!(build(&Euler, bad, dir.path()).unwrap_err().param.as_deref(), Some("steps"));
-        let bad = vec![("shift", P::Float(0.0)), ("denoiser", P::NodeRef("d".into()))];
-        assert_eq!(build(&Euler, bad, dir.path()).unwrap_err().param.as_deref(), Some("shift"));
+        assert_eq!(
+            build(&Euler, bad, dir.path()).unwrap_err().param.as_deref(),
+            Some("steps")
+        );
+        let bad = vec![
+            ("shift", P::Float(0.0)),
+            ("denoiser", P::NodeRef("d".into())),
+        ];
+        assert_eq!(
+            build(&Euler, bad, dir.path()).unwrap_err().param.as_deref(),
+            Some("shift")
+        );
     }
 }

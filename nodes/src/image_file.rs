@@ -15,7 +15,7 @@ impl NodeKind for ImageFile {
         "a PNG/JPEG/GIF file as an f32[1, 3, H, W] image, the same every tick"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        &[
+        const PARAMS: &[ParamSpec] = &[
             ParamSpec::required("path", ParamType::Path, "the image file"),
             RANGE_PARAM,
             ParamSpec::optional(
@@ -24,20 +24,27 @@ impl NodeKind for ImageFile {
                 ParamDefault::Bool(true),
                 "resize to the world resolution",
             ),
-        ]
+        ];
+        PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         let path = cx.params.path("path")?;
         let bytes = read_source("path", &path)?;
         let mut img = image::load_from_memory(&bytes)
             .map_err(|e| {
-                BuildError::param("path", format!("`{}` is not a readable image: {e}", path.display()))
+                BuildError::param(
+                    "path",
+                    format!("`{}` is not a readable image: {e}", path.display()),
+                )
             })?
             .to_rgb8();
         let (h, w) = (cx.settings.height, cx.settings.width);
         if cx.params.bool("resize")? && (img.height() as usize, img.width() as usize) != (h, w) {
             let too_big = || BuildError::new(format!("world resolution {h}x{w} is too large"));
-            let (h, w) = (u32::try_from(h).map_err(|_| too_big())?, u32::try_from(w).map_err(|_| too_big())?);
+            let (h, w) = (
+                u32::try_from(h).map_err(|_| too_big())?,
+                u32::try_from(w).map_err(|_| too_big())?,
+            );
             img = image::imageops::resize(&img, w, h, FilterType::Triangle);
         }
         let image = image_to_tensor(&img, Range::from_params(cx)?)
@@ -57,10 +64,19 @@ impl Node for ImageNode {
     fn outputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::output("image")]
     }
-    fn infer(&self, _: &[Option<ValueType>], _: &mut dyn InferCalls) -> Result<Vec<ValueType>, TypeError> {
+    fn infer(
+        &self,
+        _: &[Option<ValueType>],
+        _: &mut dyn InferCalls,
+    ) -> Result<Vec<ValueType>, TypeError> {
         Ok(vec![ValueType::Tensor(self.image.tensor_type())])
     }
-    fn eval(&self, _: &mut State, _: &[Option<Value>], _: &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> {
+    fn eval(
+        &self,
+        _: &mut State,
+        _: &[Option<Value>],
+        _: &mut TickContext<'_>,
+    ) -> Result<Vec<Value>, NodeError> {
         Ok(vec![self.image.clone().into()])
     }
 }
@@ -75,12 +91,21 @@ mod tests {
     fn decodes_and_resizes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("red.png");
-        image::RgbImage::from_pixel(8, 4, image::Rgb([255, 0, 0])).save(&path).unwrap();
-        let node = build(&ImageFile, vec![("path", P::Path(path.clone()))], dir.path()).unwrap();
+        image::RgbImage::from_pixel(8, 4, image::Rgb([255, 0, 0]))
+            .save(&path)
+            .unwrap();
+        let node = build(
+            &ImageFile,
+            vec![("path", P::Path(path.clone()))],
+            dir.path(),
+        )
+        .unwrap();
         let out = run(&*node, 1, |_| vec![]).unwrap();
         let px = f32s(&out[0].0, 0);
         assert_eq!(px.len(), 3 * 64 * 64);
-        assert!(px[..64 * 64].iter().all(|&v| v == 1.0) && px[64 * 64..].iter().all(|&v| v == -1.0));
+        assert!(
+            px[..64 * 64].iter().all(|&v| v == 1.0) && px[64 * 64..].iter().all(|&v| v == -1.0)
+        );
         let params = vec![
             ("path", P::Path(path)),
             ("resize", P::Bool(false)),
@@ -94,6 +119,10 @@ mod tests {
         let bad = dir.path().join("bad.png");
         std::fs::write(&bad, b"not an image").unwrap();
         let e = build(&ImageFile, vec![("path", P::Path(bad))], dir.path()).unwrap_err();
-        assert!(e.message.contains("bad.png` is not a readable image"), "{}", e.message);
+        assert!(
+            e.message.contains("bad.png` is not a readable image"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -29,12 +29,24 @@ impl Node for KeysNode {
     fn outputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::output("out")]
     }
-    fn infer(&self, inputs: &[Option<ValueType>], _: &mut dyn InferCalls) -> Result<Vec<ValueType>, TypeError> {
+    fn infer(
+        &self,
+        inputs: &[Option<ValueType>],
+        _: &mut dyn InferCalls,
+    ) -> Result<Vec<ValueType>, TypeError> {
         actions_in(inputs, 0)?;
         Ok(vec![ValueType::tensor(DType::F32, &[1, Key::ALL.len()])])
     }
-    fn eval(&self, _: &mut State, inputs: &[Option<Value>], _: &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> {
-        f32_out(&[1, Key::ALL.len()], actions_arg(inputs, 0)?.multi_hot().to_vec())
+    fn eval(
+        &self,
+        _: &mut State,
+        inputs: &[Option<Value>],
+        _: &mut TickContext<'_>,
+    ) -> Result<Vec<Value>, NodeError> {
+        f32_out(
+            &[1, Key::ALL.len()],
+            actions_arg(inputs, 0)?.multi_hot().to_vec(),
+        )
     }
 }
 
@@ -51,6 +63,9 @@ mod tests {
         let out = run(&*node, 1, |_| vec![Value::Actions(a)]).unwrap();
         assert_eq!(f32s(&out[0].0, 0), [0., 1., 0., 0., 0., 0., 0., 0., 1.]);
         let e = infer(&*node, &[ValueType::tensor(DType::I64, &[2])]).unwrap_err();
-        assert_eq!((e.input, e.message.as_str()), (Some(0), "expected actions, found i64[2]"));
+        assert_eq!(
+            (e.input, e.message.as_str()),
+            (Some(0), "expected actions, found i64[2]")
+        );
     }
 }

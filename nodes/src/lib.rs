@@ -1,1 +1,137 @@
+//! wgraph's built-in node kinds.
+//!
+//! [`registry()`] returns every kind. Each kind is a unit struct implementing
+//! [`NodeKind`](wgraph_engine::node::NodeKind), in its own file (or one file
+//! per small family); **to add a kind: write one file, add one line to
+//! [`registry()`].**
+//!
+//! Image tensors are f32 `[1, C, H, W]` (C = 3 RGB or 1 gray) with values in
+//! [-1, 1] unless a node's `range = unit` says [0, 1].
+//!
+//! | file | kinds |
+//! |---|---|
+//! | `npy.rs` | `npy` — a tensor, or one slice per tick, from a `.npy` file |
+//! | `image_file.rs` | `image` — a PNG/JPEG/GIF as an image tensor |
+//! | `constant.rs` | `constant` — a tensor of one value |
+//! | `noise.rs` | `noise` — reproducible Gaussian noise |
+//! | `actions.rs` | `actions` — scripted keys from an action file |
+//! | `keys.rs` | `keys` — actions as a multi-hot vector |
+//! | `binary.rs` | `add`, `sub`, `mul`, `lerp` — elementwise on two tensors |
+//! | `unary.rs` | `scale`, `clamp` — elementwise on one tensor |
+//! | `resize.rs` | `resize` — bilinear resize |
+//! | `pan.rs` | `pan` — a toy camera scrolled by the keys |
+//! | `target_flow.rs` | `target_flow` — exact velocity toward a known target |
+//! | `euler.rs` | `euler` — rectified-flow Euler sampler calling a denoiser |
+//! | `png.rs`, `gif.rs`, `npy_dump.rs` | `png`, `gif`, `npy_dump` — file sinks |
+//! | `display.rs` | `display` — the frames a user watches |
+//!
+//! Shared helpers: `common.rs` (port type checks, input access),
+//! [`image_io`] (image tensors ↔ pixels), [`rng`] (counter-based RNG),
+//! [`action_file`] (action
+//! file parsing, also used by the CLI).
 
+pub mod action_file;
+mod actions;
+mod binary;
+mod common;
+mod constant;
+mod display;
+mod euler;
+mod gif;
+mod image_file;
+pub mod image_io;
+mod keys;
+mod noise;
+mod npy;
+mod npy_dump;
+mod pan;
+mod png;
+mod resize;
+pub mod rng;
+mod target_flow;
+mod unary;
+
+pub use actions::ActionsFile;
+pub use binary::{Add, Lerp, Mul, Sub};
+pub use constant::Constant;
+pub use display::Display;
+pub use euler::{Euler, flow_schedule};
+pub use gif::Gif;
+pub use image_file::ImageFile;
+pub use keys::Keys;
+pub use noise::Noise;
+pub use npy::Npy;
+pub use npy_dump::NpyDump;
+pub use pan::Pan;
+pub use png::Png;
+pub use resize::Resize;
+pub use target_flow::TargetFlow;
+pub use unary::{Clamp, Scale};
+
+use wgraph_engine::registry::Registry;
+
+/// Every built-in node kind.
+pub fn registry() -> Registry {
+    const UNIQUE: &str = "built-in kinds have unique names";
+    let mut r = Registry::new();
+    r.register(Npy).expect(UNIQUE);
+    r.register(ImageFile).expect(UNIQUE);
+    r.register(Constant).expect(UNIQUE);
+    r.register(Noise).expect(UNIQUE);
+    r.register(ActionsFile).expect(UNIQUE);
+    r.register(Keys).expect(UNIQUE);
+    r.register(Add).expect(UNIQUE);
+    r.register(Sub).expect(UNIQUE);
+    r.register(Mul).expect(UNIQUE);
+    r.register(Lerp).expect(UNIQUE);
+    r.register(Scale).expect(UNIQUE);
+    r.register(Clamp).expect(UNIQUE);
+    r.register(Resize).expect(UNIQUE);
+    r.register(Pan).expect(UNIQUE);
+    r.register(TargetFlow).expect(UNIQUE);
+    r.register(Euler).expect(UNIQUE);
+    r.register(Png).expect(UNIQUE);
+    r.register(Gif).expect(UNIQUE);
+    r.register(NpyDump).expect(UNIQUE);
+    r.register(Display).expect(UNIQUE);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use wgraph_engine::params::{Default, ParamType};
+
+    #[test]
+    fn every_kind_has_consistent_params() {
+        let r = super::registry();
+        assert_eq!(r.names().count(), 20);
+        for kind in r.kinds() {
+            let params = kind.params();
+            for (i, p) in params.iter().enumerate() {
+                assert!(
+                    params[..i].iter().all(|q| q.name != p.name),
+                    "{}: {}",
+                    kind.name(),
+                    p.name
+                );
+                let ok = match (p.ty, p.default) {
+                    (_, None) => true,
+                    (ParamType::Int, Some(Default::Int(_))) => true,
+                    (ParamType::Float, Some(Default::Float(_))) => true,
+                    (ParamType::Bool, Some(Default::Bool(_))) => true,
+                    (ParamType::Str, Some(Default::Str(_))) => true,
+                    (ParamType::Choice(c), Some(Default::Choice(d))) => c.contains(&d),
+                    _ => false,
+                };
+                assert!(
+                    ok,
+                    "{}: default of `{}` does not fit its type",
+                    kind.name(),
+                    p.name
+                );
+                assert!(!p.doc.is_empty());
+            }
+            assert!(!kind.summary().is_empty());
+        }
+    }
+}

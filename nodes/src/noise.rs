@@ -14,7 +14,7 @@ impl NodeKind for Noise {
         "Gaussian noise: fresh each tick (or fixed), reproducible from the seed"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        &[
+        const PARAMS: &[ParamSpec] = &[
             ParamSpec::required("shape", ParamType::Shape, "the tensor's shape"),
             ParamSpec::optional(
                 "seed",
@@ -22,22 +22,36 @@ impl NodeKind for Noise {
                 ParamDefault::Int(-1),
                 "seed of this source; -1 (default) derives it from the world seed and the node's name",
             ),
-            ParamSpec::optional("mean", ParamType::Float, ParamDefault::Float(0.0), "mean of the samples"),
-            ParamSpec::optional("std", ParamType::Float, ParamDefault::Float(1.0), "standard deviation (>= 0)"),
+            ParamSpec::optional(
+                "mean",
+                ParamType::Float,
+                ParamDefault::Float(0.0),
+                "mean of the samples",
+            ),
+            ParamSpec::optional(
+                "std",
+                ParamType::Float,
+                ParamDefault::Float(1.0),
+                "standard deviation (>= 0)",
+            ),
             ParamSpec::optional(
                 "per_tick",
                 ParamType::Bool,
                 ParamDefault::Bool(true),
                 "draw new noise every tick (false: the same noise every tick)",
             ),
-        ]
+        ];
+        PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         let shape = shape_param(cx, "shape")?;
         let seed = match cx.params.int("seed")? {
             -1 => mix(cx.settings.seed ^ hash_str(cx.name)),
             s => u64::try_from(s).map_err(|_| {
-                BuildError::param("seed", "the seed must be >= 0 (or -1 to derive it from the world seed)")
+                BuildError::param(
+                    "seed",
+                    "the seed must be >= 0 (or -1 to derive it from the world seed)",
+                )
             })?,
         };
         let std = finite_param(cx, "std")?;
@@ -69,10 +83,19 @@ impl Node for NoiseNode {
     fn outputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::output("out")]
     }
-    fn infer(&self, _: &[Option<ValueType>], _: &mut dyn InferCalls) -> Result<Vec<ValueType>, TypeError> {
+    fn infer(
+        &self,
+        _: &[Option<ValueType>],
+        _: &mut dyn InferCalls,
+    ) -> Result<Vec<ValueType>, TypeError> {
         Ok(vec![ValueType::tensor(DType::F32, &self.shape)])
     }
-    fn eval(&self, _: &mut State, _: &[Option<Value>], cx: &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> {
+    fn eval(
+        &self,
+        _: &mut State,
+        _: &[Option<Value>],
+        cx: &mut TickContext<'_>,
+    ) -> Result<Vec<Value>, NodeError> {
         let n = self.shape.iter().product();
         let mut data = vec![0.0f32; n];
         let stream = if self.per_tick { cx.tick } else { 0 };
@@ -92,8 +115,11 @@ mod tests {
 
     fn tick(node: &dyn Node, t: u64) -> Vec<f32> {
         let settings = Settings::default();
-        let mut cx = TickContext::new(t, &settings, &mut NoCallees);
-        let out = node.eval(&mut node.init_state().unwrap(), &[], &mut cx).unwrap();
+        let mut none = NoCallees;
+        let mut cx = TickContext::new(t, &settings, &mut none);
+        let out = node
+            .eval(&mut node.init_state().unwrap(), &[], &mut cx)
+            .unwrap();
         f32s(&out, 0)
     }
 
@@ -108,17 +134,33 @@ mod tests {
         assert_ne!(tick(&*node, 2), later);
         let n = later.len() as f64;
         let mean = later.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let std = (later.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n).sqrt();
-        assert!(mean.abs() < 0.05 && (std - 1.0).abs() < 0.05, "{mean} {std}");
+        let std = (later
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt();
+        assert!(
+            mean.abs() < 0.05 && (std - 1.0).abs() < 0.05,
+            "{mean} {std}"
+        );
 
-        let params = vec![shape.clone(), ("per_tick", P::Bool(false)), ("mean", P::Float(3.0)), ("std", P::Float(0.0))];
+        let params = vec![
+            shape.clone(),
+            ("per_tick", P::Bool(false)),
+            ("mean", P::Float(3.0)),
+            ("std", P::Float(0.0)),
+        ];
         let fixed = build(&Noise, params, dir.path()).unwrap();
         assert_eq!(tick(&*fixed, 0), tick(&*fixed, 9));
         assert!(tick(&*fixed, 1).iter().all(|&v| v == 3.0));
 
         let derived = build(&Noise, vec![shape.clone()], dir.path()).unwrap();
         assert_ne!(tick(&*derived, 3), later);
-        assert_eq!(tick(&*derived, 3), tick(&*build(&Noise, vec![shape.clone()], dir.path()).unwrap(), 3));
+        assert_eq!(
+            tick(&*derived, 3),
+            tick(&*build(&Noise, vec![shape.clone()], dir.path()).unwrap(), 3)
+        );
         assert!(build(&Noise, vec![shape, ("seed", P::Int(-2))], dir.path()).is_err());
     }
 }

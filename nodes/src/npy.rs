@@ -1,7 +1,7 @@
 //! `npy`: a tensor (or a sequence of tensors) from a NumPy `.npy` file.
 
 use crate::common::*;
-use crate::npy_format;
+use wgraph_engine::npy::read_npy;
 use wgraph_engine::tensor::HostData;
 
 /// The `npy` kind.
@@ -17,8 +17,12 @@ impl NodeKind for Npy {
         "a tensor read from a .npy file, whole or one slice of axis 0 per tick"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        &[
-            ParamSpec::required("path", ParamType::Path, "the .npy file (f4, f8, i4, i8, u1, b1)"),
+        const PARAMS: &[ParamSpec] = &[
+            ParamSpec::required(
+                "path",
+                ParamType::Path,
+                "the .npy file (f4, f8, i4, i8, u1, b1)",
+            ),
             ParamSpec::optional(
                 "sequence",
                 ParamType::Bool,
@@ -31,24 +35,27 @@ impl NodeKind for Npy {
                 ParamDefault::Choice("hold"),
                 "past the last slice: hold it, loop, or stop the run",
             ),
-        ]
+        ];
+        PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         let path = cx.params.path("path")?;
-        let whole = npy_format::parse(&read_source("path", &path)?)
-            .map_err(|e| BuildError::param("path", format!("`{}` {e}", path.display())))?;
-        if let HostData::F32(d) = whole.host().map_err(|e| BuildError::new(e.to_string()))? {
-            if let Some(i) = d.iter().position(|v| !v.is_finite()) {
-                return Err(BuildError::param(
-                    "path",
-                    format!("`{}` holds a non-finite value at element {i}", path.display()),
-                ));
-            }
+        let whole = read_npy(&read_source("path", &path)?)
+            .map_err(|e| BuildError::param("path", format!("`{}`: {e}", path.display())))?;
+        let non_finite = match whole.host() {
+            Ok(HostData::F32(d)) => d.iter().position(|v| !v.is_finite()),
+            _ => None,
+        };
+        if let Some(i) = non_finite {
+            let msg = format!(
+                "`{}` holds a non-finite value at element {i}",
+                path.display()
+            );
+            return Err(BuildError::param("path", msg));
         }
         let slices = if cx.params.bool("sequence")? {
-            split_axis0(&whole).map_err(|e| {
-                BuildError::param("path", format!("`{}` {e}", path.display()))
-            })?
+            split_axis0(&whole)
+                .map_err(|e| BuildError::param("path", format!("`{}` {e}", path.display())))?
         } else {
             vec![whole]
         };
@@ -78,7 +85,10 @@ fn split_axis0(t: &Tensor) -> Result<Vec<Tensor>, String> {
         };
         Tensor::from_host(rest, data)
     };
-    (0..n).map(slice).collect::<Result<_, _>>().map_err(|e| e.to_string())
+    (0..n)
+        .map(slice)
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())
 }
 
 struct NpyNode {
@@ -94,10 +104,19 @@ impl Node for NpyNode {
     fn outputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::output("out")]
     }
-    fn infer(&self, _: &[Option<ValueType>], _: &mut dyn InferCalls) -> Result<Vec<ValueType>, TypeError> {
+    fn infer(
+        &self,
+        _: &[Option<ValueType>],
+        _: &mut dyn InferCalls,
+    ) -> Result<Vec<ValueType>, TypeError> {
         Ok(vec![ValueType::Tensor(self.ty.clone())])
     }
-    fn eval(&self, _: &mut State, _: &[Option<Value>], cx: &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> {
+    fn eval(
+        &self,
+        _: &mut State,
+        _: &[Option<Value>],
+        cx: &mut TickContext<'_>,
+    ) -> Result<Vec<Value>, NodeError> {
         let n = self.slices.len();
         let t = usize::try_from(cx.tick).unwrap_or(usize::MAX);
         let i = match self.on_end.as_str() {
@@ -121,7 +140,7 @@ mod tests {
     fn setup(t: &Tensor) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.npy");
-        std::fs::write(&path, npy_format::write(t).unwrap()).unwrap();
+        std::fs::write(&path, wgraph_engine::npy::write_npy(t).unwrap()).unwrap();
         (dir, path)
     }
 
@@ -131,7 +150,10 @@ mod tests {
         let (dir, path) = setup(&t);
         let node = build(&Npy, vec![("path", P::Path(path))], dir.path()).unwrap();
         let out = run(&*node, 3, |_| vec![]).unwrap();
-        assert!(out.iter().all(|(o, stop)| o[0] == t.clone().into() && !stop));
+        assert!(
+            out.iter()
+                .all(|(o, stop)| o[0] == t.clone().into() && !stop)
+        );
     }
 
     #[test]
@@ -141,7 +163,11 @@ mod tests {
         for (on_end, want, stops) in [
             ("hold", [0., 1., 2., 2., 2.], [false; 5]),
             ("loop", [0., 1., 2., 0., 1.], [false; 5]),
-            ("stop", [0., 1., 2., 2., 2.], [false, false, true, true, true]),
+            (
+                "stop",
+                [0., 1., 2., 2., 2.],
+                [false, false, true, true, true],
+            ),
         ] {
             let params = vec![
                 ("path", P::Path(path.clone())),
@@ -152,7 +178,11 @@ mod tests {
             let out = run(&*node, 5, |_| vec![]).unwrap();
             let got: Vec<f32> = out.iter().map(|(o, _)| f32s(o, 0)[1]).collect();
             assert_eq!(got, want, "{on_end}");
-            assert_eq!(out.iter().map(|o| o.1).collect::<Vec<_>>(), stops, "{on_end}");
+            assert_eq!(
+                out.iter().map(|o| o.1).collect::<Vec<_>>(),
+                stops,
+                "{on_end}"
+            );
         }
     }
 
@@ -164,14 +194,27 @@ mod tests {
         assert_eq!(e.param.as_deref(), Some("path"));
         assert_eq!(
             e.message,
-            format!("cannot read `{}`: No such file or directory", missing.display())
+            format!(
+                "cannot read `{}`: No such file or directory",
+                missing.display()
+            )
         );
         std::fs::write(&missing, b"hello").unwrap();
         let e = build(&Npy, vec![("path", P::Path(missing.clone()))], dir.path()).unwrap_err();
-        assert!(e.message.ends_with("x.npy` is not a .npy file (bad magic)"), "{}", e.message);
+        assert!(
+            e.message
+                .ends_with("x.npy`: not a .npy file: bad magic (expected \\x93NUMPY)"),
+            "{}",
+            e.message
+        );
         let (dir, path) = setup(&Tensor::scalar_f32(1.0));
         let params = vec![("path", P::Path(path)), ("sequence", P::Bool(true))];
-        assert!(build(&Npy, params, dir.path()).unwrap_err().message.contains("scalar"));
+        assert!(
+            build(&Npy, params, dir.path())
+                .unwrap_err()
+                .message
+                .contains("scalar")
+        );
         let (dir, path) = setup(&Tensor::from_f32(&[1], vec![f32::NAN]).unwrap());
         let e = build(&Npy, vec![("path", P::Path(path))], dir.path()).unwrap_err();
         assert!(e.message.contains("non-finite"));

@@ -14,12 +14,21 @@ impl NodeKind for Pan {
         "scrolls (wrapping) an image by an offset that Left/Right/Up/Down or A/D/W/S move"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        &[ParamSpec::optional("speed", ParamType::Int, ParamDefault::Int(2), "pixels moved per tick a key is held")]
+        const PARAMS: &[ParamSpec] = &[ParamSpec::optional(
+            "speed",
+            ParamType::Int,
+            ParamDefault::Int(2),
+            "pixels moved per tick a key is held",
+        )];
+        PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         let speed = cx.params.int("speed")?;
         if speed.unsigned_abs() > 1 << 20 {
-            return Err(BuildError::param("speed", "`speed` must be within ±1048576 pixels"));
+            return Err(BuildError::param(
+                "speed",
+                "`speed` must be within ±1048576 pixels",
+            ));
         }
         Ok(Box::new(PanNode { speed }))
     }
@@ -40,7 +49,11 @@ impl Node for PanNode {
     fn outputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::output("image")]
     }
-    fn infer(&self, inputs: &[Option<ValueType>], _: &mut dyn InferCalls) -> Result<Vec<ValueType>, TypeError> {
+    fn infer(
+        &self,
+        inputs: &[Option<ValueType>],
+        _: &mut dyn InferCalls,
+    ) -> Result<Vec<ValueType>, TypeError> {
         let image = image_in(inputs, 0)?.clone();
         actions_in(inputs, 1)?;
         Ok(vec![ValueType::Tensor(image)])
@@ -48,10 +61,18 @@ impl Node for PanNode {
     fn init_state(&self) -> Result<State, NodeError> {
         Ok(Box::new(Offset::default()))
     }
-    fn eval(&self, state: &mut State, inputs: &[Option<Value>], _: &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> {
+    fn eval(
+        &self,
+        state: &mut State,
+        inputs: &[Option<Value>],
+        _: &mut TickContext<'_>,
+    ) -> Result<Vec<Value>, NodeError> {
         let (img, keys) = (tensor_arg(inputs, 0)?, actions_arg(inputs, 1)?);
         let [1, c, h, w] = *img.shape() else {
-            return Err(NodeError::new(format!("expected an f32[1, C, H, W] image, found {}", img.tensor_type())));
+            return Err(NodeError::new(format!(
+                "expected an f32[1, C, H, W] image, found {}",
+                img.tensor_type()
+            )));
         };
         if h * w == 0 {
             return Ok(vec![img.clone().into()]);
@@ -94,14 +115,36 @@ mod tests {
         px[0] = 1.0;
         let img = t32(&[1, 1, 3, 4], px);
         let none = Actions::none();
-        let script = [none.with(Key::D), none.with(Key::Right), none.with(Key::Down), none.with(Key::A).with(Key::W), none];
-        let out = run(&*node, 5, |t| vec![img.clone(), Value::Actions(script[t as usize])]).unwrap();
-        let bright: Vec<usize> = out.iter().map(|(o, _)| f32s(o, 0).iter().position(|&v| v == 1.0).unwrap()).collect();
+        let script = [
+            none.with(Key::D),
+            none.with(Key::Right),
+            none.with(Key::Down),
+            none.with(Key::A).with(Key::W),
+            none,
+        ];
+        let out = run(&*node, 5, |t| {
+            vec![img.clone(), Value::Actions(script[t as usize])]
+        })
+        .unwrap();
+        let bright: Vec<usize> = out
+            .iter()
+            .map(|(o, _)| f32s(o, 0).iter().position(|&v| v == 1.0).unwrap())
+            .collect();
         // (x, y): (1, 0), (2, 0), (2, 1), (1, 0), (1, 0)
         assert_eq!(bright, [1, 2, 4 + 2, 1, 1]);
-        let left = run(&*node, 1, |_| vec![img.clone(), Value::Actions(none.with(Key::Left))]).unwrap();
+        let left = run(&*node, 1, |_| {
+            vec![img.clone(), Value::Actions(none.with(Key::Left))]
+        })
+        .unwrap();
         assert_eq!(f32s(&left[0].0, 0)[3], 1.0, "wraps around");
-        let e = infer(&*node, &[ValueType::tensor(DType::F32, &[2, 3]), ValueType::Actions]).unwrap_err();
-        assert_eq!(e.message, "expected f32[1, 3, H, W] image (or 1 channel), found f32[2, 3]");
+        let e = infer(
+            &*node,
+            &[ValueType::tensor(DType::F32, &[2, 3]), ValueType::Actions],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "expected f32[1, 3, H, W] image (or 1 channel), found f32[2, 3]"
+        );
     }
 }

@@ -14,7 +14,12 @@ impl NodeKind for Resize {
         "bilinear resize of f32[N, C, H, W] to [N, C, h, w]"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        &[ParamSpec::required("size", ParamType::Shape, "the new size hxw")]
+        const PARAMS: &[ParamSpec] = &[ParamSpec::required(
+            "size",
+            ParamType::Shape,
+            "the new size hxw",
+        )];
+        PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         match *cx.params.shape("size")? {
@@ -52,17 +57,34 @@ impl Node for ResizeNode {
     fn outputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::output("out")]
     }
-    fn infer(&self, inputs: &[Option<ValueType>], _: &mut dyn InferCalls) -> Result<Vec<ValueType>, TypeError> {
-        let x = tensor_in(inputs, 0, "f32[N, C, H, W]", |t| t.dtype == DType::F32 && t.shape.len() == 4)?;
+    fn infer(
+        &self,
+        inputs: &[Option<ValueType>],
+        _: &mut dyn InferCalls,
+    ) -> Result<Vec<ValueType>, TypeError> {
+        let x = tensor_in(inputs, 0, "f32[N, C, H, W]", |t| {
+            t.dtype == DType::F32 && t.shape.len() == 4
+        })?;
         let mut shape = x.shape.clone();
         shape[2] = Dim::Known(self.h);
         shape[3] = Dim::Known(self.w);
-        Ok(vec![ValueType::Tensor(TensorType { dtype: DType::F32, shape })])
+        Ok(vec![ValueType::Tensor(TensorType {
+            dtype: DType::F32,
+            shape,
+        })])
     }
-    fn eval(&self, _: &mut State, inputs: &[Option<Value>], _: &mut TickContext<'_>) -> Result<Vec<Value>, NodeError> {
+    fn eval(
+        &self,
+        _: &mut State,
+        inputs: &[Option<Value>],
+        _: &mut TickContext<'_>,
+    ) -> Result<Vec<Value>, NodeError> {
         let x = tensor_arg(inputs, 0)?;
         let [n, c, h, w] = *x.shape() else {
-            return Err(NodeError::new(format!("expected f32[N, C, H, W], found {}", x.tensor_type())));
+            return Err(NodeError::new(format!(
+                "expected f32[N, C, H, W], found {}",
+                x.tensor_type()
+            )));
         };
         let data = x.host_f32()?;
         let mut out = Vec::with_capacity(n * c * self.h * self.w);
@@ -79,7 +101,10 @@ impl Node for ResizeNode {
                 }
             }
         } else if n * c > 0 {
-            return Err(NodeError::new(format!("cannot resize an empty {}", x.tensor_type())));
+            return Err(NodeError::new(format!(
+                "cannot resize an empty {}",
+                x.tensor_type()
+            )));
         }
         f32_out(&[n, c, self.h, self.w], out)
     }
@@ -100,14 +125,23 @@ mod tests {
     #[test]
     fn bilinear_half_pixel() {
         // 1x2 -> 1x4: PyTorch gives [0, 0.25, 0.75, 1].
-        assert_eq!(resize(t32(&[1, 1, 1, 2], vec![0., 1.]), 1, 4), [0., 0.25, 0.75, 1.]);
+        assert_eq!(
+            resize(t32(&[1, 1, 1, 2], vec![0., 1.]), 1, 4),
+            [0., 0.25, 0.75, 1.]
+        );
         // 2x2 -> 1x1 averages all four.
-        assert_eq!(resize(t32(&[1, 1, 2, 2], vec![0., 1., 2., 3.]), 1, 1), [1.5]);
+        assert_eq!(
+            resize(t32(&[1, 1, 2, 2], vec![0., 1., 2., 3.]), 1, 1),
+            [1.5]
+        );
         // 4 -> 2 averages pairs; two planes stay apart.
         let x = t32(&[1, 2, 1, 4], vec![0., 2., 4., 6., 1., 1., 1., 1.]);
         assert_eq!(resize(x, 1, 2), [1., 5., 1., 1.]);
         let x = t32(&[1, 1, 2, 3], (0..6).map(|v| v as f32).collect());
-        assert_eq!(resize(x, 2, 3), (0..6).map(|v| v as f32).collect::<Vec<_>>());
+        assert_eq!(
+            resize(x, 2, 3),
+            (0..6).map(|v| v as f32).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -65,8 +65,15 @@ mod tests {
         Stream::new(7, 3).fill_gaussian(&mut a);
         let n = a.len() as f64;
         let mean = a.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let var = a.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
-        assert!(mean.abs() < 0.02 && (var.sqrt() - 1.0).abs() < 0.02, "{mean} {var}");
+        let var = a
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        assert!(
+            mean.abs() < 0.02 && (var.sqrt() - 1.0).abs() < 0.02,
+            "{mean} {var}"
+        );
         assert!(a.iter().all(|v| v.is_finite()));
         let mut b = vec![0.0f32; 10];
         Stream::new(7, 3).fill_gaussian(&mut b);

@@ -1,0 +1,71 @@
+//! `display`: the frames a user watches, written where the run's output
+//! configuration says — numbered PNGs in a directory or one animated GIF.
+//! It builds a [`PngSink`](crate::png) or a [`GifSink`](crate::gif).
+
+use crate::common::*;
+use crate::gif::{GifSink, frame_delay};
+use crate::image_io::{RANGE_PARAM, Range};
+use crate::png::PngSink;
+use wgraph_engine::node::DisplayTarget;
+
+/// The `display` kind.
+pub struct Display;
+
+impl NodeKind for Display {
+    fn name(&self) -> &'static str {
+        "display"
+    }
+    fn summary(&self) -> &'static str {
+        "shows each tick's image: frame_<tick>.png files or a GIF, as the run's --out says"
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        const PARAMS: &[ParamSpec] = &[RANGE_PARAM];
+        PARAMS
+    }
+    fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
+        let range = Range::from_params(cx)?;
+        Ok(match &cx.output.display {
+            DisplayTarget::PngDir(dir) => Box::new(PngSink {
+                dir: dir.clone(),
+                prefix: "frame".into(),
+                range,
+            }),
+            DisplayTarget::Gif(path) => Box::new(GifSink {
+                path: path.clone(),
+                delay: frame_delay(cx.settings.fps),
+                range,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::testing::*;
+    use wgraph_engine::node::OutputConfig;
+    use wgraph_engine::settings::Settings;
+
+    #[test]
+    fn png_dir_or_gif() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = |_| vec![t32(&[1, 3, 4, 6], vec![0.5; 72])];
+        let out = OutputConfig::for_path(&dir.path().join("frames"));
+        let node = build_in(&Display, vec![], &out, &Settings::default()).unwrap();
+        run(&*node, 2, image).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("frames"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2);
+        let img = image::open(dir.path().join("frames/frame_00001.png")).unwrap();
+        assert_eq!((img.width(), img.height()), (6, 4));
+
+        let out = OutputConfig::for_path(&dir.path().join("world.gif"));
+        let node = build_in(&Display, vec![], &out, &Settings::default()).unwrap();
+        run(&*node, 3, image).unwrap();
+        let frames = crate::gif::tests::frames(&dir.path().join("world.gif"));
+        assert_eq!(frames.len(), 3);
+        assert_eq!(frames[0].buffer().dimensions(), (6, 4));
+    }
+}

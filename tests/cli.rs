@@ -1,0 +1,529 @@
+//! The `wgraph` binary, driven as a user would. One integration-test binary,
+//! grouped by subcommand.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn wgraph(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wgraph"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("wgraph runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn world_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            world_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "world") {
+            out.push(p);
+        }
+    }
+}
+
+fn pngs(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "png"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+mod check {
+    use super::*;
+
+    #[test]
+    fn accepts_every_shipped_graph_and_example() {
+        let mut files = Vec::new();
+        world_files(&root().join("graphs"), &mut files);
+        world_files(&root().join("examples"), &mut files);
+        assert!(files.len() >= 4, "{files:?}");
+        for f in files {
+            let o = wgraph(&["check", f.to_str().unwrap()]);
+            assert_eq!(o.status.code(), Some(0), "{}: {}", f.display(), stderr(&o));
+            assert!(stdout(&o).contains(": ok ("));
+        }
+    }
+
+    /// Each file in tests/fixtures/broken states the diagnostics it must
+    /// produce as `// expect: TEXT` lines; TEXT starting with `L:C:` must
+    /// appear as `FILE:L:C:` in the rendered output.
+    #[test]
+    fn rejects_broken_graphs_with_located_errors() {
+        let mut files = Vec::new();
+        world_files(&root().join("tests/fixtures/broken"), &mut files);
+        files.sort();
+        assert!(files.len() >= 8);
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let rel = f
+                .strip_prefix(root())
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            let o = wgraph(&["check", &rel]);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(1), "{rel}: {err}");
+            assert!(!err.contains("panicked"), "{rel}: {err}");
+            let expectations: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("// expect: "))
+                .collect();
+            assert!(!expectations.is_empty(), "{rel} has no expectations");
+            for exp in expectations {
+                let (loc, msg) = match exp.split_once(": ") {
+                    Some((loc, msg)) if loc.split(':').all(|p| p.parse::<u32>().is_ok()) => {
+                        (Some(loc), msg)
+                    }
+                    _ => (None, exp),
+                };
+                assert!(err.contains(msg), "{rel}: expected `{msg}` in:\n{err}");
+                if let Some(loc) = loc {
+                    let located = format!("{rel}:{loc}");
+                    assert!(
+                        err.contains(&located),
+                        "{rel}: expected location `{located}` in:\n{err}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reports_every_file_and_fails_if_any_fails() {
+        let o = wgraph(&[
+            "check",
+            "examples/pan.world",
+            "tests/fixtures/broken/cycle.world",
+        ]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stdout(&o).contains("examples/pan.world: ok"));
+        assert!(stderr(&o).contains("cycle without a feedback edge"));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed_text = std::fs::read(root().join("examples/trail.world")).unwrap();
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for i in 0..24 {
+            let mut bytes = seed_text.clone();
+            for _ in 0..(1 + next() % 12) {
+                let pos = (next() as usize) % bytes.len();
+                match next() % 3 {
+                    0 => bytes[pos] = next() as u8,
+                    1 => {
+                        bytes.remove(pos);
+                    }
+                    _ => bytes.insert(pos, b"{}[]()\"@.->=x\n\xff"[(next() % 15) as usize]),
+                }
+            }
+            let path = dir.path().join(format!("m{i}.world"));
+            std::fs::write(&path, &bytes).unwrap();
+            let o = wgraph(&["check", path.to_str().unwrap()]);
+            let err = stderr(&o);
+            assert!(matches!(o.status.code(), Some(0 | 1)), "{err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+}
+
+mod graph {
+    use super::*;
+
+    #[test]
+    fn json_lists_nodes_kinds_params_and_ported_edges() {
+        let o = wgraph(&["graph", "examples/trail.world", "--format", "json"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let nodes = v["nodes"].as_array().unwrap();
+        let blend = nodes.iter().find(|n| n["name"] == "blend").unwrap();
+        assert_eq!(blend["kind"], "lerp");
+        assert_eq!(blend["params"]["t"], 0.35);
+        let edges = v["edges"].as_array().unwrap();
+        let fb = edges.iter().find(|e| e["feedback"] == true).unwrap();
+        assert_eq!(
+            (&fb["from"], &fb["from_port"], &fb["to"], &fb["to_port"]),
+            (&"clip".into(), &"out".into(), &"blend".into(), &"a".into())
+        );
+        assert_eq!(v["settings"]["resolution"], serde_json::json!([64, 64]));
+    }
+
+    #[test]
+    fn dot_and_mermaid_show_edges_and_calls() {
+        let dot = stdout(&wgraph(&[
+            "graph",
+            "examples/flow.world",
+            "--format",
+            "dot",
+        ]));
+        assert!(dot.starts_with("digraph world {"));
+        assert!(
+            dot.contains("\"eps\" -> \"sampler\" [label=\"out → noise\"]"),
+            "{dot}"
+        );
+        assert!(
+            dot.contains("\"sampler\" -> \"velocity\" [label=\"calls\", style=dotted]"),
+            "{dot}"
+        );
+        let mermaid = stdout(&wgraph(&[
+            "graph",
+            "examples/trail.world",
+            "--format",
+            "mermaid",
+        ]));
+        assert!(mermaid.starts_with("flowchart LR"));
+        assert!(mermaid.contains("-.->|\"out → a (t-1)\"|"), "{mermaid}");
+    }
+
+    #[test]
+    fn set_is_applied_before_export() {
+        let o = wgraph(&[
+            "graph",
+            "examples/flow.world",
+            "--format",
+            "json",
+            "--set",
+            "sampler.steps=9",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let sampler = v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == "sampler")
+            .unwrap()
+            .clone();
+        assert_eq!(sampler["params"]["steps"], 9);
+    }
+}
+
+mod run {
+    use super::*;
+
+    #[test]
+    fn writes_one_png_per_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("frames");
+        let o = wgraph(&[
+            "run",
+            "examples/pan.world",
+            "--frames",
+            "16",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let files = pngs(&out);
+        assert_eq!(files.len(), 16);
+        assert!(files[0].ends_with("frame_00000.png") && files[15].ends_with("frame_00015.png"));
+        let a = image::open(&files[0]).unwrap().to_rgb8();
+        assert_eq!(a.dimensions(), (64, 64));
+        // The walk turns right on tick 2: the view must have moved.
+        let b = image::open(&files[4]).unwrap().to_rgb8();
+        assert_ne!(a.as_raw(), b.as_raw());
+    }
+
+    #[test]
+    fn set_overrides_a_parameter() {
+        // speed 0: the camera never moves, so every frame is the start frame.
+        let dir = tempfile::tempdir().unwrap();
+        let o = wgraph(&[
+            "run",
+            "examples/pan.world",
+            "--frames",
+            "6",
+            "--out",
+            dir.path().to_str().unwrap(),
+            "-q",
+            "--set",
+            "camera.speed=0",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let frames: Vec<Vec<u8>> = pngs(dir.path())
+            .iter()
+            .map(|p| image::open(p).unwrap().to_rgb8().into_raw())
+            .collect();
+        assert_eq!(frames.len(), 6);
+        assert!(frames.windows(2).all(|w| w[0] == w[1]));
+    }
+
+    #[test]
+    fn gif_output_has_every_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let gif = dir.path().join("pan.gif");
+        let o = wgraph(&[
+            "run",
+            "examples/pan.world",
+            "--frames",
+            "10",
+            "--out",
+            gif.to_str().unwrap(),
+            "-q",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        use image::AnimationDecoder;
+        let file = std::io::BufReader::new(std::fs::File::open(&gif).unwrap());
+        let frames = image::codecs::gif::GifDecoder::new(file)
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+            .unwrap();
+        assert_eq!(frames.len(), 10);
+    }
+
+    #[test]
+    fn actions_flag_replaces_the_action_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys.txt");
+        std::fs::write(&keys, "-\n-\n-\n").unwrap();
+        let out = dir.path().join("o");
+        let o = wgraph(&[
+            "run",
+            "examples/pan.world",
+            "--frames",
+            "3",
+            "--actions",
+            keys.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let frames: Vec<Vec<u8>> = pngs(&out)
+            .iter()
+            .map(|p| image::open(p).unwrap().to_rgb8().into_raw())
+            .collect();
+        assert!(
+            frames.windows(2).all(|w| w[0] == w[1]),
+            "no keys, no motion"
+        );
+        std::fs::write(&keys, "W\nQ\n").unwrap();
+        let o = wgraph(&[
+            "run",
+            "examples/pan.world",
+            "--actions",
+            keys.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stderr(&o).contains("line 2"), "{}", stderr(&o));
+    }
+
+    #[test]
+    fn seed_changes_noise_and_runs_are_reproducible() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |seed: &str, name: &str| -> Vec<u8> {
+            let out = dir.path().join(name);
+            let o = wgraph(&[
+                "run",
+                "examples/trail.world",
+                "--frames",
+                "2",
+                "--seed",
+                seed,
+                "--out",
+                out.to_str().unwrap(),
+                "-q",
+            ]);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            std::fs::read(out.join("latents/dump_00001.npy")).unwrap()
+        };
+        assert_eq!(run("1", "a"), run("1", "b"));
+        assert_ne!(run("1", "a"), run("2", "c"));
+    }
+
+    #[test]
+    fn results_do_not_depend_on_workers_or_pipelining() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dumps = Vec::new();
+        for (i, (workers, depth)) in [("0", "1"), ("2", "1"), ("2", "4")].iter().enumerate() {
+            let out = dir.path().join(format!("w{i}"));
+            let o = wgraph(&[
+                "run",
+                "examples/trail.world",
+                "--frames",
+                "6",
+                "--workers",
+                workers,
+                "--pipeline",
+                depth,
+                "--out",
+                out.to_str().unwrap(),
+                "-q",
+            ]);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            dumps.push(std::fs::read(out.join("latents/dump_00005.npy")).unwrap());
+        }
+        assert_eq!(dumps[0], dumps[1]);
+        assert_eq!(dumps[0], dumps[2]);
+    }
+
+    #[test]
+    fn metrics_json_has_per_node_timings() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("m.json");
+        let o = wgraph(&[
+            "run",
+            "examples/flow.world",
+            "--frames",
+            "5",
+            "--out",
+            dir.path().join("o").to_str().unwrap(),
+            "--metrics",
+            m.to_str().unwrap(),
+            "-q",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+        assert_eq!(v["metrics"]["ticks"], 5);
+        let nodes = v["metrics"]["nodes"].as_array().unwrap();
+        let velocity = nodes.iter().find(|n| n["name"] == "velocity").unwrap();
+        assert_eq!(velocity["count"], 20, "4 steps x 5 ticks");
+        for key in ["mean_ms", "p50_ms", "p99_ms"] {
+            assert!(velocity[key].as_f64().unwrap() >= 0.0);
+        }
+        assert!(v["ms_per_tick"].as_f64().unwrap() > 0.0);
+    }
+
+    #[test]
+    fn sampler_with_exact_velocity_reproduces_the_start_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = wgraph(&[
+            "run",
+            "examples/flow.world",
+            "--frames",
+            "1",
+            "--out",
+            dir.path().to_str().unwrap(),
+            "-q",
+            "--set",
+            "sampler.steps=3",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let got = image::open(dir.path().join("frame_00000.png"))
+            .unwrap()
+            .to_rgb8();
+        let want = image::open(root().join("examples/assets/start.png"))
+            .unwrap()
+            .to_rgb8();
+        let max_diff = got
+            .as_raw()
+            .iter()
+            .zip(want.as_raw())
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap();
+        assert!(max_diff <= 1, "max pixel difference {max_diff}");
+    }
+
+    #[test]
+    fn exit_codes_for_usage_graph_and_runtime_errors() {
+        assert_eq!(
+            wgraph(&["run", "examples/pan.world", "--set", "nodot=1"])
+                .status
+                .code(),
+            Some(2)
+        );
+        assert_eq!(
+            wgraph(&["run", "examples/pan.world", "--frames", "x"])
+                .status
+                .code(),
+            Some(2)
+        );
+        assert_eq!(
+            wgraph(&["run", "tests/fixtures/broken/cycle.world"])
+                .status
+                .code(),
+            Some(1)
+        );
+        let o = wgraph(&["run", "examples/pan.world", "--set", "nobody.speed=1"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("`--set`: no node named `nobody`"),
+            "{}",
+            stderr(&o)
+        );
+        // The output directory cannot be created under a regular file.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain");
+        std::fs::write(&file, "x").unwrap();
+        let o = wgraph(&[
+            "run",
+            "examples/pan.world",
+            "--out",
+            file.join("sub").to_str().unwrap(),
+            "-q",
+        ]);
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("show"),
+            "names the failing node: {}",
+            stderr(&o)
+        );
+    }
+}
+
+mod misc {
+    use super::*;
+
+    #[test]
+    fn version_and_kinds() {
+        let o = wgraph(&["--version"]);
+        assert_eq!(o.status.code(), Some(0));
+        assert!(stdout(&o).starts_with("wgraph "));
+        let kinds = stdout(&wgraph(&["kinds"]));
+        for k in [
+            "euler",
+            "noise",
+            "display",
+            "npy",
+            "image",
+            "actions",
+            "target_flow",
+        ] {
+            assert!(
+                kinds.lines().any(|l| l.starts_with(k)),
+                "{k} missing from:\n{kinds}"
+            );
+        }
+        let euler = stdout(&wgraph(&["kinds", "euler"]));
+        assert!(
+            euler.contains("denoiser") && euler.contains("(required)"),
+            "{euler}"
+        );
+    }
+}
