@@ -59,12 +59,19 @@ pub fn load(path: &Path, config: &LoadConfig<'_>) -> Loaded {
             output: config.output.clone(),
             overrides,
             seed: config.seed,
+            backend: None,
+            provider: None,
         };
         Ok(build_graph(&parsed, &sources, &options))
     })();
     match result {
         Err(u) => Loaded::Usage(u),
-        Ok(Ok(graph)) => Loaded::Graph(Box::new(graph)),
+        Ok(Ok(graph)) => {
+            if !graph.warnings.is_empty() {
+                eprint!("{}", render(&sources, &graph.warnings, std::io::stderr().is_terminal()));
+            }
+            Loaded::Graph(Box::new(graph))
+        }
         Ok(Err(diags)) => {
             let diags = diags.sorted();
             eprint!(

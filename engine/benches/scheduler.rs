@@ -90,6 +90,8 @@ fn chain(n: usize) -> wgraph_engine::graph::Graph {
         output: OutputConfig::default(),
         overrides: vec![],
         seed: None,
+        backend: None,
+        provider: None,
     };
     build_graph(&parsed, &sources, &options).expect("chain builds")
 }

@@ -23,8 +23,11 @@
 //! mistake does not cascade into a page of errors.
 
 use crate::graph::{EdgeKind, Graph, GraphEdge, GraphNode, ModelInfo, NodeId};
+use crate::model::{Backend, ModelOptions, ModelTable, Provider};
 use crate::node::{BuildContext, InferCalls, Node, OutputConfig, PortRole, PortSpec, TypeError};
-use crate::params::{Default, ParamContext, ParamSpec, ParamType, ParamValue, check_params};
+use crate::params::{
+    Default, ParamContext, ParamSpec, ParamType, ParamValue, Params, check_params,
+};
 use crate::registry::Registry;
 use crate::settings::{PROVIDERS, SETTINGS, Settings};
 use crate::tensor::Tensor;
@@ -85,6 +88,10 @@ pub struct BuildOptions<'a> {
     pub overrides: Vec<Override>,
     /// `--seed`: replaces the world's seed.
     pub seed: Option<u64>,
+    /// Loads `model` declarations; None: a graph with models is an error.
+    pub backend: Option<&'a dyn Backend>,
+    /// `--provider`: replaces every model's provider.
+    pub provider: Option<Provider>,
 }
 
 /// Builds and checks a graph; on failure returns every error found.
@@ -104,8 +111,8 @@ pub fn build_graph(
         miswired: Vec::new(),
     };
     let settings = b.settings(parsed);
-    let models = b.models(parsed, &settings);
-    b.nodes(parsed, &settings, &models);
+    let (models, table) = b.models(parsed, &settings);
+    b.nodes(parsed, &settings, &models, &table);
     b.edges(parsed);
     b.calls();
     b.unconnected();
@@ -124,8 +131,10 @@ pub fn build_graph(
         nodes,
         edges: b.edges,
         models,
+        model_table: table,
         dag,
         order,
+        warnings: b.diags.sorted(),
     })
 }
 
@@ -195,8 +204,9 @@ impl Builder<'_> {
         settings
     }
 
-    fn models(&mut self, parsed: &ast::Graph, settings: &Settings) -> Vec<ModelInfo> {
+    fn models(&mut self, parsed: &ast::Graph, settings: &Settings) -> (Vec<ModelInfo>, ModelTable) {
         let mut models = Vec::new();
+        let mut table = ModelTable::new();
         for st in &parsed.statements {
             let Statement::Model(m) = st else { continue };
             let cx = ParamContext {
@@ -204,6 +214,7 @@ impl Builder<'_> {
                 settings: Some(settings),
                 owner: format!("model `{}`", m.name.name),
             };
+            let before = self.diags.len();
             let options = check_params(MODEL_OPTIONS, &m.options, m.span, &cx, &mut self.diags);
             let path = self.sources.get(m.path_span.file).base_dir().join(&m.path);
             if !path.is_file() {
@@ -211,6 +222,8 @@ impl Builder<'_> {
                     Diagnostic::error(m.path_span, format!("model file `{}` not found", m.path))
                         .with_label(format!("looked for {}", path.display())),
                 );
+            } else if self.diags.len() == before {
+                self.load_model(m, &path, &options, settings, &mut table);
             }
             models.push(ModelInfo {
                 name: m.name.name.clone(),
@@ -219,10 +232,59 @@ impl Builder<'_> {
                 span: m.span,
             });
         }
-        models
+        (models, table)
     }
 
-    fn nodes(&mut self, parsed: &ast::Graph, settings: &Settings, models: &[ModelInfo]) {
+    fn load_model(
+        &mut self,
+        m: &ast::ModelDecl,
+        path: &std::path::Path,
+        options: &Params,
+        settings: &Settings,
+        table: &mut ModelTable,
+    ) {
+        let Some(backend) = self.options.backend else {
+            self.diags.push(Diagnostic::error(
+                m.span,
+                format!("model `{}`: no model backend is available in this program", m.name.name),
+            ));
+            return;
+        };
+        let provider = self.options.provider.unwrap_or_else(|| {
+            options
+                .choice("provider")
+                .ok()
+                .and_then(|p| Provider::parse(&p))
+                .or_else(|| Provider::parse(&settings.provider))
+                .unwrap_or(Provider::Cpu)
+        });
+        let engine_cache = options
+            .path("engine_cache")
+            .ok()
+            .filter(|p| !p.as_os_str().is_empty() && p.file_name().is_some());
+        let model_options = ModelOptions {
+            provider,
+            device_id: options.int("device_id").ok().and_then(|d| u32::try_from(d).ok()).unwrap_or(0),
+            fp16: options.bool("fp16").unwrap_or(false),
+            strict: options.bool("strict").unwrap_or(false),
+            engine_cache,
+            threads: None,
+        };
+        match backend.load(path, &model_options) {
+            Ok(loaded) => {
+                for w in loaded.warnings {
+                    self.diags.push(Diagnostic::warning(m.span, format!("model `{}`: {w}", m.name.name)));
+                }
+                table.insert(m.name.name.clone(), loaded.model);
+            }
+            Err(e) => self.diags.push(
+                Diagnostic::error(m.path_span, format!("cannot load model `{}`: {e}", m.name.name))
+                    .with_label(path.display().to_string()),
+            ),
+        }
+    }
+
+    fn nodes(&mut self, parsed: &ast::Graph, settings: &Settings, models: &[ModelInfo], table: &ModelTable) {
         let decls: Vec<&ast::NodeDecl> = parsed
             .statements
             .iter()
@@ -245,7 +307,7 @@ impl Builder<'_> {
         for decl in decls {
             let mut decl = decl.clone();
             self.apply_overrides(&mut decl);
-            match self.node(&decl, settings, models, &names) {
+            match self.node(&decl, settings, models, table, &names) {
                 Some(node) => {
                     self.by_name
                         .insert(decl.name.name.clone(), NodeId(self.nodes.len()));
@@ -290,6 +352,7 @@ impl Builder<'_> {
         decl: &ast::NodeDecl,
         settings: &Settings,
         models: &[ModelInfo],
+        table: &ModelTable,
         node_names: &[&str],
     ) -> Option<GraphNode> {
         let Some(kind) = self.options.registry.get(&decl.kind.name).cloned() else {
@@ -355,6 +418,7 @@ impl Builder<'_> {
             settings,
             base_dir: &base_dir,
             output: &self.options.output,
+            models: table,
         };
         let node: Arc<dyn Node> = match kind.build(&bcx) {
             Ok(n) => Arc::from(n),

@@ -9,6 +9,7 @@
 //! feedback edges, which carry the previous tick's value; the data edges and
 //! call edges together form a DAG (checked with petgraph at build time).
 
+use crate::model::ModelTable;
 use crate::node::{Node, PortSpec};
 use crate::params::Params;
 use crate::settings::Settings;
@@ -17,6 +18,7 @@ use crate::value::Value;
 use petgraph::graph::DiGraph;
 use std::path::PathBuf;
 use std::sync::Arc;
+use wgraph_grammar::diagnostic::Diagnostics;
 use wgraph_grammar::source::Span;
 
 /// Index of a node in [`Graph::nodes`].
@@ -79,10 +81,14 @@ pub struct Graph {
     pub nodes: Vec<GraphNode>,
     pub edges: Vec<GraphEdge>,
     pub models: Vec<ModelInfo>,
+    /// The loaded models, shared by the nodes that use them.
+    pub model_table: ModelTable,
     /// Data and call dependencies (callee → caller), without feedback edges.
     pub dag: DiGraph<NodeId, ()>,
     /// Scheduled nodes (callees excluded) in a topological order.
     pub order: Vec<NodeId>,
+    /// Warnings found while building (e.g. a provider fell back to CPU).
+    pub warnings: Diagnostics,
 }
 
 impl Graph {

@@ -21,6 +21,7 @@ pub mod build;
 pub mod describe;
 pub mod graph;
 pub mod metrics;
+pub mod model;
 pub mod node;
 pub mod npy;
 pub mod params;

@@ -20,6 +20,7 @@
 //! inputs its caller supplies with [`PortRole::Call`]; everything else the
 //! callee needs is wired in the graph as usual and handed over by the engine.
 
+use crate::model::{Model, ModelTable};
 use crate::params::{ParamAccessError, ParamSpec, Params};
 use crate::settings::Settings;
 use crate::tensor::TensorError;
@@ -27,6 +28,7 @@ use crate::types::ValueType;
 use crate::value::Value;
 use std::any::Any;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Who supplies an input port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +179,18 @@ pub struct BuildContext<'a> {
     pub base_dir: &'a Path,
     /// Where this run's outputs go.
     pub output: &'a OutputConfig,
+    /// The graph's loaded models, by declared name.
+    pub models: &'a ModelTable,
+}
+
+impl BuildContext<'_> {
+    /// The model named by parameter `param` (declared `ParamType::ModelRef`).
+    pub fn model(&self, param: &str) -> Result<Arc<dyn Model>, BuildError> {
+        let name = self.params.model_ref(param)?;
+        self.models.get(&name).cloned().ok_or_else(|| {
+            BuildError::param(param, format!("model `{name}` could not be loaded (see the error at its declaration)"))
+        })
+    }
 }
 
 /// Where a run writes: sinks resolve relative paths against `dir`; the

@@ -313,6 +313,8 @@ fn build(text: &str) -> Result<Graph, Vec<String>> {
         output: OutputConfig::default(),
         overrides: vec![],
         seed: None,
+        backend: None,
+        provider: None,
     };
     build_graph(&parsed, &sources, &options)
         .map_err(|d| d.iter().map(|x| x.short(&sources)).collect())

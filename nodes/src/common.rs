@@ -223,6 +223,7 @@ pub(crate) mod testing {
             settings,
             base_dir: Path::new("."),
             output: out,
+            models: &wgraph_engine::model::ModelTable::new(),
         })
         .map(Built)
     }
