@@ -1,13 +1,15 @@
 //! The subcommands.
 
+use crate::bench::RecordingBackend;
 use crate::load::{LoadConfig, Loaded, load};
-use crate::{GraphFormat, Outcome, RunArgs};
+use crate::{BenchArgs, GraphFormat, Outcome, ProviderArg, RunArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use wgraph_engine::describe;
 use wgraph_engine::node::{DisplayTarget, OutputConfig};
 use wgraph_engine::params::{ParamSpec, ParamType};
 use wgraph_engine::schedule::{RunConfig, RunEvent, Runner};
+use wgraph_ort::OrtBackend;
 
 fn usage(message: &str) -> Outcome {
     eprintln!("error: {message}");
@@ -15,14 +17,17 @@ fn usage(message: &str) -> Outcome {
 }
 
 /// `wgraph check FILE...`
-pub fn check(files: &[PathBuf]) -> Outcome {
+pub fn check(files: &[PathBuf], provider: Option<ProviderArg>) -> Outcome {
     let mut outcome = Outcome::Ok;
+    let backend = OrtBackend::new();
     for file in files {
         let config = LoadConfig {
             set: &[],
             seed: None,
             actions: None,
             output: OutputConfig::default(),
+            provider: provider.map(Into::into),
+            backend: &backend,
         };
         match load(file, &config) {
             Loaded::Graph(graph) => println!(
@@ -40,11 +45,14 @@ pub fn check(files: &[PathBuf]) -> Outcome {
 
 /// `wgraph graph FILE --format F`
 pub fn graph(file: &Path, format: GraphFormat, set: &[String]) -> Outcome {
+    let backend = OrtBackend::new();
     let config = LoadConfig {
         set,
         seed: None,
         actions: None,
         output: OutputConfig::default(),
+        provider: None,
+        backend: &backend,
     };
     let graph = match load(file, &config) {
         Loaded::Graph(g) => g,
@@ -69,11 +77,14 @@ pub fn graph(file: &Path, format: GraphFormat, set: &[String]) -> Outcome {
 /// `wgraph run FILE ...`
 pub fn run(args: &RunArgs) -> Outcome {
     let output = OutputConfig::for_path(&args.out);
+    let backend = OrtBackend::new();
     let config = LoadConfig {
         set: &args.set,
         seed: args.seed,
         actions: args.actions.as_deref(),
         output: output.clone(),
+        provider: args.provider.map(Into::into),
+        backend: &backend,
     };
     let graph = match load(&args.file, &config) {
         Loaded::Graph(g) => g,
@@ -147,8 +158,9 @@ pub fn run(args: &RunArgs) -> Outcome {
     }
     if !args.quiet && outcome == Outcome::Ok {
         let target = match &output.display {
-            DisplayTarget::PngDir(d) => d.display().to_string(),
-            DisplayTarget::Gif(g) => g.display().to_string(),
+            DisplayTarget::PngDir(p) | DisplayTarget::Gif(p) | DisplayTarget::Y4m(p) => {
+                p.display().to_string()
+            }
         };
         let stopped = report
             .stopped_by
@@ -208,4 +220,131 @@ fn describe_param(p: &ParamSpec) -> String {
         None => format!("{ty} (required)"),
         Some(d) => format!("{ty} = {d:?}"),
     }
+}
+
+/// `wgraph doctor`
+pub fn doctor(json: bool) -> Outcome {
+    let report = wgraph_ort::doctor();
+    if json {
+        match serde_json::to_string_pretty(&report.to_json()) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Outcome::RuntimeFailure;
+            }
+        }
+    } else {
+        print!("{report}");
+    }
+    Outcome::Ok
+}
+
+/// `wgraph bench FILE --baseline raw`
+pub fn bench(args: &BenchArgs) -> Outcome {
+    if args.frames == 0 || args.rounds == 0 {
+        return usage("--frames and --rounds must be at least 1");
+    }
+    if args.pipeline == 0 {
+        return usage("--pipeline must be at least 1");
+    }
+    let out_dir = std::env::temp_dir().join(format!("wgraph-bench-{}", std::process::id()));
+    let ort = OrtBackend::new();
+    let recording = RecordingBackend::new(&ort);
+    let config = LoadConfig {
+        set: &args.set,
+        seed: None,
+        actions: None,
+        output: OutputConfig::for_path(&out_dir),
+        provider: args.provider.map(Into::into),
+        backend: &recording,
+    };
+    let graph = match load(&args.file, &config) {
+        Loaded::Graph(g) => g,
+        Loaded::Errors => return Outcome::GraphErrors,
+        Loaded::Usage(u) => return usage(&u.0),
+    };
+    let ticks = args.frames.div_ceil(graph.settings.frames_per_tick as u64);
+    let run_config = RunConfig {
+        ticks,
+        workers: args.workers.unwrap_or_else(|| RunConfig::default().workers),
+        pipeline_depth: args.pipeline,
+    };
+    let engine_round =
+        || -> Result<(std::time::Duration, wgraph_engine::schedule::RunReport), String> {
+            let mut runner = Runner::new(&graph).map_err(|e| e.to_string())?;
+            let start = std::time::Instant::now();
+            let report = runner
+                .run(&run_config, &mut |_| {})
+                .map_err(|e| e.to_string())?;
+            Ok((start.elapsed(), report))
+        };
+    let mut engine_ms = Vec::new();
+    let mut raw_ms = Vec::new();
+    let mut calls_per_tick = 0.0;
+    let mut last_report = None;
+    // Round 0 warms up (sessions, allocations) and is not timed.
+    for round in 0..=args.rounds {
+        recording.take();
+        let (elapsed, report) = match engine_round() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                let _ = std::fs::remove_dir_all(&out_dir);
+                return Outcome::RuntimeFailure;
+            }
+        };
+        let done = report.ticks.max(1);
+        let calls = recording.take();
+        let raw = match recording.replay(&calls) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: raw loop: {e}");
+                let _ = std::fs::remove_dir_all(&out_dir);
+                return Outcome::RuntimeFailure;
+            }
+        };
+        if round > 0 {
+            engine_ms.push(elapsed.as_secs_f64() * 1e3 / done as f64);
+            raw_ms.push(raw.as_secs_f64() * 1e3 / done as f64);
+            calls_per_tick = calls.len() as f64 / done as f64;
+            last_report = Some(report);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (engine, raw) = (mean(&engine_ms), mean(&raw_ms));
+    let nodes = last_report.map(|r| r.metrics.report(&graph));
+    let json = serde_json::json!({
+        "graph": args.file.display().to_string(),
+        "baseline": "raw",
+        "ticks_per_round": ticks,
+        "rounds": args.rounds,
+        "workers": run_config.workers,
+        "pipeline_depth": run_config.pipeline_depth,
+        "model_calls_per_tick": calls_per_tick,
+        "raw_ms_per_tick": raw,
+        "engine_ms_per_tick": engine,
+        "engine_over_raw": if raw > 0.0 { engine / raw } else { 0.0 },
+        "engine_fps": if engine > 0.0 { 1e3 / engine } else { 0.0 },
+        "raw_ms_per_tick_rounds": raw_ms,
+        "engine_ms_per_tick_rounds": engine_ms,
+        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "metrics": nodes,
+    });
+    println!(
+        "{}: engine {engine:.3} ms/tick ({:.1} fps), raw loop of the same {calls_per_tick:.0} model calls {raw:.3} ms/tick; engine/raw = {:.3}",
+        args.file.display(),
+        if engine > 0.0 { 1e3 / engine } else { 0.0 },
+        if raw > 0.0 { engine / raw } else { 0.0 },
+    );
+    if let Some(path) = &args.json {
+        let written = serde_json::to_string_pretty(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|s| std::fs::write(path, s + "\n").map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return Outcome::RuntimeFailure;
+        }
+    }
+    Outcome::Ok
 }

@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use wgraph_engine::build::{BuildOptions, Override, build_graph};
 use wgraph_engine::graph::Graph;
+use wgraph_engine::model::{Backend, Provider};
 use wgraph_engine::node::OutputConfig;
 use wgraph_grammar::ast::{self, Statement, ValueKind};
 use wgraph_grammar::diagnostic::{Diagnostics, render};
@@ -16,6 +17,10 @@ pub struct LoadConfig<'a> {
     pub seed: Option<u64>,
     pub actions: Option<&'a Path>,
     pub output: OutputConfig,
+    /// Replaces every model's execution provider.
+    pub provider: Option<Provider>,
+    /// Loads the graph's models.
+    pub backend: &'a dyn Backend,
 }
 
 /// A flag that is not `NODE.PARAM=VALUE`.
@@ -59,8 +64,8 @@ pub fn load(path: &Path, config: &LoadConfig<'_>) -> Loaded {
             output: config.output.clone(),
             overrides,
             seed: config.seed,
-            backend: None,
-            provider: None,
+            backend: Some(config.backend),
+            provider: config.provider,
         };
         Ok(build_graph(&parsed, &sources, &options))
     })();
@@ -68,7 +73,10 @@ pub fn load(path: &Path, config: &LoadConfig<'_>) -> Loaded {
         Err(u) => Loaded::Usage(u),
         Ok(Ok(graph)) => {
             if !graph.warnings.is_empty() {
-                eprint!("{}", render(&sources, &graph.warnings, std::io::stderr().is_terminal()));
+                eprint!(
+                    "{}",
+                    render(&sources, &graph.warnings, std::io::stderr().is_terminal())
+                );
             }
             Loaded::Graph(Box::new(graph))
         }

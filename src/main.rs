@@ -6,6 +6,7 @@
 //! the progress bar and maps outcomes to exit codes:
 //! 0 success, 1 graph errors, 2 usage errors, 3 runtime failure.
 
+mod bench;
 mod commands;
 mod load;
 
@@ -30,6 +31,9 @@ enum Command {
     Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Load every model on this execution provider.
+        #[arg(long, value_enum)]
+        provider: Option<ProviderArg>,
     },
     /// Print a graph as dot, json or mermaid.
     Graph {
@@ -44,6 +48,66 @@ enum Command {
     Run(RunArgs),
     /// List node kinds, or show one kind's parameters.
     Kinds { kind: Option<String> },
+    /// Engine against a raw loop of the same model calls, alternating.
+    Bench(BenchArgs),
+    /// Report the ONNX Runtime library, execution providers and GPUs.
+    Doctor {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    file: PathBuf,
+    /// The baseline to compare with: `raw` replays the graph's model calls in a plain loop.
+    #[arg(long, value_enum, default_value_t = Baseline::Raw)]
+    baseline: Baseline,
+    /// Ticks per round.
+    #[arg(long, default_value_t = 32)]
+    frames: u64,
+    /// Timed rounds of each (engine, raw, engine, raw, ...), after one warm-up round.
+    #[arg(long, default_value_t = 5)]
+    rounds: u32,
+    /// Write the figures as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    json: Option<PathBuf>,
+    /// Override a parameter: NODE.PARAM=VALUE (repeatable).
+    #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
+    set: Vec<String>,
+    /// Worker threads of the engine (0: one thread). Default: one per core.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Ticks in flight when using workers.
+    #[arg(long, default_value_t = 2)]
+    pipeline: usize,
+    /// Load every model on this execution provider.
+    #[arg(long, value_enum)]
+    provider: Option<ProviderArg>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Baseline {
+    Raw,
+}
+
+/// Execution providers on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ProviderArg {
+    Cpu,
+    Cuda,
+    Tensorrt,
+}
+
+impl From<ProviderArg> for wgraph_engine::model::Provider {
+    fn from(p: ProviderArg) -> Self {
+        match p {
+            ProviderArg::Cpu => Self::Cpu,
+            ProviderArg::Cuda => Self::Cuda,
+            ProviderArg::Tensorrt => Self::TensorRt,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -55,9 +119,12 @@ pub struct RunArgs {
     /// Action file fed to the graph's `actions` nodes (one line per tick).
     #[arg(long)]
     actions: Option<PathBuf>,
-    /// Output directory, or a .gif file for the displayed frames.
+    /// Output directory, a .gif file, or a .y4m file (`-`: stdout) for the displayed frames.
     #[arg(long, default_value = "out")]
     out: PathBuf,
+    /// Load every model on this execution provider.
+    #[arg(long, value_enum)]
+    provider: Option<ProviderArg>,
     /// Override a parameter: NODE.PARAM=VALUE (repeatable).
     #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
     set: Vec<String>,
@@ -97,10 +164,12 @@ fn main() -> ExitCode {
         }
     };
     let outcome = match cli.command {
-        Command::Check { files } => commands::check(&files),
+        Command::Check { files, provider } => commands::check(&files, provider),
         Command::Graph { file, format, set } => commands::graph(&file, format, &set),
         Command::Run(args) => commands::run(&args),
         Command::Kinds { kind } => commands::kinds(kind.as_deref()),
+        Command::Bench(args) => commands::bench(&args),
+        Command::Doctor { json } => commands::doctor(json),
     };
     ExitCode::from(outcome as u8)
 }

@@ -246,7 +246,10 @@ impl Builder<'_> {
         let Some(backend) = self.options.backend else {
             self.diags.push(Diagnostic::error(
                 m.span,
-                format!("model `{}`: no model backend is available in this program", m.name.name),
+                format!(
+                    "model `{}`: no model backend is available in this program",
+                    m.name.name
+                ),
             ));
             return;
         };
@@ -264,7 +267,11 @@ impl Builder<'_> {
             .filter(|p| !p.as_os_str().is_empty() && p.file_name().is_some());
         let model_options = ModelOptions {
             provider,
-            device_id: options.int("device_id").ok().and_then(|d| u32::try_from(d).ok()).unwrap_or(0),
+            device_id: options
+                .int("device_id")
+                .ok()
+                .and_then(|d| u32::try_from(d).ok())
+                .unwrap_or(0),
             fp16: options.bool("fp16").unwrap_or(false),
             strict: options.bool("strict").unwrap_or(false),
             engine_cache,
@@ -273,18 +280,30 @@ impl Builder<'_> {
         match backend.load(path, &model_options) {
             Ok(loaded) => {
                 for w in loaded.warnings {
-                    self.diags.push(Diagnostic::warning(m.span, format!("model `{}`: {w}", m.name.name)));
+                    self.diags.push(Diagnostic::warning(
+                        m.span,
+                        format!("model `{}`: {w}", m.name.name),
+                    ));
                 }
                 table.insert(m.name.name.clone(), loaded.model);
             }
             Err(e) => self.diags.push(
-                Diagnostic::error(m.path_span, format!("cannot load model `{}`: {e}", m.name.name))
-                    .with_label(path.display().to_string()),
+                Diagnostic::error(
+                    m.path_span,
+                    format!("cannot load model `{}`: {e}", m.name.name),
+                )
+                .with_label(path.display().to_string()),
             ),
         }
     }
 
-    fn nodes(&mut self, parsed: &ast::Graph, settings: &Settings, models: &[ModelInfo], table: &ModelTable) {
+    fn nodes(
+        &mut self,
+        parsed: &ast::Graph,
+        settings: &Settings,
+        models: &[ModelInfo],
+        table: &ModelTable,
+    ) {
         let decls: Vec<&ast::NodeDecl> = parsed
             .statements
             .iter()
@@ -844,6 +863,17 @@ impl Builder<'_> {
 
     fn infer(&mut self, order: &[NodeId]) {
         let mut ok: Vec<bool> = self.miswired.iter().map(|m| !m).collect();
+        // A caller of a miswired callee is left out too (its error is the callee's).
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for (i, (node, _)) in self.nodes.iter().enumerate() {
+                if ok[i] && node.callees.iter().any(|c| !ok[c.0]) {
+                    ok[i] = false;
+                    changed = true;
+                }
+            }
+        }
         for &id in order {
             if !ok[id.0] {
                 continue;
@@ -983,6 +1013,22 @@ struct CallInference<'b, 'a> {
 }
 
 impl InferCalls for CallInference<'_, '_> {
+    fn callee_outputs(&self, index: usize) -> Vec<String> {
+        let caller = &self.builder.nodes[self.caller.0].0;
+        caller
+            .callees
+            .get(index)
+            .map(|c| {
+                self.builder.nodes[c.0]
+                    .0
+                    .outputs
+                    .iter()
+                    .map(|p| p.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn infer_call(
         &mut self,
         index: usize,

@@ -41,7 +41,10 @@ impl ModelSignature {
         self.inputs.iter().enumerate().find(|(_, p)| p.name == name)
     }
     pub fn output(&self, name: &str) -> Option<(usize, &ModelPort)> {
-        self.outputs.iter().enumerate().find(|(_, p)| p.name == name)
+        self.outputs
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.name == name)
     }
     pub fn meta(&self, key: &str) -> Option<&str> {
         self.metadata.get(key).map(String::as_str)

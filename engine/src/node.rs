@@ -188,7 +188,10 @@ impl BuildContext<'_> {
     pub fn model(&self, param: &str) -> Result<Arc<dyn Model>, BuildError> {
         let name = self.params.model_ref(param)?;
         self.models.get(&name).cloned().ok_or_else(|| {
-            BuildError::param(param, format!("model `{name}` could not be loaded (see the error at its declaration)"))
+            BuildError::param(
+                param,
+                format!("model `{name}` could not be loaded (see the error at its declaration)"),
+            )
         })
     }
 }
@@ -212,26 +215,35 @@ impl Default for OutputConfig {
 }
 
 impl OutputConfig {
-    /// Outputs for `--out PATH`: a `.gif` path makes the display a GIF (other
-    /// sinks write next to it); anything else is a directory of PNG frames.
+    /// Outputs for `--out PATH`: a `.gif` path makes the display a GIF, a
+    /// `.y4m` path (or `-`, standard output) a raw video stream (other sinks
+    /// write next to it); anything else is a directory of PNG frames.
     pub fn for_path(path: &Path) -> Self {
-        let is_gif = path
+        let ext = path
             .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("gif"));
-        if is_gif {
-            let dir = path
-                .parent()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        let parent = || {
+            path.parent()
                 .filter(|p| !p.as_os_str().is_empty())
-                .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-            OutputConfig {
-                dir,
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        };
+        match ext.as_deref() {
+            _ if path.as_os_str() == "-" => OutputConfig {
+                dir: PathBuf::from("."),
+                display: DisplayTarget::Y4m(path.to_path_buf()),
+            },
+            Some("gif") => OutputConfig {
+                dir: parent(),
                 display: DisplayTarget::Gif(path.to_path_buf()),
-            }
-        } else {
-            OutputConfig {
+            },
+            Some("y4m") => OutputConfig {
+                dir: parent(),
+                display: DisplayTarget::Y4m(path.to_path_buf()),
+            },
+            _ => OutputConfig {
                 dir: path.to_path_buf(),
                 display: DisplayTarget::PngDir(path.to_path_buf()),
-            }
+            },
         }
     }
 }
@@ -243,6 +255,8 @@ pub enum DisplayTarget {
     PngDir(PathBuf),
     /// One animated GIF.
     Gif(PathBuf),
+    /// A raw YUV4MPEG2 stream (`-`: standard output), e.g. to pipe to ffmpeg.
+    Y4m(PathBuf),
 }
 
 /// A registered node kind: metadata and construction.
@@ -259,6 +273,13 @@ pub trait NodeKind: Send + Sync + 'static {
 
 /// Build-time type inference for callables.
 pub trait InferCalls {
+    /// Names of the outputs of callable `index` (e.g. `velocity` or
+    /// `epsilon` for a denoiser), so a caller can check what it is given.
+    /// Empty when unknown.
+    fn callee_outputs(&self, _index: usize) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Output types of callable `index` (of [`Node::calls`]) given the types
     /// of the arguments the caller will pass.
     fn infer_call(&mut self, index: usize, args: &[ValueType])

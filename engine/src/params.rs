@@ -10,7 +10,13 @@
 use crate::settings::Settings;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use wgraph_grammar::ast::{DimExpr, Record, Value as AstValue, ValueKind};
+use wgraph_grammar::ast::{DimExpr, Record, ValueKind};
+/// The syntax types a `Record` parameter holds, re-exported so node kinds
+/// can read records without depending on the grammar crate.
+pub use wgraph_grammar::ast::{
+    Entry as AstEntry, Ident as AstIdent, Record as AstRecord, Value as AstValue,
+    ValueKind as AstValueKind,
+};
 use wgraph_grammar::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
 use wgraph_grammar::source::{SourceMap, Span};
 
@@ -66,6 +72,9 @@ pub enum Default {
     Bool(bool),
     Str(&'static str),
     Choice(&'static str),
+    /// Optional with no value: the kind decides what absence means (its
+    /// getter returns an error the kind turns into its own default).
+    Absent,
 }
 
 /// One row of a node kind's parameter table.
@@ -301,6 +310,7 @@ pub fn check_params(
                     Default::Bool(b) => ParamValue::Bool(b),
                     Default::Str(s) => ParamValue::Str(s.to_string()),
                     Default::Choice(c) => ParamValue::Choice(c.to_string()),
+                    Default::Absent => continue,
                 };
                 params.insert(spec.name, v, None);
             }

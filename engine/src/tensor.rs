@@ -220,6 +220,18 @@ impl Tensor {
         }
     }
 
+    /// True when both tensors share the same memory and shape (a cheap
+    /// identity test: a source that emits one `Arc` every tick is detected).
+    pub fn shares_data(&self, other: &Tensor) -> bool {
+        let same = match (&self.storage, &other.storage) {
+            (Storage::Host(HostData::F32(a)), Storage::Host(HostData::F32(b))) => Arc::ptr_eq(a, b),
+            (Storage::Host(HostData::I64(a)), Storage::Host(HostData::I64(b))) => Arc::ptr_eq(a, b),
+            (Storage::Host(HostData::U8(a)), Storage::Host(HostData::U8(b))) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        same && self.shape == other.shape
+    }
+
     /// The same data viewed with another shape of equal element count.
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor, TensorError> {
         let expected = element_count(shape).ok_or_else(|| TensorError::TooLarge(shape.to_vec()))?;

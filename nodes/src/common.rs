@@ -209,7 +209,7 @@ pub(crate) mod testing {
                 Some(ParamDefault::Bool(b)) => ParamValue::Bool(b),
                 Some(ParamDefault::Str(s)) => ParamValue::Str(s.into()),
                 Some(ParamDefault::Choice(c)) => ParamValue::Choice(c.into()),
-                None => continue,
+                Some(ParamDefault::Absent) | None => continue,
             };
             params.insert(spec.name, v, None);
         }

@@ -1,11 +1,14 @@
 //! `display`: the frames a user watches, written where the run's output
-//! configuration says — numbered PNGs in a directory or one animated GIF.
-//! It builds a [`PngSink`](crate::png) or a [`GifSink`](crate::gif).
+//! configuration says — numbered PNGs in a directory, one animated GIF, or
+//! a raw YUV4MPEG2 stream (a `.y4m` file or `-`, standard output). It
+//! builds a [`PngSink`](crate::png), a [`GifSink`](crate::gif) or a
+//! [`Y4mSink`](crate::y4m).
 
 use crate::common::*;
 use crate::gif::{GifSink, frame_delay};
 use crate::image_io::{RANGE_PARAM, Range};
 use crate::png::PngSink;
+use crate::y4m::{Y4mSink, fps_ratio};
 use wgraph_engine::node::DisplayTarget;
 
 /// The `display` kind.
@@ -16,7 +19,7 @@ impl NodeKind for Display {
         "display"
     }
     fn summary(&self) -> &'static str {
-        "shows each tick's image: frame_<tick>.png files or a GIF, as the run's --out says"
+        "shows each tick's image: frame_<tick>.png files, a GIF or a y4m stream, as the run's --out says"
     }
     fn params(&self) -> &'static [ParamSpec] {
         const PARAMS: &[ParamSpec] = &[RANGE_PARAM];
@@ -35,6 +38,11 @@ impl NodeKind for Display {
                 delay: frame_delay(cx.settings.fps),
                 range,
             }),
+            DisplayTarget::Y4m(path) => Box::new(Y4mSink {
+                path: path.clone(),
+                fps: fps_ratio(cx.settings.fps),
+                range,
+            }),
         })
     }
 }
@@ -47,7 +55,7 @@ mod tests {
     use wgraph_engine::settings::Settings;
 
     #[test]
-    fn png_dir_or_gif() {
+    fn png_dir_gif_or_y4m() {
         let dir = tempfile::tempdir().unwrap();
         let image = |_| vec![t32(&[1, 3, 4, 6], vec![0.5; 72])];
         let out = OutputConfig::for_path(&dir.path().join("frames"));
@@ -67,5 +75,15 @@ mod tests {
         let frames = crate::gif::tests::frames(&dir.path().join("world.gif"));
         assert_eq!(frames.len(), 3);
         assert_eq!(frames[0].buffer().dimensions(), (6, 4));
+
+        let out = OutputConfig::for_path(&dir.path().join("world.y4m"));
+        let node = build_in(&Display, vec![], &out, &Settings::default()).unwrap();
+        run(&*node, 2, image).unwrap();
+        let p = crate::y4m::tests::parse(&std::fs::read(dir.path().join("world.y4m")).unwrap());
+        assert_eq!(p.header[1..3], ["W6", "H4"]);
+        assert_eq!(p.frames.len(), 2);
+        // `-` is standard output: building opens nothing.
+        let out = OutputConfig::for_path(Path::new("-"));
+        build_in(&Display, vec![], &out, &Settings::default()).unwrap();
     }
 }

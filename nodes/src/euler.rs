@@ -74,6 +74,40 @@ pub fn flow_schedule(steps: usize, shift: f64) -> Vec<f64> {
         .collect()
 }
 
+/// When the callee's output names are known (a model's outputs, a kind's
+/// ports), its first output must be `want`: a sampler `kind` given a
+/// denoiser that predicts something else fails at build time, pointing at
+/// the sampler that fits (`other_kind` for `other` predictors).
+pub(crate) fn check_prediction(
+    calls: &dyn InferCalls,
+    denoiser: &str,
+    kind: &str,
+    want: &str,
+    other_kind: &str,
+    other: &str,
+) -> Result<(), TypeError> {
+    let names = calls.callee_outputs(0);
+    match names.first() {
+        None => Ok(()),
+        Some(first) if first == want => Ok(()),
+        Some(first) => {
+            let hint = if first == other {
+                format!("use `{other_kind}` for {other} models")
+            } else {
+                format!("its first output must be named `{want}`")
+            };
+            let article = if want.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            Err(TypeError::node(format!(
+                "`{kind}` needs {article} {want}-predicting denoiser, but `denoiser = @{denoiser}` gives `{first}` ({hint})"
+            )))
+        }
+    }
+}
+
 struct EulerNode {
     sigmas: Vec<f64>,
     denoiser: String,
@@ -98,6 +132,14 @@ impl Node for EulerNode {
         calls: &mut dyn InferCalls,
     ) -> Result<Vec<ValueType>, TypeError> {
         let x = f32_in(inputs, 0)?;
+        check_prediction(
+            &*calls,
+            &self.denoiser,
+            "euler",
+            "velocity",
+            "ddim",
+            "epsilon",
+        )?;
         let outs = calls
             .infer_call(
                 0,
@@ -182,6 +224,9 @@ mod tests {
     }
 
     impl InferCalls for Flow {
+        fn callee_outputs(&self, _: usize) -> Vec<String> {
+            self.node.outputs().into_iter().map(|p| p.name).collect()
+        }
         fn infer_call(
             &mut self,
             _: usize,
@@ -288,6 +333,33 @@ mod tests {
             e.message,
             "the denoiser `@d` returns i64[2] as its first output, but the sampler needs f32[1, 4] (the type of `noise`)"
         );
+
+        /// A callee whose first output is named `name`.
+        struct Named(&'static str);
+        impl InferCalls for Named {
+            fn callee_outputs(&self, _: usize) -> Vec<String> {
+                vec![self.0.into(), "extra".into()]
+            }
+            fn infer_call(
+                &mut self,
+                _: usize,
+                args: &[ValueType],
+            ) -> Result<Vec<ValueType>, TypeError> {
+                Ok(vec![args[0].clone()])
+            }
+        }
+        assert!(node.infer(&noise, &mut Named("velocity")).is_ok());
+        let e = node.infer(&noise, &mut Named("epsilon")).unwrap_err();
+        assert_eq!(
+            e.message,
+            "`euler` needs a velocity-predicting denoiser, but `denoiser = @d` gives `epsilon` (use `ddim` for epsilon models)"
+        );
+        let e = node.infer(&noise, &mut Named("out")).unwrap_err();
+        assert_eq!(
+            e.message,
+            "`euler` needs a velocity-predicting denoiser, but `denoiser = @d` gives `out` (its first output must be named `velocity`)"
+        );
+
         let bad = vec![("steps", P::Int(0)), ("denoiser", P::NodeRef("d".into()))];
         assert_eq!(
             build(&Euler, bad, dir.path()).unwrap_err().param.as_deref(),

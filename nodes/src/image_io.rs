@@ -45,7 +45,7 @@ impl Range {
         }
     }
 
-    /// Pixel byte of a tensor value (clamped and rounded; NaN gives 0).
+    /// Pixel byte of a tensor value (clamped and rounded; frames with NaN are refused before this).
     pub fn to_byte(self, v: f32) -> u8 {
         let p = match self {
             Range::Signed => (v + 1.0) * 127.5,
@@ -79,6 +79,12 @@ pub fn tensor_to_image(t: &Tensor, range: Range) -> Result<DynamicImage, NodeErr
         }
     };
     let data = t.host_f32()?;
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        return Err(NodeError::new(format!(
+            "the image holds a non-finite value ({}) at element {i}; refusing to write it as a frame",
+            data[i]
+        )));
+    }
     let plane = h * w;
     let bytes: Vec<u8> = (0..plane)
         .flat_map(|i| (0..c).map(move |ch| range.to_byte(data[ch * plane + i])))

@@ -24,49 +24,82 @@
 //! | `euler.rs` | `euler` — rectified-flow Euler sampler calling a denoiser |
 //! | `png.rs`, `gif.rs`, `npy_dump.rs` | `png`, `gif`, `npy_dump` — file sinks |
 //! | `display.rs` | `display` — the frames a user watches |
+//! | `y4m.rs` | `y4m` — a raw YUV4MPEG2 stream (file or stdout) |
+//! | `ddim.rs` | `ddim` — DDIM sampler calling an ε-predicting denoiser |
+//! | `start_then.rs` | `start_then` — `start` on tick 0, then `then` |
+//! | `concat.rs` | `concat` — joins two tensors along an axis |
+//! | `prompt_schedule.rs` | `prompt_schedule` — text changing at given ticks |
+//! | `qcm.rs` | `qcm` — Yume's Quantized Camera Motion captions |
+//! | `framepack.rs` | `framepack` — Yume's FramePack-like memory |
+//! | `tscm.rs` | `tscm` — Yume 1.5's temporal-spatial compressed memory |
 //!
 //! Shared helpers: `common.rs` (port type checks, input access),
 //! [`image_io`] (image tensors ↔ pixels), [`rng`] (counter-based RNG),
 //! [`action_file`] (action
 //! file parsing, also used by the CLI).
 
+mod action_embedder;
 pub mod action_file;
 mod actions;
 mod binary;
 mod common;
+mod concat;
 mod constant;
+mod ddim;
+mod denoiser;
 mod display;
 mod euler;
+mod framepack;
 mod gif;
 mod image_file;
 pub mod image_io;
 mod keys;
+mod model_io;
+mod model_node;
 mod noise;
 mod npy;
 mod npy_dump;
 mod pan;
 mod png;
+mod prompt_schedule;
+mod qcm;
 mod resize;
 pub mod rng;
+mod start_then;
 mod target_flow;
+mod text_encoder;
+mod tscm;
 mod unary;
+mod y4m;
 
+pub use action_embedder::ActionEmbedder;
 pub use actions::ActionsFile;
 pub use binary::{Add, Lerp, Mul, Sub};
+pub use concat::Concat;
 pub use constant::Constant;
+pub use ddim::{Ddim, Spacing, ddim_timesteps};
+pub use denoiser::{ControlNet, Denoiser};
 pub use display::Display;
 pub use euler::{Euler, flow_schedule};
+pub use framepack::{FramePack, framepack_tokens};
 pub use gif::Gif;
 pub use image_file::ImageFile;
 pub use keys::Keys;
+pub use model_node::{Decoder, Encoder};
 pub use noise::Noise;
 pub use npy::Npy;
 pub use npy_dump::NpyDump;
 pub use pan::Pan;
 pub use png::Png;
+pub use prompt_schedule::PromptSchedule;
+pub use qcm::{Qcm, QcmSpeeds, QcmVariant, all_captions, qcm_caption};
 pub use resize::Resize;
+pub use start_then::StartThen;
 pub use target_flow::TargetFlow;
+pub use text_encoder::{TextEncoder, Tokenizer};
+pub use tscm::Tscm;
 pub use unary::{Clamp, Scale};
+pub use y4m::Y4m;
 
 use wgraph_engine::registry::Registry;
 
@@ -80,6 +113,8 @@ pub fn registry() -> Registry {
     r.register(Noise).expect(UNIQUE);
     r.register(ActionsFile).expect(UNIQUE);
     r.register(Keys).expect(UNIQUE);
+    r.register(Qcm).expect(UNIQUE);
+    r.register(PromptSchedule).expect(UNIQUE);
     r.register(Add).expect(UNIQUE);
     r.register(Sub).expect(UNIQUE);
     r.register(Mul).expect(UNIQUE);
@@ -87,13 +122,25 @@ pub fn registry() -> Registry {
     r.register(Scale).expect(UNIQUE);
     r.register(Clamp).expect(UNIQUE);
     r.register(Resize).expect(UNIQUE);
+    r.register(Concat).expect(UNIQUE);
+    r.register(StartThen).expect(UNIQUE);
     r.register(Pan).expect(UNIQUE);
     r.register(TargetFlow).expect(UNIQUE);
     r.register(Euler).expect(UNIQUE);
+    r.register(Ddim).expect(UNIQUE);
+    r.register(FramePack).expect(UNIQUE);
+    r.register(Tscm).expect(UNIQUE);
     r.register(Png).expect(UNIQUE);
     r.register(Gif).expect(UNIQUE);
     r.register(NpyDump).expect(UNIQUE);
+    r.register(Y4m).expect(UNIQUE);
     r.register(Display).expect(UNIQUE);
+    r.register(Encoder).expect(UNIQUE);
+    r.register(Decoder).expect(UNIQUE);
+    r.register(ActionEmbedder).expect(UNIQUE);
+    r.register(TextEncoder).expect(UNIQUE);
+    r.register(Denoiser).expect(UNIQUE);
+    r.register(ControlNet).expect(UNIQUE);
     r
 }
 
@@ -104,7 +151,7 @@ mod tests {
     #[test]
     fn every_kind_has_consistent_params() {
         let r = super::registry();
-        assert_eq!(r.names().count(), 20);
+        assert_eq!(r.names().count(), 34);
         for kind in r.kinds() {
             let params = kind.params();
             for (i, p) in params.iter().enumerate() {
@@ -115,7 +162,7 @@ mod tests {
                     p.name
                 );
                 let ok = match (p.ty, p.default) {
-                    (_, None) => true,
+                    (_, None) | (_, Some(Default::Absent)) => true,
                     (ParamType::Int, Some(Default::Int(_))) => true,
                     (ParamType::Float, Some(Default::Float(_))) => true,
                     (ParamType::Bool, Some(Default::Bool(_))) => true,

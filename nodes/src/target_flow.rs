@@ -2,7 +2,9 @@
 //! sample, a ground-truth denoiser for testing samplers and benchmarks.
 //!
 //! On the path `x = (1 - σ)·target + σ·noise` the velocity is
-//! `dx/dσ = noise - target = (x - target) / σ`.
+//! `dx/dσ = noise - target = (x - target) / σ`. The output is named
+//! `velocity`, which is how samplers (`euler`) recognise a velocity
+//! predictor.
 
 use crate::common::*;
 
@@ -38,7 +40,7 @@ impl Node for TargetFlowNode {
         ]
     }
     fn outputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::output("v")]
+        vec![PortSpec::output("velocity")]
     }
     fn infer(
         &self,
@@ -102,6 +104,7 @@ mod tests {
     fn velocity_points_from_target() {
         let dir = tempfile::tempdir().unwrap();
         let node = build(&TargetFlow, vec![], dir.path()).unwrap();
+        assert_eq!(node.outputs(), [PortSpec::output("velocity")]);
         let ins = |t: f32| {
             vec![
                 t32(&[2], vec![1.0, 3.0]),

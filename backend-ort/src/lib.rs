@@ -1,0 +1,605 @@
+//! ONNX Runtime backend for wgraph.
+//!
+//! [`OrtBackend`] implements the engine's [`Backend`] trait: it loads `.onnx`
+//! files into [`OrtModel`]s, which implement [`Model`]. Nothing is linked at
+//! build time: the ONNX Runtime shared library is found (or installed into
+//! wgraph's cache) on first use by [`runtime::runtime`]; see [`runtime`](mod@runtime) for
+//! the search order. [`doctor::doctor`] reports what was found, which
+//! execution providers the library offers and which GPUs the machine has.
+//!
+//! Supported port dtypes are `f32`, `i64` and `u8`; dynamic dimensions become
+//! [`Dim::Sym`] (named after the ONNX `dim_param`, or `?` when unnamed). The
+//! ONNX custom metadata (`metadata_props`) becomes
+//! [`ModelSignature::metadata`].
+//!
+//! Providers: CPU by default; CUDA and TensorRT (with CUDA as its fallback
+//! for nodes TensorRT does not take) when [`ModelOptions::provider`] asks.
+//! When the requested provider cannot be used, `strict` loads fail with
+//! [`ModelError::Provider`]; otherwise the model is loaded on the next
+//! provider down (TensorRT → CUDA → CPU) and [`LoadedModel::warnings`] says
+//! so.
+//!
+//! ```no_run
+//! use wgraph_engine::model::{Backend, ModelOptions};
+//! use wgraph_engine::tensor::Tensor;
+//! use wgraph_ort::OrtBackend;
+//!
+//! let loaded = OrtBackend::new().load("add.onnx".as_ref(), &ModelOptions::default())?;
+//! let x = Tensor::from_f32(&[1, 4], vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+//! let out = loaded.model.run(&[x.clone(), x])?;
+//! assert_eq!(out[0].host_f32().unwrap(), &[2.0, 4.0, 6.0, 8.0]);
+//! # Ok::<(), wgraph_engine::model::ModelError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod doctor;
+pub mod runtime;
+
+use ort::ep::{self, ExecutionProvider, ExecutionProviderDispatch};
+use ort::session::Session;
+use ort::session::builder::SessionBuilder;
+use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use wgraph_engine::model::{
+    Backend, LoadedModel, Model, ModelError, ModelOptions, ModelPort, ModelSignature, Provider,
+};
+use wgraph_engine::tensor::{DType, HostData, Tensor};
+use wgraph_engine::types::{Dim, TensorType};
+
+pub use doctor::{DoctorReport, doctor};
+pub use runtime::{RuntimeInfo, RuntimeSource, runtime};
+
+/// Loads ONNX models with ONNX Runtime.
+///
+/// Stateless: the runtime itself is process-wide (see [`runtime()`]), and each
+/// loaded model owns its session.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OrtBackend;
+
+impl OrtBackend {
+    /// A backend. Creating one is free; the runtime is found on the first
+    /// [`load`](Backend::load).
+    pub fn new() -> Self {
+        OrtBackend
+    }
+}
+
+/// A model loaded into an ONNX Runtime session.
+///
+/// The session sits behind a mutex of its own: runs of one model are
+/// serialised, different models run in parallel.
+pub struct OrtModel {
+    session: Mutex<Session>,
+    signature: ModelSignature,
+    provider: Provider,
+}
+
+impl fmt::Debug for OrtModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OrtModel")
+            .field("signature", &self.signature)
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Backend for OrtBackend {
+    fn load(&self, path: &Path, options: &ModelOptions) -> Result<LoadedModel, ModelError> {
+        let model = OrtModel::load(path, options)?;
+        let warnings = model.1;
+        Ok(LoadedModel {
+            model: Arc::new(model.0),
+            warnings,
+        })
+    }
+}
+
+/// Whether the loaded ONNX Runtime was built with `provider`.
+pub fn provider_available(provider: Provider) -> Result<bool, ModelError> {
+    runtime::ensure()?;
+    let answer = match provider {
+        Provider::Cpu => ep::CPU::is_available(),
+        Provider::Cuda => ep::CUDA::is_available(),
+        Provider::TensorRt => ep::TensorRT::is_available(),
+    };
+    answer.map_err(|e| {
+        ModelError::Runtime(format!(
+            "cannot ask ONNX Runtime whether {provider} is available: {e}"
+        ))
+    })
+}
+
+/// The providers (of cpu, cuda, tensorrt) the loaded ONNX Runtime was built with.
+pub fn available_providers() -> Result<Vec<Provider>, ModelError> {
+    let mut out = Vec::new();
+    for p in [Provider::Cpu, Provider::Cuda, Provider::TensorRt] {
+        if provider_available(p)? {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+fn names(providers: &[Provider]) -> String {
+    if providers.is_empty() {
+        return "none".to_string();
+    }
+    providers
+        .iter()
+        .map(|p| p.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why a provider could not be used (one attempt).
+struct Unavailable {
+    provider: Provider,
+    reason: String,
+}
+
+impl OrtModel {
+    /// Loads `path` (see the [crate docs](crate) for provider fallback).
+    /// Returns the model and the warnings loading produced.
+    pub fn load(
+        path: &Path,
+        options: &ModelOptions,
+    ) -> Result<(OrtModel, Vec<String>), ModelError> {
+        let rt = runtime::ensure()?;
+        let shown = path.display();
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(ModelError::Load(format!("model {shown} is not a file"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ModelError::Load(format!(
+                    "model file {shown} does not exist"
+                )));
+            }
+            Err(e) => return Err(ModelError::Load(format!("cannot read model {shown}: {e}"))),
+        }
+
+        let chain: &[Provider] = match options.provider {
+            Provider::Cpu => &[Provider::Cpu],
+            Provider::Cuda => &[Provider::Cuda, Provider::Cpu],
+            Provider::TensorRt => &[Provider::TensorRt, Provider::Cuda, Provider::Cpu],
+        };
+        let lib = rt.info.path.display();
+        let mut failures: Vec<Unavailable> = Vec::new();
+        let mut session = None;
+        for &provider in chain {
+            if options.strict && provider != options.provider {
+                break;
+            }
+            let reason = match provider_available(provider) {
+                Ok(true) => None,
+                Ok(false) => Some(format!(
+                    "is not available in {lib} (this build has: {})",
+                    names(&available_providers().unwrap_or_default())
+                )),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(reason) = reason {
+                failures.push(Unavailable { provider, reason });
+                continue;
+            }
+            match commit(rt, path, provider, options) {
+                Ok(s) => {
+                    session = Some((s, provider));
+                    break;
+                }
+                Err(Failure::Setup(e)) => return Err(e),
+                Err(Failure::Commit(message)) => {
+                    if provider == Provider::Cpu {
+                        return Err(load_error(path, &message));
+                    }
+                    // A GPU provider failed to build the session: was it
+                    // the provider or the model? Ask the CPU.
+                    if let Err(Failure::Commit(cpu_message)) =
+                        commit(rt, path, Provider::Cpu, &ModelOptions::default())
+                    {
+                        return Err(load_error(path, &cpu_message));
+                    }
+                    failures.push(Unavailable {
+                        provider,
+                        reason: format!("failed to start on {lib}: {message}"),
+                    });
+                }
+            }
+        }
+
+        let Some((session, provider)) = session else {
+            let f = failures.first();
+            let reason = f.map(|f| f.reason.as_str()).unwrap_or("could not be used");
+            return Err(ModelError::Provider(format!(
+                "cannot load {shown}: provider `{}` {reason}; for GPU providers install the GPU build of ONNX Runtime (`pip install onnxruntime-gpu`) or point {} at it, or drop `strict` to fall back to CPU",
+                options.provider,
+                runtime::ENV_DYLIB_PATH
+            )));
+        };
+        // One plain warning: what was asked for, why it failed, what is used.
+        let mut warnings = Vec::new();
+        if !failures.is_empty() {
+            let first = &failures[0];
+            let reasons: Vec<String> = failures
+                .iter()
+                .enumerate()
+                .map(|(i, f)| match i {
+                    0 => format!("provider `{}` {}", f.provider, f.reason),
+                    _ if f.reason == first.reason => {
+                        format!("fallback `{}` is not available either", f.provider)
+                    }
+                    _ => format!("fallback `{}` {}", f.provider, f.reason),
+                })
+                .collect();
+            warnings.push(format!(
+                "{shown}: {}; loaded on `{provider}` instead",
+                reasons.join("; ")
+            ));
+        }
+
+        let signature = signature_of(&session, path)?;
+        Ok((
+            OrtModel {
+                session: Mutex::new(session),
+                signature,
+                provider,
+            },
+            warnings,
+        ))
+    }
+}
+
+/// A failure to build a session.
+enum Failure {
+    /// Options could not be set (not the model's fault): final.
+    Setup(ModelError),
+    /// ONNX Runtime refused to create the session.
+    Commit(String),
+}
+
+fn load_error(path: &Path, message: &str) -> ModelError {
+    let lower = message.to_ascii_lowercase();
+    let what = if lower.contains("protobuf parsing failed") || lower.contains("invalid_protobuf") {
+        "it is not an ONNX model"
+    } else {
+        "ONNX Runtime could not load it"
+    };
+    ModelError::Load(format!(
+        "cannot load model {}: {what} ({})",
+        path.display(),
+        message.trim()
+    ))
+}
+
+/// Builds a session for `path` on `provider` only.
+fn commit(
+    rt: &runtime::Runtime,
+    path: &Path,
+    provider: Provider,
+    options: &ModelOptions,
+) -> Result<Session, Failure> {
+    let setup = |e: String| Failure::Setup(ModelError::Runtime(e));
+    let mut builder: SessionBuilder = Session::builder(&rt.env).map_err(|e| {
+        setup(format!(
+            "cannot create an ONNX Runtime session builder: {e}"
+        ))
+    })?;
+    if let Some(threads) = options.threads {
+        builder = builder
+            .with_intra_threads(threads)
+            .map_err(|e| setup(format!("cannot set {threads} intra-op threads: {e}")))?;
+    }
+    let eps = execution_providers(provider, options).map_err(Failure::Setup)?;
+    if !eps.is_empty() {
+        builder = builder
+            .with_execution_providers(eps)
+            .map_err(|e| Failure::Commit(format!("cannot register provider `{provider}`: {e}")))?;
+    }
+    builder
+        .commit_from_file(path)
+        .map_err(|e| Failure::Commit(e.to_string()))
+}
+
+/// The execution providers to register for one attempt. The first one must
+/// register (`error_on_failure`); the CUDA fallback behind TensorRT may not.
+fn execution_providers(
+    provider: Provider,
+    options: &ModelOptions,
+) -> Result<Vec<ExecutionProviderDispatch>, ModelError> {
+    let device = i32::try_from(options.device_id).map_err(|_| {
+        ModelError::Provider(format!("device id {} is out of range", options.device_id))
+    })?;
+    let cuda = || ep::CUDA::default().with_device_id(device).build();
+    Ok(match provider {
+        Provider::Cpu => Vec::new(),
+        Provider::Cuda => vec![cuda().error_on_failure()],
+        Provider::TensorRt => {
+            let mut trt = ep::TensorRT::default()
+                .with_device_id(device)
+                .with_fp16(options.fp16);
+            if let Some(dir) = &options.engine_cache {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    ModelError::Load(format!(
+                        "cannot create the TensorRT engine cache folder {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+                let dir = dir.to_str().filter(|s| !s.contains('\0')).ok_or_else(|| {
+                    ModelError::Load(format!(
+                        "the TensorRT engine cache folder {} must be a UTF-8 path",
+                        dir.display()
+                    ))
+                })?;
+                trt = trt
+                    .with_engine_cache(true)
+                    .with_engine_cache_path(dir)
+                    .with_timing_cache(true)
+                    .with_timing_cache_path(dir);
+            }
+            let mut eps = vec![trt.build().error_on_failure()];
+            if ep::CUDA::is_available().unwrap_or(false) {
+                eps.push(cuda().fail_silently());
+            }
+            eps
+        }
+    })
+}
+
+/// Maps an ONNX element type to a wgraph dtype.
+fn dtype_of(ty: TensorElementType) -> Option<DType> {
+    match ty {
+        TensorElementType::Float32 => Some(DType::F32),
+        TensorElementType::Int64 => Some(DType::I64),
+        TensorElementType::Uint8 => Some(DType::U8),
+        _ => None,
+    }
+}
+
+/// The engine type of one session input or output.
+fn port_type(
+    kind: &str,
+    name: &str,
+    ty: &ValueType,
+    path: &Path,
+) -> Result<TensorType, ModelError> {
+    let ValueType::Tensor {
+        ty: elem,
+        shape,
+        dimension_symbols,
+    } = ty
+    else {
+        return Err(ModelError::Load(format!(
+            "model {}: {kind} `{name}` is a {ty}, not a tensor; wgraph-ort supports tensor ports only",
+            path.display()
+        )));
+    };
+    let dtype = dtype_of(*elem).ok_or_else(|| {
+        ModelError::Load(format!(
+            "model {}: {kind} `{name}` has dtype {elem}, which wgraph-ort does not support (supported: f32, i64, u8)",
+            path.display()
+        ))
+    })?;
+    let dims = shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| match usize::try_from(d) {
+            Ok(n) => Dim::Known(n),
+            Err(_) => {
+                let sym = dimension_symbols.get(i).map(String::as_str).unwrap_or("");
+                Dim::Sym(if sym.is_empty() {
+                    "?".into()
+                } else {
+                    sym.into()
+                })
+            }
+        })
+        .collect();
+    Ok(TensorType { dtype, shape: dims })
+}
+
+fn signature_of(session: &Session, path: &Path) -> Result<ModelSignature, ModelError> {
+    let mut inputs = Vec::new();
+    for outlet in session.inputs() {
+        inputs.push(ModelPort {
+            name: outlet.name().to_string(),
+            ty: port_type("input", outlet.name(), outlet.dtype(), path)?,
+        });
+    }
+    let mut outputs = Vec::new();
+    for outlet in session.outputs() {
+        outputs.push(ModelPort {
+            name: outlet.name().to_string(),
+            ty: port_type("output", outlet.name(), outlet.dtype(), path)?,
+        });
+    }
+    let mut metadata = BTreeMap::new();
+    let meta = session.metadata().map_err(|e| {
+        ModelError::Load(format!(
+            "model {}: cannot read its metadata: {e}",
+            path.display()
+        ))
+    })?;
+    let keys = meta.custom_keys().map_err(|e| {
+        ModelError::Load(format!(
+            "model {}: cannot read its metadata: {e}",
+            path.display()
+        ))
+    })?;
+    for key in keys {
+        if let Some(value) = meta.custom(&key) {
+            metadata.insert(key, value);
+        }
+    }
+    Ok(ModelSignature {
+        inputs,
+        outputs,
+        metadata,
+    })
+}
+
+/// `f32[1, 16, 8, 8]`.
+fn describe(dtype: DType, shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    format!("{dtype}[{}]", dims.join(", "))
+}
+
+impl OrtModel {
+    /// Checks inputs against the signature: count, dtype, rank, every known
+    /// dimension, and that a named dimension has one size across inputs.
+    fn check_inputs(&self, inputs: &[Tensor]) -> Result<(), ModelError> {
+        let ports = &self.signature.inputs;
+        if inputs.len() != ports.len() {
+            let names: Vec<String> = ports.iter().map(|p| format!("`{}`", p.name)).collect();
+            return Err(ModelError::Run(format!(
+                "model takes {} input(s) ({}), got {}",
+                ports.len(),
+                names.join(", "),
+                inputs.len()
+            )));
+        }
+        let mut bound: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+        for (port, tensor) in ports.iter().zip(inputs) {
+            let mismatch = || {
+                ModelError::Run(format!(
+                    "input `{}` expects {}, got {}",
+                    port.name,
+                    port.ty,
+                    describe(tensor.dtype(), tensor.shape())
+                ))
+            };
+            if tensor.dtype() != port.ty.dtype || tensor.shape().len() != port.ty.shape.len() {
+                return Err(mismatch());
+            }
+            for (dim, &got) in port.ty.shape.iter().zip(tensor.shape()) {
+                match dim {
+                    Dim::Known(n) if *n != got => return Err(mismatch()),
+                    Dim::Known(_) => {}
+                    Dim::Sym(s) if s == "?" => {}
+                    Dim::Sym(s) => match bound.get(s.as_str()) {
+                        Some(&(size, other)) if size != got => {
+                            return Err(ModelError::Run(format!(
+                                "input `{}` expects {}, got {}: `{s}` is {size} in input `{other}` but {got} here",
+                                port.name,
+                                port.ty,
+                                describe(tensor.dtype(), tensor.shape())
+                            )));
+                        }
+                        Some(_) => {}
+                        None => {
+                            bound.insert(s, (got, &port.name));
+                        }
+                    },
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copies one session output into an engine tensor.
+fn to_tensor(name: &str, value: &DynValue) -> Result<Tensor, ModelError> {
+    let fail = |e: String| ModelError::Run(format!("output `{name}`: {e}"));
+    let ValueType::Tensor { ty, shape, .. } = value.dtype() else {
+        return Err(fail(format!("is a {}, not a tensor", value.dtype())));
+    };
+    let dims: Vec<usize> = shape
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| fail(format!("has a negative dimension {d}"))))
+        .collect::<Result<_, _>>()?;
+    let empty = dims.contains(&0);
+    let tensor = match ty {
+        TensorElementType::Float32 => {
+            let data = if empty {
+                Vec::new()
+            } else {
+                value
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| fail(e.to_string()))?
+                    .1
+                    .to_vec()
+            };
+            Tensor::from_f32(&dims, data)
+        }
+        TensorElementType::Int64 => {
+            let data = if empty {
+                Vec::new()
+            } else {
+                value
+                    .try_extract_tensor::<i64>()
+                    .map_err(|e| fail(e.to_string()))?
+                    .1
+                    .to_vec()
+            };
+            Tensor::from_i64(&dims, data)
+        }
+        TensorElementType::Uint8 => {
+            let data = if empty {
+                Vec::new()
+            } else {
+                value
+                    .try_extract_tensor::<u8>()
+                    .map_err(|e| fail(e.to_string()))?
+                    .1
+                    .to_vec()
+            };
+            Tensor::from_u8(&dims, data)
+        }
+        other => return Err(fail(format!("has unsupported dtype {other}"))),
+    };
+    tensor.map_err(|e| fail(e.to_string()))
+}
+
+fn as_i64_shape(shape: &[usize]) -> Result<Vec<i64>, ModelError> {
+    shape
+        .iter()
+        .map(|&d| {
+            i64::try_from(d).map_err(|_| ModelError::Run(format!("dimension {d} is too large")))
+        })
+        .collect()
+}
+
+impl Model for OrtModel {
+    fn signature(&self) -> &ModelSignature {
+        &self.signature
+    }
+
+    fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ModelError> {
+        self.check_inputs(inputs)?;
+        let mut values: Vec<(String, ort::session::SessionInputValue<'_>)> =
+            Vec::with_capacity(inputs.len());
+        for (port, tensor) in self.signature.inputs.iter().zip(inputs) {
+            let shape = as_i64_shape(tensor.shape())?;
+            let fail = |e: String| ModelError::Run(format!("input `{}`: {e}", port.name));
+            let host = tensor.host().map_err(|e| fail(e.to_string()))?;
+            let value: ort::session::SessionInputValue<'_> = match host {
+                HostData::F32(d) => TensorRef::from_array_view((shape, &d[..])).map(Into::into),
+                HostData::I64(d) => TensorRef::from_array_view((shape, &d[..])).map(Into::into),
+                HostData::U8(d) => TensorRef::from_array_view((shape, &d[..])).map(Into::into),
+            }
+            .map_err(|e| fail(e.to_string()))?;
+            values.push((port.name.clone(), value));
+        }
+
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let outputs = session
+            .run(values)
+            .map_err(|e| ModelError::Run(format!("ONNX Runtime failed: {e}")))?;
+        self.signature
+            .outputs
+            .iter()
+            .map(|port| {
+                let value = outputs.get(&port.name).ok_or_else(|| {
+                    ModelError::Run(format!("ONNX Runtime returned no output `{}`", port.name))
+                })?;
+                to_tensor(&port.name, value)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,310 @@
+//! Shared code of the model-backed kinds: role checks against a model's
+//! metadata, type checks of wired ports against its signature, batching.
+//!
+//! The model contract (written by `models-onnx/export.py`, read here):
+//! `wgraph.role` says what a model is (`vae_encoder`, `vae_decoder`,
+//! `image_encoder`, `text_encoder`, `action_embedder`, `denoiser`,
+//! `controlnet`); denoisers add `wgraph.prediction` (`velocity`, `epsilon`,
+//! `sample`); text encoders carry their tokenizer in `wgraph.tokenizer`.
+
+use crate::common::*;
+use std::sync::Arc;
+use wgraph_engine::model::{Model, ModelPort, ModelSignature};
+use wgraph_engine::types::Bindings;
+
+/// The model named by `param`, whose `wgraph.role` must be one of `roles`.
+pub(crate) fn model_with_role(
+    cx: &BuildContext<'_>,
+    param: &str,
+    roles: &[&str],
+    kind: &str,
+) -> Result<Arc<dyn Model>, BuildError> {
+    let model = cx.model(param)?;
+    let name = cx.params.model_ref(param)?;
+    match model.signature().meta("wgraph.role") {
+        Some(role) if roles.contains(&role) => Ok(model),
+        Some(role) => Err(BuildError::param(
+            param,
+            format!(
+                "model `{name}` has role `{role}` (from its wgraph.role metadata); a `{kind}` node needs {}",
+                roles.join(" or ")
+            ),
+        )),
+        None => Err(BuildError::param(
+            param,
+            format!(
+                "model `{name}` has no `wgraph.role` metadata; a `{kind}` node needs {} (see models-onnx/README.md)",
+                roles.join(" or ")
+            ),
+        )),
+    }
+}
+
+/// Checks the type wired into node input `input` against model input `port`,
+/// binding symbolic dimensions.
+pub(crate) fn unify_port(
+    bindings: &mut Bindings,
+    port: &ModelPort,
+    input: usize,
+    ty: Option<&ValueType>,
+) -> Result<(), TypeError> {
+    match ty {
+        Some(ValueType::Tensor(t)) => bindings.unify(&port.ty, t).map_err(|why| {
+            TypeError::input(
+                input,
+                format!(
+                    "model input `{}` expects {}, found {t}: {why}",
+                    port.name, port.ty
+                ),
+            )
+        }),
+        Some(other) => Err(TypeError::input(
+            input,
+            format!(
+                "model input `{}` expects {}, found {other}",
+                port.name, port.ty
+            ),
+        )),
+        None => Err(TypeError::input(
+            input,
+            format!("model input `{}` ({}) is not connected", port.name, port.ty),
+        )),
+    }
+}
+
+/// A model output type after binding; every dimension must be known.
+pub(crate) fn resolved_output(
+    bindings: &Bindings,
+    port: &ModelPort,
+) -> Result<ValueType, TypeError> {
+    let t = bindings.apply(&port.ty);
+    if t.known_shape().is_none() {
+        return Err(TypeError::node(format!(
+            "model output `{}` is {} and its symbolic dimensions are not fixed by the inputs",
+            port.name, t
+        )));
+    }
+    Ok(ValueType::Tensor(t))
+}
+
+/// True when dimension 0 of every input and output is symbolic, so several
+/// samples can be stacked into one call.
+pub(crate) fn batchable(sig: &ModelSignature) -> bool {
+    sig.inputs
+        .iter()
+        .chain(&sig.outputs)
+        .all(|p| matches!(p.ty.shape.first(), Some(Dim::Sym(_))))
+}
+
+/// Stacks tensors of equal shape `[1, ...]` along axis 0.
+pub(crate) fn stack(parts: &[&Tensor]) -> Result<Tensor, NodeError> {
+    let first = parts
+        .first()
+        .ok_or_else(|| NodeError::new("internal: nothing to stack"))?;
+    let mut shape = first.shape().to_vec();
+    let rows = shape.first().copied().unwrap_or(1);
+    if let Some(d) = shape.first_mut() {
+        *d = rows * parts.len();
+    }
+    let t = match first.dtype() {
+        DType::F32 => {
+            let mut data = Vec::with_capacity(first.len() * parts.len());
+            for p in parts {
+                data.extend_from_slice(p.host_f32()?);
+            }
+            Tensor::from_f32(&shape, data)?
+        }
+        DType::I64 => {
+            let mut data = Vec::with_capacity(first.len() * parts.len());
+            for p in parts {
+                data.extend_from_slice(p.host_i64()?);
+            }
+            Tensor::from_i64(&shape, data)?
+        }
+        DType::U8 => {
+            let mut data = Vec::with_capacity(first.len() * parts.len());
+            for p in parts {
+                data.extend_from_slice(p.host_u8()?);
+            }
+            Tensor::from_u8(&shape, data)?
+        }
+    };
+    Ok(t)
+}
+
+/// Splits an f32 tensor `[n·k, ...]` into `n` tensors `[k, ...]`.
+pub(crate) fn unstack(t: &Tensor, n: usize) -> Result<Vec<Tensor>, NodeError> {
+    let data = t.host_f32()?;
+    let rows = t.shape().first().copied().unwrap_or(0);
+    if n == 0 || rows % n != 0 {
+        return Err(NodeError::new(format!(
+            "cannot split {:?} into {n} parts",
+            t.shape()
+        )));
+    }
+    let mut shape = t.shape().to_vec();
+    shape[0] = rows / n;
+    let chunk = data.len() / n;
+    data.chunks(chunk.max(1))
+        .take(n)
+        .map(|c| Ok(Tensor::from_f32(&shape, c.to_vec())?))
+        .collect()
+}
+
+/// Runs a model and turns its errors into node errors naming the model.
+pub(crate) fn run_model(
+    model: &dyn Model,
+    name: &str,
+    inputs: &[Tensor],
+) -> Result<Vec<Tensor>, NodeError> {
+    model
+        .run(inputs)
+        .map_err(|e| NodeError::new(format!("model `{name}`: {e}")))
+}
+
+/// Caches the outputs of a pure model call on inputs that are the very same
+/// tensors as last time (a constant start frame, a fixed prompt), so a
+/// constant branch costs one model call per run, not one per tick.
+#[derive(Default)]
+pub(crate) struct SameInputCache {
+    inputs: Vec<Tensor>,
+    outputs: Vec<Value>,
+}
+
+impl SameInputCache {
+    pub(crate) fn get(&self, inputs: &[Tensor]) -> Option<Vec<Value>> {
+        let same = !self.inputs.is_empty()
+            && self.inputs.len() == inputs.len()
+            && self
+                .inputs
+                .iter()
+                .zip(inputs)
+                .all(|(a, b)| a.shares_data(b));
+        same.then(|| self.outputs.clone())
+    }
+
+    pub(crate) fn put(&mut self, inputs: Vec<Tensor>, outputs: &[Value]) {
+        self.inputs = inputs;
+        self.outputs = outputs.to_vec();
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fake {
+    //! A model implemented in Rust, to test model-backed kinds without a runtime.
+    use super::*;
+    use std::sync::Mutex;
+    use wgraph_engine::model::{ModelError, ModelTable, Provider};
+    use wgraph_engine::node::OutputConfig;
+    use wgraph_engine::params::{ParamValue, Params};
+    use wgraph_engine::settings::Settings;
+
+    type RunFn = dyn Fn(&[Tensor]) -> Vec<Tensor> + Send + Sync;
+
+    pub struct FakeModel {
+        pub sig: ModelSignature,
+        pub f: Box<RunFn>,
+        pub calls: Mutex<Vec<Vec<usize>>>,
+    }
+
+    impl Model for FakeModel {
+        fn signature(&self) -> &ModelSignature {
+            &self.sig
+        }
+        fn provider(&self) -> Provider {
+            Provider::Cpu
+        }
+        fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ModelError> {
+            self.calls
+                .lock()
+                .map_err(|_| ModelError::Run("poisoned".into()))?
+                .push(
+                    inputs
+                        .first()
+                        .map(|t| t.shape().to_vec())
+                        .unwrap_or_default(),
+                );
+            Ok((self.f)(inputs))
+        }
+    }
+
+    /// `"x:f32:batch,16,4,4"` → a port.
+    pub fn port(spec: &str) -> ModelPort {
+        let mut it = spec.split(':');
+        let name = it.next().unwrap_or_default().to_string();
+        let dtype = match it.next() {
+            Some("i64") => DType::I64,
+            _ => DType::F32,
+        };
+        let shape = it
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .filter(|d| !d.is_empty())
+            .map(|d| {
+                d.parse()
+                    .map(Dim::Known)
+                    .unwrap_or_else(|_| Dim::Sym(d.to_string()))
+            })
+            .collect();
+        ModelPort {
+            name,
+            ty: TensorType { dtype, shape },
+        }
+    }
+
+    pub fn fake(
+        inputs: &[&str],
+        outputs: &[&str],
+        meta: &[(&str, &str)],
+        f: impl Fn(&[Tensor]) -> Vec<Tensor> + Send + Sync + 'static,
+    ) -> Arc<FakeModel> {
+        Arc::new(FakeModel {
+            sig: ModelSignature {
+                inputs: inputs.iter().map(|s| port(s)).collect(),
+                outputs: outputs.iter().map(|s| port(s)).collect(),
+                metadata: meta
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+            f: Box::new(f),
+            calls: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Builds `kind` with the given params and models (`model = m` etc.).
+    pub fn build_with(
+        kind: &dyn NodeKind,
+        given: Vec<(&'static str, ParamValue)>,
+        models: Vec<(&str, Arc<dyn Model>)>,
+    ) -> Result<Box<dyn Node>, BuildError> {
+        let mut params = Params::default();
+        for spec in kind.params() {
+            let v = match spec.default {
+                Some(ParamDefault::Int(i)) => ParamValue::Int(i),
+                Some(ParamDefault::Float(f)) => ParamValue::Float(f),
+                Some(ParamDefault::Bool(b)) => ParamValue::Bool(b),
+                Some(ParamDefault::Str(s)) => ParamValue::Str(s.into()),
+                Some(ParamDefault::Choice(c)) => ParamValue::Choice(c.into()),
+                Some(ParamDefault::Absent) | None => continue,
+            };
+            params.insert(spec.name, v, None);
+        }
+        for (k, v) in given {
+            params.insert(k, v, None);
+        }
+        let mut table = ModelTable::new();
+        for (n, m) in models {
+            table.insert(n, m);
+        }
+        kind.build(&BuildContext {
+            name: "n",
+            params: &params,
+            settings: &Settings::default(),
+            base_dir: Path::new("."),
+            output: &OutputConfig::default(),
+            models: &table,
+        })
+    }
+}
