@@ -161,6 +161,7 @@ pub fn run(args: &RunArgs) -> Outcome {
             DisplayTarget::PngDir(p) | DisplayTarget::Gif(p) | DisplayTarget::Y4m(p) => {
                 p.display().to_string()
             }
+            DisplayTarget::Discard => "nowhere (discarded)".to_string(),
         };
         let stopped = report
             .stopped_by
@@ -254,7 +255,10 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         set: &args.set,
         seed: None,
         actions: None,
-        output: OutputConfig::for_path(&out_dir),
+        output: OutputConfig {
+            dir: out_dir.clone(),
+            display: DisplayTarget::Discard,
+        },
         provider: args.provider.map(Into::into),
         backend: &recording,
     };

@@ -257,6 +257,9 @@ pub enum DisplayTarget {
     Gif(PathBuf),
     /// A raw YUV4MPEG2 stream (`-`: standard output), e.g. to pipe to ffmpeg.
     Y4m(PathBuf),
+    /// Frames are checked (shape, finite values) and dropped: for benchmarks
+    /// that measure the engine, not PNG compression.
+    Discard,
 }
 
 /// A registered node kind: metadata and construction.

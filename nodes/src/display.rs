@@ -43,7 +43,39 @@ impl NodeKind for Display {
                 fps: fps_ratio(cx.settings.fps),
                 range,
             }),
+            DisplayTarget::Discard => Box::new(DiscardSink { range }),
         })
+    }
+}
+
+/// Checks each frame like the other sinks (shape, finite values) and drops it.
+struct DiscardSink {
+    range: Range,
+}
+
+impl Node for DiscardSink {
+    fn inputs(&self) -> Vec<PortSpec> {
+        vec![PortSpec::wired("image")]
+    }
+    fn outputs(&self) -> Vec<PortSpec> {
+        Vec::new()
+    }
+    fn infer(
+        &self,
+        inputs: &[Option<ValueType>],
+        _: &mut dyn InferCalls,
+    ) -> Result<Vec<ValueType>, TypeError> {
+        image_in(inputs, 0)?;
+        Ok(Vec::new())
+    }
+    fn eval(
+        &self,
+        _: &mut State,
+        inputs: &[Option<Value>],
+        _: &mut TickContext<'_>,
+    ) -> Result<Vec<Value>, NodeError> {
+        crate::image_io::tensor_to_image(tensor_arg(inputs, 0)?, self.range)?;
+        Ok(Vec::new())
     }
 }
 

@@ -102,10 +102,20 @@ pub fn tensor_to_image(t: &Tensor, range: Range) -> Result<DynamicImage, NodeErr
 }
 
 /// Writes an image tensor as a PNG file.
+/// Fast compression: frames are written every tick, on the hot path.
 pub fn write_png(t: &Tensor, range: Range, path: &Path) -> Result<(), NodeError> {
-    tensor_to_image(t, range)?
-        .save_with_format(path, image::ImageFormat::Png)
-        .map_err(|e| NodeError::new(format!("cannot write `{}`: {e}", path.display())))
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    let img = tensor_to_image(t, range)?;
+    let err = |e: &dyn std::fmt::Display| {
+        NodeError::new(format!("cannot write `{}`: {e}", path.display()))
+    };
+    let file = std::fs::File::create(path).map_err(|e| err(&e))?;
+    let encoder = PngEncoder::new_with_quality(
+        std::io::BufWriter::new(file),
+        CompressionType::Fast,
+        FilterType::Sub,
+    );
+    img.write_with_encoder(encoder).map_err(|e| err(&e))
 }
 
 #[cfg(test)]
