@@ -9,6 +9,7 @@
 mod bench;
 mod commands;
 mod load;
+mod quality;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;

@@ -201,6 +201,23 @@ pub(crate) mod testing {
         out: &OutputConfig,
         settings: &Settings,
     ) -> Result<Built, BuildError> {
+        build_with_models(
+            kind,
+            given,
+            out,
+            settings,
+            &wgraph_engine::model::ModelTable::new(),
+        )
+    }
+
+    /// [`build_in`] with the graph's models.
+    pub fn build_with_models(
+        kind: &dyn NodeKind,
+        given: Vec<(&'static str, ParamValue)>,
+        out: &OutputConfig,
+        settings: &Settings,
+        models: &wgraph_engine::model::ModelTable,
+    ) -> Result<Built, BuildError> {
         let mut params = Params::default();
         for spec in kind.params() {
             let v = match spec.default {
@@ -223,7 +240,7 @@ pub(crate) mod testing {
             settings,
             base_dir: Path::new("."),
             output: out,
-            models: &wgraph_engine::model::ModelTable::new(),
+            models,
         })
         .map(Built)
     }

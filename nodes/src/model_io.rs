@@ -196,7 +196,7 @@ pub(crate) mod fake {
     use std::sync::Mutex;
     use wgraph_engine::model::{ModelError, ModelTable, Provider};
     use wgraph_engine::node::OutputConfig;
-    use wgraph_engine::params::{ParamValue, Params};
+    use wgraph_engine::params::ParamValue;
     use wgraph_engine::settings::Settings;
 
     type RunFn = dyn Fn(&[Tensor]) -> Vec<Tensor> + Send + Sync;
@@ -279,32 +279,17 @@ pub(crate) mod fake {
         given: Vec<(&'static str, ParamValue)>,
         models: Vec<(&str, Arc<dyn Model>)>,
     ) -> Result<Box<dyn Node>, BuildError> {
-        let mut params = Params::default();
-        for spec in kind.params() {
-            let v = match spec.default {
-                Some(ParamDefault::Int(i)) => ParamValue::Int(i),
-                Some(ParamDefault::Float(f)) => ParamValue::Float(f),
-                Some(ParamDefault::Bool(b)) => ParamValue::Bool(b),
-                Some(ParamDefault::Str(s)) => ParamValue::Str(s.into()),
-                Some(ParamDefault::Choice(c)) => ParamValue::Choice(c.into()),
-                Some(ParamDefault::Absent) | None => continue,
-            };
-            params.insert(spec.name, v, None);
-        }
-        for (k, v) in given {
-            params.insert(k, v, None);
-        }
         let mut table = ModelTable::new();
         for (n, m) in models {
             table.insert(n, m);
         }
-        kind.build(&BuildContext {
-            name: "n",
-            params: &params,
-            settings: &Settings::default(),
-            base_dir: Path::new("."),
-            output: &OutputConfig::default(),
-            models: &table,
-        })
+        crate::common::testing::build_with_models(
+            kind,
+            given,
+            &OutputConfig::default(),
+            &Settings::default(),
+            &table,
+        )
+        .map(|b| b.0)
     }
 }
