@@ -1,7 +1,7 @@
 //! The subcommands.
 
 use crate::bench::RecordingBackend;
-use crate::load::{LoadConfig, Loaded, load};
+use crate::load::{LoadConfig, Loaded, PathOverride, load};
 use crate::{BenchArgs, GraphFormat, Outcome, ProviderArg, RunArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ pub fn check(files: &[PathBuf], provider: Option<ProviderArg>) -> Outcome {
         let config = LoadConfig {
             set: &[],
             seed: None,
-            actions: None,
+            paths: Vec::new(),
             output: OutputConfig::default(),
             provider: provider.map(Into::into),
             backend: &backend,
@@ -49,7 +49,7 @@ pub fn graph(file: &Path, format: GraphFormat, set: &[String]) -> Outcome {
     let config = LoadConfig {
         set,
         seed: None,
-        actions: None,
+        paths: Vec::new(),
         output: OutputConfig::default(),
         provider: None,
         backend: &backend,
@@ -81,7 +81,12 @@ pub fn run(args: &RunArgs) -> Outcome {
     let config = LoadConfig {
         set: &args.set,
         seed: args.seed,
-        actions: args.actions.as_deref(),
+        paths: args
+            .actions
+            .as_deref()
+            .map(PathOverride::actions)
+            .into_iter()
+            .collect(),
         output: output.clone(),
         provider: args.provider.map(Into::into),
         backend: &backend,
@@ -254,7 +259,7 @@ pub fn bench(args: &BenchArgs) -> Outcome {
     let config = LoadConfig {
         set: &args.set,
         seed: None,
-        actions: None,
+        paths: Vec::new(),
         output: OutputConfig {
             dir: out_dir.clone(),
             display: DisplayTarget::Discard,

@@ -15,12 +15,40 @@ use wgraph_grammar::{FsLoader, load_graph, parse_value, validate};
 pub struct LoadConfig<'a> {
     pub set: &'a [String],
     pub seed: Option<u64>,
-    pub actions: Option<&'a Path>,
+    /// Path parameters set from the command line (`--actions FILE`, eval's start frame).
+    pub paths: Vec<PathOverride>,
     pub output: OutputConfig,
     /// Replaces every model's execution provider.
     pub provider: Option<Provider>,
     /// Loads the graph's models.
     pub backend: &'a dyn Backend,
+}
+
+/// Sets path parameter `param` of every node of kind `kind` (and name `name`, if
+/// given), e.g. `--actions FILE` for `actions` nodes.
+pub struct PathOverride {
+    pub kind: &'static str,
+    pub name: Option<&'static str>,
+    pub param: &'static str,
+    pub path: std::path::PathBuf,
+    /// Shown in messages (`--actions`).
+    pub flag: &'static str,
+    /// When no node matches: a usage error (true) or nothing (false).
+    pub required: bool,
+}
+
+impl PathOverride {
+    /// `--actions FILE`: the action file of every `actions` node.
+    pub fn actions(path: &Path) -> Self {
+        PathOverride {
+            kind: "actions",
+            name: None,
+            param: "path",
+            path: path.to_path_buf(),
+            flag: "--actions",
+            required: true,
+        }
+    }
 }
 
 /// A flag that is not `NODE.PARAM=VALUE`.
@@ -53,8 +81,8 @@ pub fn load(path: &Path, config: &LoadConfig<'_>) -> Loaded {
                 Err(u) => return Err(u),
             }
         }
-        if let Some(actions) = config.actions {
-            overrides.extend(actions_overrides(&parsed, actions, &mut sources)?);
+        for p in &config.paths {
+            overrides.extend(path_overrides(&parsed, p, &mut sources)?);
         }
         if diags.has_errors() {
             return Ok(Err(diags));
@@ -139,33 +167,38 @@ fn parse_set(
     }))
 }
 
-/// `--actions FILE` sets `path` of every `actions` node.
-fn actions_overrides(
+/// The overrides one [`PathOverride`] makes.
+fn path_overrides(
     parsed: &ast::Graph,
-    path: &Path,
+    p: &PathOverride,
     sources: &mut SourceMap,
 ) -> Result<Vec<Override>, UsageError> {
-    let text = path.display().to_string();
+    let text = p.path.display().to_string();
     let nodes: Vec<&ast::NodeDecl> = parsed
         .statements
         .iter()
         .filter_map(|s| match s {
-            Statement::Node(n) if n.kind.name == "actions" => Some(n),
+            Statement::Node(n)
+                if n.kind.name == p.kind && p.name.is_none_or(|name| n.name.name == name) =>
+            {
+                Some(n)
+            }
             _ => None,
         })
         .collect();
-    if nodes.is_empty() {
+    if nodes.is_empty() && p.required {
         return Err(UsageError(format!(
-            "--actions {text}: the graph has no `actions` node to feed (add `node input: actions {{ path = \"...\" }}`)"
+            "{} {text}: the graph has no `{}` node to feed (add `node x: {} {{ {} = \"...\" }}`)",
+            p.flag, p.kind, p.kind, p.param
         )));
     }
-    let file = sources.add("--actions", None, text.clone());
+    let file = sources.add(p.flag, None, text.clone());
     let span = Span::new(file, 0, text.len());
     Ok(nodes
         .into_iter()
         .map(|n| Override {
             node: n.name.name.clone(),
-            param: "path".into(),
+            param: p.param.into(),
             value: ast::Value {
                 kind: ValueKind::Str(text.clone()),
                 span,

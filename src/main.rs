@@ -8,6 +8,8 @@
 
 mod bench;
 mod commands;
+mod dataset;
+mod eval;
 mod load;
 mod quality;
 
@@ -51,6 +53,10 @@ enum Command {
     Kinds { kind: Option<String> },
     /// Engine against a raw loop of the same model calls, alternating.
     Bench(BenchArgs),
+    /// Write episodes of the ground-truth world: frames, depth, actions, poses.
+    Dataset(dataset::DatasetArgs),
+    /// Compare a graph with the ground-truth world: PSNR, SSIM, action accuracy, drift.
+    Eval(EvalArgs),
     /// Report the ONNX Runtime library, execution providers and GPUs.
     Doctor {
         /// Print JSON instead of text.
@@ -86,6 +92,44 @@ pub struct BenchArgs {
     /// Load every model on this execution provider.
     #[arg(long, value_enum)]
     provider: Option<ProviderArg>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    file: PathBuf,
+    /// Seed of the ground-truth world (held out: 1000 and above).
+    #[arg(long)]
+    world_seed: u64,
+    /// Look of the ground-truth world: dungeon, neon or forest.
+    #[arg(long, default_value = "dungeon")]
+    theme: String,
+    /// The action file fed to both the graph and the ground truth.
+    #[arg(long)]
+    actions: PathBuf,
+    /// Ticks to compare.
+    #[arg(long, default_value_t = 32)]
+    frames: u64,
+    /// Where to write the figures.
+    #[arg(long, value_name = "FILE.json")]
+    json: PathBuf,
+    /// A picture: ground truth (top) over generated frames (bottom).
+    #[arg(long, value_name = "OUT.png")]
+    strip: Option<PathBuf>,
+    /// A plot of PSNR over ticks.
+    #[arg(long, value_name = "OUT.png")]
+    plot: Option<PathBuf>,
+    /// Inverse-dynamics model (default: models-onnx/trained/idm.onnx when present).
+    #[arg(long)]
+    idm: Option<PathBuf>,
+    /// Drift: the first tick whose PSNR falls below this many dB.
+    #[arg(long, default_value_t = 15.0)]
+    drift_db: f64,
+    /// Evaluate on a training seed anyway.
+    #[arg(long)]
+    allow_training_seed: bool,
+    /// Override a parameter: NODE.PARAM=VALUE (repeatable).
+    #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
+    set: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -171,6 +215,8 @@ fn main() -> ExitCode {
         Command::Kinds { kind } => commands::kinds(kind.as_deref()),
         Command::Bench(args) => commands::bench(&args),
         Command::Doctor { json } => commands::doctor(json),
+        Command::Eval(args) => eval::eval(&args),
+        Command::Dataset(args) => dataset::run(&args),
     };
     ExitCode::from(outcome as u8)
 }

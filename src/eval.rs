@@ -1,0 +1,389 @@
+//! `wgraph eval`: a graph against the ground-truth world.
+//!
+//! The ground truth ([`wgraph_world::World`], held-out seed) renders the start
+//! view and, tick by tick, the view after each action. The graph is run from
+//! that same start view (every `image` node's `path`, and an `npy` node named
+//! `start_depth`, are pointed at it) with the same actions (every `actions`
+//! node). Generated frame `t` is compared with ground-truth frame `t`:
+//! PSNR and SSIM per tick and averaged, drift (the first tick under a PSNR
+//! threshold), the VAE round trip of the ground truth (the graph's RGB
+//! encoder and decoder), and action accuracy: an inverse-dynamics model
+//! p(a | o_t, o_t+1) reads the keys back from generated frame pairs, next to
+//! its accuracy on ground-truth pairs.
+
+use crate::load::{LoadConfig, Loaded, PathOverride, load};
+use crate::quality::{plot, psnr, ssim, strip};
+use crate::{EvalArgs, Outcome};
+use image::RgbImage;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wgraph_engine::graph::Graph;
+use wgraph_engine::model::{Backend, Model, ModelOptions};
+use wgraph_engine::node::{DisplayTarget, OutputConfig};
+use wgraph_engine::schedule::{RunConfig, Runner};
+use wgraph_engine::tensor::Tensor;
+use wgraph_engine::value::Actions;
+use wgraph_nodes::image_io::{Range, image_to_tensor, tensor_to_image};
+use wgraph_ort::OrtBackend;
+use wgraph_world::{Keys, Theme, World, depth_to_signed};
+
+/// Seeds below this are used for training data; eval refuses them unless asked.
+pub const FIRST_HELD_OUT_SEED: u64 = 1000;
+
+fn fail(message: String) -> Outcome {
+    eprintln!("error: {message}");
+    Outcome::RuntimeFailure
+}
+
+fn usage(message: String) -> Outcome {
+    eprintln!("error: {message}");
+    Outcome::Usage
+}
+
+/// `wgraph eval FILE --world-seed K --actions A --frames N --json OUT`
+pub fn eval(args: &EvalArgs) -> Outcome {
+    if args.world_seed < FIRST_HELD_OUT_SEED && !args.allow_training_seed {
+        return usage(format!(
+            "--world-seed {} is a training seed; held-out seeds start at {FIRST_HELD_OUT_SEED} (or pass --allow-training-seed)",
+            args.world_seed
+        ));
+    }
+    if args.frames == 0 {
+        return usage("--frames must be at least 1".into());
+    }
+    let Some(theme) = Theme::parse(&args.theme) else {
+        return usage(format!(
+            "--theme {}: expected dungeon, neon or forest",
+            args.theme
+        ));
+    };
+    let text = match std::fs::read_to_string(&args.actions) {
+        Ok(t) => t,
+        Err(e) => return usage(format!("--actions {}: {e}", args.actions.display())),
+    };
+    let actions = match wgraph_nodes::action_file::parse_action_file(&text) {
+        Ok(a) => a,
+        Err((line, m)) => {
+            return usage(format!(
+                "--actions {}: line {line}: {m}",
+                args.actions.display()
+            ));
+        }
+    };
+    let work = std::env::temp_dir().join(format!("wgraph-eval-{}", std::process::id()));
+    let outcome = evaluate(args, theme, &actions, &work);
+    let _ = std::fs::remove_dir_all(&work);
+    outcome
+}
+
+fn keys_of(a: Actions) -> Keys {
+    let bits = a
+        .multi_hot()
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v > 0.5)
+        .fold(0u16, |b, (i, _)| b | (1 << i));
+    Keys::from_bits(bits)
+}
+
+fn rgb(frame: &wgraph_world::Frame) -> Result<RgbImage, String> {
+    RgbImage::from_raw(frame.width as u32, frame.height as u32, frame.rgb.clone())
+        .ok_or_else(|| "internal: frame size".to_string())
+}
+
+fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> Outcome {
+    let frames_dir = work.join("frames");
+    if let Err(e) = std::fs::create_dir_all(&frames_dir) {
+        return fail(format!("cannot create {}: {e}", work.display()));
+    }
+    // The graph first, to learn its resolution.
+    let backend = OrtBackend::new();
+    let start_png = work.join("start.png");
+    let start_depth = work.join("start_depth.npy");
+    let config = LoadConfig {
+        set: &args.set,
+        seed: None,
+        paths: vec![
+            PathOverride::actions(&args.actions),
+            PathOverride {
+                kind: "image",
+                name: None,
+                param: "path",
+                path: start_png.clone(),
+                flag: "eval start frame",
+                required: true,
+            },
+            PathOverride {
+                kind: "npy",
+                name: Some("start_depth"),
+                param: "path",
+                path: start_depth.clone(),
+                flag: "eval start depth",
+                required: false,
+            },
+        ],
+        output: OutputConfig {
+            dir: work.join("out"),
+            display: DisplayTarget::PngDir(frames_dir.clone()),
+        },
+        provider: None,
+        backend: &backend,
+    };
+    // The start files must exist before the graph is built (its sources read them).
+    let world = World::new(args.world_seed, theme);
+    let (h, w) = match graph_resolution(&args.file) {
+        Some(hw) => hw,
+        None => (64, 64),
+    };
+    let mut pose = world.start_pose();
+    let start = world.render(&pose, w, h);
+    let truth_start = match rgb(&start) {
+        Ok(i) => i,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = truth_start.save(&start_png) {
+        return fail(format!("cannot write {}: {e}", start_png.display()));
+    }
+    let depth: Vec<f32> = start.depth.iter().map(|d| depth_to_signed(*d)).collect();
+    let written = Tensor::from_f32(&[1, 1, h, w], depth)
+        .map_err(|e| e.to_string())
+        .and_then(|t| wgraph_engine::npy::write_npy(&t).map_err(|e| e.to_string()))
+        .and_then(|b| std::fs::write(&start_depth, b).map_err(|e| e.to_string()));
+    if let Err(e) = written {
+        return fail(format!("cannot write the start depth: {e}"));
+    }
+    let graph = match load(&args.file, &config) {
+        Loaded::Graph(g) => g,
+        Loaded::Errors => return Outcome::GraphErrors,
+        Loaded::Usage(u) => return usage(u.0),
+    };
+    if (graph.settings.height, graph.settings.width) != (h, w) {
+        return fail("internal: resolution changed while loading".into());
+    }
+    // Ground truth.
+    let mut truth = Vec::with_capacity(args.frames as usize);
+    for t in 0..args.frames as usize {
+        let keys = actions.get(t).copied().map(keys_of).unwrap_or(Keys::NONE);
+        world.step(&mut pose, keys);
+        match rgb(&world.render(&pose, w, h)) {
+            Ok(i) => truth.push(i),
+            Err(e) => return fail(e),
+        }
+    }
+    // The graph.
+    let ticks = args.frames.div_ceil(graph.settings.frames_per_tick as u64);
+    let started = std::time::Instant::now();
+    let report = match Runner::new(&graph).and_then(|mut r| {
+        r.run(
+            &RunConfig {
+                ticks,
+                ..RunConfig::default()
+            },
+            &mut |_| {},
+        )
+    }) {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
+    };
+    let ms_per_tick = started.elapsed().as_secs_f64() * 1e3 / report.ticks.max(1) as f64;
+    let mut generated = Vec::new();
+    for t in 0..report.ticks.min(args.frames) {
+        let path = frames_dir.join(format!("frame_{t:05}.png"));
+        match image::open(&path) {
+            Ok(i) => generated.push(i.to_rgb8()),
+            Err(e) => {
+                return fail(format!(
+                    "the graph's display wrote no frame {t} ({}): {e}",
+                    path.display()
+                ));
+            }
+        }
+    }
+    let n = generated.len();
+    let psnr_per_tick: Vec<f64> = (0..n).map(|t| psnr(&truth[t], &generated[t])).collect();
+    let ssim_per_tick: Vec<f64> = (0..n).map(|t| ssim(&truth[t], &generated[t])).collect();
+    let mean = |v: &[f64], k: usize| -> Option<f64> {
+        let k = k.min(v.len());
+        (k > 0).then(|| v[..k].iter().sum::<f64>() / k as f64)
+    };
+    let drift_tick = psnr_per_tick
+        .iter()
+        .position(|p| *p < args.drift_db)
+        .map(|t| t + 1);
+    let reconstruction = reconstruction_psnr(&graph, &truth);
+    let idm = match load_idm(&backend, args.idm.as_deref()) {
+        Ok(m) => m,
+        Err(e) => return fail(e),
+    };
+    let (acc_gen, acc_truth) = match &idm {
+        Some(m) => {
+            let gen_acc = action_accuracy(&**m, &truth_start, &generated, actions);
+            let truth_acc = action_accuracy(&**m, &truth_start, &truth, actions);
+            match (gen_acc, truth_acc) {
+                (Ok(a), Ok(b)) => (Some(a), Some(b)),
+                (Err(e), _) | (_, Err(e)) => return fail(format!("inverse-dynamics model: {e}")),
+            }
+        }
+        None => (None, None),
+    };
+    let json = serde_json::json!({
+        "graph": args.file.display().to_string(),
+        "world_seed": args.world_seed,
+        "theme": theme.name(),
+        "actions": args.actions.display().to_string(),
+        "frames": n,
+        "psnr_per_tick": psnr_per_tick,
+        "ssim_per_tick": ssim_per_tick,
+        "psnr_mean_1_8": mean(&psnr_per_tick, 8),
+        "psnr_mean_1_32": mean(&psnr_per_tick, 32),
+        "psnr_mean_1_n": mean(&psnr_per_tick, n),
+        "ssim_mean_1_8": mean(&ssim_per_tick, 8),
+        "ssim_mean_1_32": mean(&ssim_per_tick, 32),
+        "ssim_mean_1_n": mean(&ssim_per_tick, n),
+        "reconstruction_psnr": reconstruction,
+        "action_accuracy": acc_gen,
+        "action_accuracy_ground_truth": acc_truth,
+        "action_accuracy_ratio": match (acc_gen, acc_truth) { (Some(a), Some(b)) if b > 0.0 => Some(a / b), _ => None },
+        "drift_threshold_db": args.drift_db,
+        "drift_tick": drift_tick,
+        "ms_per_tick": ms_per_tick,
+    });
+    if let Some(path) = &args.strip {
+        let count = n.min(12);
+        let picks: Vec<usize> = (0..count)
+            .map(|i| {
+                if count <= 1 {
+                    0
+                } else {
+                    i * (n - 1) / (count - 1)
+                }
+            })
+            .collect();
+        if let Err(e) = strip(&truth, &generated, &picks).save(path) {
+            return fail(format!("cannot write {}: {e}", path.display()));
+        }
+    }
+    if let Some(path) = &args.plot
+        && let Err(e) = plot(&psnr_per_tick, args.drift_db).save(path)
+    {
+        return fail(format!("cannot write {}: {e}", path.display()));
+    }
+    let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.2}"));
+    println!(
+        "{}: PSNR ticks 1-8 {} dB, 1-32 {} dB, SSIM 1-32 {}; VAE round trip {} dB; action accuracy {} (ground truth {}); drift at tick {}",
+        args.file.display(),
+        fmt(mean(&psnr_per_tick, 8)),
+        fmt(mean(&psnr_per_tick, 32)),
+        fmt(mean(&ssim_per_tick, 32)),
+        fmt(reconstruction),
+        fmt(acc_gen),
+        fmt(acc_truth),
+        drift_tick.map_or("never".to_string(), |t| t.to_string()),
+    );
+    let written = serde_json::to_string_pretty(&json)
+        .map_err(|e| e.to_string())
+        .and_then(|s| std::fs::write(&args.json, s + "\n").map_err(|e| e.to_string()));
+    match written {
+        Ok(()) => Outcome::Ok,
+        Err(e) => fail(format!("cannot write {}: {e}", args.json.display())),
+    }
+}
+
+/// The `world { resolution = HxW }` of a graph, read without building it
+/// (the start frame must be rendered at that size before the build reads it).
+fn graph_resolution(file: &Path) -> Option<(usize, usize)> {
+    let mut sources = wgraph_grammar::source::SourceMap::new();
+    let parsed = wgraph_grammar::load_graph(file, &mut sources, &wgraph_grammar::FsLoader).ok()?;
+    parsed.statements.iter().rev().find_map(|s| match s {
+        wgraph_grammar::ast::Statement::Settings(r) => match &r.get("resolution")?.value.kind {
+            wgraph_grammar::ast::ValueKind::Size(d) => match d.as_slice() {
+                [
+                    wgraph_grammar::ast::DimExpr::Known(h),
+                    wgraph_grammar::ast::DimExpr::Known(w),
+                ] => Some((*h as usize, *w as usize)),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// The graph's RGB encoder and decoder (by role metadata), if it has both.
+fn rgb_vae(graph: &Graph) -> Option<(Arc<dyn Model>, Arc<dyn Model>)> {
+    let find = |role: &str| {
+        graph.model_table.iter().map(|(_, m)| m).find(|m| {
+            let s = m.signature();
+            s.meta("wgraph.role") == Some(role)
+                && s.meta("wgraph.modality").is_none_or(|x| x == "rgb")
+        })
+    };
+    Some((
+        Arc::clone(find("vae_encoder")?),
+        Arc::clone(find("vae_decoder")?),
+    ))
+}
+
+fn reconstruction_psnr(graph: &Graph, truth: &[RgbImage]) -> Option<f64> {
+    let (enc, dec) = rgb_vae(graph)?;
+    let mut total = 0.0;
+    for frame in truth {
+        let x = image_to_tensor(frame, Range::Signed).ok()?;
+        let z = enc.run(&[x]).ok()?.into_iter().next()?;
+        let y = dec.run(&[z]).ok()?.into_iter().next()?;
+        total += psnr(frame, &tensor_to_image(&y, Range::Signed).ok()?.to_rgb8());
+    }
+    Some(total / truth.len().max(1) as f64)
+}
+
+fn load_idm(backend: &OrtBackend, path: Option<&Path>) -> Result<Option<Arc<dyn Model>>, String> {
+    let default = PathBuf::from("models-onnx/trained/idm.onnx");
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None if default.is_file() => default,
+        None => return Ok(None),
+    };
+    let loaded = backend
+        .load(&path, &ModelOptions::default())
+        .map_err(|e| e.to_string())?;
+    if loaded.model.signature().meta("wgraph.role") != Some("idm") {
+        return Err(format!(
+            "{} is not an inverse-dynamics model (wgraph.role = idm)",
+            path.display()
+        ));
+    }
+    Ok(Some(loaded.model))
+}
+
+/// Fraction of ticks whose keys the model reads back exactly from
+/// (frame before, frame after).
+fn action_accuracy(
+    idm: &dyn Model,
+    start: &RgbImage,
+    frames: &[RgbImage],
+    actions: &[Actions],
+) -> Result<f64, String> {
+    let mut right = 0usize;
+    for (t, frame) in frames.iter().enumerate() {
+        let before = if t == 0 { start } else { &frames[t - 1] };
+        let a = image_to_tensor(before, Range::Signed).map_err(|e| e.to_string())?;
+        let b = image_to_tensor(frame, Range::Signed).map_err(|e| e.to_string())?;
+        let logits = idm.run(&[a, b]).map_err(|e| e.to_string())?;
+        let logits = logits
+            .first()
+            .ok_or("no output")?
+            .host_f32()
+            .map_err(|e| e.to_string())?
+            .to_vec();
+        let truth = actions.get(t).copied().unwrap_or_default().multi_hot();
+        if logits.len() == truth.len()
+            && logits
+                .iter()
+                .zip(truth)
+                .all(|(l, k)| (*l > 0.0) == (k > 0.5))
+        {
+            right += 1;
+        }
+    }
+    Ok(right as f64 / frames.len().max(1) as f64)
+}
