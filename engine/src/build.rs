@@ -109,6 +109,7 @@ pub fn build_graph(
         by_name: HashMap::new(),
         edges: Vec::new(),
         miswired: Vec::new(),
+        loaded: HashMap::new(),
     };
     let settings = b.settings(parsed);
     let (models, table) = b.models(parsed, &settings);
@@ -151,6 +152,9 @@ struct Builder<'a> {
     edges: Vec<GraphEdge>,
     /// Nodes with a wiring error: left out of type inference (no cascades).
     miswired: Vec<bool>,
+    /// Models already loaded, by file and options: two declarations of one
+    /// file share one session.
+    loaded: HashMap<(std::path::PathBuf, ModelOptions), Arc<dyn crate::model::Model>>,
 }
 
 impl Builder<'_> {
@@ -277,8 +281,17 @@ impl Builder<'_> {
             engine_cache,
             threads: None,
         };
+        let key = (
+            path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
+            model_options.clone(),
+        );
+        if let Some(model) = self.loaded.get(&key) {
+            table.insert(m.name.name.clone(), Arc::clone(model));
+            return;
+        }
         match backend.load(path, &model_options) {
             Ok(loaded) => {
+                self.loaded.insert(key, Arc::clone(&loaded.model));
                 for w in loaded.warnings {
                     self.diags.push(Diagnostic::warning(
                         m.span,

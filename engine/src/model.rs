@@ -84,7 +84,7 @@ impl fmt::Display for Provider {
 }
 
 /// How to load one model.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModelOptions {
     pub provider: Provider,
     pub device_id: u32,

@@ -636,3 +636,116 @@ mod build_errors {
         assert!(e.len() >= 4, "{e:#?}");
     }
 }
+
+// ---- models ------------------------------------------------------------------
+
+mod models {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use wgraph_engine::model::{
+        Backend, LoadedModel, Model, ModelError, ModelOptions, ModelSignature, Provider,
+    };
+
+    struct Counting(AtomicUsize);
+
+    struct Empty(ModelSignature);
+
+    impl Model for Empty {
+        fn signature(&self) -> &ModelSignature {
+            &self.0
+        }
+        fn provider(&self) -> Provider {
+            Provider::Cpu
+        }
+        fn run(&self, _: &[Tensor]) -> Result<Vec<Tensor>, ModelError> {
+            Ok(vec![])
+        }
+    }
+
+    impl Backend for Counting {
+        fn load(&self, path: &Path, options: &ModelOptions) -> Result<LoadedModel, ModelError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            if path.extension().is_some_and(|e| e == "bad") {
+                return Err(ModelError::Load(format!(
+                    "{} is not a model",
+                    path.display()
+                )));
+            }
+            let warnings = match options.provider {
+                Provider::Cpu => vec![],
+                p => vec![format!(
+                    "provider `{p}` is not available; loaded on `cpu` instead"
+                )],
+            };
+            Ok(LoadedModel {
+                model: Arc::new(Empty(ModelSignature::default())),
+                warnings,
+            })
+        }
+    }
+
+    fn build_with(text: &str, backend: &Counting) -> Result<Graph, Vec<String>> {
+        let dir = tempfile_dir();
+        std::fs::write(dir.join("m.onnx"), b"x").unwrap();
+        std::fs::write(dir.join("m.bad"), b"x").unwrap();
+        let root = dir.join("t.world");
+        std::fs::write(&root, text).unwrap();
+        let mut sources = SourceMap::new();
+        let registry = registry();
+        let parsed = load_graph(&root, &mut sources, &wgraph_grammar::FsLoader)
+            .map_err(|d| d.iter().map(|x| x.short(&sources)).collect::<Vec<_>>())?;
+        let options = BuildOptions {
+            registry: &registry,
+            output: OutputConfig::default(),
+            overrides: vec![],
+            seed: None,
+            backend: Some(backend),
+            provider: None,
+        };
+        build_graph(&parsed, &sources, &options)
+            .map_err(|d| d.iter().map(|x| x.short(&sources)).collect())
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "wgraph-engine-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn one_file_declared_twice_is_loaded_once_and_shared() {
+        let backend = Counting(AtomicUsize::new(0));
+        let g = build_with("model a = \"m.onnx\"\nmodel b = \"m.onnx\"\nmodel c = \"m.onnx\" { provider = cuda }\n", &backend).unwrap();
+        assert_eq!(
+            backend.0.load(Ordering::SeqCst),
+            2,
+            "a and b share; c has other options"
+        );
+        let (a, b) = (
+            g.model_table.get("a").unwrap(),
+            g.model_table.get("b").unwrap(),
+        );
+        assert!(Arc::ptr_eq(a, b));
+        assert_eq!(
+            g.warnings.len(),
+            1,
+            "the provider fallback is a warning, not an error"
+        );
+    }
+
+    #[test]
+    fn load_errors_point_at_the_model_path() {
+        let backend = Counting(AtomicUsize::new(0));
+        let e = build_with("model a = \"m.bad\"\n", &backend).unwrap_err();
+        assert!(
+            e[0].ends_with("t.world:1:11: cannot load model `a`: ")
+                || e[0].contains("t.world:1:11: cannot load model `a`:"),
+            "{e:?}"
+        );
+    }
+}
