@@ -131,10 +131,7 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
     };
     // The start files must exist before the graph is built (its sources read them).
     let world = World::new(args.world_seed, theme);
-    let (h, w) = match graph_resolution(&args.file) {
-        Some(hw) => hw,
-        None => (64, 64),
-    };
+    let (h, w) = graph_resolution(&args.file).unwrap_or((64, 64));
     let mut pose = world.start_pose();
     let start = world.render(&pose, w, h);
     let truth_start = match rgb(&start) {

@@ -32,6 +32,7 @@
 //! | `qcm.rs` | `qcm` — Yume's Quantized Camera Motion captions |
 //! | `framepack.rs` | `framepack` — Yume's FramePack-like memory |
 //! | `tscm.rs` | `tscm` — Yume 1.5's temporal-spatial compressed memory |
+//! | `world_source.rs` | `world` — the ground-truth world (crate `wgraph-world`): RGB, depth, pose |
 //!
 //! Shared helpers: `common.rs` (port type checks, input access),
 //! [`image_io`] (image tensors ↔ pixels), [`rng`] (counter-based RNG),
@@ -70,6 +71,7 @@ mod target_flow;
 mod text_encoder;
 mod tscm;
 mod unary;
+mod world_source;
 mod y4m;
 
 pub use action_embedder::ActionEmbedder;
@@ -99,6 +101,9 @@ pub use target_flow::TargetFlow;
 pub use text_encoder::{TextEncoder, Tokenizer};
 pub use tscm::Tscm;
 pub use unary::{Clamp, Scale};
+pub use world_source::{
+    WorldSource, depth_to_signed, frame_depth_tensor, frame_image_tensor, pixel_to_signed,
+};
 pub use y4m::Y4m;
 
 use wgraph_engine::registry::Registry;
@@ -141,6 +146,7 @@ pub fn registry() -> Registry {
     r.register(TextEncoder).expect(UNIQUE);
     r.register(Denoiser).expect(UNIQUE);
     r.register(ControlNet).expect(UNIQUE);
+    r.register(WorldSource).expect(UNIQUE);
     r
 }
 
@@ -151,7 +157,7 @@ mod tests {
     #[test]
     fn every_kind_has_consistent_params() {
         let r = super::registry();
-        assert_eq!(r.names().count(), 34);
+        assert_eq!(r.names().count(), 35);
         for kind in r.kinds() {
             let params = kind.params();
             for (i, p) in params.iter().enumerate() {

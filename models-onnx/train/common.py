@@ -1,0 +1,223 @@
+"""Shared helpers for wgraph's training scripts: data loading, the DDIM schedule and sampler
+(diffusers semantics, as wgraph's `ddim` node), PSNR, PNG strips, ONNX metadata."""
+
+import json
+import os
+import struct
+import zlib
+
+import numpy as np
+import torch
+
+KEYS = ["W", "A", "S", "D", "Left", "Right", "Up", "Down", "Space"]
+HELD_OUT_SEED = 1000  # seeds >= 1000 are held out for `wgraph eval`: never train on them
+FRAME = 64
+LATENT_CHANNELS = 16
+TOKEN = 64  # action token width (models-onnx contract)
+
+# DDIM schedule of the contract (diffusers DDIMScheduler: scaled_linear betas)
+BETA_START, BETA_END, TRAIN_STEPS = 0.00085, 0.012, 1000
+
+
+def alphas_cumprod():
+    betas = np.linspace(BETA_START**0.5, BETA_END**0.5, TRAIN_STEPS, dtype=np.float64) ** 2
+    return np.cumprod(1.0 - betas)
+
+
+def ddim_timesteps(steps, spacing="trailing"):
+    T = TRAIN_STEPS
+    if spacing == "trailing":
+        ts = np.round(np.arange(T, 0, -T / steps)).astype(np.int64) - 1
+        return ts[:steps]
+    if spacing == "leading":
+        return (np.arange(0, steps) * (T // steps))[::-1].astype(np.int64)
+    return np.round(np.linspace(0, T - 1, steps))[::-1].astype(np.int64)
+
+
+def ddim_sample(eps_fn, noise, steps=4, spacing="trailing"):
+    """Deterministic DDIM (eta 0), exactly diffusers' DDIMScheduler.step with set_alpha_to_one.
+    eps_fn(x, t_float_batch) -> epsilon. Works with numpy arrays or torch tensors."""
+    ac = alphas_cumprod()
+    ratio = TRAIN_STEPS // steps
+    x = noise
+    for t in ddim_timesteps(steps, spacing):
+        a_t = float(ac[t])
+        p = t - ratio
+        a_p = float(ac[p]) if p >= 0 else 1.0
+        eps = eps_fn(x, t)
+        x0 = (x - (1 - a_t) ** 0.5 * eps) / a_t**0.5
+        x = a_p**0.5 * x0 + (1 - a_p) ** 0.5 * eps
+    return x
+
+
+def psnr(a, b):
+    """PSNR in dB of images in [-1, 1] (peak-to-peak 2), per item of the batch axis."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    mse = ((a - b) ** 2).reshape(a.shape[0], -1).mean(1)
+    return 10 * np.log10(4.0 / np.maximum(mse, 1e-12))
+
+
+# ----------------------------------------------------------------------------------------
+# Data (`wgraph dataset` layout)
+# ----------------------------------------------------------------------------------------
+
+
+def episode_dirs(root):
+    """Episode directories of a dataset root, with their world seed (from index.json when it
+    says, else from the `<theme>_<seed>` directory name)."""
+    out = []
+    idx = os.path.join(root, "index.json")
+    seeds = {}
+    if os.path.exists(idx):
+        meta = json.load(open(idx))
+        eps = meta.get("episodes", meta) if isinstance(meta, dict) else meta
+        for e in eps if isinstance(eps, list) else []:
+            if isinstance(e, dict):
+                name = e.get("name") or e.get("dir") or e.get("path")
+                if name is not None and "seed" in e:
+                    seeds[os.path.basename(str(name).rstrip("/"))] = int(e["seed"])
+    for name in sorted(os.listdir(root)):
+        d = os.path.join(root, name)
+        if not os.path.isfile(os.path.join(d, "frames.npy")):
+            continue
+        seed = seeds.get(name)
+        if seed is None:
+            tail = name.rsplit("_", 1)[-1]
+            seed = int(tail) if tail.isdigit() else None
+        theme = name.rsplit("_", 1)[0] if "_" in name else ""
+        out.append((d, seed, theme))
+    return out
+
+
+def load_episodes(root, train=True, limit=None):
+    """List of dicts(frames u8 [N+1,64,64,3], actions f32 [N,9], name, seed, theme).
+    With train=True any episode with a seed >= 1000 (or unknown seed) is refused."""
+    eps = []
+    for d, seed, theme in episode_dirs(root):
+        if train and (seed is None or seed >= HELD_OUT_SEED):
+            raise SystemExit(f"refusing to train on {d}: seed {seed} is held out (>= {HELD_OUT_SEED}) or unknown")
+        f = np.load(os.path.join(d, "frames.npy"))
+        a = np.load(os.path.join(d, "actions.npy")).astype(np.float32)
+        assert f.dtype == np.uint8 and f.shape[1:] == (FRAME, FRAME, 3), f.shape
+        assert a.shape == (f.shape[0] - 1, len(KEYS)), (a.shape, f.shape)
+        eps.append(dict(frames=f, actions=a, name=os.path.basename(d), seed=seed, theme=theme, dir=d))
+        if limit and len(eps) >= limit:
+            break
+    if not eps:
+        raise SystemExit(f"no episodes under {root}")
+    return eps
+
+
+def to_image(u8):
+    """u8 [..., H, W, 3] (numpy) -> float tensor [..., 3, H, W] in [-1, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(u8)).float().div_(127.5).sub_(1.0)
+    return t.movedim(-1, -3)
+
+
+def to_u8(img):
+    """[..., 3, H, W] in [-1, 1] -> u8 [..., H, W, 3]."""
+    if isinstance(img, torch.Tensor):
+        img = img.detach().cpu().numpy()
+    return np.clip(np.round((np.moveaxis(img, -3, -1) + 1) * 127.5), 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------
+# Output helpers
+# ----------------------------------------------------------------------------------------
+
+
+def save_png(path, img):
+    """u8 [H, W, 3] -> PNG (no imaging library needed)."""
+    img = np.ascontiguousarray(img.astype(np.uint8))
+    h, w, _ = img.shape
+    raw = b"".join(b"\x00" + img[y].tobytes() for y in range(h))
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
+def round_weights_fp16(module):
+    """Round every floating parameter/buffer of `module` to fp16 precision (kept as fp32), so the
+    fp16-stored ONNX file (see `store_fp16`) computes exactly what the torch module computes."""
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            if t.is_floating_point() and t.numel() >= FP16_MIN_ELEMENTS:
+                t.copy_(t.half().float())
+
+
+FP16_MIN_ELEMENTS = 1024
+
+
+def store_fp16(model):
+    """Store large float32 initializers as float16 + a Cast to float32 (ONNX Runtime folds the
+    Cast when it loads the model: the computation stays float32, the file is half the size)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = model.graph
+    casts = []
+    keep = []
+    for init in g.initializer:
+        arr = numpy_helper.to_array(init)
+        h = arr.astype(np.float16) if init.data_type == TensorProto.FLOAT else None
+        # only tensors that fp16 holds exactly (the rounded weights; folded constants may not be)
+        if h is not None and arr.size >= FP16_MIN_ELEMENTS and np.array_equal(h.astype(np.float32), arr):
+            keep.append(numpy_helper.from_array(h, init.name + "_fp16"))
+            casts.append(helper.make_node("Cast", [init.name + "_fp16"], [init.name], to=TensorProto.FLOAT,
+                                          name=init.name + "_cast"))
+        else:
+            keep.append(init)
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    nodes = casts + list(g.node)
+    del g.node[:]
+    g.node.extend(nodes)
+    return model
+
+
+def export_onnx(module, args, path, input_names, output_names, role, description, meta, fp16_storage=True):
+    """torch.onnx.export (opset 17, dynamic axis 0 `batch`) + wgraph metadata_props. With
+    fp16_storage the module's weights are first rounded to fp16 precision (in place) and stored
+    as fp16 in the file."""
+    import onnx
+
+    module.eval()
+    if fp16_storage:
+        round_weights_fp16(module)
+    dyn = {n: {0: "batch"} for n in input_names + output_names}
+    tmp = path + ".tmp.onnx"
+    with torch.no_grad():
+        torch.onnx.export(module, args, tmp, input_names=input_names, output_names=output_names,
+                          dynamic_axes=dyn, opset_version=17, do_constant_folding=True, dynamo=False)
+    m = onnx.load(tmp)
+    os.remove(tmp)
+    if fp16_storage:
+        m = store_fp16(m)
+        meta = dict(meta, weight_storage="float16 initializers cast to float32 at load")
+    props = {"wgraph.role": role, "wgraph.description": description}
+    props.update({k if k.startswith("wgraph.") else "wgraph." + k: str(v) for k, v in meta.items()})
+    del m.metadata_props[:]
+    for k, v in props.items():
+        e = m.metadata_props.add()
+        e.key, e.value = k, v
+    m.doc_string = description
+    m.producer_name = "wgraph models-onnx/train"
+    onnx.checker.check_model(m, full_check=True)
+    onnx.save(m, path)
+    return path
+
+
+class Timer:
+    def __init__(self):
+        import time
+
+        self._time = time.time
+        self.t0 = time.time()
+
+    def minutes(self):
+        return (self._time() - self.t0) / 60.0

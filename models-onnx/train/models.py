@@ -1,0 +1,242 @@
+"""The trained models' architectures (PyTorch). Shared by train_sim.py and verify.py."""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from common import LATENT_CHANNELS, TOKEN, alphas_cumprod
+
+# ----------------------------------------------------------------------------------------
+# VAE (8x spatial: 3x64x64 <-> 16x8x8)
+# ----------------------------------------------------------------------------------------
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.c1 = nn.Conv2d(c, c, 3, padding=1)
+        self.c2 = nn.Conv2d(c, c, 3, padding=1)
+        nn.init.zeros_(self.c2.weight)
+        nn.init.zeros_(self.c2.bias)
+
+    def forward(self, x):
+        return x + self.c2(F.silu(self.c1(F.silu(x))))
+
+
+class Encoder(nn.Module):
+    """image [B,3,64,64] -> mu [B,16,64/f,64/f] (unscaled), f = 4 or 8. Space-to-depth first."""
+
+    def __init__(self, f=8, zc=LATENT_CHANNELS):
+        super().__init__()
+        if f == 8:
+            c0, c1, c2 = 64, 96, 128
+            layers = [nn.PixelUnshuffle(2), nn.Conv2d(12, c0, 3, padding=1), nn.SiLU(),  # 32
+                      nn.Conv2d(c0, c1, 4, stride=2, padding=1), nn.SiLU(), ResBlock(c1), nn.SiLU(),  # 16
+                      nn.Conv2d(c1, c2, 4, stride=2, padding=1),  # 8
+                      ResBlock(c2), ResBlock(c2), nn.SiLU(), nn.Conv2d(c2, zc, 1)]
+        else:
+            c0, c1 = 64, 128
+            layers = [nn.PixelUnshuffle(2), nn.Conv2d(12, c0, 3, padding=1), ResBlock(c0), nn.SiLU(),  # 32
+                      nn.Conv2d(c0, c1, 4, stride=2, padding=1),  # 16
+                      ResBlock(c1), ResBlock(c1), nn.SiLU(), nn.Conv2d(c1, zc, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    """latent [B,16,64/f,64/f] (unscaled) -> image [B,3,64,64] (pre-tanh). Depth-to-space last."""
+
+    def __init__(self, f=8, zc=LATENT_CHANNELS):
+        super().__init__()
+        if f == 8:
+            c0, c1, c2 = 128, 96, 64
+            layers = [nn.Conv2d(zc, c0, 3, padding=1), ResBlock(c0), ResBlock(c0), nn.SiLU(),
+                      nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c0, c1, 3, padding=1), ResBlock(c1),
+                      nn.SiLU(),  # 16
+                      nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c1, c2, 3, padding=1), ResBlock(c2),
+                      nn.SiLU(),  # 32
+                      nn.Conv2d(c2, 12, 3, padding=1), nn.PixelShuffle(2)]  # 64
+        else:
+            c0, c1 = 128, 64
+            layers = [nn.Conv2d(zc, c0, 3, padding=1), ResBlock(c0), ResBlock(c0), nn.SiLU(),  # 16
+                      nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c0, c1, 3, padding=1), ResBlock(c1),
+                      nn.SiLU(),  # 32
+                      nn.Conv2d(c1, 12, 3, padding=1), nn.PixelShuffle(2)]  # 64
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class ScaledEncoder(nn.Module):
+    """Exported encoder: normalised latent = (mu - shift) * scale (unit variance)."""
+
+    def __init__(self, enc, shift, scale):
+        super().__init__()
+        self.enc = enc
+        self.register_buffer("shift", torch.as_tensor(shift, dtype=torch.float32).view(1, -1, 1, 1))
+        self.scale = float(scale)
+
+    def forward(self, image):
+        return (self.enc(image) - self.shift) * self.scale
+
+
+class ScaledDecoder(nn.Module):
+    def __init__(self, dec, shift, scale):
+        super().__init__()
+        self.dec = dec
+        self.register_buffer("shift", torch.as_tensor(shift, dtype=torch.float32).view(1, -1, 1, 1))
+        self.scale = float(scale)
+
+    def forward(self, latent):
+        return torch.tanh(self.dec(latent / self.scale + self.shift))
+
+
+# ----------------------------------------------------------------------------------------
+# Action embedder: keys [B,9] -> token [B,1,64]
+# ----------------------------------------------------------------------------------------
+
+
+class ActionEmbedder(nn.Module):
+    def __init__(self, nkeys=9, d=TOKEN):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(nkeys, 128), nn.SiLU(), nn.Linear(128, d))
+
+    def forward(self, keys):
+        return self.net(keys).unsqueeze(1)
+
+
+# ----------------------------------------------------------------------------------------
+# Denoiser: small DiT on the 8x8 latent grid (1x1 patches), x ‖ context channel-concatenated,
+# adaLN conditioning on timestep + action token. Internally predicts v; the exported graph
+# converts to epsilon with the schedule's ᾱ(t):  ε = √ᾱ·v + √(1−ᾱ)·x.
+# ----------------------------------------------------------------------------------------
+
+
+def timestep_embedding(t, dim):
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class Block(nn.Module):
+    def __init__(self, d, heads, mlp=4):
+        super().__init__()
+        self.heads = heads
+        self.n1 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.n2 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(d, mlp * d), nn.GELU(approximate="tanh"), nn.Linear(mlp * d, d))
+        self.ada = nn.Linear(d, 6 * d)
+        nn.init.zeros_(self.ada.weight)
+        nn.init.zeros_(self.ada.bias)
+
+    def forward(self, h, c):
+        B, N, D = h.shape
+        s1, b1, g1, s2, b2, g2 = self.ada(c).unsqueeze(1).chunk(6, dim=-1)
+        x = self.n1(h) * (1 + s1) + b1
+        q, k, v = self.qkv(x).view(B, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v)
+        h = h + g1 * self.proj(a.transpose(1, 2).reshape(B, N, D))
+        x = self.n2(h) * (1 + s2) + b2
+        return h + g2 * self.mlp(x)
+
+
+class SimDiT(nn.Module):
+    """forward(x, t, context, action) -> v-prediction (training). `EpsWrapper` exports epsilon."""
+
+    def __init__(self, d=128, depth=4, heads=4, latent=8, patch=1, zc=LATENT_CHANNELS, mlp=4):
+        super().__init__()
+        self.d = d
+        self.patch = patch
+        grid = latent // patch
+        # x ‖ context -> tokens: a patch embedding that overlaps its neighbours (local mixing)
+        if patch == 1:
+            self.inp = nn.Conv2d(2 * zc, d, 3, padding=1)
+        else:
+            self.inp = nn.Conv2d(2 * zc, d, 2 * patch, stride=patch, padding=patch // 2)
+        self.pos = nn.Parameter(torch.randn(1, grid * grid, d) * 0.02)
+        self.temb = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.aemb = nn.Sequential(nn.Linear(TOKEN, d), nn.SiLU(), nn.Linear(d, d))
+        self.blocks = nn.ModuleList([Block(d, heads, mlp) for _ in range(depth)])
+        self.nf = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.ada_f = nn.Linear(d, 2 * d)
+        nn.init.zeros_(self.ada_f.weight)
+        nn.init.zeros_(self.ada_f.bias)
+        self.out = nn.Linear(d, zc * patch * patch)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x, t, context, action):
+        B, C, H, W = x.shape
+        h = self.inp(torch.cat([x, context], 1)).flatten(2).transpose(1, 2) + self.pos
+        c = F.silu(self.temb(timestep_embedding(t, self.d)) + self.aemb(action[:, 0]))
+        for blk in self.blocks:
+            h = blk(h, c)
+        s, b = self.ada_f(c).unsqueeze(1).chunk(2, dim=-1)
+        h = self.out(self.nf(h) * (1 + s) + b)  # [B, N, C p p]
+        p = self.patch
+        h = h.transpose(1, 2).reshape(B, C * p * p, H // p, W // p)
+        return F.pixel_shuffle(h, p) if p > 1 else h
+
+
+class AlphaBar(nn.Module):
+    """ᾱ(t) for float t in [0, 999], linear interpolation of the 1000-entry table."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("table", torch.tensor(alphas_cumprod(), dtype=torch.float32))
+
+    def forward(self, t):
+        t = t.clamp(0, 999)
+        lo = torch.floor(t)
+        frac = t - lo
+        lo_i = lo.long()
+        hi_i = torch.clamp(lo_i + 1, max=999)
+        return self.table[lo_i] * (1 - frac) + self.table[hi_i] * frac
+
+
+class EpsWrapper(nn.Module):
+    """The exported denoiser: inputs x, t, context, action -> epsilon."""
+
+    def __init__(self, dit):
+        super().__init__()
+        self.dit = dit
+        self.ab = AlphaBar()
+
+    def forward(self, x, t, context, action):
+        v = self.dit(x, t, context, action)
+        a = self.ab(t).view(-1, 1, 1, 1)
+        return a.sqrt() * v + (1 - a).sqrt() * x
+
+
+# ----------------------------------------------------------------------------------------
+# Inverse dynamics: frame_a, frame_b [B,3,64,64] -> logits [B,9]
+# ----------------------------------------------------------------------------------------
+
+
+class IDM(nn.Module):
+    def __init__(self, nkeys=9, ch=(32, 48, 64, 64)):
+        super().__init__()
+        c0, c1, c2, c3 = ch
+        self.net = nn.Sequential(
+            nn.Conv2d(9, c0, 4, stride=2, padding=1), nn.SiLU(),   # 32
+            nn.Conv2d(c0, c1, 4, stride=2, padding=1), nn.SiLU(),  # 16
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.SiLU(),  # 8
+            nn.Conv2d(c2, c3, 4, stride=2, padding=1), nn.SiLU(),  # 4
+        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c3 * 16, 128), nn.SiLU(), nn.Linear(128, nkeys))
+
+    def forward(self, frame_a, frame_b):
+        return self.head(self.net(torch.cat([frame_a, frame_b, frame_b - frame_a], 1)))
+
+
+def n_params(m):
+    return sum(p.numel() for p in m.parameters())
