@@ -111,7 +111,7 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
                 param: "path",
                 path: start_png.clone(),
                 flag: "eval start frame",
-                required: true,
+                required: false,
             },
             PathOverride {
                 kind: "npy",

@@ -884,3 +884,107 @@ mod dataset {
         assert!(stderr(&o).contains("cannot write"), "{}", stderr(&o));
     }
 }
+
+mod eval {
+    use super::*;
+
+    fn eval_json(args: &[&str]) -> serde_json::Value {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("eval.json");
+        let strip = dir.path().join("strip.png");
+        let mut all = vec!["eval"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[
+            "--json",
+            json.to_str().unwrap(),
+            "--strip",
+            strip.to_str().unwrap(),
+        ]);
+        let o = wgraph(&all);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let strip = image::open(&strip).unwrap();
+        assert_eq!(strip.height(), 2 * 64 + 2, "ground truth over generated");
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_ground_truth_scores_perfectly_against_itself() {
+        // examples/world.world *is* the ground truth: same seed, same actions.
+        let v = eval_json(&[
+            "examples/world.world",
+            "--world-seed",
+            "1001",
+            "--actions",
+            "examples/actions/walk.txt",
+            "--frames",
+            "8",
+            "--set",
+            "gt.seed=1001",
+        ]);
+        let psnr = v["psnr_per_tick"].as_array().unwrap();
+        assert_eq!(psnr.len(), 8);
+        assert!(psnr.iter().all(|p| p.as_f64() == Some(100.0)), "{psnr:?}");
+        assert!((v["ssim_mean_1_8"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+        assert!(v["drift_tick"].is_null());
+        // Another world seed is a different maze: far from perfect.
+        let v = eval_json(&[
+            "examples/world.world",
+            "--world-seed",
+            "1002",
+            "--actions",
+            "examples/actions/walk.txt",
+            "--frames",
+            "8",
+            "--set",
+            "gt.seed=1001",
+        ]);
+        assert!(v["psnr_mean_1_8"].as_f64().unwrap() < 30.0);
+    }
+
+    #[test]
+    fn a_model_graph_gets_every_figure() {
+        let v = eval_json(&[
+            "graphs/yan-sim.world",
+            "--world-seed",
+            "1003",
+            "--actions",
+            "examples/actions/walk.txt",
+            "--frames",
+            "4",
+        ]);
+        for key in [
+            "psnr_mean_1_8",
+            "psnr_mean_1_32",
+            "ssim_mean_1_32",
+            "reconstruction_psnr",
+            "drift_tick",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing: {v}");
+        }
+        assert!(
+            v["reconstruction_psnr"].as_f64().is_some(),
+            "yan-sim has an RGB VAE"
+        );
+        assert_eq!(v["psnr_per_tick"].as_array().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn training_seeds_are_refused() {
+        let o = wgraph(&[
+            "eval",
+            "graphs/yan-sim.world",
+            "--world-seed",
+            "3",
+            "--actions",
+            "examples/actions/walk.txt",
+            "--json",
+            "/dev/null",
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o).contains("held-out seeds start at 1000"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
