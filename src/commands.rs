@@ -323,6 +323,15 @@ pub fn bench(args: &BenchArgs) -> Outcome {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let (engine, raw) = (mean(&engine_ms), mean(&raw_ms));
     let nodes = last_report.map(|r| r.metrics.report(&graph));
+    let quality = match (args.world_seed, &args.actions) {
+        (Some(world_seed), Some(actions)) => {
+            match bench_quality(args, world_seed, actions, &out_dir) {
+                Ok(q) => Some(q),
+                Err(outcome) => return outcome,
+            }
+        }
+        _ => None,
+    };
     let json = serde_json::json!({
         "graph": args.file.display().to_string(),
         "baseline": "raw",
@@ -339,6 +348,7 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         "engine_ms_per_tick_rounds": engine_ms,
         "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "metrics": nodes,
+        "quality": quality,
     });
     println!(
         "{}: engine {engine:.3} ms/tick ({:.1} fps), raw loop of the same {calls_per_tick:.0} model calls {raw:.3} ms/tick; engine/raw = {:.3}",
@@ -356,4 +366,42 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         }
     }
     Outcome::Ok
+}
+
+/// The quality columns of a bench: `wgraph eval` on the same graph, settings
+/// and frame count.
+fn bench_quality(
+    args: &BenchArgs,
+    world_seed: u64,
+    actions: &Path,
+    work: &Path,
+) -> Result<serde_json::Value, Outcome> {
+    let json = work.with_extension("quality.json");
+    let eval_args = crate::EvalArgs {
+        file: args.file.clone(),
+        world_seed,
+        theme: "dungeon".into(),
+        actions: actions.to_path_buf(),
+        frames: args.frames,
+        json: json.clone(),
+        strip: None,
+        plot: None,
+        idm: None,
+        drift_db: 15.0,
+        allow_training_seed: false,
+        set: args.set.clone(),
+    };
+    let outcome = crate::eval::eval(&eval_args);
+    if outcome != Outcome::Ok {
+        return Err(outcome);
+    }
+    let text = std::fs::read_to_string(&json).map_err(|e| {
+        eprintln!("error: {e}");
+        Outcome::RuntimeFailure
+    })?;
+    let _ = std::fs::remove_file(&json);
+    serde_json::from_str(&text).map_err(|e| {
+        eprintln!("error: {e}");
+        Outcome::RuntimeFailure
+    })
 }

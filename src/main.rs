@@ -92,6 +92,12 @@ pub struct BenchArgs {
     /// Load every model on this execution provider.
     #[arg(long, value_enum)]
     provider: Option<ProviderArg>,
+    /// Quality columns: evaluate against the ground-truth world with this held-out seed.
+    #[arg(long, requires = "actions")]
+    world_seed: Option<u64>,
+    /// The action file for the quality columns.
+    #[arg(long)]
+    actions: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]

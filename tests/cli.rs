@@ -690,6 +690,32 @@ mod seed_graphs {
         // encoder once (cached) + action embedder per new key set + 4 denoiser calls + decoder per tick
         let calls = v["model_calls_per_tick"].as_f64().unwrap();
         assert!((5.0..=7.0).contains(&calls), "{calls}");
+        assert!(v["quality"].is_null(), "no ground truth asked for");
+    }
+
+    #[test]
+    fn bench_has_quality_columns_with_a_ground_truth() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("bench.json");
+        let o = wgraph(&[
+            "bench",
+            "graphs/yan-sim.world",
+            "--frames",
+            "4",
+            "--rounds",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+            "--world-seed",
+            "1004",
+            "--actions",
+            "examples/actions/walk.txt",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(v["quality"]["world_seed"], 1004);
+        assert_eq!(v["quality"]["psnr_per_tick"].as_array().unwrap().len(), 4);
     }
 }
 
