@@ -99,6 +99,9 @@ pub fn run(args: &RunArgs) -> Outcome {
     if args.pipeline == 0 {
         return usage("--pipeline must be at least 1");
     }
+    if args.frames == 0 {
+        return usage("--frames must be at least 1");
+    }
     let per_tick = graph.settings.frames_per_tick as u64;
     let ticks = args.frames.div_ceil(per_tick);
     let run_config = RunConfig {

@@ -201,8 +201,10 @@ def load_latents(args, split):
 # ----------------------------------------------------------------------------------------
 
 
-def build_dit():
-    return SimDiT(d=args_global.dit_width, depth=args_global.dit_depth, heads=4, mlp=args_global.dit_mlp), ActionEmbedder()
+def build_dit(latent):
+    a = args_global
+    patch = a.dit_patch or (2 if latent >= 16 else 1)
+    return SimDiT(d=a.dit_width, depth=a.dit_depth, heads=4, latent=latent, patch=patch, mlp=a.dit_mlp), ActionEmbedder()
 
 
 def rollout_latents(dit, aemb, z0, actions, steps=4, seed=0, noise=None):
@@ -274,7 +276,8 @@ def train_dit(args):
     pairs = np.array([(e, t) for e in range(len(zs)) for t in range(len(acts[e]))])
     Z = [torch.from_numpy(z) for z in zs]
     A = [torch.from_numpy(a) for a in acts]
-    dit, aemb = build_dit()
+    latent = zs[0].shape[-1]
+    dit, aemb = build_dit(latent)
     print(f"dit {n_params(dit)/1e6:.3f}M, action embedder {n_params(aemb)/1e6:.4f}M params; "
           f"{len(pairs)} transitions", flush=True)
     params = list(dit.parameters()) + list(aemb.parameters())
@@ -359,7 +362,7 @@ def train_dit(args):
                 vl.append(F.mse_loss(dit(xt, t, ctx, aemb(a)), v_tgt).item())
     one, per_tick, imgs, gt = dit_val(dit, aemb, vz, va, sdec, vframes, horizon=32, n_start=args.val_starts)
     torch.save(dict(dit=dit.state_dict(), aemb=aemb.state_dict(), width=args.dit_width, depth=args.dit_depth,
-                    mlp=args.dit_mlp), os.path.join(args.ckpt, "dit.pt"))
+                    mlp=args.dit_mlp, latent=latent, patch=dit.patch), os.path.join(args.ckpt, "dit.pt"))
     strip = np.concatenate([np.concatenate(list(gt[0][:16]), 1), np.concatenate(list(to_u8(imgs[0][:16])), 1)], 0)
     save_png(os.path.join(args.ckpt, "dit_val.png"), strip)
     record(args, dict(model="dit_sim+action_embedder", data=dict(transitions=int(len(pairs)), episodes=len(zs)),
@@ -375,7 +378,8 @@ def train_dit(args):
 
 def load_dit(args):
     ck = torch.load(os.path.join(args.ckpt, "dit.pt"))
-    dit = SimDiT(d=ck["width"], depth=ck["depth"], heads=4, mlp=ck["mlp"])
+    dit = SimDiT(d=ck["width"], depth=ck["depth"], heads=4, mlp=ck["mlp"], latent=ck.get("latent", 8),
+                 patch=ck.get("patch", 1))
     aemb = ActionEmbedder()
     dit.load_state_dict(ck["dit"])
     aemb.load_state_dict(ck["aemb"])
@@ -464,18 +468,19 @@ def export_all(args):
     senc, sdec = load_vae(args)
     ck = torch.load(os.path.join(args.ckpt, "vae.pt"))
     scale = float(ck["scale"])
-    h = 64 // 8
+    f = ck.get("f", 8)
+    h = 64 // f
     common = {"frame_size": 64, "hidden_width": TOKEN}
-    vae_meta = dict(common, latent_channels=LATENT_CHANNELS, spatial_compression=8, temporal_compression=1,
+    vae_meta = dict(common, latent_channels=LATENT_CHANNELS, spatial_compression=f, temporal_compression=1,
                     modality="rgb", latent_scale=f"{scale:.6g}",
                     latent_shift=json.dumps([round(float(v), 6) for v in ck["shift"]]), trained="true")
     img = torch.zeros(1, 3, 64, 64)
     lat = torch.zeros(1, LATENT_CHANNELS, h, h)
     export_onnx(senc, (img,), os.path.join(out, "vae_encoder.onnx"), ["image"], ["latent"], "vae_encoder",
-                "trained RGB VAE encoder (Yan's VAE, scaled down: 8x spatial, no temporal compression, 16 latent "
+                f"trained RGB VAE encoder (Yan's VAE, scaled down: {f}x spatial, no temporal compression, 16 latent "
                 "channels; latents normalised to unit variance: (mu - latent_shift) * latent_scale)", vae_meta)
     export_onnx(sdec, (lat,), os.path.join(out, "vae_decoder.onnx"), ["latent"], ["image"], "vae_decoder",
-                "trained lightweight RGB decoder (Yan's lightweight decoder: 8x upsampling, tanh output in [-1,1]; "
+                f"trained lightweight RGB decoder (Yan's lightweight decoder: {f}x upsampling, tanh output in [-1,1]; "
                 "undoes latent_scale/latent_shift)", vae_meta)
     dit, aemb = load_dit(args)
     wrap = EpsWrapper(dit).eval()
@@ -483,11 +488,11 @@ def export_all(args):
     export_onnx(wrap, (lat, torch.full((1,), 999.0), lat, torch.zeros(1, 1, TOKEN)),
                 os.path.join(out, "dit_sim.onnx"), ["x", "t", "context", "action"], ["epsilon"], "denoiser",
                 f"trained Yan-Sim denoiser: DiT ({dck['depth']} blocks, width {dck['width']}, adaLN on timestep + "
-                "action token) over the 8x8 latent grid, previous latent channel-concatenated as context; "
+                f"action token) on {dck.get('patch', 1)}x{dck.get('patch', 1)} patches of the {h}x{h} latent, previous latent channel-concatenated as context; "
                 "predicts the next frame's noise (internally v, converted to epsilon with the schedule)",
                 dict(common, prediction="epsilon", conditions="action", schedule="scaled_linear",
                      beta_start="0.00085", beta_end="0.012", train_steps=1000, context_frames=1,
-                     dit_width=dck["width"], dit_depth=dck["depth"], trained="true",
+                     dit_width=dck["width"], dit_depth=dck["depth"], patch_size=dck.get("patch", 1), trained="true",
                      recommended_sampler="ddim 4 steps, eta 0, trailing"))
     export_onnx(aemb, (torch.zeros(1, 9),), os.path.join(out, "action_embedder.onnx"), ["keys"], ["token"],
                 "action_embedder", "trained Yan action MLP: keyboard multi-hot -> one action token (trained jointly "
@@ -532,6 +537,7 @@ def main():
     ap.add_argument("--dit-width", type=int, default=128)
     ap.add_argument("--dit-depth", type=int, default=4)
     ap.add_argument("--dit-mlp", type=int, default=4)
+    ap.add_argument("--dit-patch", type=int, default=0, help="0: 2 for 16x16 latents, 1 for 8x8")
     ap.add_argument("--ctx-noise", type=float, default=0.3)
     ap.add_argument("--frac-ddim", type=float, default=0.5)
     ap.add_argument("--rollout-frac", type=float, default=0.25)
