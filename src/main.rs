@@ -83,7 +83,7 @@ pub struct BenchArgs {
     /// Override a parameter: NODE.PARAM=VALUE (repeatable).
     #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
     set: Vec<String>,
-    /// Worker threads of the engine (0: one thread). Default: one per core.
+    /// Worker threads of the engine (0, the default: the calling thread).
     #[arg(long)]
     workers: Option<usize>,
     /// Ticks in flight when using workers.
@@ -182,7 +182,7 @@ pub struct RunArgs {
     /// Seed for every random source (replaces the world's seed).
     #[arg(long)]
     seed: Option<u64>,
-    /// Worker threads (0: run every node on one thread). Default: one per core.
+    /// Worker threads (0, the default: run every node on the calling thread).
     #[arg(long)]
     workers: Option<usize>,
     /// Ticks in flight at once when using workers (1: no pipelining).

@@ -42,10 +42,15 @@ pub struct RunConfig {
 }
 
 impl Default for RunConfig {
+    /// Inline by default: model nodes already use every core through ONNX
+    /// Runtime's intra-op threads, and handing a node to a worker costs a
+    /// thread wake-up — about 1.3 µs on an idle machine but milliseconds when
+    /// the cores are busy (measured with `wgraph bench`, see README).
+    /// Graphs with wide independent branches opt in with `--workers N`.
     fn default() -> Self {
         RunConfig {
             ticks: 1,
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            workers: 0,
             pipeline_depth: 2,
         }
     }

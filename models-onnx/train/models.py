@@ -149,44 +149,6 @@ class Block(nn.Module):
         return h + g2 * self.mlp(x)
 
 
-class SimDiT(nn.Module):
-    """forward(x, t, context, action) -> v-prediction (training). `EpsWrapper` exports epsilon."""
-
-    def __init__(self, d=128, depth=4, heads=4, latent=8, patch=1, zc=LATENT_CHANNELS, mlp=4):
-        super().__init__()
-        self.d = d
-        self.patch = patch
-        grid = latent // patch
-        # x ‖ context -> tokens: a patch embedding that overlaps its neighbours (local mixing)
-        if patch == 1:
-            self.inp = nn.Conv2d(2 * zc, d, 3, padding=1)
-        else:
-            self.inp = nn.Conv2d(2 * zc, d, 2 * patch, stride=patch, padding=patch // 2)
-        self.pos = nn.Parameter(torch.randn(1, grid * grid, d) * 0.02)
-        self.temb = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
-        self.aemb = nn.Sequential(nn.Linear(TOKEN, d), nn.SiLU(), nn.Linear(d, d))
-        self.blocks = nn.ModuleList([Block(d, heads, mlp) for _ in range(depth)])
-        self.nf = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
-        self.ada_f = nn.Linear(d, 2 * d)
-        nn.init.zeros_(self.ada_f.weight)
-        nn.init.zeros_(self.ada_f.bias)
-        self.out = nn.Linear(d, zc * patch * patch)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-
-    def forward(self, x, t, context, action):
-        B, C, H, W = x.shape
-        h = self.inp(torch.cat([x, context], 1)).flatten(2).transpose(1, 2) + self.pos
-        c = F.silu(self.temb(timestep_embedding(t, self.d)) + self.aemb(action[:, 0]))
-        for blk in self.blocks:
-            h = blk(h, c)
-        s, b = self.ada_f(c).unsqueeze(1).chunk(2, dim=-1)
-        h = self.out(self.nf(h) * (1 + s) + b)  # [B, N, C p p]
-        p = self.patch
-        h = h.transpose(1, 2).reshape(B, C * p * p, H // p, W // p)
-        return F.pixel_shuffle(h, p) if p > 1 else h
-
-
 class AlphaBar(nn.Module):
     """ᾱ(t) for float t in [0, 999], linear interpolation of the 1000-entry table."""
 
@@ -203,18 +165,110 @@ class AlphaBar(nn.Module):
         return self.table[lo_i] * (1 - frac) + self.table[hi_i] * frac
 
 
+class SimDiT(nn.Module):
+    """forward(x, t, context, action) -> x0 estimate of the next latent. `EpsWrapper` exports epsilon.
+
+    Preconditioning with a context prior (EDM-style): model the next latent as x0 = context + δ,
+    δ ~ N(0, s²) (s² = prior_var, the mean squared latent change per tick). Given x_t =
+    √ᾱ·x0 + √(1−ᾱ)·ε, the Gaussian posterior of x0 has mean m = P·(context/s² + √ᾱ·x_t/(1−ᾱ)) and
+    variance P = 1/(1/s² + ᾱ/(1−ᾱ)). The network F predicts the standardised residual:
+    x0 = m + √P·F, so with F = 0 (the zero-initialised output) the model already copies the previous
+    frame at high noise and keeps x_t at low noise, and the training target (x0 − m)/√P has unit
+    variance at every t. Tokens: p×p patches of (x_t ‖ context ‖ m); adaLN on timestep + action
+    token; a small full-resolution conv refinement on (unpatchified tokens ‖ inputs).
+
+    Gate (gate_t = 249, the last of the engine's 4 trailing DDIM timesteps): for t >= gate_t the
+    x0 estimate ignores x_t, so deterministic DDIM (eta 0) with trailing 4 steps returns exactly
+    the network's x0 of (context, action) — the conditional mean, the PSNR-optimal prediction —
+    whatever the noise; below gate_t the model is an ordinary (context-prior) denoiser, so samplers
+    with more steps end by refining that prediction from x_t.
+    """
+
+    def __init__(self, d=128, depth=4, heads=4, latent=8, patch=1, zc=LATENT_CHANNELS, mlp=4, prior_var=0.3,
+                 refine=64, gate_t=0.0):
+        super().__init__()
+        self.gate_t = float(gate_t)
+        self.d = d
+        self.patch = patch
+        self.ab = AlphaBar()
+        self.register_buffer("prior_var", torch.tensor(float(prior_var)))
+        grid = latent // patch
+        cin = 3 * zc
+        if patch == 1:
+            self.inp = nn.Conv2d(cin, d, 3, padding=1)
+        else:  # a patch embedding that overlaps its neighbours (local mixing)
+            self.inp = nn.Conv2d(cin, d, 2 * patch, stride=patch, padding=patch // 2)
+        self.pos = nn.Parameter(torch.randn(1, grid * grid, d) * 0.02)
+        self.temb = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.aemb = nn.Sequential(nn.Linear(TOKEN, d), nn.SiLU(), nn.Linear(d, d))
+        self.blocks = nn.ModuleList([Block(d, heads, mlp) for _ in range(depth)])
+        self.nf = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.ada_f = nn.Linear(d, 2 * d)
+        nn.init.zeros_(self.ada_f.weight)
+        nn.init.zeros_(self.ada_f.bias)
+        self.refine = refine
+        if refine:
+            self.out = nn.Linear(d, refine * patch * patch // 4)
+            self.r1 = nn.Conv2d(refine * 1 // 4 + cin, refine, 3, padding=1)
+            self.r_film = nn.Linear(d, 2 * refine)
+            nn.init.zeros_(self.r_film.weight)
+            nn.init.zeros_(self.r_film.bias)
+            self.r2 = nn.Conv2d(refine, zc, 3, padding=1)
+            nn.init.zeros_(self.r2.weight)
+            nn.init.zeros_(self.r2.bias)
+        else:
+            self.out = nn.Linear(d, zc * patch * patch)
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
+
+    def precondition(self, x, t, context):
+        """(prior mean m, residual scale c_out, gate w): x0 = m + c_out·F. With a gate (gate_t > 0),
+        w = clamp((gate_t − t)/gate_t, 0, 1) fades x_t out above gate_t: there m = context,
+        c_out = s and the network does not see x_t (x0 depends on context and action only)."""
+        a = self.ab(t).view(-1, 1, 1, 1)
+        s2 = self.prior_var
+        P = 1.0 / (1.0 / s2 + a / (1 - a))
+        m = P * (context / s2 + a.sqrt() * x / (1 - a))
+        c = P.sqrt()
+        if self.gate_t > 0:
+            w = ((self.gate_t - t) / self.gate_t).clamp(0, 1).view(-1, 1, 1, 1)
+            m = w * m + (1 - w) * context
+            c = w * c + (1 - w) * s2.sqrt()
+        else:
+            w = torch.ones_like(a)
+        return m, c, w
+
+    def forward(self, x, t, context, action):
+        B, C, H, W = x.shape
+        m, c_out, w = self.precondition(x, t, context)
+        inp = torch.cat([w * x, context, m], 1)
+        h = self.inp(inp).flatten(2).transpose(1, 2) + self.pos
+        c = F.silu(self.temb(timestep_embedding(t, self.d)) + self.aemb(action[:, 0]))
+        for blk in self.blocks:
+            h = blk(h, c)
+        s, b = self.ada_f(c).unsqueeze(1).chunk(2, dim=-1)
+        h = self.out(self.nf(h) * (1 + s) + b)  # [B, N, K p p]
+        p = self.patch
+        h = h.transpose(1, 2).reshape(B, -1, H // p, W // p)
+        h = F.pixel_shuffle(h, p) if p > 1 else h
+        if self.refine:
+            sc, sh = self.r_film(c).view(B, -1, 1, 1).chunk(2, dim=1)
+            r = F.silu(self.r1(torch.cat([h, inp], 1)) * (1 + sc) + sh)
+            h = self.r2(r)
+        return m + c_out * h
+
+
 class EpsWrapper(nn.Module):
-    """The exported denoiser: inputs x, t, context, action -> epsilon."""
+    """The exported denoiser: inputs x, t, context, action -> epsilon = (x − √ᾱ·x0)/√(1−ᾱ)."""
 
     def __init__(self, dit):
         super().__init__()
         self.dit = dit
-        self.ab = AlphaBar()
 
     def forward(self, x, t, context, action):
-        v = self.dit(x, t, context, action)
-        a = self.ab(t).view(-1, 1, 1, 1)
-        return a.sqrt() * v + (1 - a).sqrt() * x
+        x0 = self.dit(x, t, context, action)
+        a = self.dit.ab(t).view(-1, 1, 1, 1)
+        return (x - a.sqrt() * x0) / (1 - a).sqrt()
 
 
 # ----------------------------------------------------------------------------------------

@@ -204,7 +204,8 @@ def load_latents(args, split):
 def build_dit(latent):
     a = args_global
     patch = a.dit_patch or (2 if latent >= 16 else 1)
-    return SimDiT(d=a.dit_width, depth=a.dit_depth, heads=4, latent=latent, patch=patch, mlp=a.dit_mlp), ActionEmbedder()
+    return (SimDiT(d=a.dit_width, depth=a.dit_depth, heads=4, latent=latent, patch=patch, mlp=a.dit_mlp,
+                   prior_var=a.prior_var, refine=a.dit_refine, gate_t=a.gate_t), ActionEmbedder())
 
 
 def rollout_latents(dit, aemb, z0, actions, steps=4, seed=0, noise=None):
@@ -256,6 +257,18 @@ def dit_val(dit, aemb, vz, va, sdec, vframes, horizon=32, n_start=8, seed=0):
     return one, per_tick, imgs, gt
 
 
+DDIM_TS = [999, 749, 499, 249]  # the engine's 4-step trailing DDIM timesteps
+
+
+def sample_t_gated(n, rng, gate_t, frac_above):
+    """frac_above of the timesteps uniform in [gate_t, 999] (where x0 is a function of context and
+    action only: the 4 trailing DDIM steps), the rest uniform in [0, gate_t)."""
+    hi = rng.uniform(gate_t, 999, n)
+    lo = rng.uniform(0, gate_t, n)
+    t = np.where(rng.random(n) < frac_above, np.round(hi), np.floor(lo))
+    return torch.from_numpy(t.astype(np.float32))
+
+
 def sample_t(n, rng, frac_ddim):
     """Half the timesteps at the engine's 4 trailing DDIM steps (999, 749, 499, 249), the rest
     uniform in [0, 999] (so other samplers / step counts still work)."""
@@ -277,6 +290,9 @@ def train_dit(args):
     Z = [torch.from_numpy(z) for z in zs]
     A = [torch.from_numpy(a) for a in acts]
     latent = zs[0].shape[-1]
+    # prior variance of the per-tick latent change (the preconditioning's s²)
+    args.prior_var = float(np.mean([np.mean((z[1:] - z[:-1]) ** 2) for z in zs]))
+    print(f"prior_var (mean squared latent change per tick) {args.prior_var:.4f}")
     dit, aemb = build_dit(latent)
     print(f"dit {n_params(dit)/1e6:.3f}M, action embedder {n_params(aemb)/1e6:.4f}M params; "
           f"{len(pairs)} transitions", flush=True)
@@ -308,8 +324,11 @@ def train_dit(args):
                 with torch.no_grad():
                     dit.eval()
                     tok = aemb(pa)
-                    pred = ddim_sample(lambda x, tt: wrap(x, torch.full((x.shape[0],), float(tt)), pe, tok),
-                                       torch.randn_like(pe), 4)
+                    if 0 < args.gate_t <= DDIM_TS[-1]:  # gated: the 4-step DDIM output is x0 at t=999
+                        pred = dit(torch.randn_like(pe), torch.full((len(ok),), 999.0), pe, tok)
+                    else:
+                        pred = ddim_sample(lambda x, tt: wrap(x, torch.full((x.shape[0],), float(tt)), pe, tok),
+                                           torch.randn_like(pe), 4)
                     dit.train()
                 ctx[ok] = pred
         # Gaussian noise augmentation of the context (robust autoregression)
@@ -317,13 +336,37 @@ def train_dit(args):
         sig[torch.from_numpy(rng.random(B) < 0.25)] = 0.0
         ctx = ctx + sig.view(-1, 1, 1, 1) * torch.randn_like(ctx)
         # keys dropout? no: the engine always gives a key set (possibly empty)
-        t = sample_t(B, rng, args.frac_ddim)
+        if args.gate_t > 0:
+            t = sample_t_gated(B, rng, args.gate_t, args.frac_ddim)
+        else:
+            t = sample_t(B, rng, args.frac_ddim)
         ab = ac[t.long()].view(-1, 1, 1, 1)
         noise = torch.randn_like(x0)
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-        v_tgt = ab.sqrt() * noise - (1 - ab).sqrt() * x0
-        v = dit(xt, t, ctx, aemb(a)[:, :, :TOKEN])
-        loss = F.mse_loss(v, v_tgt)
+        # sampler-in-the-loop (sampling-aware): for part of the batch, x_t is not the ground truth
+        # noised but the state the engine's sampler reaches (4-step trailing DDIM from pure noise,
+        # run with the current model for K = 0..3 steps, no gradient); the model learns to predict the
+        # true next latent from there, i.e. the mean over what the noise cannot tell it. The 4-step
+        # DDIM output then converges to the conditional mean (the PSNR-optimal prediction) instead
+        # of a sample of an imperfect model.
+        n_traj = int(B * args.traj_frac) if args.gate_t <= 0 else 0
+        if n_traj:
+            K = step % 4
+            sub = slice(0, n_traj)
+            xs = torch.randn_like(x0[sub])
+            if K:
+                with torch.no_grad():
+                    tok = aemb(a[sub])
+                    for k in range(K):
+                        tk, tn = DDIM_TS[k], DDIM_TS[k + 1]
+                        x0h = dit(xs, torch.full((n_traj,), float(tk)), ctx[sub], tok)
+                        eps = (xs - ac[tk].sqrt() * x0h) / (1 - ac[tk]).sqrt()
+                        xs = ac[tn].sqrt() * x0h + (1 - ac[tn]).sqrt() * eps
+            xt = torch.cat([xs, xt[n_traj:]])
+            t[sub] = float(DDIM_TS[K])
+        x0_hat = dit(xt, t, ctx, aemb(a))
+        _, c_out, _ = dit.precondition(xt, t, ctx)
+        loss = ((x0_hat - x0) / c_out).pow(2).mean()  # unit-variance target at every t (EDM-style)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -336,7 +379,7 @@ def train_dit(args):
         hist.append(loss.item())
         if step % args.log_every == 0:
             print(f"dit step {step} {timer.minutes():.1f} min lr {opt.param_groups[0]['lr']:.2e} "
-                  f"v-loss {np.mean(hist[-args.log_every:]):.4f}", flush=True)
+                  f"loss {np.mean(hist[-args.log_every:]):.4f}", flush=True)
         if args.eval_every and step % args.eval_every == 0:
             one, per_tick, _, _ = dit_val(dit, aemb, vz, va, sdec, vframes, horizon=16, n_start=4)
             print(f"  val one-tick psnr {one:.2f}, 16-tick mean {per_tick.mean():.2f} (raw weights)", flush=True)
@@ -358,18 +401,19 @@ def train_dit(args):
                 ab = ac[tt]
                 n = torch.randn(x0.shape, generator=g)
                 xt = ab.sqrt() * x0 + (1 - ab).sqrt() * n
-                v_tgt = ab.sqrt() * n - (1 - ab).sqrt() * x0
-                vl.append(F.mse_loss(dit(xt, t, ctx, aemb(a)), v_tgt).item())
+                _, c_out, _ = dit.precondition(xt, t, ctx)
+                vl.append((((dit(xt, t, ctx, aemb(a)) - x0) / c_out).pow(2).mean().item()))
     one, per_tick, imgs, gt = dit_val(dit, aemb, vz, va, sdec, vframes, horizon=32, n_start=args.val_starts)
     torch.save(dict(dit=dit.state_dict(), aemb=aemb.state_dict(), width=args.dit_width, depth=args.dit_depth,
-                    mlp=args.dit_mlp, latent=latent, patch=dit.patch), os.path.join(args.ckpt, "dit.pt"))
+                    mlp=args.dit_mlp, latent=latent, patch=dit.patch, prior_var=args.prior_var,
+                    refine=args.dit_refine, gate_t=args.gate_t), os.path.join(args.ckpt, "dit.pt"))
     strip = np.concatenate([np.concatenate(list(gt[0][:16]), 1), np.concatenate(list(to_u8(imgs[0][:16])), 1)], 0)
     save_png(os.path.join(args.ckpt, "dit_val.png"), strip)
     record(args, dict(model="dit_sim+action_embedder", data=dict(transitions=int(len(pairs)), episodes=len(zs)),
                       steps=step, batch=args.batch, minutes=round(minutes, 2), lr=args.lr,
-                      ctx_noise=args.ctx_noise, frac_ddim=args.frac_ddim, rollout_frac=args.rollout_frac,
+                      ctx_noise=args.ctx_noise, frac_ddim=args.frac_ddim, traj_frac=args.traj_frac, gate_t=args.gate_t, rollout_frac=args.rollout_frac,
                       rollout_start=args.rollout_start, ema=args.ema,
-                      final_train_v_loss=float(np.mean(hist[-200:])), val_v_loss_ddim_steps=float(np.mean(vl)),
+                      final_train_loss=float(np.mean(hist[-200:])), val_loss_ddim_steps=float(np.mean(vl)),
                       val_one_tick_psnr=round(one, 2), val_psnr_1_8=round(float(per_tick[:8].mean()), 2),
                       val_psnr_1_32=round(float(per_tick.mean()), 2),
                       val_psnr_per_tick=[round(float(p), 2) for p in per_tick],
@@ -379,7 +423,7 @@ def train_dit(args):
 def load_dit(args):
     ck = torch.load(os.path.join(args.ckpt, "dit.pt"))
     dit = SimDiT(d=ck["width"], depth=ck["depth"], heads=4, mlp=ck["mlp"], latent=ck.get("latent", 8),
-                 patch=ck.get("patch", 1))
+                 patch=ck.get("patch", 1), prior_var=ck["prior_var"], refine=ck["refine"], gate_t=ck.get("gate_t", 0.0))
     aemb = ActionEmbedder()
     dit.load_state_dict(ck["dit"])
     aemb.load_state_dict(ck["aemb"])
@@ -537,10 +581,14 @@ def main():
     ap.add_argument("--dit-width", type=int, default=128)
     ap.add_argument("--dit-depth", type=int, default=4)
     ap.add_argument("--dit-mlp", type=int, default=4)
+    ap.add_argument("--dit-refine", type=int, default=64, help="channels of the full-resolution conv refinement (0: none)")
     ap.add_argument("--dit-patch", type=int, default=0, help="0: 2 for 16x16 latents, 1 for 8x8")
     ap.add_argument("--ctx-noise", type=float, default=0.3)
-    ap.add_argument("--frac-ddim", type=float, default=0.5)
+    ap.add_argument("--frac-ddim", type=float, default=0.75,
+                    help="share of timesteps at/above the gate (gated) or at the 4 DDIM steps (not gated)")
     ap.add_argument("--rollout-frac", type=float, default=0.25)
+    ap.add_argument("--gate-t", type=float, default=249.0, help="x0 ignores x_t for t >= gate_t (0: off)")
+    ap.add_argument("--traj-frac", type=float, default=0.5, help="part of the batch trained on sampler states")
     ap.add_argument("--rollout-start", type=float, default=0.5)
     ap.add_argument("--ema", type=float, default=0.999)
     args = ap.parse_args()
