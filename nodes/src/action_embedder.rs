@@ -2,7 +2,7 @@
 //! MLP → one token), through a model, cached per key combination.
 
 use crate::common::*;
-use crate::model_io::{model_with_role, resolved_output, run_model};
+use crate::model_io::{model_with_role, resolved_outputs, run_model};
 use std::collections::HashMap;
 use std::sync::Arc;
 use wgraph_engine::model::Model;
@@ -79,7 +79,7 @@ impl Node for ActionEmbedderNode {
                 sig.inputs[0].name, sig.inputs[0].ty
             ))
         })?;
-        Ok(vec![resolved_output(&b, &sig.outputs[0])?])
+        resolved_outputs(&*self.model, &b)
     }
     fn init_state(&self) -> Result<State, NodeError> {
         Ok(Box::new(HashMap::<Actions, Value>::new()))

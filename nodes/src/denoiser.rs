@@ -21,7 +21,7 @@
 
 use crate::common::*;
 use crate::model_io::{
-    batchable, model_with_role, resolved_output, run_model, stack, unify_port, unstack,
+    batchable, model_with_role, resolved_outputs, run_model, stack, unify_port, unstack,
 };
 use std::sync::Arc;
 use wgraph_engine::model::Model;
@@ -358,7 +358,7 @@ impl Node for DenoiserNode {
                 self.hint_input(),
                 get(self.hint_input()),
             )?;
-            let residual = resolved_output(&cb, &csig.outputs[0])?;
+            let residual = resolved_outputs(&*c.model, &cb)?.swap_remove(0);
             b.unify(
                 &sig.inputs[ci].ty,
                 residual
@@ -372,7 +372,7 @@ impl Node for DenoiserNode {
                 ))
             })?;
         }
-        Ok(vec![resolved_output(&b, &sig.outputs[0])?])
+        resolved_outputs(&*self.model, &b)
     }
 
     fn eval(

@@ -72,19 +72,57 @@ pub(crate) fn unify_port(
     }
 }
 
-/// A model output type after binding; every dimension must be known.
-pub(crate) fn resolved_output(
+/// The model's output types for inputs bound as in `bindings`. Outputs whose
+/// dimensions the inputs do not fix (common in exports from PyTorch, e.g.
+/// `[batch, 16, Mul_dim_2, Mul_dim_3]`) are found by running the model once
+/// on zeros of the input types — at build time, never per tick.
+pub(crate) fn resolved_outputs(
+    model: &dyn Model,
     bindings: &Bindings,
-    port: &ModelPort,
-) -> Result<ValueType, TypeError> {
-    let t = bindings.apply(&port.ty);
-    if t.known_shape().is_none() {
-        return Err(TypeError::node(format!(
-            "model output `{}` is {} and its symbolic dimensions are not fixed by the inputs",
-            port.name, t
-        )));
+) -> Result<Vec<ValueType>, TypeError> {
+    let sig = model.signature();
+    let applied: Vec<TensorType> = sig.outputs.iter().map(|p| bindings.apply(&p.ty)).collect();
+    if applied.iter().all(|t| t.known_shape().is_some()) {
+        return Ok(applied.into_iter().map(ValueType::Tensor).collect());
     }
-    Ok(ValueType::Tensor(t))
+    let mut zeros = Vec::with_capacity(sig.inputs.len());
+    for port in &sig.inputs {
+        let ty = bindings.apply(&port.ty);
+        let shape = ty.known_shape().ok_or_else(|| {
+            TypeError::node(format!(
+                "model input `{}` is {ty}: its symbolic dimensions are not fixed, so the output shapes cannot be found",
+                port.name
+            ))
+        })?;
+        let n = wgraph_engine::tensor::element_count(&shape).unwrap_or(0);
+        let t = match ty.dtype {
+            DType::F32 => Tensor::from_f32(&shape, vec![0.0; n]),
+            DType::I64 => Tensor::from_i64(&shape, vec![0; n]),
+            DType::U8 => Tensor::from_u8(&shape, vec![0; n]),
+        }
+        .map_err(|e| TypeError::node(e.to_string()))?;
+        zeros.push(t);
+    }
+    let outputs = model.run(&zeros).map_err(|e| {
+        TypeError::node(format!(
+            "running the model once to find its output shapes failed: {e}"
+        ))
+    })?;
+    sig.outputs
+        .iter()
+        .zip(&applied)
+        .zip(&outputs)
+        .map(|((port, want), got)| {
+            let got_ty = got.tensor_type();
+            Bindings::new().unify(want, &got_ty).map_err(|why| {
+                TypeError::node(format!(
+                    "model output `{}` is declared {want} but comes out {got_ty}: {why}",
+                    port.name
+                ))
+            })?;
+            Ok(ValueType::Tensor(got_ty))
+        })
+        .collect()
 }
 
 /// True when dimension 0 of every input and output is symbolic, so several
@@ -291,5 +329,45 @@ pub(crate) mod fake {
             &table,
         )
         .map(|b| b.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::fake;
+    use super::*;
+
+    #[test]
+    fn output_shapes_the_inputs_do_not_fix_are_found_by_one_run() {
+        // Like a PyTorch export: the output's spatial dims are anonymous symbols.
+        let m = fake(
+            &["image:f32:batch,3,8,8"],
+            &["latent:f32:batch,4,Mul_2,Mul_3"],
+            &[],
+            |ins| vec![Tensor::full_f32(&[ins[0].shape()[0], 4, 2, 2], 0.0).unwrap()],
+        );
+        let mut b = Bindings::new();
+        b.unify(
+            &m.sig.inputs[0].ty,
+            &TensorType::known(DType::F32, &[1, 3, 8, 8]),
+        )
+        .unwrap();
+        assert_eq!(
+            resolved_outputs(&*m, &b).unwrap(),
+            vec![ValueType::tensor(DType::F32, &[1, 4, 2, 2])]
+        );
+        assert_eq!(m.calls.lock().unwrap().len(), 1, "one probe run");
+        // Fully known outputs need no run.
+        let k = fake(&["x:f32:batch,2"], &["y:f32:batch,2"], &[], |ins| {
+            vec![ins[0].clone()]
+        });
+        let mut b = Bindings::new();
+        b.unify(&k.sig.inputs[0].ty, &TensorType::known(DType::F32, &[1, 2]))
+            .unwrap();
+        assert_eq!(
+            resolved_outputs(&*k, &b).unwrap(),
+            vec![ValueType::tensor(DType::F32, &[1, 2])]
+        );
+        assert!(k.calls.lock().unwrap().is_empty());
     }
 }

@@ -7,7 +7,7 @@
 //! tick (a constant start frame) are reused instead of recomputed.
 
 use crate::common::*;
-use crate::model_io::{SameInputCache, model_with_role, resolved_output, run_model, unify_port};
+use crate::model_io::{SameInputCache, model_with_role, resolved_outputs, run_model, unify_port};
 use std::sync::Arc;
 use wgraph_engine::model::Model;
 use wgraph_engine::types::Bindings;
@@ -100,10 +100,7 @@ impl Node for ModelNode {
                 inputs.get(i).and_then(Option::as_ref),
             )?;
         }
-        sig.outputs
-            .iter()
-            .map(|p| resolved_output(&bindings, p))
-            .collect()
+        resolved_outputs(&*self.model, &bindings)
     }
     fn init_state(&self) -> Result<State, NodeError> {
         Ok(Box::new(SameInputCache::default()))

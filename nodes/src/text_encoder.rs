@@ -8,7 +8,7 @@
 //! starts (Yume 1.5's action descriptions).
 
 use crate::common::*;
-use crate::model_io::{model_with_role, resolved_output, run_model};
+use crate::model_io::{model_with_role, resolved_outputs, run_model};
 use crate::qcm::{QcmSpeeds, QcmVariant, all_captions};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -218,7 +218,7 @@ impl Node for TextEncoderNode {
                 sig.inputs[0].name, sig.inputs[0].ty
             ))
         })?;
-        Ok(vec![resolved_output(&b, &sig.outputs[0])?])
+        resolved_outputs(&*self.model, &b)
     }
     fn init_state(&self) -> Result<State, NodeError> {
         let mut cache = HashMap::new();
