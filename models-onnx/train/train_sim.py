@@ -8,16 +8,18 @@
     python3 train_sim.py export  [--out ../trained]
 
 Stages (each saves its checkpoint under --ckpt, outside the repository):
-  vae      8x conv autoencoder 3x64x64 <-> 16x8x8 (MSE + latent noise + tiny L2 penalty); then the
-           per-channel latent mean and one scalar scale (unit variance) are measured on the
-           training frames and folded into the exported encoder/decoder (`wgraph.latent_scale`).
+  vae      conv autoencoder 3x64x64 <-> 16x(64/f)x(64/f), f = --compression 4 (shipped) or 8
+           (MSE + latent noise + tiny L2 penalty); then the per-channel latent mean and one scalar
+           scale (unit variance) are measured on the training frames and folded into the exported
+           encoder/decoder (`wgraph.latent_scale`, `wgraph.latent_shift`).
   latents  encodes every training / validation frame with the normalised encoder.
   dit      Yan-Sim denoiser: predicts the NEXT latent from (context latent, action token), trained
-           jointly with the action embedder. v-prediction loss internally (well conditioned at
-           every t), exported as epsilon through ᾱ(t); half of the timesteps are the 4 trailing
-           DDIM steps the engine uses; noise augmentation on the context.
+           jointly with the action embedder. x0 estimate with a context prior (EDM-style
+           preconditioning), exported as epsilon through ᾱ(t); above t = 249 (--gate-t) x_t is gated
+           out, so the engine's 4-step trailing DDIM returns the conditional mean; Gaussian noise on
+           the context and self-rollout contexts for autoregression (see README.md).
   idm      inverse dynamics p(a | o_t, o_t+1), 9 independent sigmoids.
-  export   ONNX (opset 17, dynamic `batch`) + metadata into models-onnx/trained/.
+  export   ONNX (opset 17, dynamic `batch`, fp16-stored weights) + metadata into models-onnx/trained/.
 
 Every stage is time-budgeted (--minutes) with a cosine learning-rate decay over the budget, and
 appends a JSON record (data size, steps, batch, minutes, losses, metrics) to <ckpt>/records.jsonl.
@@ -296,6 +298,13 @@ def train_dit(args):
     dit, aemb = build_dit(latent)
     print(f"dit {n_params(dit)/1e6:.3f}M, action embedder {n_params(aemb)/1e6:.4f}M params; "
           f"{len(pairs)} transitions", flush=True)
+    resumed = None
+    if args.resume:
+        ck = torch.load(args.resume)
+        dit.load_state_dict(ck["dit"])
+        aemb.load_state_dict(ck["aemb"])
+        resumed = dict(path=args.resume, steps=ck.get("steps"), minutes=ck.get("minutes"))
+        print(f"resumed from {args.resume}")
     params = list(dit.parameters()) + list(aemb.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
     ema = [p.detach().clone() for p in params]
@@ -317,20 +326,21 @@ def train_dit(args):
         # playing), after the first part of training
         n_roll = int(B * args.rollout_frac) if frac >= args.rollout_start else 0
         if n_roll:
-            ok = [i for i in range(B) if sel[i][1] >= 1][:n_roll]
+            k = int(rng.integers(1, args.rollout_max + 1))  # unroll k ticks of the model's own predictions
+            ok = [i for i in range(B) if sel[i][1] >= k][:n_roll]
             if ok:
-                pe = torch.stack([Z[sel[i][0]][sel[i][1] - 1] for i in ok])
-                pa = torch.stack([A[sel[i][0]][sel[i][1] - 1] for i in ok])
+                pe = torch.stack([Z[sel[i][0]][sel[i][1] - k] for i in ok])
                 with torch.no_grad():
                     dit.eval()
-                    tok = aemb(pa)
-                    if 0 < args.gate_t <= DDIM_TS[-1]:  # gated: the 4-step DDIM output is x0 at t=999
-                        pred = dit(torch.randn_like(pe), torch.full((len(ok),), 999.0), pe, tok)
-                    else:
-                        pred = ddim_sample(lambda x, tt: wrap(x, torch.full((x.shape[0],), float(tt)), pe, tok),
-                                           torch.randn_like(pe), 4)
+                    for j in range(k, 0, -1):
+                        tok = aemb(torch.stack([A[sel[i][0]][sel[i][1] - j] for i in ok]))
+                        if 0 < args.gate_t <= DDIM_TS[-1]:  # gated: the 4-step DDIM output is x0 at t=999
+                            pe = dit(torch.randn_like(pe), torch.full((len(ok),), 999.0), pe, tok)
+                        else:
+                            pe = ddim_sample(lambda x, tt: wrap(x, torch.full((x.shape[0],), float(tt)), pe, tok),
+                                             torch.randn_like(pe), 4)
                     dit.train()
-                ctx[ok] = pred
+                ctx[ok] = pe
         # Gaussian noise augmentation of the context (robust autoregression)
         sig = torch.from_numpy(rng.uniform(0, args.ctx_noise, B).astype(np.float32))
         sig[torch.from_numpy(rng.random(B) < 0.25)] = 0.0
@@ -406,13 +416,14 @@ def train_dit(args):
     one, per_tick, imgs, gt = dit_val(dit, aemb, vz, va, sdec, vframes, horizon=32, n_start=args.val_starts)
     torch.save(dict(dit=dit.state_dict(), aemb=aemb.state_dict(), width=args.dit_width, depth=args.dit_depth,
                     mlp=args.dit_mlp, latent=latent, patch=dit.patch, prior_var=args.prior_var,
-                    refine=args.dit_refine, gate_t=args.gate_t), os.path.join(args.ckpt, "dit.pt"))
+                    refine=args.dit_refine, gate_t=args.gate_t, steps=step + ((resumed or {}).get("steps") or 0),
+                    minutes=minutes + ((resumed or {}).get("minutes") or 0)), os.path.join(args.ckpt, "dit.pt"))
     strip = np.concatenate([np.concatenate(list(gt[0][:16]), 1), np.concatenate(list(to_u8(imgs[0][:16])), 1)], 0)
     save_png(os.path.join(args.ckpt, "dit_val.png"), strip)
     record(args, dict(model="dit_sim+action_embedder", data=dict(transitions=int(len(pairs)), episodes=len(zs)),
                       steps=step, batch=args.batch, minutes=round(minutes, 2), lr=args.lr,
                       ctx_noise=args.ctx_noise, frac_ddim=args.frac_ddim, traj_frac=args.traj_frac, gate_t=args.gate_t, rollout_frac=args.rollout_frac,
-                      rollout_start=args.rollout_start, ema=args.ema,
+                      rollout_start=args.rollout_start, rollout_max=args.rollout_max, ema=args.ema, resumed=resumed,
                       final_train_loss=float(np.mean(hist[-200:])), val_loss_ddim_steps=float(np.mean(vl)),
                       val_one_tick_psnr=round(one, 2), val_psnr_1_8=round(float(per_tick[:8].mean()), 2),
                       val_psnr_1_32=round(float(per_tick.mean()), 2),
@@ -533,7 +544,9 @@ def export_all(args):
                 os.path.join(out, "dit_sim.onnx"), ["x", "t", "context", "action"], ["epsilon"], "denoiser",
                 f"trained Yan-Sim denoiser: DiT ({dck['depth']} blocks, width {dck['width']}, adaLN on timestep + "
                 f"action token) on {dck.get('patch', 1)}x{dck.get('patch', 1)} patches of the {h}x{h} latent, previous latent channel-concatenated as context; "
-                "predicts the next frame's noise (internally v, converted to epsilon with the schedule)",
+                "predicts the noise of the next frame's latent (internally an x0 estimate with a context prior, converted to "
+                "epsilon with the schedule; for t >= 249 x0 depends on context and action only, so 4-step trailing DDIM "
+                "returns the conditional mean)",
                 dict(common, prediction="epsilon", conditions="action", schedule="scaled_linear",
                      beta_start="0.00085", beta_end="0.012", train_steps=1000, context_frames=1,
                      dit_width=dck["width"], dit_depth=dck["depth"], patch_size=dck.get("patch", 1), trained="true",
@@ -590,6 +603,8 @@ def main():
     ap.add_argument("--gate-t", type=float, default=249.0, help="x0 ignores x_t for t >= gate_t (0: off)")
     ap.add_argument("--traj-frac", type=float, default=0.5, help="part of the batch trained on sampler states")
     ap.add_argument("--rollout-start", type=float, default=0.5)
+    ap.add_argument("--rollout-max", type=int, default=1, help="unroll 1..N ticks of own predictions for the context")
+    ap.add_argument("--resume", default=None, help="dit checkpoint to start from (fine-tuning)")
     ap.add_argument("--ema", type=float, default=0.999)
     args = ap.parse_args()
     args_global = args

@@ -210,6 +210,15 @@ def main():
     one = np.concatenate(one)
     res["one_tick_psnr_all_transitions"] = float(one.mean())
     res["one_tick_transitions"] = int(len(one))
+    themes = sorted({val[e]["theme"] for e, _ in starts})
+    res["per_theme"] = {}
+    for th in themes:
+        sel = [i for i, (e, _) in enumerate(starts) if val[e]["theme"] == th]
+        pt = per_tick[sel]
+        res["per_theme"][th] = dict(rollouts=len(sel), one_tick=float(pt[:, 0].mean()),
+                                    mean_1_8=float(pt[:, :8].mean()), mean_1_32=float(pt[:, :32].mean()))
+        print(f"  {th:8s} ({len(sel)} rollouts): tick 1 {pt[:, 0].mean():.2f}, ticks 1-8 {pt[:, :8].mean():.2f}, "
+              f"ticks 1-{T} {pt.mean():.2f} dB")
     print(f"  one-tick PSNR (tick 1 of the rollouts): {res['one_tick_psnr']:.2f} dB")
     print(f"  one-tick PSNR (ground-truth context, {len(one)} held-out transitions): {one.mean():.2f} dB")
     print(f"  mean PSNR ticks 1-8: {res['psnr_mean_1_8']:.2f} dB, ticks 1-{T}: {mean_tick.mean():.2f} dB")
