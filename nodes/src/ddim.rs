@@ -26,7 +26,7 @@
 //! `T//N` ≤ the last timestep, e.g. N = 6 or 7 for T = 1000).
 
 use crate::common::*;
-use crate::euler::check_prediction;
+use crate::euler::infer_sampler;
 use crate::rng::{Stream, hash_str, mix};
 
 /// The `ddim` kind.
@@ -286,35 +286,13 @@ impl Node for DdimNode {
         inputs: &[Option<ValueType>],
         calls: &mut dyn InferCalls,
     ) -> Result<Vec<ValueType>, TypeError> {
-        let x = f32_in(inputs, 0)?;
-        check_prediction(
-            &*calls,
+        infer_sampler(
+            inputs,
+            calls,
             &self.denoiser,
-            "ddim",
-            "epsilon",
-            "euler",
-            "velocity",
-        )?;
-        let outs = calls
-            .infer_call(
-                0,
-                &[
-                    ValueType::Tensor(x.clone()),
-                    ValueType::tensor(DType::F32, &[1]),
-                ],
-            )
-            .map_err(|e| {
-                TypeError::node(format!("denoiser `@{}`: {}", self.denoiser, e.message))
-            })?;
-        let first = outs.first().and_then(ValueType::as_tensor);
-        if first.is_some_and(|v| unify_types(x, v).is_some()) {
-            return Ok(vec![ValueType::Tensor(x.clone())]);
-        }
-        let found = outs.first().map_or("nothing".into(), ToString::to_string);
-        Err(TypeError::node(format!(
-            "the denoiser `@{}` returns {found} as its first output, but the sampler needs {x} (the type of `noise`)",
-            self.denoiser
-        )))
+            ("ddim", "epsilon"),
+            ("euler", "velocity"),
+        )
     }
     fn eval(
         &self,

@@ -108,6 +108,38 @@ pub(crate) fn check_prediction(
     }
 }
 
+/// The build-time type check every sampler does: the denoiser predicts
+/// `want` (see [`check_prediction`]), accepts `(x, t: f32[1])` with `x` the
+/// type of the sampler's `noise` input, and returns that type; the sampler
+/// then outputs it.
+pub(crate) fn infer_sampler(
+    inputs: &[Option<ValueType>],
+    calls: &mut dyn InferCalls,
+    denoiser: &str,
+    (kind, want): (&str, &str),
+    (other_kind, other): (&str, &str),
+) -> Result<Vec<ValueType>, TypeError> {
+    let x = f32_in(inputs, 0)?;
+    check_prediction(&*calls, denoiser, kind, want, other_kind, other)?;
+    let outs = calls
+        .infer_call(
+            0,
+            &[
+                ValueType::Tensor(x.clone()),
+                ValueType::tensor(DType::F32, &[1]),
+            ],
+        )
+        .map_err(|e| TypeError::node(format!("denoiser `@{denoiser}`: {}", e.message)))?;
+    let first = outs.first().and_then(ValueType::as_tensor);
+    if first.is_some_and(|v| unify_types(x, v).is_some()) {
+        return Ok(vec![ValueType::Tensor(x.clone())]);
+    }
+    let found = outs.first().map_or("nothing".into(), ToString::to_string);
+    Err(TypeError::node(format!(
+        "the denoiser `@{denoiser}` returns {found} as its first output, but the sampler needs {x} (the type of `noise`)"
+    )))
+}
+
 struct EulerNode {
     sigmas: Vec<f64>,
     denoiser: String,
@@ -131,35 +163,13 @@ impl Node for EulerNode {
         inputs: &[Option<ValueType>],
         calls: &mut dyn InferCalls,
     ) -> Result<Vec<ValueType>, TypeError> {
-        let x = f32_in(inputs, 0)?;
-        check_prediction(
-            &*calls,
+        infer_sampler(
+            inputs,
+            calls,
             &self.denoiser,
-            "euler",
-            "velocity",
-            "ddim",
-            "epsilon",
-        )?;
-        let outs = calls
-            .infer_call(
-                0,
-                &[
-                    ValueType::Tensor(x.clone()),
-                    ValueType::tensor(DType::F32, &[1]),
-                ],
-            )
-            .map_err(|e| {
-                TypeError::node(format!("denoiser `@{}`: {}", self.denoiser, e.message))
-            })?;
-        let first = outs.first().and_then(ValueType::as_tensor);
-        if first.is_some_and(|v| unify_types(x, v).is_some()) {
-            return Ok(vec![ValueType::Tensor(x.clone())]);
-        }
-        let found = outs.first().map_or("nothing".into(), ToString::to_string);
-        Err(TypeError::node(format!(
-            "the denoiser `@{}` returns {found} as its first output, but the sampler needs {x} (the type of `noise`)",
-            self.denoiser
-        )))
+            ("euler", "velocity"),
+            ("ddim", "epsilon"),
+        )
     }
     fn eval(
         &self,
