@@ -159,6 +159,8 @@ struct DenoiserNode {
     control: Option<ControlBranch>,
     /// (index into `conditions`, scale), in nesting order.
     guidance: Vec<(usize, f32)>,
+    /// The condition indices of `guidance`, in the same order.
+    guided: Vec<usize>,
     prediction: String,
     batch: bool,
 }
@@ -242,6 +244,7 @@ impl DenoiserNode {
                 .as_ref()
                 .is_none_or(|c| batchable(c.model.signature()));
         Ok(DenoiserNode {
+            guided: guidance.iter().map(|(c, _)| *c).collect(),
             x,
             t,
             conditions,
@@ -268,6 +271,7 @@ impl DenoiserNode {
         conds: &[Tensor],
         control: Option<&Tensor>,
         dropped: &[usize],
+        nulls: &[Option<Tensor>],
     ) -> Result<Vec<Tensor>, NodeError> {
         let sig = self.model.signature();
         let mut inputs = Vec::with_capacity(sig.inputs.len());
@@ -287,7 +291,11 @@ impl DenoiserNode {
                     .position(|&c| c == i)
                     .ok_or_else(|| NodeError::new("internal: unknown model input"))?;
                 if dropped.contains(&ci) {
-                    Tensor::full_f32(conds[ci].shape(), 0.0)?
+                    nulls
+                        .get(ci)
+                        .cloned()
+                        .flatten()
+                        .ok_or_else(|| NodeError::new("internal: missing null condition"))?
                 } else {
                     conds[ci].clone()
                 }
@@ -375,9 +383,14 @@ impl Node for DenoiserNode {
         resolved_outputs(&*self.model, &b)
     }
 
+    /// The null embeddings of guided conditions (zeros), made once per run.
+    fn init_state(&self) -> Result<State, NodeError> {
+        Ok(Box::new(vec![None::<Tensor>; self.conditions.len()]))
+    }
+
     fn eval(
         &self,
-        _: &mut State,
+        state: &mut State,
         inputs: &[Option<Value>],
         _: &mut TickContext<'_>,
     ) -> Result<Vec<Value>, NodeError> {
@@ -391,9 +404,17 @@ impl Node for DenoiserNode {
             None => None,
         };
         let k = self.guidance.len();
-        let all_guided: Vec<usize> = self.guidance.iter().map(|(c, _)| *c).collect();
+        let nulls = state_mut::<Vec<Option<Tensor>>>(state)?;
+        for &ci in &self.guided {
+            if nulls[ci]
+                .as_ref()
+                .is_none_or(|z| z.shape() != conds[ci].shape())
+            {
+                nulls[ci] = Some(Tensor::full_f32(conds[ci].shape(), 0.0)?);
+            }
+        }
         let passes = (0..=k)
-            .map(|j| self.pass(x, t, &conds, control.as_ref(), &all_guided[j..]))
+            .map(|j| self.pass(x, t, &conds, control.as_ref(), &self.guided[j..], nulls))
             .collect::<Result<Vec<_>, _>>()?;
         let preds: Vec<Tensor> = if k > 0 && self.batch {
             let stacked = (0..passes[0].len())
