@@ -10,6 +10,14 @@
 //! encoder and decoder), and action accuracy: an inverse-dynamics model
 //! p(a | o_t, o_t+1) reads the keys back from generated frame pairs, next to
 //! its accuracy on ground-truth pairs.
+//!
+//! A graph that simulates geometry (Yan-Edit's depth branch) names its depth
+//! stream with an `npy_dump` node called `depth_dump` (signed depth
+//! `2·d/16 − 1`, as the `world` node's `depth`); eval then also reports the
+//! mean absolute depth error against the ground truth, in maze cells. The
+//! theme of the ground truth (`--theme`) changes the look only, so running
+//! eval twice with two themes (and the graph's style prompt set to match)
+//! shows whether a restyle moved the geometry.
 
 use crate::load::{LoadConfig, Loaded, PathOverride, load};
 use crate::quality::{plot, psnr, ssim, strip};
@@ -25,7 +33,7 @@ use wgraph_engine::tensor::Tensor;
 use wgraph_engine::value::Actions;
 use wgraph_nodes::image_io::{Range, image_to_tensor, tensor_to_image};
 use wgraph_ort::OrtBackend;
-use wgraph_world::{Keys, Theme, World, depth_to_signed};
+use wgraph_world::{Keys, MAX_DEPTH, Theme, World, depth_to_signed, signed_to_depth};
 
 /// Seeds below this are used for training data; eval refuses them unless asked.
 pub const FIRST_HELD_OUT_SEED: u64 = 1000;
@@ -100,6 +108,7 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
     let backend = OrtBackend::new();
     let start_png = work.join("start.png");
     let start_depth = work.join("start_depth.npy");
+    let depth_dir = work.join("depth");
     let config = LoadConfig {
         set: &args.set,
         seed: None,
@@ -119,6 +128,14 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
                 param: "path",
                 path: start_depth.clone(),
                 flag: "eval start depth",
+                required: false,
+            },
+            PathOverride {
+                kind: "npy_dump",
+                name: Some(DEPTH_SINK),
+                param: "dir",
+                path: depth_dir.clone(),
+                flag: "eval depth stream",
                 required: false,
             },
         ],
@@ -159,13 +176,16 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
     }
     // Ground truth.
     let mut truth = Vec::with_capacity(args.frames as usize);
+    let mut truth_depth = Vec::with_capacity(args.frames as usize);
     for t in 0..args.frames as usize {
         let keys = actions.get(t).copied().map(keys_of).unwrap_or(Keys::NONE);
         world.step(&mut pose, keys);
-        match rgb(&world.render(&pose, w, h)) {
+        let frame = world.render(&pose, w, h);
+        match rgb(&frame) {
             Ok(i) => truth.push(i),
             Err(e) => return fail(e),
         }
+        truth_depth.push(frame.depth);
     }
     // The graph.
     let ticks = args.frames.div_ceil(graph.settings.frames_per_tick as u64);
@@ -207,6 +227,10 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
         .iter()
         .position(|p| *p < args.drift_db)
         .map(|t| t + 1);
+    let depth_error_per_tick = match depth_errors(&depth_dir, &truth_depth[..n]) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
     let reconstruction = reconstruction_psnr(&graph, &truth);
     let idm = match load_idm(&backend, args.idm.as_deref()) {
         Ok(m) => m,
@@ -242,6 +266,11 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
         "action_accuracy_ground_truth": acc_truth,
         "action_accuracy_keys": "W A S D Left Right Up Down (exact match; Space is not observable)",
         "action_accuracy_ratio": match (acc_gen, acc_truth) { (Some(a), Some(b)) if b > 0.0 => Some(a / b), _ => None },
+        "depth_error_per_tick": depth_error_per_tick,
+        "depth_error_mean_1_8": depth_error_per_tick.as_deref().and_then(|d| mean(d, 8)),
+        "depth_error_mean_1_32": depth_error_per_tick.as_deref().and_then(|d| mean(d, 32)),
+        "depth_error_mean_1_n": depth_error_per_tick.as_deref().and_then(|d| mean(d, n)),
+        "depth_error_unit": "mean absolute depth error in maze cells (ground truth 0-16; from the graph's `depth_dump` node)",
         "drift_threshold_db": args.drift_db,
         "drift_tick": drift_tick,
         "ms_per_tick": ms_per_tick,
@@ -267,6 +296,14 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
         return fail(format!("cannot write {}: {e}", path.display()));
     }
     let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.2}"));
+    if let Some(d) = &depth_error_per_tick {
+        println!(
+            "{}: depth error ticks 1-8 {} cells, 1-{n} {} cells",
+            args.file.display(),
+            fmt(mean(d, 8)),
+            fmt(mean(d, n))
+        );
+    }
     println!(
         "{}: PSNR ticks 1-8 {} dB, 1-32 {} dB, SSIM 1-32 {}; VAE round trip {} dB; action accuracy {} (ground truth {}); drift at tick {}",
         args.file.display(),
@@ -285,6 +322,53 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
         Ok(()) => Outcome::Ok,
         Err(e) => fail(format!("cannot write {}: {e}", args.json.display())),
     }
+}
+
+/// The `npy_dump` node whose tensors eval reads as the graph's depth stream.
+pub const DEPTH_SINK: &str = "depth_dump";
+
+/// Mean absolute depth error per tick (maze cells) of the graph's depth
+/// stream (`depth_dump`'s files in `dir`, signed depth) against the ground
+/// truth (cells); `None` when the graph has no depth stream.
+fn depth_errors(dir: &Path, truth: &[Vec<f32>]) -> Result<Option<Vec<f64>>, String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(None);
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "npy"))
+        .collect();
+    files.sort();
+    if files.len() < truth.len() {
+        return Err(format!(
+            "`{DEPTH_SINK}` wrote {} depth maps for {} ticks",
+            files.len(),
+            truth.len()
+        ));
+    }
+    let mut errors = Vec::with_capacity(truth.len());
+    for (t, (file, gt)) in files.iter().zip(truth).enumerate() {
+        let tensor = wgraph_engine::npy::read_npy_file(file)
+            .map_err(|e| format!("`{DEPTH_SINK}` tick {t}: {e}"))?;
+        let generated = tensor
+            .host_f32()
+            .map_err(|e| format!("`{DEPTH_SINK}` tick {t}: {e}"))?;
+        if generated.len() != gt.len() {
+            return Err(format!(
+                "`{DEPTH_SINK}` tick {t}: a depth map of {} ({} values) for a {}-pixel frame; expected f32[1, 1, H, W] at the world resolution",
+                tensor.tensor_type(),
+                generated.len(),
+                gt.len()
+            ));
+        }
+        let total: f64 = generated
+            .iter()
+            .zip(gt)
+            .map(|(g, d)| f64::from((signed_to_depth(*g) - d.clamp(0.0, MAX_DEPTH)).abs()))
+            .sum();
+        errors.push(total / gt.len().max(1) as f64);
+    }
+    Ok(Some(errors))
 }
 
 /// The `world { resolution = HxW }` of a graph, read without building it

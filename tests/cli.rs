@@ -952,6 +952,13 @@ mod eval {
         assert!(psnr.iter().all(|p| p.as_f64() == Some(100.0)), "{psnr:?}");
         assert!((v["ssim_mean_1_8"].as_f64().unwrap() - 1.0).abs() < 1e-9);
         assert!(v["drift_tick"].is_null());
+        // Its `depth_dump` is the ground truth's depth: no error.
+        let depth = v["depth_error_per_tick"].as_array().unwrap();
+        assert_eq!(depth.len(), 8);
+        assert!(
+            depth.iter().all(|d| d.as_f64().unwrap() < 1e-4),
+            "{depth:?}"
+        );
         // Another world seed is a different maze: far from perfect.
         let v = eval_json(&[
             "examples/world.world",
@@ -965,6 +972,7 @@ mod eval {
             "gt.seed=1001",
         ]);
         assert!(v["psnr_mean_1_8"].as_f64().unwrap() < 30.0);
+        assert!(v["depth_error_mean_1_8"].as_f64().unwrap() > 0.02, "{v}");
     }
 
     #[test]
@@ -992,6 +1000,10 @@ mod eval {
             "yan-sim has an RGB VAE"
         );
         assert_eq!(v["psnr_per_tick"].as_array().unwrap().len(), 4);
+        assert!(
+            v["depth_error_per_tick"].is_null(),
+            "yan-sim has no depth stream"
+        );
     }
 
     #[test]

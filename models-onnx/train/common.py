@@ -90,16 +90,30 @@ def episode_dirs(root):
     return out
 
 
-def load_episodes(root, train=True, limit=None):
-    """List of dicts(frames u8 [N+1,64,64,3], actions f32 [N,9], name, seed, theme).
+MAX_DEPTH = 16.0  # `wgraph dataset` depth.npy: distance in cells, sky = 16
+
+
+def depth_to_u8(depth):
+    """depth.npy (cells) -> u8 [..., H, W, 1] of the signed depth 2·d/16 − 1 (the `world` node's and
+    the depth models' range), quantised like an image so `to_image` reads it back into [-1, 1]."""
+    signed = 2.0 * np.clip(depth, 0.0, MAX_DEPTH) / MAX_DEPTH - 1.0
+    return np.round((signed + 1.0) * 127.5).astype(np.uint8)[..., None]
+
+
+def load_episodes(root, train=True, limit=None, modality="rgb"):
+    """List of dicts(frames u8 [N+1,64,64,C], actions f32 [N,9], name, seed, theme); C = 3 for
+    modality "rgb" (frames.npy), 1 for "depth" (depth.npy as signed depth, see `depth_to_u8`).
     With train=True any episode with a seed >= 1000 (or unknown seed) is refused."""
     eps = []
     for d, seed, theme in episode_dirs(root):
         if train and (seed is None or seed >= HELD_OUT_SEED):
             raise SystemExit(f"refusing to train on {d}: seed {seed} is held out (>= {HELD_OUT_SEED}) or unknown")
-        f = np.load(os.path.join(d, "frames.npy"))
+        if modality == "depth":
+            f = depth_to_u8(np.load(os.path.join(d, "depth.npy")))
+        else:
+            f = np.load(os.path.join(d, "frames.npy"))
         a = np.load(os.path.join(d, "actions.npy")).astype(np.float32)
-        assert f.dtype == np.uint8 and f.shape[1:] == (FRAME, FRAME, 3), f.shape
+        assert f.dtype == np.uint8 and f.shape[1:] == (FRAME, FRAME, 1 if modality == "depth" else 3), f.shape
         assert a.shape == (f.shape[0] - 1, len(KEYS)), (a.shape, f.shape)
         eps.append(dict(frames=f, actions=a, name=os.path.basename(d), seed=seed, theme=theme, dir=d))
         if limit and len(eps) >= limit:
@@ -110,13 +124,13 @@ def load_episodes(root, train=True, limit=None):
 
 
 def to_image(u8):
-    """u8 [..., H, W, 3] (numpy) -> float tensor [..., 3, H, W] in [-1, 1]."""
+    """u8 [..., H, W, C] (numpy) -> float tensor [..., C, H, W] in [-1, 1]."""
     t = torch.from_numpy(np.ascontiguousarray(u8)).float().div_(127.5).sub_(1.0)
     return t.movedim(-1, -3)
 
 
 def to_u8(img):
-    """[..., 3, H, W] in [-1, 1] -> u8 [..., H, W, 3]."""
+    """[..., C, H, W] in [-1, 1] -> u8 [..., H, W, C]."""
     if isinstance(img, torch.Tensor):
         img = img.detach().cpu().numpy()
     return np.clip(np.round((np.moveaxis(img, -3, -1) + 1) * 127.5), 0, 255).astype(np.uint8)
@@ -130,6 +144,8 @@ def to_u8(img):
 def save_png(path, img):
     """u8 [H, W, 3] -> PNG (no imaging library needed)."""
     img = np.ascontiguousarray(img.astype(np.uint8))
+    if img.ndim == 2 or img.shape[-1] == 1:  # depth: grey
+        img = np.ascontiguousarray(np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=-1))
     h, w, _ = img.shape
     raw = b"".join(b"\x00" + img[y].tobytes() for y in range(h))
 

@@ -27,19 +27,19 @@ class ResBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    """image [B,3,64,64] -> mu [B,16,64/f,64/f] (unscaled), f = 4 or 8. Space-to-depth first."""
+    """image [B,cin,64,64] (RGB: 3, depth: 1) -> mu [B,16,64/f,64/f] (unscaled), f = 4 or 8. Space-to-depth first."""
 
-    def __init__(self, f=8, zc=LATENT_CHANNELS):
+    def __init__(self, f=8, zc=LATENT_CHANNELS, cin=3):
         super().__init__()
         if f == 8:
             c0, c1, c2 = 64, 96, 128
-            layers = [nn.PixelUnshuffle(2), nn.Conv2d(12, c0, 3, padding=1), nn.SiLU(),  # 32
+            layers = [nn.PixelUnshuffle(2), nn.Conv2d(4 * cin, c0, 3, padding=1), nn.SiLU(),  # 32
                       nn.Conv2d(c0, c1, 4, stride=2, padding=1), nn.SiLU(), ResBlock(c1), nn.SiLU(),  # 16
                       nn.Conv2d(c1, c2, 4, stride=2, padding=1),  # 8
                       ResBlock(c2), ResBlock(c2), nn.SiLU(), nn.Conv2d(c2, zc, 1)]
         else:
             c0, c1 = 64, 128
-            layers = [nn.PixelUnshuffle(2), nn.Conv2d(12, c0, 3, padding=1), ResBlock(c0), nn.SiLU(),  # 32
+            layers = [nn.PixelUnshuffle(2), nn.Conv2d(4 * cin, c0, 3, padding=1), ResBlock(c0), nn.SiLU(),  # 32
                       nn.Conv2d(c0, c1, 4, stride=2, padding=1),  # 16
                       ResBlock(c1), ResBlock(c1), nn.SiLU(), nn.Conv2d(c1, zc, 1)]
         self.net = nn.Sequential(*layers)
@@ -49,9 +49,9 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """latent [B,16,64/f,64/f] (unscaled) -> image [B,3,64,64] (pre-tanh). Depth-to-space last."""
+    """latent [B,zc,64/f,64/f] (unscaled) -> image [B,cout,64,64] (pre-tanh). Depth-to-space last."""
 
-    def __init__(self, f=8, zc=LATENT_CHANNELS):
+    def __init__(self, f=8, zc=LATENT_CHANNELS, cout=3):
         super().__init__()
         if f == 8:
             c0, c1, c2 = 128, 96, 64
@@ -60,13 +60,13 @@ class Decoder(nn.Module):
                       nn.SiLU(),  # 16
                       nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c1, c2, 3, padding=1), ResBlock(c2),
                       nn.SiLU(),  # 32
-                      nn.Conv2d(c2, 12, 3, padding=1), nn.PixelShuffle(2)]  # 64
+                      nn.Conv2d(c2, 4 * cout, 3, padding=1), nn.PixelShuffle(2)]  # 64
         else:
             c0, c1 = 128, 64
             layers = [nn.Conv2d(zc, c0, 3, padding=1), ResBlock(c0), ResBlock(c0), nn.SiLU(),  # 16
                       nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c0, c1, 3, padding=1), ResBlock(c1),
                       nn.SiLU(),  # 32
-                      nn.Conv2d(c1, 12, 3, padding=1), nn.PixelShuffle(2)]  # 64
+                      nn.Conv2d(c1, 4 * cout, 3, padding=1), nn.PixelShuffle(2)]  # 64
         self.net = nn.Sequential(*layers)
 
     def forward(self, z):
@@ -294,3 +294,112 @@ class IDM(nn.Module):
 
 def n_params(m):
     return sum(p.numel() for p in m.parameters())
+
+
+# ----------------------------------------------------------------------------------------
+# Yan-Edit renderer: depth latent + style prompt -> RGB latent, as a ControlNet branch
+# (x_t, t, hint) -> control and a base renderer (x_t, t, style, control) -> x0, exported as
+# rectified-flow velocity. Trained jointly; the split sits at an additive residual on the base's
+# hidden tokens (the ControlNet shape: with control zeroed, the base renders the style alone).
+# ----------------------------------------------------------------------------------------
+
+
+def flow_gate(t, gate_sigma):
+    """w(σ) = clamp((gate − σ)/gate, 0, 1), σ = t/1000: 0 (x_t unseen) at and above the gate."""
+    return ((gate_sigma - t / 1000.0) / gate_sigma).clamp(0, 1).view(-1, 1, 1, 1)
+
+
+class ControlBranch(nn.Module):
+    """ControlNet branch: (x_t, t, hint) -> control [B, d, g, g] (g = latent/patch), zero-initialised
+    output. x_t is gated like the base (unseen for σ >= gate)."""
+
+    def __init__(self, d=128, zc=LATENT_CHANNELS, hint_channels=4, patch=2, gate_sigma=0.5, blocks=2):
+        super().__init__()
+        self.gate_sigma = float(gate_sigma)
+        self.inp = nn.Conv2d(zc + hint_channels, d, 2 * patch, stride=patch, padding=patch // 2)
+        self.temb = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, 2 * d))
+        self.d = d
+        self.body = nn.Sequential(*[ResBlock(d) for _ in range(blocks)])
+        self.out = nn.Conv2d(d, d, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x, t, hint):
+        w = flow_gate(t, self.gate_sigma)
+        h = self.inp(torch.cat([w * x, hint], 1))
+        sc, sh = self.temb(timestep_embedding(t, self.d)).view(x.shape[0], -1, 1, 1).chunk(2, dim=1)
+        return self.out(self.body(h * (1 + sc) + sh))
+
+
+class RenderDiT(nn.Module):
+    """Base renderer: (x_t, t, style tokens [B, L, 64], control [B, d, g, g]) -> x0 of the RGB latent.
+    The style prompt is pooled by a learned query (attention over its tokens) into the adaLN
+    condition; control is added to the patch tokens. For σ = t/1000 >= gate_sigma x_t is unseen, so
+    the engine's 4-step shifted Euler (σ = 1, .94, .83, .63 at shift 5) returns the conditional
+    mean of the frame given depth and style.
+
+    The Yume graphs' denoiser is the same network with `extra_channels` (spatial conditions
+    channel-concatenated to x_t: the previous latent and the I2V condition) and `residual_scale`
+    s > 0: x0 = extra[:, :zc] + s·F (the previous latent plus a change, as Yan-Sim's context prior).
+    """
+
+    def __init__(self, d=128, depth=4, heads=4, latent=16, patch=2, zc=LATENT_CHANNELS, style_dim=TOKEN,
+                 gate_sigma=0.5, refine=64, extra_channels=0, residual_scale=0.0):
+        super().__init__()
+        self.gate_sigma = float(gate_sigma)
+        self.d, self.patch, self.zc = d, patch, zc
+        self.residual_scale = float(residual_scale)
+        grid = latent // patch
+        self.inp = nn.Conv2d(zc + extra_channels, d, 2 * patch, stride=patch, padding=patch // 2)
+        self.pos = nn.Parameter(torch.randn(1, grid * grid, d) * 0.02)
+        self.temb = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.query = nn.Parameter(torch.randn(1, 1, style_dim) * 0.1)
+        self.key = nn.Linear(style_dim, style_dim)
+        self.semb = nn.Sequential(nn.Linear(style_dim, d), nn.SiLU(), nn.Linear(d, d))
+        self.blocks = nn.ModuleList([Block(d, heads) for _ in range(depth)])
+        self.nf = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.ada_f = nn.Linear(d, 2 * d)
+        nn.init.zeros_(self.ada_f.weight)
+        nn.init.zeros_(self.ada_f.bias)
+        self.out = nn.Linear(d, refine * patch * patch // 4)
+        self.r1 = nn.Conv2d(refine // 4 + zc + extra_channels, refine, 3, padding=1)
+        self.r_film = nn.Linear(d, 2 * refine)
+        self.r2 = nn.Conv2d(refine, zc, 3, padding=1)
+
+    def pool_style(self, style):
+        att = torch.softmax((self.key(style) * self.query).sum(-1) / math.sqrt(style.shape[-1]), dim=-1)  # [B, L]
+        return (att.unsqueeze(-1) * style).sum(1)
+
+    def forward(self, x, t, style, control=None, extra=None):
+        B, C, H, W = x.shape
+        w = flow_gate(t, self.gate_sigma)
+        xin = w * x if extra is None else torch.cat([w * x, extra], 1)
+        h = self.inp(xin)
+        if control is not None:
+            h = h + control
+        h = h.flatten(2).transpose(1, 2) + self.pos
+        c = F.silu(self.temb(timestep_embedding(t, self.d)) + self.semb(self.pool_style(style)))
+        for blk in self.blocks:
+            h = blk(h, c)
+        s, b = self.ada_f(c).unsqueeze(1).chunk(2, dim=-1)
+        h = self.out(self.nf(h) * (1 + s) + b)
+        p = self.patch
+        h = F.pixel_shuffle(h.transpose(1, 2).reshape(B, -1, H // p, W // p), p)
+        sc, sh = self.r_film(c).view(B, -1, 1, 1).chunk(2, dim=1)
+        out = self.r2(F.silu(self.r1(torch.cat([h, xin], 1)) * (1 + sc) + sh))
+        if self.residual_scale > 0:
+            out = extra[:, : self.zc] + self.residual_scale * out
+        return out
+
+
+class VelocityWrapper(nn.Module):
+    """The exported base renderer: rectified-flow velocity v = (x_t − x0)/σ (x_t = (1−σ)·x0 + σ·ε)."""
+
+    def __init__(self, dit):
+        super().__init__()
+        self.dit = dit
+
+    def forward(self, x, t, style, control):
+        x0 = self.dit(x, t, style, control)
+        sigma = (t / 1000.0).clamp(min=1e-3).view(-1, 1, 1, 1)
+        return (x - x0) / sigma

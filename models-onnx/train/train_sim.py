@@ -72,9 +72,16 @@ def data_size(eps):
 # ----------------------------------------------------------------------------------------
 
 
-def build_vae(f=None):
-    f = f or args_global.compression
-    return Encoder(f), Decoder(f)
+def channels(modality):
+    return 1 if modality == "depth" else 3
+
+
+def build_vae(f=None, zc=None, modality=None):
+    a = args_global
+    f = f or a.compression
+    zc = zc or a.latent_channels
+    c = channels(modality or a.modality)
+    return Encoder(f, zc=zc, cin=c), Decoder(f, zc=zc, cout=c)
 
 
 def vae_eval(enc, dec, frames_u8, bs=256, shift=None, scale=None):
@@ -90,8 +97,8 @@ def vae_eval(enc, dec, frames_u8, bs=256, shift=None, scale=None):
 
 def train_vae(args):
     torch.manual_seed(0)
-    eps = load_episodes(args.data)
-    val = load_episodes(args.val, train=False)
+    eps = load_episodes(args.data, modality=args.modality)
+    val = load_episodes(args.val, train=False, modality=args.modality)
     frames = np.concatenate([e["frames"] for e in eps])
     vframes = np.concatenate([e["frames"] for e in val])[:: max(1, args.val_stride)]
     print(f"vae: {len(frames)} train frames, {len(vframes)} val frames", flush=True)
@@ -141,7 +148,8 @@ def train_vae(args):
         per_ch_std = ((mus - shift.view(1, -1, 1, 1)) * scale).std(dim=(0, 2, 3))
     train_psnr = vae_eval(enc, dec, frames[rng.choice(len(frames), min(len(frames), 2048), replace=False)])
     val_psnr = vae_eval(enc, dec, vframes)
-    torch.save(dict(enc=enc.state_dict(), dec=dec.state_dict(), shift=shift, scale=scale, f=args.compression),
+    torch.save(dict(enc=enc.state_dict(), dec=dec.state_dict(), shift=shift, scale=scale, f=args.compression,
+                    zc=args.latent_channels, modality=args.modality),
                os.path.join(args.ckpt, "vae.pt"))
     # a picture: val frames over reconstructions
     with torch.no_grad():
@@ -149,7 +157,7 @@ def train_vae(args):
         y = torch.tanh(dec(enc(x)))
     save_png(os.path.join(args.ckpt, "vae_val.png"),
              np.concatenate([np.concatenate(list(to_u8(x)), 1), np.concatenate(list(to_u8(y)), 1)], 0))
-    record(args, dict(model="vae", spatial_compression=args.compression, data=data_size(eps), val_data=data_size(val), steps=step, batch=args.batch,
+    record(args, dict(model=f"vae ({args.modality})", latent_channels=args.latent_channels, spatial_compression=args.compression, data=data_size(eps), val_data=data_size(val), steps=step, batch=args.batch,
                       minutes=round(minutes, 2), lr=args.lr, latent_noise=args.latent_noise,
                       final_train_mse=float(np.mean(hist[-100:])), train_psnr=round(train_psnr, 2),
                       val_psnr=round(val_psnr, 2), latent_scale=scale,
@@ -159,7 +167,7 @@ def train_vae(args):
 
 def load_vae(args):
     ck = torch.load(os.path.join(args.ckpt, "vae.pt"))
-    enc, dec = build_vae(ck.get("f", 8))
+    enc, dec = build_vae(ck.get("f", 8), ck.get("zc", LATENT_CHANNELS), ck.get("modality", "rgb"))
     enc.load_state_dict(ck["enc"])
     dec.load_state_dict(ck["dec"])
     return ScaledEncoder(enc, ck["shift"], ck["scale"]).eval(), ScaledDecoder(dec, ck["shift"], ck["scale"]).eval()
@@ -183,7 +191,7 @@ def encode_episodes(senc, eps):
 def make_latents(args):
     senc, _ = load_vae(args)
     for split, root, train in (("train", args.data, True), ("val", args.val, False)):
-        eps = load_episodes(root, train=train)
+        eps = load_episodes(root, train=train, modality=args.modality)
         zs = encode_episodes(senc, eps)
         allz = np.concatenate(zs)
         print(f"{split}: {len(eps)} episodes, latents {allz.shape}, mean {allz.mean():.3f} std {allz.std():.3f}")
@@ -203,11 +211,11 @@ def load_latents(args, split):
 # ----------------------------------------------------------------------------------------
 
 
-def build_dit(latent):
+def build_dit(latent, zc):
     a = args_global
     patch = a.dit_patch or (2 if latent >= 16 else 1)
     return (SimDiT(d=a.dit_width, depth=a.dit_depth, heads=4, latent=latent, patch=patch, mlp=a.dit_mlp,
-                   prior_var=a.prior_var, refine=a.dit_refine, gate_t=a.gate_t), ActionEmbedder())
+                   prior_var=a.prior_var, refine=a.dit_refine, gate_t=a.gate_t, zc=zc), ActionEmbedder())
 
 
 def rollout_latents(dit, aemb, z0, actions, steps=4, seed=0, noise=None):
@@ -240,7 +248,7 @@ def dit_val(dit, aemb, vz, va, sdec, vframes, horizon=32, n_start=8, seed=0):
     gt = np.stack([vframes[e][s + 1:s + 1 + horizon] for e, s in starts])  # u8 [B,T,64,64,3]
     zs = rollout_latents(dit, aemb, z0, acts, seed=seed)
     with torch.no_grad():
-        imgs = sdec(zs.flatten(0, 1)).view(len(starts), horizon, 3, 64, 64).numpy()
+        imgs = sdec(zs.flatten(0, 1)).view(len(starts), horizon, -1, 64, 64).numpy()
     gtf = to_image(gt).numpy()
     per_tick = np.array([psnr(imgs[:, t], gtf[:, t]).mean() for t in range(horizon)])
     # one-tick PSNR over many val transitions (clean context each time)
@@ -284,7 +292,7 @@ def train_dit(args):
     torch.manual_seed(0)
     zs, acts, _ = load_latents(args, "train")
     vz, va, vnames = load_latents(args, "val")
-    val_eps = load_episodes(args.val, train=False)
+    val_eps = load_episodes(args.val, train=False, modality=args.modality)
     vframes = [e["frames"] for e in val_eps]
     _, sdec = load_vae(args)
     # flat index of transitions (episode, t)
@@ -295,7 +303,8 @@ def train_dit(args):
     # prior variance of the per-tick latent change (the preconditioning's s²)
     args.prior_var = float(np.mean([np.mean((z[1:] - z[:-1]) ** 2) for z in zs]))
     print(f"prior_var (mean squared latent change per tick) {args.prior_var:.4f}")
-    dit, aemb = build_dit(latent)
+    zc = zs[0].shape[1]
+    dit, aemb = build_dit(latent, zc)
     print(f"dit {n_params(dit)/1e6:.3f}M, action embedder {n_params(aemb)/1e6:.4f}M params; "
           f"{len(pairs)} transitions", flush=True)
     resumed = None
@@ -415,12 +424,12 @@ def train_dit(args):
                 vl.append((((dit(xt, t, ctx, aemb(a)) - x0) / c_out).pow(2).mean().item()))
     one, per_tick, imgs, gt = dit_val(dit, aemb, vz, va, sdec, vframes, horizon=32, n_start=args.val_starts)
     torch.save(dict(dit=dit.state_dict(), aemb=aemb.state_dict(), width=args.dit_width, depth=args.dit_depth,
-                    mlp=args.dit_mlp, latent=latent, patch=dit.patch, prior_var=args.prior_var,
+                    mlp=args.dit_mlp, latent=latent, zc=zc, patch=dit.patch, prior_var=args.prior_var,
                     refine=args.dit_refine, gate_t=args.gate_t, steps=step + ((resumed or {}).get("steps") or 0),
                     minutes=minutes + ((resumed or {}).get("minutes") or 0)), os.path.join(args.ckpt, "dit.pt"))
     strip = np.concatenate([np.concatenate(list(gt[0][:16]), 1), np.concatenate(list(to_u8(imgs[0][:16])), 1)], 0)
     save_png(os.path.join(args.ckpt, "dit_val.png"), strip)
-    record(args, dict(model="dit_sim+action_embedder", data=dict(transitions=int(len(pairs)), episodes=len(zs)),
+    record(args, dict(model="dit_sim+action_embedder" if args.modality == "rgb" else "dit_depth+action_embedder_depth", data=dict(transitions=int(len(pairs)), episodes=len(zs)),
                       steps=step, batch=args.batch, minutes=round(minutes, 2), lr=args.lr,
                       ctx_noise=args.ctx_noise, frac_ddim=args.frac_ddim, traj_frac=args.traj_frac, gate_t=args.gate_t, rollout_frac=args.rollout_frac,
                       rollout_start=args.rollout_start, rollout_max=args.rollout_max, ema=args.ema, resumed=resumed,
@@ -434,7 +443,8 @@ def train_dit(args):
 def load_dit(args):
     ck = torch.load(os.path.join(args.ckpt, "dit.pt"))
     dit = SimDiT(d=ck["width"], depth=ck["depth"], heads=4, mlp=ck["mlp"], latent=ck.get("latent", 8),
-                 patch=ck.get("patch", 1), prior_var=ck["prior_var"], refine=ck["refine"], gate_t=ck.get("gate_t", 0.0))
+                 patch=ck.get("patch", 1), prior_var=ck["prior_var"], refine=ck["refine"], gate_t=ck.get("gate_t", 0.0),
+                 zc=ck.get("zc", LATENT_CHANNELS))
     aemb = ActionEmbedder()
     dit.load_state_dict(ck["dit"])
     aemb.load_state_dict(ck["aemb"])
@@ -517,9 +527,43 @@ def load_idm(args):
 # ----------------------------------------------------------------------------------------
 
 
+def export_depth(args, out):
+    """Yan-Edit's mechanics simulator: depth VAE, depth denoiser and its action embedder."""
+    senc, sdec = load_vae(args)
+    ck = torch.load(os.path.join(args.ckpt, "vae.pt"))
+    f, zc = ck.get("f", 8), ck.get("zc", LATENT_CHANNELS)
+    h = 64 // f
+    common = {"frame_size": 64, "hidden_width": TOKEN}
+    vae_meta = dict(common, latent_channels=zc, spatial_compression=f, temporal_compression=1, modality="depth",
+                    latent_scale=f"{float(ck['scale']):.6g}",
+                    latent_shift=json.dumps([round(float(v), 6) for v in ck["shift"]]), trained="true")
+    lat = torch.zeros(1, zc, h, h)
+    export_onnx(senc, (torch.zeros(1, 1, 64, 64),), os.path.join(out, "depth_encoder.onnx"), ["depth"], ["latent"],
+                "vae_encoder", f"trained depth-map VAE encoder (Yan-Edit's mechanics simulator): signed depth "
+                f"2*d/16-1 in [-1,1] -> {zc}x{h}x{h} latent, normalised to unit variance", vae_meta)
+    export_onnx(sdec, (lat,), os.path.join(out, "depth_decoder.onnx"), ["latent"], ["depth"], "vae_decoder",
+                f"trained depth-map decoder: {zc}x{h}x{h} latent -> signed depth in [-1,1] (tanh)", vae_meta)
+    dit, aemb = load_dit(args)
+    dck = torch.load(os.path.join(args.ckpt, "dit.pt"))
+    export_onnx(EpsWrapper(dit).eval(), (lat, torch.full((1,), 999.0), lat, torch.zeros(1, 1, TOKEN)),
+                os.path.join(out, "dit_depth.onnx"), ["x", "t", "context", "action"], ["epsilon"], "denoiser",
+                f"trained Yan-Edit mechanics simulator: the Yan-Sim DiT ({dck['depth']} blocks, width {dck['width']}) "
+                f"on depth latents ({zc}x{h}x{h}); predicts the noise of the next depth latent from the previous one "
+                "and the action token (x0 with a context prior; for t >= 249 x0 depends on context and action only)",
+                dict(common, prediction="epsilon", conditions="action", schedule="scaled_linear",
+                     beta_start="0.00085", beta_end="0.012", train_steps=1000, context_frames=1, modality="depth",
+                     dit_width=dck["width"], dit_depth=dck["depth"], patch_size=dck.get("patch", 1), trained="true",
+                     recommended_sampler="ddim 4 steps, eta 0, trailing"))
+    export_onnx(aemb, (torch.zeros(1, 9),), os.path.join(out, "action_embedder_depth.onnx"), ["keys"], ["token"],
+                "action_embedder", "trained action MLP of the depth simulator (trained jointly with dit_depth)",
+                dict(common, keys=",".join(KEYS), trained="true"))
+
+
 def export_all(args):
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
+    if args.modality == "depth":
+        return export_depth(args, out)
     senc, sdec = load_vae(args)
     ck = torch.load(os.path.join(args.ckpt, "vae.pt"))
     scale = float(ck["scale"])
@@ -577,6 +621,9 @@ def main():
     ap.add_argument("--data", default="/work/data/train")
     ap.add_argument("--val", default="/work/data/val")
     ap.add_argument("--ckpt", default="/work/ckpt")
+    ap.add_argument("--modality", choices=["rgb", "depth"], default="rgb",
+                    help="rgb: frames.npy (Yan-Sim); depth: depth.npy (Yan-Edit's simulator; use its own --ckpt)")
+    ap.add_argument("--latent-channels", type=int, default=LATENT_CHANNELS)
     ap.add_argument("--out", default=os.path.join(HERE, "..", "trained"))
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--batch", type=int, default=None)
