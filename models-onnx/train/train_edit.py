@@ -178,6 +178,13 @@ def train_render(args):
     sdec = load_rgb_decoder(args)
     zc, hc, latent = R[0].shape[1], D[0].shape[1], R[0].shape[-1]
     cb, base = build(args, zc, hc, latent)
+    resumed = None
+    if args.resume:
+        ck = torch.load(args.resume)
+        cb.load_state_dict(ck["cb"])
+        base.load_state_dict(ck["base"])
+        resumed = dict(path=args.resume, steps=ck.get("steps"), minutes=ck.get("minutes"))
+        print(f"resumed from {args.resume}")
     print(f"controlnet {n_params(cb)/1e6:.3f}M, renderer {n_params(base)/1e6:.3f}M params; "
           f"{sum(len(r) for r in R)} frames", flush=True)
     pairs = np.array([(e, i) for e in range(len(R)) for i in range(len(R[e]))])
@@ -228,7 +235,9 @@ def train_render(args):
             p.copy_(e_)
     metrics = val_metrics(args, cb, base, vr, vd, vt, styles, sdec, vframes)
     torch.save(dict(cb=cb.state_dict(), base=base.state_dict(), width=args.width, depth=args.depth,
-                    control_blocks=args.control_blocks, zc=zc, hc=hc, latent=latent, steps=step, minutes=minutes),
+                    control_blocks=args.control_blocks, zc=zc, hc=hc, latent=latent,
+                    steps=step + ((resumed or {}).get("steps") or 0),
+                    minutes=minutes + ((resumed or {}).get("minutes") or 0)),
                os.path.join(args.ckpt, "render.pt"))
     # a picture: ground truth, then the same depth rendered in each of the three styles
     cb.eval()
@@ -243,7 +252,7 @@ def train_render(args):
     save_png(os.path.join(args.ckpt, "render_val.png"), np.concatenate(rows, 0))
     record(args, dict(model="controlnet+dit_render", data=dict(frames=int(len(pairs)), episodes=len(R)), steps=step,
                       batch=args.batch, minutes=round(minutes, 2), lr=args.lr, hint_noise=args.hint_noise,
-                      control_dropout=args.control_dropout, frac_gated=args.frac_gated,
+                      control_dropout=args.control_dropout, frac_gated=args.frac_gated, resumed=resumed,
                       final_train_loss=float(np.mean(hist[-100:])), val=metrics,
                       params=n_params(cb) + n_params(base)))
 
@@ -303,6 +312,7 @@ def main():
     ap.add_argument("--control-dropout", type=float, default=0.15)
     ap.add_argument("--frac-gated", type=float, default=0.75)
     ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--resume", default=None, help="render checkpoint to continue from")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     {"styles": make_styles, "render": train_render, "export": export}[args.stage](args)
