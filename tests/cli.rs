@@ -1007,6 +1007,38 @@ mod eval {
     }
 
     #[test]
+    fn restyling_yan_edit_does_not_move_its_geometry() {
+        // The ground truth in two themes, the renderer's style prompt to match:
+        // the looks differ, the simulated depth (and its error) must not.
+        let run = |theme: &str, style: &str| {
+            eval_json(&[
+                "graphs/yan-edit.world",
+                "--world-seed",
+                "1004",
+                "--actions",
+                "examples/actions/walk.txt",
+                "--frames",
+                "4",
+                "--theme",
+                theme,
+                "--set",
+                &format!("style.text={style:?}"),
+            ])
+        };
+        let dungeon = run("dungeon", "an old brick dungeon");
+        let forest = run("forest", "a snowy forest");
+        let depth = |v: &serde_json::Value| v["depth_error_mean_1_n"].as_f64().unwrap();
+        assert!(depth(&dungeon) < 2.0, "{dungeon}");
+        assert!(
+            (depth(&forest) - depth(&dungeon)).abs() <= 0.1 * depth(&dungeon),
+            "theme changed the geometry: {} vs {}",
+            depth(&forest),
+            depth(&dungeon)
+        );
+        assert_ne!(dungeon["psnr_per_tick"], forest["psnr_per_tick"]);
+    }
+
+    #[test]
     fn training_seeds_are_refused() {
         let o = wgraph(&[
             "eval",

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Held-out sweep: every trained graph, two samplers each, on world seeds 1000..1009 in all three
+themes (30 walks of 32 ticks from `wgraph dataset --policy explore`), averaged per graph and theme.
+
+    python3 docs/eval/sweep.py [--seeds 1000..1010] [--frames 32] [--out out/sweep]
+
+Run from the repository root after `cargo build --release`. Prints a markdown table of means
+(PSNR ticks 1-8 and 1-32, SSIM 1-32, action accuracy on generated and ground-truth pairs and
+their ratio, depth error for graphs with a depth stream).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+STYLE = {"dungeon": "an old brick dungeon", "neon": "a neon city at night", "forest": "a snowy forest"}
+RUNS = [  # name, graph, extra --set values
+    ("yan-sim ddim 4", "graphs/yan-sim.world", []),
+    ("yan-sim ddim 8", "graphs/yan-sim.world", ["sampler.steps=8"]),
+    ("yan-edit euler 4", "graphs/yan-edit.world", []),
+    ("yan-edit euler 8", "graphs/yan-edit.world", ["render.steps=8"]),
+    ("yume euler 4", "graphs/yume.world", []),
+    ("yume euler 8", "graphs/yume.world", ["sampler.steps=8"]),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", default="1000..1010")
+    ap.add_argument("--frames", type=int, default=32)
+    ap.add_argument("--out", default="out/sweep")
+    ap.add_argument("--wgraph", default="./target/release/wgraph")
+    args = ap.parse_args()
+    data = os.path.join(args.out, "walks")
+    if not os.path.isdir(data):
+        subprocess.run([args.wgraph, "dataset", "--seeds", args.seeds, "--frames", str(args.frames), "--policy",
+                        "explore", "--theme", "all", data], check=True, stdout=subprocess.DEVNULL)
+    walks = sorted(d for d in os.listdir(data) if os.path.isdir(os.path.join(data, d)))
+    rows = {}
+    for name, graph, sets in RUNS:
+        for walk in walks:
+            theme, seed = walk.rsplit("_", 1)
+            js = os.path.join(args.out, f"{name.replace(' ', '-')}-{walk}.json")
+            cmd = [args.wgraph, "eval", graph, "--world-seed", seed, "--theme", theme, "--actions",
+                   os.path.join(data, walk, "actions.txt"), "--frames", str(args.frames), "--json", js]
+            for s in sets + ([f'style.text="{STYLE[theme]}"'] if "yan-edit" in graph else []):
+                cmd += ["--set", s]
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            d = json.load(open(js))
+            rows.setdefault((name, theme), []).append(d)
+            rows.setdefault((name, "all"), []).append(d)
+
+    def mean(ds, key):
+        v = [d[key] for d in ds if d.get(key) is not None]
+        return sum(v) / len(v) if v else None
+
+    f = lambda v: "" if v is None else f"{v:.2f}"  # noqa: E731
+    print(f"Held-out seeds {args.seeds}, {args.frames} ticks, explore walks; means over walks.\n")
+    print("| graph, sampler | theme | walks | PSNR tick 1 | PSNR 1-8 | PSNR 1-32 | SSIM 1-32 | action acc. gen / GT (ratio) | depth error (cells) |")
+    print("|---|---|---:|---:|---:|---:|---:|---|---:|")
+    for (name, theme), ds in rows.items():
+        tick1 = sum(d["psnr_per_tick"][0] for d in ds) / len(ds)
+        gen, gt = mean(ds, "action_accuracy"), mean(ds, "action_accuracy_ground_truth")
+        ratio = gen / gt if gen is not None and gt else None
+        print(f"| {name} | {theme} | {len(ds)} | {f(tick1)} | {f(mean(ds, 'psnr_mean_1_8'))} | "
+              f"{f(mean(ds, 'psnr_mean_1_32'))} | {f(mean(ds, 'ssim_mean_1_32'))} | {f(gen)} / {f(gt)} ({f(ratio)}) | "
+              f"{f(mean(ds, 'depth_error_mean_1_32'))} |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
