@@ -2,8 +2,12 @@
 (diffusers semantics, as wgraph's `ddim` node), PSNR, PNG strips, ONNX metadata."""
 
 import json
+import math
 import os
 import struct
+import subprocess
+import tempfile
+import time
 import zlib
 
 import numpy as np
@@ -172,7 +176,6 @@ FP16_MIN_ELEMENTS = 1024
 def store_fp16(model):
     """Store large float32 initializers as float16 + a Cast to float32 (ONNX Runtime folds the
     Cast when it loads the model: the computation stays float32, the file is half the size)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     g = model.graph
@@ -237,3 +240,43 @@ class Timer:
 
     def minutes(self):
         return (self._time() - self.t0) / 60.0
+
+
+MACHINE = "2-core CPU VM, shared"
+
+
+def lr_at(frac, base, warm=0.03, floor=0.05):
+    """Learning rate at `frac` of the time budget: linear warm-up, cosine decay to floor·base."""
+    if frac < warm:
+        return base * frac / warm
+    p = min(1.0, (frac - warm) / (1 - warm))
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def record(args, rec):
+    """Append a training record (+ machine and time) to <args.ckpt>/records.jsonl and print it."""
+    rec = dict(rec, machine=MACHINE, time=time.strftime("%Y-%m-%d %H:%M:%S"))
+    os.makedirs(args.ckpt, exist_ok=True)
+    with open(os.path.join(args.ckpt, "records.jsonl"), "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    print(json.dumps(rec, indent=1))
+
+
+def run_graph_dump(wgraph, graph_text, frames, files=None):
+    """Run a .world graph (text) with `wgraph run` for `frames` ticks and return what its
+    `npy_dump { dir = "emb" }` wrote, stacked [frames, ...] (batch axis dropped). `files` maps
+    extra file names to contents, written next to the graph (relative paths resolve there).
+    Training scripts get their text conditions this way: exactly the vectors a graph computes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in (files or {}).items():
+            with open(os.path.join(tmp, name), "w") as f:
+                f.write(text)
+        g = os.path.join(tmp, "dump.world")
+        with open(g, "w") as f:
+            f.write(graph_text)
+        out = os.path.join(tmp, "out")
+        subprocess.run([wgraph, "run", g, "--frames", str(frames), "--out", out], check=True,
+                       stdout=subprocess.DEVNULL)
+        names = sorted(os.listdir(os.path.join(out, "emb")))
+        assert len(names) == frames, (len(names), frames)
+        return np.stack([np.load(os.path.join(out, "emb", n))[0] for n in names]).astype(np.float32)

@@ -2,7 +2,6 @@
 
 import math
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -403,3 +402,13 @@ class VelocityWrapper(nn.Module):
         x0 = self.dit(x, t, style, control)
         sigma = (t / 1000.0).clamp(min=1e-3).view(-1, 1, 1, 1)
         return (x - x0) / sigma
+
+
+def load_rgb_decoder(ckpt):
+    """The RGB decoder of `train_sim.py vae` (<ckpt>/vae.pt), normalisation folded in."""
+    import os
+
+    ck = torch.load(os.path.join(ckpt, "vae.pt"))
+    dec = Decoder(ck.get("f", 8), zc=ck.get("zc", LATENT_CHANNELS), cout=3)
+    dec.load_state_dict(ck["dec"])
+    return ScaledDecoder(dec, ck["shift"], ck["scale"]).eval()

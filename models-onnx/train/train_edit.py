@@ -24,22 +24,19 @@ Needs the RGB latents (`train_sim.py latents`, --ckpt) and the depth latents
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Timer, export_onnx, load_episodes, psnr, save_png, to_image, to_u8  # noqa: E402
-from models import ControlBranch, RenderDiT, ScaledDecoder, Decoder, VelocityWrapper, n_params  # noqa: E402
+from common import (Timer, export_onnx, load_episodes, lr_at, psnr, record, run_graph_dump, save_png,  # noqa: E402
+                    to_image, to_u8)
+from models import ControlBranch, RenderDiT, VelocityWrapper, load_rgb_decoder, n_params  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-MACHINE = "2-core CPU VM, shared"
 
 # theme (as in `wgraph dataset` / the `world` node) -> the prompt that names its look
 STYLE_PROMPTS = {
@@ -52,44 +49,21 @@ GATE_SIGMA = 0.5  # x_t unseen for σ >= 0.5: all four σ of the graph's Euler (
 ENGINE_SIGMAS = [1.0, 0.9375, 0.8333, 0.625]
 
 
-def lr_at(frac, base, warm=0.03, floor=0.05):
-    import math
-    if frac < warm:
-        return base * frac / warm
-    p = min(1.0, (frac - warm) / (1 - warm))
-    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
-
-
-def record(args, rec):
-    rec = dict(rec, machine=MACHINE, time=time.strftime("%Y-%m-%d %H:%M:%S"))
-    with open(os.path.join(args.ckpt, "records.jsonl"), "a") as f:
-        f.write(json.dumps(rec) + "\n")
-    print(json.dumps(rec, indent=1))
-
-
 # ----------------------------------------------------------------------------------------
 # Styles: encode the prompts with the engine itself
 # ----------------------------------------------------------------------------------------
 
 
 def encode_prompts(wgraph, prompts):
-    """[len(prompts), L, D] text-encoder outputs, computed by `wgraph run` of a one-node graph."""
-    out = []
+    """[len(prompts), L, D]: the shipped text encoder's output for each prompt, by `wgraph run`."""
     model = os.path.join(ROOT, "models-onnx", "text_encoder.onnx")
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, text in enumerate(prompts):
-            g = os.path.join(tmp, f"style{i}.world")
-            with open(g, "w") as f:
-                f.write(f'world {{ name = "style" fps = 1 resolution = 64x64 }}\n'
-                        f'model te = "{model}"\n'
-                        f'node prompt: text_encoder {{ model = te, text = "{text}" }}\n'
-                        f'node dump: npy_dump {{ dir = "emb" }}\n'
-                        f'prompt.embedding -> dump.tensor\n')
-            o = os.path.join(tmp, f"out{i}")
-            subprocess.run([wgraph, "run", g, "--frames", "1", "--out", o], check=True, stdout=subprocess.DEVNULL)
-            files = sorted(os.listdir(os.path.join(o, "emb")))
-            out.append(np.load(os.path.join(o, "emb", files[0]))[0])
-    return np.stack(out).astype(np.float32)
+    return np.concatenate([
+        run_graph_dump(wgraph, 'world { name = "style" fps = 1 resolution = 64x64 }\n'
+                       f'model te = "{model}"\n'
+                       f'node prompt: text_encoder {{ model = te, text = "{text}" }}\n'
+                       'node dump: npy_dump { dir = "emb" }\n'
+                       'prompt.embedding -> dump.tensor\n', 1)
+        for text in prompts])
 
 
 def make_styles(args):
@@ -114,13 +88,6 @@ def load_pairs(args, split):
     n = int(r["n"])
     themes = [THEMES.index(name.rsplit("_", 1)[0]) for name in names]
     return [r[f"z{i}"] for i in range(n)], [d[f"z{i}"] for i in range(n)], themes, names
-
-
-def load_rgb_decoder(args):
-    ck = torch.load(os.path.join(args.ckpt, "vae.pt"))
-    dec = Decoder(ck.get("f", 8), zc=ck.get("zc", 16), cout=3)
-    dec.load_state_dict(ck["dec"])
-    return ScaledDecoder(dec, ck["shift"], ck["scale"]).eval()
 
 
 def build(args, zc, hc, latent):
@@ -175,7 +142,7 @@ def train_render(args):
     vr, vd, vt, _ = load_pairs(args, "val")
     vframes = [e["frames"] for e in load_episodes(args.val, train=False)]
     styles = torch.from_numpy(np.load(os.path.join(args.ckpt, "styles.npz"))["emb"])
-    sdec = load_rgb_decoder(args)
+    sdec = load_rgb_decoder(args.ckpt)
     zc, hc, latent = R[0].shape[1], D[0].shape[1], R[0].shape[-1]
     cb, base = build(args, zc, hc, latent)
     resumed = None

@@ -31,7 +31,6 @@ import json
 import math
 import os
 import sys
-import time
 
 import numpy as np
 import torch
@@ -39,27 +38,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (KEYS, LATENT_CHANNELS, TOKEN, Timer, alphas_cumprod, ddim_sample, export_onnx,  # noqa: E402
-                    load_episodes, psnr, save_png, to_image, to_u8)
+                    load_episodes, lr_at, psnr, record, save_png, to_image, to_u8)
 from models import (IDM, ActionEmbedder, Decoder, Encoder, EpsWrapper, ScaledDecoder, ScaledEncoder,  # noqa: E402
                     SimDiT, n_params)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MACHINE = "2-core CPU VM, shared"
-
-
-def lr_at(frac, base, warm=0.03, floor=0.05):
-    if frac < warm:
-        return base * frac / warm
-    p = min(1.0, (frac - warm) / (1 - warm))
-    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
-
-
-def record(args, rec):
-    rec = dict(rec, machine=MACHINE, time=time.strftime("%Y-%m-%d %H:%M:%S"))
-    os.makedirs(args.ckpt, exist_ok=True)
-    with open(os.path.join(args.ckpt, "records.jsonl"), "a") as f:
-        f.write(json.dumps(rec) + "\n")
-    print(json.dumps(rec, indent=1))
 
 
 def data_size(eps):

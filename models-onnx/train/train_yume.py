@@ -24,33 +24,21 @@ Needs the RGB latents of `train_sim.py latents` (--ckpt). Seeds >= 1000 are neve
 """
 
 import argparse
-import json
 import os
-import subprocess
 import sys
-import tempfile
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import KEYS, Timer, export_onnx, load_episodes, psnr, save_png, to_image, to_u8  # noqa: E402
-from models import Decoder, RenderDiT, ScaledDecoder, n_params  # noqa: E402
+from common import (KEYS, Timer, export_onnx, load_episodes, lr_at, psnr, record, run_graph_dump,  # noqa: E402
+                    save_png, to_image, to_u8)
+from models import RenderDiT, load_rgb_decoder, n_params  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-MACHINE = "2-core CPU VM, shared"
 GATE_SIGMA = 0.5
-
-
-def lr_at(frac, base, warm=0.03, floor=0.05):
-    import math
-    if frac < warm:
-        return base * frac / warm
-    p = min(1.0, (frac - warm) / (1 - warm))
-    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
 def key_bits(actions):
@@ -65,25 +53,14 @@ def make_captions(args):
         keys = [k for i, k in enumerate(KEYS) if b >> i & 1]
         lines.append("+".join(keys) if keys else "-")
     model = os.path.join(ROOT, "models-onnx", "text_encoder.onnx")
-    with tempfile.TemporaryDirectory() as tmp:
-        acts = os.path.join(tmp, "all.txt")
-        with open(acts, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        g = os.path.join(tmp, "captions.world")
-        with open(g, "w") as f:
-            f.write('world { name = "captions" fps = 1 resolution = 64x64 }\n'
-                    f'model te = "{model}"\n'
-                    f'node keys: actions {{ path = "{acts}" }}\n'
-                    'node camera: qcm { variant = yume }\n'
-                    'node caption: text_encoder { model = te, precompute = qcm_yume }\n'
-                    'node dump: npy_dump { dir = "emb" }\n'
-                    'keys.actions -> camera.actions\ncamera.text -> caption.text\ncaption.embedding -> dump.tensor\n')
-        out = os.path.join(tmp, "out")
-        subprocess.run([args.wgraph, "run", g, "--frames", str(len(lines)), "--out", out], check=True,
-                       stdout=subprocess.DEVNULL)
-        files = sorted(os.listdir(os.path.join(out, "emb")))
-        assert len(files) == len(lines), (len(files), len(lines))
-        emb = np.stack([np.load(os.path.join(out, "emb", f))[0] for f in files]).astype(np.float32)
+    emb = run_graph_dump(args.wgraph, 'world { name = "captions" fps = 1 resolution = 64x64 }\n'
+                         f'model te = "{model}"\n'
+                         'node keys: actions { path = "all.txt" }\n'
+                         'node camera: qcm { variant = yume }\n'
+                         'node caption: text_encoder { model = te, precompute = qcm_yume }\n'
+                         'node dump: npy_dump { dir = "emb" }\n'
+                         'keys.actions -> camera.actions\ncamera.text -> caption.text\n'
+                         'caption.embedding -> dump.tensor\n', len(lines), {"all.txt": "\n".join(lines) + "\n"})
     np.save(os.path.join(args.ckpt, "qcm_captions.npy"), emb)
     distinct = len({e.tobytes() for e in emb})
     print(f"captions {emb.shape}: {distinct} distinct embeddings (QCM has 81 captions)")
@@ -93,13 +70,6 @@ def load_latents(args, split):
     d = np.load(os.path.join(args.ckpt, f"latents_{split}.npz"))
     n = int(d["n"])
     return [d[f"z{i}"] for i in range(n)], [d[f"a{i}"] for i in range(n)], [str(x) for x in d["names"]]
-
-
-def load_rgb_decoder(args):
-    ck = torch.load(os.path.join(args.ckpt, "vae.pt"))
-    dec = Decoder(ck.get("f", 8), zc=ck.get("zc", 16), cout=3)
-    dec.load_state_dict(ck["dec"])
-    return ScaledDecoder(dec, ck["shift"], ck["scale"]).eval()
 
 
 def build(args, zc, latent, prior_var):
@@ -158,7 +128,7 @@ def train_dit(args):
     vz, va, _ = load_latents(args, "val")
     vframes = [e["frames"] for e in load_episodes(args.val, train=False)]
     emb = torch.from_numpy(np.load(os.path.join(args.ckpt, "qcm_captions.npy")))
-    sdec = load_rgb_decoder(args)
+    sdec = load_rgb_decoder(args.ckpt)
     prior_var = float(np.mean([np.mean((z[1:] - z[:-1]) ** 2) for z in zs]))
     zc, latent = zs[0].shape[1], zs[0].shape[-1]
     dit = build(args, zc, latent, prior_var)
@@ -215,15 +185,12 @@ def train_dit(args):
                     prior_var=prior_var, steps=step, minutes=minutes), os.path.join(args.ckpt, "yume.pt"))
     save_png(os.path.join(args.ckpt, "yume_val.png"),
              np.concatenate([np.concatenate(list(gt[0]), 1), np.concatenate(list(to_u8(img[0])), 1)], 0))
-    rec = dict(model="dit_yume (QCM text)", data=dict(transitions=int(len(pairs)), episodes=len(zs)), steps=step,
-               batch=args.batch, minutes=round(minutes, 2), lr=args.lr, text_dropout=args.text_dropout,
-               ctx_noise=args.ctx_noise, final_train_loss=float(np.mean(hist[-100:])),
-               val_psnr_tick1=round(per_tick[0], 2), val_psnr_1_16=round(float(np.mean(per_tick)), 2),
-               val_psnr_per_tick=[round(p, 2) for p in per_tick], params=n_params(dit), machine=MACHINE,
-               time=time.strftime("%Y-%m-%d %H:%M:%S"))
-    with open(os.path.join(args.ckpt, "records.jsonl"), "a") as f:
-        f.write(json.dumps(rec) + "\n")
-    print(json.dumps(rec, indent=1))
+    record(args, dict(model="dit_yume (QCM text)", data=dict(transitions=int(len(pairs)), episodes=len(zs)),
+                      steps=step, batch=args.batch, minutes=round(minutes, 2), lr=args.lr,
+                      text_dropout=args.text_dropout, ctx_noise=args.ctx_noise,
+                      final_train_loss=float(np.mean(hist[-100:])), val_psnr_tick1=round(per_tick[0], 2),
+                      val_psnr_1_16=round(float(np.mean(per_tick)), 2),
+                      val_psnr_per_tick=[round(p, 2) for p in per_tick], params=n_params(dit)))
 
 
 class YumeVelocity(torch.nn.Module):
