@@ -280,3 +280,80 @@ def run_graph_dump(wgraph, graph_text, frames, files=None):
         names = sorted(os.listdir(os.path.join(out, "emb")))
         assert len(names) == frames, (len(names), frames)
         return np.stack([np.load(os.path.join(out, "emb", n))[0] for n in names]).astype(np.float32)
+
+
+class TrainLoop:
+    """The loop the training stages share: AdamW, a cosine learning rate over a time budget,
+    gradient clipping, an EMA of the weights and a loss log.
+
+        loop = TrainLoop(params, lr=6e-4, minutes=10, name="render")
+        while loop.running():      # sets this step's learning rate; `loop.frac` = budget used
+            loss = ...
+            loop.step(loss)        # backward, clip, AdamW step, EMA, log every `log_every`
+        minutes = loop.finish()    # the EMA weights into the parameters
+    """
+
+    def __init__(self, params, lr, minutes, name, ema=0.999, log_every=50, clip=1.0, weight_decay=0.0):
+        self.params = list(params)
+        self.opt = torch.optim.AdamW(self.params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.99))
+        self.base_lr, self.budget, self.name = lr, minutes, name
+        self.ema_decay, self.log_every, self.clip = ema, log_every, clip
+        self.ema = [p.detach().clone() for p in self.params] if ema else None
+        self.timer, self.steps, self.hist = Timer(), 0, []
+
+    @property
+    def frac(self):
+        return self.timer.minutes() / self.budget
+
+    @property
+    def lr(self):
+        return self.opt.param_groups[0]["lr"]
+
+    def running(self):
+        if self.timer.minutes() >= self.budget:
+            return False
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(self.frac, self.base_lr)
+        return True
+
+    def step(self, loss):
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip:
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+        self.opt.step()
+        if self.ema is not None:
+            with torch.no_grad():
+                d = min(self.ema_decay, (1 + self.steps) / (10 + self.steps))
+                for e, p in zip(self.ema, self.params):
+                    e.mul_(d).add_(p.detach(), alpha=1 - d)
+        self.steps += 1
+        self.hist.append(loss.item())
+        if self.steps % self.log_every == 0:
+            print(f"{self.name} step {self.steps} {self.timer.minutes():.1f} min lr {self.lr:.2e} "
+                  f"loss {np.mean(self.hist[-self.log_every:]):.4f}", flush=True)
+
+    def final_loss(self, n=100):
+        return float(np.mean(self.hist[-n:]))
+
+    def finish(self):
+        minutes = self.timer.minutes()
+        if self.ema is not None:
+            with torch.no_grad():
+                for e, p in zip(self.ema, self.params):
+                    p.copy_(e)
+        return minutes
+
+
+def sample_sigma_gated(n, rng, gate_sigma, frac_gated):
+    """Rectified-flow noise levels for gated x0 models: `frac_gated` of them uniform in
+    [gate_sigma, 1] (where x_t is unseen: the graphs' sampler steps), the rest in [0, gate_sigma)."""
+    hi = rng.uniform(gate_sigma, 1.0, n)
+    lo = rng.uniform(0.0, gate_sigma, n)
+    return torch.from_numpy(np.where(rng.random(n) < frac_gated, hi, lo).astype(np.float32))
+
+
+def flow_noise(x0, sigma):
+    """x_σ = (1 − σ)·x0 + σ·ε (rectified flow; σ per batch item)."""
+    s = sigma.view(-1, *([1] * (x0.dim() - 1)))
+    return (1 - s) * x0 + s * torch.randn_like(x0)

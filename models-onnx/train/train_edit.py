@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (Timer, export_onnx, load_episodes, lr_at, psnr, record, run_graph_dump, save_png,  # noqa: E402
-                    to_image, to_u8)
+from common import (TrainLoop, export_onnx, flow_noise, load_episodes, psnr, record, run_graph_dump,  # noqa: E402
+                    sample_sigma_gated, save_png, to_image, to_u8)
 from models import ControlBranch, RenderDiT, VelocityWrapper, load_rgb_decoder, n_params  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -157,15 +157,10 @@ def train_render(args):
     pairs = np.array([(e, i) for e in range(len(R)) for i in range(len(R[e]))])
     Rt = [torch.from_numpy(r) for r in R]
     Dt = [torch.from_numpy(d) for d in D]
-    params = list(cb.parameters()) + list(base.parameters())
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
-    ema = [p.detach().clone() for p in params]
+    loop = TrainLoop(list(cb.parameters()) + list(base.parameters()), args.lr, args.minutes, "render",
+                     ema=args.ema, log_every=args.log_every)
     rng = np.random.default_rng(0)
-    timer, step, hist = Timer(), 0, []
-    while timer.minutes() < args.minutes:
-        frac = timer.minutes() / args.minutes
-        for g in opt.param_groups:
-            g["lr"] = lr_at(frac, args.lr)
+    while loop.running():
         sel = pairs[rng.integers(0, len(pairs), args.batch)]
         B = len(sel)
         x0 = torch.stack([Rt[e][i] for e, i in sel])
@@ -174,32 +169,13 @@ def train_render(args):
         hs = torch.from_numpy(rng.uniform(0, args.hint_noise, B).astype(np.float32)).view(-1, 1, 1, 1)
         hint = hint + hs * torch.randn_like(hint)
         style = styles[torch.tensor([T[e] for e, _ in sel])]
-        hi = rng.uniform(GATE_SIGMA, 1.0, B)
-        lo = rng.uniform(0.0, GATE_SIGMA, B)
-        sigma = torch.from_numpy(np.where(rng.random(B) < args.frac_gated, hi, lo).astype(np.float32))
-        s4 = sigma.view(-1, 1, 1, 1)
-        xt = (1 - s4) * x0 + s4 * torch.randn_like(x0)
+        sigma = sample_sigma_gated(B, rng, GATE_SIGMA, args.frac_gated)
+        xt = flow_noise(x0, sigma)
         t = 1000.0 * sigma
         keep = torch.from_numpy((rng.random(B) >= args.control_dropout).astype(np.float32)).view(-1, 1, 1, 1)
         x0_hat = base(xt, t, style, keep * cb(xt, t, hint))
-        loss = F.mse_loss(x0_hat, x0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        with torch.no_grad():
-            d = min(args.ema, (1 + step) / (10 + step))
-            for e_, p in zip(ema, params):
-                e_.mul_(d).add_(p.detach(), alpha=1 - d)
-        step += 1
-        hist.append(loss.item())
-        if step % args.log_every == 0:
-            print(f"render step {step} {timer.minutes():.1f} min lr {opt.param_groups[0]['lr']:.2e} "
-                  f"loss {np.mean(hist[-args.log_every:]):.4f}", flush=True)
-    minutes = timer.minutes()
-    with torch.no_grad():
-        for e_, p in zip(ema, params):
-            p.copy_(e_)
+        loop.step(F.mse_loss(x0_hat, x0))
+    minutes, step = loop.finish(), loop.steps
     metrics = val_metrics(args, cb, base, vr, vd, vt, styles, sdec, vframes)
     torch.save(dict(cb=cb.state_dict(), base=base.state_dict(), width=args.width, depth=args.depth,
                     control_blocks=args.control_blocks, zc=zc, hc=hc, latent=latent,
@@ -220,7 +196,7 @@ def train_render(args):
     record(args, dict(model="controlnet+dit_render", data=dict(frames=int(len(pairs)), episodes=len(R)), steps=step,
                       batch=args.batch, minutes=round(minutes, 2), lr=args.lr, hint_noise=args.hint_noise,
                       control_dropout=args.control_dropout, frac_gated=args.frac_gated, resumed=resumed,
-                      final_train_loss=float(np.mean(hist[-100:])), val=metrics,
+                      final_train_loss=loop.final_loss(), val=metrics,
                       params=n_params(cb) + n_params(base)))
 
 

@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (KEYS, LATENT_CHANNELS, TOKEN, Timer, alphas_cumprod, ddim_sample, export_onnx,  # noqa: E402
-                    load_episodes, lr_at, psnr, record, save_png, to_image, to_u8)
+from common import (KEYS, LATENT_CHANNELS, TOKEN, Timer, TrainLoop, alphas_cumprod, ddim_sample,  # noqa: E402
+                    export_onnx, load_episodes, lr_at, psnr, record, save_png, to_image, to_u8)
 from models import (IDM, ActionEmbedder, Decoder, Encoder, EpsWrapper, ScaledDecoder, ScaledEncoder,  # noqa: E402
                     SimDiT, n_params)
 
@@ -297,17 +297,13 @@ def train_dit(args):
         aemb.load_state_dict(ck["aemb"])
         resumed = dict(path=args.resume, steps=ck.get("steps"), minutes=ck.get("minutes"))
         print(f"resumed from {args.resume}")
-    params = list(dit.parameters()) + list(aemb.parameters())
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
-    ema = [p.detach().clone() for p in params]
+    loop = TrainLoop(list(dit.parameters()) + list(aemb.parameters()), args.lr, args.minutes, "dit",
+                     ema=args.ema, log_every=args.log_every)
     ac = torch.tensor(alphas_cumprod(), dtype=torch.float32)
     rng = np.random.default_rng(0)
-    timer, step, budget, hist = Timer(), 0, args.minutes, []
     wrap = EpsWrapper(dit)
-    while timer.minutes() < budget:
-        frac = timer.minutes() / budget
-        for g in opt.param_groups:
-            g["lr"] = lr_at(frac, args.lr)
+    while loop.running():
+        frac, step = loop.frac, loop.steps
         sel = pairs[rng.integers(0, len(pairs), args.batch)]
         ctx = torch.stack([Z[e][t] for e, t in sel])
         x0 = torch.stack([Z[e][t + 1] for e, t in sel])
@@ -368,28 +364,11 @@ def train_dit(args):
             t[sub] = float(DDIM_TS[K])
         x0_hat = dit(xt, t, ctx, aemb(a))
         _, c_out, _ = dit.precondition(xt, t, ctx)
-        loss = ((x0_hat - x0) / c_out).pow(2).mean()  # unit-variance target at every t (EDM-style)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        with torch.no_grad():
-            d = min(args.ema, (1 + step) / (10 + step))
-            for e_, p in zip(ema, params):
-                e_.mul_(d).add_(p.detach(), alpha=1 - d)
-        step += 1
-        hist.append(loss.item())
-        if step % args.log_every == 0:
-            print(f"dit step {step} {timer.minutes():.1f} min lr {opt.param_groups[0]['lr']:.2e} "
-                  f"loss {np.mean(hist[-args.log_every:]):.4f}", flush=True)
-        if args.eval_every and step % args.eval_every == 0:
+        loop.step(((x0_hat - x0) / c_out).pow(2).mean())  # unit-variance target at every t (EDM-style)
+        if args.eval_every and loop.steps % args.eval_every == 0:
             one, per_tick, _, _ = dit_val(dit, aemb, vz, va, sdec, vframes, horizon=16, n_start=4)
             print(f"  val one-tick psnr {one:.2f}, 16-tick mean {per_tick.mean():.2f} (raw weights)", flush=True)
-    minutes = timer.minutes()
-    # EMA weights for the checkpoint
-    with torch.no_grad():
-        for e_, p in zip(ema, params):
-            p.copy_(e_)
+    minutes, step = loop.finish(), loop.steps  # EMA weights for the checkpoint
     # val loss on held-out transitions at the 4 DDIM timesteps
     dit.eval()
     aemb.eval()
@@ -416,7 +395,7 @@ def train_dit(args):
                       steps=step, batch=args.batch, minutes=round(minutes, 2), lr=args.lr,
                       ctx_noise=args.ctx_noise, frac_ddim=args.frac_ddim, traj_frac=args.traj_frac, gate_t=args.gate_t, rollout_frac=args.rollout_frac,
                       rollout_start=args.rollout_start, rollout_max=args.rollout_max, ema=args.ema, resumed=resumed,
-                      final_train_loss=float(np.mean(hist[-200:])), val_loss_ddim_steps=float(np.mean(vl)),
+                      final_train_loss=loop.final_loss(200), val_loss_ddim_steps=float(np.mean(vl)),
                       val_one_tick_psnr=round(one, 2), val_psnr_1_8=round(float(per_tick[:8].mean()), 2),
                       val_psnr_1_32=round(float(per_tick.mean()), 2),
                       val_psnr_per_tick=[round(float(p), 2) for p in per_tick],

@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (KEYS, Timer, export_onnx, load_episodes, lr_at, psnr, record, run_graph_dump,  # noqa: E402
-                    save_png, to_image, to_u8)
+from common import (KEYS, TrainLoop, export_onnx, flow_noise, load_episodes, psnr, record,  # noqa: E402
+                    run_graph_dump, sample_sigma_gated, save_png, to_image, to_u8)
 from models import RenderDiT, load_rgb_decoder, n_params  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -136,15 +136,9 @@ def train_dit(args):
     print(f"yume dit {n_params(dit)/1e6:.3f}M params; {len(pairs)} transitions; prior_var {prior_var:.4f}", flush=True)
     Z = [torch.from_numpy(z) for z in zs]
     bits = [torch.from_numpy(key_bits(a)) for a in acts]
-    opt = torch.optim.AdamW(dit.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
-    params = list(dit.parameters())
-    ema = [p.detach().clone() for p in params]
+    loop = TrainLoop(dit.parameters(), args.lr, args.minutes, "yume", ema=args.ema, log_every=args.log_every)
     rng = np.random.default_rng(0)
-    timer, step, hist = Timer(), 0, []
-    while timer.minutes() < args.minutes:
-        frac = timer.minutes() / args.minutes
-        for g in opt.param_groups:
-            g["lr"] = lr_at(frac, args.lr)
+    while loop.running():
         sel = pairs[rng.integers(0, len(pairs), args.batch)]
         B = len(sel)
         ctx = torch.stack([Z[e][t] for e, t in sel])
@@ -156,30 +150,11 @@ def train_dit(args):
         sig = torch.from_numpy(rng.uniform(0, args.ctx_noise, B).astype(np.float32))
         sig[torch.from_numpy(rng.random(B) < 0.25)] = 0.0
         ctx = ctx + sig.view(-1, 1, 1, 1) * torch.randn_like(ctx)
-        hi = rng.uniform(GATE_SIGMA, 1.0, B)
-        lo = rng.uniform(0.0, GATE_SIGMA, B)
-        sigma = torch.from_numpy(np.where(rng.random(B) < args.frac_gated, hi, lo).astype(np.float32))
-        s4 = sigma.view(-1, 1, 1, 1)
-        xt = (1 - s4) * x0 + s4 * torch.randn_like(x0)
+        sigma = sample_sigma_gated(B, rng, GATE_SIGMA, args.frac_gated)
+        xt = flow_noise(x0, sigma)
         x0_hat = dit(xt, 1000.0 * sigma, text, None, extra_of(ctx, start))
-        loss = F.mse_loss(x0_hat, x0) / prior_var
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        with torch.no_grad():
-            d = min(args.ema, (1 + step) / (10 + step))
-            for e_, p in zip(ema, params):
-                e_.mul_(d).add_(p.detach(), alpha=1 - d)
-        step += 1
-        hist.append(loss.item())
-        if step % args.log_every == 0:
-            print(f"yume step {step} {timer.minutes():.1f} min lr {opt.param_groups[0]['lr']:.2e} "
-                  f"loss {np.mean(hist[-args.log_every:]):.4f}", flush=True)
-    minutes = timer.minutes()
-    with torch.no_grad():
-        for e_, p in zip(ema, params):
-            p.copy_(e_)
+        loop.step(F.mse_loss(x0_hat, x0) / prior_var)
+    minutes, step = loop.finish(), loop.steps
     per_tick, img, gt = val_metrics(dit, vz, va, vframes, emb, sdec)
     torch.save(dict(dit=dit.state_dict(), width=args.width, depth=args.depth, zc=zc, latent=latent,
                     prior_var=prior_var, steps=step, minutes=minutes), os.path.join(args.ckpt, "yume.pt"))
@@ -188,7 +163,7 @@ def train_dit(args):
     record(args, dict(model="dit_yume (QCM text)", data=dict(transitions=int(len(pairs)), episodes=len(zs)),
                       steps=step, batch=args.batch, minutes=round(minutes, 2), lr=args.lr,
                       text_dropout=args.text_dropout, ctx_noise=args.ctx_noise,
-                      final_train_loss=float(np.mean(hist[-100:])), val_psnr_tick1=round(per_tick[0], 2),
+                      final_train_loss=loop.final_loss(), val_psnr_tick1=round(per_tick[0], 2),
                       val_psnr_1_16=round(float(np.mean(per_tick)), 2),
                       val_psnr_per_tick=[round(p, 2) for p in per_tick], params=n_params(dit)))
 
