@@ -63,7 +63,9 @@ def main():
     print(f"Held-out seeds {args.seeds}, {args.frames} ticks, explore walks; means over walks.\n")
     print("| graph, sampler | theme | walks | PSNR tick 1 | PSNR 1-8 | PSNR 1-32 | SSIM 1-32 | action acc. gen / GT (ratio) | depth error (cells) |")
     print("|---|---|---:|---:|---:|---:|---:|---|---:|")
-    for (name, theme), ds in rows.items():
+    order = {t: i for i, t in enumerate(["all", "dungeon", "neon", "forest"])}
+    for (name, theme), ds in sorted(rows.items(), key=lambda kv: ([r[0] for r in RUNS].index(kv[0][0]),
+                                                                   order.get(kv[0][1], 9))):
         tick1 = sum(d["psnr_per_tick"][0] for d in ds) / len(ds)
         gen, gt = mean(ds, "action_accuracy"), mean(ds, "action_accuracy_ground_truth")
         ratio = gen / gt if gen is not None and gt else None
