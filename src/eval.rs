@@ -227,9 +227,11 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
         .iter()
         .position(|p| *p < args.drift_db)
         .map(|t| t + 1);
-    let depth_error_per_tick = match depth_errors(&depth_dir, &truth_depth[..n]) {
-        Ok(d) => d,
-        Err(e) => return fail(e),
+    // A malformed depth stream is reported (and fails the run) after the
+    // JSON with every other figure is written: nothing measured is lost.
+    let (depth_error_per_tick, depth_problem) = match depth_errors(&depth_dir, &truth_depth[..n]) {
+        Ok(d) => (d, None),
+        Err(e) => (None, Some(e)),
     };
     let reconstruction = reconstruction_psnr(&graph, &truth);
     let idm = match load_idm(&backend, args.idm.as_deref()) {
@@ -270,6 +272,7 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
         "depth_error_mean_1_8": depth_error_per_tick.as_deref().and_then(|d| mean(d, 8)),
         "depth_error_mean_1_32": depth_error_per_tick.as_deref().and_then(|d| mean(d, 32)),
         "depth_error_mean_1_n": depth_error_per_tick.as_deref().and_then(|d| mean(d, n)),
+        "depth_error_problem": depth_problem,
         "depth_error_unit": "mean absolute depth error in maze cells (ground truth 0-16; from the graph's `depth_dump` node)",
         "drift_threshold_db": args.drift_db,
         "drift_tick": drift_tick,
@@ -319,7 +322,10 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
         .map_err(|e| e.to_string())
         .and_then(|s| std::fs::write(&args.json, s + "\n").map_err(|e| e.to_string()));
     match written {
-        Ok(()) => Outcome::Ok,
+        Ok(()) => match depth_problem {
+            Some(problem) => fail(problem),
+            None => Outcome::Ok,
+        },
         Err(e) => fail(format!("cannot write {}: {e}", args.json.display())),
     }
 }

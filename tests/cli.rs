@@ -1039,6 +1039,54 @@ mod eval {
     }
 
     #[test]
+    fn a_depth_stream_of_the_wrong_size_is_named_not_scored() {
+        let dir = tempfile::tempdir().unwrap();
+        let graph = dir.path().join("rgb_as_depth.world");
+        std::fs::write(
+            &graph,
+            "world { resolution = 64x64 }\n\
+             node input: actions { path = \"unused.txt\" }\n\
+             node gt: world { }\n\
+             node show: display { }\n\
+             node depth_dump: npy_dump { }\n\
+             input.actions -> gt.actions\n\
+             gt.image -> show.image\n\
+             gt.image -> depth_dump.tensor\n",
+        )
+        .unwrap();
+        let o = wgraph(&[
+            "eval",
+            graph.to_str().unwrap(),
+            "--world-seed",
+            "1001",
+            "--actions",
+            "examples/actions/walk.txt",
+            "--frames",
+            "2",
+            "--json",
+            dir.path().join("e.json").to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("`depth_dump` tick 0: a depth map of f32[1, 3, 64, 64]"),
+            "{}",
+            stderr(&o)
+        );
+        // Every other figure is still written.
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("e.json")).unwrap())
+                .unwrap();
+        assert_eq!(v["psnr_per_tick"].as_array().unwrap().len(), 2);
+        assert!(v["depth_error_per_tick"].is_null());
+        assert!(
+            v["depth_error_problem"]
+                .as_str()
+                .unwrap()
+                .contains("depth map")
+        );
+    }
+
+    #[test]
     fn training_seeds_are_refused() {
         let o = wgraph(&[
             "eval",
