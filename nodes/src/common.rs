@@ -119,6 +119,33 @@ pub(crate) fn f32_out(shape: &[usize], data: Vec<f32>) -> Result<Vec<Value>, Nod
 }
 
 /// An I/O error's message without the `(os error N)` suffix.
+/// The `(C, H, W)` of a memory node's f32[1, C, H, W] latent, with H and W
+/// multiples of `multiple`, and the same on every tick: `seen` holds the
+/// first tick's dims (a memory of mixed shapes cannot be pooled together).
+pub(crate) fn memory_latent_dims(
+    latent: &Tensor,
+    multiple: usize,
+    seen: &mut Option<(usize, usize, usize)>,
+) -> Result<(usize, usize, usize), NodeError> {
+    let dims = match *latent.shape() {
+        [1, c, h, w] if h % multiple == 0 && w % multiple == 0 && h > 0 && w > 0 => (c, h, w),
+        _ => {
+            return Err(NodeError::new(format!(
+                "expected an f32[1, C, H, W] latent with H and W multiples of {multiple}, found {}",
+                latent.tensor_type()
+            )));
+        }
+    };
+    if let Some((c, h, w)) = seen.filter(|s| *s != dims) {
+        return Err(NodeError::new(format!(
+            "`latent` is {} but was f32[1, {c}, {h}, {w}] on earlier ticks",
+            latent.tensor_type()
+        )));
+    }
+    *seen = Some(dims);
+    Ok(dims)
+}
+
 pub(crate) fn io_message(e: &std::io::Error) -> String {
     let s = e.to_string();
     match s.rfind(" (os error ") {
@@ -324,5 +351,31 @@ pub(crate) mod testing {
     /// An f32 tensor value.
     pub fn t32(shape: &[usize], data: Vec<f32>) -> Value {
         Tensor::from_f32(shape, data).expect("tensor").into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn latent(shape: &[usize]) -> Tensor {
+        Tensor::from_f32(shape, vec![0.0; shape.iter().product()]).unwrap()
+    }
+
+    #[test]
+    fn a_memory_latent_keeps_its_first_shape() {
+        let mut seen = None;
+        assert_eq!(
+            memory_latent_dims(&latent(&[1, 16, 4, 4]), 4, &mut seen).unwrap(),
+            (16, 4, 4)
+        );
+        let e = memory_latent_dims(&latent(&[1, 16, 8, 8]), 4, &mut seen).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("is f32[1, 16, 8, 8] but was f32[1, 16, 4, 4] on earlier ticks"),
+            "{e}"
+        );
+        let e = memory_latent_dims(&latent(&[1, 16, 6, 4]), 4, &mut None).unwrap_err();
+        assert!(e.to_string().contains("multiples of 4"), "{e}");
     }
 }

@@ -141,25 +141,7 @@ impl Node for FramePackNode {
     ) -> Result<Vec<Value>, NodeError> {
         let hist = state_mut::<History>(state)?;
         let latent = tensor_arg(inputs, 0)?;
-        let dims = match *latent.shape() {
-            [1, c, h, w] if h % 4 == 0 && w % 4 == 0 && h > 0 && w > 0 => (c, h, w),
-            _ => {
-                return Err(NodeError::new(format!(
-                    "expected an f32[1, C, H, W] latent with H and W multiples of 4, found {}",
-                    latent.tensor_type()
-                )));
-            }
-        };
-        if let Some(first) = hist.shape.filter(|s| *s != dims) {
-            return Err(NodeError::new(format!(
-                "`latent` is {} but was f32[1, {}, {}, {}] on earlier ticks",
-                latent.tensor_type(),
-                first.0,
-                first.1,
-                first.2
-            )));
-        }
-        hist.shape = Some(dims);
+        let dims = memory_latent_dims(latent, 4, &mut hist.shape)?;
         let data = latent.host_f32()?;
         let first = hist.first.get_or_insert_with(|| data.to_vec());
         let (c, h, w) = dims;

@@ -177,25 +177,7 @@ impl Node for TscmNode {
         let hist = state_mut::<History>(state)?;
         let latent = tensor_arg(inputs, 0)?;
         let p = self.patch;
-        let dims = match *latent.shape() {
-            [1, c, h, w] if h % p == 0 && w % p == 0 && h > 0 && w > 0 => (c, h, w),
-            _ => {
-                return Err(NodeError::new(format!(
-                    "expected an f32[1, C, H, W] latent with H and W multiples of {p}, found {}",
-                    latent.tensor_type()
-                )));
-            }
-        };
-        if let Some(s) = hist.shape.filter(|s| *s != dims) {
-            return Err(NodeError::new(format!(
-                "`latent` is {} but was f32[1, {}, {}, {}] on earlier ticks",
-                latent.tensor_type(),
-                s.0,
-                s.1,
-                s.2
-            )));
-        }
-        hist.shape = Some(dims);
+        let dims = memory_latent_dims(latent, p, &mut hist.shape)?;
         let data = latent.host_f32()?;
         // Reuse the buffer that rolls out, so a full ring allocates nothing.
         let mut slot = if hist.latents.len() >= self.capacity {
