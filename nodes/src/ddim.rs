@@ -26,7 +26,7 @@
 //! `T//N` ≤ the last timestep, e.g. N = 6 or 7 for T = 1000).
 
 use crate::common::*;
-use crate::euler::infer_sampler;
+use crate::euler::{denoiser_call, infer_sampler};
 use crate::rng::{Stream, hash_str, mix};
 
 /// The `ddim` kind.
@@ -276,10 +276,7 @@ impl Node for DdimNode {
         vec![PortSpec::output("latent")]
     }
     fn calls(&self) -> Vec<CallSpec> {
-        vec![CallSpec {
-            param: "denoiser".into(),
-            args: vec!["x".into(), "t".into()],
-        }]
+        denoiser_call()
     }
     fn infer(
         &self,

@@ -108,6 +108,14 @@ pub(crate) fn check_prediction(
     }
 }
 
+/// The one callable of every sampler: `@denoiser`, called with `(x, t)`.
+pub(crate) fn denoiser_call() -> Vec<CallSpec> {
+    vec![CallSpec {
+        param: "denoiser".into(),
+        args: vec!["x".into(), "t".into()],
+    }]
+}
+
 /// The build-time type check every sampler does: the denoiser predicts
 /// `want` (see [`check_prediction`]), accepts `(x, t: f32[1])` with `x` the
 /// type of the sampler's `noise` input, and returns that type; the sampler
@@ -153,10 +161,7 @@ impl Node for EulerNode {
         vec![PortSpec::output("latent")]
     }
     fn calls(&self) -> Vec<CallSpec> {
-        vec![CallSpec {
-            param: "denoiser".into(),
-            args: vec!["x".into(), "t".into()],
-        }]
+        denoiser_call()
     }
     fn infer(
         &self,
