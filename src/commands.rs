@@ -122,7 +122,7 @@ pub fn run(args: &RunArgs) -> Outcome {
         );
         bar
     };
-    let mut runner = match Runner::new(&graph) {
+    let mut runner = match Runner::new(std::sync::Arc::clone(&graph)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -283,7 +283,8 @@ pub fn bench(args: &BenchArgs) -> Outcome {
     };
     let engine_round =
         || -> Result<(std::time::Duration, wgraph_engine::schedule::RunReport), String> {
-            let mut runner = Runner::new(&graph).map_err(|e| e.to_string())?;
+            let mut runner =
+                Runner::new(std::sync::Arc::clone(&graph)).map_err(|e| e.to_string())?;
             let start = std::time::Instant::now();
             let report = runner
                 .run(&run_config, &mut |_| {})

@@ -190,7 +190,7 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
     // The graph.
     let ticks = args.frames.div_ceil(graph.settings.frames_per_tick as u64);
     let started = std::time::Instant::now();
-    let report = match Runner::new(&graph).and_then(|mut r| {
+    let report = match Runner::new(std::sync::Arc::clone(&graph)).and_then(|mut r| {
         r.run(
             &RunConfig {
                 ticks,

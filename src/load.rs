@@ -57,7 +57,7 @@ pub struct UsageError(pub String);
 
 /// The outcome of loading: the graph, or diagnostics (already rendered to stderr).
 pub enum Loaded {
-    Graph(Box<Graph>),
+    Graph(std::sync::Arc<Graph>),
     Errors,
     Usage(UsageError),
 }
@@ -106,7 +106,7 @@ pub fn load(path: &Path, config: &LoadConfig<'_>) -> Loaded {
                     render(&sources, &graph.warnings, std::io::stderr().is_terminal())
                 );
             }
-            Loaded::Graph(Box::new(graph))
+            Loaded::Graph(std::sync::Arc::new(graph))
         }
         Ok(Err(diags)) => {
             let diags = diags.sorted();

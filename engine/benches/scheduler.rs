@@ -99,7 +99,7 @@ fn chain(n: usize) -> wgraph_engine::graph::Graph {
 fn overhead(c: &mut Criterion) {
     let mut group = c.benchmark_group("chain");
     for n in [10usize, 100] {
-        let graph = chain(n);
+        let graph = std::sync::Arc::new(chain(n));
         group.throughput(Throughput::Elements(n as u64 * TICKS));
         for (label, workers, depth) in
             [("inline", 0, 1), ("pool2", 2, 1), ("pool2_pipelined", 2, 4)]
@@ -111,7 +111,7 @@ fn overhead(c: &mut Criterion) {
                     pipeline_depth: depth,
                 };
                 b.iter(|| {
-                    let mut runner = Runner::new(graph).expect("states");
+                    let mut runner = Runner::new(std::sync::Arc::clone(graph)).expect("states");
                     runner.run(&config, &mut |_| {}).expect("run")
                 });
             });

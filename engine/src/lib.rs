@@ -9,6 +9,10 @@
 //! - [`schedule::Runner`] — owns per-node [`node::State`] and runs ticks,
 //!   inline or on a worker pool with pipelining, collecting
 //!   [`metrics::Metrics`];
+//! - [`world::World`] — a live session around a runner: runs until stopped,
+//!   takes keys and parameter changes between ticks, hot-reloads its graph
+//!   ([`reload`]: diff and state-carrying swap), and hands frames, ticks and
+//!   reload events to any number of subscribers;
 //! - [`describe`] — JSON / dot / Mermaid exports of a built graph.
 //!
 //! Values on edges are [`value::Value`]s (mostly [`tensor::Tensor`]s) whose
@@ -26,8 +30,10 @@ pub mod node;
 pub mod npy;
 pub mod params;
 pub mod registry;
+pub mod reload;
 pub mod schedule;
 pub mod settings;
 pub mod tensor;
 pub mod types;
 pub mod value;
+pub mod world;

@@ -1,23 +1,113 @@
-//! Per-node timings, always collected (one `Instant` pair and a push per
-//! evaluation), summarised on request.
+//! Per-node timings, always collected, kept in fixed-size summaries.
+//!
+//! A world may run for days, so nothing here grows per tick: every series of
+//! durations is a [`Timings`] — exact count, total, min and max, plus an
+//! HDR histogram (crate `hdrhistogram`, two significant figures: percentiles
+//! within 1%) whose size depends only on the range of values seen, never on
+//! their number. [`Metrics::report`] turns them into a serialisable
+//! [`MetricsReport`].
 
 use crate::graph::{Graph, NodeId};
+use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::time::Duration;
 
-/// Raw timings of one run.
+/// A bounded summary of a series of durations.
+#[derive(Debug, Clone)]
+pub struct Timings {
+    count: u64,
+    total: Duration,
+    min: Duration,
+    max: Duration,
+    /// Nanoseconds; auto-resizing, so its size follows the largest value seen.
+    histogram: Histogram<u64>,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            count: 0,
+            total: Duration::ZERO,
+            min: Duration::MAX,
+            max: Duration::ZERO,
+            // Two significant figures: 1% resolution, a few KiB per series.
+            histogram: Histogram::new(2).expect("2 significant figures is a valid precision"),
+        }
+    }
+}
+
+impl Timings {
+    /// Adds one sample.
+    pub fn record(&mut self, d: Duration) {
+        self.count += 1;
+        self.total = self.total.saturating_add(d);
+        self.min = self.min.min(d);
+        self.max = self.max.max(d);
+        // The histogram grows to the largest value seen, up to i64::MAX / 2 ns
+        // (146 years); anything longer counts as that.
+        let ns = u64::try_from(d.as_nanos())
+            .unwrap_or(u64::MAX)
+            .clamp(1, i64::MAX as u64 / 2);
+        if self.histogram.record(ns).is_err() {
+            self.histogram.saturating_record(ns);
+        }
+    }
+
+    /// Number of samples.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Sum of every sample.
+    pub fn total(&self) -> Duration {
+        self.total
+    }
+
+    /// The `q`-quantile (0..=1), within the histogram's 1% resolution.
+    pub fn quantile(&self, q: f64) -> Duration {
+        if self.count == 0 {
+            return Duration::ZERO;
+        }
+        let ns = self.histogram.value_at_quantile(q.clamp(0.0, 1.0));
+        // The histogram reports a bucket's upper edge: keep it within the samples.
+        Duration::from_nanos(ns).clamp(self.min, self.max)
+    }
+
+    /// Approximate heap bytes held (for the bounded-memory test).
+    pub fn heap_bytes(&self) -> usize {
+        self.histogram.distinct_values() * std::mem::size_of::<u64>()
+    }
+
+    /// Summary in milliseconds.
+    pub fn stats(&self) -> Stats {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        Stats {
+            count: usize::try_from(self.count).unwrap_or(usize::MAX),
+            mean_ms: if self.count == 0 {
+                0.0
+            } else {
+                ms(self.total) / self.count as f64
+            },
+            p50_ms: ms(self.quantile(0.5)),
+            p99_ms: ms(self.quantile(0.99)),
+            total_ms: ms(self.total),
+        }
+    }
+}
+
+/// Timings of one run.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
-    /// Per node (indexed like [`Graph::nodes`]): one duration per evaluation.
+    /// Per node (indexed like [`Graph::nodes`]): one sample per evaluation.
     /// A caller's time includes the calls it made.
-    pub node_times: Vec<Vec<Duration>>,
+    pub node_times: Vec<Timings>,
     /// Per completed tick: from its first node starting to its last finishing.
-    pub tick_latency: Vec<Duration>,
+    pub tick_latency: Timings,
     /// Wall time of the whole run.
     pub wall: Duration,
 }
 
-/// Summary statistics of a list of durations, in milliseconds.
+/// Summary statistics of a series of durations, in milliseconds.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Stats {
     pub count: usize,
@@ -28,28 +118,13 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Statistics of a list of samples.
     pub fn of(samples: &[Duration]) -> Stats {
-        let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-        ms.sort_by(f64::total_cmp);
-        let total: f64 = ms.iter().sum();
-        let pick = |q: f64| -> f64 {
-            if ms.is_empty() {
-                return 0.0;
-            }
-            let i = ((ms.len() - 1) as f64 * q).round() as usize;
-            ms[i.min(ms.len() - 1)]
-        };
-        Stats {
-            count: ms.len(),
-            mean_ms: if ms.is_empty() {
-                0.0
-            } else {
-                total / ms.len() as f64
-            },
-            p50_ms: pick(0.5),
-            p99_ms: pick(0.99),
-            total_ms: total,
+        let mut t = Timings::default();
+        for d in samples {
+            t.record(*d);
         }
+        t.stats()
     }
 }
 
@@ -73,22 +148,32 @@ pub struct MetricsReport {
 }
 
 impl Metrics {
-    pub(crate) fn new(nodes: usize) -> Self {
+    /// Empty metrics for a graph of `nodes` nodes.
+    pub fn new(nodes: usize) -> Self {
         Metrics {
-            node_times: vec![Vec::new(); nodes],
+            node_times: vec![Timings::default(); nodes],
             ..Metrics::default()
         }
     }
 
     pub(crate) fn record(&mut self, node: NodeId, d: Duration) {
-        if let Some(v) = self.node_times.get_mut(node.0) {
-            v.push(d);
+        if let Some(t) = self.node_times.get_mut(node.0) {
+            t.record(d);
         }
+    }
+
+    /// Approximate heap bytes held by every series.
+    pub fn heap_bytes(&self) -> usize {
+        self.node_times
+            .iter()
+            .chain([&self.tick_latency])
+            .map(Timings::heap_bytes)
+            .sum()
     }
 
     /// Summarises per node (nodes that never ran are left out).
     pub fn report(&self, graph: &Graph) -> MetricsReport {
-        let ticks = self.tick_latency.len();
+        let ticks = usize::try_from(self.tick_latency.count()).unwrap_or(usize::MAX);
         let wall_s = self.wall.as_secs_f64();
         MetricsReport {
             ticks,
@@ -98,16 +183,16 @@ impl Metrics {
             } else {
                 0.0
             },
-            tick: Stats::of(&self.tick_latency),
+            tick: self.tick_latency.stats(),
             nodes: graph
                 .nodes
                 .iter()
                 .zip(&self.node_times)
-                .filter(|(_, t)| !t.is_empty())
+                .filter(|(_, t)| t.count() > 0)
                 .map(|(n, t)| NodeReport {
                     name: n.name.clone(),
                     kind: n.kind.to_string(),
-                    stats: Stats::of(t),
+                    stats: t.stats(),
                 })
                 .collect(),
         }
@@ -150,8 +235,26 @@ mod tests {
         let s = Stats::of(&d);
         assert_eq!(s.count, 100);
         assert!((s.mean_ms - 50.5).abs() < 1e-9);
-        assert!((s.p50_ms - 51.0).abs() < 1e-9 || (s.p50_ms - 50.0).abs() < 1e-9);
-        assert!((s.p99_ms - 99.0).abs() < 1.01);
+        assert!((s.p50_ms - 50.0).abs() <= 0.51, "{}", s.p50_ms);
+        assert!((s.p99_ms - 99.0).abs() <= 1.0, "{}", s.p99_ms);
+        assert!((s.total_ms - 5050.0).abs() < 1e-6);
         assert_eq!(Stats::of(&[]).count, 0);
+        assert_eq!(Stats::of(&[]).p99_ms, 0.0);
+    }
+
+    #[test]
+    fn memory_does_not_grow_with_the_number_of_samples() {
+        let mut t = Timings::default();
+        let sample = |i: u64| Duration::from_micros(100 + (i * 7919) % 20_000);
+        for i in 0..10_000 {
+            t.record(sample(i));
+        }
+        let after_10k = t.heap_bytes();
+        for i in 0..1_000_000 {
+            t.record(sample(i));
+        }
+        assert_eq!(t.heap_bytes(), after_10k);
+        assert_eq!(t.count(), 1_010_000);
+        assert!(after_10k < 64 * 1024, "{after_10k} bytes");
     }
 }

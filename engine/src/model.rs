@@ -15,7 +15,7 @@
 
 use crate::tensor::Tensor;
 use crate::types::TensorType;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -138,6 +138,7 @@ pub trait Model: Send + Sync {
 }
 
 /// A model plus what loading it had to say (e.g. a provider fallback).
+#[derive(Clone)]
 pub struct LoadedModel {
     pub model: Arc<dyn Model>,
     pub warnings: Vec<String>,
@@ -173,5 +174,95 @@ impl ModelTable {
 impl fmt::Debug for ModelTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.models.keys()).finish()
+    }
+}
+
+/// A [`Backend`] that remembers what it loaded: asked again for a file whose
+/// *contents* (SHA-256) and options are unchanged, it hands back the same
+/// session, so a hot reload reloads only the models that really changed.
+///
+/// Bounded: one entry per (file, options); [`ModelCache::retain`] drops the
+/// entries a graph no longer uses.
+pub struct ModelCache<B> {
+    inner: B,
+    entries: std::sync::Mutex<HashMap<(PathBuf, ModelOptions), CachedModel>>,
+}
+
+struct CachedModel {
+    digest: [u8; 32],
+    loaded: LoadedModel,
+}
+
+impl<B: Backend> ModelCache<B> {
+    /// Wraps `inner`.
+    pub fn new(inner: B) -> Self {
+        ModelCache {
+            inner,
+            entries: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The wrapped backend.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// Keeps only the sessions `models` (a built graph's table) uses.
+    pub fn retain(&self, models: &ModelTable) {
+        let used: Vec<*const ()> = models
+            .iter()
+            .map(|(_, m)| Arc::as_ptr(m).cast::<()>())
+            .collect();
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|_, c| used.contains(&Arc::as_ptr(&c.loaded.model).cast::<()>()));
+    }
+
+    /// Number of cached sessions.
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// SHA-256 of a file's contents.
+pub fn file_digest(path: &Path) -> std::io::Result<[u8; 32]> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut file = std::fs::File::open(path)?;
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hasher.finalize().into())
+}
+
+impl<B: Backend> Backend for ModelCache<B> {
+    fn load(&self, path: &Path, options: &ModelOptions) -> Result<LoadedModel, ModelError> {
+        let digest = file_digest(path)
+            .map_err(|e| ModelError::Load(format!("cannot read `{}`: {e}", path.display())))?;
+        let key = (
+            path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
+            options.clone(),
+        );
+        {
+            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = entries.get(&key).filter(|c| c.digest == digest) {
+                return Ok(c.loaded.clone());
+            }
+        }
+        // Loading happens outside the lock: it may take seconds.
+        let loaded = self.inner.load(path, options)?;
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                key,
+                CachedModel {
+                    digest,
+                    loaded: loaded.clone(),
+                },
+            );
+        Ok(loaded)
     }
 }

@@ -25,7 +25,7 @@ use crate::params::{ParamAccessError, ParamSpec, Params};
 use crate::settings::Settings;
 use crate::tensor::TensorError;
 use crate::types::ValueType;
-use crate::value::Value;
+use crate::value::{Actions, Value};
 use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -322,10 +322,88 @@ pub trait Node: Send + Sync + 'static {
         cx: &mut TickContext<'_>,
     ) -> Result<Vec<Value>, NodeError>;
 
-    /// Called once after the last tick (also after a failed run), so sinks
-    /// can finish files.
+    /// Called once after the last tick (also after a failed run, and for a
+    /// state a hot reload drops), so sinks can finish files.
     fn finish(&self, _state: &mut State) -> Result<(), NodeError> {
         Ok(())
+    }
+
+    /// Hot reload: whether this node continues from `old`, the state of the
+    /// node of the same name and kind in the graph being replaced.
+    ///
+    /// The default keeps the state when nothing about the node changed and
+    /// otherwise starts fresh (right for caches derived from parameters and
+    /// models). Nodes whose state is the world's memory (histories, poses,
+    /// open output files) override this to keep what still fits and say why
+    /// they cannot when it does not.
+    fn carry(&self, _old: &State, cx: &CarryContext) -> Carry {
+        if cx.unchanged() {
+            Carry::Keep
+        } else {
+            Carry::Fresh
+        }
+    }
+
+    /// The input port carrying the frames a player watches (the `display`
+    /// sink's image): the scheduler hands its value to the run's observer
+    /// so front ends can show it. `None` for every other node.
+    fn displays(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// What a hot reload tells [`Node::carry`] about the node being replaced
+/// (same name, same kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CarryContext {
+    /// The node's parameters differ from the old node's.
+    pub params_changed: bool,
+    /// A model the node uses was reloaded (its file or options changed), or
+    /// the node now uses another model.
+    pub models_changed: bool,
+    /// The types arriving at the node's inputs or leaving its outputs changed.
+    pub types_changed: bool,
+}
+
+impl CarryContext {
+    /// Nothing about the node changed.
+    pub fn unchanged(&self) -> bool {
+        !self.params_changed && !self.models_changed && !self.types_changed
+    }
+}
+
+/// What a hot reload does with the state of the node a new node replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Carry {
+    /// The new node continues from the old state.
+    Keep,
+    /// The old state is only derived data (a cache): finish it, start fresh,
+    /// say nothing.
+    Fresh,
+    /// The old state cannot continue: finish it, start fresh, and log why.
+    Reset(String),
+}
+
+/// Live input of one tick, sampled from outside the graph when the tick
+/// starts (a front end's key state). Nodes read it with
+/// [`TickContext::input`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct TickInput {
+    /// The keys a live player holds; `None` when no front end drives the world.
+    pub actions: Option<Actions>,
+}
+
+impl TickInput {
+    /// No live input.
+    pub const NONE: TickInput = TickInput { actions: None };
+
+    /// Live input with these keys held.
+    pub fn with_actions(actions: Actions) -> Self {
+        TickInput {
+            actions: Some(actions),
+        }
     }
 }
 
@@ -341,6 +419,7 @@ pub struct TickContext<'a> {
     pub settings: &'a Settings,
     pub(crate) callees: &'a mut dyn Callees,
     pub(crate) stop: bool,
+    pub(crate) input: &'a TickInput,
 }
 
 impl<'a> TickContext<'a> {
@@ -351,7 +430,19 @@ impl<'a> TickContext<'a> {
             settings,
             callees,
             stop: false,
+            input: &TickInput::NONE,
         }
+    }
+
+    /// The same context with live input (see [`TickInput`]).
+    pub fn with_input(mut self, input: &'a TickInput) -> Self {
+        self.input = input;
+        self
+    }
+
+    /// This tick's live input.
+    pub fn input(&self) -> &TickInput {
+        self.input
     }
 
     /// Calls callable `index` of [`Node::calls`] with its arguments in the

@@ -15,6 +15,15 @@
 //! sinks of tick `t` are still writing. Results do not depend on the mode:
 //! nodes see the same inputs in the same per-node order.
 //!
+//! A runner is not limited to one run: [`Runner::advance`] runs more ticks
+//! from where the last call stopped (the tick counter, node states and the
+//! previous tick's outputs that feedback edges read are kept), and
+//! [`TickHooks`] lets the caller feed live input at each tick's start and
+//! pause at any tick boundary. That is what a live world
+//! ([`World`](crate::world::World)) is made of; [`Runner::run`] is the batch
+//! form (advance, then finish). [`Runner::swap_graph`] replaces the graph at
+//! a tick boundary, carrying state (see [`crate::reload`]).
+//!
 //! Architecture Invariant: node state is created by [`Runner::new`], owned by
 //! the runner (one mutex per node, uncontended by construction: a node's
 //! ticks never overlap), and handed to [`Node::eval`] — never stored in the
@@ -22,18 +31,20 @@
 
 use crate::graph::{EdgeKind, Graph, NodeId};
 use crate::metrics::Metrics;
-use crate::node::{Callees, NodeError, State, TickContext};
+use crate::node::{Callees, NodeError, State, TickContext, TickInput};
 use crate::tensor::DType;
 use crate::value::Value;
 use crossbeam_channel::unbounded;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunConfig {
-    /// Number of ticks to run (fewer when a source asks to stop).
+    /// Number of ticks to run (fewer when a source asks to stop); for
+    /// [`Runner::advance`], the most ticks this call runs.
     pub ticks: u64,
     /// Worker threads; 0 runs every node on the calling thread.
     pub workers: usize,
@@ -60,8 +71,56 @@ impl Default for RunConfig {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum RunEvent {
-    /// Every node has run tick `tick`.
-    TickDone { tick: u64, latency: Duration },
+    /// Every node has run tick `tick`. `shown` holds the value each
+    /// displaying node (see [`Node::displays`](crate::node::Node::displays))
+    /// received this tick.
+    TickDone {
+        tick: u64,
+        latency: Duration,
+        shown: Vec<(NodeId, Value)>,
+    },
+}
+
+/// What a caller of [`Runner::advance`] supplies at tick boundaries.
+pub trait TickHooks {
+    /// Live input for tick `tick`, sampled when the tick starts.
+    fn input(&mut self, _tick: u64) -> TickInput {
+        TickInput::NONE
+    }
+    /// Called as each tick completes, in order; `Break` pauses the run after
+    /// the ticks already started (the next `advance` continues from there).
+    fn tick_done(&mut self, event: &RunEvent) -> ControlFlow<()>;
+}
+
+/// [`TickHooks`] for a plain observer closure.
+struct Observe<'a>(&'a mut dyn FnMut(&RunEvent));
+
+impl TickHooks for Observe<'_> {
+    fn tick_done(&mut self, event: &RunEvent) -> ControlFlow<()> {
+        (self.0)(event);
+        ControlFlow::Continue(())
+    }
+}
+
+/// How an [`Runner::advance`] call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Advance {
+    /// It ran the ticks it was asked for.
+    Ran,
+    /// The hooks asked to pause at a tick boundary.
+    Paused,
+    /// A source asked to stop (named); no more ticks will run.
+    Stopped(String),
+}
+
+/// A node failed while advancing; see [`Runner::finish`] for the report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("node `{node}` ({kind}) failed on tick {tick}: {message}")]
+pub struct NodeFailure {
+    pub node: String,
+    pub kind: String,
+    pub tick: u64,
+    pub message: String,
 }
 
 /// How a run ended well.
@@ -124,6 +183,8 @@ struct Step {
     prev_succ: Vec<usize>,
     /// Expected dtype and shape of each output (None: not a fully known tensor).
     out_types: Vec<Option<(DType, Vec<usize>)>>,
+    /// The input whose value is shown to front ends ([`Node::displays`](crate::node::Node::displays)).
+    shows: Option<usize>,
 }
 
 /// A callee's inputs for one tick, gathered before its caller runs.
@@ -137,6 +198,7 @@ struct CallFrame {
 struct Task {
     step: usize,
     tick: u64,
+    input: TickInput,
     inputs: Vec<Option<Value>>,
     frames: Vec<CallFrame>,
 }
@@ -148,18 +210,29 @@ struct Done {
     stop: bool,
     times: Vec<(NodeId, Duration)>,
     started: Instant,
+    shown: Option<Value>,
 }
 
 /// Runs a graph, holding the per-node state of the run.
-pub struct Runner<'g> {
-    graph: &'g Graph,
-    states: Vec<Mutex<State>>,
+pub struct Runner {
+    pub(crate) graph: Arc<Graph>,
+    pub(crate) states: Vec<Mutex<State>>,
     steps: Vec<Step>,
+    /// Outputs of the last completed tick, by plan step (feedback edges read
+    /// them); `None` where a step has no value (then its edges' `init`).
+    pub(crate) prev: Vec<Option<Vec<Value>>>,
+    /// Ticks completed so far (the index of the next tick).
+    pub(crate) completed: u64,
+    pub(crate) metrics: Metrics,
+    stopped_by: Option<String>,
+    failure: Option<NodeFailure>,
+    finished: bool,
+    created: Instant,
 }
 
-impl<'g> Runner<'g> {
+impl Runner {
     /// Compiles the schedule and creates every node's state.
-    pub fn new(graph: &'g Graph) -> Result<Self, RunError> {
+    pub fn new(graph: Arc<Graph>) -> Result<Self, RunError> {
         let mut states = Vec::with_capacity(graph.nodes.len());
         for n in &graph.nodes {
             let state = n.node.init_state().map_err(|e| RunError {
@@ -175,11 +248,49 @@ impl<'g> Runner<'g> {
             })?;
             states.push(Mutex::new(state));
         }
-        Ok(Runner {
+        Ok(Self::with_states(graph, states))
+    }
+
+    /// A runner over `graph` with these node states (one per node).
+    pub(crate) fn with_states(graph: Arc<Graph>, states: Vec<Mutex<State>>) -> Self {
+        let steps = compile(&graph);
+        Runner {
+            prev: vec![None; steps.len()],
+            metrics: Metrics::new(graph.nodes.len()),
             graph,
             states,
-            steps: compile(graph),
-        })
+            steps,
+            completed: 0,
+            stopped_by: None,
+            failure: None,
+            finished: false,
+            created: Instant::now(),
+        }
+    }
+
+    /// The graph being run.
+    pub fn graph(&self) -> &Arc<Graph> {
+        &self.graph
+    }
+
+    /// Ticks completed so far: the index of the next tick.
+    pub fn ticks_done(&self) -> u64 {
+        self.completed
+    }
+
+    /// Timings so far.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The step of plan position `plan`.
+    pub(crate) fn plan_node(&self, plan: usize) -> NodeId {
+        self.steps[plan].node
+    }
+
+    /// Number of plan steps.
+    pub(crate) fn plan_len(&self) -> usize {
+        self.steps.len()
     }
 
     /// Runs `config.ticks` ticks, then finishes every node (also on failure).
@@ -188,71 +299,134 @@ impl<'g> Runner<'g> {
         config: &RunConfig,
         observer: &mut dyn FnMut(&RunEvent),
     ) -> Result<RunReport, RunError> {
-        let start = Instant::now();
-        let mut run = RunState::new(self.graph.nodes.len());
-        if config.workers == 0 {
-            self.run_inline(config, &mut run, observer);
-        } else {
-            self.run_pool(config, &mut run, observer);
+        // A failure is kept in the runner and reported by `finish`.
+        let _ = self.advance(config, &mut Observe(observer));
+        self.finish()
+    }
+
+    /// Runs up to `config.ticks` more ticks from where the last call stopped.
+    /// Ends early when a source asks to stop, when `hooks` pauses, or when a
+    /// node fails (the failure is also kept for [`Runner::finish`]).
+    pub fn advance(
+        &mut self,
+        config: &RunConfig,
+        hooks: &mut dyn TickHooks,
+    ) -> Result<Advance, NodeFailure> {
+        if let Some(f) = &self.failure {
+            return Err(f.clone());
         }
-        // Finish every node so sinks close their files, even after a failure.
-        for (i, n) in self.graph.nodes.iter().enumerate() {
-            let mut state = self.states[i].lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = n.node.finish(&mut state)
-                && run.error.is_none()
-            {
-                run.error = Some((i, run.completed, e.message));
-            }
+        if let Some(node) = &self.stopped_by {
+            return Ok(Advance::Stopped(node.clone()));
         }
-        run.metrics.wall = start.elapsed();
-        let report = RunReport {
-            ticks: run.completed,
-            stopped_by: run.stopped_by.map(|i| self.graph.nodes[i].name.clone()),
-            metrics: run.metrics,
+        if self.finished || config.ticks == 0 {
+            return Ok(Advance::Ran);
+        }
+        let mut run = RunState {
+            paused: false,
+            stopped_by: None,
+            error: None,
         };
-        match run.error {
-            None => Ok(report),
-            Some((node, tick, message)) => {
-                let n = &self.graph.nodes[node];
-                Err(RunError {
-                    node: n.name.clone(),
-                    kind: n.kind.to_string(),
-                    tick,
-                    message,
-                    report: Box::new(report),
-                })
+        if config.workers == 0 {
+            self.run_inline(config, &mut run, hooks);
+        } else {
+            self.run_pool(config, &mut run, hooks);
+        }
+        if let Some((node, tick, message)) = run.error {
+            let n = &self.graph.nodes[node];
+            let failure = NodeFailure {
+                node: n.name.clone(),
+                kind: n.kind.to_string(),
+                tick,
+                message,
+            };
+            self.failure = Some(failure.clone());
+            return Err(failure);
+        }
+        if let Some(node) = run.stopped_by {
+            let name = self.graph.nodes[node].name.clone();
+            self.stopped_by = Some(name.clone());
+            return Ok(Advance::Stopped(name));
+        }
+        Ok(if run.paused {
+            Advance::Paused
+        } else {
+            Advance::Ran
+        })
+    }
+
+    /// Finishes every node (sinks close their files; also after a failure)
+    /// and reports the run. Later calls to `advance` run nothing.
+    pub fn finish(&mut self) -> Result<RunReport, RunError> {
+        let mut error = self
+            .failure
+            .as_ref()
+            .map(|f| (f.node.clone(), f.kind.clone(), f.tick, f.message.clone()));
+        if !self.finished {
+            self.finished = true;
+            for (i, n) in self.graph.nodes.iter().enumerate() {
+                let mut state = self.states[i].lock().unwrap_or_else(|p| p.into_inner());
+                if let Err(e) = n.node.finish(&mut state)
+                    && error.is_none()
+                {
+                    error = Some((
+                        n.name.clone(),
+                        n.kind.to_string(),
+                        self.completed,
+                        e.message,
+                    ));
+                }
             }
+            self.metrics.wall = self.created.elapsed();
+        }
+        let report = RunReport {
+            ticks: self.completed,
+            stopped_by: self.stopped_by.clone(),
+            metrics: self.metrics.clone(),
+        };
+        match error {
+            None => Ok(report),
+            Some((node, kind, tick, message)) => Err(RunError {
+                node,
+                kind,
+                tick,
+                message,
+                report: Box::new(report),
+            }),
         }
     }
 
-    fn run_inline(
-        &self,
-        config: &RunConfig,
-        run: &mut RunState,
-        observer: &mut dyn FnMut(&RunEvent),
-    ) {
-        let mut prev: Vec<Option<Vec<Value>>> = vec![None; self.steps.len()];
-        for tick in 0..config.ticks {
+    fn run_inline(&mut self, config: &RunConfig, run: &mut RunState, hooks: &mut dyn TickHooks) {
+        let first = self.completed;
+        let mut prev = std::mem::take(&mut self.prev);
+        prev.resize(self.steps.len(), None);
+        for tick in first..first.saturating_add(config.ticks) {
+            let input = hooks.input(tick);
             let tick_start = Instant::now();
             let mut cur: Vec<Option<Vec<Value>>> = vec![None; self.steps.len()];
+            let mut shown = Vec::new();
             let mut stop = false;
             for (s, step) in self.steps.iter().enumerate() {
                 let task = Task {
                     step: s,
                     tick,
+                    input,
                     inputs: gather(&step.inputs, &cur, &prev, tick),
                     frames: frames(&step.calls, &cur, &prev, tick),
                 };
                 let done = self.execute(task);
                 for (id, d) in &done.times {
-                    run.metrics.record(*id, *d);
+                    self.metrics.record(*id, *d);
                 }
                 match done.result {
                     Ok(values) => cur[s] = Some(values),
                     Err(e) => {
                         run.error = Some((step.node.0, tick, e.message));
+                        self.prev = prev;
                         return;
                     }
+                }
+                if let Some(v) = done.shown {
+                    shown.push((step.node, v));
                 }
                 if done.stop && run.stopped_by.is_none() {
                     run.stopped_by = Some(step.node.0);
@@ -260,23 +434,49 @@ impl<'g> Runner<'g> {
                 }
             }
             let latency = tick_start.elapsed();
-            run.metrics.tick_latency.push(latency);
-            run.completed = tick + 1;
-            observer(&RunEvent::TickDone { tick, latency });
+            self.metrics.tick_latency.record(latency);
+            self.completed = tick + 1;
             prev = cur;
+            let flow = hooks.tick_done(&RunEvent::TickDone {
+                tick,
+                latency,
+                shown,
+            });
             if stop {
-                return;
+                break;
+            }
+            if flow.is_break() {
+                run.paused = true;
+                break;
             }
         }
+        self.prev = prev;
     }
 
-    fn run_pool(
-        &self,
-        config: &RunConfig,
-        run: &mut RunState,
-        observer: &mut dyn FnMut(&RunEvent),
-    ) {
+    fn run_pool(&mut self, config: &RunConfig, run: &mut RunState, hooks: &mut dyn TickHooks) {
         let depth = config.pipeline_depth.max(1) as u64;
+        let first = self.completed;
+        let end = first.saturating_add(config.ticks);
+        let mut ticks: BTreeMap<u64, TickSlot> = BTreeMap::new();
+        if let Some(last) = first.checked_sub(1) {
+            // The previous call's last tick, as feedback edges see it.
+            let mut values = std::mem::take(&mut self.prev);
+            values.resize(self.steps.len(), None);
+            ticks.insert(
+                last,
+                TickSlot {
+                    values,
+                    pending: vec![0; self.steps.len()],
+                    remaining: 0,
+                    first_start: Instant::now(),
+                    input: TickInput::NONE,
+                    shown: Vec::new(),
+                },
+            );
+        }
+        let mut metrics = std::mem::take(&mut self.metrics);
+        let this = &*self;
+        let mut completed = first;
         let (task_tx, task_rx) = unbounded::<Task>();
         let (done_tx, done_rx) = unbounded::<Done>();
         std::thread::scope(|scope| {
@@ -285,26 +485,26 @@ impl<'g> Runner<'g> {
                 let tx = done_tx.clone();
                 scope.spawn(move || {
                     for task in rx {
-                        if tx.send(self.execute(task)).is_err() {
+                        if tx.send(this.execute(task)).is_err() {
                             break;
                         }
                     }
                 });
             }
             drop(done_tx);
-            let mut ticks: BTreeMap<u64, TickSlot> = BTreeMap::new();
             let mut ready: VecDeque<(usize, u64)> = VecDeque::new();
-            let mut next_tick = 0u64;
+            let mut next_tick = first;
             let mut in_flight = 0usize;
             let mut stop_at: Option<u64> = None;
-            let limit =
-                |stop_at: Option<u64>| stop_at.map_or(config.ticks, |s| (s + 1).min(config.ticks));
+            let limit = |stop_at: Option<u64>| stop_at.map_or(end, |s| (s + 1).min(end));
             loop {
                 while next_tick < limit(stop_at)
-                    && next_tick < run.completed + depth
+                    && next_tick < completed + depth
                     && run.error.is_none()
+                    && !run.paused
                 {
-                    self.admit(next_tick, &mut ticks, &mut ready);
+                    let input = hooks.input(next_tick);
+                    this.admit(next_tick, input, &mut ticks, &mut ready);
                     next_tick += 1;
                 }
                 while run.error.is_none() {
@@ -314,7 +514,7 @@ impl<'g> Runner<'g> {
                     if t >= limit(stop_at) {
                         continue;
                     }
-                    let step = &self.steps[s];
+                    let step = &this.steps[s];
                     let slot = &ticks[&t];
                     let empty = Vec::new();
                     let prev = t
@@ -324,6 +524,7 @@ impl<'g> Runner<'g> {
                     let task = Task {
                         step: s,
                         tick: t,
+                        input: slot.input,
                         inputs: gather(&step.inputs, &slot.values, prev, t),
                         frames: frames(&step.calls, &slot.values, prev, t),
                     };
@@ -338,29 +539,32 @@ impl<'g> Runner<'g> {
                 let Ok(done) = done_rx.recv() else { break };
                 in_flight -= 1;
                 for (id, d) in &done.times {
-                    run.metrics.record(*id, *d);
+                    metrics.record(*id, *d);
                 }
                 let (s, t) = (done.step, done.tick);
                 let values = match done.result {
                     Ok(v) => v,
                     Err(e) => {
                         if run.error.is_none() {
-                            run.error = Some((self.steps[s].node.0, t, e.message));
+                            run.error = Some((this.steps[s].node.0, t, e.message));
                         }
                         continue;
                     }
                 };
                 if done.stop && stop_at.is_none_or(|x| t < x) {
                     stop_at = Some(t);
-                    run.stopped_by = Some(self.steps[s].node.0);
+                    run.stopped_by = Some(this.steps[s].node.0);
                 }
                 let Some(slot) = ticks.get_mut(&t) else {
                     continue;
                 };
                 slot.values[s] = Some(values);
+                if let Some(v) = done.shown {
+                    slot.shown.push((this.steps[s].node, v));
+                }
                 slot.first_start = slot.first_start.min(done.started);
                 slot.remaining -= 1;
-                for &q in &self.steps[s].succ {
+                for &q in &this.steps[s].succ {
                     slot.pending[q] -= 1;
                     if slot.pending[q] == 0 {
                         ready.push_back((q, t));
@@ -368,7 +572,7 @@ impl<'g> Runner<'g> {
                 }
                 let complete = slot.remaining == 0;
                 if let Some(next) = ticks.get_mut(&(t + 1)) {
-                    for &q in &self.steps[s].prev_succ {
+                    for &q in &this.steps[s].prev_succ {
                         next.pending[q] -= 1;
                         if next.pending[q] == 0 {
                             ready.push_back((q, t + 1));
@@ -378,9 +582,22 @@ impl<'g> Runner<'g> {
                 if complete {
                     // Ticks complete in order: (n, t) waits for (n, t - 1).
                     let latency = ticks[&t].first_start.elapsed();
-                    run.metrics.tick_latency.push(latency);
-                    run.completed = t + 1;
-                    observer(&RunEvent::TickDone { tick: t, latency });
+                    metrics.tick_latency.record(latency);
+                    completed = t + 1;
+                    let shown = ticks
+                        .get_mut(&t)
+                        .map(|slot| std::mem::take(&mut slot.shown))
+                        .unwrap_or_default();
+                    let flow = hooks.tick_done(&RunEvent::TickDone {
+                        tick: t,
+                        latency,
+                        shown,
+                    });
+                    if flow.is_break() && stop_at.is_none() {
+                        // Run what has started; admit nothing more.
+                        run.paused = true;
+                        stop_at = Some(next_tick.saturating_sub(1));
+                    }
                     if t > 0 {
                         ticks.remove(&(t - 1));
                     }
@@ -388,19 +605,31 @@ impl<'g> Runner<'g> {
             }
             drop(task_tx);
         });
+        self.metrics = metrics;
+        self.completed = completed;
+        self.prev = completed
+            .checked_sub(1)
+            .and_then(|last| ticks.remove(&last))
+            .map(|slot| slot.values)
+            .unwrap_or_else(|| vec![None; self.steps.len()]);
     }
 
     /// Opens tick `t`: counts each step's unmet prerequisites.
     fn admit(
         &self,
         t: u64,
+        input: TickInput,
         ticks: &mut BTreeMap<u64, TickSlot>,
         ready: &mut VecDeque<(usize, u64)>,
     ) {
-        let prev_done: Option<Vec<bool>> = t
-            .checked_sub(1)
-            .and_then(|p| ticks.get(&p))
-            .map(|p| p.values.iter().map(Option::is_some).collect());
+        // A completed slot (remaining 0) satisfies every previous-tick
+        // prerequisite, also where it holds no value (a step added by a reload).
+        let prev_done: Option<Vec<bool>> = t.checked_sub(1).and_then(|p| ticks.get(&p)).map(|p| {
+            p.values
+                .iter()
+                .map(|v| p.remaining == 0 || v.is_some())
+                .collect()
+        });
         let mut pending = Vec::with_capacity(self.steps.len());
         for (s, step) in self.steps.iter().enumerate() {
             let prev_unmet = match &prev_done {
@@ -420,6 +649,8 @@ impl<'g> Runner<'g> {
                 pending,
                 remaining: self.steps.len(),
                 first_start: Instant::now(),
+                input,
+                shown: Vec::new(),
             },
         );
     }
@@ -433,9 +664,11 @@ impl<'g> Runner<'g> {
             runner: self,
             frames: &task.frames,
             tick: task.tick,
+            input: &task.input,
             times: &mut times,
         };
-        let mut cx = TickContext::new(task.tick, &self.graph.settings, &mut callees);
+        let mut cx =
+            TickContext::new(task.tick, &self.graph.settings, &mut callees).with_input(&task.input);
         let started = Instant::now();
         let result = {
             let mut state = self.states[step.node.0]
@@ -447,6 +680,9 @@ impl<'g> Runner<'g> {
         let stop = cx.stop_requested();
         times.push((step.node, elapsed));
         let result = result.and_then(|values| check_outputs(node, &step.out_types, values));
+        let shown = step
+            .shows
+            .and_then(|port| task.inputs.get(port).cloned().flatten());
         Done {
             step: task.step,
             tick: task.tick,
@@ -454,27 +690,16 @@ impl<'g> Runner<'g> {
             stop,
             times,
             started,
+            shown,
         }
     }
 }
 
-/// Bookkeeping of one run.
+/// Bookkeeping of one `advance` call.
 struct RunState {
-    completed: u64,
+    paused: bool,
     stopped_by: Option<usize>,
     error: Option<(usize, u64, String)>,
-    metrics: Metrics,
-}
-
-impl RunState {
-    fn new(nodes: usize) -> Self {
-        RunState {
-            completed: 0,
-            stopped_by: None,
-            error: None,
-            metrics: Metrics::new(nodes),
-        }
-    }
 }
 
 /// Values and counters of one tick in flight.
@@ -483,17 +708,20 @@ struct TickSlot {
     pending: Vec<usize>,
     remaining: usize,
     first_start: Instant,
+    input: TickInput,
+    shown: Vec<(NodeId, Value)>,
 }
 
 /// Runs a caller's callees with the inputs gathered for this tick.
-struct CallRunner<'r, 'g> {
-    runner: &'r Runner<'g>,
+struct CallRunner<'r> {
+    runner: &'r Runner,
     frames: &'r [CallFrame],
     tick: u64,
+    input: &'r TickInput,
     times: &'r mut Vec<(NodeId, Duration)>,
 }
 
-impl Callees for CallRunner<'_, '_> {
+impl Callees for CallRunner<'_> {
     fn call(&mut self, index: usize, args: Vec<Value>) -> Result<Vec<Value>, NodeError> {
         let frame = self
             .frames
@@ -510,15 +738,17 @@ impl Callees for CallRunner<'_, '_> {
         for (slot, value) in frame.arg_slots.iter().zip(args) {
             inputs[*slot] = Some(value);
         }
-        let graph = self.runner.graph;
+        let graph = &*self.runner.graph;
         let node = graph.node(frame.node);
         let mut nested = CallRunner {
             runner: self.runner,
             frames: &frame.children,
             tick: self.tick,
+            input: self.input,
             times: &mut *self.times,
         };
-        let mut cx = TickContext::new(self.tick, &graph.settings, &mut nested);
+        let mut cx =
+            TickContext::new(self.tick, &graph.settings, &mut nested).with_input(self.input);
         let started = Instant::now();
         let result = {
             let mut state = self.runner.states[frame.node.0]
@@ -545,11 +775,11 @@ fn gather(
             Source::Empty => None,
             Source::Data { plan, port } => cur.get(*plan)?.as_ref()?.get(*port).cloned(),
             Source::Feedback { plan, port, init } => {
-                if tick == 0 {
-                    Some(init.clone())
-                } else {
-                    prev.get(*plan)?.as_ref()?.get(*port).cloned()
-                }
+                // Tick 0, or a producer a reload added or reset: the init value.
+                let carried = (tick > 0)
+                    .then(|| prev.get(*plan)?.as_ref()?.get(*port).cloned())
+                    .flatten();
+                Some(carried.unwrap_or_else(|| init.clone()))
             }
         })
         .collect()
@@ -696,6 +926,7 @@ fn compile(graph: &Graph) -> Vec<Step> {
                 succ: Vec::new(),
                 prev_succ: Vec::new(),
                 out_types,
+                shows: graph.node(id).node.displays(),
             }
         })
         .collect();

@@ -302,7 +302,7 @@ fn registry() -> Registry {
 
 // ---- helpers --------------------------------------------------------------
 
-fn build(text: &str) -> Result<Graph, Vec<String>> {
+fn build(text: &str) -> Result<Arc<Graph>, Vec<String>> {
     let mut sources = SourceMap::new();
     let loader = MemLoader::new().with("t.world", text);
     let registry = registry();
@@ -317,6 +317,7 @@ fn build(text: &str) -> Result<Graph, Vec<String>> {
         provider: None,
     };
     build_graph(&parsed, &sources, &options)
+        .map(Arc::new)
         .map_err(|d| d.iter().map(|x| x.short(&sources)).collect())
 }
 
@@ -327,9 +328,9 @@ fn errors(text: &str) -> Vec<String> {
     }
 }
 
-fn run(graph: &Graph, config: RunConfig) -> Vec<(String, u64, f32)> {
+fn run(graph: &Arc<Graph>, config: RunConfig) -> Vec<(String, u64, f32)> {
     let names: Vec<String> = graph.nodes.iter().map(|n| n.name.clone()).collect();
-    let mut runner = Runner::new(graph).unwrap();
+    let mut runner = Runner::new(Arc::clone(graph)).unwrap();
     runner.run(&config, &mut |_| {}).unwrap();
     let mut sink = SINK.lock().unwrap();
     let mut mine: Vec<_> = sink
@@ -441,7 +442,7 @@ mod running {
             let values: Vec<f32> = run(&g, config).iter().map(|r| r.2).collect();
             assert_eq!(values, vec![2.0, 5.0, 8.0]);
         }
-        let mut runner = Runner::new(&g).unwrap();
+        let mut runner = Runner::new(Arc::clone(&g)).unwrap();
         let report = runner
             .run(
                 &RunConfig {
@@ -455,7 +456,7 @@ mod running {
         SINK.lock().unwrap().retain(|r| r.0 != "c_r");
         let callee = g.find("c_f").unwrap();
         assert_eq!(
-            report.metrics.node_times[callee.0].len(),
+            report.metrics.node_times[callee.0].count(),
             6,
             "two calls per tick are timed"
         );
@@ -465,7 +466,7 @@ mod running {
     fn failure_reports_node_and_tick_and_keeps_completed_ticks() {
         let g = build("node e_t: tick\nnode e_f: fail_at { at = 2 }\nnode e_r: record\ne_t -> e_f\ne_f -> e_r\n").unwrap();
         for config in modes(5) {
-            let mut runner = Runner::new(&g).unwrap();
+            let mut runner = Runner::new(Arc::clone(&g)).unwrap();
             let mut done = Vec::new();
             let err = runner
                 .run(&config, &mut |e| {
@@ -491,7 +492,7 @@ mod running {
     fn a_source_can_stop_the_run() {
         let g = build("node s_s: stop_at { at = 2 }\nnode s_r: record\ns_s -> s_r\n").unwrap();
         for config in modes(10) {
-            let mut runner = Runner::new(&g).unwrap();
+            let mut runner = Runner::new(Arc::clone(&g)).unwrap();
             let report = runner.run(&config, &mut |_| {}).unwrap();
             assert_eq!(report.ticks, 3);
             assert_eq!(report.stopped_by.as_deref(), Some("s_s"));

@@ -1,0 +1,765 @@
+//! A live world: a graph that runs tick after tick until stopped, takes
+//! input while it runs, and is rewired without stopping.
+//!
+//! The main types:
+//!
+//! - [`World`] — the session. It owns a [`Runner`] (and through it the
+//!   graph, every node's state and the timings), runs ticks on the calling
+//!   thread, and between ticks applies what arrived on its control channel.
+//!   It is `Send` and owns all its state, so a server can hold many.
+//! - [`WorldHandle`] — a cloneable, `Send` remote control for front ends,
+//!   file watchers and signal handlers: hold keys, change a parameter,
+//!   request a reload, stop. Keys are read when a tick starts (live input is
+//!   sampled at tick boundaries, never mid-tick).
+//! - [`GraphSource`] — how to (re)build the graph: implemented by the
+//!   program that knows the registry, the model backend and the files (the
+//!   CLI). The world never parses or loads anything itself.
+//! - [`Reloader`] — one background thread that rebuilds graphs off the tick
+//!   thread, serially: after a file changed, or with parameter changes on
+//!   top of the files. It answers with a prepared graph (models already
+//!   loaded and warmed by the build's probe run) or with the diagnostics;
+//!   the world swaps at the next tick boundary
+//!   ([`Runner::swap_graph`]) or keeps running the old graph.
+//! - [`WorldEvent`] — what subscribers see: frames, ticks, reloads, errors.
+//!   A subscriber is a bounded channel; when it is full the event is dropped
+//!   for that subscriber only (counted), so a slow viewer never stalls the
+//!   ticks.
+//! - [`ScriptedEvent`] — `--events` lines (`TICK: NODE.PARAM = VALUE`,
+//!   `TICK: keys = W+A`), applied exactly at their tick: the world waits for
+//!   the rebuild, so a scripted run is reproducible.
+//!
+//! Architecture Invariants: nothing here grows per tick (subscribers are
+//! bounded channels, parameter changes are kept one per `NODE.PARAM`,
+//! timings are fixed-size summaries); a failed rebuild never touches the
+//! running graph.
+
+use crate::graph::Graph;
+use crate::node::TickInput;
+use crate::reload::SwapReport;
+use crate::schedule::{
+    Advance, NodeFailure, RunConfig, RunError, RunEvent, RunReport, Runner, TickHooks,
+};
+use crate::tensor::Tensor;
+use crate::value::{Actions, Value};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// `NODE.PARAM = VALUE`: a parameter change, the value in graph syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamSet {
+    pub node: String,
+    pub param: String,
+    /// The value as written (graph syntax, or a bare word taken as a string).
+    pub value: String,
+}
+
+impl std::fmt::Display for ParamSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{} = {}", self.node, self.param, self.value)
+    }
+}
+
+/// Builds a world's graph: the graph files with parameter changes on top.
+pub trait GraphSource: Send + Sync {
+    /// Parses, checks and builds the graph (loading and warming its models)
+    /// with `sets` applied. On failure returns the diagnostics, rendered as
+    /// `wgraph check` prints them (file:line:col).
+    fn build(&self, sets: &[ParamSet]) -> Result<Built, String>;
+}
+
+/// A built graph and the files it was made from.
+pub struct Built {
+    pub graph: Graph,
+    /// Every file the graph read: graph files, includes, models, data.
+    pub files: Vec<PathBuf>,
+}
+
+/// A rebuilt graph, ready to swap in.
+pub struct Prepared {
+    pub graph: Arc<Graph>,
+    pub files: Vec<PathBuf>,
+    /// Why it was rebuilt.
+    pub cause: ReloadCause,
+    /// Parse, check and build time, models included.
+    pub prepare: Duration,
+}
+
+/// Why a graph was rebuilt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReloadCause {
+    /// Files changed on disk.
+    Files(Vec<PathBuf>),
+    /// A parameter was changed (by a front end or a scripted event).
+    Set(ParamSet),
+}
+
+impl std::fmt::Display for ReloadCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReloadCause::Files(files) => {
+                let names: Vec<String> = files
+                    .iter()
+                    .map(|p| {
+                        p.file_name()
+                            .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
+                    })
+                    .collect();
+                write!(f, "{} changed", names.join(", "))
+            }
+            ReloadCause::Set(s) => write!(f, "set {s}"),
+        }
+    }
+}
+
+/// Messages to a running world, sent through a [`WorldHandle`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Control {
+    /// A rebuilt graph to swap in at the next tick boundary.
+    Swap(Box<Prepared>),
+    /// A rebuild failed; the old graph keeps running.
+    ReloadFailed { cause: ReloadCause, message: String },
+    /// Stop after the ticks already started.
+    Stop,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("cause", &self.cause)
+            .field("prepare", &self.prepare)
+            .finish()
+    }
+}
+
+/// What subscribers and the world's observer see.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum WorldEvent {
+    /// A displayed frame (the `display` node's image) of tick `tick`.
+    Frame { tick: u64, image: Tensor },
+    /// Tick `tick` completed.
+    Tick {
+        tick: u64,
+        latency: Duration,
+        /// It started later than the graph's clock allowed (paced worlds).
+        late: bool,
+    },
+    /// A new graph runs from tick `tick`.
+    Reloaded(Box<ReloadInfo>),
+    /// A rebuild failed; the old graph keeps running. `message` holds the
+    /// diagnostics as `wgraph check` prints them.
+    ReloadFailed { cause: String, message: String },
+}
+
+/// One reload, for its log line.
+#[derive(Debug, Clone)]
+pub struct ReloadInfo {
+    /// The first tick the new graph runs.
+    pub tick: u64,
+    pub cause: String,
+    pub swap: SwapReport,
+    /// Parse, check and build (models included), off the tick thread.
+    pub prepare: Duration,
+}
+
+impl ReloadInfo {
+    /// One log line: cause, what changed, what was reset, how long each part took.
+    pub fn line(&self) -> String {
+        let mut line = format!(
+            "reloaded at tick {} ({}): {}",
+            self.tick,
+            self.cause,
+            self.swap.diff.summary()
+        );
+        for (node, why) in &self.swap.reset {
+            line.push_str(&format!("; reset `{node}`: {why}"));
+        }
+        for (node, e) in &self.swap.finish_errors {
+            line.push_str(&format!("; finishing old `{node}` failed: {e}"));
+        }
+        line.push_str(&format!(
+            "; prepare {:.1} ms, swap {:.2} ms",
+            self.prepare.as_secs_f64() * 1e3,
+            self.swap.duration.as_secs_f64() * 1e3
+        ));
+        line
+    }
+}
+
+/// Live input shared between a world and its handles.
+#[derive(Debug, Default)]
+struct Live {
+    keys: Mutex<Option<Actions>>,
+}
+
+/// A remote control for a running [`World`]: cheap to clone, `Send`.
+#[derive(Clone)]
+pub struct WorldHandle {
+    controls: Sender<Control>,
+    live: Arc<Live>,
+    reloader: Option<Sender<ReloadRequest>>,
+}
+
+impl WorldHandle {
+    /// Holds these keys from the next tick on (a front end's key state).
+    /// `None` hands the keys back to the graph's action file.
+    pub fn set_keys(&self, keys: Option<Actions>) {
+        *self.live.keys.lock().unwrap_or_else(|p| p.into_inner()) = keys;
+    }
+
+    /// Asks for a parameter change; it takes effect at a tick boundary once
+    /// the graph is rebuilt (off the tick thread). Without a reloader (a
+    /// world built without a [`GraphSource`]) this returns false.
+    pub fn set_param(&self, set: ParamSet) -> bool {
+        self.reloader
+            .as_ref()
+            .is_some_and(|r| r.send(ReloadRequest::Set(set, None)).is_ok())
+    }
+
+    /// Asks for a rebuild because `files` changed (sent by a file watcher).
+    pub fn files_changed(&self, files: Vec<PathBuf>) -> bool {
+        self.reloader
+            .as_ref()
+            .is_some_and(|r| r.send(ReloadRequest::Files(files)).is_ok())
+    }
+
+    /// Stops the world after the ticks already started.
+    pub fn stop(&self) {
+        let _ = self.controls.send(Control::Stop);
+    }
+
+    /// Sends a control message.
+    pub fn send(&self, control: Control) {
+        let _ = self.controls.send(control);
+    }
+}
+
+/// A request to the [`Reloader`].
+enum ReloadRequest {
+    Files(Vec<PathBuf>),
+    /// A parameter change; with a reply channel when the world waits for it.
+    Set(ParamSet, Option<Sender<Control>>),
+}
+
+/// The background thread that rebuilds a world's graph (see module docs).
+/// It ends when the world and every handle are gone (its request channel
+/// closes).
+pub struct Reloader {
+    requests: Sender<ReloadRequest>,
+}
+
+impl Reloader {
+    /// Starts the thread; its results go to `controls` (a world's channel).
+    fn start(
+        source: Arc<dyn GraphSource>,
+        controls: Sender<Control>,
+        initial: Vec<ParamSet>,
+    ) -> Self {
+        let (tx, rx) = unbounded::<ReloadRequest>();
+        // A failed spawn leaves a closed channel: reload requests then fail.
+        let _ = std::thread::Builder::new()
+            .name("wgraph-reload".into())
+            .spawn(move || reload_loop(&*source, &rx, &controls, initial));
+        Reloader { requests: tx }
+    }
+}
+
+fn reload_loop(
+    source: &dyn GraphSource,
+    requests: &Receiver<ReloadRequest>,
+    controls: &Sender<Control>,
+    mut sets: Vec<ParamSet>,
+) {
+    while let Ok(first) = requests.recv() {
+        // Coalesce a burst: every file change and parameter change waiting
+        // now goes into one rebuild; a waiting scripted event gets the reply.
+        let mut files = Vec::new();
+        let mut reply = None;
+        let mut last_set = None;
+        for request in std::iter::once(first).chain(requests.try_iter()) {
+            match request {
+                ReloadRequest::Files(f) => {
+                    for p in f {
+                        if !files.contains(&p) {
+                            files.push(p);
+                        }
+                    }
+                }
+                ReloadRequest::Set(set, r) => {
+                    // One entry per NODE.PARAM: the set does not grow.
+                    sets.retain(|s| !(s.node == set.node && s.param == set.param));
+                    sets.push(set.clone());
+                    last_set = Some(set);
+                    if r.is_some() {
+                        reply = r;
+                    }
+                }
+            }
+        }
+        let cause = match last_set {
+            Some(set) if files.is_empty() => ReloadCause::Set(set),
+            _ => ReloadCause::Files(files),
+        };
+        let started = Instant::now();
+        let control = match source.build(&sets) {
+            Ok(built) => Control::Swap(Box::new(Prepared {
+                graph: Arc::new(built.graph),
+                files: built.files,
+                cause,
+                prepare: started.elapsed(),
+            })),
+            Err(message) => {
+                if let ReloadCause::Set(bad) = &cause {
+                    // A parameter change that does not build is dropped, so
+                    // the next edit is not poisoned by it.
+                    sets.retain(|s| s != bad);
+                }
+                Control::ReloadFailed { cause, message }
+            }
+        };
+        let to = reply.as_ref().unwrap_or(controls);
+        if to.send(control).is_err() {
+            return;
+        }
+    }
+}
+
+/// A parameter or key change at a given tick (`--events` lines, and what
+/// `--record` writes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ScriptedEvent {
+    Set(ParamSet),
+    /// Hold these keys from this tick on (`None`: back to the action file).
+    Keys(Option<Actions>),
+}
+
+/// How a world runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorldConfig {
+    /// Worker threads (0: every node on the world's thread).
+    pub workers: usize,
+    /// Ticks in flight at once with workers.
+    pub pipeline_depth: usize,
+    /// Stop after this many ticks in all (`--frames`); `None`: until stopped.
+    pub max_ticks: Option<u64>,
+    /// Start ticks on this clock (ticks per second); `None`: as fast as possible.
+    pub fps: Option<f64>,
+    /// Events each subscriber channel holds before events are dropped for it.
+    pub subscriber_capacity: usize,
+}
+
+impl Default for WorldConfig {
+    fn default() -> Self {
+        WorldConfig {
+            workers: 0,
+            pipeline_depth: 2,
+            max_ticks: None,
+            fps: None,
+            subscriber_capacity: 64,
+        }
+    }
+}
+
+/// How a world's run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorldEnd {
+    /// `max_ticks` reached.
+    TickLimit,
+    /// A source ran dry (named).
+    SourceStopped(String),
+    /// [`WorldHandle::stop`] (Ctrl-C, a front end).
+    Stopped,
+}
+
+/// A subscriber's channel.
+struct Subscriber {
+    tx: Sender<WorldEvent>,
+    dropped: u64,
+}
+
+/// A running world (see the module docs).
+pub struct World {
+    runner: Runner,
+    config: WorldConfig,
+    controls_tx: Sender<Control>,
+    controls: Receiver<Control>,
+    live: Arc<Live>,
+    reloader: Option<Reloader>,
+    subscribers: Vec<Subscriber>,
+    script: BTreeMap<u64, Vec<ScriptedEvent>>,
+    /// Keys set by scripted events (they win over a handle's live keys).
+    scripted_keys: Option<Option<Actions>>,
+    files: Vec<PathBuf>,
+    late_ticks: u64,
+    reloads: u64,
+    stop_requested: bool,
+}
+
+impl World {
+    /// A world running `graph`. With a `source`, it can rebuild its graph
+    /// (parameter changes, file reloads); `sets` are the parameter changes
+    /// the graph was built with (so reloads keep them).
+    pub fn new(
+        graph: Arc<Graph>,
+        source: Option<Arc<dyn GraphSource>>,
+        sets: Vec<ParamSet>,
+        config: WorldConfig,
+    ) -> Result<World, RunError> {
+        let runner = Runner::new(graph)?;
+        let (controls_tx, controls) = unbounded();
+        let reloader = source.map(|s| Reloader::start(s, controls_tx.clone(), sets));
+        Ok(World {
+            runner,
+            config,
+            controls_tx,
+            controls,
+            live: Arc::new(Live::default()),
+            reloader,
+            subscribers: Vec::new(),
+            script: BTreeMap::new(),
+            scripted_keys: None,
+            files: Vec::new(),
+            late_ticks: 0,
+            reloads: 0,
+            stop_requested: false,
+        })
+    }
+
+    /// A remote control for this world.
+    pub fn handle(&self) -> WorldHandle {
+        WorldHandle {
+            controls: self.controls_tx.clone(),
+            live: Arc::clone(&self.live),
+            reloader: self.reloader.as_ref().map(|r| r.requests.clone()),
+        }
+    }
+
+    /// A bounded channel of this world's events (see [`WorldEvent`]).
+    pub fn subscribe(&mut self) -> Receiver<WorldEvent> {
+        let (tx, rx) = bounded(self.config.subscriber_capacity.max(1));
+        self.subscribers.push(Subscriber { tx, dropped: 0 });
+        rx
+    }
+
+    /// Events to apply at given ticks (`--events`).
+    pub fn script(&mut self, events: impl IntoIterator<Item = (u64, ScriptedEvent)>) {
+        for (tick, e) in events {
+            self.script.entry(tick).or_default().push(e);
+        }
+    }
+
+    /// The files the current graph was built from (what a watcher watches).
+    pub fn set_files(&mut self, files: Vec<PathBuf>) {
+        self.files = files;
+    }
+
+    /// The files the current graph was built from.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// The graph running now.
+    pub fn graph(&self) -> &Arc<Graph> {
+        self.runner.graph()
+    }
+
+    /// Ticks completed.
+    pub fn ticks_done(&self) -> u64 {
+        self.runner.ticks_done()
+    }
+
+    /// Ticks that started later than the clock allowed (paced worlds).
+    pub fn late_ticks(&self) -> u64 {
+        self.late_ticks
+    }
+
+    /// Reloads applied.
+    pub fn reloads(&self) -> u64 {
+        self.reloads
+    }
+
+    /// Events dropped for slow subscribers, in all.
+    pub fn dropped_events(&self) -> u64 {
+        self.subscribers.iter().map(|s| s.dropped).sum()
+    }
+
+    /// Runs until the tick limit, a source's end, a stop request, or a node
+    /// failure. `observer` sees every event on the tick thread (keep it
+    /// short); subscribers get them through their channels.
+    pub fn run(&mut self, observer: &mut dyn FnMut(&WorldEvent)) -> Result<WorldEnd, NodeFailure> {
+        let mut clock = Clock::new(self.config.fps, self.runner.ticks_done());
+        loop {
+            self.apply_controls(observer, &mut clock);
+            if self.stop_requested {
+                return Ok(WorldEnd::Stopped);
+            }
+            let now = self.runner.ticks_done();
+            if self.config.max_ticks.is_some_and(|m| now >= m) {
+                return Ok(WorldEnd::TickLimit);
+            }
+            if let Some(events) = self.script.remove(&now) {
+                for e in events {
+                    self.apply_scripted(e, observer);
+                }
+                clock.rebase(self.runner.ticks_done());
+            }
+            // Run until the next scripted event, the tick limit, or a control.
+            let next_event = self.script.keys().next().copied();
+            let limit = [next_event, self.config.max_ticks]
+                .into_iter()
+                .flatten()
+                .min()
+                .map_or(u64::MAX, |l| l.saturating_sub(now).max(1));
+            let config = RunConfig {
+                ticks: limit,
+                workers: self.config.workers,
+                pipeline_depth: self.config.pipeline_depth,
+            };
+            let mut hooks = Hooks {
+                world_live: &self.live,
+                scripted_keys: self.scripted_keys,
+                controls: &self.controls,
+                subscribers: &mut self.subscribers,
+                observer,
+                clock: &mut clock,
+                late_ticks: &mut self.late_ticks,
+                late: Vec::new(),
+            };
+            match self.runner.advance(&config, &mut hooks)? {
+                Advance::Stopped(node) => return Ok(WorldEnd::SourceStopped(node)),
+                Advance::Ran | Advance::Paused => {}
+            }
+        }
+    }
+
+    /// Finishes every node (sinks close their files) and reports the run.
+    pub fn finish(&mut self) -> Result<RunReport, RunError> {
+        self.runner.finish()
+    }
+
+    fn apply_controls(&mut self, observer: &mut dyn FnMut(&WorldEvent), clock: &mut Clock) {
+        while let Ok(control) = self.controls.try_recv() {
+            match control {
+                Control::Stop => self.stop_requested = true,
+                Control::Swap(prepared) => {
+                    self.swap(*prepared, observer);
+                    clock.rebase(self.runner.ticks_done());
+                }
+                Control::ReloadFailed { cause, message } => {
+                    self.publish(
+                        WorldEvent::ReloadFailed {
+                            cause: cause.to_string(),
+                            message,
+                        },
+                        observer,
+                    );
+                }
+            }
+        }
+    }
+
+    fn apply_scripted(&mut self, event: ScriptedEvent, observer: &mut dyn FnMut(&WorldEvent)) {
+        match event {
+            ScriptedEvent::Keys(keys) => self.scripted_keys = Some(keys),
+            ScriptedEvent::Set(set) => {
+                let Some(reloader) = &self.reloader else {
+                    self.publish(
+                        WorldEvent::ReloadFailed {
+                            cause: format!("set {set}"),
+                            message: "this world cannot rebuild its graph".into(),
+                        },
+                        observer,
+                    );
+                    return;
+                };
+                // Wait for this rebuild: a scripted run is reproducible.
+                let (tx, rx) = bounded(1);
+                if reloader
+                    .requests
+                    .send(ReloadRequest::Set(set, Some(tx)))
+                    .is_err()
+                {
+                    return;
+                }
+                match rx.recv() {
+                    Ok(Control::Swap(prepared)) => self.swap(*prepared, observer),
+                    Ok(Control::ReloadFailed { cause, message }) => self.publish(
+                        WorldEvent::ReloadFailed {
+                            cause: cause.to_string(),
+                            message,
+                        },
+                        observer,
+                    ),
+                    Ok(Control::Stop) => self.stop_requested = true,
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+
+    fn swap(&mut self, prepared: Prepared, observer: &mut dyn FnMut(&WorldEvent)) {
+        let tick = self.runner.ticks_done();
+        match self.runner.swap_graph(Arc::clone(&prepared.graph)) {
+            Ok(swap) => {
+                self.reloads += 1;
+                self.files = prepared.files;
+                let info = ReloadInfo {
+                    tick,
+                    cause: prepared.cause.to_string(),
+                    swap,
+                    prepare: prepared.prepare,
+                };
+                self.publish(WorldEvent::Reloaded(Box::new(info)), observer);
+            }
+            Err(e) => self.publish(
+                WorldEvent::ReloadFailed {
+                    cause: prepared.cause.to_string(),
+                    message: format!("the new graph could not start: {e}"),
+                },
+                observer,
+            ),
+        }
+    }
+
+    fn publish(&mut self, event: WorldEvent, observer: &mut dyn FnMut(&WorldEvent)) {
+        publish(&mut self.subscribers, event, observer);
+    }
+}
+
+fn publish(
+    subscribers: &mut Vec<Subscriber>,
+    event: WorldEvent,
+    observer: &mut dyn FnMut(&WorldEvent),
+) {
+    observer(&event);
+    subscribers.retain_mut(|s| match s.tx.try_send(event.clone()) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => {
+            s.dropped += 1;
+            true
+        }
+        Err(TrySendError::Disconnected(_)) => false,
+    });
+}
+
+/// The graph's clock: tick `t` starts no earlier than `base + (t − base_tick) / fps`.
+struct Clock {
+    period: Option<Duration>,
+    base: Instant,
+    base_tick: u64,
+}
+
+impl Clock {
+    fn new(fps: Option<f64>, tick: u64) -> Self {
+        Clock {
+            period: fps
+                .filter(|f| f.is_finite() && *f > 0.0)
+                .map(|f| Duration::from_secs_f64(1.0 / f)),
+            base: Instant::now(),
+            base_tick: tick,
+        }
+    }
+
+    /// Restarts the clock at `tick` (after a pause: no burst of catch-up ticks).
+    fn rebase(&mut self, tick: u64) {
+        self.base = Instant::now();
+        self.base_tick = tick;
+    }
+
+    /// Waits for tick `tick`'s start; true when it is already late by more
+    /// than a period (then the clock restarts from now: no catch-up burst).
+    fn wait(&mut self, tick: u64) -> bool {
+        let Some(period) = self.period else {
+            return false;
+        };
+        let n = u32::try_from(tick.saturating_sub(self.base_tick)).unwrap_or(u32::MAX);
+        let due = self.base + period.saturating_mul(n);
+        let now = Instant::now();
+        if now < due {
+            std::thread::sleep(due - now);
+            false
+        } else if now - due > period {
+            self.rebase(tick);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Hooks<'a> {
+    world_live: &'a Live,
+    scripted_keys: Option<Option<Actions>>,
+    controls: &'a Receiver<Control>,
+    subscribers: &'a mut Vec<Subscriber>,
+    observer: &'a mut dyn FnMut(&WorldEvent),
+    clock: &'a mut Clock,
+    late_ticks: &'a mut u64,
+    /// Ticks admitted late and not yet reported (at most the pipeline depth).
+    late: Vec<u64>,
+}
+
+impl TickHooks for Hooks<'_> {
+    fn input(&mut self, tick: u64) -> TickInput {
+        if self.clock.wait(tick) {
+            *self.late_ticks += 1;
+            self.late.push(tick);
+        }
+        let keys = match self.scripted_keys {
+            Some(k) => k,
+            None => *self
+                .world_live
+                .keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        };
+        keys.map_or(TickInput::NONE, TickInput::with_actions)
+    }
+
+    #[allow(irrefutable_let_patterns)] // RunEvent is open to more variants
+    fn tick_done(&mut self, event: &RunEvent) -> ControlFlow<()> {
+        if let RunEvent::TickDone {
+            tick,
+            latency,
+            shown,
+        } = event
+        {
+            for (_, value) in shown {
+                if let Value::Tensor(image) = value {
+                    publish(
+                        self.subscribers,
+                        WorldEvent::Frame {
+                            tick: *tick,
+                            image: image.clone(),
+                        },
+                        self.observer,
+                    );
+                }
+            }
+            let late = self.late.contains(tick);
+            self.late.retain(|t| t > tick);
+            publish(
+                self.subscribers,
+                WorldEvent::Tick {
+                    tick: *tick,
+                    latency: *latency,
+                    late,
+                },
+                self.observer,
+            );
+        }
+        // Pause at this boundary when a control message waits.
+        if self.controls.is_empty() {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    }
+}
