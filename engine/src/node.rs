@@ -362,14 +362,19 @@ pub struct CarryContext {
     /// A model the node uses was reloaded (its file or options changed), or
     /// the node now uses another model.
     pub models_changed: bool,
-    /// The types arriving at the node's inputs or leaving its outputs changed.
-    pub types_changed: bool,
+    /// The types arriving at the node's inputs changed.
+    pub inputs_changed: bool,
+    /// The types leaving the node's outputs changed.
+    pub outputs_changed: bool,
 }
 
 impl CarryContext {
     /// Nothing about the node changed.
     pub fn unchanged(&self) -> bool {
-        !self.params_changed && !self.models_changed && !self.types_changed
+        !self.params_changed
+            && !self.models_changed
+            && !self.inputs_changed
+            && !self.outputs_changed
     }
 }
 
@@ -383,6 +388,10 @@ pub enum Carry {
     Fresh,
     /// The old state cannot continue: finish it, start fresh, and log why.
     Reset(String),
+    /// The old state can neither continue nor be dropped (an output file
+    /// whose format the new graph would break): the reload is refused and
+    /// the old graph keeps running; the message says why.
+    Refuse(String),
 }
 
 /// Live input of one tick, sampled from outside the graph when the tick

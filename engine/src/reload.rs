@@ -236,6 +236,14 @@ impl Runner {
             });
             match decision {
                 Some((id, Carry::Keep)) => plan.push(Ok(id.0)),
+                Some((_, Carry::Refuse(why))) => {
+                    return Err(NodeFailure {
+                        node: n.name.clone(),
+                        kind: n.kind.to_string(),
+                        tick: self.completed,
+                        message: why,
+                    });
+                }
                 other => {
                     if let Some((_, Carry::Reset(why))) = other {
                         reset.push((n.name.clone(), why));
@@ -325,6 +333,7 @@ fn carry_context(old: &Graph, o: &GraphNode, new: &Graph, n: &GraphNode) -> Carr
     CarryContext {
         params_changed: !change.params.is_empty(),
         models_changed: change.models,
-        types_changed: o.input_types != n.input_types || o.output_types != n.output_types,
+        inputs_changed: o.input_types != n.input_types,
+        outputs_changed: o.output_types != n.output_types,
     }
 }

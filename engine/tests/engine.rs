@@ -11,7 +11,7 @@ use wgraph_engine::graph::Graph;
 use wgraph_engine::node::*;
 use wgraph_engine::params::{Default, ParamSpec, ParamType};
 use wgraph_engine::registry::Registry;
-use wgraph_engine::schedule::{RunConfig, RunEvent, Runner};
+use wgraph_engine::schedule::{RunConfig, RunEvent, Runner, TickHooks};
 use wgraph_engine::tensor::{DType, Tensor};
 use wgraph_engine::types::ValueType;
 use wgraph_engine::value::Value;
@@ -748,5 +748,197 @@ mod models {
                 || e[0].contains("t.world:1:11: cannot load model `a`:"),
             "{e:?}"
         );
+    }
+}
+
+mod live {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+    use wgraph_engine::reload::GraphDiff;
+    use wgraph_engine::world::{
+        Built, GraphSource, ParamSet, ScriptedEvent, World, WorldConfig, WorldEnd, WorldEvent,
+    };
+
+    fn records(name: &str) -> Vec<(u64, f32)> {
+        let mut sink = SINK.lock().unwrap();
+        let mine = sink
+            .iter()
+            .filter(|r| r.0 == name)
+            .map(|r| (r.1, r.2))
+            .collect();
+        sink.retain(|r| r.0 != name);
+        mine
+    }
+
+    const ACC: &str = "node w_acc: inc { by = 1 }\nnode w_r: record\n\
+                       feedback w_acc.out -> w_acc.x init zeros(1)\nw_acc -> w_r\n";
+
+    #[test]
+    fn a_swap_carries_feedback_values_and_the_tick_counter_in_every_mode() {
+        for config in modes(3) {
+            let mut runner = Runner::new(build(ACC).unwrap()).unwrap();
+            struct Hooks;
+            impl TickHooks for Hooks {
+                fn tick_done(&mut self, _: &RunEvent) -> std::ops::ControlFlow<()> {
+                    std::ops::ControlFlow::Continue(())
+                }
+            }
+            runner.advance(&config, &mut Hooks).unwrap();
+            let new = build(&ACC.replace("by = 1", "by = 10")).unwrap();
+            let report = runner.swap_graph(new).unwrap();
+            assert_eq!(report.diff.summary(), "changed w_acc.by");
+            assert_eq!(runner.ticks_done(), 3);
+            runner.advance(&config, &mut Hooks).unwrap();
+            runner.finish().unwrap();
+            let values: Vec<(u64, f32)> = records("w_r");
+            assert_eq!(
+                values,
+                vec![
+                    (0, 1.0),
+                    (1, 2.0),
+                    (2, 3.0),
+                    (3, 13.0),
+                    (4, 23.0),
+                    (5, 33.0)
+                ],
+                "{config:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_diff_names_added_removed_rewired_and_kind_changes() {
+        let old =
+            build("node d_a: tick\nnode d_b: inc\nnode d_r: record\nd_a -> d_b\nd_b -> d_r\n")
+                .unwrap();
+        let new = build(
+            "node d_a: tick\nnode d_b: fail_at { at = 99 }\nnode d_c: inc\nnode d_r: record\n\
+             d_a -> d_c\nd_c -> d_b\nd_b -> d_r\n",
+        )
+        .unwrap();
+        let diff = GraphDiff::between(&old, &new);
+        assert_eq!(diff.added, vec!["d_c"]);
+        assert!(diff.removed.is_empty());
+        assert_eq!(diff.changed.len(), 1);
+        assert_eq!(diff.changed[0].kind_from.as_deref(), Some("inc"));
+        assert_eq!(
+            diff.rewired,
+            vec![
+                "+d_a.out -> d_c.x",
+                "+d_c.out -> d_b.x",
+                "-d_a.out -> d_b.x"
+            ]
+        );
+        assert!(GraphDiff::between(&old, &old).is_empty());
+    }
+
+    /// Builds `ACC`-like graphs with parameter sets applied by text
+    /// substitution of `by = 1`, counting builds.
+    struct Source {
+        builds: AtomicU64,
+        prefix: &'static str,
+    }
+
+    impl GraphSource for Source {
+        fn build(&self, sets: &[ParamSet]) -> Result<Built, String> {
+            self.builds.fetch_add(1, Ordering::SeqCst);
+            let mut text = ACC.replace("w_", self.prefix);
+            for s in sets {
+                if s.param != "by" {
+                    return Err(format!("no parameter `{}`", s.param));
+                }
+                text = text.replace("by = 1", &format!("by = {}", s.value));
+            }
+            let graph = build(&text).map_err(|e| e.join("\n"))?;
+            Ok(Built {
+                graph: Arc::try_unwrap(graph).map_err(|_| "shared".to_string())?,
+                files: Vec::new(),
+            })
+        }
+    }
+
+    #[test]
+    fn a_world_applies_scripted_events_at_their_tick_and_reports_failures() {
+        let source = Arc::new(Source {
+            builds: AtomicU64::new(0),
+            prefix: "s_",
+        });
+        let graph = Arc::new(source.build(&[]).unwrap().graph);
+        let config = WorldConfig {
+            max_ticks: Some(6),
+            ..WorldConfig::default()
+        };
+        let mut world = World::new(graph, Some(source.clone()), Vec::new(), config).unwrap();
+        let set = |param: &str, value: &str| ParamSet {
+            node: "s_acc".into(),
+            param: param.into(),
+            value: value.into(),
+        };
+        world.script([
+            (2, ScriptedEvent::Set(set("by", "5"))),
+            (4, ScriptedEvent::Set(set("nope", "1"))),
+        ]);
+        let events = world.subscribe();
+        let mut lines = Vec::new();
+        let end = world
+            .run(&mut |e| match e {
+                WorldEvent::Reloaded(info) => lines.push(info.line()),
+                WorldEvent::ReloadFailed { message, .. } => lines.push(message.clone()),
+                _ => {}
+            })
+            .unwrap();
+        assert_eq!(end, WorldEnd::TickLimit);
+        world.finish().unwrap();
+        assert_eq!(
+            records("s_r"),
+            vec![
+                (0, 1.0),
+                (1, 2.0),
+                (2, 7.0),
+                (3, 12.0),
+                (4, 17.0),
+                (5, 22.0)
+            ]
+        );
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].starts_with("reloaded at tick 2 (set s_acc.by = 5): changed s_acc.by"),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(lines[1], "no parameter `nope`");
+        let ticks = events
+            .try_iter()
+            .filter(|e| matches!(e, WorldEvent::Tick { .. }))
+            .count();
+        assert_eq!(ticks, 6);
+    }
+
+    #[test]
+    fn a_stop_from_a_handle_ends_the_world_and_a_slow_subscriber_never_blocks_it() {
+        let source = Arc::new(Source {
+            builds: AtomicU64::new(0),
+            prefix: "h_",
+        });
+        let graph = Arc::new(source.build(&[]).unwrap().graph);
+        let config = WorldConfig {
+            subscriber_capacity: 2,
+            ..WorldConfig::default()
+        };
+        let mut world = World::new(graph, None, Vec::new(), config).unwrap();
+        let _never_read = world.subscribe();
+        let handle = world.handle();
+        let end = world
+            .run(&mut |e| {
+                if let WorldEvent::Tick { tick: 99, .. } = e {
+                    handle.stop();
+                }
+            })
+            .unwrap();
+        assert_eq!(end, WorldEnd::Stopped);
+        assert_eq!(world.ticks_done(), 100);
+        assert_eq!(world.dropped_events(), 98);
+        world.finish().unwrap();
+        assert_eq!(records("h_r").len(), 100);
     }
 }

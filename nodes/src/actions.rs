@@ -1,4 +1,9 @@
-//! `actions`: the keys a player holds, scripted by an action file.
+//! `actions`: the keys a player holds — live from a front end, or scripted
+//! by an action file.
+//!
+//! When the world has live input (a front end holds keys, or an `--events`
+//! line set them), the live keys win; otherwise the action file plays, one
+//! line per tick. Without a `path`, a world with no live input gets no keys.
 
 use crate::action_file::parse_action_file;
 use crate::common::*;
@@ -13,14 +18,15 @@ impl NodeKind for ActionsFile {
         "actions"
     }
     fn summary(&self) -> &'static str {
-        "scripted player input: one line of keys per tick from an action file"
+        "player input: live keys from a front end, else one line per tick of an action file"
     }
     fn params(&self) -> &'static [ParamSpec] {
         const PARAMS: &[ParamSpec] = &[
-            ParamSpec::required(
+            ParamSpec::optional(
                 "path",
                 ParamType::Path,
-                "action file: one line per tick, keys like `W+Left`, `-` for none, `#` comments",
+                ParamDefault::Absent,
+                "action file: one line per tick, keys like `W+Left`, `-` for none, `#` comments (none: live input only)",
             ),
             ParamSpec::optional(
                 "on_end",
@@ -32,7 +38,12 @@ impl NodeKind for ActionsFile {
         PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
-        let path = cx.params.path("path")?;
+        let Ok(path) = cx.params.path("path") else {
+            return Ok(Box::new(ActionsNode {
+                script: Vec::new(),
+                on_end: cx.params.choice("on_end")?,
+            }));
+        };
         let bytes = read_source("path", &path)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| {
             BuildError::param("path", format!("`{}` is not UTF-8 text", path.display()))
@@ -75,6 +86,9 @@ impl Node for ActionsNode {
         _: &[Option<Value>],
         cx: &mut TickContext<'_>,
     ) -> Result<Vec<Value>, NodeError> {
+        if let Some(live) = cx.input().actions {
+            return Ok(vec![Value::Actions(live)]);
+        }
         let n = self.script.len();
         let t = usize::try_from(cx.tick).unwrap_or(usize::MAX);
         if self.on_end == "stop" && t + 1 >= n {
@@ -120,6 +134,36 @@ mod tests {
                 assert_eq!(*stop, i >= stop_at, "{on_end} tick {i}");
             }
         }
+    }
+
+    #[test]
+    fn live_keys_win_over_the_script_and_no_path_means_live_only() {
+        use wgraph_engine::node::{NoCallees, TickInput};
+        use wgraph_engine::settings::Settings;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, "W\nW\n").unwrap();
+        let scripted = build(&ActionsFile, vec![("path", P::Path(path))], dir.path()).unwrap();
+        let live_only = build(&ActionsFile, vec![], dir.path()).unwrap();
+        let settings = Settings::default();
+        let d = Actions::none().with(Key::D);
+        let live = TickInput::with_actions(d);
+        let eval = |node: &dyn Node, input: &TickInput| {
+            let mut none = NoCallees;
+            let mut cx = TickContext::new(0, &settings, &mut none).with_input(input);
+            let mut state: State = Box::new(());
+            node.eval(&mut state, &[], &mut cx).unwrap()
+        };
+        assert_eq!(eval(&*scripted, &live), vec![Value::Actions(d)]);
+        assert_eq!(
+            eval(&*scripted, &TickInput::NONE),
+            vec![Value::Actions(Actions::none().with(Key::W))]
+        );
+        assert_eq!(eval(&*live_only, &live), vec![Value::Actions(d)]);
+        assert_eq!(
+            eval(&*live_only, &TickInput::NONE),
+            vec![Value::Actions(Actions::none())]
+        );
     }
 
     #[test]

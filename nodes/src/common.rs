@@ -3,8 +3,8 @@
 
 pub(crate) use std::path::{Path, PathBuf};
 pub(crate) use wgraph_engine::node::{
-    BuildContext, BuildError, CallSpec, InferCalls, Node, NodeError, NodeKind, PortSpec, State,
-    TickContext, TypeError, state_mut,
+    BuildContext, BuildError, CallSpec, Carry, CarryContext, InferCalls, Node, NodeError, NodeKind,
+    PortSpec, State, TickContext, TypeError, state_mut,
 };
 pub(crate) use wgraph_engine::params::{Default as ParamDefault, ParamSpec, ParamType};
 pub(crate) use wgraph_engine::tensor::{DType, Tensor};
@@ -144,6 +144,36 @@ pub(crate) fn memory_latent_dims(
     }
     *seen = Some(dims);
     Ok(dims)
+}
+
+/// Hot reload of a sink writing one file (GIF, y4m): keep writing it when the
+/// new node writes the same file with frames of the same type; another
+/// file starts fresh; a new frame size in the same file is refused (the
+/// file's format fixes it).
+pub(crate) fn carry_stream(old: Option<(&Path, bool)>, path: &Path, cx: &CarryContext) -> Carry {
+    match old {
+        Some((old_path, _)) if old_path != path => Carry::Fresh,
+        Some((_, started)) if cx.inputs_changed && started => Carry::Refuse(format!(
+            "the frame size changed, but `{}` already holds frames of the old size \
+             (write to another file, or restart the run)",
+            path.display()
+        )),
+        Some(_) => Carry::Keep,
+        None => Carry::Fresh,
+    }
+}
+
+/// Hot reload of a memory node (history of latents): keep the history unless
+/// the latent arriving at it changed type.
+pub(crate) fn carry_memory(held: usize, cx: &CarryContext) -> Carry {
+    if cx.inputs_changed && held > 0 {
+        Carry::Reset(format!(
+            "its input latent changed shape; {held} remembered latent{} dropped",
+            if held == 1 { "" } else { "s" }
+        ))
+    } else {
+        Carry::Keep
+    }
 }
 
 pub(crate) fn io_message(e: &std::io::Error) -> String {

@@ -27,7 +27,7 @@ impl NodeKind for Display {
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         let range = Range::from_params(cx)?;
-        Ok(match &cx.output.display {
+        let sink: Box<dyn Node> = match &cx.output.display {
             DisplayTarget::PngDir(dir) => Box::new(PngSink {
                 dir: dir.clone(),
                 prefix: "frame".into(),
@@ -44,7 +44,48 @@ impl NodeKind for Display {
                 range,
             }),
             DisplayTarget::Discard => Box::new(DiscardSink { range }),
-        })
+        };
+        Ok(Box::new(Shown(sink)))
+    }
+}
+
+/// The display's sink, marked as the node whose image front ends show
+/// ([`Node::displays`]).
+struct Shown(Box<dyn Node>);
+
+impl Node for Shown {
+    fn inputs(&self) -> Vec<PortSpec> {
+        self.0.inputs()
+    }
+    fn outputs(&self) -> Vec<PortSpec> {
+        self.0.outputs()
+    }
+    fn infer(
+        &self,
+        inputs: &[Option<ValueType>],
+        calls: &mut dyn InferCalls,
+    ) -> Result<Vec<ValueType>, TypeError> {
+        self.0.infer(inputs, calls)
+    }
+    fn init_state(&self) -> Result<State, NodeError> {
+        self.0.init_state()
+    }
+    fn eval(
+        &self,
+        state: &mut State,
+        inputs: &[Option<Value>],
+        cx: &mut TickContext<'_>,
+    ) -> Result<Vec<Value>, NodeError> {
+        self.0.eval(state, inputs, cx)
+    }
+    fn finish(&self, state: &mut State) -> Result<(), NodeError> {
+        self.0.finish(state)
+    }
+    fn carry(&self, old: &State, cx: &CarryContext) -> Carry {
+        self.0.carry(old, cx)
+    }
+    fn displays(&self) -> Option<usize> {
+        Some(0)
     }
 }
 

@@ -133,6 +133,12 @@ impl Node for FramePackNode {
     fn init_state(&self) -> Result<State, NodeError> {
         Ok(Box::new(History::default()))
     }
+    fn carry(&self, old: &State, cx: &CarryContext) -> Carry {
+        let held = old
+            .downcast_ref::<History>()
+            .map_or(0, |h| h.recent.len() + usize::from(h.first.is_some()));
+        carry_memory(held, cx)
+    }
     fn eval(
         &self,
         state: &mut State,

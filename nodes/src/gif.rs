@@ -69,6 +69,7 @@ pub(crate) struct GifSink {
 struct Open {
     encoder: GifEncoder<File>,
     size: Option<(u32, u32)>,
+    path: PathBuf,
 }
 
 /// The time each frame shows at `fps` frames per second.
@@ -110,7 +111,15 @@ impl Node for GifSink {
         Ok(Box::new(Some(Open {
             encoder,
             size: None,
+            path: self.path.clone(),
         })))
+    }
+    fn carry(&self, old: &State, cx: &CarryContext) -> Carry {
+        let old = old
+            .downcast_ref::<Option<Open>>()
+            .and_then(Option::as_ref)
+            .map(|o| (o.path.as_path(), o.size.is_some()));
+        carry_stream(old, &self.path, cx)
     }
     fn eval(
         &self,

@@ -227,6 +227,16 @@ impl Node for TextEncoderNode {
         }
         Ok(Box::new(cache))
     }
+    fn carry(&self, _: &State, cx: &CarryContext) -> Carry {
+        // The cache maps text to the model's embedding: a new prompt does not
+        // invalidate it (that is what makes a live prompt change cheap); a
+        // new model does.
+        if cx.models_changed || cx.outputs_changed {
+            Carry::Fresh
+        } else {
+            Carry::Keep
+        }
+    }
     fn eval(
         &self,
         state: &mut State,

@@ -168,6 +168,13 @@ impl Node for TscmNode {
     fn init_state(&self) -> Result<State, NodeError> {
         Ok(Box::new(History::default()))
     }
+    fn carry(&self, old: &State, cx: &CarryContext) -> Carry {
+        // The history holds raw latents: any parameter may change (a lower
+        // capacity rolls the oldest out on the next tick); a new latent shape
+        // cannot continue it.
+        let held = old.downcast_ref::<History>().map_or(0, |h| h.latents.len());
+        carry_memory(held, cx)
+    }
     fn eval(
         &self,
         state: &mut State,
@@ -179,12 +186,12 @@ impl Node for TscmNode {
         let p = self.patch;
         let dims = memory_latent_dims(latent, p, &mut hist.shape)?;
         let data = latent.host_f32()?;
-        // Reuse the buffer that rolls out, so a full ring allocates nothing.
-        let mut slot = if hist.latents.len() >= self.capacity {
-            hist.latents.pop_front().unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        // Reuse the buffer that rolls out, so a full ring allocates nothing
+        // (a loop: a reload may have lowered the capacity).
+        let mut slot = Vec::new();
+        while hist.latents.len() >= self.capacity {
+            slot = hist.latents.pop_front().unwrap_or_default();
+        }
         slot.clear();
         slot.extend_from_slice(data);
         hist.latents.push_back(slot);

@@ -92,6 +92,7 @@ struct Open {
     out: Box<dyn Write + Send>,
     /// (width, height) once the header is written.
     size: Option<(usize, usize)>,
+    path: PathBuf,
 }
 
 impl Y4mSink {
@@ -182,7 +183,18 @@ impl Node for Y4mSink {
             let file = File::create(&self.path).map_err(|e| self.error(io_message(&e)))?;
             Box::new(BufWriter::new(file))
         };
-        Ok(Box::new(Some(Open { out, size: None })))
+        Ok(Box::new(Some(Open {
+            out,
+            size: None,
+            path: self.path.clone(),
+        })))
+    }
+    fn carry(&self, old: &State, cx: &CarryContext) -> Carry {
+        let old = old
+            .downcast_ref::<Option<Open>>()
+            .and_then(Option::as_ref)
+            .map(|o| (o.path.as_path(), o.size.is_some()));
+        carry_stream(old, &self.path, cx)
     }
     fn eval(
         &self,
