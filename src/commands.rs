@@ -1,14 +1,19 @@
 //! The subcommands.
 
 use crate::bench::RecordingBackend;
-use crate::load::{LoadConfig, Loaded, PathOverride, load};
+use crate::live::{CliSource, Watcher};
+use crate::load::{Failure, LoadConfig, Loaded, PathOverride, load};
 use crate::{BenchArgs, GraphFormat, Outcome, ProviderArg, RunArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use wgraph_engine::describe;
+use wgraph_engine::model::ModelCache;
 use wgraph_engine::node::{DisplayTarget, OutputConfig};
 use wgraph_engine::params::{ParamSpec, ParamType};
-use wgraph_engine::schedule::{RunConfig, RunEvent, Runner};
+use wgraph_engine::schedule::{RunConfig, Runner};
+use wgraph_engine::world::{GraphSource, ScriptedEvent, World, WorldConfig, WorldEnd, WorldEvent};
 use wgraph_ort::OrtBackend;
 
 fn usage(message: &str) -> Outcome {
@@ -74,12 +79,34 @@ pub fn graph(file: &Path, format: GraphFormat, set: &[String]) -> Outcome {
     Outcome::Ok
 }
 
-/// `wgraph run FILE ...`
+/// `wgraph run FILE ...`: a [`World`] that runs to `--frames`, a source's
+/// end, or Ctrl-C; with `--watch` it reloads its graph as files change.
 pub fn run(args: &RunArgs) -> Outcome {
     let output = OutputConfig::for_path(&args.out);
-    let backend = OrtBackend::new();
-    let config = LoadConfig {
-        set: &args.set,
+    if args.pipeline == 0 {
+        return usage("--pipeline must be at least 1");
+    }
+    if args.frames == Some(0) {
+        return usage("--frames must be at least 1");
+    }
+    if let Some(fps) = args.fps
+        && !(fps.is_finite() && fps >= 0.0)
+    {
+        return usage("--fps must be a number of ticks per second, 0 or more");
+    }
+    let script = match &args.events {
+        None => Vec::new(),
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| format!("--events {}: {e}", path.display()))
+            .and_then(|text| crate::live::parse_events(path, &text))
+        {
+            Ok(events) => events,
+            Err(e) => return usage(&e),
+        },
+    };
+    let source = Arc::new(CliSource {
+        file: args.file.clone(),
+        set: args.set.clone(),
         seed: args.seed,
         paths: args
             .actions
@@ -89,58 +116,122 @@ pub fn run(args: &RunArgs) -> Outcome {
             .collect(),
         output: output.clone(),
         provider: args.provider.map(Into::into),
-        backend: &backend,
+        models: Arc::new(ModelCache::new(OrtBackend::new())),
+    });
+    let built = match source.build_first() {
+        Ok(b) => b,
+        Err(Failure::Errors(text)) => {
+            eprint!("{text}");
+            return Outcome::GraphErrors;
+        }
+        Err(Failure::Usage(u)) => return usage(&u.0),
     };
-    let graph = match load(&args.file, &config) {
-        Loaded::Graph(g) => g,
-        Loaded::Errors => return Outcome::GraphErrors,
-        Loaded::Usage(u) => return usage(&u.0),
+    if let Err(e) = check_events(&built.graph, &script, args.events.as_deref()) {
+        return usage(&e);
+    }
+    let per_tick = built.graph.settings.frames_per_tick as u64;
+    let frames = args.frames.or((!args.watch).then_some(16));
+    let max_ticks = frames.map(|f| f.div_ceil(per_tick));
+    let fps = match args.fps {
+        Some(f) if f > 0.0 => Some(f),
+        Some(_) => None,
+        None => args.watch.then_some(built.graph.settings.fps),
     };
-    if args.pipeline == 0 {
-        return usage("--pipeline must be at least 1");
-    }
-    if args.frames == 0 {
-        return usage("--frames must be at least 1");
-    }
-    let per_tick = graph.settings.frames_per_tick as u64;
-    let ticks = args.frames.div_ceil(per_tick);
-    let run_config = RunConfig {
-        ticks,
+    let config = WorldConfig {
         workers: args.workers.unwrap_or_else(|| RunConfig::default().workers),
         pipeline_depth: args.pipeline,
+        max_ticks,
+        fps,
+        ..WorldConfig::default()
     };
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        let bar = ProgressBar::new(ticks);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} tick {pos}/{len} [{bar:30}] {per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar
-    };
-    let mut runner = match Runner::new(std::sync::Arc::clone(&graph)) {
-        Ok(r) => r,
+    let rebuilds = args.watch
+        || script
+            .iter()
+            .any(|(_, e)| matches!(e, ScriptedEvent::Set(_)));
+    let files = built.files;
+    let graph = Arc::new(built.graph);
+    let mut world = match World::new(
+        Arc::clone(&graph),
+        rebuilds.then(|| Arc::clone(&source) as Arc<dyn GraphSource>),
+        Vec::new(),
+        config,
+    ) {
+        Ok(w) => w,
         Err(e) => {
             eprintln!("error: {e}");
             return Outcome::RuntimeFailure;
         }
     };
-    let result = runner.run(&run_config, &mut |event| {
-        if let RunEvent::TickDone { .. } = event {
-            bar.inc(1);
+    world.script(script);
+    let handle = world.handle();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let (handle, interrupted) = (handle.clone(), Arc::clone(&interrupted));
+        // Ctrl-C or SIGTERM: stop at the next tick boundary, finish every
+        // sink; a second one exits at once.
+        let _ = ctrlc::set_handler(move || {
+            if interrupted.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            handle.stop();
+        });
+    }
+    let mut watcher = None;
+    if args.watch {
+        match Watcher::start(handle.clone(), &files) {
+            Ok(w) => watcher = Some(w),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Outcome::RuntimeFailure;
+            }
         }
+        if !args.quiet {
+            eprintln!(
+                "watching {} file{} for changes; Ctrl-C stops",
+                files.len(),
+                if files.len() == 1 { "" } else { "s" }
+            );
+        }
+    }
+    let bar = progress_bar(args.quiet, max_ticks);
+    let result = world.run(&mut |event| match event {
+        WorldEvent::Tick { .. } => bar.inc(1),
+        WorldEvent::Reloaded(info) => {
+            bar.suspend(|| eprintln!("{}", info.line()));
+            if let Some(w) = watcher.as_mut()
+                && let Err(e) = w.watch(&info.files)
+            {
+                bar.suspend(|| eprintln!("warning: {e}"));
+            }
+        }
+        WorldEvent::ReloadFailed { cause, message } => {
+            bar.suspend(|| {
+                eprint!("{message}");
+                if !message.ends_with('\n') {
+                    eprintln!();
+                }
+                eprintln!("reload failed ({cause}); the running graph is unchanged");
+            });
+        }
+        _ => {}
     });
     bar.finish_and_clear();
-    let (report, outcome) = match result {
+    drop(watcher);
+    let stopped_by = match &result {
+        Ok(WorldEnd::SourceStopped(node)) => Some(format!(" (stopped early by `{node}`)")),
+        Ok(WorldEnd::Stopped) => Some(" (stopped by Ctrl-C)".to_string()),
+        _ => None,
+    };
+    let reloads = world.reloads();
+    let late = world.late_ticks();
+    let graph = Arc::clone(world.graph());
+    let (report, outcome) = match world.finish() {
         Ok(report) => (report, Outcome::Ok),
         Err(e) => {
             eprintln!("error: {e}");
+            let planned = max_ticks.map_or_else(String::new, |t| format!(" of {t}"));
             eprintln!(
-                "{} of {ticks} ticks completed before the failure; their outputs are kept in {}",
+                "{}{planned} ticks completed before the failure; their outputs are kept in {}",
                 e.report.ticks,
                 output.dir.display()
             );
@@ -151,9 +242,11 @@ pub fn run(args: &RunArgs) -> Outcome {
     if let Some(path) = &args.metrics {
         let json = serde_json::json!({
             "graph": args.file.display().to_string(),
-            "workers": run_config.workers,
-            "pipeline_depth": run_config.pipeline_depth,
+            "workers": args.workers.unwrap_or_else(|| RunConfig::default().workers),
+            "pipeline_depth": args.pipeline,
             "ms_per_tick": if summary.ticks > 0 { summary.wall_ms / summary.ticks as f64 } else { 0.0 },
+            "reloads": reloads,
+            "late_ticks": late,
             "metrics": summary,
         });
         let written = serde_json::to_string_pretty(&json)
@@ -171,13 +264,17 @@ pub fn run(args: &RunArgs) -> Outcome {
             }
             DisplayTarget::Discard => "nowhere (discarded)".to_string(),
         };
-        let stopped = report
-            .stopped_by
-            .as_ref()
-            .map(|n| format!(" (stopped early by `{n}`)"))
-            .unwrap_or_default();
+        let live = if args.watch || reloads > 0 {
+            format!(
+                ", {reloads} reload{}, {late} late tick{}",
+                if reloads == 1 { "" } else { "s" },
+                if late == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
-            "{} ticks in {:.1} ms, {:.2} ms per tick ({:.1} ticks/s){stopped}; outputs in {target}",
+            "{} ticks in {:.1} ms, {:.2} ms per tick ({:.1} ticks/s){}{live}; outputs in {target}",
             summary.ticks,
             summary.wall_ms,
             if summary.ticks > 0 {
@@ -185,13 +282,65 @@ pub fn run(args: &RunArgs) -> Outcome {
             } else {
                 0.0
             },
-            summary.ticks_per_second
+            summary.ticks_per_second,
+            stopped_by.unwrap_or_default(),
         );
     }
     if args.timings {
         print!("{}", summary.table());
     }
     outcome
+}
+
+/// A progress bar (a spinner when the run has no end).
+fn progress_bar(quiet: bool, ticks: Option<u64>) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let (bar, template) = match ticks {
+        Some(t) => (
+            ProgressBar::new(t),
+            "{spinner} tick {pos}/{len} [{bar:30}] {per_sec} eta {eta}",
+        ),
+        None => (ProgressBar::no_length(), "{spinner} tick {pos} {per_sec}"),
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Every scripted parameter change names a node of the graph and a
+/// parameter of its kind (a typo is a usage error before anything runs).
+fn check_events(
+    graph: &wgraph_engine::graph::Graph,
+    script: &[(u64, ScriptedEvent)],
+    path: Option<&Path>,
+) -> Result<(), String> {
+    let registry = wgraph_nodes::registry();
+    let file = path.map_or_else(String::new, |p| p.display().to_string());
+    for (tick, e) in script {
+        let ScriptedEvent::Set(set) = e else { continue };
+        let Some(id) = graph.find(&set.node) else {
+            return Err(format!(
+                "--events {file}: tick {tick}: the graph has no node `{}`",
+                set.node
+            ));
+        };
+        let kind = graph.node(id).kind;
+        let known = registry
+            .get(kind)
+            .is_some_and(|k| k.params().iter().any(|p| p.name == set.param));
+        if !known {
+            return Err(format!(
+                "--events {file}: tick {tick}: `{}` ({kind}) has no parameter `{}` (see `wgraph kinds {kind}`)",
+                set.node, set.param
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `wgraph kinds [KIND]`

@@ -1,7 +1,7 @@
 //! Loading a graph file into a checked [`Graph`], rendering any diagnostics.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use wgraph_engine::build::{BuildOptions, Override, build_graph};
 use wgraph_engine::graph::Graph;
 use wgraph_engine::model::{Backend, Provider};
@@ -26,6 +26,7 @@ pub struct LoadConfig<'a> {
 
 /// Sets path parameter `param` of every node of kind `kind` (and name `name`, if
 /// given), e.g. `--actions FILE` for `actions` nodes.
+#[derive(Debug, Clone)]
 pub struct PathOverride {
     pub kind: &'static str,
     pub name: Option<&'static str>,
@@ -62,9 +63,58 @@ pub enum Loaded {
     Usage(UsageError),
 }
 
+/// A graph loaded without printing: the graph, its sources (for rendering
+/// warnings) and every file it read.
+pub struct Quiet {
+    pub graph: Graph,
+    pub sources: SourceMap,
+    pub files: Vec<PathBuf>,
+}
+
+/// Why [`load_quiet`] failed.
+pub enum Failure {
+    /// Graph errors, rendered exactly as `wgraph check` prints them.
+    Errors(String),
+    Usage(UsageError),
+}
+
 /// Parses, includes, validates and builds `path`; prints diagnostics (and
 /// warnings) to stderr.
 pub fn load(path: &Path, config: &LoadConfig<'_>) -> Loaded {
+    match load_quiet(path, config, &[]) {
+        Ok(q) => {
+            print_warnings(&q);
+            Loaded::Graph(std::sync::Arc::new(q.graph))
+        }
+        Err(Failure::Errors(text)) => {
+            eprint!("{text}");
+            Loaded::Errors
+        }
+        Err(Failure::Usage(u)) => Loaded::Usage(u),
+    }
+}
+
+/// Prints a loaded graph's warnings to stderr.
+pub fn print_warnings(q: &Quiet) {
+    if !q.graph.warnings.is_empty() {
+        eprint!(
+            "{}",
+            render(
+                &q.sources,
+                &q.graph.warnings,
+                std::io::stderr().is_terminal()
+            )
+        );
+    }
+}
+
+/// [`load`] without printing; `extra` are more `NODE.PARAM=VALUE` changes
+/// applied after `config.set` (a live world's parameter changes).
+pub fn load_quiet(
+    path: &Path,
+    config: &LoadConfig<'_>,
+    extra: &[String],
+) -> Result<Quiet, Failure> {
     let mut sources = SourceMap::new();
     let registry = wgraph_nodes::registry();
     let result = (|| -> Result<Result<Graph, Diagnostics>, UsageError> {
@@ -74,7 +124,7 @@ pub fn load(path: &Path, config: &LoadConfig<'_>) -> Loaded {
         };
         let mut diags = validate(&parsed);
         let mut overrides = Vec::new();
-        for flag in config.set {
+        for flag in config.set.iter().chain(extra) {
             match parse_set(flag, &mut sources) {
                 Ok(Ok(o)) => overrides.push(o),
                 Ok(Err(d)) => diags.extend(d),
@@ -98,31 +148,49 @@ pub fn load(path: &Path, config: &LoadConfig<'_>) -> Loaded {
         Ok(build_graph(&parsed, &sources, &options))
     })();
     match result {
-        Err(u) => Loaded::Usage(u),
+        Err(u) => Err(Failure::Usage(u)),
         Ok(Ok(graph)) => {
-            if !graph.warnings.is_empty() {
-                eprint!(
-                    "{}",
-                    render(&sources, &graph.warnings, std::io::stderr().is_terminal())
-                );
-            }
-            Loaded::Graph(std::sync::Arc::new(graph))
+            let files = files_of(&graph, &sources);
+            Ok(Quiet {
+                graph,
+                sources,
+                files,
+            })
         }
         Ok(Err(diags)) => {
             let diags = diags.sorted();
-            eprint!(
-                "{}",
-                render(&sources, &diags, std::io::stderr().is_terminal())
-            );
+            let mut text = render(&sources, &diags, std::io::stderr().is_terminal());
             let errors = diags.iter().filter(|d| d.is_error()).count();
-            eprintln!(
-                "{}: {errors} error{}",
+            text.push_str(&format!(
+                "{}: {errors} error{}\n",
                 path.display(),
                 if errors == 1 { "" } else { "s" }
-            );
-            Loaded::Errors
+            ));
+            Err(Failure::Errors(text))
         }
     }
+}
+
+/// Every file a graph was built from: graph files (includes too), models,
+/// and the files node parameters name (images, action files, arrays).
+fn files_of(graph: &Graph, sources: &SourceMap) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = sources
+        .files()
+        .filter_map(|(_, f)| f.path.clone())
+        .collect();
+    files.extend(graph.models.iter().map(|m| m.path.clone()));
+    for n in &graph.nodes {
+        for (_, v) in n.params.iter() {
+            if let wgraph_engine::params::ParamValue::Path(p) = v
+                && p.is_file()
+            {
+                files.push(p.clone());
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    files
 }
 
 /// `NODE.PARAM=VALUE` → an override whose value is parsed as graph syntax

@@ -10,6 +10,7 @@ mod bench;
 mod commands;
 mod dataset;
 mod eval;
+mod live;
 mod load;
 mod quality;
 
@@ -164,9 +165,21 @@ impl From<ProviderArg> for wgraph_engine::model::Provider {
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     file: PathBuf,
-    /// Number of frames to produce (ticks = frames / frames_per_tick, rounded up).
-    #[arg(long, default_value_t = 16)]
-    frames: u64,
+    /// Number of frames to produce (ticks = frames / frames_per_tick, rounded up);
+    /// default 16, or until stopped with --watch.
+    #[arg(long)]
+    frames: Option<u64>,
+    /// Keep running and reload the graph when it, an included file, a model
+    /// or a data file changes; stop with Ctrl-C.
+    #[arg(long)]
+    watch: bool,
+    /// Scripted live edits: lines `TICK: NODE.PARAM = VALUE` or `TICK: keys = W+A`.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+    /// Start ticks on this clock (ticks per second); default: the graph's
+    /// fps with --watch, as fast as possible otherwise; 0: as fast as possible.
+    #[arg(long)]
+    fps: Option<f64>,
     /// Action file fed to the graph's `actions` nodes (one line per tick).
     #[arg(long)]
     actions: Option<PathBuf>,

@@ -1106,3 +1106,282 @@ mod eval {
         );
     }
 }
+
+mod live {
+    use super::*;
+    use std::process::{Child, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// A temporary project: `graphs/NAME` copied (so it can be edited), the
+    /// models and examples it names linked in.
+    fn project(graph: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("graphs")).unwrap();
+        std::fs::copy(
+            root().join("graphs").join(graph),
+            dir.path().join("graphs").join(graph),
+        )
+        .unwrap();
+        for linked in ["models-onnx", "examples"] {
+            std::os::unix::fs::symlink(root().join(linked), dir.path().join(linked)).unwrap();
+        }
+        if root().join("graphs/parts").is_dir() {
+            std::os::unix::fs::symlink(
+                root().join("graphs/parts"),
+                dir.path().join("graphs/parts"),
+            )
+            .unwrap();
+        }
+        dir
+    }
+
+    /// `wgraph ARGS` in `dir`, stderr to `dir/stderr.txt` (read while it runs).
+    fn spawn(dir: &Path, args: &[&str]) -> Child {
+        let log = std::fs::File::create(dir.join("stderr.txt")).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_wgraph"))
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("wgraph starts")
+    }
+
+    /// Waits until the log holds `needle` `count` times; returns the log.
+    fn wait_for(dir: &Path, needle: &str, count: usize) -> String {
+        let start = Instant::now();
+        loop {
+            let log = std::fs::read_to_string(dir.join("stderr.txt")).unwrap_or_default();
+            if log.matches(needle).count() >= count {
+                return log;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no {count}× `{needle}` in:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn interrupt(child: &Child) {
+        let ok = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    fn wait_exit(child: &mut Child) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("wgraph did not stop");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The acceptance run: edits to a running yan-sim — a parameter,
+    /// a rewire, a kind swap, a syntax error, its fix, and an editor's
+    /// rename-save — each picked up (or reported with its location) while
+    /// the world keeps ticking; Ctrl-C ends it cleanly with every frame.
+    #[test]
+    fn watch_reloads_edits_while_the_world_runs() {
+        let dir = project("yan-sim.world");
+        let d = dir.path();
+        let graph = d.join("graphs/yan-sim.world");
+        let original = std::fs::read_to_string(&graph).unwrap();
+        let mut child = spawn(
+            d,
+            &[
+                "run",
+                "graphs/yan-sim.world",
+                "--watch",
+                "--fps",
+                "10",
+                "--out",
+                "out",
+                "--metrics",
+                "metrics.json",
+            ],
+        );
+        wait_for(d, "watching", 1);
+        let frames_after = |n: usize| {
+            let start = Instant::now();
+            while pngs(&d.join("out")).len() < n {
+                assert!(start.elapsed() < Duration::from_secs(60), "no frames");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        frames_after(3);
+        // 1. A parameter, written in place.
+        let steps2 = original.replace("steps = 4", "steps = 2");
+        assert_ne!(steps2, original);
+        std::fs::write(&graph, &steps2).unwrap();
+        let log = wait_for(d, "reloaded at tick", 1);
+        assert!(
+            log.contains("changed sampler.steps; state kept: 9 nodes, fresh: sampler, feedback carried: sampler;"),
+            "{log}"
+        );
+        // 2. A rewire: show the context latent instead of the new one.
+        let rewired = steps2.replace(
+            "sampler.latent -> decode.latent",
+            "context.out -> decode.latent",
+        );
+        std::fs::write(&graph, &rewired).unwrap();
+        let log = wait_for(d, "reloaded at tick", 2);
+        assert!(
+            log.contains("rewired +context.out -> decode.latent, -sampler.latent -> decode.latent"),
+            "{log}"
+        );
+        // 3. A node swapped for another kind.
+        let swapped = rewired.replace(
+            "node eps: noise { shape = [1, 16, 16, 16] }",
+            "node eps: constant { shape = [1, 16, 16, 16], value = 0.0 }",
+        );
+        assert_ne!(swapped, rewired);
+        std::fs::write(&graph, &swapped).unwrap();
+        let log = wait_for(d, "reloaded at tick", 3);
+        assert!(log.contains("changed eps kind noise -> new kind"), "{log}");
+        // 4. A syntax error: reported with its location; the world goes on.
+        let broken = swapped.replace("node show: display { }", "node show: display {");
+        std::fs::write(&graph, &broken).unwrap();
+        let log = wait_for(d, "reload failed", 1);
+        assert!(log.contains("graphs/yan-sim.world:"), "{log}");
+        assert!(log.contains("graphs/yan-sim.world: 1 error"), "{log}");
+        let frames_then = pngs(&d.join("out")).len();
+        frames_after(frames_then + 3);
+        // 5. The fix is picked up.
+        std::fs::write(&graph, &swapped).unwrap();
+        wait_for(d, "reloaded at tick", 4);
+        // 6. A rename-save (vim, JetBrains, VS Code): temp file, then rename.
+        let renamed = swapped.replace("steps = 2", "steps = 3");
+        let tmp = d.join("graphs/.yan-sim.world.swp");
+        std::fs::write(&tmp, &renamed).unwrap();
+        std::fs::rename(&tmp, &graph).unwrap();
+        let log = wait_for(d, "reloaded at tick", 5);
+        assert!(log.matches("changed sampler.steps").count() >= 2, "{log}");
+        frames_after(pngs(&d.join("out")).len() + 2);
+        interrupt(&child);
+        assert_eq!(wait_exit(&mut child), Some(0));
+        let log = std::fs::read_to_string(d.join("stderr.txt")).unwrap();
+        assert!(log.contains("(stopped by Ctrl-C), 5 reloads"), "{log}");
+        // No tick lost: every tick has its frame, numbered without a gap.
+        let metrics: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("metrics.json")).unwrap())
+                .unwrap();
+        let ticks = metrics["metrics"]["ticks"].as_u64().unwrap() as usize;
+        let frames = pngs(&d.join("out"));
+        assert_eq!(frames.len(), ticks);
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!(f.file_name().unwrap(), format!("frame_{i:05}.png").as_str());
+        }
+        assert_eq!(metrics["reloads"], 5);
+        // Reloads that load no model keep the clock (10 fps here).
+        assert_eq!(metrics["late_ticks"], 0, "{log}");
+    }
+
+    #[test]
+    fn events_apply_at_their_tick_and_typos_are_usage_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = dir.path().join("events.txt");
+        std::fs::write(&events, "# a live edit, scripted\n3: sampler.steps = 2\n").unwrap();
+        let out = dir.path().join("out");
+        let o = wgraph(&[
+            "run",
+            "graphs/yan-sim.world",
+            "--frames",
+            "6",
+            "--events",
+            events.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(
+            stderr(&o)
+                .contains("reloaded at tick 3 (set sampler.steps = 2): changed sampler.steps"),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(pngs(&out).len(), 6);
+        // The first three frames match a run without the event; later ones do not.
+        let plain = dir.path().join("plain");
+        let o = wgraph(&[
+            "run",
+            "graphs/yan-sim.world",
+            "--frames",
+            "6",
+            "--out",
+            plain.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0));
+        let (a, b) = (pngs(&out), pngs(&plain));
+        for i in 0..6 {
+            let same = std::fs::read(&a[i]).unwrap() == std::fs::read(&b[i]).unwrap();
+            assert_eq!(same, i < 3, "frame {i}");
+        }
+        std::fs::write(&events, "3: sampler.stepz = 2\n").unwrap();
+        let o = wgraph(&[
+            "run",
+            "graphs/yan-sim.world",
+            "--events",
+            events.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o).contains("`sampler` (ddim) has no parameter `stepz`"),
+            "{}",
+            stderr(&o)
+        );
+        std::fs::write(&events, "3 sampler.steps = 2\n").unwrap();
+        let o = wgraph(&[
+            "run",
+            "graphs/yan-sim.world",
+            "--events",
+            events.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o).contains("events.txt:1: expected"),
+            "{}",
+            stderr(&o)
+        );
+    }
+
+    /// Ctrl-C in a plain run: the GIF gets its trailer, exit 0 with the summary.
+    #[test]
+    fn ctrl_c_finishes_every_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let gif = dir.path().join("world.gif");
+        let mut child = spawn(
+            dir.path(),
+            &[
+                "run",
+                root().join("examples/world.world").to_str().unwrap(),
+                "--frames",
+                "100000",
+                "--fps",
+                "30",
+                "--out",
+                gif.to_str().unwrap(),
+            ],
+        );
+        let start = Instant::now();
+        while std::fs::metadata(&gif).map_or(0, |m| m.len()) < 2000 {
+            assert!(start.elapsed() < Duration::from_secs(60), "no GIF frames");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        interrupt(&child);
+        assert_eq!(wait_exit(&mut child), Some(0));
+        let log = std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap();
+        assert!(log.contains("(stopped by Ctrl-C)"), "{log}");
+        let bytes = std::fs::read(&gif).unwrap();
+        assert_eq!(bytes.last(), Some(&0x3B), "the GIF trailer was written");
+    }
+}

@@ -210,8 +210,13 @@ pub struct SwapReport {
     pub kept: Vec<String>,
     /// Nodes whose state could not continue, and why.
     pub reset: Vec<(String, String)>,
+    /// Nodes that started from a fresh state: new nodes, and nodes whose
+    /// state is derived data (caches) made again for their new configuration.
+    pub fresh: Vec<String>,
     /// Finishing a dropped state failed (node, message); the swap went on.
     pub finish_errors: Vec<(String, String)>,
+    /// Nodes whose last outputs (read by feedback edges) were carried.
+    pub feedback_carried: Vec<String>,
     /// Time the swap took on the tick thread.
     pub duration: Duration,
 }
@@ -226,6 +231,7 @@ impl Runner {
         // Phase 1: decide, and create every fresh state, touching nothing old.
         let mut plan: Vec<Result<usize, State>> = Vec::with_capacity(new.nodes.len());
         let mut reset = Vec::new();
+        let mut fresh = Vec::new();
         for n in &new.nodes {
             let old_id = old.find(&n.name).filter(|&id| old.node(id).kind == n.kind);
             let decision = old_id.map(|id| {
@@ -245,8 +251,9 @@ impl Runner {
                     });
                 }
                 other => {
-                    if let Some((_, Carry::Reset(why))) = other {
-                        reset.push((n.name.clone(), why));
+                    match other {
+                        Some((_, Carry::Reset(why))) => reset.push((n.name.clone(), why)),
+                        _ => fresh.push(n.name.clone()),
                     }
                     let fresh = n.node.init_state().map_err(|e| NodeFailure {
                         node: n.name.clone(),
@@ -292,9 +299,17 @@ impl Runner {
             .map(|p| (self.plan_node(p), p))
             .collect();
         let mut old_metrics = std::mem::take(&mut self.metrics);
-        let completed = self.completed;
+        let (completed, created) = (self.completed, self.created);
         *self = Runner::with_states(Arc::clone(&new), states);
         self.completed = completed;
+        self.created = created;
+        let mut feedback_carried = Vec::new();
+        let feeds_back: BTreeSet<NodeId> = new
+            .edges
+            .iter()
+            .filter(|e| matches!(e.kind, EdgeKind::Feedback { .. }))
+            .map(|e| e.from)
+            .collect();
         for p in 0..self.plan_len() {
             let id = self.plan_node(p);
             let n = new.node(id);
@@ -306,6 +321,9 @@ impl Runner {
                 })
                 .and_then(|o| old_plan.get(&o))
                 .and_then(|&op| old_prev.get(op).cloned().flatten());
+            if carried.is_some() && feeds_back.contains(&id) {
+                feedback_carried.push(n.name.clone());
+            }
             self.prev[p] = carried;
         }
         let mut metrics = Metrics::new(new.nodes.len());
@@ -322,7 +340,9 @@ impl Runner {
             diff,
             kept,
             reset,
+            fresh,
             finish_errors,
+            feedback_carried,
             duration: started.elapsed(),
         })
     }

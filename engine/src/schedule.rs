@@ -227,7 +227,7 @@ pub struct Runner {
     stopped_by: Option<String>,
     failure: Option<NodeFailure>,
     finished: bool,
-    created: Instant,
+    pub(crate) created: Instant,
 }
 
 impl Runner {

@@ -162,6 +162,8 @@ pub enum WorldEvent {
 pub struct ReloadInfo {
     /// The first tick the new graph runs.
     pub tick: u64,
+    /// The files the new graph was built from.
+    pub files: Vec<PathBuf>,
     pub cause: String,
     pub swap: SwapReport,
     /// Parse, check and build (models included), off the tick thread.
@@ -177,6 +179,16 @@ impl ReloadInfo {
             self.cause,
             self.swap.diff.summary()
         );
+        line.push_str(&format!("; state kept: {} nodes", self.swap.kept.len()));
+        if !self.swap.fresh.is_empty() {
+            line.push_str(&format!(", fresh: {}", self.swap.fresh.join(", ")));
+        }
+        if !self.swap.feedback_carried.is_empty() {
+            line.push_str(&format!(
+                ", feedback carried: {}",
+                self.swap.feedback_carried.join(", ")
+            ));
+        }
         for (node, why) in &self.swap.reset {
             line.push_str(&format!("; reset `{node}`: {why}"));
         }
@@ -609,9 +621,10 @@ impl World {
         match self.runner.swap_graph(Arc::clone(&prepared.graph)) {
             Ok(swap) => {
                 self.reloads += 1;
-                self.files = prepared.files;
+                self.files.clone_from(&prepared.files);
                 let info = ReloadInfo {
                     tick,
+                    files: prepared.files,
                     cause: prepared.cause.to_string(),
                     swap,
                     prepare: prepared.prepare,
