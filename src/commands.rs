@@ -163,6 +163,20 @@ pub fn run(args: &RunArgs) -> Outcome {
         }
     };
     world.script(script);
+    if let Some(path) = &args.load_state {
+        let restored = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+            .and_then(|json| world.restore(&json).map_err(|e| e.to_string()));
+        if let Err(e) = restored {
+            eprintln!("error: --load-state {}: {e}", path.display());
+            return Outcome::RuntimeFailure;
+        }
+    }
+    if let Some(tick) = args.save_at {
+        world.script([(tick, ScriptedEvent::Snapshot)]);
+    }
+    let mut save_failed = false;
     let handle = world.handle();
     let interrupted = Arc::new(AtomicBool::new(false));
     {
@@ -194,14 +208,35 @@ pub fn run(args: &RunArgs) -> Outcome {
         }
     }
     let bar = progress_bar(args.quiet, max_ticks);
+    let mut rss = crate::rss::RssSeries::new(100);
     let result = world.run(&mut |event| match event {
-        WorldEvent::Tick { .. } => bar.inc(1),
+        WorldEvent::Tick { tick, .. } => {
+            bar.inc(1);
+            rss.tick(*tick);
+        }
         WorldEvent::Reloaded(info) => {
             bar.suspend(|| eprintln!("{}", info.line()));
             if let Some(w) = watcher.as_mut()
                 && let Err(e) = w.watch(&info.files)
             {
                 bar.suspend(|| eprintln!("warning: {e}"));
+            }
+        }
+        WorldEvent::Snapshot { tick, snapshot } => {
+            if let Some(path) = &args.save_state {
+                let written = snapshot
+                    .as_ref()
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| write_json(path, s));
+                match written {
+                    Ok(()) => bar.suspend(|| {
+                        eprintln!("state before tick {tick} saved to {}", path.display())
+                    }),
+                    Err(e) => {
+                        save_failed = true;
+                        bar.suspend(|| eprintln!("error: --save-state {}: {e}", path.display()));
+                    }
+                }
             }
         }
         WorldEvent::ReloadFailed { cause, message } => {
@@ -222,6 +257,19 @@ pub fn run(args: &RunArgs) -> Outcome {
         Ok(WorldEnd::Stopped) => Some(" (stopped by Ctrl-C)".to_string()),
         _ => None,
     };
+    if result.is_ok()
+        && args.save_at.is_none()
+        && let Some(path) = &args.save_state
+    {
+        let written = world
+            .snapshot()
+            .map_err(|e| e.to_string())
+            .and_then(|s| write_json(path, &s));
+        if let Err(e) = written {
+            save_failed = true;
+            eprintln!("error: --save-state {}: {e}", path.display());
+        }
+    }
     let reloads = world.reloads();
     let late = world.late_ticks();
     let graph = Arc::clone(world.graph());
@@ -247,6 +295,7 @@ pub fn run(args: &RunArgs) -> Outcome {
             "ms_per_tick": if summary.ticks > 0 { summary.wall_ms / summary.ticks as f64 } else { 0.0 },
             "reloads": reloads,
             "late_ticks": late,
+            "rss_kib": rss.to_json(),
             "metrics": summary,
         });
         let written = serde_json::to_string_pretty(&json)
@@ -289,7 +338,22 @@ pub fn run(args: &RunArgs) -> Outcome {
     if args.timings {
         print!("{}", summary.table());
     }
+    if save_failed && outcome == Outcome::Ok {
+        return Outcome::RuntimeFailure;
+    }
     outcome
+}
+
+/// Writes a JSON document, whole or not at all (temp file + rename).
+fn write_json(path: &Path, json: &serde_json::Value) -> Result<(), String> {
+    let text = serde_json::to_string(json).map_err(|e| e.to_string())?;
+    let tmp = path.with_extension("tmp-wgraph");
+    std::fs::write(&tmp, text + "\n")
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            e.to_string()
+        })
 }
 
 /// A progress bar (a spinner when the run has no end).

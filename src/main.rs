@@ -13,6 +13,7 @@ mod eval;
 mod live;
 mod load;
 mod quality;
+mod rss;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -180,6 +181,17 @@ pub struct RunArgs {
     /// fps with --watch, as fast as possible otherwise; 0: as fast as possible.
     #[arg(long)]
     fps: Option<f64>,
+    /// Write the world's state (every node's memory, the tick, feedback
+    /// values) to FILE at the end of the run, or before tick --save-at.
+    #[arg(long, value_name = "FILE")]
+    save_state: Option<PathBuf>,
+    /// With --save-state: save before this tick instead of at the end.
+    #[arg(long, value_name = "TICK", requires = "save_state")]
+    save_at: Option<u64>,
+    /// Continue from a state written by --save-state (same graph and models);
+    /// --frames counts from the world's first tick.
+    #[arg(long, value_name = "FILE")]
+    load_state: Option<PathBuf>,
     /// Action file fed to the graph's `actions` nodes (one line per tick).
     #[arg(long)]
     actions: Option<PathBuf>,

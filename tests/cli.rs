@@ -1385,3 +1385,205 @@ mod live {
         assert_eq!(bytes.last(), Some(&0x3B), "the GIF trailer was written");
     }
 }
+
+mod yan_edit_live {
+    use super::*;
+
+    fn npys(dir: &Path) -> Vec<Vec<u8>> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "npy"))
+            .collect();
+        files.sort();
+        files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    }
+
+    /// A style change mid-run restyles the renderer's frames from its tick
+    /// on and leaves the simulator's depth latents bit-identical.
+    #[test]
+    fn a_live_restyle_changes_the_frames_and_not_the_geometry() {
+        let dir = tempfile::tempdir().unwrap();
+        let graph = dir.path().join("edit.world");
+        std::fs::write(
+            &graph,
+            format!(
+                "include \"{}\"\nnode latents: npy_dump {{ dir = \"latents\" }}\nsimulate.latent -> latents.tensor\n",
+                root().join("graphs/yan-edit.world").display()
+            ),
+        )
+        .unwrap();
+        let events = dir.path().join("events.txt");
+        std::fs::write(&events, "4: style.text = \"a snowy forest\"\n").unwrap();
+        let run = |name: &str, extra: &[&str]| {
+            let out = dir.path().join(name);
+            let mut args = vec![
+                "run",
+                graph.to_str().unwrap(),
+                "--frames",
+                "8",
+                "--out",
+                out.to_str().unwrap(),
+            ];
+            args.extend_from_slice(extra);
+            let o = wgraph(&args);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            (o, out)
+        };
+        let (_, plain) = run("plain", &[]);
+        let (o, live) = run("live", &["--events", events.to_str().unwrap()]);
+        assert!(
+            stderr(&o).contains(
+                "reloaded at tick 4 (set style.text = \"a snowy forest\"): changed style.text"
+            ),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(
+            npys(&plain.join("latents")),
+            npys(&live.join("latents")),
+            "depth latents bit-identical"
+        );
+        let (a, b) = (pngs(&plain), pngs(&live));
+        assert_eq!((a.len(), b.len()), (8, 8));
+        for i in 0..8 {
+            let same = std::fs::read(&a[i]).unwrap() == std::fs::read(&b[i]).unwrap();
+            assert_eq!(same, i < 4, "frame {i}: restyled from tick 4 on");
+        }
+    }
+}
+
+mod snapshots {
+    use super::*;
+
+    /// Running N ticks equals running N/2, saving, loading and running the
+    /// rest — frame for frame, bit for bit — for a graph with feedback
+    /// (yan-sim), one with memory (yume15) and the ground-truth world (pose).
+    #[test]
+    fn save_and_load_continue_a_run_bit_for_bit() {
+        for (graph, frames) in [
+            ("graphs/yan-sim.world", 12),
+            ("graphs/yume15.world", 12),
+            ("examples/world.world", 12),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+            let (all, half) = (frames.to_string(), (frames / 2).to_string());
+            let run = |args: &[&str]| {
+                let o = wgraph(args);
+                assert_eq!(o.status.code(), Some(0), "{graph}: {}", stderr(&o));
+            };
+            run(&["run", graph, "--frames", &all, "--out", &p("full")]);
+            let state = p("state.json");
+            run(&[
+                "run",
+                graph,
+                "--frames",
+                &half,
+                "--out",
+                &p("a"),
+                "--save-state",
+                &state,
+            ]);
+            run(&[
+                "run",
+                graph,
+                "--frames",
+                &all,
+                "--out",
+                &p("b"),
+                "--load-state",
+                &state,
+            ]);
+            let (full, rest) = (pngs(&dir.path().join("full")), pngs(&dir.path().join("b")));
+            assert_eq!(rest.len(), frames / 2, "{graph}");
+            for r in &rest {
+                let f = dir.path().join("full").join(r.file_name().unwrap());
+                assert!(full.contains(&f), "{graph}: {}", f.display());
+                assert_eq!(
+                    std::fs::read(r).unwrap(),
+                    std::fs::read(&f).unwrap(),
+                    "{graph}: {}",
+                    r.display()
+                );
+            }
+            // --save-at: the same state, taken mid-run.
+            let at = p("at.json");
+            run(&[
+                "run",
+                graph,
+                "--frames",
+                &all,
+                "--out",
+                &p("c"),
+                "--save-state",
+                &at,
+                "--save-at",
+                &half,
+            ]);
+            let json = |f: &str| -> serde_json::Value {
+                serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()
+            };
+            assert_eq!(json(&at), json(&state), "{graph}");
+        }
+    }
+
+    #[test]
+    fn a_state_of_another_graph_or_model_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("s.json");
+        let out = dir.path().join("o");
+        let o = wgraph(&[
+            "run",
+            "graphs/yan-sim.world",
+            "--frames",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+            "--save-state",
+            state.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let o = wgraph(&[
+            "run",
+            "examples/world.world",
+            "--out",
+            out.to_str().unwrap(),
+            "--load-state",
+            state.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(3));
+        assert!(
+            stderr(&o).contains("the snapshot is of another graph: it has node `action` (action_embedder) that this graph lacks"),
+            "{}",
+            stderr(&o)
+        );
+        let o = wgraph(&[
+            "run",
+            "graphs/yan-sim.world",
+            "--seed",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+            "--load-state",
+            state.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(3));
+        assert!(stderr(&o).contains("taken with seed"), "{}", stderr(&o));
+        std::fs::write(&state, "{\"wgraph_snapshot\": 99}").unwrap();
+        let o = wgraph(&[
+            "run",
+            "graphs/yan-sim.world",
+            "--out",
+            out.to_str().unwrap(),
+            "--load-state",
+            state.to_str().unwrap(),
+        ]);
+        assert!(
+            stderr(&o).contains("snapshot format version 99"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}

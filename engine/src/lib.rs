@@ -33,6 +33,7 @@ pub mod registry;
 pub mod reload;
 pub mod schedule;
 pub mod settings;
+pub mod snapshot;
 pub mod tensor;
 pub mod types;
 pub mod value;

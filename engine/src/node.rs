@@ -23,6 +23,7 @@
 use crate::model::{Model, ModelTable};
 use crate::params::{ParamAccessError, ParamSpec, Params};
 use crate::settings::Settings;
+use crate::snapshot::SavedState;
 use crate::tensor::TensorError;
 use crate::types::ValueType;
 use crate::value::{Actions, Value};
@@ -342,6 +343,19 @@ pub trait Node: Send + Sync + 'static {
         } else {
             Carry::Fresh
         }
+    }
+
+    /// Snapshots: the part of `state` that cannot be recomputed (memory,
+    /// poses). The default saves nothing — right for stateless nodes and
+    /// for caches, which start fresh and give the same results.
+    fn save_state(&self, _state: &State) -> Result<Option<SavedState>, NodeError> {
+        Ok(None)
+    }
+
+    /// Snapshots: a state from what [`Node::save_state`] wrote; checks that
+    /// it fits this node's configuration.
+    fn load_state(&self, _saved: &SavedState) -> Result<State, NodeError> {
+        self.init_state()
     }
 
     /// The input port carrying the frames a player watches (the `display`

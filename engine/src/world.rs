@@ -39,6 +39,7 @@ use crate::reload::SwapReport;
 use crate::schedule::{
     Advance, NodeFailure, RunConfig, RunError, RunEvent, RunReport, Runner, TickHooks,
 };
+use crate::snapshot::SnapshotError;
 use crate::tensor::Tensor;
 use crate::value::{Actions, Value};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
@@ -155,6 +156,12 @@ pub enum WorldEvent {
     /// A rebuild failed; the old graph keeps running. `message` holds the
     /// diagnostics as `wgraph check` prints them.
     ReloadFailed { cause: String, message: String },
+    /// A snapshot taken before tick `tick` (see [`crate::snapshot`]), or why
+    /// it could not be taken.
+    Snapshot {
+        tick: u64,
+        snapshot: Result<Arc<serde_json::Value>, SnapshotError>,
+    },
 }
 
 /// One reload, for its log line.
@@ -350,6 +357,8 @@ pub enum ScriptedEvent {
     Set(ParamSet),
     /// Hold these keys from this tick on (`None`: back to the action file).
     Keys(Option<Actions>),
+    /// Take a snapshot before this tick (published as [`WorldEvent::Snapshot`]).
+    Snapshot,
 }
 
 /// How a world runs.
@@ -551,6 +560,16 @@ impl World {
         }
     }
 
+    /// The world's state between ticks (see [`crate::snapshot`]).
+    pub fn snapshot(&self) -> Result<serde_json::Value, SnapshotError> {
+        self.runner.snapshot()
+    }
+
+    /// Continues from a snapshot: call before [`World::run`].
+    pub fn restore(&mut self, snapshot: &serde_json::Value) -> Result<(), SnapshotError> {
+        self.runner.restore(snapshot)
+    }
+
     /// Finishes every node (sinks close their files) and reports the run.
     pub fn finish(&mut self) -> Result<RunReport, RunError> {
         self.runner.finish()
@@ -580,6 +599,11 @@ impl World {
     fn apply_scripted(&mut self, event: ScriptedEvent, observer: &mut dyn FnMut(&WorldEvent)) {
         match event {
             ScriptedEvent::Keys(keys) => self.scripted_keys = Some(keys),
+            ScriptedEvent::Snapshot => {
+                let tick = self.runner.ticks_done();
+                let snapshot = self.runner.snapshot().map(Arc::new);
+                self.publish(WorldEvent::Snapshot { tick, snapshot }, observer);
+            }
             ScriptedEvent::Set(set) => {
                 let Some(reloader) = &self.reloader else {
                     self.publish(

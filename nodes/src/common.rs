@@ -7,6 +7,7 @@ pub(crate) use wgraph_engine::node::{
     PortSpec, State, TickContext, TypeError, state_mut,
 };
 pub(crate) use wgraph_engine::params::{Default as ParamDefault, ParamSpec, ParamType};
+pub(crate) use wgraph_engine::snapshot::SavedState;
 pub(crate) use wgraph_engine::tensor::{DType, Tensor};
 pub(crate) use wgraph_engine::types::{Dim, TensorType, ValueType};
 pub(crate) use wgraph_engine::value::{Actions, Key, Value};
@@ -161,6 +162,39 @@ pub(crate) fn carry_stream(old: Option<(&Path, bool)>, path: &Path, cx: &CarryCo
         Some(_) => Carry::Keep,
         None => Carry::Fresh,
     }
+}
+
+/// Snapshots of a memory node: the latent shape `(C, H, W)` it holds, if any.
+pub(crate) fn save_shape(saved: &mut SavedState, shape: Option<(usize, usize, usize)>) {
+    if let Some((c, h, w)) = shape {
+        saved.put_ints("shape", &[c as i64, h as i64, w as i64]);
+    }
+}
+
+/// The inverse of [`save_shape`]; every latent must have `C·H·W` elements.
+pub(crate) fn load_shape(
+    saved: &SavedState,
+    latents: &[&[f32]],
+) -> Result<Option<(usize, usize, usize)>, NodeError> {
+    if !saved.has("shape") {
+        return Ok(None);
+    }
+    let dims: Vec<usize> = saved
+        .ints("shape")?
+        .into_iter()
+        .map(|d| usize::try_from(d).unwrap_or(0))
+        .collect();
+    let [c, h, w] = dims[..] else {
+        return Err(NodeError::new("the snapshot's latent shape is malformed"));
+    };
+    if let Some(l) = latents.iter().find(|l| l.len() != c * h * w) {
+        return Err(NodeError::new(format!(
+            "the snapshot holds a latent of {} values where [{c}, {h}, {w}] needs {}",
+            l.len(),
+            c * h * w
+        )));
+    }
+    Ok(Some((c, h, w)))
 }
 
 /// Hot reload of a memory node (history of latents): keep the history unless

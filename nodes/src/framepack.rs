@@ -139,6 +139,41 @@ impl Node for FramePackNode {
             .map_or(0, |h| h.recent.len() + usize::from(h.first.is_some()));
         carry_memory(held, cx)
     }
+    fn save_state(&self, state: &State) -> Result<Option<SavedState>, NodeError> {
+        let hist = state
+            .downcast_ref::<History>()
+            .ok_or_else(|| NodeError::new("internal: node state has an unexpected type"))?;
+        let mut saved = SavedState::new();
+        save_shape(&mut saved, hist.shape);
+        if let Some(first) = &hist.first {
+            saved.put_f32s("first", first);
+        }
+        let recent: Vec<&[f32]> = hist.recent.iter().map(Vec::as_slice).collect();
+        saved.put_f32_lists("recent", &recent);
+        Ok(Some(saved))
+    }
+    fn load_state(&self, saved: &SavedState) -> Result<State, NodeError> {
+        let first = if saved.has("first") {
+            Some(saved.f32s("first")?)
+        } else {
+            None
+        };
+        let recent = saved.f32_lists("recent")?;
+        if recent.len() > MIDDLE + OLD {
+            return Err(NodeError::new(format!(
+                "the snapshot holds {} recent latents, more than {}",
+                recent.len(),
+                MIDDLE + OLD
+            )));
+        }
+        let all: Vec<&[f32]> = first.iter().chain(&recent).map(Vec::as_slice).collect();
+        let shape = load_shape(saved, &all)?;
+        Ok(Box::new(History {
+            shape,
+            first,
+            recent: recent.into(),
+        }))
+    }
     fn eval(
         &self,
         state: &mut State,

@@ -61,6 +61,24 @@ impl Node for PanNode {
     fn init_state(&self) -> Result<State, NodeError> {
         Ok(Box::new(Offset::default()))
     }
+    fn carry(&self, _: &State, _: &CarryContext) -> Carry {
+        // The offset is where the player has scrolled to: it outlives any edit.
+        Carry::Keep
+    }
+    fn save_state(&self, state: &State) -> Result<Option<SavedState>, NodeError> {
+        let off = state
+            .downcast_ref::<Offset>()
+            .ok_or_else(|| NodeError::new("internal: node state has an unexpected type"))?;
+        let mut saved = SavedState::new();
+        saved.put_ints("offset", &[off.0, off.1]);
+        Ok(Some(saved))
+    }
+    fn load_state(&self, saved: &SavedState) -> Result<State, NodeError> {
+        match saved.ints("offset")?[..] {
+            [x, y] => Ok(Box::new(Offset(x, y))),
+            _ => Err(NodeError::new("the snapshot's `offset` is malformed")),
+        }
+    }
     fn eval(
         &self,
         state: &mut State,

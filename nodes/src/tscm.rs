@@ -175,6 +175,25 @@ impl Node for TscmNode {
         let held = old.downcast_ref::<History>().map_or(0, |h| h.latents.len());
         carry_memory(held, cx)
     }
+    fn save_state(&self, state: &State) -> Result<Option<SavedState>, NodeError> {
+        let hist = state
+            .downcast_ref::<History>()
+            .ok_or_else(|| NodeError::new("internal: node state has an unexpected type"))?;
+        let mut saved = SavedState::new();
+        save_shape(&mut saved, hist.shape);
+        let latents: Vec<&[f32]> = hist.latents.iter().map(Vec::as_slice).collect();
+        saved.put_f32_lists("latents", &latents);
+        Ok(Some(saved))
+    }
+    fn load_state(&self, saved: &SavedState) -> Result<State, NodeError> {
+        let latents = saved.f32_lists("latents")?;
+        let all: Vec<&[f32]> = latents.iter().map(Vec::as_slice).collect();
+        let shape = load_shape(saved, &all)?;
+        Ok(Box::new(History {
+            shape,
+            latents: latents.into(),
+        }))
+    }
     fn eval(
         &self,
         state: &mut State,

@@ -147,6 +147,26 @@ impl Node for WorldNode {
     fn init_state(&self) -> Result<State, NodeError> {
         Ok(Box::new(self.world.start_pose()))
     }
+    fn save_state(&self, state: &State) -> Result<Option<SavedState>, NodeError> {
+        let p = state
+            .downcast_ref::<Pose>()
+            .ok_or_else(|| NodeError::new("internal: node state has an unexpected type"))?;
+        let mut saved = SavedState::new();
+        saved.put_f32s("pose", &[p.x, p.y, p.yaw, p.pitch, p.z]);
+        Ok(Some(saved))
+    }
+    fn load_state(&self, saved: &SavedState) -> Result<State, NodeError> {
+        match saved.f32s("pose")?[..] {
+            [x, y, yaw, pitch, z] => Ok(Box::new(Pose {
+                x,
+                y,
+                yaw,
+                pitch,
+                z,
+            })),
+            _ => Err(NodeError::new("the snapshot's `pose` is malformed")),
+        }
+    }
     fn eval(
         &self,
         state: &mut State,

@@ -1,0 +1,463 @@
+//! Snapshots: a running world's state in a versioned file, and back.
+//!
+//! A [`Snapshot`] holds the tick counter, every node's state that cannot be
+//! recomputed ([`Node::save_state`](crate::node::Node::save_state): memory
+//! histories, poses, offsets — caches and stateless nodes save nothing and
+//! start fresh, which gives the same results), the last tick's values that
+//! feedback edges read, and what it belongs to: the graph's nodes and kinds,
+//! a hash of its parameters, and the SHA-256 of every model file. RNG
+//! positions need no entry: every random source draws from (seed, node,
+//! tick), so the tick counter is its position.
+//!
+//! [`Runner::snapshot`] writes one between ticks; [`Runner::restore`] loads
+//! one into a fresh runner before its first tick, refusing a graph whose
+//! nodes or models differ (naming the first difference). Running 100 ticks
+//! equals running 50, saving, restoring and running 50 more, bit for bit.
+//!
+//! The file is JSON; tensors and float arrays are stored as hex of their
+//! little-endian bytes, so every bit (NaN included) survives.
+
+use crate::graph::Graph;
+use crate::model::file_digest;
+use crate::node::NodeError;
+use crate::schedule::Runner;
+use crate::tensor::{DType, Tensor};
+use crate::value::{Actions, Key, Value};
+use serde_json::{Map, Value as Json, json};
+use std::sync::Mutex;
+
+/// The snapshot format's version; files of another version are refused.
+pub const SNAPSHOT_VERSION: u64 = 1;
+
+/// A snapshot could not be written or restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SnapshotError(pub String);
+
+/// A node's saved state: named fields (see the getters for the types).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SavedState(Map<String, Json>);
+
+fn hex(bytes: impl Iterator<Item = u8>) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::new();
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| {
+            let d = |c: u8| (c as char).to_digit(16);
+            Some((d(p[0])? * 16 + d(p[1])?) as u8)
+        })
+        .collect()
+}
+
+fn f32s_to_hex(v: &[f32]) -> String {
+    hex(v.iter().flat_map(|x| x.to_le_bytes()))
+}
+
+fn f32s_from_hex(s: &str) -> Option<Vec<f32>> {
+    let bytes = unhex(s)?;
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
+}
+
+impl SavedState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores a float array exactly.
+    pub fn put_f32s(&mut self, name: &str, v: &[f32]) {
+        self.0.insert(name.into(), Json::String(f32s_to_hex(v)));
+    }
+
+    /// Stores a list of float arrays exactly.
+    pub fn put_f32_lists(&mut self, name: &str, v: &[&[f32]]) {
+        let list = v.iter().map(|x| Json::String(f32s_to_hex(x))).collect();
+        self.0.insert(name.into(), Json::Array(list));
+    }
+
+    /// Stores integers.
+    pub fn put_ints(&mut self, name: &str, v: &[i64]) {
+        self.0.insert(name.into(), json!(v));
+    }
+
+    fn missing(name: &str) -> NodeError {
+        NodeError::new(format!("the snapshot's state has no valid `{name}`"))
+    }
+
+    /// A float array stored with [`SavedState::put_f32s`].
+    pub fn f32s(&self, name: &str) -> Result<Vec<f32>, NodeError> {
+        self.0
+            .get(name)
+            .and_then(Json::as_str)
+            .and_then(f32s_from_hex)
+            .ok_or_else(|| Self::missing(name))
+    }
+
+    /// A list stored with [`SavedState::put_f32_lists`].
+    pub fn f32_lists(&self, name: &str) -> Result<Vec<Vec<f32>>, NodeError> {
+        self.0
+            .get(name)
+            .and_then(Json::as_array)
+            .and_then(|a| {
+                a.iter()
+                    .map(|x| x.as_str().and_then(f32s_from_hex))
+                    .collect()
+            })
+            .ok_or_else(|| Self::missing(name))
+    }
+
+    /// Integers stored with [`SavedState::put_ints`].
+    pub fn ints(&self, name: &str) -> Result<Vec<i64>, NodeError> {
+        self.0
+            .get(name)
+            .and_then(Json::as_array)
+            .and_then(|a| a.iter().map(Json::as_i64).collect())
+            .ok_or_else(|| Self::missing(name))
+    }
+
+    /// True when a field is present.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+}
+
+/// A value on an edge, exactly, as JSON.
+pub fn value_to_json(v: &Value) -> Result<Json, SnapshotError> {
+    Ok(match v {
+        Value::Tensor(t) => {
+            let (dtype, data) = match t.dtype() {
+                DType::F32 => (
+                    "f32",
+                    f32s_to_hex(t.host_f32().map_err(|e| SnapshotError(e.to_string()))?),
+                ),
+                DType::I64 => (
+                    "i64",
+                    hex(t
+                        .host_i64()
+                        .map_err(|e| SnapshotError(e.to_string()))?
+                        .iter()
+                        .flat_map(|x| x.to_le_bytes())),
+                ),
+                DType::U8 => (
+                    "u8",
+                    hex(t
+                        .host_u8()
+                        .map_err(|e| SnapshotError(e.to_string()))?
+                        .iter()
+                        .copied()),
+                ),
+            };
+            json!({"tensor": dtype, "shape": t.shape(), "hex": data})
+        }
+        Value::Actions(a) => {
+            let keys: Vec<&str> = Key::ALL
+                .iter()
+                .filter(|k| a.contains(**k))
+                .map(|k| k.name())
+                .collect();
+            json!({ "actions": keys })
+        }
+        Value::Text(t) => json!({ "text": t.as_ref() }),
+    })
+}
+
+/// The inverse of [`value_to_json`].
+pub fn value_from_json(j: &Json) -> Result<Value, SnapshotError> {
+    let bad = || SnapshotError(format!("a saved value is malformed: {j}"));
+    if let Some(dtype) = j.get("tensor").and_then(Json::as_str) {
+        let shape: Vec<usize> = j
+            .get("shape")
+            .and_then(Json::as_array)
+            .and_then(|a| {
+                a.iter()
+                    .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+                    .collect()
+            })
+            .ok_or_else(bad)?;
+        let bytes = j
+            .get("hex")
+            .and_then(Json::as_str)
+            .and_then(unhex)
+            .ok_or_else(bad)?;
+        let t = match dtype {
+            "f32" => Tensor::from_f32(
+                &shape,
+                bytes
+                    .chunks(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
+                    .collect(),
+            ),
+            "i64" => Tensor::from_i64(
+                &shape,
+                bytes
+                    .chunks(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                    .collect(),
+            ),
+            "u8" => Tensor::from_u8(&shape, bytes),
+            _ => return Err(bad()),
+        };
+        return t
+            .map(Value::Tensor)
+            .map_err(|e| SnapshotError(e.to_string()));
+    }
+    if let Some(keys) = j.get("actions").and_then(Json::as_array) {
+        let mut a = Actions::none();
+        for k in keys {
+            a = a.with(k.as_str().and_then(Key::parse).ok_or_else(bad)?);
+        }
+        return Ok(Value::Actions(a));
+    }
+    if let Some(t) = j.get("text").and_then(Json::as_str) {
+        return Ok(Value::Text(t.into()));
+    }
+    Err(bad())
+}
+
+/// What a snapshot belongs to: nodes and kinds, a parameter hash, model digests.
+fn fingerprint(graph: &Graph) -> Result<Json, SnapshotError> {
+    use sha2::Digest;
+    let mut params = sha2::Sha256::new();
+    let mut nodes = Map::new();
+    for n in &graph.nodes {
+        nodes.insert(n.name.clone(), json!(n.kind));
+        params.update(n.name.as_bytes());
+        for (k, v) in n.params.iter() {
+            params.update(k.as_bytes());
+            params.update(v.to_json().to_string().as_bytes());
+        }
+    }
+    let mut models = Map::new();
+    for m in &graph.models {
+        let digest = file_digest(&m.path).map_err(|e| {
+            SnapshotError(format!(
+                "cannot read model `{}` ({}): {e}",
+                m.name,
+                m.path.display()
+            ))
+        })?;
+        models.insert(m.name.clone(), json!(hex(digest.into_iter())));
+    }
+    Ok(json!({
+        "world": graph.settings.name,
+        "seed": graph.settings.seed,
+        "nodes": nodes,
+        "models": models,
+        "params_sha256": hex(params.finalize().into_iter()),
+    }))
+}
+
+impl Runner {
+    /// The state of this run between ticks, as a snapshot document.
+    pub fn snapshot(&self) -> Result<Json, SnapshotError> {
+        let graph = self.graph();
+        let mut nodes = Map::new();
+        for (i, n) in graph.nodes.iter().enumerate() {
+            let state = self.states[i].lock().unwrap_or_else(|p| p.into_inner());
+            let saved = n
+                .node
+                .save_state(&state)
+                .map_err(|e| SnapshotError(format!("node `{}`: {e}", n.name)))?;
+            if let Some(saved) = saved {
+                nodes.insert(n.name.clone(), Json::Object(saved.0));
+            }
+        }
+        // Only the values feedback edges will read on the next tick.
+        let feeds_back: Vec<crate::graph::NodeId> = graph
+            .edges
+            .iter()
+            .filter(|e| matches!(e.kind, crate::graph::EdgeKind::Feedback { .. }))
+            .map(|e| e.from)
+            .collect();
+        let mut feedback = Map::new();
+        for p in 0..self.plan_len() {
+            let id = self.plan_node(p);
+            if !feeds_back.contains(&id) {
+                continue;
+            }
+            if let Some(values) = &self.prev[p] {
+                let values: Result<Vec<Json>, SnapshotError> =
+                    values.iter().map(value_to_json).collect();
+                feedback.insert(graph.node(id).name.clone(), Json::Array(values?));
+            }
+        }
+        Ok(json!({
+            "wgraph_snapshot": SNAPSHOT_VERSION,
+            "tick": self.completed,
+            "graph": fingerprint(graph)?,
+            "states": nodes,
+            "last_outputs": feedback,
+        }))
+    }
+
+    /// Loads `snapshot` into this runner before its first tick: the next
+    /// tick is the snapshot's. Refuses a snapshot of another graph.
+    pub fn restore(&mut self, snapshot: &Json) -> Result<(), SnapshotError> {
+        if self.completed != 0 {
+            return Err(SnapshotError(
+                "a snapshot loads only before the first tick".into(),
+            ));
+        }
+        match snapshot.get("wgraph_snapshot").and_then(Json::as_u64) {
+            Some(SNAPSHOT_VERSION) => {}
+            Some(v) => {
+                return Err(SnapshotError(format!(
+                    "snapshot format version {v}; this wgraph reads version {SNAPSHOT_VERSION}"
+                )));
+            }
+            None => return Err(SnapshotError("not a wgraph snapshot".into())),
+        }
+        let graph = std::sync::Arc::clone(self.graph());
+        let theirs = snapshot.get("graph").cloned().unwrap_or(Json::Null);
+        let ours = fingerprint(&graph)?;
+        compatible(&theirs, &ours)?;
+        let tick = snapshot
+            .get("tick")
+            .and_then(Json::as_u64)
+            .ok_or_else(|| SnapshotError("the snapshot has no tick".into()))?;
+        let empty = Map::new();
+        let states = snapshot
+            .get("states")
+            .and_then(Json::as_object)
+            .unwrap_or(&empty);
+        let mut new_states = Vec::with_capacity(graph.nodes.len());
+        for n in &graph.nodes {
+            let state = match states.get(&n.name).and_then(Json::as_object) {
+                Some(saved) => n.node.load_state(&SavedState(saved.clone())),
+                None => n.node.init_state(),
+            }
+            .map_err(|e| SnapshotError(format!("node `{}`: {e}", n.name)))?;
+            new_states.push(Mutex::new(state));
+        }
+        let outputs = snapshot
+            .get("last_outputs")
+            .and_then(Json::as_object)
+            .unwrap_or(&empty);
+        let mut prev = vec![None; self.plan_len()];
+        for (p, slot) in prev.iter_mut().enumerate() {
+            let n = graph.node(self.plan_node(p));
+            if let Some(values) = outputs.get(&n.name).and_then(Json::as_array) {
+                let values: Result<Vec<Value>, SnapshotError> =
+                    values.iter().map(value_from_json).collect();
+                *slot = Some(values?);
+            }
+        }
+        // Fresh states replace the ones `Runner::new` made; those are
+        // finished first so sinks close what they opened.
+        for (i, n) in graph.nodes.iter().enumerate() {
+            let mut old = self.states[i].lock().unwrap_or_else(|p| p.into_inner());
+            let _ = n.node.finish(&mut old);
+        }
+        self.states = new_states;
+        self.prev = prev;
+        self.completed = tick;
+        Ok(())
+    }
+}
+
+/// Checks that a snapshot's graph fingerprint fits this graph.
+fn compatible(theirs: &Json, ours: &Json) -> Result<(), SnapshotError> {
+    let map = |j: &Json, k: &str| {
+        j.get(k)
+            .and_then(Json::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (their_nodes, our_nodes) = (map(theirs, "nodes"), map(ours, "nodes"));
+    for (name, kind) in &their_nodes {
+        match our_nodes.get(name) {
+            None => {
+                return Err(SnapshotError(format!(
+                    "the snapshot is of another graph: it has node `{name}` ({}) that this graph lacks",
+                    kind.as_str().unwrap_or("?")
+                )));
+            }
+            Some(k) if k != kind => {
+                return Err(SnapshotError(format!(
+                    "the snapshot is of another graph: node `{name}` is {} there and {} here",
+                    kind.as_str().unwrap_or("?"),
+                    k.as_str().unwrap_or("?")
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(name) = our_nodes.keys().find(|n| !their_nodes.contains_key(*n)) {
+        return Err(SnapshotError(format!(
+            "the snapshot is of another graph: it has no node `{name}`"
+        )));
+    }
+    let (their_models, our_models) = (map(theirs, "models"), map(ours, "models"));
+    for (name, digest) in &our_models {
+        if their_models.get(name) != Some(digest) {
+            return Err(SnapshotError(format!(
+                "model `{name}` is not the file the snapshot was taken with (its contents differ)"
+            )));
+        }
+    }
+    if theirs.get("seed") != ours.get("seed") {
+        return Err(SnapshotError(format!(
+            "the snapshot was taken with seed {}, this run uses {} (pass --seed)",
+            theirs.get("seed").unwrap_or(&Json::Null),
+            ours.get("seed").unwrap_or(&Json::Null)
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_bit_for_bit() {
+        let nan = f32::from_bits(0x7fc0_0001);
+        let values = [
+            Value::Tensor(Tensor::from_f32(&[1, 3], vec![1.5, -0.0, nan]).unwrap()),
+            Value::Tensor(Tensor::from_i64(&[2], vec![i64::MIN, 7]).unwrap()),
+            Value::Tensor(Tensor::from_u8(&[2], vec![0, 255]).unwrap()),
+            Value::Actions(Actions::none().with(Key::W).with(Key::Space)),
+            Value::Text("a snowy forest".into()),
+        ];
+        for v in values {
+            let back = value_from_json(&value_to_json(&v).unwrap()).unwrap();
+            match (&v, &back) {
+                (Value::Tensor(a), Value::Tensor(b)) if a.dtype() == DType::F32 => {
+                    let bits = |t: &Tensor| -> Vec<u32> {
+                        t.host_f32().unwrap().iter().map(|x| x.to_bits()).collect()
+                    };
+                    assert_eq!(bits(a), bits(b));
+                    assert_eq!(a.shape(), b.shape());
+                }
+                _ => assert_eq!(v, back),
+            }
+        }
+        let mut s = SavedState::new();
+        s.put_f32s("x", &[nan, 1.0]);
+        s.put_f32_lists("l", &[&[1.0], &[]]);
+        s.put_ints("i", &[-3, 4]);
+        assert_eq!(s.f32s("x").unwrap()[0].to_bits(), nan.to_bits());
+        assert_eq!(s.f32_lists("l").unwrap(), vec![vec![1.0], vec![]]);
+        assert_eq!(s.ints("i").unwrap(), vec![-3, 4]);
+        assert!(s.f32s("nope").is_err());
+    }
+}
