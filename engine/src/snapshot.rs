@@ -49,7 +49,7 @@ fn hex(bytes: impl Iterator<Item = u8>) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     s.as_bytes()
@@ -67,7 +67,7 @@ fn f32s_to_hex(v: &[f32]) -> String {
 
 fn f32s_from_hex(s: &str) -> Option<Vec<f32>> {
     let bytes = unhex(s)?;
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     Some(
