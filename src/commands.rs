@@ -117,6 +117,7 @@ pub fn run(args: &RunArgs) -> Outcome {
         output: output.clone(),
         provider: args.provider.map(Into::into),
         models: Arc::new(ModelCache::new(OrtBackend::new())),
+        record: args.record.is_some(),
     });
     let built = match source.build_first() {
         Ok(b) => b,
@@ -149,6 +150,7 @@ pub fn run(args: &RunArgs) -> Outcome {
             .iter()
             .any(|(_, e)| matches!(e, ScriptedEvent::Set(_)));
     let files = built.files;
+    let provenance = built.provenance;
     let graph = Arc::new(built.graph);
     let mut world = match World::new(
         Arc::clone(&graph),
@@ -177,6 +179,18 @@ pub fn run(args: &RunArgs) -> Outcome {
         world.script([(tick, ScriptedEvent::Snapshot)]);
     }
     let mut save_failed = false;
+    let mut recorder = match &args.record {
+        None => None,
+        Some(path) => {
+            match crate::replay::Recorder::create(
+                path,
+                crate::replay::header(&source, provenance.as_deref()),
+            ) {
+                Ok(r) => Some(r),
+                Err(e) => return usage(&e),
+            }
+        }
+    };
     let handle = world.handle();
     let interrupted = Arc::new(AtomicBool::new(false));
     {
@@ -210,12 +224,18 @@ pub fn run(args: &RunArgs) -> Outcome {
     let bar = progress_bar(args.quiet, max_ticks);
     let mut rss = crate::rss::RssSeries::new(100);
     let result = world.run(&mut |event| match event {
-        WorldEvent::Tick { tick, .. } => {
+        WorldEvent::Tick { tick, input, .. } => {
             bar.inc(1);
             rss.tick(*tick);
+            if let Some(r) = recorder.as_mut() {
+                r.tick(*tick, input);
+            }
         }
         WorldEvent::Reloaded(info) => {
             bar.suspend(|| eprintln!("{}", info.line()));
+            if let Some(r) = recorder.as_mut() {
+                r.reload(info.tick, &info.cause, info.provenance.as_deref());
+            }
             if let Some(w) = watcher.as_mut()
                 && let Err(e) = w.watch(&info.files)
             {
@@ -269,6 +289,12 @@ pub fn run(args: &RunArgs) -> Outcome {
             save_failed = true;
             eprintln!("error: --save-state {}: {e}", path.display());
         }
+    }
+    if let Some(r) = recorder.take()
+        && let Err(e) = r.end(world.ticks_done())
+    {
+        save_failed = true;
+        eprintln!("error: {e}");
     }
     let reloads = world.reloads();
     let late = world.late_ticks();

@@ -7,7 +7,7 @@
 //! model loading happen on the reloader's thread, and the world swaps at a
 //! tick boundary.
 
-use crate::load::{Failure, LoadConfig, PathOverride, load_quiet};
+use crate::load::{Failure, LoadConfig, PathOverride, Quiet, load_quiet};
 use notify_debouncer_full::notify::{EventKind, RecursiveMode, event::AccessKind};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 use std::collections::BTreeSet;
@@ -17,6 +17,7 @@ use std::time::Duration;
 use wgraph_engine::model::{Backend, ModelCache, Provider};
 use wgraph_engine::node::OutputConfig;
 use wgraph_engine::world::{Built, GraphSource, ParamSet, ScriptedEvent, WorldHandle};
+use wgraph_grammar::FsLoader;
 use wgraph_ort::OrtBackend;
 
 /// Rebuilds a graph file with the command line's flags and a live world's
@@ -30,6 +31,8 @@ pub struct CliSource {
     pub output: OutputConfig,
     pub provider: Option<Provider>,
     pub models: Arc<ModelCache<OrtBackend>>,
+    /// Note what each build was made from (`--record`).
+    pub record: bool,
 }
 
 impl CliSource {
@@ -46,13 +49,22 @@ impl CliSource {
 
     /// The first build, printing warnings; errors come back rendered.
     pub fn build_first(&self) -> Result<Built, Failure> {
-        let q = load_quiet(&self.file, &self.config(), &[])?;
+        let q = load_quiet(&self.file, &self.config(), &[], &FsLoader)?;
         crate::load::print_warnings(&q);
         self.models.retain(&q.graph.model_table);
-        Ok(Built {
+        Ok(self.built(q, &[]))
+    }
+
+    fn built(&self, q: Quiet, extra: &[String]) -> Built {
+        let provenance = self.record.then(|| {
+            let sets: Vec<String> = self.set.iter().chain(extra).cloned().collect();
+            Arc::new(crate::replay::provenance(&sets, &q.sources, &q.files))
+        });
+        Built {
             graph: q.graph,
             files: q.files,
-        })
+            provenance,
+        }
     }
 }
 
@@ -62,15 +74,12 @@ impl GraphSource for CliSource {
             .iter()
             .map(|s| format!("{}.{}={}", s.node, s.param, s.value))
             .collect();
-        match load_quiet(&self.file, &self.config(), &extra) {
+        match load_quiet(&self.file, &self.config(), &extra, &FsLoader) {
             Ok(q) => {
                 crate::load::print_warnings(&q);
                 // The cache keeps only what the new graph uses (bounded).
                 self.models.retain(&q.graph.model_table);
-                Ok(Built {
-                    graph: q.graph,
-                    files: q.files,
-                })
+                Ok(self.built(q, &extra))
             }
             Err(Failure::Errors(text)) => Err(text),
             Err(Failure::Usage(u)) => Err(format!("error: {}\n", u.0)),

@@ -9,7 +9,7 @@ use wgraph_engine::node::OutputConfig;
 use wgraph_grammar::ast::{self, Statement, ValueKind};
 use wgraph_grammar::diagnostic::{Diagnostics, render};
 use wgraph_grammar::source::{SourceMap, Span};
-use wgraph_grammar::{FsLoader, load_graph, parse_value, validate};
+use wgraph_grammar::{FileLoader, FsLoader, load_graph, parse_value, validate};
 
 /// What to load, besides the file.
 pub struct LoadConfig<'a> {
@@ -81,7 +81,7 @@ pub enum Failure {
 /// Parses, includes, validates and builds `path`; prints diagnostics (and
 /// warnings) to stderr.
 pub fn load(path: &Path, config: &LoadConfig<'_>) -> Loaded {
-    match load_quiet(path, config, &[]) {
+    match load_quiet(path, config, &[], &FsLoader) {
         Ok(q) => {
             print_warnings(&q);
             Loaded::Graph(std::sync::Arc::new(q.graph))
@@ -109,16 +109,18 @@ pub fn print_warnings(q: &Quiet) {
 }
 
 /// [`load`] without printing; `extra` are more `NODE.PARAM=VALUE` changes
-/// applied after `config.set` (a live world's parameter changes).
+/// applied after `config.set` (a live world's parameter changes); graph
+/// files are read through `loader` (disk, or a recording's texts).
 pub fn load_quiet(
     path: &Path,
     config: &LoadConfig<'_>,
     extra: &[String],
+    loader: &dyn FileLoader,
 ) -> Result<Quiet, Failure> {
     let mut sources = SourceMap::new();
     let registry = wgraph_nodes::registry();
     let result = (|| -> Result<Result<Graph, Diagnostics>, UsageError> {
-        let parsed = match load_graph(path, &mut sources, &FsLoader) {
+        let parsed = match load_graph(path, &mut sources, loader) {
             Ok(g) => g,
             Err(d) => return Ok(Err(d)),
         };

@@ -13,6 +13,7 @@ mod eval;
 mod live;
 mod load;
 mod quality;
+mod replay;
 mod rss;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -57,6 +58,8 @@ enum Command {
     Bench(BenchArgs),
     /// Write episodes of the ground-truth world: frames, depth, actions, poses.
     Dataset(dataset::DatasetArgs),
+    /// Reproduce a run written with `run --record`, frame for frame.
+    Replay(ReplayArgs),
     /// Compare a graph with the ground-truth world: PSNR, SSIM, action accuracy, drift.
     Eval(EvalArgs),
     /// Report the ONNX Runtime library, execution providers and GPUs.
@@ -100,6 +103,18 @@ pub struct BenchArgs {
     /// The action file for the quality columns.
     #[arg(long)]
     actions: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    /// A recording written by `wgraph run --record FILE`.
+    file: PathBuf,
+    /// Output directory, a .gif file, or a .y4m file (`-`: stdout) for the displayed frames.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// No summary.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -192,6 +207,10 @@ pub struct RunArgs {
     /// --frames counts from the world's first tick.
     #[arg(long, value_name = "FILE")]
     load_state: Option<PathBuf>,
+    /// Write what the run received (live keys, events, reloads with their
+    /// graph texts) to FILE; `wgraph replay FILE` reproduces its frames.
+    #[arg(long, value_name = "FILE", conflicts_with = "load_state")]
+    record: Option<PathBuf>,
     /// Action file fed to the graph's `actions` nodes (one line per tick).
     #[arg(long)]
     actions: Option<PathBuf>,
@@ -247,6 +266,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench(&args),
         Command::Doctor { json } => commands::doctor(json),
         Command::Eval(args) => eval::eval(&args),
+        Command::Replay(args) => replay::replay(&args),
         Command::Dataset(args) => dataset::run(&args),
     };
     ExitCode::from(outcome as u8)

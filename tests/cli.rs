@@ -1286,6 +1286,85 @@ mod live {
         assert_eq!(metrics["late_ticks"], 0, "{log}");
     }
 
+    /// A live session — keys from an events file, a file edit at whatever
+    /// tick the watcher sees it, Ctrl-C — is recorded; `wgraph replay`
+    /// reproduces every frame bit for bit, and refuses once a file it needs
+    /// has changed.
+    #[test]
+    fn replay_reproduces_a_recorded_live_run() {
+        let dir = project("yan-sim.world");
+        let d = dir.path();
+        let graph = d.join("graphs/yan-sim.world");
+        let original = std::fs::read_to_string(&graph).unwrap();
+        std::fs::write(d.join("events.txt"), "2: keys = Left\n6: keys = live\n").unwrap();
+        let mut child = spawn(
+            d,
+            &[
+                "run",
+                "graphs/yan-sim.world",
+                "--watch",
+                "--fps",
+                "20",
+                "--out",
+                "live",
+                "--events",
+                "events.txt",
+                "--record",
+                "rec.jsonl",
+            ],
+        );
+        wait_for(d, "watching", 1);
+        while pngs(&d.join("live")).len() < 8 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::fs::write(&graph, original.replace("steps = 4", "steps = 2")).unwrap();
+        wait_for(d, "reloaded at tick", 1);
+        let n = pngs(&d.join("live")).len();
+        while pngs(&d.join("live")).len() < n + 3 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        interrupt(&child);
+        assert_eq!(wait_exit(&mut child), Some(0));
+        let rec = d.join("rec.jsonl");
+        let text = std::fs::read_to_string(&rec).unwrap();
+        assert!(text.contains("{\"keys\":\"Left\",\"tick\":2}"), "{text}");
+        assert!(text.contains("\"reload\""), "{text}");
+        let replayed = d.join("replayed");
+        let o = wgraph(&[
+            "replay",
+            rec.to_str().unwrap(),
+            "--out",
+            replayed.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let (live, again) = (pngs(&d.join("live")), pngs(&replayed));
+        assert_eq!(live.len(), again.len());
+        for (a, b) in live.iter().zip(&again) {
+            assert_eq!(
+                std::fs::read(a).unwrap(),
+                std::fs::read(b).unwrap(),
+                "{}",
+                a.display()
+            );
+        }
+        // A file the recording needs has changed since: refused.
+        std::fs::write(d.join("graphs/extra.txt"), "x").unwrap();
+        let tampered = text.replacen("\"files\":{", "\"files\":{\"graphs/extra.txt\":\"00\",", 1);
+        std::fs::write(&rec, tampered).unwrap();
+        let o = wgraph(&[
+            "replay",
+            rec.to_str().unwrap(),
+            "--out",
+            replayed.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(3));
+        assert!(
+            stderr(&o).contains("graphs/extra.txt changed since the recording"),
+            "{}",
+            stderr(&o)
+        );
+    }
+
     #[test]
     fn events_apply_at_their_tick_and_typos_are_usage_errors() {
         let dir = tempfile::tempdir().unwrap();

@@ -77,12 +77,16 @@ pub struct Built {
     pub graph: Graph,
     /// Every file the graph read: graph files, includes, models, data.
     pub files: Vec<PathBuf>,
+    /// What the source wants remembered about this build (e.g. the graph
+    /// texts and file hashes a recording needs); carried to [`ReloadInfo`].
+    pub provenance: Option<Arc<serde_json::Value>>,
 }
 
 /// A rebuilt graph, ready to swap in.
 pub struct Prepared {
     pub graph: Arc<Graph>,
     pub files: Vec<PathBuf>,
+    pub provenance: Option<Arc<serde_json::Value>>,
     /// Why it was rebuilt.
     pub cause: ReloadCause,
     /// Parse, check and build time, models included.
@@ -147,6 +151,8 @@ pub enum WorldEvent {
     /// Tick `tick` completed.
     Tick {
         tick: u64,
+        /// The live input it ran with.
+        input: TickInput,
         latency: Duration,
         /// It started later than the graph's clock allowed (paced worlds).
         late: bool,
@@ -171,6 +177,8 @@ pub struct ReloadInfo {
     pub tick: u64,
     /// The files the new graph was built from.
     pub files: Vec<PathBuf>,
+    /// The source's note on the build (see [`Built::provenance`]).
+    pub provenance: Option<Arc<serde_json::Value>>,
     pub cause: String,
     pub swap: SwapReport,
     /// Parse, check and build (models included), off the tick thread.
@@ -262,6 +270,8 @@ impl WorldHandle {
 /// A request to the [`Reloader`].
 enum ReloadRequest {
     Files(Vec<PathBuf>),
+    /// Rebuild now and answer on the channel (scripted: replays).
+    Rebuild(Sender<Control>),
     /// A parameter change; with a reply channel when the world waits for it.
     Set(ParamSet, Option<Sender<Control>>),
 }
@@ -303,6 +313,7 @@ fn reload_loop(
         let mut last_set = None;
         for request in std::iter::once(first).chain(requests.try_iter()) {
             match request {
+                ReloadRequest::Rebuild(r) => reply = Some(r),
                 ReloadRequest::Files(f) => {
                     for p in f {
                         if !files.contains(&p) {
@@ -330,6 +341,7 @@ fn reload_loop(
             Ok(built) => Control::Swap(Box::new(Prepared {
                 graph: Arc::new(built.graph),
                 files: built.files,
+                provenance: built.provenance,
                 cause,
                 prepare: started.elapsed(),
             })),
@@ -359,6 +371,9 @@ pub enum ScriptedEvent {
     Keys(Option<Actions>),
     /// Take a snapshot before this tick (published as [`WorldEvent::Snapshot`]).
     Snapshot,
+    /// Rebuild the graph from its source before this tick, as a file change
+    /// would (a replay's recorded reloads).
+    Rebuild,
 }
 
 /// How a world runs.
@@ -552,6 +567,7 @@ impl World {
                 clock: &mut clock,
                 late_ticks: &mut self.late_ticks,
                 late: Vec::new(),
+                inputs: std::collections::VecDeque::new(),
             };
             match self.runner.advance(&config, &mut hooks)? {
                 Advance::Stopped(node) => return Ok(WorldEnd::SourceStopped(node)),
@@ -604,6 +620,17 @@ impl World {
                 let snapshot = self.runner.snapshot().map(Arc::new);
                 self.publish(WorldEvent::Snapshot { tick, snapshot }, observer);
             }
+            ScriptedEvent::Rebuild => {
+                let Some(reloader) = &self.reloader else {
+                    return;
+                };
+                let (tx, rx) = bounded(1);
+                if reloader.requests.send(ReloadRequest::Rebuild(tx)).is_ok()
+                    && let Ok(control) = rx.recv()
+                {
+                    self.apply_reply(control, observer);
+                }
+            }
             ScriptedEvent::Set(set) => {
                 let Some(reloader) = &self.reloader else {
                     self.publish(
@@ -624,19 +651,24 @@ impl World {
                 {
                     return;
                 }
-                match rx.recv() {
-                    Ok(Control::Swap(prepared)) => self.swap(*prepared, observer),
-                    Ok(Control::ReloadFailed { cause, message }) => self.publish(
-                        WorldEvent::ReloadFailed {
-                            cause: cause.to_string(),
-                            message,
-                        },
-                        observer,
-                    ),
-                    Ok(Control::Stop) => self.stop_requested = true,
-                    Err(_) => {}
+                if let Ok(control) = rx.recv() {
+                    self.apply_reply(control, observer);
                 }
             }
+        }
+    }
+
+    fn apply_reply(&mut self, control: Control, observer: &mut dyn FnMut(&WorldEvent)) {
+        match control {
+            Control::Swap(prepared) => self.swap(*prepared, observer),
+            Control::ReloadFailed { cause, message } => self.publish(
+                WorldEvent::ReloadFailed {
+                    cause: cause.to_string(),
+                    message,
+                },
+                observer,
+            ),
+            Control::Stop => self.stop_requested = true,
         }
     }
 
@@ -649,6 +681,7 @@ impl World {
                 let info = ReloadInfo {
                     tick,
                     files: prepared.files,
+                    provenance: prepared.provenance,
                     cause: prepared.cause.to_string(),
                     swap,
                     prepare: prepared.prepare,
@@ -741,6 +774,8 @@ struct Hooks<'a> {
     late_ticks: &'a mut u64,
     /// Ticks admitted late and not yet reported (at most the pipeline depth).
     late: Vec<u64>,
+    /// Input of ticks admitted and not yet reported (at most the pipeline depth).
+    inputs: std::collections::VecDeque<(u64, TickInput)>,
 }
 
 impl TickHooks for Hooks<'_> {
@@ -757,7 +792,9 @@ impl TickHooks for Hooks<'_> {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()),
         };
-        keys.map_or(TickInput::NONE, TickInput::with_actions)
+        let input = keys.map_or(TickInput::NONE, TickInput::with_actions);
+        self.inputs.push_back((tick, input));
+        input
     }
 
     #[allow(irrefutable_let_patterns)] // RunEvent is open to more variants
@@ -782,10 +819,19 @@ impl TickHooks for Hooks<'_> {
             }
             let late = self.late.contains(tick);
             self.late.retain(|t| t > tick);
+            let mut input = TickInput::NONE;
+            while let Some(&(t, i)) = self.inputs.front() {
+                if t > *tick {
+                    break;
+                }
+                input = i;
+                self.inputs.pop_front();
+            }
             publish(
                 self.subscribers,
                 WorldEvent::Tick {
                     tick: *tick,
+                    input,
                     latency: *latency,
                     late,
                 },

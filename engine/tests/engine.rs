@@ -853,6 +853,7 @@ mod live {
             Ok(Built {
                 graph: Arc::try_unwrap(graph).map_err(|_| "shared".to_string())?,
                 files: Vec::new(),
+                provenance: None,
             })
         }
     }
