@@ -915,6 +915,145 @@ mod live {
         assert_eq!(ticks, 6);
     }
 
+    /// A shown node: `record` whose input is the frame front ends see.
+    struct Shown(Fn);
+
+    impl Node for Shown {
+        fn inputs(&self) -> Vec<PortSpec> {
+            self.0.inputs()
+        }
+        fn outputs(&self) -> Vec<PortSpec> {
+            self.0.outputs()
+        }
+        fn infer(
+            &self,
+            inputs: &[Option<ValueType>],
+            calls: &mut dyn InferCalls,
+        ) -> Result<Vec<ValueType>, TypeError> {
+            self.0.infer(inputs, calls)
+        }
+        fn eval(
+            &self,
+            s: &mut State,
+            inputs: &[Option<Value>],
+            cx: &mut TickContext<'_>,
+        ) -> Result<Vec<Value>, NodeError> {
+            self.0.eval(s, inputs, cx)
+        }
+        fn displays(&self) -> Option<usize> {
+            Some(0)
+        }
+    }
+
+    #[test]
+    fn a_handle_changes_parameters_while_it_runs_inline_and_pooled() {
+        for workers in [0, 2] {
+            let prefix = if workers == 0 { "p_" } else { "q_" };
+            let source = Arc::new(Source {
+                builds: AtomicU64::new(0),
+                prefix,
+            });
+            let graph = Arc::new(source.build(&[]).unwrap().graph);
+            let config = WorldConfig {
+                workers,
+                ..WorldConfig::default()
+            };
+            let mut world = World::new(graph, Some(source.clone()), Vec::new(), config).unwrap();
+            let handle = world.handle();
+            let mut reloaded_at = None;
+            let end = world
+                .run(&mut |e| match e {
+                    WorldEvent::Tick { tick: 3, .. } => {
+                        assert!(handle.set_param(ParamSet {
+                            node: format!("{prefix}acc"),
+                            param: "by".into(),
+                            value: "100".into(),
+                        }));
+                    }
+                    WorldEvent::Tick { tick, .. } => {
+                        if reloaded_at.is_some_and(|at| *tick == at + 5) {
+                            handle.stop();
+                        }
+                    }
+                    WorldEvent::Reloaded(info) => reloaded_at = Some(info.tick),
+                    _ => {}
+                })
+                .unwrap();
+            assert_eq!(end, WorldEnd::Stopped);
+            world.finish().unwrap();
+            // Applied at a tick boundary once rebuilt off the tick thread;
+            // every tick before it added 1, every tick after it 100.
+            let at = reloaded_at.expect("the change was applied");
+            assert!(at > 3, "{at}");
+            let values = records(&format!("{prefix}r"));
+            assert!(values.len() as u64 >= at + 6, "{}", values.len());
+            for (t, v) in values {
+                let want = if t < at {
+                    (t + 1) as f32
+                } else {
+                    at as f32 + 100.0 * (t + 1 - at) as f32
+                };
+                assert_eq!(v, want, "tick {t} (change at {at}, workers {workers})");
+            }
+        }
+    }
+
+    #[test]
+    fn frames_of_displaying_nodes_reach_subscribers() {
+        struct ShowKind;
+        impl NodeKind for ShowKind {
+            fn name(&self) -> &'static str {
+                "shown"
+            }
+            fn summary(&self) -> &'static str {
+                "test kind"
+            }
+            fn params(&self) -> &'static [ParamSpec] {
+                &[]
+            }
+            fn build(&self, _: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
+                let mut n = simple(&["image"], Arc::new(|_, _| Ok(vec![])));
+                n.outputs = 0;
+                Ok(Box::new(Shown(n)))
+            }
+        }
+        let mut reg = registry();
+        reg.register(ShowKind).unwrap();
+        let mut sources = SourceMap::new();
+        let loader =
+            MemLoader::new().with("s.world", "node f_t: tick\nnode f_s: shown\nf_t -> f_s\n");
+        let parsed = load_graph(Path::new("s.world"), &mut sources, &loader).unwrap();
+        let options = BuildOptions {
+            registry: &reg,
+            output: OutputConfig::default(),
+            overrides: vec![],
+            seed: None,
+            backend: None,
+            provider: None,
+        };
+        let graph = Arc::new(build_graph(&parsed, &sources, &options).unwrap());
+        let config = WorldConfig {
+            max_ticks: Some(5),
+            ..WorldConfig::default()
+        };
+        let mut world = World::new(graph, None, Vec::new(), config).unwrap();
+        let (a, b) = (world.subscribe(), world.subscribe());
+        world.run(&mut |_| {}).unwrap();
+        for rx in [a, b] {
+            let frames: Vec<(u64, f32)> = rx
+                .try_iter()
+                .filter_map(|e| match e {
+                    WorldEvent::Frame { tick, image } => Some((tick, image.host_f32().unwrap()[0])),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                frames,
+                vec![(0, 0.0), (1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0)]
+            );
+        }
+    }
+
     #[test]
     fn a_stop_from_a_handle_ends_the_world_and_a_slow_subscriber_never_blocks_it() {
         let source = Arc::new(Source {
