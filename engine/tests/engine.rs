@@ -970,10 +970,10 @@ mod live {
                             value: "100".into(),
                         }));
                     }
-                    WorldEvent::Tick { tick, .. } => {
-                        if reloaded_at.is_some_and(|at| *tick == at + 5) {
-                            handle.stop();
-                        }
+                    WorldEvent::Tick { tick, .. }
+                        if reloaded_at.is_some_and(|at| *tick == at + 5) =>
+                    {
+                        handle.stop();
                     }
                     WorldEvent::Reloaded(info) => reloaded_at = Some(info.tick),
                     _ => {}
