@@ -1479,6 +1479,40 @@ mod yan_edit_live {
         files.iter().map(|p| std::fs::read(p).unwrap()).collect()
     }
 
+    /// A live theme change of the ground-truth world keeps the player where
+    /// it is: the depth stream equals a run without the change, the frames
+    /// change from that tick on.
+    #[test]
+    fn a_live_theme_change_keeps_the_players_pose() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = dir.path().join("events.txt");
+        std::fs::write(&events, "5: gt.theme = neon\n").unwrap();
+        let run = |name: &str, extra: &[&str]| {
+            let out = dir.path().join(name);
+            let mut args = vec![
+                "run",
+                "examples/world.world",
+                "--frames",
+                "10",
+                "--out",
+                out.to_str().unwrap(),
+            ];
+            args.extend_from_slice(extra);
+            let o = wgraph(&args);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            assert!(!stderr(&o).contains("reset"), "{}", stderr(&o));
+            out
+        };
+        let plain = run("plain", &[]);
+        let live = run("live", &["--events", events.to_str().unwrap()]);
+        assert_eq!(npys(&plain.join("depth")), npys(&live.join("depth")));
+        let (a, b) = (pngs(&plain), pngs(&live));
+        for i in 0..10 {
+            let same = std::fs::read(&a[i]).unwrap() == std::fs::read(&b[i]).unwrap();
+            assert_eq!(same, i < 5, "frame {i}");
+        }
+    }
+
     /// A style change mid-run restyles the renderer's frames from its tick
     /// on and leaves the simulator's depth latents bit-identical.
     #[test]

@@ -121,6 +121,12 @@ struct WorldNode {
     start: Tensor,
 }
 
+/// The player in a maze: where it stands, and which maze (seed) that is in.
+struct Walker {
+    pose: Pose,
+    seed: u64,
+}
+
 impl Node for WorldNode {
     fn inputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::wired("actions")]
@@ -145,24 +151,44 @@ impl Node for WorldNode {
         ])
     }
     fn init_state(&self) -> Result<State, NodeError> {
-        Ok(Box::new(self.world.start_pose()))
+        Ok(Box::new(Walker {
+            pose: self.world.start_pose(),
+            seed: self.world.seed(),
+        }))
+    }
+    fn carry(&self, old: &State, _: &CarryContext) -> Carry {
+        // The player stays where it is across any edit of the look (theme,
+        // size); a new seed is another maze, where that place may be a wall.
+        match old.downcast_ref::<Walker>() {
+            Some(w) if w.seed == self.world.seed() => Carry::Keep,
+            Some(w) => Carry::Reset(format!(
+                "the maze changed (seed {} -> {}); the player starts again",
+                w.seed,
+                self.world.seed()
+            )),
+            None => Carry::Fresh,
+        }
     }
     fn save_state(&self, state: &State) -> Result<Option<SavedState>, NodeError> {
-        let p = state
-            .downcast_ref::<Pose>()
-            .ok_or_else(|| NodeError::new("internal: node state has an unexpected type"))?;
+        let p = &state
+            .downcast_ref::<Walker>()
+            .ok_or_else(|| NodeError::new("internal: node state has an unexpected type"))?
+            .pose;
         let mut saved = SavedState::new();
         saved.put_f32s("pose", &[p.x, p.y, p.yaw, p.pitch, p.z]);
         Ok(Some(saved))
     }
     fn load_state(&self, saved: &SavedState) -> Result<State, NodeError> {
         match saved.f32s("pose")?[..] {
-            [x, y, yaw, pitch, z] => Ok(Box::new(Pose {
-                x,
-                y,
-                yaw,
-                pitch,
-                z,
+            [x, y, yaw, pitch, z] => Ok(Box::new(Walker {
+                pose: Pose {
+                    x,
+                    y,
+                    yaw,
+                    pitch,
+                    z,
+                },
+                seed: self.world.seed(),
             })),
             _ => Err(NodeError::new("the snapshot's `pose` is malformed")),
         }
@@ -174,7 +200,7 @@ impl Node for WorldNode {
         _: &mut TickContext<'_>,
     ) -> Result<Vec<Value>, NodeError> {
         let keys = keys_of(actions_arg(inputs, 0)?);
-        let pose = state_mut::<Pose>(state)?;
+        let pose = &mut state_mut::<Walker>(state)?.pose;
         self.world.step(pose, keys);
         let frame = self.world.render(pose, self.width, self.height);
         let pose = Tensor::from_f32(&[1, 4], pose.to_array().to_vec())?;
