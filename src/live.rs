@@ -61,6 +61,11 @@ impl CliSource {
             Arc::new(crate::replay::provenance(&sets, &q.sources, &q.files))
         });
         Built {
+            phases: vec![
+                ("parse", q.parse),
+                ("check+build", q.build),
+                ("models loaded", self.models.take_load_time()),
+            ],
             graph: q.graph,
             files: q.files,
             provenance,
@@ -74,6 +79,8 @@ impl GraphSource for CliSource {
             .iter()
             .map(|s| format!("{}.{}={}", s.node, s.param, s.value))
             .collect();
+        // Model load time counts from here (not failed builds before).
+        let _ = self.models.take_load_time();
         match load_quiet(&self.file, &self.config(), &extra, &FsLoader) {
             Ok(q) => {
                 crate::load::print_warnings(&q);

@@ -69,6 +69,10 @@ pub struct Quiet {
     pub graph: Graph,
     pub sources: SourceMap,
     pub files: Vec<PathBuf>,
+    /// Reading and parsing the graph files, includes and flags.
+    pub parse: std::time::Duration,
+    /// Checking and building (models loaded and probed included).
+    pub build: std::time::Duration,
 }
 
 /// Why [`load_quiet`] failed.
@@ -119,6 +123,8 @@ pub fn load_quiet(
 ) -> Result<Quiet, Failure> {
     let mut sources = SourceMap::new();
     let registry = wgraph_nodes::registry();
+    let started = std::time::Instant::now();
+    let mut parsed_at = None;
     let result = (|| -> Result<Result<Graph, Diagnostics>, UsageError> {
         let parsed = match load_graph(path, &mut sources, loader) {
             Ok(g) => g,
@@ -139,6 +145,7 @@ pub fn load_quiet(
         if diags.has_errors() {
             return Ok(Err(diags));
         }
+        parsed_at = Some(started.elapsed());
         let options = BuildOptions {
             registry: &registry,
             output: config.output.clone(),
@@ -153,10 +160,13 @@ pub fn load_quiet(
         Err(u) => Err(Failure::Usage(u)),
         Ok(Ok(graph)) => {
             let files = files_of(&graph, &sources);
+            let parse = parsed_at.unwrap_or_default();
             Ok(Quiet {
                 graph,
                 sources,
                 files,
+                parse,
+                build: started.elapsed().saturating_sub(parse),
             })
         }
         Ok(Err(diags)) => {

@@ -168,6 +168,7 @@ impl GraphSource for ReplaySource {
                     graph: q.graph,
                     files: q.files,
                     provenance: None,
+                    phases: Vec::new(),
                 })
             }
             Err(Failure::Errors(text)) => Err(text),

@@ -1164,8 +1164,12 @@ mod live {
     }
 
     fn interrupt(child: &Child) {
+        signal(child, "-INT");
+    }
+
+    fn signal(child: &Child, sig: &str) {
         let ok = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
+            .args([sig, &child.id().to_string()])
             .status()
             .unwrap()
             .success();
@@ -1365,6 +1369,48 @@ mod live {
         );
     }
 
+    /// A model file rewritten under a running world: half-written, it is an
+    /// error like any other (the old graph keeps running); complete and
+    /// different, it is reloaded — and only that model.
+    #[test]
+    fn watch_reloads_a_changed_model_and_survives_a_half_written_one() {
+        let dir = project("yan-sim.world");
+        let d = dir.path();
+        let graph = d.join("graphs/yan-sim.world");
+        let text = std::fs::read_to_string(&graph).unwrap();
+        std::fs::create_dir(d.join("models")).unwrap();
+        let model = d.join("models/dit.onnx");
+        let bytes = std::fs::read(root().join("models-onnx/trained/dit_sim.onnx")).unwrap();
+        std::fs::write(&model, &bytes).unwrap();
+        let text = text.replace("../models-onnx/trained/dit_sim.onnx", "../models/dit.onnx");
+        std::fs::write(&graph, text).unwrap();
+        let mut child = spawn(
+            d,
+            &["run", "graphs/yan-sim.world", "--watch", "--out", "out"],
+        );
+        wait_for(d, "watching 7 files", 1);
+        std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
+        let log = wait_for(d, "reload failed (dit.onnx changed)", 1);
+        assert!(log.contains("cannot load model `sim_dit`"), "{log}");
+        let n = pngs(&d.join("out")).len();
+        while pngs(&d.join("out")).len() < n + 3 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The same network with another doc string: a different file.
+        let mut changed = bytes.clone();
+        changed.extend_from_slice(b"\x32\x05hello");
+        std::fs::write(&model, &changed).unwrap();
+        let log = wait_for(d, "reloaded at tick", 1);
+        assert!(
+            log.contains(
+                "changed dit (model); models reloaded: sim_dit; state kept: 9 nodes, fresh: dit"
+            ),
+            "{log}"
+        );
+        interrupt(&child);
+        assert_eq!(wait_exit(&mut child), Some(0));
+    }
+
     #[test]
     fn events_apply_at_their_tick_and_typos_are_usage_errors() {
         let dir = tempfile::tempdir().unwrap();
@@ -1433,35 +1479,45 @@ mod live {
         );
     }
 
-    /// Ctrl-C in a plain run: the GIF gets its trailer, exit 0 with the summary.
+    /// Ctrl-C or SIGTERM in a plain run: the GIF gets its trailer, a y4m
+    /// stream holds whole frames only, exit 0 with the summary.
     #[test]
-    fn ctrl_c_finishes_every_sink() {
-        let dir = tempfile::tempdir().unwrap();
-        let gif = dir.path().join("world.gif");
-        let mut child = spawn(
-            dir.path(),
-            &[
-                "run",
-                root().join("examples/world.world").to_str().unwrap(),
-                "--frames",
-                "100000",
-                "--fps",
-                "30",
-                "--out",
-                gif.to_str().unwrap(),
-            ],
-        );
-        let start = Instant::now();
-        while std::fs::metadata(&gif).map_or(0, |m| m.len()) < 2000 {
-            assert!(start.elapsed() < Duration::from_secs(60), "no GIF frames");
-            std::thread::sleep(Duration::from_millis(20));
+    fn ctrl_c_and_sigterm_finish_every_sink() {
+        for (sig, out, min_len) in [("-INT", "world.gif", 2000), ("-TERM", "world.y4m", 30000)] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(out);
+            let mut child = spawn(
+                dir.path(),
+                &[
+                    "run",
+                    root().join("examples/world.world").to_str().unwrap(),
+                    "--frames",
+                    "100000",
+                    "--fps",
+                    "30",
+                    "--out",
+                    path.to_str().unwrap(),
+                ],
+            );
+            let start = Instant::now();
+            while std::fs::metadata(&path).map_or(0, |m| m.len()) < min_len {
+                assert!(start.elapsed() < Duration::from_secs(60), "no frames");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            signal(&child, sig);
+            assert_eq!(wait_exit(&mut child), Some(0), "{sig}");
+            let log = std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap();
+            assert!(log.contains("(stopped by Ctrl-C)"), "{log}");
+            let bytes = std::fs::read(&path).unwrap();
+            if out.ends_with(".gif") {
+                assert_eq!(bytes.last(), Some(&0x3B), "the GIF trailer was written");
+            } else {
+                // Header line, then FRAME\n + 3 planes of 64x64 per frame.
+                let header = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+                let frame = 6 + 3 * 64 * 64;
+                assert_eq!((bytes.len() - header) % frame, 0, "whole frames only");
+            }
         }
-        interrupt(&child);
-        assert_eq!(wait_exit(&mut child), Some(0));
-        let log = std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap();
-        assert!(log.contains("(stopped by Ctrl-C)"), "{log}");
-        let bytes = std::fs::read(&gif).unwrap();
-        assert_eq!(bytes.last(), Some(&0x3B), "the GIF trailer was written");
     }
 }
 

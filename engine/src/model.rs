@@ -181,15 +181,24 @@ impl fmt::Debug for ModelTable {
 /// *contents* (SHA-256) and options are unchanged, it hands back the same
 /// session, so a hot reload reloads only the models that really changed.
 ///
-/// Bounded: one entry per (file, options); [`ModelCache::retain`] drops the
-/// entries a graph no longer uses.
+/// Entries are keyed by file, options and contents, so the session a
+/// running graph uses is still found after a failed edit loaded another
+/// version of its file. Bounded: [`ModelCache::retain`] drops the entries a
+/// graph no longer uses, and at most [`ModelCache::CAPACITY`] are kept (the
+/// oldest go first; a running graph keeps its own sessions alive anyway).
 pub struct ModelCache<B> {
     inner: B,
-    entries: std::sync::Mutex<HashMap<(PathBuf, ModelOptions), CachedModel>>,
+    entries: std::sync::Mutex<HashMap<CacheKey, CachedModel>>,
+    /// Insertions so far (orders entries by age).
+    inserted: std::sync::atomic::AtomicU64,
+    /// Time spent in the inner backend since the last [`ModelCache::take_load_time`].
+    load_nanos: std::sync::atomic::AtomicU64,
 }
 
+type CacheKey = (PathBuf, ModelOptions, [u8; 32]);
+
 struct CachedModel {
-    digest: [u8; 32],
+    age: u64,
     loaded: LoadedModel,
 }
 
@@ -199,7 +208,20 @@ impl<B: Backend> ModelCache<B> {
         ModelCache {
             inner,
             entries: std::sync::Mutex::new(HashMap::new()),
+            inserted: std::sync::atomic::AtomicU64::new(0),
+            load_nanos: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Most sessions kept.
+    pub const CAPACITY: usize = 32;
+
+    /// Time spent loading models (cache misses) since the last call.
+    pub fn take_load_time(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(
+            self.load_nanos
+                .swap(0, std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// The wrapped backend.
@@ -244,25 +266,114 @@ impl<B: Backend> Backend for ModelCache<B> {
         let key = (
             path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
             options.clone(),
+            digest,
         );
         {
             let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(c) = entries.get(&key).filter(|c| c.digest == digest) {
+            if let Some(c) = entries.get(&key) {
                 return Ok(c.loaded.clone());
             }
         }
         // Loading happens outside the lock: it may take seconds.
-        let loaded = self.inner.load(path, options)?;
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                key,
-                CachedModel {
-                    digest,
-                    loaded: loaded.clone(),
-                },
-            );
+        let started = std::time::Instant::now();
+        let loaded = self.inner.load(path, options);
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.load_nanos
+            .fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+        let loaded = loaded?;
+        let age = self
+            .inserted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        while entries.len() >= Self::CAPACITY {
+            let Some(oldest) = entries
+                .iter()
+                .min_by_key(|(_, c)| c.age)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            entries.remove(&oldest);
+        }
+        entries.insert(
+            key,
+            CachedModel {
+                age,
+                loaded: loaded.clone(),
+            },
+        );
         Ok(loaded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Fake(ModelSignature);
+
+    impl Model for Fake {
+        fn signature(&self) -> &ModelSignature {
+            &self.0
+        }
+        fn provider(&self) -> Provider {
+            Provider::Cpu
+        }
+        fn run(&self, _: &[Tensor]) -> Result<Vec<Tensor>, ModelError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Counts loads; a file starting with `bad` fails to load.
+    struct Counting(AtomicUsize);
+
+    impl Backend for Counting {
+        fn load(&self, path: &Path, _: &ModelOptions) -> Result<LoadedModel, ModelError> {
+            if std::fs::read(path).is_ok_and(|b| b.starts_with(b"bad")) {
+                return Err(ModelError::Load("truncated".into()));
+            }
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(LoadedModel {
+                model: Arc::new(Fake(ModelSignature {
+                    inputs: Vec::new(),
+                    outputs: Vec::new(),
+                    metadata: BTreeMap::new(),
+                })),
+                warnings: Vec::new(),
+            })
+        }
+    }
+
+    #[test]
+    fn the_cache_reloads_only_changed_contents_and_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.onnx");
+        let cache = ModelCache::new(Counting(AtomicUsize::new(0)));
+        let opts = ModelOptions::default();
+        let load = || cache.load(&path, &opts).map(|l| l.model);
+        let loads = || cache.inner().0.load(Ordering::SeqCst);
+        std::fs::write(&path, "v1").unwrap();
+        let a = load().unwrap();
+        std::fs::write(&path, "v1").unwrap(); // rewritten, same contents
+        assert!(Arc::ptr_eq(&a, &load().unwrap()));
+        assert_eq!(loads(), 1);
+        std::fs::write(&path, "bad").unwrap(); // a half-written file: an error
+        assert!(load().is_err());
+        std::fs::write(&path, "v2").unwrap();
+        let b = load().unwrap();
+        assert!(!Arc::ptr_eq(&a, &b));
+        std::fs::write(&path, "v1").unwrap(); // back: the running session again
+        assert!(Arc::ptr_eq(&a, &load().unwrap()));
+        assert_eq!(loads(), 2);
+        let mut table = ModelTable::new();
+        table.insert("m", Arc::clone(&a));
+        cache.retain(&table);
+        assert_eq!(cache.len(), 1);
+        for i in 0..100 {
+            std::fs::write(&path, format!("v{i}")).unwrap();
+            load().unwrap();
+        }
+        assert!(cache.len() <= ModelCache::<Counting>::CAPACITY);
     }
 }

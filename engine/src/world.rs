@@ -80,6 +80,9 @@ pub struct Built {
     /// What the source wants remembered about this build (e.g. the graph
     /// texts and file hashes a recording needs); carried to [`ReloadInfo`].
     pub provenance: Option<Arc<serde_json::Value>>,
+    /// How long each phase took (`parse`, `check+build`, `models`), for the
+    /// reload's log line.
+    pub phases: Vec<(&'static str, Duration)>,
 }
 
 /// A rebuilt graph, ready to swap in.
@@ -87,6 +90,7 @@ pub struct Prepared {
     pub graph: Arc<Graph>,
     pub files: Vec<PathBuf>,
     pub provenance: Option<Arc<serde_json::Value>>,
+    pub phases: Vec<(&'static str, Duration)>,
     /// Why it was rebuilt.
     pub cause: ReloadCause,
     /// Parse, check and build time, models included.
@@ -179,6 +183,8 @@ pub struct ReloadInfo {
     pub files: Vec<PathBuf>,
     /// The source's note on the build (see [`Built::provenance`]).
     pub provenance: Option<Arc<serde_json::Value>>,
+    /// The source's phase timings (see [`Built::phases`]).
+    pub phases: Vec<(&'static str, Duration)>,
     pub cause: String,
     pub swap: SwapReport,
     /// Parse, check and build (models included), off the tick thread.
@@ -210,10 +216,21 @@ impl ReloadInfo {
         for (node, e) in &self.swap.finish_errors {
             line.push_str(&format!("; finishing old `{node}` failed: {e}"));
         }
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let phases = if self.phases.is_empty() {
+            String::new()
+        } else {
+            let parts: Vec<String> = self
+                .phases
+                .iter()
+                .map(|(name, d)| format!("{name} {:.1} ms", ms(*d)))
+                .collect();
+            format!(" ({})", parts.join(", "))
+        };
         line.push_str(&format!(
-            "; prepare {:.1} ms, swap {:.2} ms",
-            self.prepare.as_secs_f64() * 1e3,
-            self.swap.duration.as_secs_f64() * 1e3
+            "; prepare {:.1} ms{phases}, swap {:.2} ms",
+            ms(self.prepare),
+            ms(self.swap.duration)
         ));
         line
     }
@@ -342,6 +359,7 @@ fn reload_loop(
                 graph: Arc::new(built.graph),
                 files: built.files,
                 provenance: built.provenance,
+                phases: built.phases,
                 cause,
                 prepare: started.elapsed(),
             })),
@@ -682,6 +700,7 @@ impl World {
                     tick,
                     files: prepared.files,
                     provenance: prepared.provenance,
+                    phases: prepared.phases,
                     cause: prepared.cause.to_string(),
                     swap,
                     prepare: prepared.prepare,

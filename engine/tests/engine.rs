@@ -854,6 +854,7 @@ mod live {
                 graph: Arc::try_unwrap(graph).map_err(|_| "shared".to_string())?,
                 files: Vec::new(),
                 provenance: None,
+                phases: Vec::new(),
             })
         }
     }
