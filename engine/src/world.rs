@@ -34,6 +34,7 @@
 //! running graph.
 
 use crate::graph::Graph;
+use crate::metrics::MetricsReport;
 use crate::node::TickInput;
 use crate::reload::SwapReport;
 use crate::schedule::{
@@ -151,7 +152,16 @@ impl std::fmt::Debug for Prepared {
 #[non_exhaustive]
 pub enum WorldEvent {
     /// A displayed frame (the `display` node's image) of tick `tick`.
-    Frame { tick: u64, image: Tensor },
+    /// `input_at` is when the key change this frame first reflects was
+    /// made (for action-to-frame latency: the front end subtracts it from
+    /// the moment it hands the frame to the viewer).
+    Frame {
+        tick: u64,
+        image: Tensor,
+        input_at: Option<Instant>,
+    },
+    /// The run's timings so far (every [`WorldConfig::stats_every`]).
+    Stats(Arc<MetricsReport>),
     /// Tick `tick` completed.
     Tick {
         tick: u64,
@@ -239,7 +249,15 @@ impl ReloadInfo {
 /// Live input shared between a world and its handles.
 #[derive(Debug, Default)]
 struct Live {
-    keys: Mutex<Option<Actions>>,
+    keys: Mutex<LiveKeys>,
+}
+
+/// The keys a front end holds, and when they last changed (for the
+/// action-to-frame latency of the frame that first reflects the change).
+#[derive(Debug, Default)]
+struct LiveKeys {
+    keys: Option<Actions>,
+    changed_at: Option<Instant>,
 }
 
 /// A remote control for a running [`World`]: cheap to clone, `Send`.
@@ -254,7 +272,12 @@ impl WorldHandle {
     /// Holds these keys from the next tick on (a front end's key state).
     /// `None` hands the keys back to the graph's action file.
     pub fn set_keys(&self, keys: Option<Actions>) {
-        *self.live.keys.lock().unwrap_or_else(|p| p.into_inner()) = keys;
+        let mut live = self.live.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if live.keys != keys {
+            live.keys = keys;
+            // The first change not yet sampled by a tick keeps its time.
+            live.changed_at.get_or_insert_with(Instant::now);
+        }
     }
 
     /// Asks for a parameter change; it takes effect at a tick boundary once
@@ -407,6 +430,8 @@ pub struct WorldConfig {
     pub fps: Option<f64>,
     /// Events each subscriber channel holds before events are dropped for it.
     pub subscriber_capacity: usize,
+    /// Publish [`WorldEvent::Stats`] this often (front ends' HUDs); `None`: never.
+    pub stats_every: Option<Duration>,
 }
 
 impl Default for WorldConfig {
@@ -417,6 +442,7 @@ impl Default for WorldConfig {
             max_ticks: None,
             fps: None,
             subscriber_capacity: 64,
+            stats_every: None,
         }
     }
 }
@@ -454,6 +480,7 @@ pub struct World {
     late_ticks: u64,
     reloads: u64,
     stop_requested: bool,
+    started: Instant,
 }
 
 impl World {
@@ -483,6 +510,7 @@ impl World {
             late_ticks: 0,
             reloads: 0,
             stop_requested: false,
+            started: Instant::now(),
         })
     }
 
@@ -549,7 +577,17 @@ impl World {
     /// short); subscribers get them through their channels.
     pub fn run(&mut self, observer: &mut dyn FnMut(&WorldEvent)) -> Result<WorldEnd, NodeFailure> {
         let mut clock = Clock::new(self.config.fps, self.runner.ticks_done());
+        let mut last_stats = Instant::now();
         loop {
+            if let Some(every) = self.config.stats_every
+                && last_stats.elapsed() >= every
+            {
+                last_stats = Instant::now();
+                let mut metrics = self.runner.metrics().clone();
+                metrics.wall = self.started.elapsed();
+                let report = Arc::new(metrics.report(self.runner.graph()));
+                self.publish(WorldEvent::Stats(report), observer);
+            }
             self.apply_controls(observer, &mut clock);
             if self.stop_requested {
                 return Ok(WorldEnd::Stopped);
@@ -586,6 +624,7 @@ impl World {
                 late_ticks: &mut self.late_ticks,
                 late: Vec::new(),
                 inputs: std::collections::VecDeque::new(),
+                stats_due: self.config.stats_every.map(|every| last_stats + every),
             };
             match self.runner.advance(&config, &mut hooks)? {
                 Advance::Stopped(node) => return Ok(WorldEnd::SourceStopped(node)),
@@ -793,8 +832,11 @@ struct Hooks<'a> {
     late_ticks: &'a mut u64,
     /// Ticks admitted late and not yet reported (at most the pipeline depth).
     late: Vec<u64>,
-    /// Input of ticks admitted and not yet reported (at most the pipeline depth).
-    inputs: std::collections::VecDeque<(u64, TickInput)>,
+    /// Input of ticks admitted and not yet reported (at most the pipeline
+    /// depth), with the time of the key change it first reflects.
+    inputs: std::collections::VecDeque<(u64, TickInput, Option<Instant>)>,
+    /// When to pause for the next [`WorldEvent::Stats`].
+    stats_due: Option<Instant>,
 }
 
 impl TickHooks for Hooks<'_> {
@@ -803,16 +845,19 @@ impl TickHooks for Hooks<'_> {
             *self.late_ticks += 1;
             self.late.push(tick);
         }
-        let keys = match self.scripted_keys {
-            Some(k) => k,
-            None => *self
-                .world_live
-                .keys
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
+        let (keys, changed_at) = match self.scripted_keys {
+            Some(k) => (k, None),
+            None => {
+                let mut live = self
+                    .world_live
+                    .keys
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                (live.keys, live.changed_at.take())
+            }
         };
         let input = keys.map_or(TickInput::NONE, TickInput::with_actions);
-        self.inputs.push_back((tick, input));
+        self.inputs.push_back((tick, input, changed_at));
         input
     }
 
@@ -824,6 +869,18 @@ impl TickHooks for Hooks<'_> {
             shown,
         } = event
         {
+            let late = self.late.contains(tick);
+            self.late.retain(|t| t > tick);
+            let mut input = TickInput::NONE;
+            let mut input_at = None;
+            while let Some(&(t, i, at)) = self.inputs.front() {
+                if t > *tick {
+                    break;
+                }
+                input = i;
+                input_at = at;
+                self.inputs.pop_front();
+            }
             for (_, value) in shown {
                 if let Value::Tensor(image) = value {
                     publish(
@@ -831,20 +888,11 @@ impl TickHooks for Hooks<'_> {
                         WorldEvent::Frame {
                             tick: *tick,
                             image: image.clone(),
+                            input_at,
                         },
                         self.observer,
                     );
                 }
-            }
-            let late = self.late.contains(tick);
-            self.late.retain(|t| t > tick);
-            let mut input = TickInput::NONE;
-            while let Some(&(t, i)) = self.inputs.front() {
-                if t > *tick {
-                    break;
-                }
-                input = i;
-                self.inputs.pop_front();
             }
             publish(
                 self.subscribers,
@@ -857,8 +905,9 @@ impl TickHooks for Hooks<'_> {
                 self.observer,
             );
         }
-        // Pause at this boundary when a control message waits.
-        if self.controls.is_empty() {
+        // Pause at this boundary when a control message waits or stats are due.
+        let stats_due = self.stats_due.is_some_and(|due| Instant::now() >= due);
+        if self.controls.is_empty() && !stats_due {
             ControlFlow::Continue(())
         } else {
             ControlFlow::Break(())

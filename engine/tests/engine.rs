@@ -1039,19 +1039,30 @@ mod live {
         };
         let mut world = World::new(graph, None, Vec::new(), config).unwrap();
         let (a, b) = (world.subscribe(), world.subscribe());
+        // A key change before tick 0: the first frame carries its time, later ones none.
+        let before = Instant::now();
+        world
+            .handle()
+            .set_keys(Some(wgraph_engine::value::Actions::none()));
         world.run(&mut |_| {}).unwrap();
         for rx in [a, b] {
-            let frames: Vec<(u64, f32)> = rx
+            let frames: Vec<(u64, f32, bool)> = rx
                 .try_iter()
                 .filter_map(|e| match e {
-                    WorldEvent::Frame { tick, image } => Some((tick, image.host_f32().unwrap()[0])),
+                    WorldEvent::Frame {
+                        tick,
+                        image,
+                        input_at,
+                    } => Some((
+                        tick,
+                        image.host_f32().unwrap()[0],
+                        input_at.is_some_and(|t| t >= before),
+                    )),
                     _ => None,
                 })
                 .collect();
-            assert_eq!(
-                frames,
-                vec![(0, 0.0), (1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0)]
-            );
+            let want: Vec<(u64, f32, bool)> = (0..5).map(|t| (t, t as f32, t == 0)).collect();
+            assert_eq!(frames, want);
         }
     }
 
