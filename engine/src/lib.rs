@@ -23,6 +23,7 @@
 
 pub mod build;
 pub mod describe;
+pub mod frame;
 pub mod graph;
 pub mod metrics;
 pub mod model;

@@ -359,9 +359,10 @@ pub trait Node: Send + Sync + 'static {
     }
 
     /// The input port carrying the frames a player watches (the `display`
-    /// sink's image): the scheduler hands its value to the run's observer
-    /// so front ends can show it. `None` for every other node.
-    fn displays(&self) -> Option<usize> {
+    /// sink's image) and the range of its values: the scheduler hands its
+    /// value to the run's observer so front ends can show it. `None` for
+    /// every other node.
+    fn displays(&self) -> Option<DisplaySpec> {
         None
     }
 }
@@ -406,6 +407,24 @@ pub enum Carry {
     /// whose format the new graph would break): the reload is refused and
     /// the old graph keeps running; the message says why.
     Refuse(String),
+}
+
+/// Which input of a node is the frame a player watches, and how its values
+/// map to pixels (see [`crate::frame`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DisplaySpec {
+    pub input: usize,
+    pub range: PixelRange,
+}
+
+/// How an image tensor's values map to pixel intensities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PixelRange {
+    /// -1 is black, 1 is white (the models' convention).
+    #[default]
+    Signed,
+    /// 0 is black, 1 is white.
+    Unit,
 }
 
 /// Live input of one tick, sampled from outside the graph when the tick

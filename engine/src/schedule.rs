@@ -31,7 +31,9 @@
 
 use crate::graph::{EdgeKind, Graph, NodeId};
 use crate::metrics::Metrics;
-use crate::node::{Callees, NodeError, State, TickContext, TickInput};
+use crate::node::{
+    Callees, DisplaySpec, NodeError, PixelRange, State, TickContext, TickInput,
+};
 use crate::tensor::DType;
 use crate::value::Value;
 use crossbeam_channel::unbounded;
@@ -77,8 +79,16 @@ pub enum RunEvent {
     TickDone {
         tick: u64,
         latency: Duration,
-        shown: Vec<(NodeId, Value)>,
+        shown: Vec<Shown>,
     },
+}
+
+/// A displayed value of one tick (see [`RunEvent::TickDone`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shown {
+    pub node: NodeId,
+    pub value: Value,
+    pub range: PixelRange,
 }
 
 /// What a caller of [`Runner::advance`] supplies at tick boundaries.
@@ -184,7 +194,7 @@ struct Step {
     /// Expected dtype and shape of each output (None: not a fully known tensor).
     out_types: Vec<Option<(DType, Vec<usize>)>>,
     /// The input whose value is shown to front ends ([`Node::displays`](crate::node::Node::displays)).
-    shows: Option<usize>,
+    shows: Option<DisplaySpec>,
 }
 
 /// A callee's inputs for one tick, gathered before its caller runs.
@@ -210,7 +220,7 @@ struct Done {
     stop: bool,
     times: Vec<(NodeId, Duration)>,
     started: Instant,
-    shown: Option<Value>,
+    shown: Option<Shown>,
 }
 
 /// Runs a graph, holding the per-node state of the run.
@@ -426,7 +436,7 @@ impl Runner {
                     }
                 }
                 if let Some(v) = done.shown {
-                    shown.push((step.node, v));
+                    shown.push(v);
                 }
                 if done.stop && run.stopped_by.is_none() {
                     run.stopped_by = Some(step.node.0);
@@ -560,7 +570,7 @@ impl Runner {
                 };
                 slot.values[s] = Some(values);
                 if let Some(v) = done.shown {
-                    slot.shown.push((this.steps[s].node, v));
+                    slot.shown.push(v);
                 }
                 slot.first_start = slot.first_start.min(done.started);
                 slot.remaining -= 1;
@@ -680,9 +690,13 @@ impl Runner {
         let stop = cx.stop_requested();
         times.push((step.node, elapsed));
         let result = result.and_then(|values| check_outputs(node, &step.out_types, values));
-        let shown = step
-            .shows
-            .and_then(|port| task.inputs.get(port).cloned().flatten());
+        let shown = step.shows.and_then(|spec| {
+            Some(Shown {
+                node: step.node,
+                value: task.inputs.get(spec.input).cloned().flatten()?,
+                range: spec.range,
+            })
+        });
         Done {
             step: task.step,
             tick: task.tick,
@@ -709,7 +723,7 @@ struct TickSlot {
     remaining: usize,
     first_start: Instant,
     input: TickInput,
-    shown: Vec<(NodeId, Value)>,
+    shown: Vec<Shown>,
 }
 
 /// Runs a caller's callees with the inputs gathered for this tick.

@@ -35,7 +35,7 @@
 
 use crate::graph::Graph;
 use crate::metrics::MetricsReport;
-use crate::node::TickInput;
+use crate::node::{PixelRange, TickInput};
 use crate::reload::SwapReport;
 use crate::schedule::{
     Advance, NodeFailure, RunConfig, RunError, RunEvent, RunReport, Runner, TickHooks,
@@ -158,6 +158,8 @@ pub enum WorldEvent {
     Frame {
         tick: u64,
         image: Tensor,
+        /// How `image`'s values map to pixels ([`crate::frame::RgbFrame`] converts).
+        range: PixelRange,
         input_at: Option<Instant>,
     },
     /// The run's timings so far (every [`WorldConfig::stats_every`]).
@@ -881,13 +883,14 @@ impl TickHooks for Hooks<'_> {
                 input_at = at;
                 self.inputs.pop_front();
             }
-            for (_, value) in shown {
-                if let Value::Tensor(image) = value {
+            for shown in shown {
+                if let Value::Tensor(image) = &shown.value {
                     publish(
                         self.subscribers,
                         WorldEvent::Frame {
                             tick: *tick,
                             image: image.clone(),
+                            range: shown.range,
                             input_at,
                         },
                         self.observer,

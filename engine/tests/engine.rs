@@ -941,8 +941,11 @@ mod live {
         ) -> Result<Vec<Value>, NodeError> {
             self.0.eval(s, inputs, cx)
         }
-        fn displays(&self) -> Option<usize> {
-            Some(0)
+        fn displays(&self) -> Option<DisplaySpec> {
+            Some(DisplaySpec {
+                input: 0,
+                range: PixelRange::Unit,
+            })
         }
     }
 
@@ -1053,6 +1056,7 @@ mod live {
                         tick,
                         image,
                         input_at,
+                        ..
                     } => Some((
                         tick,
                         image.host_f32().unwrap()[0],

@@ -9,7 +9,7 @@ use crate::gif::{GifSink, frame_delay};
 use crate::image_io::{RANGE_PARAM, Range};
 use crate::png::PngSink;
 use crate::y4m::{Y4mSink, fps_ratio};
-use wgraph_engine::node::DisplayTarget;
+use wgraph_engine::node::{DisplaySpec, DisplayTarget, PixelRange};
 
 /// The `display` kind.
 pub struct Display;
@@ -27,6 +27,10 @@ impl NodeKind for Display {
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         let range = Range::from_params(cx)?;
+        let pixels = match range {
+            Range::Signed => PixelRange::Signed,
+            Range::Unit => PixelRange::Unit,
+        };
         let sink: Box<dyn Node> = match &cx.output.display {
             DisplayTarget::PngDir(dir) => Box::new(PngSink {
                 dir: dir.clone(),
@@ -45,13 +49,13 @@ impl NodeKind for Display {
             }),
             DisplayTarget::Discard => Box::new(DiscardSink { range }),
         };
-        Ok(Box::new(Shown(sink)))
+        Ok(Box::new(Shown(sink, pixels)))
     }
 }
 
 /// The display's sink, marked as the node whose image front ends show
 /// ([`Node::displays`]).
-struct Shown(Box<dyn Node>);
+struct Shown(Box<dyn Node>, PixelRange);
 
 impl Node for Shown {
     fn inputs(&self) -> Vec<PortSpec> {
@@ -84,8 +88,11 @@ impl Node for Shown {
     fn carry(&self, old: &State, cx: &CarryContext) -> Carry {
         self.0.carry(old, cx)
     }
-    fn displays(&self) -> Option<usize> {
-        Some(0)
+    fn displays(&self) -> Option<DisplaySpec> {
+        Some(DisplaySpec {
+            input: 0,
+            range: self.1,
+        })
     }
 }
 
