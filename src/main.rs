@@ -15,6 +15,7 @@ mod load;
 mod quality;
 mod replay;
 mod rss;
+mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -58,6 +59,8 @@ enum Command {
     Bench(BenchArgs),
     /// Write episodes of the ground-truth world: frames, depth, actions, poses.
     Dataset(dataset::DatasetArgs),
+    /// Play worlds in a browser: frames over a WebSocket, keys and prompts back.
+    Serve(ServeArgs),
     /// Reproduce a run written with `run --record`, frame for frame.
     Replay(ReplayArgs),
     /// Compare a graph with the ground-truth world: PSNR, SSIM, action accuracy, drift.
@@ -103,6 +106,40 @@ pub struct BenchArgs {
     /// The action file for the quality columns.
     #[arg(long)]
     actions: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// One or more graph files: one world each.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Port to listen on (0: any free port; the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to bind; anything but 127.0.0.1 opens the worlds to the network.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Reload each world when its files change.
+    #[arg(long)]
+    watch: bool,
+    /// Ticks per second (default: each graph's fps).
+    #[arg(long)]
+    fps: Option<f64>,
+    /// Directory for the graphs' other sinks (the displayed frames go to the browser).
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// Override a parameter: NODE.PARAM=VALUE (repeatable).
+    #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
+    set: Vec<String>,
+    /// Seed for every random source.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Load every model on this execution provider.
+    #[arg(long, value_enum)]
+    provider: Option<ProviderArg>,
+    /// Worker threads per world.
+    #[arg(long)]
+    workers: Option<usize>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -267,6 +304,7 @@ fn main() -> ExitCode {
         Command::Doctor { json } => commands::doctor(json),
         Command::Eval(args) => eval::eval(&args),
         Command::Replay(args) => replay::replay(&args),
+        Command::Serve(args) => serve::serve(&args),
         Command::Dataset(args) => dataset::run(&args),
     };
     ExitCode::from(outcome as u8)

@@ -1756,3 +1756,413 @@ mod snapshots {
         );
     }
 }
+
+/// `wgraph serve` in a real browser: Debian's chromium, headless, driven
+/// over the Chrome DevTools Protocol (a WebSocket, with `tungstenite`).
+/// `.ci/run` installs chromium; `WGRAPH_CHROMIUM` names another binary.
+mod browser {
+    use super::*;
+    use serde_json::{Value as Json, json};
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::process::{Child, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// The browser: `WGRAPH_CHROMIUM`, or Debian's chromium, installed by
+    /// `tests/support/install-chromium.sh` on first need.
+    fn chromium() -> PathBuf {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        if let Some(p) = std::env::var_os("WGRAPH_CHROMIUM") {
+            return PathBuf::from(p);
+        }
+        let path = PathBuf::from("/usr/bin/chromium");
+        INSTALL.call_once(|| {
+            if !path.exists() {
+                let _ = Command::new(root().join("tests/support/install-chromium.sh")).status();
+            }
+        });
+        assert!(
+            path.exists(),
+            "{} not found and tests/support/install-chromium.sh could not install it",
+            path.display()
+        );
+        path
+    }
+
+    struct Killed(Child);
+
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// `wgraph serve ARGS --port 0`; returns the child and its address.
+    fn serve(dir: &Path, args: &[&str]) -> (Killed, String) {
+        let log = std::fs::File::create(dir.join("serve.txt")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_wgraph"))
+            .arg("serve")
+            .args(args)
+            .args(["--port", "0"])
+            .current_dir(root())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let child = Killed(child);
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(dir.join("serve.txt")).unwrap_or_default();
+            if let Some(i) = text.find("http://") {
+                let addr = text[i + 7..].split('/').next().unwrap().to_string();
+                return (child, addr);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no address: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A GET over HTTP/1.1 (chromium's DevTools server ignores HTTP/1.0
+    /// and keeps connections open), read up to its Content-Length.
+    fn http_get(addr: &str, path: &str) -> String {
+        let Ok(mut s) = TcpStream::connect(addr) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        if write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .is_err()
+        {
+            return String::new();
+        }
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                });
+                if length.is_some_and(|n| body.len() >= n) {
+                    return body.to_string();
+                }
+            }
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => {
+                    return text
+                        .split_once("\r\n\r\n")
+                        .map(|(_, b)| b.to_string())
+                        .unwrap_or_default();
+                }
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+        }
+    }
+
+    struct Page {
+        _browser: Killed,
+        ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>,
+        id: u64,
+    }
+
+    impl Page {
+        fn open(dir: &Path, url: &str) -> Page {
+            let profile = dir.join("profile");
+            let browser = Command::new(chromium())
+                .args([
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--remote-debugging-port=0",
+                ])
+                .arg(format!("--user-data-dir={}", profile.display()))
+                .arg(url)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let browser = Killed(browser);
+            let start = Instant::now();
+            let port = loop {
+                // Whole once it has its second line (the browser target's path).
+                if let Ok(t) = std::fs::read_to_string(profile.join("DevToolsActivePort"))
+                    && t.lines().count() >= 2
+                    && let Some(p) = t.lines().next()
+                {
+                    break p.to_string();
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "chromium did not start"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            let addr = format!("127.0.0.1:{port}");
+            let ws_url = loop {
+                let list: Json =
+                    serde_json::from_str(&http_get(&addr, "/json/list")).unwrap_or(json!([]));
+                let page = list.as_array().and_then(|l| {
+                    l.iter().find(|t| {
+                        t["type"] == "page" && t["url"].as_str().is_some_and(|u| u.starts_with(url))
+                    })
+                });
+                if let Some(p) = page {
+                    break p["webSocketDebuggerUrl"].as_str().unwrap().to_string();
+                }
+                assert!(start.elapsed() < Duration::from_secs(60), "no page");
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            let (ws, _) = tungstenite::connect(ws_url).unwrap();
+            Page {
+                _browser: browser,
+                ws,
+                id: 0,
+            }
+        }
+
+        fn call(&mut self, method: &str, params: Json) -> Json {
+            self.id += 1;
+            let id = self.id;
+            let msg = json!({"id": id, "method": method, "params": params});
+            self.ws
+                .send(tungstenite::Message::text(msg.to_string()))
+                .unwrap();
+            loop {
+                let m = self.ws.read().unwrap();
+                if let tungstenite::Message::Text(t) = m {
+                    let j: Json = serde_json::from_str(t.as_str()).unwrap();
+                    if j["id"] == id {
+                        return j;
+                    }
+                }
+            }
+        }
+
+        /// `window.wgraph`, the page's state.
+        fn state(&mut self) -> Json {
+            let r = self.call(
+                "Runtime.evaluate",
+                json!({"expression": "JSON.stringify(window.wgraph || null)", "returnByValue": true}),
+            );
+            serde_json::from_str(r["result"]["result"]["value"].as_str().unwrap_or("null")).unwrap()
+        }
+
+        fn eval(&mut self, expression: &str) {
+            self.call("Runtime.evaluate", json!({"expression": expression}));
+        }
+
+        fn key(&mut self, kind: &str, code: &str, key: &str, vk: u32) {
+            self.call(
+                "Input.dispatchKeyEvent",
+                json!({"type": kind, "code": code, "key": key, "windowsVirtualKeyCode": vk}),
+            );
+        }
+
+        fn wait_until(&mut self, what: &str, ok: impl Fn(&Json) -> bool) -> Json {
+            let start = Instant::now();
+            loop {
+                let s = self.state();
+                if ok(&s) {
+                    return s;
+                }
+                assert!(start.elapsed() < Duration::from_secs(60), "{what}: {s}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    fn n(j: &Json, k: &str) -> u64 {
+        j[k].as_u64().unwrap_or(0)
+    }
+
+    /// Holding W for one second moves the world; frames arrive at the
+    /// graph's rate; the server measured the key-to-frame latency.
+    fn hold_w_and_see_the_world_move(graph: &str, fps: u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut server, addr) = serve(dir.path(), &[graph]);
+        let url = format!("http://{addr}/");
+        let mut page = Page::open(dir.path(), &url);
+        let s = page.wait_until("controls and gets frames", |s| {
+            s["controller"] == true && n(s, "frames") > 3
+        });
+        // Idle: one second of frames.
+        let (f0, h0) = (n(&s, "frames"), s["hashes"].as_array().unwrap().len());
+        std::thread::sleep(Duration::from_secs(1));
+        let s = page.state();
+        let (f1, h1) = (n(&s, "frames"), s["hashes"].as_array().unwrap().len());
+        assert!(
+            f1 - f0 >= fps / 2,
+            "{graph}: {} frames in 1 s at {fps} fps",
+            f1 - f0
+        );
+        page.key("keyDown", "KeyW", "w", 87);
+        std::thread::sleep(Duration::from_secs(1));
+        page.key("keyUp", "KeyW", "w", 87);
+        let s = page.state();
+        let (f2, h2) = (n(&s, "frames"), s["hashes"].as_array().unwrap().len());
+        assert!(
+            f2 - f1 >= fps / 2,
+            "{graph}: {} frames while W was held",
+            f2 - f1
+        );
+        assert!(
+            h2 - h1 >= 3,
+            "{graph}: frames changed {} times while W was held",
+            h2 - h1
+        );
+        if graph.ends_with("examples/world.world") {
+            assert_eq!(h1, h0, "the ground truth stands still while no key is held");
+        }
+        // The HUD reports the measured latency.
+        let s = page.wait_until("HUD latency", |s| {
+            s["hud"]["latency_count"].as_u64().is_some_and(|c| c >= 1)
+        });
+        assert!(s["hud"]["latency_p50_ms"].as_f64().unwrap() > 0.0, "{s}");
+        signal_int(&mut server.0);
+        let log = std::fs::read_to_string(dir.path().join("serve.txt")).unwrap();
+        assert!(log.contains("key→frame latency p50"), "{log}");
+    }
+
+    fn signal_int(child: &mut Child) {
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let start = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "serve did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn the_ground_truth_world_is_playable_in_a_browser() {
+        hold_w_and_see_the_world_move("examples/world.world", 8);
+    }
+
+    #[test]
+    fn yan_sim_is_playable_in_a_browser() {
+        hold_w_and_see_the_world_move("graphs/yan-sim.world", 16);
+    }
+
+    /// The WebSocket protocol without a browser: a malformed message is
+    /// answered with an error, an oversized one closes that socket only, a
+    /// second viewer watches while the first controls, and a viewer that
+    /// never reads does not slow the others.
+    #[test]
+    fn sockets_answer_bad_messages_and_a_stalled_viewer_slows_nobody() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut server, addr) = serve(dir.path(), &["examples/world.world", "--fps", "20"]);
+        let url = format!("ws://{addr}/w/0/ws");
+        let open = || tungstenite::connect(url.as_str()).unwrap().0;
+        let mut first = open();
+        let next_json = |ws: &mut tungstenite::WebSocket<_>| -> Json {
+            loop {
+                if let tungstenite::Message::Text(t) = ws.read().unwrap() {
+                    let j: Json = serde_json::from_str(t.as_str()).unwrap();
+                    if j["type"] != "tick" && j["type"] != "hud" {
+                        return j;
+                    }
+                }
+            }
+        };
+        let hello = next_json(&mut first);
+        assert_eq!(hello["controller"], true, "{hello}");
+        let _stalled = open(); // connects and never reads
+        let mut second = open();
+        assert_eq!(next_json(&mut second)["controller"], false);
+        first.send(tungstenite::Message::text("{not json")).unwrap();
+        let e = next_json(&mut first);
+        assert_eq!(e["type"], "error");
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("malformed message"),
+            "{e}"
+        );
+        second
+            .send(tungstenite::Message::text(
+                r#"{"type":"keys","keys":["W"]}"#,
+            ))
+            .unwrap();
+        assert_eq!(
+            next_json(&mut second)["controller"],
+            false,
+            "a watcher cannot steer"
+        );
+        first
+            .send(tungstenite::Message::text(
+                r#"{"type":"keys","keys":["Q"]}"#,
+            ))
+            .unwrap();
+        assert_eq!(next_json(&mut first)["message"], "unknown key `Q`");
+        // Frames keep coming to the first viewer at the world's rate.
+        let start = Instant::now();
+        let mut frames = 0;
+        while start.elapsed() < Duration::from_secs(2) {
+            if let tungstenite::Message::Binary(b) = first.read().unwrap() {
+                assert_eq!(b[0], b'F');
+                frames += 1;
+            }
+        }
+        assert!(frames >= 20, "{frames} frames in 2 s at 20 fps");
+        // An oversized message closes that socket; the server goes on.
+        let big = format!(r#"{{"type":"keys","keys":["{}"]}}"#, "W".repeat(10_000));
+        let _ = second.send(tungstenite::Message::text(big));
+        let closed = (0..1000).any(|_| second.read().is_err());
+        assert!(closed, "the oversized message's socket is closed");
+        let mut third = open();
+        assert_eq!(next_json(&mut third)["type"], "hello");
+        signal_int(&mut server.0);
+        let log = std::fs::read_to_string(dir.path().join("serve.txt")).unwrap();
+        assert!(log.contains("malformed message"), "{log}");
+    }
+
+    /// Yan-Edit's style prompt box restyles the world live.
+    #[test]
+    fn the_style_prompt_box_restyles_yan_edit_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_server, addr) = serve(
+            dir.path(),
+            &["graphs/yan-edit.world", "examples/world.world"],
+        );
+        let index = http_get(&addr, "/");
+        assert!(
+            index.contains("href=\"/w/0\"") && index.contains("href=\"/w/1\""),
+            "{index}"
+        );
+        let mut page = Page::open(dir.path(), &format!("http://{addr}/w/0"));
+        page.wait_until("frames", |s| n(s, "frames") > 2);
+        page.eval(
+            "const i = document.querySelector('input[data-node=style]'); \
+             i.value = 'a snowy forest'; i.dispatchEvent(new Event('change'));",
+        );
+        page.wait_until("the reload", |s| n(s, "reloads") >= 1);
+        let log = std::fs::read_to_string(dir.path().join("serve.txt")).unwrap();
+        assert!(
+            log.contains("(set style.text = \"a snowy forest\"): changed style.text"),
+            "{log}"
+        );
+        assert!(
+            !log.contains("models reloaded"),
+            "a prompt change reloads no model: {log}"
+        );
+    }
+}

@@ -31,9 +31,7 @@
 
 use crate::graph::{EdgeKind, Graph, NodeId};
 use crate::metrics::Metrics;
-use crate::node::{
-    Callees, DisplaySpec, NodeError, PixelRange, State, TickContext, TickInput,
-};
+use crate::node::{Callees, DisplaySpec, NodeError, PixelRange, State, TickContext, TickInput};
 use crate::tensor::DType;
 use crate::value::Value;
 use crossbeam_channel::unbounded;

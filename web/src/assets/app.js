@@ -1,0 +1,143 @@
+// wgraph's world page: frames over a WebSocket onto a canvas, keys and mouse
+// back, a HUD, prompt boxes, reload errors. State the tests read is kept in
+// `window.wgraph`.
+"use strict";
+(() => {
+  const index = document.body.dataset.world;
+  const canvas = document.getElementById("view");
+  const ctx = canvas.getContext("2d");
+  const hud = document.getElementById("hud");
+  const errorBox = document.getElementById("error");
+  const logBox = document.getElementById("log");
+  const roleBox = document.getElementById("role");
+  const takeButton = document.getElementById("take");
+  const state = (window.wgraph = {
+    connected: false, controller: false, frames: 0, lastTick: -1, skipped: 0,
+    hashes: [], fps: 0, hud: null, errors: 0, reloads: 0,
+  });
+  const KEYS = {
+    KeyW: "W", KeyA: "A", KeyS: "S", KeyD: "D", ArrowLeft: "Left", ArrowRight: "Right",
+    ArrowUp: "Up", ArrowDown: "Down", Space: "Space",
+  };
+  const held = new Set();
+  const mouse = new Map(); // key -> release time (ms)
+  let ws;
+  let image = null;
+  const arrivals = [];
+
+  function send(msg) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(msg)); }
+  function sendKeys() {
+    const now = performance.now();
+    const keys = new Set(held);
+    for (const [k, until] of mouse) { if (until > now) keys.add(k); else mouse.delete(k); }
+    send({ type: "keys", keys: [...keys] });
+  }
+  function log(line) {
+    const lines = (logBox.textContent + line + "\n").split("\n");
+    logBox.textContent = lines.slice(-20).join("\n");
+  }
+  function showRole() {
+    roleBox.textContent = state.controller ? "you control this world" : "watching (another viewer controls)";
+    takeButton.hidden = state.controller;
+  }
+  function hash(bytes) {
+    let h = 2166136261 >>> 0;
+    for (let i = 0; i < bytes.length; i += 7) { h ^= bytes[i]; h = Math.imul(h, 16777619) >>> 0; }
+    return h;
+  }
+  function drawFrame(buf) {
+    const view = new DataView(buf);
+    if (view.getUint8(0) !== 70) return;
+    const tick = view.getUint32(1, true), w = view.getUint16(5, true), h = view.getUint16(7, true);
+    const rgb = new Uint8Array(buf, 9);
+    if (canvas.width !== w || canvas.height !== h || !image) {
+      canvas.width = w; canvas.height = h; image = ctx.createImageData(w, h);
+    }
+    const px = image.data;
+    for (let i = 0, j = 0; i < w * h; i++, j += 3) {
+      px[i * 4] = rgb[j]; px[i * 4 + 1] = rgb[j + 1]; px[i * 4 + 2] = rgb[j + 2]; px[i * 4 + 3] = 255;
+    }
+    ctx.putImageData(image, 0, 0);
+    if (state.lastTick >= 0 && tick > state.lastTick + 1) state.skipped += tick - state.lastTick - 1;
+    state.lastTick = tick;
+    state.frames++;
+    const hsh = hash(rgb);
+    if (state.hashes[state.hashes.length - 1] !== hsh) state.hashes.push(hsh);
+    if (state.hashes.length > 1000) state.hashes.splice(0, 500);
+    const now = performance.now();
+    arrivals.push(now);
+    while (arrivals.length && arrivals[0] < now - 1000) arrivals.shift();
+    state.fps = arrivals.length;
+    renderHud();
+  }
+  function renderHud() {
+    const h = state.hud;
+    let text = `tick ${state.lastTick}  ${state.fps} fps  skipped ${state.skipped}`;
+    if (h) {
+      text += `\nkey→frame p50 ${h.latency_p50_ms.toFixed(1)} ms  p99 ${h.latency_p99_ms.toFixed(1)} ms`;
+      text += `\ntick p50 ${h.tick_p50_ms.toFixed(2)} ms  late ticks ${h.late_ticks}`;
+      for (const n of h.nodes) text += `\n  ${n.name.padEnd(14)} ${n.mean_ms.toFixed(2)} ms`;
+    }
+    hud.textContent = text;
+  }
+  function prompts(list) {
+    const box = document.getElementById("prompts");
+    box.textContent = "";
+    for (const p of list) {
+      const div = document.createElement("div");
+      div.className = "prompt";
+      const label = document.createElement("label");
+      label.textContent = `${p.node}.${p.param}`;
+      const input = document.createElement("input");
+      input.value = p.value;
+      input.dataset.node = p.node;
+      input.dataset.param = p.param;
+      input.addEventListener("change", () => send({ type: "set", node: p.node, param: p.param, text: input.value }));
+      div.append(label, input);
+      box.append(div);
+    }
+  }
+  function connect() {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    ws = new WebSocket(`${proto}//${location.host}/w/${index}/ws`);
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => { state.connected = true; };
+    ws.onclose = () => { state.connected = false; roleBox.textContent = "disconnected; retrying…"; setTimeout(connect, 1000); };
+    ws.onmessage = (e) => {
+      if (typeof e.data !== "string") { drawFrame(e.data); return; }
+      const m = JSON.parse(e.data);
+      if (m.type === "hello") { state.controller = m.controller; showRole(); prompts(m.prompts); }
+      else if (m.type === "role") { state.controller = m.controller; showRole(); }
+      else if (m.type === "hud") { state.hud = m; renderHud(); }
+      else if (m.type === "reload") { state.reloads++; errorBox.hidden = true; log(m.line); }
+      else if (m.type === "reload_failed") { state.errors++; errorBox.hidden = false; errorBox.textContent = m.message; log(`reload failed (${m.cause}); the running graph is unchanged`); }
+      else if (m.type === "error") { log(`error: ${m.message}`); }
+    };
+  }
+  const typing = (e) => e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement;
+  window.addEventListener("keydown", (e) => {
+    if (typing(e)) return;
+    const k = KEYS[e.code];
+    if (!k) return;
+    e.preventDefault();
+    if (!held.has(k)) { held.add(k); sendKeys(); }
+  });
+  window.addEventListener("keyup", (e) => {
+    const k = KEYS[e.code];
+    if (!k) return;
+    if (held.delete(k)) sendKeys();
+  });
+  window.addEventListener("blur", () => { held.clear(); sendKeys(); });
+  window.addEventListener("mousemove", (e) => {
+    if (!e.buttons) return;
+    const until = performance.now() + 120;
+    if (e.movementX > 1) mouse.set("Right", until);
+    if (e.movementX < -1) mouse.set("Left", until);
+    if (e.movementY > 1) mouse.set("Down", until);
+    if (e.movementY < -1) mouse.set("Up", until);
+    sendKeys();
+    setTimeout(sendKeys, 130);
+  });
+  takeButton.addEventListener("click", () => send({ type: "take" }));
+  connect();
+})();

@@ -1,0 +1,279 @@
+//! wgraph's browser front end: live worlds served over HTTP and WebSocket.
+//!
+//! The main types:
+//!
+//! - [`Bridge`] — sits on a [`World`](wgraph_engine::world::World)'s tick
+//!   thread as its observer: each displayed frame becomes an RGB message in
+//!   a `watch` channel (it holds only the newest frame, so a slow viewer
+//!   skips frames instead of stalling anything), each tick, reload, error
+//!   and stats event becomes a JSON message on a bounded `broadcast`
+//!   channel (a lagging viewer skips messages).
+//! - [`WebWorld`] — the server's side of one world: those channels, the
+//!   world's [`WorldHandle`] (keys, parameter changes), the prompts a page
+//!   may edit, who controls the world, and the action-to-frame latency.
+//! - [`serve`] — an axum server (tokio): `/` is the world's page (or, with
+//!   several worlds, an index linking `/w/N`), `/w/N/ws` its WebSocket.
+//!   Each socket is split into a reader task (keys, prompt edits, "take
+//!   control"; messages are capped at [`MAX_MESSAGE`] bytes, malformed ones
+//!   answered with an error and logged) and a writer task (frames, events).
+//!   One viewer controls a world at a time; the others watch.
+//!
+//! The page (HTML, JS, CSS in `assets/`) is embedded in the binary.
+//!
+//! Wire format. Server → page, binary: `b'F'`, tick (u32 LE), width (u16
+//! LE), height (u16 LE), then `width × height × 3` RGB bytes. Server → page,
+//! text: JSON objects with a `type` (`hello`, `role`, `tick`, `hud`,
+//! `reload`, `reload_failed`, `error`). Page → server, text: `{"type":
+//! "keys", "keys": ["W", "Left"]}`, `{"type": "set", "node": …, "param": …,
+//! "text": …}`, `{"type": "take"}`.
+
+mod server;
+
+pub use server::{MAX_MESSAGE, serve};
+
+use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{broadcast, watch};
+use wgraph_engine::frame::RgbFrame;
+use wgraph_engine::metrics::Timings;
+use wgraph_engine::value::Actions;
+use wgraph_engine::world::{WorldEvent, WorldHandle};
+
+/// A text parameter a page may edit live (a style prompt, a caption).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Prompt {
+    pub node: String,
+    pub param: String,
+    /// The text when the world started.
+    pub value: String,
+}
+
+/// The newest frame, encoded for the wire.
+#[derive(Debug)]
+pub struct FrameMsg {
+    pub tick: u64,
+    /// The binary message (header + RGB).
+    pub bytes: Vec<u8>,
+    /// When the key change this frame first reflects was made.
+    pub input_at: Option<Instant>,
+}
+
+/// The server's side of one world (see the crate docs).
+pub struct WebWorld {
+    pub name: String,
+    pub handle: WorldHandle,
+    pub prompts: Vec<Prompt>,
+    frames: watch::Receiver<Option<Arc<FrameMsg>>>,
+    events: broadcast::Sender<Arc<str>>,
+    /// The client id that controls the world (0: nobody).
+    controller: AtomicU64,
+    /// Key change → frame handed to the controlling viewer.
+    latency: Arc<Mutex<Timings>>,
+}
+
+/// Bytes of the binary frame header.
+pub const FRAME_HEADER: usize = 9;
+
+/// Encodes a frame message.
+pub fn encode_frame(tick: u64, frame: &RgbFrame) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(FRAME_HEADER + frame.rgb.len());
+    bytes.push(b'F');
+    bytes.extend_from_slice(&(tick as u32).to_le_bytes());
+    bytes.extend_from_slice(&(frame.width as u16).to_le_bytes());
+    bytes.extend_from_slice(&(frame.height as u16).to_le_bytes());
+    bytes.extend_from_slice(&frame.rgb);
+    bytes
+}
+
+/// Drops ANSI colour codes (diagnostics are rendered for a terminal).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The world-thread side: turns [`WorldEvent`]s into messages.
+pub struct Bridge {
+    frames: watch::Sender<Option<Arc<FrameMsg>>>,
+    events: broadcast::Sender<Arc<str>>,
+    latency: Arc<Mutex<Timings>>,
+    late_ticks: u64,
+    frames_made: u64,
+}
+
+/// A bridge and the web world it feeds. `handle` is the world's; the world
+/// starts idle (no keys held) until a viewer takes control.
+pub fn channel(name: &str, handle: WorldHandle, prompts: Vec<Prompt>) -> (Bridge, WebWorld) {
+    let (frames_tx, frames_rx) = watch::channel(None);
+    let (events, _) = broadcast::channel(64);
+    let latency = Arc::new(Mutex::new(Timings::default()));
+    handle.set_keys(Some(Actions::none()));
+    (
+        Bridge {
+            frames: frames_tx,
+            events: events.clone(),
+            latency: Arc::clone(&latency),
+            late_ticks: 0,
+            frames_made: 0,
+        },
+        WebWorld {
+            name: name.to_string(),
+            handle,
+            prompts,
+            frames: frames_rx,
+            events,
+            controller: AtomicU64::new(0),
+            latency,
+        },
+    )
+}
+
+impl Bridge {
+    /// The world's observer: call with every event.
+    pub fn on_event(&mut self, event: &WorldEvent) {
+        let text = match event {
+            WorldEvent::Frame {
+                tick,
+                image,
+                range,
+                input_at,
+            } => {
+                if let Ok(frame) = RgbFrame::from_tensor(image, *range) {
+                    self.frames_made += 1;
+                    self.frames.send_replace(Some(Arc::new(FrameMsg {
+                        tick: *tick,
+                        bytes: encode_frame(*tick, &frame),
+                        input_at: *input_at,
+                    })));
+                }
+                return;
+            }
+            WorldEvent::Tick {
+                tick,
+                latency,
+                late,
+                ..
+            } => {
+                self.late_ticks += u64::from(*late);
+                json!({
+                    "type": "tick",
+                    "tick": tick,
+                    "ms": latency.as_secs_f64() * 1e3,
+                    "late_ticks": self.late_ticks,
+                })
+            }
+            WorldEvent::Reloaded(info) => json!({ "type": "reload", "line": info.line() }),
+            WorldEvent::ReloadFailed { cause, message } => json!({
+                "type": "reload_failed",
+                "cause": cause,
+                "message": strip_ansi(message),
+            }),
+            WorldEvent::Stats(report) => {
+                let latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+                let ms = |q: f64| latency.quantile(q).as_secs_f64() * 1e3;
+                json!({
+                    "type": "hud",
+                    "tick_p50_ms": report.tick.p50_ms,
+                    "latency_p50_ms": ms(0.5),
+                    "latency_p99_ms": ms(0.99),
+                    "latency_count": latency.count(),
+                    "late_ticks": self.late_ticks,
+                    "nodes": report.nodes.iter().map(|n| json!({
+                        "name": n.name,
+                        "kind": n.kind,
+                        "mean_ms": n.stats.mean_ms,
+                    })).collect::<Vec<_>>(),
+                })
+            }
+            _ => return,
+        };
+        // No receiver is fine: nobody is watching.
+        let _ = self.events.send(Arc::from(text.to_string()));
+    }
+}
+
+/// A view of a world's action-to-frame latency that outlives the server.
+#[derive(Clone)]
+pub struct LatencyProbe(Arc<Mutex<Timings>>);
+
+impl LatencyProbe {
+    /// (p50 ms, p99 ms, samples) so far.
+    pub fn summary(&self) -> (f64, f64, u64) {
+        let t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let ms = |q: f64| t.quantile(q).as_secs_f64() * 1e3;
+        (ms(0.5), ms(0.99), t.count())
+    }
+}
+
+impl WebWorld {
+    /// The action-to-frame latency, measured when frames are handed to the
+    /// controlling viewer's socket.
+    pub fn latency_probe(&self) -> LatencyProbe {
+        LatencyProbe(Arc::clone(&self.latency))
+    }
+
+    fn take_control(&self, client: u64) {
+        self.controller.store(client, Ordering::SeqCst);
+    }
+
+    fn controls(&self, client: u64) -> bool {
+        self.controller.load(Ordering::SeqCst) == client
+    }
+
+    /// Makes `client` the controller if nobody is; true when it is now.
+    fn claim_if_free(&self, client: u64) -> bool {
+        self.controller
+            .compare_exchange(0, client, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+            || self.controls(client)
+    }
+
+    /// `client` left: if it controlled the world, release the keys.
+    fn release(&self, client: u64) {
+        if self
+            .controller
+            .compare_exchange(client, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            self.handle.set_keys(Some(Actions::none()));
+        }
+    }
+
+    fn record_latency(&self, input_at: Instant) {
+        self.latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(input_at.elapsed());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_encode_with_a_header_and_ansi_is_stripped() {
+        let f = RgbFrame {
+            width: 2,
+            height: 1,
+            rgb: vec![1, 2, 3, 4, 5, 6],
+        };
+        let b = encode_frame(7, &f);
+        assert_eq!(&b[..FRAME_HEADER], &[b'F', 7, 0, 0, 0, 2, 0, 1, 0]);
+        assert_eq!(&b[FRAME_HEADER..], &[1, 2, 3, 4, 5, 6]);
+        assert_eq!(strip_ansi("\u{1b}[31merror\u{1b}[0m: x"), "error: x");
+    }
+}
