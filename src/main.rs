@@ -12,6 +12,7 @@ mod dataset;
 mod eval;
 mod live;
 mod load;
+mod play;
 mod quality;
 mod replay;
 mod rss;
@@ -61,6 +62,8 @@ enum Command {
     Dataset(dataset::DatasetArgs),
     /// Play worlds in a browser: frames over a WebSocket, keys and prompts back.
     Serve(ServeArgs),
+    /// Play a world in the terminal: truecolor half blocks, keys, a HUD; q quits.
+    Play(PlayArgs),
     /// Reproduce a run written with `run --record`, frame for frame.
     Replay(ReplayArgs),
     /// Compare a graph with the ground-truth world: PSNR, SSIM, action accuracy, drift.
@@ -140,6 +143,29 @@ pub struct ServeArgs {
     /// Worker threads per world.
     #[arg(long)]
     workers: Option<usize>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PlayArgs {
+    file: PathBuf,
+    /// Reload the world when its files change.
+    #[arg(long)]
+    watch: bool,
+    /// Ticks per second (default: the graph's fps).
+    #[arg(long)]
+    fps: Option<f64>,
+    /// Directory for the graph's other sinks (the displayed frames go to the terminal).
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// Override a parameter: NODE.PARAM=VALUE (repeatable).
+    #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
+    set: Vec<String>,
+    /// Seed for every random source.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Load every model on this execution provider.
+    #[arg(long, value_enum)]
+    provider: Option<ProviderArg>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -305,6 +331,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::eval(&args),
         Command::Replay(args) => replay::replay(&args),
         Command::Serve(args) => serve::serve(&args),
+        Command::Play(args) => play::play(&args),
         Command::Dataset(args) => dataset::run(&args),
     };
     ExitCode::from(outcome as u8)

@@ -2166,3 +2166,87 @@ mod browser {
         );
     }
 }
+
+/// `wgraph play` through a pseudo-terminal, as a user's terminal runs it.
+mod terminal_player {
+    use super::*;
+    use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn play_draws_frames_takes_keys_and_restores_the_terminal() {
+        let pty = native_pty_system();
+        let pair = pty
+            .openpty(PtySize {
+                rows: 40,
+                cols: 100,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_wgraph"));
+        cmd.args(["play", "examples/world.world", "--fps", "20"]);
+        cmd.cwd(root());
+        cmd.env("TERM", "xterm-256color");
+        let mut child = pair.slave.spawn_command(cmd).unwrap();
+        drop(pair.slave);
+        let output = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let sink = Arc::clone(&output);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        let mut writer = pair.master.take_writer().unwrap();
+        let text = || String::from_utf8_lossy(&output.lock().unwrap()).to_string();
+        let start = Instant::now();
+        while !text().contains("q quits") {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no HUD: {}",
+                text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Hold W for a second: a terminal without release events repeats the key.
+        let hold = Instant::now();
+        while hold.elapsed() < Duration::from_secs(1) {
+            writer.write_all(b"w").unwrap();
+            writer.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(40));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        writer.write_all(b"q").unwrap();
+        writer.flush().unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{status:?}: {}", text());
+        std::thread::sleep(Duration::from_millis(200));
+        let out = text();
+        assert!(
+            out.contains('▀') && out.contains("\u{1b}[38;2;"),
+            "truecolor half blocks"
+        );
+        let left = out
+            .rfind("\u{1b}[?1049l")
+            .expect("left the alternate screen");
+        assert!(
+            out[left..].contains("\u{1b}[?25h") || out.contains("\u{1b}[?25h"),
+            "cursor shown"
+        );
+        let distinct: u64 = out
+            .split(" distinct)")
+            .next()
+            .and_then(|s| s.rsplit('(').next())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        assert!(distinct >= 3, "the world moved while W was held: {out}");
+        assert!(!out.contains("(0 key changes)"), "{out}");
+    }
+}

@@ -1,0 +1,438 @@
+//! `wgraph play FILE`: a world in the terminal.
+//!
+//! The world ticks on its own thread at its graph's fps; this thread owns
+//! the terminal (crossterm): raw mode, the alternate screen, keys in, frames
+//! out as truecolor half blocks (`▀`: the foreground is the upper pixel,
+//! the background the lower one), scaled to the terminal, and a one-line
+//! HUD. Terminals that report key releases (the kitty keyboard protocol,
+//! which we ask for) release keys exactly; elsewhere a key counts as held
+//! until [`HOLD`] after its last press or auto-repeat. `q`, Esc or Ctrl-C
+//! quit; the terminal is restored on every way out, a panic included.
+
+use crate::live::{CliSource, Watcher};
+use crate::load::Failure;
+use crate::{Outcome, PlayArgs};
+use crossterm::event::{
+    self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, KeyboardEnhancementFlags,
+    PopKeyboardEnhancementFlags, PushKeyboardEnhancementFlags,
+};
+use crossterm::style::{Color, Print, ResetColor, SetBackgroundColor, SetForegroundColor};
+use crossterm::{cursor, queue, terminal};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wgraph_engine::frame::RgbFrame;
+use wgraph_engine::metrics::Timings;
+use wgraph_engine::model::ModelCache;
+use wgraph_engine::node::{DisplayTarget, OutputConfig};
+use wgraph_engine::value::{Actions, Key};
+use wgraph_engine::world::{GraphSource, World, WorldConfig, WorldEvent};
+use wgraph_ort::OrtBackend;
+
+/// How long a key counts as held after a press where the terminal reports
+/// no releases (auto-repeat renews it).
+pub const HOLD: Duration = Duration::from_millis(150);
+
+/// What the world thread hands the terminal.
+#[derive(Default)]
+struct Shared {
+    frame: Option<(u64, RgbFrame, Option<Instant>)>,
+    status: String,
+    late_ticks: u64,
+    last_reload: String,
+    done: bool,
+}
+
+/// Puts the terminal back however the player ends.
+struct TerminalGuard;
+
+impl TerminalGuard {
+    fn enter() -> std::io::Result<TerminalGuard> {
+        terminal::enable_raw_mode()?;
+        let mut out = std::io::stdout();
+        queue!(
+            out,
+            terminal::EnterAlternateScreen,
+            cursor::Hide,
+            PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::REPORT_EVENT_TYPES)
+        )?;
+        out.flush()?;
+        Ok(TerminalGuard)
+    }
+}
+
+fn restore_terminal() {
+    let mut out = std::io::stdout();
+    let _ = queue!(
+        out,
+        PopKeyboardEnhancementFlags,
+        ResetColor,
+        cursor::Show,
+        terminal::LeaveAlternateScreen
+    );
+    let _ = out.flush();
+    let _ = terminal::disable_raw_mode();
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+fn key_of(code: KeyCode) -> Option<Key> {
+    Some(match code {
+        KeyCode::Char('w' | 'W') => Key::W,
+        KeyCode::Char('a' | 'A') => Key::A,
+        KeyCode::Char('s' | 'S') => Key::S,
+        KeyCode::Char('d' | 'D') => Key::D,
+        KeyCode::Left => Key::Left,
+        KeyCode::Right => Key::Right,
+        KeyCode::Up => Key::Up,
+        KeyCode::Down => Key::Down,
+        KeyCode::Char(' ') => Key::Space,
+        _ => return None,
+    })
+}
+
+/// Keys held, from presses and (where reported) releases.
+#[derive(Default)]
+struct Held {
+    since: HashMap<Key, Instant>,
+    /// The terminal has reported a release: no hold timeout needed.
+    releases_seen: bool,
+}
+
+impl Held {
+    fn event(&mut self, key: Key, kind: KeyEventKind) {
+        match kind {
+            KeyEventKind::Press | KeyEventKind::Repeat => {
+                self.since.insert(key, Instant::now());
+            }
+            KeyEventKind::Release => {
+                self.releases_seen = true;
+                self.since.remove(&key);
+            }
+        }
+    }
+
+    fn actions(&mut self) -> Actions {
+        if !self.releases_seen {
+            self.since.retain(|_, t| t.elapsed() < HOLD);
+        }
+        self.since.keys().fold(Actions::none(), |a, &k| a.with(k))
+    }
+}
+
+/// Draws `frame` scaled into `cols × rows` character cells (two pixels per cell).
+fn draw(out: &mut Vec<u8>, frame: &RgbFrame, cols: u16, rows: u16) -> std::io::Result<()> {
+    let (w, h) = (frame.width.max(1), frame.height.max(1));
+    let cols = usize::from(cols.max(1));
+    let rows = usize::from(rows.max(1));
+    // The largest cell grid that keeps the aspect (a cell is 1 × 2 pixels).
+    let scale = (cols as f64 / w as f64).min((rows * 2) as f64 / h as f64);
+    let (dw, dh) = (
+        ((w as f64 * scale) as usize).max(1),
+        ((h as f64 * scale) as usize / 2).max(1),
+    );
+    for row in 0..dh {
+        queue!(out, cursor::MoveTo(0, row as u16))?;
+        for col in 0..dw {
+            let x = (col * w / dw).min(w - 1);
+            let top = ((2 * row) * h / (2 * dh)).min(h - 1);
+            let bottom = ((2 * row + 1) * h / (2 * dh)).min(h - 1);
+            let [r, g, b] = frame.pixel(x, top);
+            let [r2, g2, b2] = frame.pixel(x, bottom);
+            queue!(
+                out,
+                SetForegroundColor(Color::Rgb { r, g, b }),
+                SetBackgroundColor(Color::Rgb {
+                    r: r2,
+                    g: g2,
+                    b: b2
+                }),
+                Print('▀')
+            )?;
+        }
+        queue!(out, ResetColor)?;
+    }
+    Ok(())
+}
+
+/// `wgraph play FILE`
+pub fn play(args: &PlayArgs) -> Outcome {
+    let source = Arc::new(CliSource {
+        file: args.file.clone(),
+        set: args.set.clone(),
+        seed: args.seed,
+        paths: Vec::new(),
+        output: OutputConfig {
+            dir: args.out.clone(),
+            display: DisplayTarget::Discard,
+        },
+        provider: args.provider.map(Into::into),
+        models: Arc::new(ModelCache::new(OrtBackend::new())),
+        record: false,
+    });
+    let built = match source.build_first() {
+        Ok(b) => b,
+        Err(Failure::Errors(text)) => {
+            eprint!("{text}");
+            return Outcome::GraphErrors;
+        }
+        Err(Failure::Usage(u)) => {
+            eprintln!("error: {}", u.0);
+            return Outcome::Usage;
+        }
+    };
+    let fps = args.fps.unwrap_or(built.graph.settings.fps);
+    if !(fps.is_finite() && fps > 0.0) {
+        eprintln!("error: --fps must be a positive number of ticks per second");
+        return Outcome::Usage;
+    }
+    let config = WorldConfig {
+        fps: Some(fps),
+        stats_every: Some(Duration::from_secs(1)),
+        ..WorldConfig::default()
+    };
+    let files = built.files;
+    let mut world = match World::new(
+        Arc::new(built.graph),
+        Some(Arc::clone(&source) as Arc<dyn GraphSource>),
+        Vec::new(),
+        config,
+    ) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::RuntimeFailure;
+        }
+    };
+    let handle = world.handle();
+    handle.set_keys(Some(Actions::none()));
+    let mut watcher = if args.watch {
+        match Watcher::start(handle.clone(), &files) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Outcome::RuntimeFailure;
+            }
+        }
+    } else {
+        None
+    };
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let world_side = Arc::clone(&shared);
+    let world_thread = std::thread::spawn(move || {
+        let result = world.run(&mut |event| {
+            let mut s = world_side.lock().unwrap_or_else(|p| p.into_inner());
+            match event {
+                WorldEvent::Frame {
+                    tick,
+                    image,
+                    range,
+                    input_at,
+                } => {
+                    if let Ok(f) = RgbFrame::from_tensor(image, *range) {
+                        // An unseen key change stays with the next frame drawn.
+                        let input_at = input_at.or(s.frame.as_ref().and_then(|f| f.2));
+                        s.frame = Some((*tick, f, input_at));
+                    }
+                }
+                WorldEvent::Tick { late, .. } => s.late_ticks += u64::from(*late),
+                WorldEvent::Reloaded(info) => {
+                    s.last_reload = format!("reloaded at tick {}", info.tick);
+                    if let Some(w) = watcher.as_mut() {
+                        let _ = w.watch(&info.files);
+                    }
+                }
+                WorldEvent::ReloadFailed { cause, .. } => {
+                    s.last_reload = format!("reload failed ({cause}); old graph runs");
+                }
+                _ => {}
+            }
+        });
+        let finished = world.finish();
+        let mut s = world_side.lock().unwrap_or_else(|p| p.into_inner());
+        s.done = true;
+        if let Err(e) = &result {
+            s.status = format!("error: {e}");
+        }
+        (result.is_ok() && finished.is_ok(), world.ticks_done())
+    });
+
+    // Restore the terminal before a panic message is printed.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        default_hook(info);
+    }));
+    let ui = run_ui(&shared, &handle);
+    handle.stop();
+    let (ok, ticks) = world_thread.join().unwrap_or((false, 0));
+    let _ = std::panic::take_hook();
+    let status = shared.lock().map(|s| s.status.clone()).unwrap_or_default();
+    match ui {
+        Ok(stats) => {
+            let (p50, p99) = (
+                stats.latency.quantile(0.5).as_secs_f64() * 1e3,
+                stats.latency.quantile(0.99).as_secs_f64() * 1e3,
+            );
+            eprintln!(
+                "{ticks} ticks; {} frames drawn ({} distinct); key→frame latency p50 {p50:.1} ms, p99 {p99:.1} ms ({} key changes)",
+                stats.drawn,
+                stats.distinct,
+                stats.latency.count()
+            );
+        }
+        Err(e) => eprintln!("error: terminal: {e}"),
+    }
+    if !status.is_empty() {
+        eprintln!("{status}");
+    }
+    if ok {
+        Outcome::Ok
+    } else {
+        Outcome::RuntimeFailure
+    }
+}
+
+struct UiStats {
+    drawn: u64,
+    distinct: u64,
+    latency: Timings,
+}
+
+fn run_ui(
+    shared: &Mutex<Shared>,
+    handle: &wgraph_engine::world::WorldHandle,
+) -> std::io::Result<UiStats> {
+    let _guard = TerminalGuard::enter()?;
+    let mut held = Held::default();
+    let mut stats = UiStats {
+        drawn: 0,
+        distinct: 0,
+        latency: Timings::default(),
+    };
+    let mut last_tick = None;
+    let mut last_hash = None;
+    let mut arrivals: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
+    let mut buf = Vec::new();
+    loop {
+        while event::poll(Duration::from_millis(4))? {
+            if let Event::Key(KeyEvent {
+                code,
+                modifiers,
+                kind,
+                ..
+            }) = event::read()?
+            {
+                let quit = matches!(code, KeyCode::Esc | KeyCode::Char('q'))
+                    || (code == KeyCode::Char('c') && modifiers.contains(KeyModifiers::CONTROL));
+                if quit && kind != KeyEventKind::Release {
+                    return Ok(stats);
+                }
+                if let Some(k) = key_of(code) {
+                    held.event(k, kind);
+                }
+            }
+        }
+        handle.set_keys(Some(held.actions()));
+        let (frame, late, reload, done) = {
+            let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+            let frame = match (&s.frame, last_tick) {
+                (Some((t, _, _)), Some(l)) if *t == l => None,
+                _ => s.frame.take(),
+            };
+            (frame, s.late_ticks, s.last_reload.clone(), s.done)
+        };
+        if done {
+            return Ok(stats);
+        }
+        let Some((tick, frame, input_at)) = frame else {
+            continue;
+        };
+        last_tick = Some(tick);
+        let (cols, rows) = terminal::size()?;
+        buf.clear();
+        draw(&mut buf, &frame, cols, rows.saturating_sub(1))?;
+        let now = Instant::now();
+        arrivals.push_back(now);
+        while arrivals
+            .front()
+            .is_some_and(|t| now - *t > Duration::from_secs(1))
+        {
+            arrivals.pop_front();
+        }
+        let ms = |q: f64| stats.latency.quantile(q).as_secs_f64() * 1e3;
+        let hud = format!(
+            "tick {tick}  {} fps  key→frame p50 {:.0} ms p99 {:.0} ms  late {late}  {reload}  q quits",
+            arrivals.len(),
+            ms(0.5),
+            ms(0.99)
+        );
+        queue!(
+            buf,
+            cursor::MoveTo(0, rows.saturating_sub(1)),
+            terminal::Clear(terminal::ClearType::CurrentLine),
+            Print(&hud.chars().take(usize::from(cols)).collect::<String>())
+        )?;
+        let mut out = std::io::stdout();
+        out.write_all(&buf)?;
+        out.flush()?;
+        if let Some(at) = input_at {
+            stats.latency.record(at.elapsed());
+        }
+        stats.drawn += 1;
+        let hash = frame.rgb.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        if last_hash != Some(hash) {
+            stats.distinct += 1;
+            last_hash = Some(hash);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_hold_until_released_or_timed_out() {
+        let mut h = Held::default();
+        h.event(Key::W, KeyEventKind::Press);
+        assert!(h.actions().contains(Key::W));
+        std::thread::sleep(HOLD + Duration::from_millis(20));
+        assert!(
+            !h.actions().contains(Key::W),
+            "no release reported: timed out"
+        );
+        h.event(Key::W, KeyEventKind::Press);
+        h.event(Key::A, KeyEventKind::Release);
+        std::thread::sleep(HOLD + Duration::from_millis(20));
+        assert!(h.actions().contains(Key::W), "releases are reported: held");
+        h.event(Key::W, KeyEventKind::Release);
+        assert_eq!(h.actions(), Actions::none());
+    }
+
+    #[test]
+    fn frames_draw_as_half_blocks_scaled_to_the_terminal() {
+        let f = RgbFrame {
+            width: 2,
+            height: 2,
+            rgb: vec![255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9],
+        };
+        let mut out = Vec::new();
+        draw(&mut out, &f, 4, 2).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(
+            s.matches('▀').count(),
+            4 * 2,
+            "2x2 pixels scaled to 4x2 cells"
+        );
+        assert!(s.contains("\u{1b}[38;2;255;0;0m"), "truecolor top pixel");
+        assert!(s.contains("\u{1b}[48;2;0;0;255m"), "truecolor bottom pixel");
+    }
+}
