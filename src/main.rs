@@ -143,6 +143,10 @@ pub struct ServeArgs {
     /// Worker threads per world.
     #[arg(long)]
     workers: Option<usize>,
+    /// At the end, write each world's ticks, fps, late ticks and key-to-frame
+    /// latency (p50, p99) as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    metrics: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]

@@ -166,6 +166,7 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         }
     }
     let count = web_worlds.len();
+    let started = std::time::Instant::now();
     let latencies: Vec<_> = web_worlds.iter().map(|w| w.latency_probe()).collect();
     let served = wgraph_web::serve(
         web_worlds,
@@ -186,6 +187,8 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         eprintln!("error: cannot serve on {addr}: {e}");
         outcome = Outcome::RuntimeFailure;
     }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut rows = Vec::new();
     for ((name, t), latency) in threads.into_iter().zip(latencies) {
         match t.join() {
             Ok((ok, ticks, late)) => {
@@ -193,11 +196,29 @@ pub fn serve(args: &ServeArgs) -> Outcome {
                 eprintln!(
                     "{name}: {ticks} ticks, {late} late; key→frame latency p50 {p50:.1} ms, p99 {p99:.1} ms ({n} key changes)"
                 );
+                rows.push(serde_json::json!({
+                    "world": name,
+                    "ticks": ticks,
+                    "seconds": seconds,
+                    "fps": if seconds > 0.0 { ticks as f64 / seconds } else { 0.0 },
+                    "late_ticks": late,
+                    "latency_p50_ms": p50,
+                    "latency_p99_ms": p99,
+                    "latency_samples": n,
+                }));
                 if !ok {
                     outcome = Outcome::RuntimeFailure;
                 }
             }
             Err(_) => outcome = Outcome::RuntimeFailure,
+        }
+    }
+    if let Some(path) = &args.metrics {
+        let text = serde_json::to_string_pretty(&serde_json::json!({ "worlds": rows }))
+            .unwrap_or_default();
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            outcome = Outcome::RuntimeFailure;
         }
     }
     outcome

@@ -1992,7 +1992,9 @@ mod browser {
     /// graph's rate; the server measured the key-to-frame latency.
     fn hold_w_and_see_the_world_move(graph: &str, fps: u64) {
         let dir = tempfile::tempdir().unwrap();
-        let (mut server, addr) = serve(dir.path(), &[graph]);
+        let metrics = dir.path().join("metrics.json");
+        let (mut server, addr) =
+            serve(dir.path(), &[graph, "--metrics", metrics.to_str().unwrap()]);
         let url = format!("http://{addr}/");
         let mut page = Page::open(dir.path(), &url);
         let s = page.wait_until("controls and gets frames", |s| {
@@ -2026,6 +2028,18 @@ mod browser {
         if graph.ends_with("examples/world.world") {
             assert_eq!(h1, h0, "the ground truth stands still while no key is held");
         }
+        // Play a little: turn left and right, so latency has samples.
+        for (code, key, vk) in [
+            ("ArrowLeft", "ArrowLeft", 37),
+            ("ArrowRight", "ArrowRight", 39),
+        ] {
+            for _ in 0..3 {
+                page.key("keyDown", code, key, vk);
+                std::thread::sleep(Duration::from_millis(300));
+                page.key("keyUp", code, key, vk);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
         // The HUD reports the measured latency.
         let s = page.wait_until("HUD latency", |s| {
             s["hud"]["latency_count"].as_u64().is_some_and(|c| c >= 1)
@@ -2034,6 +2048,11 @@ mod browser {
         signal_int(&mut server.0);
         let log = std::fs::read_to_string(dir.path().join("serve.txt")).unwrap();
         assert!(log.contains("key→frame latency p50"), "{log}");
+        let m: Json = serde_json::from_str(&std::fs::read_to_string(&metrics).unwrap()).unwrap();
+        let w = &m["worlds"][0];
+        assert!(w["latency_samples"].as_u64().unwrap() >= 6, "{m}");
+        // `cargo test --release --test cli playable_in_a_browser -- --nocapture` prints the figures.
+        eprintln!("{graph} played in chromium: {w}");
     }
 
     fn signal_int(child: &mut Child) {
