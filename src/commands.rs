@@ -138,14 +138,22 @@ pub fn run(args: &RunArgs) -> Outcome {
         Some(_) => None,
         None => args.watch.then_some(built.graph.settings.fps),
     };
+    let (on_late, degrade) =
+        match crate::live::late_policy(&built.graph, args.on_late.as_deref(), &args.degrade) {
+            Ok(p) => p,
+            Err(e) => return usage(&e),
+        };
     let config = WorldConfig {
         workers: args.workers.unwrap_or_else(|| RunConfig::default().workers),
         pipeline_depth: args.pipeline,
         max_ticks,
         fps,
+        on_late,
+        degrade,
         ..WorldConfig::default()
     };
     let rebuilds = args.watch
+        || !config.degrade.is_empty()
         || script
             .iter()
             .any(|(_, e)| matches!(e, ScriptedEvent::Set(_)));
@@ -241,6 +249,14 @@ pub fn run(args: &RunArgs) -> Outcome {
             {
                 bar.suspend(|| eprintln!("warning: {e}"));
             }
+        }
+        WorldEvent::Degraded {
+            tick,
+            level,
+            change,
+            why,
+        } => {
+            bar.suspend(|| eprintln!("degrade level {level} at tick {tick}: {change} ({why})"));
         }
         WorldEvent::Snapshot { tick, snapshot } => {
             if let Some(path) = &args.save_state {

@@ -147,11 +147,25 @@ pub struct ServeArgs {
     /// latency (p50, p99) as JSON.
     #[arg(long, value_name = "FILE.json")]
     metrics: Option<PathBuf>,
+    /// When ticks run late: drop (start the next at once, never queue) or
+    /// degrade (apply --degrade settings in order while behind); default: the graph's `on_late`.
+    #[arg(long, value_name = "drop|degrade")]
+    on_late: Option<String>,
+    /// A cheaper setting for --on-late degrade, NODE.PARAM=VALUE (repeatable, in order).
+    #[arg(long, value_name = "NODE.PARAM=VALUE")]
+    degrade: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct PlayArgs {
     file: PathBuf,
+    /// When ticks run late: drop (start the next at once, never queue) or
+    /// degrade (apply --degrade settings in order while behind); default: the graph's `on_late`.
+    #[arg(long, value_name = "drop|degrade")]
+    on_late: Option<String>,
+    /// A cheaper setting for --on-late degrade, NODE.PARAM=VALUE (repeatable, in order).
+    #[arg(long, value_name = "NODE.PARAM=VALUE")]
+    degrade: Vec<String>,
     /// Reload the world when its files change.
     #[arg(long)]
     watch: bool,
@@ -278,6 +292,13 @@ pub struct RunArgs {
     /// graph texts) to FILE; `wgraph replay FILE` reproduces its frames.
     #[arg(long, value_name = "FILE", conflicts_with = "load_state")]
     record: Option<PathBuf>,
+    /// When ticks run late: drop (start the next at once, never queue) or
+    /// degrade (apply --degrade settings in order while behind); default: the graph's `on_late`.
+    #[arg(long, value_name = "drop|degrade")]
+    on_late: Option<String>,
+    /// A cheaper setting for --on-late degrade, NODE.PARAM=VALUE (repeatable, in order).
+    #[arg(long, value_name = "NODE.PARAM=VALUE")]
+    degrade: Vec<String>,
     /// Action file fed to the graph's `actions` nodes (one line per tick).
     #[arg(long)]
     actions: Option<PathBuf>,

@@ -191,7 +191,17 @@ pub fn play(args: &PlayArgs) -> Outcome {
         eprintln!("error: --fps must be a positive number of ticks per second");
         return Outcome::Usage;
     }
+    let (on_late, degrade) =
+        match crate::live::late_policy(&built.graph, args.on_late.as_deref(), &args.degrade) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Outcome::Usage;
+            }
+        };
     let config = WorldConfig {
+        on_late,
+        degrade,
         fps: Some(fps),
         stats_every: Some(Duration::from_secs(1)),
         ..WorldConfig::default()
@@ -249,6 +259,9 @@ pub fn play(args: &PlayArgs) -> Outcome {
                 }
                 WorldEvent::ReloadFailed { cause, .. } => {
                     s.last_reload = format!("reload failed ({cause}); old graph runs");
+                }
+                WorldEvent::Degraded { level, change, .. } => {
+                    s.last_reload = format!("degrade {level}: {change}");
                 }
                 _ => {}
             }

@@ -88,7 +88,17 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         } else {
             built.graph.settings.name.clone()
         };
+        let (on_late, degrade) =
+            match crate::live::late_policy(&built.graph, args.on_late.as_deref(), &args.degrade) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", file.display());
+                    return Outcome::Usage;
+                }
+            };
         let config = WorldConfig {
+            on_late,
+            degrade,
             workers: args.workers.unwrap_or(0),
             fps: Some(args.fps.unwrap_or(built.graph.settings.fps)),
             stats_every: Some(Duration::from_secs(1)),
@@ -138,6 +148,14 @@ pub fn serve(args: &ServeArgs) -> Outcome {
                                 eprintln!("{label}: warning: {e}");
                             }
                         }
+                        WorldEvent::Degraded {
+                            tick,
+                            level,
+                            change,
+                            why,
+                        } => eprintln!(
+                            "{label}: degrade level {level} at tick {tick}: {change} ({why})"
+                        ),
                         WorldEvent::ReloadFailed { cause, message } => {
                             eprint!("{message}");
                             eprintln!(

@@ -1411,6 +1411,61 @@ mod live {
         assert_eq!(wait_exit(&mut child), Some(0));
     }
 
+    /// A world that cannot keep its clock degrades (and says so); a degrade
+    /// entry naming nothing is a usage error.
+    #[test]
+    fn degrade_when_behind_and_reject_bad_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let o = wgraph(&[
+            "run",
+            "graphs/yan-sim.world",
+            "--frames",
+            "250",
+            "--fps",
+            "1000",
+            "--on-late",
+            "degrade",
+            "--degrade",
+            "sampler.steps=1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let log = stderr(&o);
+        assert!(
+            log.contains("degrade level 1 at tick")
+                && log.contains(": sampler.steps = 1 (behind: tick"),
+            "{log}"
+        );
+        assert!(
+            log.contains("(set sampler.steps = 1): changed sampler.steps"),
+            "{log}"
+        );
+        assert_eq!(pngs(&out).len(), 250, "no frame lost while degrading");
+        let o = wgraph(&[
+            "run",
+            "graphs/yan-sim.world",
+            "--on-late",
+            "degrade",
+            "--degrade",
+            "smapler.steps=1",
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o).contains("the graph has no node `smapler`"),
+            "{}",
+            stderr(&o)
+        );
+        let o = wgraph(&["run", "graphs/yan-sim.world", "--on-late", "degrade"]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o).contains("needs degrade settings"),
+            "{}",
+            stderr(&o)
+        );
+    }
+
     #[test]
     fn events_apply_at_their_tick_and_typos_are_usage_errors() {
         let dir = tempfile::tempdir().unwrap();

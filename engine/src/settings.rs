@@ -43,7 +43,37 @@ pub const SETTINGS: &[ParamSpec] = &[
         Default::Choice("cpu"),
         "default execution provider of models",
     ),
+    ParamSpec::optional(
+        "on_late",
+        ParamType::Choice(&["drop", "degrade"]),
+        Default::Choice("drop"),
+        "when ticks run late: drop (start the next tick at once, never queue) or degrade (apply `degrade` settings in order while behind)",
+    ),
+    ParamSpec::optional(
+        "degrade",
+        ParamType::StrList,
+        Default::Absent,
+        "cheaper settings for on_late = degrade, applied in order while behind and undone when caught up, e.g. [\"sampler.steps = 2\"]",
+    ),
 ];
+
+/// What a paced world does when ticks run late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LatePolicy {
+    /// Start the next tick at once; never burst to catch up, never queue.
+    #[default]
+    Drop,
+    /// Apply the `degrade` settings in order while behind.
+    Degrade,
+}
+
+/// `NODE.PARAM = VALUE` of a `degrade` entry, split; `None` if malformed.
+pub fn split_setting(entry: &str) -> Option<(&str, &str, &str)> {
+    let (target, value) = entry.split_once('=')?;
+    let (node, param) = target.trim().split_once('.')?;
+    let (node, param, value) = (node.trim(), param.trim(), value.trim());
+    (!node.is_empty() && !param.is_empty() && !value.is_empty()).then_some((node, param, value))
+}
 
 /// Checked pipeline settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +85,9 @@ pub struct Settings {
     pub width: usize,
     pub frames_per_tick: usize,
     pub provider: String,
+    pub on_late: LatePolicy,
+    /// `NODE.PARAM = VALUE` entries, checked for form.
+    pub degrade: Vec<String>,
 }
 
 impl std::default::Default for Settings {
@@ -67,6 +100,8 @@ impl std::default::Default for Settings {
             width: 64,
             frames_per_tick: 1,
             provider: "cpu".into(),
+            on_late: LatePolicy::Drop,
+            degrade: Vec::new(),
         }
     }
 }
@@ -117,6 +152,27 @@ impl Settings {
         }
         if let Ok(pv) = p.choice("provider") {
             s.provider = pv;
+        }
+        if let Ok(policy) = p.choice("on_late") {
+            s.on_late = if policy == "degrade" {
+                LatePolicy::Degrade
+            } else {
+                LatePolicy::Drop
+            };
+        }
+        if let Ok(list) = p.str_list("degrade") {
+            match list.iter().find(|e| split_setting(e).is_none()) {
+                Some(bad) => {
+                    problems.push(("degrade", format!("`{bad}` is not `NODE.PARAM = VALUE`")))
+                }
+                None => s.degrade = list,
+            }
+        }
+        if s.on_late == LatePolicy::Degrade && s.degrade.is_empty() && problems.is_empty() {
+            problems.push((
+                "on_late",
+                "on_late = degrade needs a `degrade` list of cheaper settings".to_string(),
+            ));
         }
         (s, problems)
     }

@@ -40,6 +40,7 @@ use crate::reload::SwapReport;
 use crate::schedule::{
     Advance, NodeFailure, RunConfig, RunError, RunEvent, RunReport, Runner, TickHooks,
 };
+use crate::settings::LatePolicy;
 use crate::snapshot::SnapshotError;
 use crate::tensor::Tensor;
 use crate::value::{Actions, Value};
@@ -164,6 +165,14 @@ pub enum WorldEvent {
     },
     /// The run's timings so far (every [`WorldConfig::stats_every`]).
     Stats(Arc<MetricsReport>),
+    /// [`LatePolicy::Degrade`] applied (`level` went up) or undid (down) a
+    /// cheaper setting; `why` says what the world's timing was.
+    Degraded {
+        tick: u64,
+        level: usize,
+        change: String,
+        why: String,
+    },
     /// Tick `tick` completed.
     Tick {
         tick: u64,
@@ -316,6 +325,11 @@ enum ReloadRequest {
     Rebuild(Sender<Control>),
     /// A parameter change; with a reply channel when the world waits for it.
     Set(ParamSet, Option<Sender<Control>>),
+    /// Drops a parameter change: the graph's own value again.
+    Unset {
+        node: String,
+        param: String,
+    },
 }
 
 /// The background thread that rebuilds a world's graph (see module docs).
@@ -362,6 +376,14 @@ fn reload_loop(
                             files.push(p);
                         }
                     }
+                }
+                ReloadRequest::Unset { node, param } => {
+                    sets.retain(|s| !(s.node == node && s.param == param));
+                    last_set = Some(ParamSet {
+                        node,
+                        param,
+                        value: "(the graph's value)".into(),
+                    });
                 }
                 ReloadRequest::Set(set, r) => {
                     // One entry per NODE.PARAM: the set does not grow.
@@ -434,6 +456,11 @@ pub struct WorldConfig {
     pub subscriber_capacity: usize,
     /// Publish [`WorldEvent::Stats`] this often (front ends' HUDs); `None`: never.
     pub stats_every: Option<Duration>,
+    /// What a paced world does when ticks run late.
+    pub on_late: LatePolicy,
+    /// With [`LatePolicy::Degrade`]: cheaper settings applied in order while
+    /// the world is behind, undone in reverse once it has caught up.
+    pub degrade: Vec<ParamSet>,
 }
 
 impl Default for WorldConfig {
@@ -445,9 +472,16 @@ impl Default for WorldConfig {
             fps: None,
             subscriber_capacity: 64,
             stats_every: None,
+            on_late: LatePolicy::Drop,
+            degrade: Vec::new(),
         }
     }
 }
+
+/// Least time between two degrade changes.
+pub const DEGRADE_COOLDOWN: Duration = Duration::from_secs(1);
+/// No late tick for this long before a degrade step is undone.
+pub const RECOVER_AFTER: Duration = Duration::from_secs(3);
 
 /// How a world's run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -483,6 +517,11 @@ pub struct World {
     reloads: u64,
     stop_requested: bool,
     started: Instant,
+    /// Degrade settings in force (a prefix of `config.degrade`).
+    degrade_level: usize,
+    /// When the degrade level last changed, and the last late tick.
+    degrade_changed: Instant,
+    last_late: Option<Instant>,
 }
 
 impl World {
@@ -513,6 +552,9 @@ impl World {
             reloads: 0,
             stop_requested: false,
             started: Instant::now(),
+            degrade_level: 0,
+            degrade_changed: Instant::now(),
+            last_late: None,
         })
     }
 
@@ -580,6 +622,7 @@ impl World {
     pub fn run(&mut self, observer: &mut dyn FnMut(&WorldEvent)) -> Result<WorldEnd, NodeFailure> {
         let mut clock = Clock::new(self.config.fps, self.runner.ticks_done());
         let mut last_stats = Instant::now();
+        let mut recent_latency_s = 0.0;
         loop {
             if let Some(every) = self.config.stats_every
                 && last_stats.elapsed() >= every
@@ -627,10 +670,98 @@ impl World {
                 late: Vec::new(),
                 inputs: std::collections::VecDeque::new(),
                 stats_due: self.config.stats_every.map(|every| last_stats + every),
+                degrade_check: false,
+                recover_due: (self.degrade_level > 0).then(|| Instant::now() + DEGRADE_COOLDOWN),
+                last_late: None,
+                recent_latency: recent_latency_s,
             };
-            match self.runner.advance(&config, &mut hooks)? {
+            let advanced = self.runner.advance(&config, &mut hooks);
+            let (late, latency) = (hooks.last_late, hooks.recent_latency);
+            recent_latency_s = latency;
+            if let Some((tick, at)) = late {
+                self.last_late = Some(at);
+                self.degrade_step(true, tick, latency, observer);
+            } else {
+                self.degrade_step(false, self.runner.ticks_done(), latency, observer);
+            }
+            match advanced? {
                 Advance::Stopped(node) => return Ok(WorldEnd::SourceStopped(node)),
                 Advance::Ran | Advance::Paused => {}
+            }
+        }
+    }
+
+    /// [`LatePolicy::Degrade`]: one step cheaper after a late tick, one step
+    /// back once no tick was late for [`RECOVER_AFTER`] and ticks take under
+    /// half the period. At most one change per [`DEGRADE_COOLDOWN`]; changes
+    /// are parameter changes, rebuilt off the tick thread like any other.
+    fn degrade_step(
+        &mut self,
+        late: bool,
+        tick: u64,
+        latency_s: f64,
+        observer: &mut dyn FnMut(&WorldEvent),
+    ) {
+        if self.config.on_late != LatePolicy::Degrade
+            || self.degrade_changed.elapsed() < DEGRADE_COOLDOWN
+        {
+            return;
+        }
+        let Some(reloader) = &self.reloader else {
+            return;
+        };
+        let period = self.config.fps.map_or(0.0, |f| 1.0 / f);
+        let ms = |s: f64| s * 1e3;
+        if late && self.degrade_level < self.config.degrade.len() {
+            let set = self.config.degrade[self.degrade_level].clone();
+            if reloader
+                .requests
+                .send(ReloadRequest::Set(set.clone(), None))
+                .is_ok()
+            {
+                self.degrade_level += 1;
+                self.degrade_changed = Instant::now();
+                let why = format!(
+                    "behind: tick {tick} started late; ticks take {:.1} ms, the period is {:.1} ms",
+                    ms(latency_s),
+                    ms(period)
+                );
+                let event = WorldEvent::Degraded {
+                    tick,
+                    level: self.degrade_level,
+                    change: set.to_string(),
+                    why,
+                };
+                self.publish(event, observer);
+            }
+        } else if !late
+            && self.degrade_level > 0
+            && self.last_late.is_none_or(|t| t.elapsed() >= RECOVER_AFTER)
+            && latency_s < 0.5 * period
+        {
+            let set = self.config.degrade[self.degrade_level - 1].clone();
+            if reloader
+                .requests
+                .send(ReloadRequest::Unset {
+                    node: set.node.clone(),
+                    param: set.param.clone(),
+                })
+                .is_ok()
+            {
+                self.degrade_level -= 1;
+                self.degrade_changed = Instant::now();
+                let why = format!(
+                    "caught up: ticks take {:.1} ms of a {:.1} ms period",
+                    ms(latency_s),
+                    ms(period)
+                );
+                let event = WorldEvent::Degraded {
+                    tick,
+                    level: self.degrade_level,
+                    change: format!("undo {set}"),
+                    why,
+                };
+                self.publish(event, observer);
             }
         }
     }
@@ -839,6 +970,14 @@ struct Hooks<'a> {
     inputs: std::collections::VecDeque<(u64, TickInput, Option<Instant>)>,
     /// When to pause for the next [`WorldEvent::Stats`].
     stats_due: Option<Instant>,
+    /// Pause at the next boundary to revisit the degrade level.
+    degrade_check: bool,
+    /// While degraded: when to pause to see whether the world caught up.
+    recover_due: Option<Instant>,
+    /// The last late tick seen (for the degrade policy).
+    last_late: Option<(u64, Instant)>,
+    /// Recent tick latency (exponential average, seconds).
+    recent_latency: f64,
 }
 
 impl TickHooks for Hooks<'_> {
@@ -873,6 +1012,16 @@ impl TickHooks for Hooks<'_> {
         {
             let late = self.late.contains(tick);
             self.late.retain(|t| t > tick);
+            let secs = latency.as_secs_f64();
+            self.recent_latency = if self.recent_latency == 0.0 {
+                secs
+            } else {
+                0.9 * self.recent_latency + 0.1 * secs
+            };
+            if late {
+                self.last_late = Some((*tick, Instant::now()));
+                self.degrade_check = true;
+            }
             let mut input = TickInput::NONE;
             let mut input_at = None;
             while let Some(&(t, i, at)) = self.inputs.front() {
@@ -908,9 +1057,12 @@ impl TickHooks for Hooks<'_> {
                 self.observer,
             );
         }
-        // Pause at this boundary when a control message waits or stats are due.
-        let stats_due = self.stats_due.is_some_and(|due| Instant::now() >= due);
-        if self.controls.is_empty() && !stats_due {
+        // Pause at this boundary when a control message waits, stats are
+        // due, or the degrade policy has something to decide.
+        let now = Instant::now();
+        let stats_due = self.stats_due.is_some_and(|due| now >= due);
+        let recover_due = self.recover_due.is_some_and(|due| now >= due);
+        if self.controls.is_empty() && !stats_due && !self.degrade_check && !recover_due {
             ControlFlow::Continue(())
         } else {
             ControlFlow::Break(())

@@ -283,6 +283,21 @@ fn registry() -> Registry {
                 Ok(n)
             },
         },
+        // `sleep`: waits `at` ms, then emits the tick.
+        Kind {
+            name: "sleep",
+            params: AT,
+            make: |cx| {
+                let ms = cx.params.int("at")?.max(0) as u64;
+                Ok(simple(
+                    &[],
+                    Arc::new(move |_, cx| {
+                        std::thread::sleep(Duration::from_millis(ms));
+                        Ok(out(cx.tick as f32))
+                    }),
+                ))
+            },
+        },
         // `text`: emits text (for type mismatches).
         Kind {
             name: "text",
@@ -1068,6 +1083,70 @@ mod live {
             let want: Vec<(u64, f32, bool)> = (0..5).map(|t| (t, t as f32, t == 0)).collect();
             assert_eq!(frames, want);
         }
+    }
+
+    /// Builds `node z_s: sleep { at = MS }` with `z_s.at` sets applied.
+    struct Sleepy;
+
+    impl GraphSource for Sleepy {
+        fn build(&self, sets: &[ParamSet]) -> Result<Built, String> {
+            let ms = sets
+                .iter()
+                .rfind(|s| s.param == "at")
+                .map_or("30", |s| s.value.as_str());
+            let graph =
+                build(&format!("node z_s: sleep {{ at = {ms} }}\n")).map_err(|e| e.join("\n"))?;
+            Ok(Built {
+                graph: Arc::try_unwrap(graph).map_err(|_| "shared".to_string())?,
+                files: Vec::new(),
+                provenance: None,
+                phases: Vec::new(),
+            })
+        }
+    }
+
+    /// A world behind its clock applies its degrade setting, and undoes it
+    /// once it has caught up.
+    #[test]
+    fn degrade_applies_cheaper_settings_while_behind_and_undoes_them() {
+        use wgraph_engine::settings::LatePolicy;
+        let source = Arc::new(Sleepy);
+        let graph = Arc::new(source.build(&[]).unwrap().graph);
+        let config = WorldConfig {
+            fps: Some(50.0),
+            on_late: LatePolicy::Degrade,
+            degrade: vec![ParamSet {
+                node: "z_s".into(),
+                param: "at".into(),
+                value: "0".into(),
+            }],
+            ..WorldConfig::default()
+        };
+        let mut world = World::new(graph, Some(source), Vec::new(), config).unwrap();
+        let handle = world.handle();
+        let mut changes = Vec::new();
+        let start = Instant::now();
+        world
+            .run(&mut |e| {
+                if let WorldEvent::Degraded { level, change, .. } = e {
+                    changes.push((*level, change.clone()));
+                    if *level == 0 {
+                        handle.stop();
+                    }
+                }
+                if start.elapsed() > Duration::from_secs(30) {
+                    handle.stop();
+                }
+            })
+            .unwrap();
+        assert_eq!(
+            changes,
+            vec![
+                (1, "z_s.at = 0".to_string()),
+                (0, "undo z_s.at = 0".to_string())
+            ]
+        );
+        assert!(world.late_ticks() >= 1);
     }
 
     #[test]
