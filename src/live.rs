@@ -242,6 +242,55 @@ fn strip_comment(line: &str) -> &str {
     line
 }
 
+/// The late-tick policy of a world: the graph's `on_late`/`degrade`
+/// settings, replaced by `--on-late`/`--degrade` flags when given. Every
+/// degrade entry must name a node of the graph and a parameter of its kind.
+pub fn late_policy(
+    graph: &wgraph_engine::graph::Graph,
+    on_late: Option<&str>,
+    degrade: &[String],
+) -> Result<(wgraph_engine::settings::LatePolicy, Vec<ParamSet>), String> {
+    use wgraph_engine::settings::{LatePolicy, split_setting};
+    let policy = match on_late {
+        None => graph.settings.on_late,
+        Some("drop") => LatePolicy::Drop,
+        Some("degrade") => LatePolicy::Degrade,
+        Some(other) => return Err(format!("--on-late {other}: expected drop or degrade")),
+    };
+    let entries: Vec<String> = if degrade.is_empty() {
+        graph.settings.degrade.clone()
+    } else {
+        degrade.to_vec()
+    };
+    let registry = wgraph_nodes::registry();
+    let mut sets = Vec::new();
+    for e in &entries {
+        let (node, param, value) = split_setting(e)
+            .ok_or_else(|| format!("degrade `{e}`: expected NODE.PARAM = VALUE"))?;
+        let id = graph
+            .find(node)
+            .ok_or_else(|| format!("degrade `{e}`: the graph has no node `{node}`"))?;
+        let kind = graph.node(id).kind;
+        if !registry
+            .get(kind)
+            .is_some_and(|k| k.params().iter().any(|p| p.name == param))
+        {
+            return Err(format!(
+                "degrade `{e}`: `{node}` ({kind}) has no parameter `{param}`"
+            ));
+        }
+        sets.push(ParamSet {
+            node: node.into(),
+            param: param.into(),
+            value: value.into(),
+        });
+    }
+    if policy == LatePolicy::Degrade && sets.is_empty() {
+        return Err("--on-late degrade needs degrade settings (world { degrade = [...] } or --degrade NODE.PARAM=VALUE)".into());
+    }
+    Ok((policy, sets))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,53 +341,4 @@ mod tests {
             assert_eq!(parse_events(Path::new("e.txt"), text).unwrap_err(), want);
         }
     }
-}
-
-/// The late-tick policy of a world: the graph's `on_late`/`degrade`
-/// settings, replaced by `--on-late`/`--degrade` flags when given. Every
-/// degrade entry must name a node of the graph and a parameter of its kind.
-pub fn late_policy(
-    graph: &wgraph_engine::graph::Graph,
-    on_late: Option<&str>,
-    degrade: &[String],
-) -> Result<(wgraph_engine::settings::LatePolicy, Vec<ParamSet>), String> {
-    use wgraph_engine::settings::{LatePolicy, split_setting};
-    let policy = match on_late {
-        None => graph.settings.on_late,
-        Some("drop") => LatePolicy::Drop,
-        Some("degrade") => LatePolicy::Degrade,
-        Some(other) => return Err(format!("--on-late {other}: expected drop or degrade")),
-    };
-    let entries: Vec<String> = if degrade.is_empty() {
-        graph.settings.degrade.clone()
-    } else {
-        degrade.to_vec()
-    };
-    let registry = wgraph_nodes::registry();
-    let mut sets = Vec::new();
-    for e in &entries {
-        let (node, param, value) = split_setting(e)
-            .ok_or_else(|| format!("degrade `{e}`: expected NODE.PARAM = VALUE"))?;
-        let id = graph
-            .find(node)
-            .ok_or_else(|| format!("degrade `{e}`: the graph has no node `{node}`"))?;
-        let kind = graph.node(id).kind;
-        if !registry
-            .get(kind)
-            .is_some_and(|k| k.params().iter().any(|p| p.name == param))
-        {
-            return Err(format!(
-                "degrade `{e}`: `{node}` ({kind}) has no parameter `{param}`"
-            ));
-        }
-        sets.push(ParamSet {
-            node: node.into(),
-            param: param.into(),
-            value: value.into(),
-        });
-    }
-    if policy == LatePolicy::Degrade && sets.is_empty() {
-        return Err("--on-late degrade needs degrade settings (world { degrade = [...] } or --degrade NODE.PARAM=VALUE)".into());
-    }
-    Ok((policy, sets))
 }
