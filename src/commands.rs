@@ -546,6 +546,28 @@ pub fn bench(args: &BenchArgs) -> Outcome {
                 .map_err(|e| e.to_string())?;
             Ok((start.elapsed(), report))
         };
+    let python = if args.baseline == crate::Baseline::Python {
+        let prepared = crate::pybaseline::inputs(&graph).and_then(|(models, actions)| {
+            let python = crate::pybaseline::python()?;
+            std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
+            let script = out_dir.join("yan_sim.py");
+            std::fs::write(&script, crate::pybaseline::SCRIPT).map_err(|e| e.to_string())?;
+            let steps = graph
+                .find("sampler")
+                .and_then(|id| graph.node(id).params.int("steps").ok())
+                .unwrap_or(4) as u64;
+            Ok((python, script, models, actions, steps))
+        });
+        match prepared {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Outcome::Usage;
+            }
+        }
+    } else {
+        None
+    };
     let mut engine_ms = Vec::new();
     let mut raw_ms = Vec::new();
     let mut calls_per_tick = 0.0;
@@ -563,17 +585,26 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         };
         let done = report.ticks.max(1);
         let calls = recording.take();
-        let raw = match recording.replay(&calls) {
-            Ok(d) => d,
+        let baseline_ms = match &python {
+            Some((python, script, models, actions, steps)) => {
+                crate::pybaseline::round(python, script, models, actions.as_deref(), done, *steps)
+            }
+            None => recording
+                .replay(&calls)
+                .map(|d| d.as_secs_f64() * 1e3 / done as f64)
+                .map_err(|e| format!("raw loop: {e}")),
+        };
+        let baseline_ms = match baseline_ms {
+            Ok(ms) => ms,
             Err(e) => {
-                eprintln!("error: raw loop: {e}");
+                eprintln!("error: {e}");
                 let _ = std::fs::remove_dir_all(&out_dir);
                 return Outcome::RuntimeFailure;
             }
         };
         if round > 0 {
             engine_ms.push(elapsed.as_secs_f64() * 1e3 / done as f64);
-            raw_ms.push(raw.as_secs_f64() * 1e3 / done as f64);
+            raw_ms.push(baseline_ms);
             calls_per_tick = calls.len() as f64 / done as f64;
             last_report = Some(report);
         }
@@ -591,9 +622,10 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         }
         _ => None,
     };
+    let baseline_name = if python.is_some() { "python" } else { "raw" };
     let json = serde_json::json!({
         "graph": args.file.display().to_string(),
-        "baseline": "raw",
+        "baseline": baseline_name,
         "ticks_per_round": ticks,
         "rounds": args.rounds,
         "workers": run_config.workers,
@@ -602,6 +634,8 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         "raw_ms_per_tick": raw,
         "engine_ms_per_tick": engine,
         "engine_over_raw": if raw > 0.0 { engine / raw } else { 0.0 },
+        "baseline_ms_per_tick": raw,
+        "engine_over_baseline": if raw > 0.0 { engine / raw } else { 0.0 },
         "engine_fps": if engine > 0.0 { 1e3 / engine } else { 0.0 },
         "raw_ms_per_tick_rounds": raw_ms,
         "engine_ms_per_tick_rounds": engine_ms,
@@ -609,12 +643,21 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         "metrics": nodes,
         "quality": quality,
     });
-    println!(
-        "{}: engine {engine:.3} ms/tick ({:.1} fps), raw loop of the same {calls_per_tick:.0} model calls {raw:.3} ms/tick; engine/raw = {:.3}",
-        args.file.display(),
-        if engine > 0.0 { 1e3 / engine } else { 0.0 },
-        if raw > 0.0 { engine / raw } else { 0.0 },
-    );
+    if python.is_some() {
+        println!(
+            "{}: engine {engine:.3} ms/tick ({:.1} fps), Python loop (onnxruntime + numpy) {raw:.3} ms/tick; engine/python = {:.3}",
+            args.file.display(),
+            if engine > 0.0 { 1e3 / engine } else { 0.0 },
+            if raw > 0.0 { engine / raw } else { 0.0 },
+        );
+    } else {
+        println!(
+            "{}: engine {engine:.3} ms/tick ({:.1} fps), raw loop of the same {calls_per_tick:.0} model calls {raw:.3} ms/tick; engine/raw = {:.3}",
+            args.file.display(),
+            if engine > 0.0 { 1e3 / engine } else { 0.0 },
+            if raw > 0.0 { engine / raw } else { 0.0 },
+        );
+    }
     if let Some(path) = &args.json {
         let written = serde_json::to_string_pretty(&json)
             .map_err(|e| e.to_string())

@@ -13,6 +13,7 @@ mod eval;
 mod live;
 mod load;
 mod play;
+mod pybaseline;
 mod quality;
 mod replay;
 mod rss;
@@ -79,7 +80,8 @@ enum Command {
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     file: PathBuf,
-    /// The baseline to compare with: `raw` replays the graph's model calls in a plain loop.
+    /// The baseline: `raw` replays the graph's model calls in a plain loop;
+    /// `python` runs Yan-Sim's researcher-style Python loop (yan-sim only).
     #[arg(long, value_enum, default_value_t = Baseline::Raw)]
     baseline: Baseline,
     /// Ticks per round.
@@ -236,9 +238,12 @@ pub struct EvalArgs {
     set: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Baseline {
+    /// The graph's own model calls, replayed in a plain Rust loop.
     Raw,
+    /// Yan-Sim written in Python (onnxruntime + numpy), benches/yan_sim.py.
+    Python,
 }
 
 /// Execution providers on the command line.

@@ -2324,3 +2324,49 @@ mod terminal_player {
         assert!(!out.contains("(0 key changes)"), "{out}");
     }
 }
+
+mod python_baseline {
+    use super::*;
+
+    /// `bench --baseline python` runs the researcher-style Python loop
+    /// (installing its environment on first use) and the engine alternately;
+    /// it refuses a graph that is not yan-sim.
+    #[test]
+    fn bench_against_the_python_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("bench.json");
+        let o = wgraph(&[
+            "bench",
+            "graphs/yan-sim.world",
+            "--baseline",
+            "python",
+            "--frames",
+            "4",
+            "--rounds",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(
+            stdout(&o).contains("Python loop (onnxruntime + numpy)"),
+            "{}",
+            stdout(&o)
+        );
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(j["baseline"], "python");
+        assert!(j["baseline_ms_per_tick"].as_f64().unwrap() > 0.0);
+        assert!(j["engine_over_baseline"].as_f64().unwrap() > 0.0);
+        let o = wgraph(&[
+            "bench",
+            "graphs/yume.world",
+            "--baseline",
+            "python",
+            "--frames",
+            "2",
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains("Yan-Sim's loop"), "{}", stderr(&o));
+    }
+}
