@@ -1243,15 +1243,24 @@ mod live {
             log.contains("rewired +context.out -> decode.latent, -sampler.latent -> decode.latent"),
             "{log}"
         );
-        // 3. A node swapped for another kind.
-        let swapped = rewired.replace(
-            "node eps: noise { shape = [1, 16, 16, 16] }",
-            "node eps: constant { shape = [1, 16, 16, 16], value = 0.0 }",
-        );
-        assert_ne!(swapped, rewired);
+        // 3. The sampler swapped for another kind (Euler on the ε model,
+        // converted from its VP schedule), and a source swapped too.
+        let swapped = rewired
+            .replace(
+                "node sampler: ddim { steps = 2, eta = 0.0, denoiser = @dit }",
+                "node sampler: euler { steps = 2, denoiser = @dit }",
+            )
+            .replace(
+                "node eps: noise { shape = [1, 16, 16, 16] }",
+                "node eps: constant { shape = [1, 16, 16, 16], value = 0.0 }",
+            );
+        assert!(swapped.contains("sampler: euler") && swapped.contains("eps: constant"));
         std::fs::write(&graph, &swapped).unwrap();
         let log = wait_for(d, "reloaded at tick", 3);
-        assert!(log.contains("changed eps kind noise -> new kind"), "{log}");
+        assert!(
+            log.contains("changed eps (noise -> constant), sampler (ddim -> euler);"),
+            "{log}"
+        );
         // 4. A syntax error: reported with its location; the world goes on.
         let broken = swapped.replace("node show: display { }", "node show: display {");
         std::fs::write(&graph, &broken).unwrap();
@@ -1264,7 +1273,8 @@ mod live {
         std::fs::write(&graph, &swapped).unwrap();
         wait_for(d, "reloaded at tick", 4);
         // 6. A rename-save (vim, JetBrains, VS Code): temp file, then rename.
-        let renamed = swapped.replace("steps = 2", "steps = 3");
+        let renamed = swapped.replace("euler { steps = 2", "euler { steps = 3");
+        assert_ne!(renamed, swapped);
         let tmp = d.join("graphs/.yan-sim.world.swp");
         std::fs::write(&tmp, &renamed).unwrap();
         std::fs::rename(&tmp, &graph).unwrap();

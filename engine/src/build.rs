@@ -1026,6 +1026,12 @@ struct CallInference<'b, 'a> {
 }
 
 impl InferCalls for CallInference<'_, '_> {
+    fn callee_prediction(&self, index: usize) -> Option<crate::node::Prediction> {
+        let caller = &self.builder.nodes[self.caller.0].0;
+        let callee = caller.callees.get(index)?;
+        self.builder.nodes[callee.0].0.node.prediction()
+    }
+
     fn callee_outputs(&self, index: usize) -> Vec<String> {
         let caller = &self.builder.nodes[self.caller.0].0;
         caller

@@ -275,8 +275,38 @@ pub trait NodeKind: Send + Sync + 'static {
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError>;
 }
 
+/// The noise process a denoiser was trained on, for samplers that convert
+/// between processes (a flow sampler running a VP model).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum NoiseProcess {
+    /// Rectified flow: `x = (1 − σ)·x₀ + σ·ε`, the model called at t = 1000σ.
+    Flow,
+    /// Variance preserving (DDPM): `x = √ᾱₜ·x₀ + √(1−ᾱₜ)·ε` at integer
+    /// timesteps t < `train_steps`, ᾱ from betas (`scaled`: scaled-linear).
+    Vp {
+        beta_start: f64,
+        beta_end: f64,
+        train_steps: usize,
+        scaled: bool,
+    },
+}
+
+/// What a denoiser predicts, and under which noise process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// `epsilon`, `velocity` or `sample`.
+    pub output: String,
+    pub process: NoiseProcess,
+}
+
 /// Build-time type inference for callables.
 pub trait InferCalls {
+    /// What callable `index` predicts, when it says ([`Node::prediction`]).
+    fn callee_prediction(&self, _index: usize) -> Option<Prediction> {
+        None
+    }
+
     /// Names of the outputs of callable `index` (e.g. `velocity` or
     /// `epsilon` for a denoiser), so a caller can check what it is given.
     /// Empty when unknown.
@@ -343,6 +373,12 @@ pub trait Node: Send + Sync + 'static {
         } else {
             Carry::Fresh
         }
+    }
+
+    /// For a denoiser: what it predicts under which noise process (from its
+    /// model's metadata), so samplers can convert at build time.
+    fn prediction(&self) -> Option<Prediction> {
+        None
     }
 
     /// Snapshots: the part of `state` that cannot be recomputed (memory,

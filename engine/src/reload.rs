@@ -35,6 +35,8 @@ pub struct NodeChange {
     pub node: String,
     /// The kind changed (old kind); the node's state is not carried.
     pub kind_from: Option<String>,
+    /// The node's kind in the new graph.
+    pub kind: String,
     /// Parameters whose values changed, were added or removed.
     pub params: Vec<String>,
     /// Models it uses that were reloaded or swapped for another.
@@ -136,7 +138,8 @@ impl GraphDiff {
         let mut parts = Vec::new();
         for c in &self.changed {
             if let Some(k) = &c.kind_from {
-                parts.push(format!("{} kind {k} -> new kind", c.node));
+                parts.push(format!("{} ({k} -> {})", c.node, c.kind));
+                continue;
             }
             for p in &c.params {
                 parts.push(format!("{}.{p}", c.node));
@@ -197,6 +200,7 @@ fn node_change(old: &Graph, o: &GraphNode, new: &Graph, n: &GraphNode) -> NodeCh
     NodeChange {
         node: n.name.clone(),
         kind_from: (o.kind != n.kind).then(|| o.kind.to_string()),
+        kind: n.kind.to_string(),
         params,
         models,
     }

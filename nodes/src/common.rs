@@ -4,7 +4,7 @@
 pub(crate) use std::path::{Path, PathBuf};
 pub(crate) use wgraph_engine::node::{
     BuildContext, BuildError, CallSpec, Carry, CarryContext, InferCalls, Node, NodeError, NodeKind,
-    PortSpec, State, TickContext, TypeError, state_mut,
+    NoiseProcess, PortSpec, Prediction, State, TickContext, TypeError, state_mut,
 };
 pub(crate) use wgraph_engine::params::{Default as ParamDefault, ParamSpec, ParamType};
 pub(crate) use wgraph_engine::snapshot::SavedState;

@@ -323,7 +323,40 @@ impl DenoiserNode {
     }
 }
 
+impl DenoiserNode {
+    /// The noise process from the model's metadata: VP when it names a beta
+    /// schedule (`wgraph.schedule`, `wgraph.beta_start`, `wgraph.beta_end`,
+    /// `wgraph.train_steps`), else rectified flow.
+    fn noise_process(&self) -> NoiseProcess {
+        let meta = &self.model.signature().metadata;
+        let num = |k: &str| meta.get(k).and_then(|v| v.trim().parse::<f64>().ok());
+        match (
+            meta.get("wgraph.schedule").map(String::as_str),
+            num("wgraph.beta_start"),
+            num("wgraph.beta_end"),
+        ) {
+            (Some(schedule @ ("scaled_linear" | "linear")), Some(b0), Some(b1)) => {
+                NoiseProcess::Vp {
+                    beta_start: b0,
+                    beta_end: b1,
+                    train_steps: num("wgraph.train_steps")
+                        .filter(|t| *t >= 1.0 && *t <= 1e6)
+                        .map_or(1000, |t| t as usize),
+                    scaled: schedule == "scaled_linear",
+                }
+            }
+            _ => NoiseProcess::Flow,
+        }
+    }
+}
+
 impl Node for DenoiserNode {
+    fn prediction(&self) -> Option<Prediction> {
+        Some(Prediction {
+            output: self.prediction.clone(),
+            process: self.noise_process(),
+        })
+    }
     fn inputs(&self) -> Vec<PortSpec> {
         let sig = self.model.signature();
         let mut ports = vec![PortSpec::call("x"), PortSpec::call("t")];

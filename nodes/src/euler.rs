@@ -4,6 +4,13 @@
 //! `x ← x + (σ_{i+1} − σ_i)·v`, where `v` is the denoiser's velocity at
 //! `(x, t = 1000·σ_i)`, ending at σ = 0. The σ schedule is Yume's shifted
 //! linear one ([`flow_schedule`]).
+//!
+//! An ε-predicting VP (DDPM) denoiser runs too, converted at build time from
+//! its metadata (see [`VpAsFlow`]): the flow point `x = (1−σ)·x₀ + σ·ε` is
+//! the VP point `x_vp = √ᾱ·x₀ + √(1−ᾱ)·ε` divided by `√ᾱ + √(1−ᾱ)`, so
+//! `σ = √(1−ᾱ)/(√ᾱ + √(1−ᾱ))` picks ᾱ (and a fractional timestep t in the
+//! model's ᾱ table); the model's ε gives `x₀ = (x_vp − √(1−ᾱ)·ε)/√ᾱ` and the
+//! velocity `v = ε − x₀`.
 
 use crate::common::*;
 
@@ -60,6 +67,7 @@ impl NodeKind for Euler {
         Ok(Box::new(EulerNode {
             sigmas: flow_schedule(steps, shift),
             denoiser: cx.params.node_ref("denoiser")?,
+            vp: std::sync::OnceLock::new(),
         }))
     }
 }
@@ -151,6 +159,48 @@ pub(crate) fn infer_sampler(
 struct EulerNode {
     sigmas: Vec<f64>,
     denoiser: String,
+    /// Set at build time (in `infer`) when the denoiser is a VP ε model.
+    vp: std::sync::OnceLock<VpAsFlow>,
+}
+
+/// A VP ε-model seen as a flow model: its ᾱ table.
+#[derive(Debug, Clone)]
+pub(crate) struct VpAsFlow {
+    alphas_cumprod: Vec<f64>,
+}
+
+impl VpAsFlow {
+    pub(crate) fn new(alphas_cumprod: Vec<f64>) -> Self {
+        VpAsFlow { alphas_cumprod }
+    }
+
+    /// The (fractional) timestep whose ᾱ matches flow σ, and that ᾱ
+    /// (clamped to the table's range).
+    pub(crate) fn timestep(&self, sigma: f64) -> (f64, f64) {
+        let ac = &self.alphas_cumprod;
+        let last = ac.len().saturating_sub(1);
+        let sigma = sigma.clamp(0.0, 1.0);
+        let target = if sigma >= 1.0 {
+            0.0
+        } else {
+            let r = sigma / (1.0 - sigma);
+            1.0 / (1.0 + r * r)
+        };
+        if ac.is_empty() {
+            return (0.0, 1.0);
+        }
+        if target >= ac[0] {
+            return (0.0, ac[0]);
+        }
+        if target <= ac[last] {
+            return (last as f64, ac[last]);
+        }
+        // ᾱ decreases with t: the first index whose ᾱ is below the target.
+        let i = ac.partition_point(|&a| a >= target).max(1);
+        let (hi, lo) = (ac[i - 1], ac[i]);
+        let frac = (hi - target) / (hi - lo);
+        ((i - 1) as f64 + frac, target)
+    }
 }
 
 impl Node for EulerNode {
@@ -168,6 +218,29 @@ impl Node for EulerNode {
         inputs: &[Option<ValueType>],
         calls: &mut dyn InferCalls,
     ) -> Result<Vec<ValueType>, TypeError> {
+        if let Some(Prediction {
+            output,
+            process:
+                NoiseProcess::Vp {
+                    beta_start,
+                    beta_end,
+                    train_steps,
+                    scaled,
+                },
+        }) = calls.callee_prediction(0)
+            && output == "epsilon"
+        {
+            let ac = crate::ddim::alphas_cumprod(beta_start, beta_end, train_steps, scaled);
+            // Build-time configuration found by inference; set once.
+            let _ = self.vp.set(VpAsFlow::new(ac));
+            return infer_sampler(
+                inputs,
+                calls,
+                &self.denoiser,
+                ("euler", "epsilon"),
+                ("ddim", "epsilon"),
+            );
+        }
         infer_sampler(
             inputs,
             calls,
@@ -184,9 +257,18 @@ impl Node for EulerNode {
     ) -> Result<Vec<Value>, NodeError> {
         let noise = tensor_arg(inputs, 0)?;
         let mut x = noise.host_f32()?.to_vec();
+        let vp = self.vp.get();
         for pair in self.sigmas.windows(2) {
-            let t = Tensor::from_f32(&[1], vec![(1000.0 * pair[0]) as f32])?;
-            let xt = Tensor::from_f32(noise.shape(), x.clone())?;
+            // A VP ε model is called at its own timestep, on its own scale.
+            let (t, scale, alpha) = match vp {
+                Some(vp) => {
+                    let (t, a) = vp.timestep(pair[0]);
+                    (t as f32, (a.sqrt() + (1.0 - a).sqrt()) as f32, a)
+                }
+                None => ((1000.0 * pair[0]) as f32, 1.0, 0.0),
+            };
+            let t = Tensor::from_f32(&[1], vec![t])?;
+            let xt = Tensor::from_f32(noise.shape(), x.iter().map(|v| v * scale).collect())?;
             let out = cx.call(0, vec![xt.into(), t.into()])?;
             let v = match out.first() {
                 Some(Value::Tensor(v)) if v.shape() == noise.shape() => v.host_f32()?,
@@ -200,7 +282,16 @@ impl Node for EulerNode {
                 }
             };
             let dt = (pair[1] - pair[0]) as f32;
-            x.iter_mut().zip(v).for_each(|(x, &v)| *x += dt * v);
+            if vp.is_some() {
+                // ε → x₀ → v = ε − x₀, on the VP point x_vp = scale·x.
+                let (sa, s1a) = (alpha.sqrt() as f32, (1.0 - alpha).sqrt() as f32);
+                x.iter_mut().zip(v).for_each(|(x, &eps)| {
+                    let x0 = (*x * scale - s1a * eps) / sa;
+                    *x += dt * (eps - x0);
+                });
+            } else {
+                x.iter_mut().zip(v).for_each(|(x, &v)| *x += dt * v);
+            }
         }
         f32_out(noise.shape(), x)
     }
@@ -310,6 +401,128 @@ mod tests {
                     .fold(0.0, f32::max);
                 assert!(err < 1e-4, "steps {steps} shift {shift}: error {err}");
             }
+        }
+    }
+
+    /// A perfect VP ε model of a known x₀ (scaled-linear betas): ε from the
+    /// VP point and ᾱ at the (fractional) timestep it is called with.
+    struct VpEps {
+        target: Vec<f32>,
+        ac: Vec<f64>,
+        calls: Vec<f32>,
+    }
+
+    impl VpEps {
+        fn alpha(&self, t: f32) -> f64 {
+            let t = f64::from(t).clamp(0.0, (self.ac.len() - 1) as f64);
+            let i = (t.floor() as usize).min(self.ac.len() - 2);
+            let f = t - i as f64;
+            self.ac[i] + (self.ac[i + 1] - self.ac[i]) * f
+        }
+    }
+
+    impl Callees for VpEps {
+        fn call(&mut self, _: usize, args: Vec<Value>) -> Result<Vec<Value>, NodeError> {
+            let (Value::Tensor(x), Value::Tensor(t)) = (&args[0], &args[1]) else {
+                panic!("tensors");
+            };
+            let t = t.host_f32()?[0];
+            self.calls.push(t);
+            let a = self.alpha(t);
+            let eps: Vec<f32> = x
+                .host_f32()?
+                .iter()
+                .zip(&self.target)
+                .map(|(&x, &c)| {
+                    ((f64::from(x) - a.sqrt() * f64::from(c)) / (1.0 - a).sqrt()) as f32
+                })
+                .collect();
+            Ok(vec![Tensor::from_f32(x.shape(), eps)?.into()])
+        }
+    }
+
+    impl InferCalls for VpEps {
+        fn callee_prediction(&self, _: usize) -> Option<Prediction> {
+            Some(Prediction {
+                output: "epsilon".into(),
+                process: NoiseProcess::Vp {
+                    beta_start: 0.00085,
+                    beta_end: 0.012,
+                    train_steps: 1000,
+                    scaled: true,
+                },
+            })
+        }
+        fn callee_outputs(&self, _: usize) -> Vec<String> {
+            vec!["epsilon".into()]
+        }
+        fn infer_call(
+            &mut self,
+            _: usize,
+            args: &[ValueType],
+        ) -> Result<Vec<ValueType>, TypeError> {
+            Ok(vec![args[0].clone()])
+        }
+    }
+
+    /// `euler` runs an ε-predicting VP model (yan-sim's kind) through the
+    /// flow/VP conversion and recovers its x₀; the timesteps it calls the
+    /// model at decrease from the table's end.
+    #[test]
+    fn runs_a_vp_epsilon_model_converted_to_flow() {
+        let dir = tempfile::tempdir().unwrap();
+        let target: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
+        let noise: Vec<f32> = (0..24).map(|i| (i as f32 * 1.3).cos()).collect();
+        let ac = crate::ddim::alphas_cumprod(0.00085, 0.012, 1000, true);
+        for (steps, shift) in [(1, 1.0), (2, 1.0), (4, 3.0), (8, 5.0)] {
+            let params = vec![
+                ("steps", P::Int(steps)),
+                ("shift", P::Float(shift)),
+                ("denoiser", P::NodeRef("d".into())),
+            ];
+            let node = build(&Euler, params, dir.path()).unwrap();
+            let mut model = VpEps {
+                target: target.clone(),
+                ac: ac.clone(),
+                calls: Vec::new(),
+            };
+            let mut inf = VpEps {
+                target: target.clone(),
+                ac: ac.clone(),
+                calls: Vec::new(),
+            };
+            let out = run_with(
+                &*node,
+                1,
+                |_| vec![t32(&[1, 24], noise.clone())],
+                &mut model,
+                &mut inf,
+            )
+            .unwrap();
+            assert_eq!(model.calls.len(), steps as usize);
+            assert_eq!(model.calls[0], 999.0, "σ = 1 is the table's last timestep");
+            // Non-increasing: σ above the table's largest (≈ 0.936) clamps to t = 999.
+            assert!(
+                model.calls.windows(2).all(|w| w[1] <= w[0]),
+                "{:?}",
+                model.calls
+            );
+            let err = f32s(&out[0].0, 0)
+                .iter()
+                .zip(&target)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            if steps > 1 {
+                assert!(err < 1e-4, "steps {steps}: error {err}");
+            }
+        }
+        // σ ↔ ᾱ is the VP/flow correspondence, both ways.
+        let vp = VpAsFlow::new(ac.clone());
+        for sigma in [0.1, 0.5, 0.9] {
+            let (t, a) = vp.timestep(sigma);
+            let back = (1.0 - a).sqrt() / (a.sqrt() + (1.0 - a).sqrt());
+            assert!((back - sigma).abs() < 1e-12, "σ {sigma} → t {t} → σ {back}");
+            assert!((0.0..999.0).contains(&t));
         }
     }
 
