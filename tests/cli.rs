@@ -2145,6 +2145,11 @@ mod browser {
         hold_w_and_see_the_world_move("graphs/yan-sim.world", 16);
     }
 
+    #[test]
+    fn yume_is_playable_in_a_browser() {
+        hold_w_and_see_the_world_move("graphs/yume.world", 16);
+    }
+
     /// The WebSocket protocol without a browser: a malformed message is
     /// answered with an error, an oversized one closes that socket only, a
     /// second viewer watches while the first controls, and a viewer that

@@ -68,6 +68,12 @@ pub const MODEL_OPTIONS: &[ParamSpec] = &[
         Default::Str(""),
         "TensorRT engine cache directory",
     ),
+    ParamSpec::optional(
+        "threads",
+        ParamType::Int,
+        Default::Int(0),
+        "intra-op threads of this model (0: the runtime's default, every core); 1 lets models of consecutive ticks overlap on separate cores",
+    ),
 ];
 
 /// `--set NODE.PARAM=VALUE`: a parameter written outside the graph file.
@@ -257,6 +263,19 @@ impl Builder<'_> {
             ));
             return;
         };
+        if let Ok(t) = options.int("threads")
+            && !(0..=1024).contains(&t)
+        {
+            let span = options.span("threads").unwrap_or(m.span);
+            self.diags.push(Diagnostic::error(
+                span,
+                format!(
+                    "model `{}`: `threads` must be between 0 and 1024, found {t}",
+                    m.name.name
+                ),
+            ));
+            return;
+        }
         let provider = self.options.provider.unwrap_or_else(|| {
             options
                 .choice("provider")
@@ -279,7 +298,11 @@ impl Builder<'_> {
             fp16: options.bool("fp16").unwrap_or(false),
             strict: options.bool("strict").unwrap_or(false),
             engine_cache,
-            threads: None,
+            threads: options
+                .int("threads")
+                .ok()
+                .and_then(|t| usize::try_from(t).ok())
+                .filter(|&t| t > 0),
         };
         let key = (
             path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
