@@ -161,6 +161,10 @@ pub struct ServeArgs {
 #[derive(clap::Args, Debug)]
 pub struct PlayArgs {
     file: PathBuf,
+    /// How frames are drawn: truecolor half blocks, the kitty graphics
+    /// protocol (kitty, WezTerm, Ghostty), or auto (kitty where detected).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "kitty", "blocks"])]
+    graphics: String,
     /// When ticks run late: drop (start the next at once, never queue) or
     /// degrade (apply --degrade settings in order while behind); default: the graph's `on_late`.
     #[arg(long, value_name = "drop|degrade")]

@@ -125,6 +125,66 @@ impl Held {
     }
 }
 
+/// How frames reach the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Graphics {
+    /// Truecolor half blocks: every terminal with 24-bit colour.
+    Blocks,
+    /// The kitty graphics protocol (kitty, WezTerm, Ghostty): real pixels.
+    Kitty,
+}
+
+impl Graphics {
+    /// `auto`: kitty where the terminal says it is one that speaks it.
+    pub fn detect(choice: &str) -> Graphics {
+        match choice {
+            "kitty" => Graphics::Kitty,
+            "blocks" => Graphics::Blocks,
+            _ => {
+                let var = |k: &str| std::env::var(k).unwrap_or_default();
+                let kitty = std::env::var_os("KITTY_WINDOW_ID").is_some()
+                    || var("TERM") == "xterm-kitty"
+                    || matches!(var("TERM_PROGRAM").as_str(), "WezTerm" | "ghostty");
+                if kitty {
+                    Graphics::Kitty
+                } else {
+                    Graphics::Blocks
+                }
+            }
+        }
+    }
+}
+
+/// Draws `frame` with the kitty graphics protocol into `cols × rows` cells:
+/// one image (id 1, replaced every frame, so the terminal holds one), RGB,
+/// base64 in chunks of at most 4096 bytes, responses suppressed.
+fn draw_kitty(out: &mut Vec<u8>, frame: &RgbFrame, cols: u16, rows: u16) -> std::io::Result<()> {
+    use base64::Engine as _;
+    let (w, h) = (frame.width.max(1), frame.height.max(1));
+    // Keep the aspect: a cell is about twice as tall as wide.
+    let by_cols = usize::from(cols.max(1));
+    let by_rows = usize::from(rows.max(1)) * 2 * w / h;
+    let c = by_cols.min(by_rows).max(1);
+    let r = (c * h / w / 2).max(1);
+    queue!(out, cursor::MoveTo(0, 0))?;
+    let data = base64::engine::general_purpose::STANDARD.encode(&frame.rgb);
+    let chunks: Vec<&[u8]> = data.as_bytes().chunks(4096).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let more = u8::from(i + 1 < chunks.len());
+        if i == 0 {
+            write!(
+                out,
+                "\x1b_Ga=T,i=1,p=1,q=2,f=24,s={w},v={h},c={c},r={r},m={more};"
+            )?;
+        } else {
+            write!(out, "\x1b_Gm={more};")?;
+        }
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\x1b\\");
+    }
+    Ok(())
+}
+
 /// Draws `frame` scaled into `cols × rows` character cells (two pixels per cell).
 fn draw(out: &mut Vec<u8>, frame: &RgbFrame, cols: u16, rows: u16) -> std::io::Result<()> {
     let (w, h) = (frame.width.max(1), frame.height.max(1));
@@ -281,7 +341,8 @@ pub fn play(args: &PlayArgs) -> Outcome {
         restore_terminal();
         default_hook(info);
     }));
-    let ui = run_ui(&shared, &handle);
+    let graphics = Graphics::detect(&args.graphics);
+    let ui = run_ui(&shared, &handle, graphics);
     handle.stop();
     let (ok, ticks) = world_thread.join().unwrap_or((false, 0));
     let _ = std::panic::take_hook();
@@ -320,6 +381,7 @@ struct UiStats {
 fn run_ui(
     shared: &Mutex<Shared>,
     handle: &wgraph_engine::world::WorldHandle,
+    graphics: Graphics,
 ) -> std::io::Result<UiStats> {
     let _guard = TerminalGuard::enter()?;
     let mut held = Held::default();
@@ -369,7 +431,10 @@ fn run_ui(
         last_tick = Some(tick);
         let (cols, rows) = terminal::size()?;
         buf.clear();
-        draw(&mut buf, &frame, cols, rows.saturating_sub(1))?;
+        match graphics {
+            Graphics::Blocks => draw(&mut buf, &frame, cols, rows.saturating_sub(1))?,
+            Graphics::Kitty => draw_kitty(&mut buf, &frame, cols, rows.saturating_sub(1))?,
+        }
         let now = Instant::now();
         arrivals.push_back(now);
         while arrivals
@@ -428,6 +493,28 @@ mod tests {
         assert!(h.actions().contains(Key::W), "releases are reported: held");
         h.event(Key::W, KeyEventKind::Release);
         assert_eq!(h.actions(), Actions::none());
+    }
+
+    #[test]
+    fn kitty_frames_are_one_replaced_image_in_chunks() {
+        let f = RgbFrame {
+            width: 64,
+            height: 64,
+            rgb: vec![7; 64 * 64 * 3],
+        };
+        let mut out = Vec::new();
+        draw_kitty(&mut out, &f, 80, 24).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.contains("\u{1b}_Ga=T,i=1,p=1,q=2,f=24,s=64,v=64,c=48,r=24,m=1;"),
+            "{}",
+            &s[..80]
+        );
+        // 12288 bytes → 16384 base64 characters → 4 chunks of 4096.
+        assert_eq!(s.matches("\u{1b}_G").count(), 4);
+        assert!(s.ends_with("\u{1b}_Gm=0;".to_string().as_str()) || s.contains("\u{1b}_Gm=0;"));
+        assert_eq!(Graphics::detect("kitty"), Graphics::Kitty);
+        assert_eq!(Graphics::detect("blocks"), Graphics::Blocks);
     }
 
     #[test]

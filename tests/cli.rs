@@ -687,6 +687,11 @@ mod seed_graphs {
         let engine = v["engine_ms_per_tick"].as_f64().unwrap();
         assert!(raw > 0.0 && engine > 0.0);
         assert!((v["engine_over_raw"].as_f64().unwrap() - engine / raw).abs() < 1e-9);
+        let (p50, p99) = (
+            v["action_to_frame_p50_ms"].as_f64().unwrap(),
+            v["action_to_frame_p99_ms"].as_f64().unwrap(),
+        );
+        assert!(p50 > 0.0 && p99 >= p50, "{v}");
         // encoder once (cached) + action embedder per new key set + 4 denoiser calls + decoder per tick
         let calls = v["model_calls_per_tick"].as_f64().unwrap();
         assert!((5.0..=7.0).contains(&calls), "{calls}");
@@ -2264,8 +2269,10 @@ mod terminal_player {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
-    #[test]
-    fn play_draws_frames_takes_keys_and_restores_the_terminal() {
+    /// Runs `wgraph play examples/world.world` in a pseudo-terminal with
+    /// `env`, holds W for a second (a terminal without release events
+    /// repeats the key), quits with `q`; returns everything it printed.
+    fn play_in_pty(env: &[(&str, &str)]) -> String {
         let pty = native_pty_system();
         let pair = pty
             .openpty(PtySize {
@@ -2279,6 +2286,11 @@ mod terminal_player {
         cmd.args(["play", "examples/world.world", "--fps", "20"]);
         cmd.cwd(root());
         cmd.env("TERM", "xterm-256color");
+        cmd.env_remove("KITTY_WINDOW_ID");
+        cmd.env_remove("TERM_PROGRAM");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let mut child = pair.slave.spawn_command(cmd).unwrap();
         drop(pair.slave);
         let output = Arc::new(Mutex::new(Vec::<u8>::new()));
@@ -2304,7 +2316,6 @@ mod terminal_player {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        // Hold W for a second: a terminal without release events repeats the key.
         let hold = Instant::now();
         while hold.elapsed() < Duration::from_secs(1) {
             writer.write_all(b"w").unwrap();
@@ -2317,11 +2328,10 @@ mod terminal_player {
         let status = child.wait().unwrap();
         assert!(status.success(), "{status:?}: {}", text());
         std::thread::sleep(Duration::from_millis(200));
-        let out = text();
-        assert!(
-            out.contains('▀') && out.contains("\u{1b}[38;2;"),
-            "truecolor half blocks"
-        );
+        text()
+    }
+
+    fn check_played(out: &str) {
         let left = out
             .rfind("\u{1b}[?1049l")
             .expect("left the alternate screen");
@@ -2337,6 +2347,28 @@ mod terminal_player {
             .unwrap_or(0);
         assert!(distinct >= 3, "the world moved while W was held: {out}");
         assert!(!out.contains("(0 key changes)"), "{out}");
+    }
+
+    #[test]
+    fn play_draws_frames_takes_keys_and_restores_the_terminal() {
+        let out = play_in_pty(&[]);
+        assert!(
+            out.contains('▀') && out.contains("\u{1b}[38;2;"),
+            "truecolor half blocks"
+        );
+        check_played(&out);
+    }
+
+    /// In kitty (and WezTerm, Ghostty) frames are real pixels.
+    #[test]
+    fn play_uses_kitty_graphics_where_the_terminal_speaks_it() {
+        let out = play_in_pty(&[("KITTY_WINDOW_ID", "1")]);
+        assert!(
+            out.contains("\u{1b}_Ga=T,i=1,p=1,q=2,f=24,s=64,v=64,"),
+            "kitty images"
+        );
+        assert!(!out.contains('▀'), "no half blocks");
+        check_played(&out);
     }
 }
 
