@@ -1384,6 +1384,50 @@ mod live {
         );
     }
 
+    /// A reload that would break an open output (a GIF whose frame size
+    /// changes) is refused; the old graph keeps running and the GIF stays valid.
+    #[test]
+    fn a_reload_that_would_corrupt_an_open_gif_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let graph = d.join("world.world");
+        let text = std::fs::read_to_string(root().join("examples/world.world")).unwrap();
+        std::fs::write(&graph, &text).unwrap();
+        std::os::unix::fs::symlink(root().join("examples/actions"), d.join("actions")).unwrap();
+        let mut child = spawn(
+            d,
+            &[
+                "run",
+                "world.world",
+                "--watch",
+                "--fps",
+                "20",
+                "--out",
+                "w.gif",
+            ],
+        );
+        wait_for(d, "watching", 1);
+        std::thread::sleep(Duration::from_millis(400));
+        std::fs::write(
+            &graph,
+            text.replace("resolution = 64x64", "resolution = 32x32"),
+        )
+        .unwrap();
+        let log = wait_for(d, "reload failed", 1);
+        assert!(
+            log.contains(
+                "the frame size changed, but `w.gif` already holds frames of the old size"
+            ),
+            "{log}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        interrupt(&child);
+        assert_eq!(wait_exit(&mut child), Some(0));
+        let bytes = std::fs::read(d.join("w.gif")).unwrap();
+        assert_eq!(bytes.last(), Some(&0x3B), "the GIF is whole");
+        assert!(!d.join("w.gif.tmp").exists());
+    }
+
     /// A model file rewritten under a running world: half-written, it is an
     /// error like any other (the old graph keeps running); complete and
     /// different, it is reloaded — and only that model.

@@ -232,10 +232,9 @@ impl Runner {
         let started = Instant::now();
         let old = Arc::clone(&self.graph);
         let diff = GraphDiff::between(&old, &new);
-        // Phase 1: decide, and create every fresh state, touching nothing old.
-        let mut plan: Vec<Result<usize, State>> = Vec::with_capacity(new.nodes.len());
-        let mut reset = Vec::new();
-        let mut fresh = Vec::new();
+        // Phase 1: every node's decision, before anything is created, so a
+        // refusal leaves no trace (no output file made for nothing).
+        let mut decisions: Vec<Option<(NodeId, Carry)>> = Vec::with_capacity(new.nodes.len());
         for n in &new.nodes {
             let old_id = old.find(&n.name).filter(|&id| old.node(id).kind == n.kind);
             let decision = old_id.map(|id| {
@@ -244,32 +243,39 @@ impl Runner {
                 let state = self.states[id.0].lock().unwrap_or_else(|p| p.into_inner());
                 (id, n.node.carry(&state, &cx))
             });
+            if let Some((_, Carry::Refuse(why))) = &decision {
+                return Err(NodeFailure {
+                    node: n.name.clone(),
+                    kind: n.kind.to_string(),
+                    tick: self.completed,
+                    message: why.clone(),
+                });
+            }
+            decisions.push(decision);
+        }
+        // Phase 2: every fresh state, touching nothing old.
+        let mut plan: Vec<Result<usize, State>> = Vec::with_capacity(new.nodes.len());
+        let mut reset = Vec::new();
+        let mut fresh = Vec::new();
+        for (n, decision) in new.nodes.iter().zip(decisions) {
             match decision {
                 Some((id, Carry::Keep)) => plan.push(Ok(id.0)),
-                Some((_, Carry::Refuse(why))) => {
-                    return Err(NodeFailure {
-                        node: n.name.clone(),
-                        kind: n.kind.to_string(),
-                        tick: self.completed,
-                        message: why,
-                    });
-                }
                 other => {
                     match other {
                         Some((_, Carry::Reset(why))) => reset.push((n.name.clone(), why)),
                         _ => fresh.push(n.name.clone()),
                     }
-                    let fresh = n.node.init_state().map_err(|e| NodeFailure {
+                    let state = n.node.init_state().map_err(|e| NodeFailure {
                         node: n.name.clone(),
                         kind: n.kind.to_string(),
                         tick: self.completed,
                         message: e.message,
                     })?;
-                    plan.push(Err(fresh));
+                    plan.push(Err(state));
                 }
             }
         }
-        // Phase 2: commit. Old states not taken over are finished.
+        // Phase 3: commit. Old states not taken over are finished.
         let mut old_states: Vec<Option<State>> = std::mem::take(&mut self.states)
             .into_iter()
             .map(|m| Some(m.into_inner().unwrap_or_else(|p| p.into_inner())))

@@ -641,6 +641,13 @@ impl World {
             if self.config.max_ticks.is_some_and(|m| now >= m) {
                 return Ok(WorldEnd::TickLimit);
             }
+            // Events for ticks already past (a world restored from a later
+            // snapshot) can no longer apply.
+            while let Some((&t, _)) = self.script.first_key_value()
+                && t < now
+            {
+                self.script.remove(&t);
+            }
             if let Some(events) = self.script.remove(&now) {
                 for e in events {
                     self.apply_scripted(e, observer);
