@@ -17,19 +17,28 @@ use wgraph_engine::world::{GraphSource, World, WorldConfig, WorldEvent};
 use wgraph_ort::OrtBackend;
 use wgraph_web::Prompt;
 
-/// The text parameters a page may edit: every `text_encoder`'s fixed `text`.
+/// The text parameters a page may edit: every `text_encoder`'s fixed
+/// `text` (Yan-Edit's style prompt) and every `prompt_schedule` (Yan-Gen's
+/// local caption, Yume 1.5's events), shown with its text at tick 0.
 pub fn prompts_of(graph: &Graph) -> Vec<Prompt> {
     graph
         .nodes
         .iter()
-        .filter(|n| n.kind == "text_encoder")
-        .filter_map(|n| match n.params.get("text") {
-            Some(ParamValue::Str(t)) => Some(Prompt {
+        .filter_map(|n| {
+            let value = match (n.kind, n.params.get("text"), n.params.get("schedule")) {
+                ("text_encoder" | "prompt_schedule", Some(ParamValue::Str(t)), _) => t.clone(),
+                ("prompt_schedule", None, Some(ParamValue::StrList(l))) => l
+                    .first()
+                    .and_then(|e| e.split_once(':'))
+                    .map(|(_, t)| t.trim().to_string())
+                    .unwrap_or_default(),
+                _ => return None,
+            };
+            Some(Prompt {
                 node: n.name.clone(),
                 param: "text".into(),
-                value: t.clone(),
-            }),
-            _ => None,
+                value,
+            })
         })
         .collect()
 }

@@ -2273,6 +2273,50 @@ mod browser {
         assert!(log.contains("malformed message"), "{log}");
     }
 
+    /// Every prompt a graph exposes gets a box: Yume 1.5's events and
+    /// Yan-Gen's local caption (`prompt_schedule`s), Yan-Gen's global caption.
+    #[test]
+    fn pages_offer_every_prompt_the_graph_exposes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_server, addr) = serve(dir.path(), &["graphs/yume15.world", "graphs/yan-gen.world"]);
+        let hello = |i: usize| -> Json {
+            let (mut ws, _) = tungstenite::connect(format!("ws://{addr}/w/{i}/ws")).unwrap();
+            loop {
+                if let tungstenite::Message::Text(t) = ws.read().unwrap() {
+                    let j: Json = serde_json::from_str(t.as_str()).unwrap();
+                    if j["type"] == "hello" {
+                        return j;
+                    }
+                }
+            }
+        };
+        let names = |j: &Json| -> Vec<String> {
+            j["prompts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}.{}={}",
+                        p["node"].as_str().unwrap(),
+                        p["param"].as_str().unwrap(),
+                        p["value"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(names(&hello(0)), ["events.text=a quiet street at dusk"]);
+        let yan_gen = names(&hello(1));
+        assert!(
+            yan_gen.iter().any(|p| p.starts_with("global.text=")),
+            "{yan_gen:?}"
+        );
+        assert!(
+            yan_gen.iter().any(|p| p.starts_with("captions.text=")),
+            "{yan_gen:?}"
+        );
+    }
+
     /// Yan-Edit's style prompt box restyles the world live.
     #[test]
     fn the_style_prompt_box_restyles_yan_edit_live() {
@@ -2313,10 +2357,10 @@ mod terminal_player {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
-    /// Runs `wgraph play examples/world.world` in a pseudo-terminal with
+    /// Runs `wgraph play GRAPH` in a pseudo-terminal with
     /// `env`, holds W for a second (a terminal without release events
     /// repeats the key), quits with `q`; returns everything it printed.
-    fn play_in_pty(env: &[(&str, &str)]) -> String {
+    fn play_in_pty(graph: &str, env: &[(&str, &str)]) -> String {
         let pty = native_pty_system();
         let pair = pty
             .openpty(PtySize {
@@ -2327,7 +2371,7 @@ mod terminal_player {
             })
             .unwrap();
         let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_wgraph"));
-        cmd.args(["play", "examples/world.world", "--fps", "20"]);
+        cmd.args(["play", graph, "--fps", "20"]);
         cmd.cwd(root());
         cmd.env("TERM", "xterm-256color");
         cmd.env_remove("KITTY_WINDOW_ID");
@@ -2395,7 +2439,7 @@ mod terminal_player {
 
     #[test]
     fn play_draws_frames_takes_keys_and_restores_the_terminal() {
-        let out = play_in_pty(&[]);
+        let out = play_in_pty("graphs/yan-sim.world", &[]);
         assert!(
             out.contains('▀') && out.contains("\u{1b}[38;2;"),
             "truecolor half blocks"
@@ -2406,7 +2450,7 @@ mod terminal_player {
     /// In kitty (and WezTerm, Ghostty) frames are real pixels.
     #[test]
     fn play_uses_kitty_graphics_where_the_terminal_speaks_it() {
-        let out = play_in_pty(&[("KITTY_WINDOW_ID", "1")]);
+        let out = play_in_pty("examples/world.world", &[("KITTY_WINDOW_ID", "1")]);
         assert!(
             out.contains("\u{1b}_Ga=T,i=1,p=1,q=2,f=24,s=64,v=64,"),
             "kitty images"

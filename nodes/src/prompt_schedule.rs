@@ -6,6 +6,9 @@
 //! strictly increasing, the first 0. At tick `t` the output is the text of
 //! the last entry whose TICK ≤ t. Whitespace around TICK and the text is
 //! trimmed; the text may contain `:` and may be empty.
+//!
+//! `text`, when set, replaces the schedule: the prompt a front end's text
+//! box (or an `--events` line, or a file edit) sets while the world runs.
 
 use crate::common::*;
 use std::sync::Arc;
@@ -21,16 +24,27 @@ impl NodeKind for PromptSchedule {
         "text that changes at given ticks (Yan-Gen's local caption, Yume 1.5's text-triggered events)"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        const PARAMS: &[ParamSpec] = &[ParamSpec::required(
-            "schedule",
-            ParamType::StrList,
-            "entries \"TICK: text\", TICK increasing from 0, e.g. [\"0: a quiet street\", \"12: a ghost appears\"]",
-        )];
+        const PARAMS: &[ParamSpec] = &[
+            ParamSpec::required(
+                "schedule",
+                ParamType::StrList,
+                "entries \"TICK: text\", TICK increasing from 0, e.g. [\"0: a quiet street\", \"12: a ghost appears\"]",
+            ),
+            ParamSpec::optional(
+                "text",
+                ParamType::Str,
+                ParamDefault::Absent,
+                "a live prompt: when set, this text replaces the schedule",
+            ),
+        ];
         PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
-        let entries = parse_schedule(&cx.params.str_list("schedule")?)
+        let mut entries = parse_schedule(&cx.params.str_list("schedule")?)
             .map_err(|m| BuildError::param("schedule", m))?;
+        if let Ok(text) = cx.params.string("text") {
+            entries = vec![(0, text.trim().into())];
+        }
         Ok(Box::new(PromptScheduleNode { entries }))
     }
 }
@@ -133,6 +147,19 @@ mod tests {
             .collect();
         let (a, b) = ("a quiet street", "a ghost appears: boo");
         assert_eq!(texts, [a, a, a, b, b, "", ""]);
+    }
+
+    #[test]
+    fn a_live_text_replaces_the_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = schedule(&["0: a quiet street", "3: a ghost appears"]);
+        p.push(("text", P::Str("  snow falls ".into())));
+        let node = build(&PromptSchedule, p, dir.path()).unwrap();
+        let out = run(&*node, 5, |_| vec![]).unwrap();
+        assert!(
+            out.iter()
+                .all(|(o, _)| o[0] == Value::Text("snow falls".into()))
+        );
     }
 
     #[test]
