@@ -508,6 +508,9 @@ pub fn bench(args: &BenchArgs) -> Outcome {
     if args.frames == 0 || args.rounds == 0 {
         return usage("--frames and --rounds must be at least 1");
     }
+    if !args.swap.is_empty() {
+        return crate::swap::bench_swap(args);
+    }
     if args.pipeline == 0 {
         return usage("--pipeline must be at least 1");
     }
@@ -683,8 +686,19 @@ pub fn bench(args: &BenchArgs) -> Outcome {
 
 /// The quality columns of a bench: `wgraph eval` on the same graph, settings
 /// and frame count.
-fn bench_quality(
+pub(crate) fn bench_quality(
     args: &BenchArgs,
+    world_seed: u64,
+    actions: &Path,
+    work: &Path,
+) -> Result<serde_json::Value, Outcome> {
+    bench_quality_with(args, &args.set, world_seed, actions, work)
+}
+
+/// [`bench_quality`] with these `--set` flags.
+pub(crate) fn bench_quality_with(
+    args: &BenchArgs,
+    set: &[String],
     world_seed: u64,
     actions: &Path,
     work: &Path,
@@ -702,7 +716,7 @@ fn bench_quality(
         idm: None,
         drift_db: 15.0,
         allow_training_seed: false,
-        set: args.set.clone(),
+        set: set.to_vec(),
     };
     let outcome = crate::eval::eval(&eval_args);
     if outcome != Outcome::Ok {

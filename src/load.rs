@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use wgraph_engine::build::{BuildOptions, Override, build_graph};
+use wgraph_engine::build::{BuildOptions, KindOverride, Override, build_graph};
 use wgraph_engine::graph::Graph;
 use wgraph_engine::model::{Backend, Provider};
 use wgraph_engine::node::OutputConfig;
@@ -132,7 +132,12 @@ pub fn load_quiet(
         };
         let mut diags = validate(&parsed);
         let mut overrides = Vec::new();
+        let mut kind_overrides = Vec::new();
         for flag in config.set.iter().chain(extra) {
+            if let Some(k) = parse_kind_set(flag, &mut sources) {
+                kind_overrides.push(k);
+                continue;
+            }
             match parse_set(flag, &mut sources) {
                 Ok(Ok(o)) => overrides.push(o),
                 Ok(Err(d)) => diags.extend(d),
@@ -150,6 +155,7 @@ pub fn load_quiet(
             registry: &registry,
             output: config.output.clone(),
             overrides,
+            kind_overrides,
             seed: config.seed,
             backend: Some(config.backend),
             provider: config.provider,
@@ -205,21 +211,42 @@ fn files_of(graph: &Graph, sources: &SourceMap) -> Vec<PathBuf> {
     files
 }
 
+/// `NODE=KIND` (no `.` before the `=`, an identifier after it) → a kind swap.
+fn parse_kind_set(flag: &str, sources: &mut SourceMap) -> Option<KindOverride> {
+    let (node, kind) = flag.split_once('=')?;
+    let ident = |s: &str| {
+        !s.is_empty()
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !s.starts_with(|c: char| c.is_ascii_digit())
+    };
+    if !ident(node) || !ident(kind) {
+        return None;
+    }
+    let file = sources.add(format!("--set {node}"), None, kind.to_string());
+    Some(KindOverride {
+        node: node.to_string(),
+        kind: kind.to_string(),
+        span: Span::new(file, 0, kind.len()),
+    })
+}
+
 /// `NODE.PARAM=VALUE` → an override whose value is parsed as graph syntax
 /// (a bare word that does not parse is taken as a string).
 fn parse_set(
     flag: &str,
     sources: &mut SourceMap,
 ) -> Result<Result<Override, Diagnostics>, UsageError> {
-    let (target, text) = flag
-        .split_once('=')
-        .ok_or_else(|| UsageError(format!("--set `{flag}`: expected NODE.PARAM=VALUE")))?;
+    let (target, text) = flag.split_once('=').ok_or_else(|| {
+        UsageError(format!(
+            "--set `{flag}`: expected NODE.PARAM=VALUE (or NODE=KIND to swap a node's kind)"
+        ))
+    })?;
     let (node, param) = target
         .split_once('.')
         .filter(|(n, p)| !n.is_empty() && !p.is_empty())
         .ok_or_else(|| {
             UsageError(format!(
-                "--set `{flag}`: expected NODE.PARAM=VALUE, e.g. sampler.steps=8"
+                "--set `{flag}`: expected NODE.PARAM=VALUE, e.g. sampler.steps=8, or NODE=KIND, e.g. sampler=euler"
             ))
         })?;
     let file = sources.add(format!("--set {target}"), None, text.to_string());

@@ -18,6 +18,7 @@ mod quality;
 mod replay;
 mod rss;
 mod serve;
+mod swap;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -111,6 +112,14 @@ pub struct BenchArgs {
     /// The action file for the quality columns.
     #[arg(long)]
     actions: Option<PathBuf>,
+    /// Compare settings: NODE.PARAM=V1,V2,... or NODE=KIND1,KIND2,...
+    /// (repeatable; every combination runs, same seed and actions).
+    #[arg(long, value_name = "SPEC")]
+    swap: Vec<String>,
+    /// With --swap: the high-quality run the others are compared with
+    /// (NODE.PARAM=VALUE or NODE=KIND, repeatable; default sampler.steps=32).
+    #[arg(long, value_name = "NODE.PARAM=VALUE")]
+    reference: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]

@@ -2505,3 +2505,62 @@ mod python_baseline {
         assert!(stderr(&o).contains("Yan-Sim's loop"), "{}", stderr(&o));
     }
 }
+
+mod bench_swap {
+    use super::*;
+
+    /// `bench --swap`: every combination of a sampler's kind and steps, one
+    /// row each, quality against a high-step reference run.
+    #[test]
+    fn swapped_samplers_in_one_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("swap.json");
+        let o = wgraph(&[
+            "bench",
+            "graphs/yan-sim.world",
+            "--swap",
+            "sampler=ddim,euler",
+            "--swap",
+            "sampler.steps=1,3",
+            "--reference",
+            "sampler.steps=8",
+            "--frames",
+            "4",
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let table = stdout(&o);
+        assert!(table.contains("sampler=euler sampler.steps=3"), "{table}");
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let rows = j["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 4);
+        for r in rows {
+            let steps: f64 = r["combination"]["sampler.steps"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(r["denoiser_calls_per_tick"].as_f64().unwrap(), steps, "{r}");
+            assert!(r["ms_per_tick_p50"].as_f64().unwrap() > 0.0);
+            let psnr = r["psnr_vs_reference"].as_f64().unwrap();
+            assert!(psnr > 5.0 && psnr < 100.0, "{r}");
+        }
+        // The reference is the graph's own sampler at 8 steps: ddim at 3
+        // steps is closer to it than ddim at 1 step.
+        let psnr = |kind: &str, steps: &str| {
+            rows.iter()
+                .find(|r| {
+                    r["combination"]["sampler"] == kind
+                        && r["combination"]["sampler.steps"] == steps
+                })
+                .unwrap()["psnr_vs_reference"]
+                .as_f64()
+                .unwrap()
+        };
+        assert!(psnr("ddim", "3") > psnr("ddim", "1"));
+        let o = wgraph(&["bench", "graphs/yan-sim.world", "--swap", "sampler"]);
+        assert_eq!(o.status.code(), Some(2));
+    }
+}

@@ -89,6 +89,7 @@ fn chain(n: usize) -> wgraph_engine::graph::Graph {
         registry: &registry,
         output: OutputConfig::default(),
         overrides: vec![],
+        kind_overrides: vec![],
         seed: None,
         backend: None,
         provider: None,

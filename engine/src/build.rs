@@ -87,11 +87,23 @@ pub struct Override {
     pub span: Span,
 }
 
+/// `--set NODE=KIND`: a node of another kind, keeping the parameters both
+/// kinds declare (a sampler swapped for another, its `steps` kept).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KindOverride {
+    pub node: String,
+    pub kind: String,
+    /// The flag text, in a pseudo-file of the same [`SourceMap`].
+    pub span: Span,
+}
+
 /// What building needs besides the parsed graph.
 pub struct BuildOptions<'a> {
     pub registry: &'a Registry,
     pub output: OutputConfig,
     pub overrides: Vec<Override>,
+    /// Kind swaps, applied before parameter overrides.
+    pub kind_overrides: Vec<KindOverride>,
     /// `--seed`: replaces the world's seed.
     pub seed: Option<u64>,
     /// Loads `model` declarations; None: a graph with models is an error.
@@ -349,6 +361,16 @@ impl Builder<'_> {
             })
             .collect();
         let names: Vec<&str> = decls.iter().map(|d| d.name.name.as_str()).collect();
+        for ov in &self.options.kind_overrides {
+            if !names.contains(&ov.node.as_str()) {
+                let mut d =
+                    Diagnostic::error(ov.span, format!("`--set`: no node named `{}`", ov.node));
+                if let Some(h) = did_you_mean(&ov.node, names.iter().copied()) {
+                    d = d.with_help(h);
+                }
+                self.diags.push(d);
+            }
+        }
         for ov in &self.options.overrides {
             if !names.contains(&ov.node.as_str()) {
                 let mut d =
@@ -376,6 +398,25 @@ impl Builder<'_> {
     }
 
     fn apply_overrides(&self, decl: &mut ast::NodeDecl) {
+        for ov in self
+            .options
+            .kind_overrides
+            .iter()
+            .filter(|o| o.node == decl.name.name)
+        {
+            decl.kind = ast::Ident {
+                name: ov.kind.clone(),
+                span: ov.span,
+            };
+            // Keep what the new kind declares; an unknown kind is reported
+            // by `node` at the flag.
+            if let Some(kind) = self.options.registry.get(&ov.kind) {
+                let declared: Vec<&str> = kind.params().iter().map(|p| p.name).collect();
+                decl.params
+                    .entries
+                    .retain(|e| declared.contains(&e.key.name.as_str()));
+            }
+        }
         for ov in self
             .options
             .overrides

@@ -1,0 +1,318 @@
+//! `wgraph bench FILE --swap SPEC...`: every combination of swapped
+//! settings (a sampler's kind, its steps, any parameter), one table of speed
+//! and quality.
+//!
+//! A spec is `NODE.PARAM=V1,V2,…` or `NODE=KIND1,KIND2,…` (values without
+//! commas). Each combination is the graph with those `--set` flags on top of
+//! the command line's, run for `--frames` after a short warm-up, with the
+//! same seed and actions as every other. Speed: ms per tick (p50, p99), fps,
+//! denoiser calls and model calls per tick. Quality: PSNR and SSIM of its
+//! frames against a reference run of the same graph at a high-step setting
+//! (`--reference`, default `sampler.steps=32`), and, with `--world-seed` and
+//! `--actions`, `wgraph eval`'s figures against the ground truth.
+
+use crate::bench::RecordingBackend;
+use crate::load::{Failure, LoadConfig, load_quiet};
+use crate::{BenchArgs, Outcome};
+use image::RgbImage;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value as Json, json};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+use wgraph_engine::model::ModelCache;
+use wgraph_engine::node::OutputConfig;
+use wgraph_engine::schedule::{RunConfig, Runner};
+use wgraph_grammar::FsLoader;
+use wgraph_ort::OrtBackend;
+
+/// One `--swap`: the target (`NODE.PARAM` or `NODE`) and its values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swap {
+    pub target: String,
+    pub values: Vec<String>,
+}
+
+/// Parses `NODE.PARAM=V1,V2` / `NODE=K1,K2`.
+pub fn parse_swap(spec: &str) -> Result<Swap, String> {
+    let (target, values) = spec.split_once('=').ok_or_else(|| {
+        format!("--swap `{spec}`: expected NODE.PARAM=V1,V2,... or NODE=KIND1,KIND2,...")
+    })?;
+    let values: Vec<String> = values
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect();
+    if target.trim().is_empty() || values.is_empty() {
+        return Err(format!("--swap `{spec}`: a target and at least one value"));
+    }
+    Ok(Swap {
+        target: target.trim().to_string(),
+        values,
+    })
+}
+
+/// Every combination, as lists of `--set` flags (the first swap varies slowest).
+pub fn combinations(swaps: &[Swap]) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = vec![Vec::new()];
+    for s in swaps {
+        out = out
+            .into_iter()
+            .flat_map(|prefix| {
+                s.values.iter().map(move |v| {
+                    let mut c = prefix.clone();
+                    c.push(format!("{}={v}", s.target));
+                    c
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+/// The figures of one run.
+struct Measured {
+    p50_ms: f64,
+    p99_ms: f64,
+    fps: f64,
+    denoiser_calls: f64,
+    model_calls: f64,
+    frames: Vec<RgbImage>,
+}
+
+/// Builds the graph with `sets`, warms it up, runs `ticks`, reads its frames.
+fn measure(
+    args: &BenchArgs,
+    models: &ModelCache<OrtBackend>,
+    sets: &[String],
+    ticks: u64,
+    dir: &Path,
+) -> Result<Measured, String> {
+    let recording = RecordingBackend::new(models);
+    let all: Vec<String> = args.set.iter().chain(sets).cloned().collect();
+    let config = LoadConfig {
+        set: &all,
+        seed: None,
+        paths: Vec::new(),
+        output: OutputConfig::for_path(dir),
+        provider: args.provider.map(Into::into),
+        backend: &recording,
+    };
+    let graph = match load_quiet(&args.file, &config, &[], &FsLoader) {
+        Ok(q) => Arc::new(q.graph),
+        Err(Failure::Errors(text)) => return Err(format!("{}:\n{text}", sets.join(" "))),
+        Err(Failure::Usage(u)) => return Err(u.0),
+    };
+    let run_config = RunConfig {
+        ticks,
+        workers: args.workers.unwrap_or(0),
+        pipeline_depth: args.pipeline,
+    };
+    // Warm-up: sessions and allocations, not timed, frames discarded after.
+    let warm = RunConfig {
+        ticks: ticks.min(2),
+        ..run_config.clone()
+    };
+    Runner::new(Arc::clone(&graph))
+        .and_then(|mut r| r.run(&warm, &mut |_| {}))
+        .map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(dir);
+    recording.take();
+    let started = Instant::now();
+    let report = Runner::new(Arc::clone(&graph))
+        .and_then(|mut r| r.run(&run_config, &mut |_| {}))
+        .map_err(|e| e.to_string())?;
+    let wall = started.elapsed().as_secs_f64();
+    let calls = recording.take();
+    let denoisers: Vec<usize> = recording
+        .models
+        .lock()
+        .map(|m| {
+            m.iter()
+                .enumerate()
+                .filter(|(_, m)| {
+                    m.signature()
+                        .metadata
+                        .get("wgraph.role")
+                        .is_some_and(|r| r == "denoiser" || r == "controlnet")
+                })
+                .map(|(i, _)| i)
+                .collect()
+        })
+        .unwrap_or_default();
+    let done = report.ticks.max(1) as f64;
+    let stats = report.metrics.tick_latency.stats();
+    let mut frames = Vec::new();
+    for t in 0..report.ticks {
+        let path = dir.join(format!("frame_{t:05}.png"));
+        let img = image::open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .to_rgb8();
+        frames.push(img);
+    }
+    Ok(Measured {
+        p50_ms: stats.p50_ms,
+        p99_ms: stats.p99_ms,
+        fps: done / wall.max(1e-9),
+        denoiser_calls: calls
+            .iter()
+            .filter(|(id, _)| denoisers.contains(id))
+            .count() as f64
+            / done,
+        model_calls: calls.len() as f64 / done,
+        frames,
+    })
+}
+
+fn mean_quality(frames: &[RgbImage], reference: &[RgbImage]) -> (f64, f64) {
+    let n = frames.len().min(reference.len()).max(1) as f64;
+    let (mut p, mut s) = (0.0, 0.0);
+    for (a, b) in frames.iter().zip(reference) {
+        p += crate::quality::psnr(a, b).min(100.0);
+        s += crate::quality::ssim(a, b);
+    }
+    (p / n, s / n)
+}
+
+/// `wgraph bench FILE --swap ...`
+pub fn bench_swap(args: &BenchArgs) -> Outcome {
+    let swaps: Vec<Swap> = match args.swap.iter().map(|s| parse_swap(s)).collect() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::Usage;
+        }
+    };
+    let combos = combinations(&swaps);
+    let reference: Vec<String> = if args.reference.is_empty() {
+        vec!["sampler.steps=32".into()]
+    } else {
+        args.reference.clone()
+    };
+    let work = std::env::temp_dir().join(format!("wgraph-swap-{}", std::process::id()));
+    let models = ModelCache::new(OrtBackend::new());
+    let ticks = args.frames;
+    let bar = ProgressBar::new(combos.len() as u64 + 1);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos}/{len} runs [{bar:30}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("reference {}", reference.join(" ")));
+    let result = (|| -> Result<(Json, String), String> {
+        let reference_run = measure(args, &models, &reference, ticks, &work.join("reference"))?;
+        bar.inc(1);
+        let mut rows = Vec::new();
+        let mut table = format!(
+            "{:<36} {:>9} {:>9} {:>7} {:>9} {:>9} {:>7}",
+            "combination", "p50 ms", "p99 ms", "fps", "denoiser", "PSNR ref", "SSIM"
+        );
+        let with_truth = args.world_seed.is_some() && args.actions.is_some();
+        if with_truth {
+            table.push_str(&format!(" {:>9} {:>7}", "PSNR GT", "SSIM GT"));
+        }
+        table.push('\n');
+        for (i, sets) in combos.iter().enumerate() {
+            bar.set_message(sets.join(" "));
+            let m = measure(args, &models, sets, ticks, &work.join(format!("run{i}")))?;
+            let (psnr, ssim) = mean_quality(&m.frames, &reference_run.frames);
+            let truth = match (args.world_seed, &args.actions) {
+                (Some(seed), Some(actions)) => {
+                    let all: Vec<String> = args.set.iter().chain(sets).cloned().collect();
+                    let q = crate::commands::bench_quality_with(
+                        args,
+                        &all,
+                        seed,
+                        actions,
+                        &work.join(format!("eval{i}")),
+                    )
+                    .map_err(|_| format!("eval of {} failed", sets.join(" ")))?;
+                    Some(q)
+                }
+                _ => None,
+            };
+            let label = sets.join(" ");
+            table.push_str(&format!(
+                "{label:<36} {:>9.2} {:>9.2} {:>7.1} {:>9.1} {:>9.2} {:>7.3}",
+                m.p50_ms, m.p99_ms, m.fps, m.denoiser_calls, psnr, ssim
+            ));
+            if let Some(q) = &truth {
+                table.push_str(&format!(
+                    " {:>9.2} {:>7.3}",
+                    q["psnr_mean_1_n"].as_f64().unwrap_or(f64::NAN),
+                    q["ssim_mean_1_n"].as_f64().unwrap_or(f64::NAN)
+                ));
+            }
+            table.push('\n');
+            let settings: serde_json::Map<String, Json> = sets
+                .iter()
+                .filter_map(|s| s.split_once('='))
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            rows.push(json!({
+                "combination": settings,
+                "ms_per_tick_p50": m.p50_ms,
+                "ms_per_tick_p99": m.p99_ms,
+                "fps": m.fps,
+                "denoiser_calls_per_tick": m.denoiser_calls,
+                "model_calls_per_tick": m.model_calls,
+                "psnr_vs_reference": psnr,
+                "ssim_vs_reference": ssim,
+                "ground_truth": truth,
+            }));
+            bar.inc(1);
+        }
+        let json = json!({
+            "graph": args.file.display().to_string(),
+            "frames": ticks,
+            "reference": reference,
+            "reference_ms_per_tick_p50": reference_run.p50_ms,
+            "swaps": swaps.iter().map(|s| json!({"target": s.target, "values": s.values})).collect::<Vec<_>>(),
+            "rows": rows,
+        });
+        Ok((json, table))
+    })();
+    bar.finish_and_clear();
+    let _ = std::fs::remove_dir_all(&work);
+    let (json, table) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::RuntimeFailure;
+        }
+    };
+    print!("{table}");
+    if let Some(path) = &args.json {
+        let written = serde_json::to_string_pretty(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|s| std::fs::write(path, s + "\n").map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return Outcome::RuntimeFailure;
+        }
+    }
+    Outcome::Ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_and_combinations() {
+        let a = parse_swap("sampler=euler,ddim").unwrap();
+        let b = parse_swap("sampler.steps=2, 4").unwrap();
+        assert_eq!(b.values, ["2", "4"]);
+        assert_eq!(
+            combinations(&[a, b]),
+            [
+                vec!["sampler=euler", "sampler.steps=2"],
+                vec!["sampler=euler", "sampler.steps=4"],
+                vec!["sampler=ddim", "sampler.steps=2"],
+                vec!["sampler=ddim", "sampler.steps=4"],
+            ]
+        );
+        assert!(parse_swap("sampler").is_err());
+        assert!(parse_swap("sampler=").is_err());
+    }
+}
