@@ -116,6 +116,10 @@ pub struct BenchArgs {
     /// (repeatable; every combination runs, same seed and actions).
     #[arg(long, value_name = "SPEC")]
     swap: Vec<String>,
+    /// With --swap: an SVG plot of quality (PSNR against the reference)
+    /// over ms per tick, one labelled point per combination.
+    #[arg(long, value_name = "OUT.svg", requires = "swap")]
+    plot: Option<PathBuf>,
     /// With --swap: the high-quality run the others are compared with
     /// (NODE.PARAM=VALUE or NODE=KIND, repeatable; default sampler.steps=32).
     #[arg(long, value_name = "NODE.PARAM=VALUE")]

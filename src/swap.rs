@@ -282,6 +282,13 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
         }
     };
     print!("{table}");
+    if let Some(path) = &args.plot {
+        let svg = plot_svg(&json);
+        if let Err(e) = std::fs::write(path, svg) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return Outcome::RuntimeFailure;
+        }
+    }
     if let Some(path) = &args.json {
         let written = serde_json::to_string_pretty(&json)
             .map_err(|e| e.to_string())
@@ -292,6 +299,108 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
         }
     }
     Outcome::Ok
+}
+
+fn escape_xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Quality (PSNR against the reference, dB) over speed (ms per tick, p50):
+/// one labelled point per combination, axes with ticks, labels and units.
+pub fn plot_svg(json: &Json) -> String {
+    let empty = Vec::new();
+    let rows = json["rows"].as_array().unwrap_or(&empty);
+    let points: Vec<(f64, f64, String)> = rows
+        .iter()
+        .filter_map(|r| {
+            let x = r["ms_per_tick_p50"].as_f64()?;
+            let y = r["psnr_vs_reference"].as_f64()?;
+            let label = r["combination"]
+                .as_object()?
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(" ");
+            Some((x, y, label))
+        })
+        .collect();
+    let (w, h, left, right, top, bottom) = (900.0, 560.0, 80.0, 260.0, 50.0, 70.0);
+    let span = |vals: Vec<f64>| {
+        let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if !lo.is_finite() {
+            (0.0, 1.0)
+        } else if hi - lo < 1e-9 {
+            (lo - 1.0, hi + 1.0)
+        } else {
+            let pad = (hi - lo) * 0.08;
+            (lo - pad, hi + pad)
+        }
+    };
+    let (x0, x1) = span(points.iter().map(|p| p.0).collect());
+    let (y0, y1) = span(points.iter().map(|p| p.1).collect());
+    let px = |x: f64| left + (x - x0) / (x1 - x0) * (w - left - right);
+    let py = |y: f64| h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"24\" font-size=\"15\">{}: quality against speed</text>\n",
+        left,
+        escape_xml(json["graph"].as_str().unwrap_or(""))
+    );
+    // Axes, ticks and labels.
+    let (ax0, ay0, ax1, ay1) = (left, h - bottom, w - right, top);
+    svg.push_str(&format!(
+        "<line x1=\"{ax0}\" y1=\"{ay0}\" x2=\"{ax1}\" y2=\"{ay0}\" stroke=\"black\"/>\n\
+         <line x1=\"{ax0}\" y1=\"{ay0}\" x2=\"{ax0}\" y2=\"{ay1}\" stroke=\"black\"/>\n"
+    ));
+    for i in 0..=5 {
+        let f = f64::from(i) / 5.0;
+        let (xv, yv) = (x0 + (x1 - x0) * f, y0 + (y1 - y0) * f);
+        svg.push_str(&format!(
+            "<line x1=\"{x}\" y1=\"{ay0}\" x2=\"{x}\" y2=\"{}\" stroke=\"black\"/><text x=\"{x}\" y=\"{}\" text-anchor=\"middle\">{xv:.1}</text>\n\
+             <line x1=\"{ax0}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"black\"/><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{yv:.1}</text>\n",
+            ay0 + 5.0,
+            ay0 + 20.0,
+            ax0 - 5.0,
+            ax0 - 8.0,
+            py(yv) + 4.0,
+            x = px(xv),
+            y = py(yv),
+        ));
+    }
+    let reference = json["reference"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(Json::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    svg.push_str(&format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">time per tick, p50 (ms)</text>\n\
+         <text transform=\"translate(22 {}) rotate(-90)\" text-anchor=\"middle\">PSNR against the reference, {} (dB)</text>\n",
+        (ax0 + ax1) / 2.0,
+        h - 25.0,
+        (ay0 + ay1) / 2.0,
+        escape_xml(&reference)
+    ));
+    for (x, y, label) in &points {
+        svg.push_str(&format!(
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#1f77b4\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+            px(*x),
+            py(*y),
+            px(*x) + 7.0,
+            py(*y) + 4.0,
+            escape_xml(label)
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
 }
 
 #[cfg(test)]
@@ -314,5 +423,23 @@ mod tests {
         );
         assert!(parse_swap("sampler").is_err());
         assert!(parse_swap("sampler=").is_err());
+    }
+
+    #[test]
+    fn the_plot_labels_every_point_and_both_axes() {
+        let json = json!({
+            "graph": "g<1>.world",
+            "reference": ["sampler.steps=32"],
+            "rows": [
+                {"combination": {"sampler": "euler"}, "ms_per_tick_p50": 5.0, "psnr_vs_reference": 20.0},
+                {"combination": {"sampler": "ddim"}, "ms_per_tick_p50": 9.0, "psnr_vs_reference": 30.0},
+            ],
+        });
+        let svg = plot_svg(&json);
+        assert_eq!(svg.matches("<circle").count(), 2);
+        assert!(svg.contains(">sampler=euler</text>") && svg.contains(">sampler=ddim</text>"));
+        assert!(svg.contains("time per tick, p50 (ms)"));
+        assert!(svg.contains("PSNR against the reference, sampler.steps=32 (dB)"));
+        assert!(svg.contains("g&lt;1&gt;.world"));
     }
 }
