@@ -20,6 +20,11 @@
 //!   the node's name (so two samplers draw independent noise), the tick and
 //!   the step: reproducible, and independent of which ticks ran before.
 //!
+//! A rectified-flow velocity model runs too (its metadata names no beta
+//! schedule): each step calls it at the flow point of the same ᾱ,
+//! `σ = √(1−ᾱ)/(√ᾱ + √(1−ᾱ))`, `x_flow = x/(√ᾱ + √(1−ᾱ))`, `t = 1000σ`, and
+//! its velocity gives `ε = x_flow + (1−σ)·v`.
+//!
 //! Like diffusers, the result is the sample at the last step's previous
 //! timestep: clean when that is below 0 (always for `leading` and
 //! `linspace`), at timestep 0 (ᾱ₀ = 1 − β₀) otherwise (`trailing` when
@@ -164,6 +169,7 @@ impl NodeKind for Ddim {
             plan,
             seed: mix(cx.settings.seed ^ hash_str(cx.name)),
             denoiser: cx.params.node_ref("denoiser")?,
+            flow: std::sync::OnceLock::new(),
         }))
     }
 }
@@ -266,6 +272,9 @@ struct DdimNode {
     plan: Vec<Step>,
     seed: u64,
     denoiser: String,
+    /// Set at build time (in `infer`) when the denoiser is a rectified-flow
+    /// velocity model: DDIM then calls it at the flow point matching each ᾱ.
+    flow: std::sync::OnceLock<()>,
 }
 
 impl Node for DdimNode {
@@ -283,6 +292,22 @@ impl Node for DdimNode {
         inputs: &[Option<ValueType>],
         calls: &mut dyn InferCalls,
     ) -> Result<Vec<ValueType>, TypeError> {
+        if let Some(Prediction {
+            output,
+            process: NoiseProcess::Flow,
+        }) = calls.callee_prediction(0)
+            && output == "velocity"
+        {
+            // Build-time configuration found by inference; set once.
+            let _ = self.flow.set(());
+            return infer_sampler(
+                inputs,
+                calls,
+                &self.denoiser,
+                ("ddim", "velocity"),
+                ("euler", "velocity"),
+            );
+        }
         infer_sampler(
             inputs,
             calls,
@@ -300,12 +325,37 @@ impl Node for DdimNode {
         let noise = tensor_arg(inputs, 0)?;
         let mut x = noise.host_f32()?.to_vec();
         let mut z = Vec::new();
+        let flow = self.flow.get().is_some();
         for (i, s) in self.plan.iter().enumerate() {
-            let t = Tensor::from_f32(&[1], vec![s.t as f32])?;
-            let xt = Tensor::from_f32(noise.shape(), x.clone())?;
+            // A flow model is called at the flow point of this ᾱ:
+            // σ = √(1−ᾱ)/(√ᾱ+√(1−ᾱ)), x_flow = x/(√ᾱ+√(1−ᾱ)), t = 1000σ.
+            let norm = s.a_t.sqrt() + (1.0 - s.a_t).sqrt();
+            let sigma = (1.0 - s.a_t).sqrt() / norm;
+            let (t, xt) = if flow {
+                let scaled: Vec<f32> = x.iter().map(|v| (f64::from(*v) / norm) as f32).collect();
+                ((1000.0 * sigma) as f32, scaled)
+            } else {
+                (s.t as f32, x.clone())
+            };
+            let t = Tensor::from_f32(&[1], vec![t])?;
+            let xt = Tensor::from_f32(noise.shape(), xt)?;
             let out = cx.call(0, vec![xt.into(), t.into()])?;
             let eps = match out.first() {
-                Some(Value::Tensor(e)) if e.shape() == noise.shape() => e.host_f32()?,
+                // Velocity v = ε − x₀ at x_flow = (1−σ)x₀ + σε gives ε = x_flow + (1−σ)v.
+                Some(Value::Tensor(v)) if flow && v.shape() == noise.shape() => {
+                    let v = v.host_f32()?;
+                    let eps: Vec<f32> = x
+                        .iter()
+                        .zip(v)
+                        .map(|(&xv, &vv)| {
+                            (f64::from(xv) / norm + (1.0 - sigma) * f64::from(vv)) as f32
+                        })
+                        .collect();
+                    std::borrow::Cow::Owned(eps)
+                }
+                Some(Value::Tensor(e)) if e.shape() == noise.shape() => {
+                    std::borrow::Cow::Borrowed(e.host_f32()?)
+                }
                 other => {
                     let found = other.map_or("nothing".into(), |v| v.value_type().to_string());
                     return Err(NodeError::new(format!(
@@ -322,7 +372,7 @@ impl Node for DdimNode {
             let (sa_t, sb_t) = (s.a_t.sqrt(), (1.0 - s.a_t).sqrt());
             let sa_p = s.a_p.sqrt();
             let dir = (1.0 - s.a_p - s.std * s.std).max(0.0).sqrt();
-            for (k, (xv, &e)) in x.iter_mut().zip(eps).enumerate() {
+            for (k, (xv, &e)) in x.iter_mut().zip(eps.iter()).enumerate() {
                 let e = f64::from(e);
                 let x0 = (f64::from(*xv) - sb_t * e) / sa_t;
                 let mut next = sa_p * x0 + dir * e;
@@ -441,6 +491,88 @@ mod tests {
             ("eta", P::Float(eta)),
             ("denoiser", P::NodeRef("d".into())),
         ]
+    }
+
+    /// A perfect rectified-flow velocity model of a known x₀, called at t = 1000σ.
+    struct FlowModel {
+        x0: Vec<f32>,
+        ts: Vec<f32>,
+    }
+
+    impl Callees for FlowModel {
+        fn call(&mut self, _: usize, args: Vec<Value>) -> Result<Vec<Value>, NodeError> {
+            let (Value::Tensor(x), Value::Tensor(t)) = (&args[0], &args[1]) else {
+                panic!("tensors");
+            };
+            let t = t.host_f32()?[0];
+            self.ts.push(t);
+            let sigma = f64::from(t) / 1000.0;
+            let v: Vec<f32> = x
+                .host_f32()?
+                .iter()
+                .zip(&self.x0)
+                .map(|(&x, &c)| ((f64::from(x) - f64::from(c)) / sigma) as f32)
+                .collect();
+            Ok(vec![Tensor::from_f32(x.shape(), v)?.into()])
+        }
+    }
+
+    impl InferCalls for FlowModel {
+        fn callee_prediction(&self, _: usize) -> Option<Prediction> {
+            Some(Prediction {
+                output: "velocity".into(),
+                process: NoiseProcess::Flow,
+            })
+        }
+        fn callee_outputs(&self, _: usize) -> Vec<String> {
+            vec!["velocity".into()]
+        }
+        fn infer_call(
+            &mut self,
+            _: usize,
+            args: &[ValueType],
+        ) -> Result<Vec<ValueType>, TypeError> {
+            Ok(vec![args[0].clone()])
+        }
+    }
+
+    /// `ddim` runs a flow velocity model (Yume's kind) and recovers its x₀.
+    #[test]
+    fn runs_a_flow_velocity_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let x0: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
+        let noise: Vec<f32> = (0..24).map(|i| (i as f32 * 1.3).cos()).collect();
+        for steps in [1, 2, 4, 8] {
+            let node = build(&Ddim, params(steps, "leading", 0.0), dir.path()).unwrap();
+            let mut model = FlowModel {
+                x0: x0.clone(),
+                ts: Vec::new(),
+            };
+            let mut inf = FlowModel {
+                x0: x0.clone(),
+                ts: Vec::new(),
+            };
+            let out = run_with(
+                &*node,
+                1,
+                |_| vec![t32(&[1, 24], noise.clone())],
+                &mut model,
+                &mut inf,
+            )
+            .unwrap();
+            assert_eq!(model.ts.len(), steps as usize);
+            assert!(
+                model.ts.iter().all(|t| *t > 0.0 && *t < 1000.0),
+                "{:?}",
+                model.ts
+            );
+            let err = f32s(&out[0].0, 0)
+                .iter()
+                .zip(&x0)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(err < 1e-4, "steps {steps}: error {err}");
+        }
     }
 
     #[test]
