@@ -6,12 +6,13 @@
 //! linear one ([`flow_schedule`]).
 //!
 //! An ε-predicting VP (DDPM) denoiser runs too, converted at build time from
-//! its metadata (see [`VpAsFlow`]): the flow point `x = (1−σ)·x₀ + σ·ε` is
+//! its metadata (see [`super::VpAsFlow`]): the flow point `x = (1−σ)·x₀ + σ·ε` is
 //! the VP point `x_vp = √ᾱ·x₀ + √(1−ᾱ)·ε` divided by `√ᾱ + √(1−ᾱ)`, so
 //! `σ = √(1−ᾱ)/(√ᾱ + √(1−ᾱ))` picks ᾱ (and a fractional timestep t in the
 //! model's ᾱ table); the model's ε gives `x₀ = (x_vp − √(1−ᾱ)·ε)/√ᾱ` and the
 //! velocity `v = ε − x₀`.
 
+use super::{FlowCall, denoiser_call, steps_and_shift};
 use crate::common::*;
 
 /// The `euler` kind.
@@ -47,27 +48,11 @@ impl NodeKind for Euler {
         PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
-        let steps = cx.params.int("steps")?;
-        let steps = usize::try_from(steps)
-            .ok()
-            .filter(|s| (1..=10_000).contains(s))
-            .ok_or_else(|| {
-                BuildError::param(
-                    "steps",
-                    format!("`steps` must be between 1 and 10000, found {steps}"),
-                )
-            })?;
-        let shift = finite_param(cx, "shift")?;
-        if shift <= 0.0 {
-            return Err(BuildError::param(
-                "shift",
-                format!("`shift` must be positive, found {shift}"),
-            ));
-        }
+        let (steps, shift) = steps_and_shift(cx)?;
         Ok(Box::new(EulerNode {
             sigmas: flow_schedule(steps, shift),
             denoiser: cx.params.node_ref("denoiser")?,
-            vp: std::sync::OnceLock::new(),
+            call: std::sync::OnceLock::new(),
         }))
     }
 }
@@ -82,125 +67,11 @@ pub fn flow_schedule(steps: usize, shift: f64) -> Vec<f64> {
         .collect()
 }
 
-/// When the callee's output names are known (a model's outputs, a kind's
-/// ports), its first output must be `want`: a sampler `kind` given a
-/// denoiser that predicts something else fails at build time, pointing at
-/// the sampler that fits (`other_kind` for `other` predictors).
-pub(crate) fn check_prediction(
-    calls: &dyn InferCalls,
-    denoiser: &str,
-    kind: &str,
-    want: &str,
-    other_kind: &str,
-    other: &str,
-) -> Result<(), TypeError> {
-    let names = calls.callee_outputs(0);
-    match names.first() {
-        None => Ok(()),
-        Some(first) if first == want => Ok(()),
-        Some(first) => {
-            let hint = if first == other {
-                format!("use `{other_kind}` for {other} models")
-            } else {
-                format!("its first output must be named `{want}`")
-            };
-            let article = if want.starts_with(['a', 'e', 'i', 'o', 'u']) {
-                "an"
-            } else {
-                "a"
-            };
-            Err(TypeError::node(format!(
-                "`{kind}` needs {article} {want}-predicting denoiser, but `denoiser = @{denoiser}` gives `{first}` ({hint})"
-            )))
-        }
-    }
-}
-
-/// The one callable of every sampler: `@denoiser`, called with `(x, t)`.
-pub(crate) fn denoiser_call() -> Vec<CallSpec> {
-    vec![CallSpec {
-        param: "denoiser".into(),
-        args: vec!["x".into(), "t".into()],
-    }]
-}
-
-/// The build-time type check every sampler does: the denoiser predicts
-/// `want` (see [`check_prediction`]), accepts `(x, t: f32[1])` with `x` the
-/// type of the sampler's `noise` input, and returns that type; the sampler
-/// then outputs it.
-pub(crate) fn infer_sampler(
-    inputs: &[Option<ValueType>],
-    calls: &mut dyn InferCalls,
-    denoiser: &str,
-    (kind, want): (&str, &str),
-    (other_kind, other): (&str, &str),
-) -> Result<Vec<ValueType>, TypeError> {
-    let x = f32_in(inputs, 0)?;
-    check_prediction(&*calls, denoiser, kind, want, other_kind, other)?;
-    let outs = calls
-        .infer_call(
-            0,
-            &[
-                ValueType::Tensor(x.clone()),
-                ValueType::tensor(DType::F32, &[1]),
-            ],
-        )
-        .map_err(|e| TypeError::node(format!("denoiser `@{denoiser}`: {}", e.message)))?;
-    let first = outs.first().and_then(ValueType::as_tensor);
-    if first.is_some_and(|v| unify_types(x, v).is_some()) {
-        return Ok(vec![ValueType::Tensor(x.clone())]);
-    }
-    let found = outs.first().map_or("nothing".into(), ToString::to_string);
-    Err(TypeError::node(format!(
-        "the denoiser `@{denoiser}` returns {found} as its first output, but the sampler needs {x} (the type of `noise`)"
-    )))
-}
-
 struct EulerNode {
     sigmas: Vec<f64>,
     denoiser: String,
-    /// Set at build time (in `infer`) when the denoiser is a VP ε model.
-    vp: std::sync::OnceLock<VpAsFlow>,
-}
-
-/// A VP ε-model seen as a flow model: its ᾱ table.
-#[derive(Debug, Clone)]
-pub(crate) struct VpAsFlow {
-    alphas_cumprod: Vec<f64>,
-}
-
-impl VpAsFlow {
-    pub(crate) fn new(alphas_cumprod: Vec<f64>) -> Self {
-        VpAsFlow { alphas_cumprod }
-    }
-
-    /// The (fractional) timestep whose ᾱ matches flow σ, and that ᾱ
-    /// (clamped to the table's range).
-    pub(crate) fn timestep(&self, sigma: f64) -> (f64, f64) {
-        let ac = &self.alphas_cumprod;
-        let last = ac.len().saturating_sub(1);
-        let sigma = sigma.clamp(0.0, 1.0);
-        let target = if sigma >= 1.0 {
-            0.0
-        } else {
-            let r = sigma / (1.0 - sigma);
-            1.0 / (1.0 + r * r)
-        };
-        if ac.is_empty() {
-            return (0.0, 1.0);
-        }
-        if target >= ac[0] {
-            return (0.0, ac[0]);
-        }
-        if target <= ac[last] {
-            return (last as f64, ac[last]);
-        }
-        // ᾱ decreases with t: the first index whose ᾱ is below the target.
-        let i = ac.partition_point(|&a| a >= target).max(1);
-        let (hi, lo) = (ac[i - 1], ac[i]);
-        let frac = (hi - target) / (hi - lo);
-        ((i - 1) as f64 + frac, target)
-    }
+    /// How the denoiser is called, decided at build time (in `infer`).
+    call: std::sync::OnceLock<FlowCall>,
 }
 
 impl Node for EulerNode {
@@ -218,36 +89,10 @@ impl Node for EulerNode {
         inputs: &[Option<ValueType>],
         calls: &mut dyn InferCalls,
     ) -> Result<Vec<ValueType>, TypeError> {
-        if let Some(Prediction {
-            output,
-            process:
-                NoiseProcess::Vp {
-                    beta_start,
-                    beta_end,
-                    train_steps,
-                    scaled,
-                },
-        }) = calls.callee_prediction(0)
-            && output == "epsilon"
-        {
-            let ac = crate::ddim::alphas_cumprod(beta_start, beta_end, train_steps, scaled);
-            // Build-time configuration found by inference; set once.
-            let _ = self.vp.set(VpAsFlow::new(ac));
-            return infer_sampler(
-                inputs,
-                calls,
-                &self.denoiser,
-                ("euler", "epsilon"),
-                ("ddim", "epsilon"),
-            );
-        }
-        infer_sampler(
-            inputs,
-            calls,
-            &self.denoiser,
-            ("euler", "velocity"),
-            ("ddim", "epsilon"),
-        )
+        let (types, call) = FlowCall::infer(inputs, calls, &self.denoiser, "euler")?;
+        // Build-time configuration found by inference; set once.
+        let _ = self.call.set(call);
+        Ok(types)
     }
     fn eval(
         &self,
@@ -257,40 +102,12 @@ impl Node for EulerNode {
     ) -> Result<Vec<Value>, NodeError> {
         let noise = tensor_arg(inputs, 0)?;
         let mut x = noise.host_f32()?.to_vec();
-        let vp = self.vp.get();
+        let call = self.call.get().cloned().unwrap_or(FlowCall::Velocity);
         for pair in self.sigmas.windows(2) {
-            // A VP ε model is called at its own timestep, on its own scale.
-            let (t, scale, alpha) = match vp {
-                Some(vp) => {
-                    let (t, a) = vp.timestep(pair[0]);
-                    (t as f32, (a.sqrt() + (1.0 - a).sqrt()) as f32, a)
-                }
-                None => ((1000.0 * pair[0]) as f32, 1.0, 0.0),
-            };
-            let t = Tensor::from_f32(&[1], vec![t])?;
-            let xt = Tensor::from_f32(noise.shape(), x.iter().map(|v| v * scale).collect())?;
-            let out = cx.call(0, vec![xt.into(), t.into()])?;
-            let v = match out.first() {
-                Some(Value::Tensor(v)) if v.shape() == noise.shape() => v.host_f32()?,
-                other => {
-                    let found = other.map_or("nothing".into(), |v| v.value_type().to_string());
-                    return Err(NodeError::new(format!(
-                        "the denoiser `@{}` returned {found}, expected {}",
-                        self.denoiser,
-                        noise.tensor_type()
-                    )));
-                }
-            };
+            let (x0, eps) = call.denoise(cx, &self.denoiser, noise.shape(), &x, pair[0])?;
             let dt = (pair[1] - pair[0]) as f32;
-            if vp.is_some() {
-                // ε → x₀ → v = ε − x₀, on the VP point x_vp = scale·x.
-                let (sa, s1a) = (alpha.sqrt() as f32, (1.0 - alpha).sqrt() as f32);
-                x.iter_mut().zip(v).for_each(|(x, &eps)| {
-                    let x0 = (*x * scale - s1a * eps) / sa;
-                    *x += dt * (eps - x0);
-                });
-            } else {
-                x.iter_mut().zip(v).for_each(|(x, &v)| *x += dt * v);
+            for ((x, x0), eps) in x.iter_mut().zip(x0).zip(eps) {
+                *x += dt * (eps - x0);
             }
         }
         f32_out(noise.shape(), x)
@@ -473,7 +290,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
         let noise: Vec<f32> = (0..24).map(|i| (i as f32 * 1.3).cos()).collect();
-        let ac = crate::ddim::alphas_cumprod(0.00085, 0.012, 1000, true);
+        let ac = crate::samplers::ddim::alphas_cumprod(0.00085, 0.012, 1000, true);
         for (steps, shift) in [(1, 1.0), (2, 1.0), (4, 3.0), (8, 5.0)] {
             let params = vec![
                 ("steps", P::Int(steps)),
@@ -517,7 +334,7 @@ mod tests {
             }
         }
         // σ ↔ ᾱ is the VP/flow correspondence, both ways.
-        let vp = VpAsFlow::new(ac.clone());
+        let vp = crate::samplers::VpAsFlow::new(ac.clone());
         for sigma in [0.1, 0.5, 0.9] {
             let (t, a) = vp.timestep(sigma);
             let back = (1.0 - a).sqrt() / (a.sqrt() + (1.0 - a).sqrt());

@@ -30,8 +30,8 @@
 //! `linspace`), at timestep 0 (ᾱ₀ = 1 − β₀) otherwise (`trailing` when
 //! `T//N` ≤ the last timestep, e.g. N = 6 or 7 for T = 1000).
 
+use super::{denoiser_call, infer_sampler};
 use crate::common::*;
-use crate::euler::{denoiser_call, infer_sampler};
 use crate::rng::{Stream, hash_str, mix};
 
 /// The `ddim` kind.

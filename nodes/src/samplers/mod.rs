@@ -1,0 +1,405 @@
+//! The samplers: each a short file of its schedule and step rule over the
+//! helpers here (k-diffusion's shape).
+//!
+//! - [`euler`] — rectified-flow Euler with Yume's shifted schedule;
+//! - [`sde`] — Euler–Maruyama in Yume's form (η);
+//! - [`self_forcing`] — few-step: predict x₀, re-noise with fresh noise to the
+//!   next level of a step list;
+//! - [`ddim`] — DDIM (diffusers semantics) on the VP ᾱ schedule.
+//!
+//! Shared: the one callable every sampler has ([`denoiser_call`]), the
+//! build-time type check ([`infer_sampler`]), and [`FlowCall`], which calls a
+//! denoiser at a flow noise level σ whatever it predicts — a rectified-flow
+//! velocity model directly, an ε-predicting VP model through the VP/flow
+//! correspondence ([`VpAsFlow`]) — and returns the x₀ and ε estimates a step
+//! rule needs. Step noise ([`step_noise`]) comes from the seeded RNG or, when
+//! wired, from the sampler's `step_noise` input (one tensor per step, stacked
+//! on a leading axis), so a reference can replay exact noise.
+//!
+//! **To add a sampler:** a file with its `NodeKind` (parameters) and a `Node`
+//! whose `eval` is its step rule over [`FlowCall::denoise`], and one
+//! `register` line in the crate's `registry()`.
+
+pub mod ddim;
+pub mod euler;
+pub mod sde;
+pub mod self_forcing;
+
+use crate::common::*;
+use crate::rng::Stream;
+
+pub use euler::flow_schedule;
+
+/// When the callee's output names are known (a model's outputs, a kind's
+/// ports), its first output must be `want`: a sampler `kind` given a
+/// denoiser that predicts something else fails at build time, pointing at
+/// the sampler that fits (`other_kind` for `other` predictors).
+pub(crate) fn check_prediction(
+    calls: &dyn InferCalls,
+    denoiser: &str,
+    kind: &str,
+    want: &str,
+    other_kind: &str,
+    other: &str,
+) -> Result<(), TypeError> {
+    let names = calls.callee_outputs(0);
+    match names.first() {
+        None => Ok(()),
+        Some(first) if first == want => Ok(()),
+        Some(first) => {
+            let hint = if first == other {
+                format!("use `{other_kind}` for {other} models")
+            } else {
+                format!("its first output must be named `{want}`")
+            };
+            let article = if want.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            Err(TypeError::node(format!(
+                "`{kind}` needs {article} {want}-predicting denoiser, but `denoiser = @{denoiser}` gives `{first}` ({hint})"
+            )))
+        }
+    }
+}
+
+/// The one callable of every sampler: `@denoiser`, called with `(x, t)`.
+pub(crate) fn denoiser_call() -> Vec<CallSpec> {
+    vec![CallSpec {
+        param: "denoiser".into(),
+        args: vec!["x".into(), "t".into()],
+    }]
+}
+
+/// The build-time type check every sampler does: the denoiser predicts
+/// `want` (see [`check_prediction`]), accepts `(x, t: f32[1])` with `x` the
+/// type of the sampler's `noise` input, and returns that type; the sampler
+/// then outputs it.
+pub(crate) fn infer_sampler(
+    inputs: &[Option<ValueType>],
+    calls: &mut dyn InferCalls,
+    denoiser: &str,
+    (kind, want): (&str, &str),
+    (other_kind, other): (&str, &str),
+) -> Result<Vec<ValueType>, TypeError> {
+    let x = f32_in(inputs, 0)?;
+    check_prediction(&*calls, denoiser, kind, want, other_kind, other)?;
+    let outs = calls
+        .infer_call(
+            0,
+            &[
+                ValueType::Tensor(x.clone()),
+                ValueType::tensor(DType::F32, &[1]),
+            ],
+        )
+        .map_err(|e| TypeError::node(format!("denoiser `@{denoiser}`: {}", e.message)))?;
+    let first = outs.first().and_then(ValueType::as_tensor);
+    if first.is_some_and(|v| unify_types(x, v).is_some()) {
+        return Ok(vec![ValueType::Tensor(x.clone())]);
+    }
+    let found = outs.first().map_or("nothing".into(), ToString::to_string);
+    Err(TypeError::node(format!(
+        "the denoiser `@{denoiser}` returns {found} as its first output, but the sampler needs {x} (the type of `noise`)"
+    )))
+}
+
+/// A VP ε-model seen as a flow model: its ᾱ table.
+#[derive(Debug, Clone)]
+pub(crate) struct VpAsFlow {
+    alphas_cumprod: Vec<f64>,
+}
+
+impl VpAsFlow {
+    pub(crate) fn new(alphas_cumprod: Vec<f64>) -> Self {
+        VpAsFlow { alphas_cumprod }
+    }
+
+    /// The (fractional) timestep whose ᾱ matches flow σ, and that ᾱ
+    /// (clamped to the table's range).
+    pub(crate) fn timestep(&self, sigma: f64) -> (f64, f64) {
+        let ac = &self.alphas_cumprod;
+        let last = ac.len().saturating_sub(1);
+        let sigma = sigma.clamp(0.0, 1.0);
+        let target = if sigma >= 1.0 {
+            0.0
+        } else {
+            let r = sigma / (1.0 - sigma);
+            1.0 / (1.0 + r * r)
+        };
+        if ac.is_empty() {
+            return (0.0, 1.0);
+        }
+        if target >= ac[0] {
+            return (0.0, ac[0]);
+        }
+        if target <= ac[last] {
+            return (last as f64, ac[last]);
+        }
+        // ᾱ decreases with t: the first index whose ᾱ is below the target.
+        let i = ac.partition_point(|&a| a >= target).max(1);
+        let (hi, lo) = (ac[i - 1], ac[i]);
+        let frac = (hi - target) / (hi - lo);
+        ((i - 1) as f64 + frac, target)
+    }
+}
+
+/// `steps` (1..=10000) and `shift` (> 0), checked.
+pub(crate) fn steps_and_shift(cx: &BuildContext<'_>) -> Result<(usize, f64), BuildError> {
+    let steps = cx.params.int("steps")?;
+    let steps = usize::try_from(steps)
+        .ok()
+        .filter(|s| (1..=10_000).contains(s))
+        .ok_or_else(|| {
+            BuildError::param(
+                "steps",
+                format!("`steps` must be between 1 and 10000, found {steps}"),
+            )
+        })?;
+    let shift = finite_param(cx, "shift")?;
+    if shift <= 0.0 {
+        return Err(BuildError::param(
+            "shift",
+            format!("`shift` must be positive, found {shift}"),
+        ));
+    }
+    Ok((steps, shift))
+}
+
+/// How a flow-space sampler calls its denoiser (decided at build time).
+#[derive(Debug, Clone)]
+pub(crate) enum FlowCall {
+    /// A rectified-flow velocity model: called at `(x, 1000σ)`.
+    Velocity,
+    /// An ε-predicting VP model, converted.
+    VpEpsilon(VpAsFlow),
+}
+
+impl FlowCall {
+    /// Type-checks the denoiser (see [`infer_sampler`]) and picks the call:
+    /// a VP ε model when its metadata says so, else a velocity model.
+    pub(crate) fn infer(
+        inputs: &[Option<ValueType>],
+        calls: &mut dyn InferCalls,
+        denoiser: &str,
+        kind: &str,
+    ) -> Result<(Vec<ValueType>, FlowCall), TypeError> {
+        if let Some(Prediction {
+            output,
+            process:
+                NoiseProcess::Vp {
+                    beta_start,
+                    beta_end,
+                    train_steps,
+                    scaled,
+                },
+        }) = calls.callee_prediction(0)
+            && output == "epsilon"
+        {
+            let ac = ddim::alphas_cumprod(beta_start, beta_end, train_steps, scaled);
+            let types = infer_sampler(
+                inputs,
+                calls,
+                denoiser,
+                (kind, "epsilon"),
+                ("ddim", "epsilon"),
+            )?;
+            return Ok((types, FlowCall::VpEpsilon(VpAsFlow::new(ac))));
+        }
+        let types = infer_sampler(
+            inputs,
+            calls,
+            denoiser,
+            (kind, "velocity"),
+            ("ddim", "epsilon"),
+        )?;
+        Ok((types, FlowCall::Velocity))
+    }
+
+    /// Calls the denoiser at flow level σ (0 < σ ≤ 1) on `x` (the flow
+    /// point); returns its (x₀, ε) estimates, `x = (1−σ)·x₀ + σ·ε`.
+    pub(crate) fn denoise(
+        &self,
+        cx: &mut TickContext<'_>,
+        denoiser: &str,
+        shape: &[usize],
+        x: &[f32],
+        sigma: f64,
+    ) -> Result<(Vec<f32>, Vec<f32>), NodeError> {
+        let (t, scale, alpha) = match self {
+            FlowCall::VpEpsilon(vp) => {
+                let (t, a) = vp.timestep(sigma);
+                (t as f32, a.sqrt() + (1.0 - a).sqrt(), a)
+            }
+            FlowCall::Velocity => ((1000.0 * sigma) as f32, 1.0, 0.0),
+        };
+        let t = Tensor::from_f32(&[1], vec![t])?;
+        let xt = Tensor::from_f32(
+            shape,
+            x.iter().map(|v| (f64::from(*v) * scale) as f32).collect(),
+        )?;
+        let out = cx.call(0, vec![xt.into(), t.into()])?;
+        let y = match out.first() {
+            Some(Value::Tensor(y)) if y.shape() == shape => y.host_f32()?,
+            other => {
+                let found = other.map_or("nothing".into(), |v| v.value_type().to_string());
+                return Err(NodeError::new(format!(
+                    "the denoiser `@{denoiser}` returned {found}, expected f32{shape:?}"
+                )));
+            }
+        };
+        let (mut x0, mut eps) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
+        match self {
+            FlowCall::Velocity => {
+                for (&xv, &v) in x.iter().zip(y) {
+                    let (xv, v) = (f64::from(xv), f64::from(v));
+                    x0.push((xv - sigma * v) as f32);
+                    eps.push((xv + (1.0 - sigma) * v) as f32);
+                }
+            }
+            FlowCall::VpEpsilon(_) => {
+                let (sa, s1a) = (alpha.sqrt(), (1.0 - alpha).sqrt());
+                for (&xv, &e) in x.iter().zip(y) {
+                    let xv = f64::from(xv) * scale;
+                    x0.push(((xv - s1a * f64::from(e)) / sa) as f32);
+                    eps.push(e);
+                }
+            }
+        }
+        Ok((x0, eps))
+    }
+}
+
+/// Gaussian noise for step `step` of a stochastic sampler: slice `step` of
+/// the wired `step_noise` input when there is one (checked to hold a slice
+/// per step), else the counter-based RNG keyed by (seed, tick, step).
+pub(crate) fn step_noise(
+    wired: Option<&Tensor>,
+    seed: u64,
+    tick: u64,
+    step: usize,
+    out: &mut Vec<f32>,
+    len: usize,
+) -> Result<(), NodeError> {
+    out.clear();
+    match wired {
+        Some(t) => {
+            let data = t.host_f32()?;
+            let slice = data.get(step * len..(step + 1) * len).ok_or_else(|| {
+                NodeError::new(format!(
+                    "`step_noise` is {} but step {step} needs elements {}..{}",
+                    t.tensor_type(),
+                    step * len,
+                    (step + 1) * len
+                ))
+            })?;
+            out.extend_from_slice(slice);
+        }
+        None => {
+            out.resize(len, 0.0);
+            Stream::new(crate::rng::mix(seed ^ crate::rng::mix(tick)), step as u64)
+                .fill_gaussian(out);
+        }
+    }
+    Ok(())
+}
+
+/// The `step_noise` input's check: f32 `[steps, *noise]` or, flattened, with
+/// `steps × |noise|` elements.
+pub(crate) fn check_step_noise(
+    inputs: &[Option<ValueType>],
+    port: usize,
+    steps: usize,
+) -> Result<(), TypeError> {
+    let (Some(Some(ValueType::Tensor(noise))), Some(Some(sn))) = (inputs.first(), inputs.get(port))
+    else {
+        return Ok(());
+    };
+    let want = format!(
+        "f32[{steps}, {}] (one noise tensor per step)",
+        noise
+            .shape
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let ok = match sn {
+        ValueType::Tensor(t) => {
+            let mut expect = vec![Dim::Known(steps)];
+            expect.extend(noise.shape.iter().cloned());
+            t.dtype == DType::F32 && t.shape == expect
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(TypeError::input(
+            port,
+            format!("`step_noise` must be {want}, found {sn}"),
+        ))
+    }
+}
+
+/// A perfect rectified-flow denoiser of a known x₀ (velocity `(x − x₀)/σ`
+/// at t = 1000σ), recording what it was called with.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::common::*;
+    use wgraph_engine::node::Callees;
+
+    pub struct PerfectFlow {
+        pub x0: Vec<f32>,
+        pub ts: Vec<f32>,
+        pub xs: Vec<Vec<f32>>,
+    }
+
+    impl PerfectFlow {
+        pub fn new(x0: &[f32]) -> Self {
+            PerfectFlow {
+                x0: x0.to_vec(),
+                ts: Vec::new(),
+                xs: Vec::new(),
+            }
+        }
+    }
+
+    impl Callees for PerfectFlow {
+        fn call(&mut self, _: usize, args: Vec<Value>) -> Result<Vec<Value>, NodeError> {
+            let (Value::Tensor(x), Value::Tensor(t)) = (&args[0], &args[1]) else {
+                return Err(NodeError::new("expected tensors"));
+            };
+            let t = t.host_f32()?[0];
+            self.ts.push(t);
+            self.xs.push(x.host_f32()?.to_vec());
+            let sigma = f64::from(t) / 1000.0;
+            let v: Vec<f32> = x
+                .host_f32()?
+                .iter()
+                .zip(&self.x0)
+                .map(|(&x, &c)| ((f64::from(x) - f64::from(c)) / sigma) as f32)
+                .collect();
+            Ok(vec![Tensor::from_f32(x.shape(), v)?.into()])
+        }
+    }
+
+    impl InferCalls for PerfectFlow {
+        fn callee_prediction(&self, _: usize) -> Option<Prediction> {
+            Some(Prediction {
+                output: "velocity".into(),
+                process: NoiseProcess::Flow,
+            })
+        }
+        fn callee_outputs(&self, _: usize) -> Vec<String> {
+            vec!["velocity".into()]
+        }
+        fn infer_call(
+            &mut self,
+            _: usize,
+            args: &[ValueType],
+        ) -> Result<Vec<ValueType>, TypeError> {
+            Ok(vec![args[0].clone()])
+        }
+    }
+}

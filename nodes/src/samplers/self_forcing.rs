@@ -1,0 +1,218 @@
+//! `self_forcing`: the few-step sampler of Self-Forcing (and Yan-Gen,
+//! Yume 1.5): a list of noise levels (e.g. [1000, 750, 500, 250]) warped by
+//! the shift `σ ← s·σ/(1 + (s−1)·σ)` (s = 5: [1000, 937.5, 833.3, 625]);
+//! at each level the denoiser's x₀ estimate is re-noised with *fresh* noise
+//! to the next level, `x ← (1−σ')·x₀ + σ'·z`; the output is the last x₀.
+//! The fresh noise is the step noise (the seeded RNG, or the wired
+//! `step_noise`).
+
+use super::{FlowCall, check_step_noise, denoiser_call, step_noise};
+use crate::common::*;
+use crate::rng::{hash_str, mix};
+
+/// The `self_forcing` kind.
+pub struct SelfForcing;
+
+impl NodeKind for SelfForcing {
+    fn name(&self) -> &'static str {
+        "self_forcing"
+    }
+    fn summary(&self) -> &'static str {
+        "few-step sampler (Self-Forcing): predict x0, re-noise with fresh noise to the next level of a step list"
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        const PARAMS: &[ParamSpec] = &[
+            ParamSpec::optional(
+                "steps",
+                ParamType::Int,
+                ParamDefault::Int(4),
+                "number of levels, evenly spaced from 1000 (4: [1000, 750, 500, 250]) unless `timesteps` lists them",
+            ),
+            ParamSpec::optional(
+                "timesteps",
+                ParamType::Shape,
+                ParamDefault::Absent,
+                "the levels in 1000ths, decreasing from 1000, e.g. [1000, 750, 500, 250]",
+            ),
+            ParamSpec::optional(
+                "shift",
+                ParamType::Float,
+                ParamDefault::Float(5.0),
+                "warp s > 0 of the levels: σ ← s·σ/(1 + (s−1)·σ)",
+            ),
+            ParamSpec::required(
+                "denoiser",
+                ParamType::NodeRef,
+                "the denoiser: a flow velocity model, or a VP ε model (converted)",
+            ),
+        ];
+        PARAMS
+    }
+    fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
+        let levels = match cx.params.shape("timesteps") {
+            Ok(list) => list,
+            Err(_) => {
+                let steps = cx.params.int("steps")?;
+                let n = usize::try_from(steps)
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        BuildError::param(
+                            "steps",
+                            format!("`steps` must be between 1 and 1000, found {steps}"),
+                        )
+                    })?;
+                (0..n).map(|i| 1000 - i * 1000 / n).collect()
+            }
+        };
+        let ok = !levels.is_empty()
+            && levels[0] == 1000
+            && levels.windows(2).all(|w| w[1] < w[0])
+            && levels.iter().all(|&l| l > 0 && l <= 1000);
+        if !ok {
+            return Err(BuildError::param(
+                "timesteps",
+                format!("`timesteps` must start at 1000 and decrease, above 0; found {levels:?}"),
+            ));
+        }
+        let shift = finite_param(cx, "shift")?;
+        if shift <= 0.0 {
+            return Err(BuildError::param(
+                "shift",
+                format!("`shift` must be positive, found {shift}"),
+            ));
+        }
+        Ok(Box::new(SelfForcingNode {
+            sigmas: warp(&levels, shift),
+            seed: mix(cx.settings.seed ^ hash_str(cx.name)),
+            denoiser: cx.params.node_ref("denoiser")?,
+            call: std::sync::OnceLock::new(),
+        }))
+    }
+}
+
+/// Levels in 1000ths, as σ, warped by `shift`.
+pub fn warp(levels: &[usize], shift: f64) -> Vec<f64> {
+    levels
+        .iter()
+        .map(|&l| l as f64 / 1000.0)
+        .map(|s| shift * s / (1.0 + (shift - 1.0) * s))
+        .collect()
+}
+
+struct SelfForcingNode {
+    sigmas: Vec<f64>,
+    seed: u64,
+    denoiser: String,
+    call: std::sync::OnceLock<FlowCall>,
+}
+
+impl Node for SelfForcingNode {
+    fn inputs(&self) -> Vec<PortSpec> {
+        vec![PortSpec::wired("noise"), PortSpec::optional("step_noise")]
+    }
+    fn outputs(&self) -> Vec<PortSpec> {
+        vec![PortSpec::output("latent")]
+    }
+    fn calls(&self) -> Vec<CallSpec> {
+        denoiser_call()
+    }
+    fn infer(
+        &self,
+        inputs: &[Option<ValueType>],
+        calls: &mut dyn InferCalls,
+    ) -> Result<Vec<ValueType>, TypeError> {
+        // One fresh noise per re-noising: steps − 1.
+        check_step_noise(inputs, 1, self.sigmas.len().saturating_sub(1))?;
+        let (types, call) = FlowCall::infer(inputs, calls, &self.denoiser, "self_forcing")?;
+        let _ = self.call.set(call);
+        Ok(types)
+    }
+    fn eval(
+        &self,
+        _: &mut State,
+        inputs: &[Option<Value>],
+        cx: &mut TickContext<'_>,
+    ) -> Result<Vec<Value>, NodeError> {
+        let noise = tensor_arg(inputs, 0)?;
+        let wired = match inputs.get(1) {
+            Some(Some(Value::Tensor(t))) => Some(t),
+            _ => None,
+        };
+        let call = self.call.get().cloned().unwrap_or(FlowCall::Velocity);
+        let mut x = noise.host_f32()?.to_vec();
+        let mut x0 = x.clone();
+        let mut z = Vec::new();
+        for (i, &s) in self.sigmas.iter().enumerate() {
+            x0 = call.denoise(cx, &self.denoiser, noise.shape(), &x, s)?.0;
+            if let Some(&next) = self.sigmas.get(i + 1) {
+                step_noise(wired, self.seed, cx.tick, i, &mut z, x.len())?;
+                for (k, xv) in x.iter_mut().enumerate() {
+                    *xv = ((1.0 - next) * f64::from(x0[k]) + next * f64::from(z[k])) as f32;
+                }
+            }
+        }
+        f32_out(noise.shape(), x0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::testing::*;
+    use crate::samplers::testing::PerfectFlow;
+    use wgraph_engine::params::ParamValue as P;
+
+    #[test]
+    fn levels_warp_like_self_forcing_and_x0_comes_out() {
+        let s = warp(&[1000, 750, 500, 250], 5.0);
+        let want = [1.0, 0.9375, 0.833_333, 0.625];
+        assert!(
+            s.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{s:?}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let node = build(
+            &SelfForcing,
+            vec![("denoiser", P::NodeRef("d".into()))],
+            dir.path(),
+        )
+        .unwrap();
+        let three = vec![("steps", P::Int(3)), ("denoiser", P::NodeRef("d".into()))];
+        assert!(build(&SelfForcing, three, dir.path()).is_ok());
+        let target: Vec<f32> = (0..8).map(|i| (i as f32 * 0.7).sin()).collect();
+        let noise: Vec<f32> = (0..8).map(|i| (i as f32 * 1.1).cos()).collect();
+        let step_noise: Vec<f32> = (0..24).map(|i| (i as f32 * 0.3).sin()).collect();
+        let (mut m, mut inf) = (PerfectFlow::new(&target), PerfectFlow::new(&target));
+        let out = run_with(
+            &*node,
+            1,
+            |_| {
+                vec![
+                    t32(&[1, 8], noise.clone()),
+                    t32(&[3, 1, 8], step_noise.clone()),
+                ]
+            },
+            &mut m,
+            &mut inf,
+        )
+        .unwrap();
+        let got = f32s(&out[0].0, 0);
+        assert!(
+            got.iter().zip(&target).all(|(a, b)| (a - b).abs() < 1e-5),
+            "{got:?}"
+        );
+        let ts: Vec<f32> = m.ts.clone();
+        assert_eq!(ts.len(), 4);
+        assert!(
+            (ts[1] - 937.5).abs() < 1e-3 && (ts[3] - 625.0).abs() < 1e-3,
+            "{ts:?}"
+        );
+        // The second call sees (1 − σ₁)·x₀ + σ₁·z₀: the injected noise.
+        let s1 = 0.9375f32;
+        let want: Vec<f32> = (0..8)
+            .map(|k| (1.0 - s1) * target[k] + s1 * step_noise[k])
+            .collect();
+        assert!(m.xs[1].iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5));
+    }
+}
