@@ -135,6 +135,8 @@ pub fn registry() -> Registry {
     r.register(samplers::sde::Sde).expect(UNIQUE);
     r.register(samplers::self_forcing::SelfForcing)
         .expect(UNIQUE);
+    r.register(samplers::tts::TTS_ODE).expect(UNIQUE);
+    r.register(samplers::tts::TTS_SDE).expect(UNIQUE);
     r.register(FramePack).expect(UNIQUE);
     r.register(Tscm).expect(UNIQUE);
     r.register(Png).expect(UNIQUE);
@@ -159,7 +161,7 @@ mod tests {
     #[test]
     fn every_kind_has_consistent_params() {
         let r = super::registry();
-        assert_eq!(r.names().count(), 37);
+        assert_eq!(r.names().count(), 39);
         for kind in r.kinds() {
             let params = kind.params();
             for (i, p) in params.iter().enumerate() {

@@ -5,6 +5,8 @@
 //! - [`sde`] — Euler–Maruyama in Yume's form (η);
 //! - [`self_forcing`] — few-step: predict x₀, re-noise with fresh noise to the
 //!   next level of a step list;
+//! - [`tts`] — Yume's Time Travel Sampling (`tts_ode`, `tts_sde`): every
+//!   `interval`-th step reuses the velocity of a `depth`-step look-ahead;
 //! - [`ddim`] — DDIM (diffusers semantics) on the VP ᾱ schedule.
 //!
 //! Shared: the one callable every sampler has ([`denoiser_call`]), the
@@ -24,6 +26,7 @@ pub mod ddim;
 pub mod euler;
 pub mod sde;
 pub mod self_forcing;
+pub mod tts;
 
 use crate::common::*;
 use crate::rng::Stream;
