@@ -30,9 +30,9 @@
 //! `linspace`), at timestep 0 (ᾱ₀ = 1 − β₀) otherwise (`trailing` when
 //! `T//N` ≤ the last timestep, e.g. N = 6 or 7 for T = 1000).
 
-use super::{denoiser_call, infer_sampler};
+use super::{check_step_noise, denoiser_call, infer_sampler, step_noise};
 use crate::common::*;
-use crate::rng::{Stream, hash_str, mix};
+use crate::rng::{hash_str, mix};
 
 /// The `ddim` kind.
 pub struct Ddim;
@@ -279,7 +279,7 @@ struct DdimNode {
 
 impl Node for DdimNode {
     fn inputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::wired("noise")]
+        vec![PortSpec::wired("noise"), PortSpec::optional("step_noise")]
     }
     fn outputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::output("latent")]
@@ -292,6 +292,7 @@ impl Node for DdimNode {
         inputs: &[Option<ValueType>],
         calls: &mut dyn InferCalls,
     ) -> Result<Vec<ValueType>, TypeError> {
+        check_step_noise(inputs, 1, self.plan.len())?;
         if let Some(Prediction {
             output,
             process: NoiseProcess::Flow,
@@ -323,6 +324,10 @@ impl Node for DdimNode {
         cx: &mut TickContext<'_>,
     ) -> Result<Vec<Value>, NodeError> {
         let noise = tensor_arg(inputs, 0)?;
+        let wired = match inputs.get(1) {
+            Some(Some(Value::Tensor(t))) => Some(t),
+            _ => None,
+        };
         let mut x = noise.host_f32()?.to_vec();
         let mut z = Vec::new();
         let flow = self.flow.get().is_some();
@@ -366,8 +371,7 @@ impl Node for DdimNode {
                 }
             };
             if s.std > 0.0 {
-                z.resize(x.len(), 0.0);
-                Stream::new(mix(self.seed ^ mix(cx.tick)), i as u64).fill_gaussian(&mut z);
+                step_noise(wired, self.seed, cx.tick, i, &mut z, x.len())?;
             }
             let (sa_t, sb_t) = (s.a_t.sqrt(), (1.0 - s.a_t).sqrt());
             let sa_p = s.a_p.sqrt();
