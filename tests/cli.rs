@@ -2564,3 +2564,199 @@ mod bench_swap {
         assert_eq!(o.status.code(), Some(2));
     }
 }
+
+/// Every sampler against an independent NumPy implementation of its
+/// published formula (tests/reference/samplers.py), on analytic denoisers
+/// exported to ONNX (tests/reference/make_models.py: a flow velocity model
+/// and a VP ε model), with exact step noise injected through `step_noise`.
+mod sampler_reference {
+    use super::*;
+
+    /// An interpreter with numpy: `$WGRAPH_PYTHON`, `python3` if it has
+    /// numpy, else the environment `wgraph bench --baseline python` makes.
+    fn python() -> PathBuf {
+        if let Some(p) = std::env::var_os("WGRAPH_PYTHON") {
+            return PathBuf::from(p);
+        }
+        let has_numpy = |p: &Path| {
+            Command::new(p)
+                .args(["-c", "import numpy"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if has_numpy(Path::new("python3")) {
+            return PathBuf::from("python3");
+        }
+        let home = std::env::var_os("WGRAPH_CACHE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/wgraph")))
+            .unwrap();
+        let venv = home.join("python-baseline/bin/python");
+        if !has_numpy(&venv) {
+            // wgraph makes it (onnxruntime + numpy) on first use.
+            let o = wgraph(&[
+                "bench",
+                "graphs/yan-sim.world",
+                "--baseline",
+                "python",
+                "--frames",
+                "1",
+                "--rounds",
+                "1",
+            ]);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        }
+        venv
+    }
+
+    fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        let dict = format!(
+            "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
+            dims.join(", ")
+        );
+        let mut header = dict.into_bytes();
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(b' ');
+        }
+        header.push(b'\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(&header);
+        for v in data {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn every_sampler_matches_its_published_formula() {
+        let python = python();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let n = 16; // [1, 4, 2, 2]
+        let noise: Vec<f32> = (0..n).map(|i| (i as f32 * 1.3).cos()).collect();
+        let steps_noise: Vec<f32> = (0..8 * n).map(|i| (i as f32 * 0.37).sin()).collect();
+        write_npy(&d.join("noise.npy"), &[1, 4, 2, 2], &noise);
+        let reference = root().join("tests/reference");
+        // (sampler, model, parameters, steps of step noise; 0: none wired)
+        type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], usize);
+        let cases: &[Case] = &[
+            ("euler", "flow", &[("steps", "4"), ("shift", "3.0")], 0),
+            ("euler", "vp_eps", &[("steps", "4"), ("shift", "1.0")], 0),
+            (
+                "sde",
+                "flow",
+                &[("steps", "4"), ("shift", "3.0"), ("eta", "0.3")],
+                4,
+            ),
+            (
+                "sde",
+                "vp_eps",
+                &[("steps", "3"), ("shift", "1.0"), ("eta", "0.5")],
+                3,
+            ),
+            (
+                "tts_ode",
+                "flow",
+                &[
+                    ("steps", "4"),
+                    ("shift", "1.0"),
+                    ("interval", "2"),
+                    ("depth", "2"),
+                ],
+                0,
+            ),
+            (
+                "tts_sde",
+                "flow",
+                &[
+                    ("steps", "5"),
+                    ("shift", "2.0"),
+                    ("interval", "2"),
+                    ("depth", "2"),
+                    ("eta", "0.3"),
+                ],
+                5,
+            ),
+            (
+                "self_forcing",
+                "flow",
+                &[("timesteps", "[1000, 750, 500, 250]"), ("shift", "5.0")],
+                3,
+            ),
+            (
+                "self_forcing",
+                "vp_eps",
+                &[("timesteps", "[1000, 600, 300]"), ("shift", "3.0")],
+                2,
+            ),
+            ("ddim", "vp_eps", &[("steps", "4"), ("eta", "0.0")], 0),
+            ("ddim", "vp_eps", &[("steps", "3"), ("eta", "0.5")], 3),
+            ("ddim", "flow", &[("steps", "4"), ("eta", "0.0")], 0),
+        ];
+        for (i, (sampler, model, kv, noise_steps)) in cases.iter().enumerate() {
+            let params: String = kv
+                .iter()
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let case_dir = d.join(format!("case{i}"));
+            std::fs::create_dir(&case_dir).unwrap();
+            let steps_path = case_dir.join("steps.npy");
+            let k = (*noise_steps).max(1);
+            write_npy(&steps_path, &[k, 1, 4, 2, 2], &steps_noise[..k * n]);
+            let wire = if *noise_steps > 0 {
+                format!(
+                    "node sn: npy {{ path = \"{}\" }}\nsn.out -> sampler.step_noise\n",
+                    steps_path.display()
+                )
+            } else {
+                String::new()
+            };
+            let graph = format!(
+                "model m = \"{}\"\nnode noise: npy {{ path = \"{}\" }}\nnode dit: denoiser {{ model = m }}\n\
+                 node sampler: {sampler} {{ {params}, denoiser = @dit }}\nnode out: npy_dump {{ dir = \"out\" }}\n\
+                 noise.out -> sampler.noise\nsampler.latent -> out.tensor\n{wire}",
+                reference.join(format!("{model}.onnx")).display(),
+                d.join("noise.npy").display()
+            );
+            let file = case_dir.join("g.world");
+            std::fs::write(&file, graph).unwrap();
+            let o = wgraph(&[
+                "run",
+                file.to_str().unwrap(),
+                "--frames",
+                "1",
+                "--out",
+                case_dir.join("run").to_str().unwrap(),
+            ]);
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{sampler} {model}: {}",
+                stderr(&o)
+            );
+            let out = case_dir.join("run/out/out_00000.npy");
+            // The parameters as JSON for the reference.
+            let mut case = serde_json::json!({ "sampler": sampler, "model": model });
+            for (k, v) in kv.iter() {
+                case[*k] = serde_json::from_str(v).unwrap();
+            }
+            let case_path = case_dir.join("case.json");
+            std::fs::write(&case_path, case.to_string()).unwrap();
+            let r = Command::new(&python)
+                .arg(reference.join("samplers.py"))
+                .args([&case_path, &d.join("noise.npy"), &steps_path, &out])
+                .output()
+                .unwrap();
+            assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+            let j: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+            let err = j["max_abs_error"].as_f64().unwrap();
+            assert!(
+                err <= 1e-5,
+                "{sampler} on {model} ({params}): max abs error {err}"
+            );
+        }
+    }
+}

@@ -1,0 +1,42 @@
+"""Analytic denoisers for the sampler reference tests (tests/cli.rs, mod
+sampler_reference). Run once; the .onnx files are committed.
+
+    out = 0.8·x − 0.0003·t + 0.1·x²     (x: f32[1, 4, 2, 2], t: f32[1])
+
+`flow.onnx` declares it a rectified-flow velocity (t = 1000σ); `vp_eps.onnx`
+an ε prediction of a VP model with scaled-linear betas (0.00085, 0.012, 1000).
+"""
+import onnx
+from onnx import TensorProto, helper
+
+
+def model(path, meta):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 2, 2])
+    t = helper.make_tensor_value_info("t", TensorProto.FLOAT, [1])
+    name = meta["wgraph.prediction"]
+    y = helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 4, 2, 2])
+    c = lambda n, v: helper.make_node("Constant", [], [n], value=helper.make_tensor(n, TensorProto.FLOAT, [1], [v]))
+    nodes = [
+        c("a", 0.8), c("b", -0.0003), c("q", 0.1),
+        helper.make_node("Mul", ["x", "a"], ["ax"]),
+        helper.make_node("Mul", ["t", "b"], ["bt"]),
+        helper.make_node("Mul", ["x", "x"], ["xx"]),
+        helper.make_node("Mul", ["xx", "q"], ["qxx"]),
+        helper.make_node("Add", ["ax", "bt"], ["s1"]),
+        helper.make_node("Add", ["s1", "qxx"], [name]),
+    ]
+    g = helper.make_graph(nodes, "analytic", [x, t], [y])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    for k, v in meta.items():
+        p = m.metadata_props.add()
+        p.key, p.value = k, v
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+
+
+model("flow.onnx", {"wgraph.role": "denoiser", "wgraph.prediction": "velocity"})
+model("vp_eps.onnx", {
+    "wgraph.role": "denoiser", "wgraph.prediction": "epsilon", "wgraph.schedule": "scaled_linear",
+    "wgraph.beta_start": "0.00085", "wgraph.beta_end": "0.012", "wgraph.train_steps": "1000",
+})

@@ -1,0 +1,152 @@
+"""Independent NumPy implementations of the published sampler formulas, for
+tests/cli.rs (mod sampler_reference): given the case (sampler, model,
+parameters), the initial noise and the injected step noise, computes the
+sampler's output on the analytic denoiser of make_models.py and compares it
+with wgraph's. Prints {"max_abs_error": ...}.
+
+    python3 samplers.py CASE.json NOISE.npy STEPS.npy WGRAPH_OUT.npy
+"""
+import json
+import sys
+
+import numpy as np
+
+
+def model(x, t):
+    # The analytic network, in float32 like ONNX Runtime.
+    x = x.astype(np.float32)
+    t = np.float32(t)
+    return (np.float32(0.8) * x + np.float32(-0.0003) * t) + np.float32(0.1) * (x * x)
+
+
+def alphas_cumprod(b0=0.00085, b1=0.012, n=1000):
+    return np.cumprod(1.0 - np.linspace(b0 ** 0.5, b1 ** 0.5, n, dtype=np.float64) ** 2)
+
+
+AC = alphas_cumprod()
+
+
+def flow_sigmas(steps, shift):
+    s = 1.0 - np.arange(steps) / steps
+    s = shift * s / (1.0 + (shift - 1.0) * s)
+    return list(s) + [0.0]
+
+
+def vp_point(sigma):
+    """VP/flow correspondence: the (fractional) timestep and its ᾱ for flow σ."""
+    target = 0.0 if sigma >= 1.0 else 1.0 / (1.0 + (sigma / (1.0 - sigma)) ** 2)
+    if target >= AC[0]:
+        return 0.0, AC[0]
+    if target <= AC[-1]:
+        return float(len(AC) - 1), AC[-1]
+    i = int(np.argmax(AC < target))  # first index below the target
+    hi, lo = AC[i - 1], AC[i]
+    return (i - 1) + (hi - target) / (hi - lo), target
+
+
+def denoise(kind, x, sigma):
+    """x0 and eps estimates at flow level sigma, for either model."""
+    if kind == "flow":
+        v = model(x, np.float32(1000.0 * sigma)).astype(np.float64)
+        return x - sigma * v, x + (1.0 - sigma) * v
+    t, a = vp_point(sigma)
+    scale = np.sqrt(a) + np.sqrt(1.0 - a)
+    xv = (x * scale).astype(np.float32).astype(np.float64)
+    eps = model(xv, np.float32(t)).astype(np.float64)
+    return (xv - np.sqrt(1.0 - a) * eps) / np.sqrt(a), eps
+
+
+def euler(c, kind, x, z):
+    s = flow_sigmas(c["steps"], c.get("shift", 1.0))
+    for i in range(c["steps"]):
+        x0, eps = denoise(kind, x, s[i])
+        x = x + (s[i + 1] - s[i]) * (eps - x0)
+    return x
+
+
+def sde(c, kind, x, z):
+    # Yume: x0 = x − σv; score = −(x − (1−σ)x0)/σ²;
+    # x ← x + dσ·v − ½η²·score·dσ + η·√(σᵢ−σᵢ₊₁)·ε
+    s, eta = flow_sigmas(c["steps"], c.get("shift", 1.0)), c.get("eta", 0.3)
+    for i in range(c["steps"]):
+        x0, eps = denoise(kind, x, s[i])
+        v, ds = eps - x0, s[i + 1] - s[i]
+        score = -(x - (1.0 - s[i]) * x0) / s[i] ** 2
+        x = x + ds * v - 0.5 * eta ** 2 * score * ds + eta * np.sqrt(s[i] - s[i + 1]) * z[i]
+    return x
+
+
+def tts(c, kind, x, z, stochastic):
+    # Yume's code form of Alg. 3: every `interval`-th step, look ahead `depth`
+    # Euler steps and use the velocity found at the deepest point.
+    n, s = c["steps"], flow_sigmas(c["steps"], c.get("shift", 1.0))
+    interval, depth = c.get("interval", 2), c.get("depth", 2)
+    eta = c.get("eta", 0.3) if stochastic else 0.0
+    for i in range(n):
+        x0, eps = denoise(kind, x, s[i])
+        v = eps - x0
+        if depth > 0 and i % interval == 0 and i + 1 < n:
+            ahead = x.copy()
+            for j in range(i, min(i + depth, n - 1)):
+                ahead = (ahead + (s[j + 1] - s[j]) * v).astype(np.float32).astype(np.float64)
+                x0, eps = denoise(kind, ahead, s[j + 1])
+                v = eps - x0
+        ds = s[i + 1] - s[i]
+        nxt = x + ds * v
+        if eta > 0:
+            score = -(x - (1.0 - s[i]) * x0) / s[i] ** 2
+            nxt = nxt - 0.5 * eta ** 2 * score * ds + eta * np.sqrt(-ds) * z[i]
+        x = nxt
+    return x
+
+
+def self_forcing(c, kind, x, z):
+    levels = np.array(c.get("timesteps", [1000, 750, 500, 250]), dtype=np.float64) / 1000.0
+    sh = c.get("shift", 5.0)
+    sig = sh * levels / (1.0 + (sh - 1.0) * levels)
+    for i, s in enumerate(sig):
+        x0, _ = denoise(kind, x, s)
+        if i + 1 < len(sig):
+            x = (1.0 - sig[i + 1]) * x0 + sig[i + 1] * z[i]
+    return x0
+
+
+def ddim(c, kind, x, z):
+    # diffusers DDIM, trailing spacing, η; a flow model called at each ᾱ's
+    # flow point, its velocity turned into ε.
+    n, eta = c["steps"], c.get("eta", 0.0)
+    ts = (np.round(np.arange(1000, 0, -1000 / n)) - 1).astype(np.int64)
+    for i, t in enumerate(ts):
+        a_t = AC[t]
+        prev = t - 1000 // n
+        a_p = AC[prev] if prev >= 0 else 1.0
+        if kind == "flow":
+            norm = np.sqrt(a_t) + np.sqrt(1.0 - a_t)
+            sigma = np.sqrt(1.0 - a_t) / norm
+            v = model((x / norm).astype(np.float32), np.float32(1000.0 * sigma)).astype(np.float64)
+            eps = x / norm + (1.0 - sigma) * v
+        else:
+            eps = model(x.astype(np.float32), np.float32(t)).astype(np.float64)
+        std = eta * np.sqrt((1 - a_p) / (1 - a_t) * (1 - a_t / a_p))
+        x0 = (x - np.sqrt(1 - a_t) * eps) / np.sqrt(a_t)
+        x = np.sqrt(a_p) * x0 + np.sqrt(max(1 - a_p - std ** 2, 0.0)) * eps + (std * z[i] if std > 0 else 0.0)
+        x = x.astype(np.float32).astype(np.float64)
+    return x
+
+
+SAMPLERS = {
+    "euler": euler,
+    "sde": sde,
+    "tts_ode": lambda c, k, x, z: tts(c, k, x, z, False),
+    "tts_sde": lambda c, k, x, z: tts(c, k, x, z, True),
+    "self_forcing": self_forcing,
+    "ddim": ddim,
+}
+
+if __name__ == "__main__":
+    case = json.load(open(sys.argv[1]))
+    x = np.load(sys.argv[2]).astype(np.float64)
+    z = np.load(sys.argv[3]).astype(np.float64)
+    got = np.load(sys.argv[4]).astype(np.float64)
+    want = SAMPLERS[case["sampler"]](case, case["model"], x, z)
+    print(json.dumps({"max_abs_error": float(np.abs(got - want).max())}))
