@@ -24,7 +24,7 @@ fn imports_ok(python: &Path) -> bool {
 
 /// An interpreter with onnxruntime and numpy.
 pub fn python() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("WGRAPH_PYTHON") {
+    if let Some(p) = std::env::var_os("WGRAPH_PYTHON").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
     let system = PathBuf::from("python3");
@@ -55,22 +55,43 @@ pub fn python() -> Result<PathBuf, String> {
             ))
         }
     };
-    run(
-        Command::new("python3").args(["-m", "venv"]).arg(&venv),
-        "python3 -m venv",
-    )?;
-    run(
-        Command::new(&bin).args([
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            &format!("onnxruntime=={}", wgraph_ort::runtime::MANAGED_VERSION),
-            "numpy",
-        ]),
-        "pip install onnxruntime numpy",
-    )?;
-    Ok(bin)
+    // Built aside and renamed into place, so two processes making it at once
+    // (parallel tests) never see or leave a half-made environment.
+    let staging = base.join(format!("python-baseline.tmp-{}", std::process::id()));
+    let staged_bin = staging.join("bin").join("python");
+    let made = (|| {
+        run(
+            Command::new("python3").args(["-m", "venv"]).arg(&staging),
+            "python3 -m venv",
+        )?;
+        run(
+            Command::new(&staged_bin).args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                &format!("onnxruntime=={}", wgraph_ort::runtime::MANAGED_VERSION),
+                "numpy",
+            ]),
+            "pip install onnxruntime numpy",
+        )
+    })();
+    if let Err(e) = made {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    if std::fs::rename(&staging, &venv).is_err() {
+        // Another process finished first: use its environment.
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    if imports_ok(&bin) {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "the environment in {} cannot import onnxruntime and numpy",
+            venv.display()
+        ))
+    }
 }
 
 /// What the loop needs from the graph: the models' folder and the action file.

@@ -2587,10 +2587,20 @@ mod sampler_reference {
         if has_numpy(Path::new("python3")) {
             return PathBuf::from("python3");
         }
-        let home = std::env::var_os("WGRAPH_CACHE_DIR")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/wgraph")))
-            .unwrap();
+        // wgraph's cache folder, as backend-ort/src/runtime.rs finds it.
+        let nonempty = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let home = nonempty("WGRAPH_CACHE_DIR")
+            .or_else(|| {
+                nonempty("XDG_CACHE_HOME")
+                    .filter(|x| x.is_absolute())
+                    .map(|x| x.join("wgraph"))
+            })
+            .or_else(|| nonempty("HOME").map(|h| h.join(".cache/wgraph")))
+            .expect("a cache folder");
         let venv = home.join("python-baseline/bin/python");
         if !has_numpy(&venv) {
             // wgraph makes it (onnxruntime + numpy) on first use.
