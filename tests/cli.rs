@@ -93,6 +93,14 @@ mod check {
                 .filter_map(|l| l.strip_prefix("// expect: "))
                 .collect();
             assert!(!expectations.is_empty(), "{rel} has no expectations");
+            // `// not: TEXT`: a consequence of an error already reported must
+            // not be reported again (one mistake, one error).
+            for absent in text.lines().filter_map(|l| l.strip_prefix("// not: ")) {
+                assert!(
+                    !err.contains(absent),
+                    "{rel}: `{absent}` must not appear in:\n{err}"
+                );
+            }
             for exp in expectations {
                 let (loc, msg) = match exp.split_once(": ") {
                     Some((loc, msg)) if loc.split(':').all(|p| p.parse::<u32>().is_ok()) => {

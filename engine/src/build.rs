@@ -124,6 +124,8 @@ pub fn build_graph(
         diags: Diagnostics::new(),
         nodes: Vec::new(),
         failed: HashMap::new(),
+        attempted: std::collections::HashSet::new(),
+        referenced_by_failed: std::collections::HashSet::new(),
         by_name: HashMap::new(),
         edges: Vec::new(),
         miswired: Vec::new(),
@@ -166,6 +168,12 @@ struct Builder<'a> {
     nodes: Vec<(GraphNode, ast::NodeDecl)>,
     /// Names of declared nodes that failed to configure (edges to them are skipped).
     failed: HashMap<String, Span>,
+    /// Inputs whose edge was written but dropped after its own error (a
+    /// failed node, a bad port): not reported again as "not connected".
+    attempted: std::collections::HashSet<(NodeId, usize)>,
+    /// Nodes a failed node referenced with `@name` (a sampler that failed to
+    /// build): not reported again as "no node calls it".
+    referenced_by_failed: std::collections::HashSet<String>,
     by_name: HashMap<String, NodeId>,
     edges: Vec<GraphEdge>,
     /// Nodes with a wiring error: left out of type inference (no cascades).
@@ -392,6 +400,11 @@ impl Builder<'_> {
                 }
                 None => {
                     self.failed.insert(decl.name.name.clone(), decl.span);
+                    for e in &decl.params.entries {
+                        if let ast::ValueKind::NodeRef(target) = &e.value.kind {
+                            self.referenced_by_failed.insert(target.clone());
+                        }
+                    }
                 }
             }
         }
@@ -648,6 +661,10 @@ impl Builder<'_> {
             };
             let (Some((from_id, from_port)), Some((to_id, to_port)), Some(kind)) = (src, dst, kind)
             else {
+                // The edge's error is reported; its input is not "unconnected".
+                if let Some(d) = dst {
+                    self.attempted.insert(d);
+                }
                 continue;
             };
             let target = &self.nodes[to_id.0].0;
@@ -804,7 +821,10 @@ impl Builder<'_> {
             let id = NodeId(i);
             let takes_calls = node.inputs.iter().any(|p| p.role == PortRole::Call);
             node.is_callee = called_by.contains_key(&id);
-            if takes_calls && !node.is_callee {
+            if takes_calls && !node.is_callee && self.referenced_by_failed.contains(&node.name) {
+                // Its caller failed to build (reported there): no second error.
+                self.miswired[i] = true;
+            } else if takes_calls && !node.is_callee {
                 self.miswired[i] = true;
                 let names: Vec<&str> = node
                     .inputs
@@ -847,7 +867,11 @@ impl Builder<'_> {
         let mut miswired = std::mem::take(&mut self.miswired);
         for (i, (node, _)) in self.nodes.iter().enumerate() {
             for (p, port) in node.inputs.iter().enumerate() {
-                if port.role != PortRole::Wired {
+                if port.role != PortRole::Wired || self.attempted.contains(&(NodeId(i), p)) {
+                    if port.role == PortRole::Wired {
+                        // Its edge failed: leave the node out of type inference.
+                        miswired[i] = true;
+                    }
                     continue;
                 }
                 if !self
