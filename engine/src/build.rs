@@ -531,6 +531,7 @@ impl Builder<'_> {
         };
         let node: Arc<dyn Node> = match kind.build(&bcx) {
             Ok(n) => Arc::from(n),
+            Err(e) if e.consequence => return None,
             Err(e) => {
                 let span = e
                     .param
@@ -772,7 +773,10 @@ impl Builder<'_> {
                     continue;
                 };
                 let Some(&callee) = self.by_name.get(&target) else {
-                    continue; // reported by the static check, or the callee failed to build
+                    // Reported by the static check, or the callee failed to
+                    // build (reported there): the caller cannot be typed.
+                    self.miswired[caller] = true;
+                    continue;
                 };
                 let callee_node = &self.nodes[callee.0].0;
                 let call_inputs: Vec<&str> = callee_node

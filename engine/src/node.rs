@@ -121,6 +121,9 @@ pub struct BuildError {
     /// The parameter at fault, if any: the error points at its value.
     pub param: Option<String>,
     pub message: String,
+    /// The consequence of an error reported elsewhere (a model that did not
+    /// load): the node fails without a second error.
+    pub consequence: bool,
 }
 
 impl BuildError {
@@ -128,6 +131,7 @@ impl BuildError {
         BuildError {
             param: None,
             message: message.into(),
+            consequence: false,
         }
     }
     /// An error located at the value of parameter `param`.
@@ -135,6 +139,7 @@ impl BuildError {
         BuildError {
             param: Some(param.to_string()),
             message: message.into(),
+            consequence: false,
         }
     }
 }
@@ -188,8 +193,9 @@ impl BuildContext<'_> {
     /// The model named by parameter `param` (declared `ParamType::ModelRef`).
     pub fn model(&self, param: &str) -> Result<Arc<dyn Model>, BuildError> {
         let name = self.params.model_ref(param)?;
-        self.models.get(&name).cloned().ok_or_else(|| {
-            BuildError::param(
+        self.models.get(&name).cloned().ok_or_else(|| BuildError {
+            consequence: true,
+            ..BuildError::param(
                 param,
                 format!("model `{name}` could not be loaded (see the error at its declaration)"),
             )
