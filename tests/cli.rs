@@ -1892,6 +1892,10 @@ mod browser {
 
     /// The browser: `WGRAPH_CHROMIUM`, or Debian's chromium, installed by
     /// `tests/support/install-chromium.sh` on first need.
+    /// One browser at a time: chromium and a world per test on two cores
+    /// would measure the machine, not wgraph.
+    static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     fn chromium() -> PathBuf {
         static INSTALL: std::sync::Once = std::sync::Once::new();
         if let Some(p) = std::env::var_os("WGRAPH_CHROMIUM") {
@@ -1993,10 +1997,13 @@ mod browser {
         _browser: Killed,
         ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>,
         id: u64,
+        // Dropped last: the next browser starts after this one is gone.
+        _one: std::sync::MutexGuard<'static, ()>,
     }
 
     impl Page {
         fn open(dir: &Path, url: &str) -> Page {
+            let one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
             let profile = dir.join("profile");
             let browser = Command::new(chromium())
                 .args([
@@ -2052,6 +2059,7 @@ mod browser {
                 _browser: browser,
                 ws,
                 id: 0,
+                _one: one,
             }
         }
 
@@ -2122,24 +2130,25 @@ mod browser {
         let s = page.wait_until("controls and gets frames", |s| {
             s["controller"] == true && n(s, "frames") > 3
         });
-        // Idle: one second of frames.
+        // Idle: two seconds of frames, at least half the graph's rate
+        // (this machine is shared; the rate a player sees is in --metrics).
         let (f0, h0) = (n(&s, "frames"), s["hashes"].as_array().unwrap().len());
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_secs(2));
         let s = page.state();
         let (f1, h1) = (n(&s, "frames"), s["hashes"].as_array().unwrap().len());
         assert!(
-            f1 - f0 >= fps / 2,
-            "{graph}: {} frames in 1 s at {fps} fps",
+            f1 - f0 >= fps,
+            "{graph}: {} frames in 2 s at {fps} fps",
             f1 - f0
         );
         page.key("keyDown", "KeyW", "w", 87);
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_secs(2));
         page.key("keyUp", "KeyW", "w", 87);
         let s = page.state();
         let (f2, h2) = (n(&s, "frames"), s["hashes"].as_array().unwrap().len());
         assert!(
-            f2 - f1 >= fps / 2,
-            "{graph}: {} frames while W was held",
+            f2 - f1 >= fps,
+            "{graph}: {} frames in the 2 s W was held",
             f2 - f1
         );
         assert!(
