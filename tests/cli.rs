@@ -2787,3 +2787,52 @@ mod sampler_reference {
         }
     }
 }
+
+/// The generic `model` kind: any ONNX file, no wgraph metadata; its ports
+/// are the model's own, checked against the wiring at build time.
+mod generic_model {
+    use super::*;
+
+    #[test]
+    fn any_onnx_model_runs_with_its_own_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = root().join("tests/reference/plain.onnx");
+        let graph = dir.path().join("g.world");
+        let text = format!(
+            "model m = \"{}\"\nnode x: constant {{ shape = [1, 4, 2, 2], value = 0.5 }}\n\
+             node t: constant {{ shape = [1], value = 500.0 }}\nnode net: model {{ model = m }}\n\
+             node out: npy_dump {{ dir = \"o\" }}\nx.out -> net.x\nt.out -> net.t\nnet.y -> out.tensor\n",
+            model.display()
+        );
+        std::fs::write(&graph, &text).unwrap();
+        let out = dir.path().join("run");
+        let o = wgraph(&[
+            "run",
+            graph.to_str().unwrap(),
+            "--frames",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        // 0.8·0.5 − 0.0003·500 + 0.1·0.25, the analytic network.
+        let bytes = std::fs::read(out.join("o/out_00000.npy")).unwrap();
+        let v = f32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap());
+        assert!((v - 0.275).abs() < 1e-6, "{v}");
+        // A wrong shape is a build-time error naming the node and port.
+        std::fs::write(
+            &graph,
+            text.replace("shape = [1, 4, 2, 2]", "shape = [1, 4, 3, 3]"),
+        )
+        .unwrap();
+        let o = wgraph(&["check", graph.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains(
+                "type mismatch at input `net.x`: model input `x` expects f32[1, 4, 2, 2]"
+            ),
+            "{}",
+            stderr(&o)
+        );
+    }
+}

@@ -137,6 +137,7 @@ pub fn registry() -> Registry {
         .expect(UNIQUE);
     r.register(samplers::tts::TTS_ODE).expect(UNIQUE);
     r.register(samplers::tts::TTS_SDE).expect(UNIQUE);
+    r.register(model_node::AnyModel).expect(UNIQUE);
     r.register(FramePack).expect(UNIQUE);
     r.register(Tscm).expect(UNIQUE);
     r.register(Png).expect(UNIQUE);
@@ -161,7 +162,7 @@ mod tests {
     #[test]
     fn every_kind_has_consistent_params() {
         let r = super::registry();
-        assert_eq!(r.names().count(), 39);
+        assert_eq!(r.names().count(), 40);
         for kind in r.kinds() {
             let params = kind.params();
             for (i, p) in params.iter().enumerate() {

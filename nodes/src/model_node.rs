@@ -1,4 +1,4 @@
-//! `encoder`, `decoder`: run a model on wired inputs.
+//! `encoder`, `decoder`, `model`: run a model on wired inputs.
 //!
 //! The node's ports are the model's own: inputs and outputs carry the names
 //! of the model's signature (`image` → `latent` for a VAE encoder, `latent` →
@@ -17,6 +17,27 @@ const PARAMS: &[ParamSpec] = &[ParamSpec::required(
     ParamType::ModelRef,
     "the model to run",
 )];
+
+/// Any ONNX model: no metadata needed, ports are the model's own.
+pub struct AnyModel;
+
+impl NodeKind for AnyModel {
+    fn name(&self) -> &'static str {
+        "model"
+    }
+    fn summary(&self) -> &'static str {
+        "runs any ONNX model: its inputs and outputs are the node's ports, no wgraph metadata needed"
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        PARAMS
+    }
+    fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
+        Ok(Box::new(ModelNode {
+            model: cx.model("model")?,
+            model_name: cx.params.model_ref("model")?,
+        }))
+    }
+}
 
 /// VAE encoder (image/depth → latent) or a CLIP-style image encoder.
 pub struct Encoder;

@@ -4,16 +4,18 @@ sampler_reference). Run once; the .onnx files are committed.
     out = 0.8·x − 0.0003·t + 0.1·x²     (x: f32[1, 4, 2, 2], t: f32[1])
 
 `flow.onnx` declares it a rectified-flow velocity (t = 1000σ); `vp_eps.onnx`
-an ε prediction of a VP model with scaled-linear betas (0.00085, 0.012, 1000).
+an ε prediction of a VP model with scaled-linear betas (0.00085, 0.012, 1000);
+`plain.onnx` is the same network with no wgraph metadata at all (output `y`),
+for the generic `model` node.
 """
 import onnx
 from onnx import TensorProto, helper
 
 
-def model(path, meta):
+def model(path, meta, output=None):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 2, 2])
     t = helper.make_tensor_value_info("t", TensorProto.FLOAT, [1])
-    name = meta["wgraph.prediction"]
+    name = output or meta["wgraph.prediction"]
     y = helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 4, 2, 2])
     c = lambda n, v: helper.make_node("Constant", [], [n], value=helper.make_tensor(n, TensorProto.FLOAT, [1], [v]))
     nodes = [
@@ -40,3 +42,4 @@ model("vp_eps.onnx", {
     "wgraph.role": "denoiser", "wgraph.prediction": "epsilon", "wgraph.schedule": "scaled_linear",
     "wgraph.beta_start": "0.00085", "wgraph.beta_end": "0.012", "wgraph.train_steps": "1000",
 })
+model("plain.onnx", {}, output="y")
