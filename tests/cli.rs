@@ -2836,3 +2836,46 @@ mod generic_model {
         );
     }
 }
+
+/// Port names as exporters write them (`input.1`, `0`, `out:0`) are quoted
+/// in graphs; help texts suggest the quoted form.
+mod quoted_ports {
+    use super::*;
+
+    #[test]
+    fn quoted_port_names_reach_exported_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = root().join("tests/reference/dotted.onnx");
+        let graph = dir.path().join("g.world");
+        let text = format!(
+            "model m = \"{}\"\nnode x: constant {{ shape = [1, 4, 2, 2], value = 0.5 }}\n\
+             node t: constant {{ shape = [1], value = 500.0 }}\nnode net: model {{ model = m }}\n\
+             node out: npy_dump {{ dir = \"o\" }}\nx.out -> net.\"input.1\"\nt.out -> net.\"0\"\n\
+             net.\"out:0\" -> out.tensor\n",
+            model.display()
+        );
+        std::fs::write(&graph, &text).unwrap();
+        let out = dir.path().join("run");
+        let o = wgraph(&[
+            "run",
+            graph.to_str().unwrap(),
+            "--frames",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let bytes = std::fs::read(out.join("o/out_00000.npy")).unwrap();
+        let v = f32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap());
+        assert!((v - 0.275).abs() < 1e-6, "{v}");
+        // Leave one input unwired: the help names it in a form that parses.
+        std::fs::write(&graph, text.replace("t.out -> net.\"0\"\n", "")).unwrap();
+        let o = wgraph(&["check", graph.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("connect it: `some_node.out -> net.\"0\"`"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}

@@ -38,7 +38,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::HashMap;
 use std::sync::Arc;
 use wgraph_grammar::ast::{self, DimExpr, Entry, Init, PortRef, Record, Statement};
-use wgraph_grammar::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
+use wgraph_grammar::diagnostic::{Diagnostic, Diagnostics, did_you_mean, port_syntax};
 use wgraph_grammar::source::{SourceMap, Span};
 
 /// Options of a `model` declaration.
@@ -593,7 +593,7 @@ impl Builder<'_> {
                     node.kind,
                     ports
                         .iter()
-                        .map(|p| p.name.as_str())
+                        .map(|p| port_syntax(&p.name))
                         .collect::<Vec<_>>()
                         .join(", ")
                 )
@@ -611,7 +611,8 @@ impl Builder<'_> {
                         ),
                     )
                     .with_label(format!("unknown {side}"));
-                    d = match did_you_mean(&port.name, ports.iter().map(|p| p.name.as_str())) {
+                    let spelled: Vec<String> = ports.iter().map(|p| port_syntax(&p.name)).collect();
+                    d = match did_you_mean(&port.name, spelled.iter().map(String::as_str)) {
                         Some(h) => d.with_help(format!("{h} ({})", listing())),
                         None => d.with_help(listing()),
                     };
@@ -895,7 +896,8 @@ impl Builder<'_> {
                         ))
                         .with_help(format!(
                             "connect it: `some_node.out -> {}.{}`",
-                            node.name, port.name
+                            node.name,
+                            port_syntax(&port.name)
                         )),
                     );
                 }

@@ -140,6 +140,23 @@ impl From<Diagnostic> for Diagnostics {
 }
 
 /// "did you mean `x`?" for the closest candidate, when one is close enough.
+/// A port name as it is written in a graph: bare when it is an identifier,
+/// else quoted (`"input.1"`), so help texts suggest syntax that parses.
+pub fn port_syntax(name: &str) -> String {
+    let ident = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name != "true"
+        && name != "false";
+    if ident {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,

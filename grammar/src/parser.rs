@@ -326,7 +326,16 @@ impl AstBuilder {
         let span = self.span(&pair);
         let mut inner = children(pair);
         let node = self.parse_ident(inner.next().expect("port ref has a node"));
-        let port = inner.next().map(|p| self.parse_ident(p));
+        let port = inner.next().map(|p| {
+            if p.as_rule() == Rule::string {
+                // A quoted port name: `enc."input.1"`.
+                let span = self.span(&p);
+                let name = self.parse_string(p).unwrap_or_default();
+                Ident { name, span }
+            } else {
+                self.parse_ident(p)
+            }
+        });
         PortRef { node, port, span }
     }
 

@@ -824,3 +824,25 @@ mod robustness {
         }
     }
 }
+
+mod quoted_ports {
+    use super::*;
+
+    #[test]
+    fn a_quoted_port_name_is_any_text_with_escapes() {
+        let f = parse_ok("enc.\"input.1\" -> dec.\"a \\\"q\\\"\"\n");
+        let Statement::Edge(edge) = &f.statements[0] else {
+            panic!("{:?}", f.statements[0])
+        };
+        assert_eq!(
+            edge.from.port.as_ref().map(|p| p.name.as_str()),
+            Some("input.1")
+        );
+        assert_eq!(
+            edge.to.port.as_ref().map(|p| p.name.as_str()),
+            Some("a \"q\"")
+        );
+        // Unquoted, a dotted name is a syntax error, not a silent misparse.
+        assert!(!parse_errors("enc.input.1 -> dec.x\n").is_empty());
+    }
+}

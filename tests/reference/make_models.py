@@ -6,23 +6,24 @@ sampler_reference). Run once; the .onnx files are committed.
 `flow.onnx` declares it a rectified-flow velocity (t = 1000σ); `vp_eps.onnx`
 an ε prediction of a VP model with scaled-linear betas (0.00085, 0.012, 1000);
 `plain.onnx` is the same network with no wgraph metadata at all (output `y`),
-for the generic `model` node.
+for the generic `model` node; `dotted.onnx` names its ports as exporters do
+(`input.1`, `0`, `out:0`), for quoted port names.
 """
 import onnx
 from onnx import TensorProto, helper
 
 
-def model(path, meta, output=None):
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 2, 2])
-    t = helper.make_tensor_value_info("t", TensorProto.FLOAT, [1])
+def model(path, meta, output=None, x_name="x", t_name="t"):
+    x = helper.make_tensor_value_info(x_name, TensorProto.FLOAT, [1, 4, 2, 2])
+    t = helper.make_tensor_value_info(t_name, TensorProto.FLOAT, [1])
     name = output or meta["wgraph.prediction"]
     y = helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 4, 2, 2])
     c = lambda n, v: helper.make_node("Constant", [], [n], value=helper.make_tensor(n, TensorProto.FLOAT, [1], [v]))
     nodes = [
         c("a", 0.8), c("b", -0.0003), c("q", 0.1),
-        helper.make_node("Mul", ["x", "a"], ["ax"]),
-        helper.make_node("Mul", ["t", "b"], ["bt"]),
-        helper.make_node("Mul", ["x", "x"], ["xx"]),
+        helper.make_node("Mul", [x_name, "a"], ["ax"]),
+        helper.make_node("Mul", [t_name, "b"], ["bt"]),
+        helper.make_node("Mul", [x_name, x_name], ["xx"]),
         helper.make_node("Mul", ["xx", "q"], ["qxx"]),
         helper.make_node("Add", ["ax", "bt"], ["s1"]),
         helper.make_node("Add", ["s1", "qxx"], [name]),
@@ -43,3 +44,4 @@ model("vp_eps.onnx", {
     "wgraph.beta_start": "0.00085", "wgraph.beta_end": "0.012", "wgraph.train_steps": "1000",
 })
 model("plain.onnx", {}, output="y")
+model("dotted.onnx", {}, output="out:0", x_name="input.1", t_name="0")
