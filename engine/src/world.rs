@@ -311,11 +311,6 @@ impl WorldHandle {
     pub fn stop(&self) {
         let _ = self.controls.send(Control::Stop);
     }
-
-    /// Sends a control message.
-    pub fn send(&self, control: Control) {
-        let _ = self.controls.send(control);
-    }
 }
 
 /// A request to the [`Reloader`].
@@ -512,7 +507,6 @@ pub struct World {
     script: BTreeMap<u64, Vec<ScriptedEvent>>,
     /// Keys set by scripted events (they win over a handle's live keys).
     scripted_keys: Option<Option<Actions>>,
-    files: Vec<PathBuf>,
     late_ticks: u64,
     reloads: u64,
     stop_requested: bool,
@@ -547,7 +541,6 @@ impl World {
             subscribers: Vec::new(),
             script: BTreeMap::new(),
             scripted_keys: None,
-            files: Vec::new(),
             late_ticks: 0,
             reloads: 0,
             stop_requested: false,
@@ -579,16 +572,6 @@ impl World {
         for (tick, e) in events {
             self.script.entry(tick).or_default().push(e);
         }
-    }
-
-    /// The files the current graph was built from (what a watcher watches).
-    pub fn set_files(&mut self, files: Vec<PathBuf>) {
-        self.files = files;
-    }
-
-    /// The files the current graph was built from.
-    pub fn files(&self) -> &[PathBuf] {
-        &self.files
     }
 
     /// The graph running now.
@@ -874,7 +857,6 @@ impl World {
         match self.runner.swap_graph(Arc::clone(&prepared.graph)) {
             Ok(swap) => {
                 self.reloads += 1;
-                self.files.clone_from(&prepared.files);
                 let info = ReloadInfo {
                     tick,
                     files: prepared.files,

@@ -111,7 +111,6 @@ pub struct Bridge {
     events: broadcast::Sender<Arc<str>>,
     latency: Arc<Mutex<Timings>>,
     late_ticks: u64,
-    frames_made: u64,
 }
 
 /// A bridge and the web world it feeds. `handle` is the world's; the world
@@ -127,7 +126,6 @@ pub fn channel(name: &str, handle: WorldHandle, prompts: Vec<Prompt>) -> (Bridge
             events: events.clone(),
             latency: Arc::clone(&latency),
             late_ticks: 0,
-            frames_made: 0,
         },
         WebWorld {
             name: name.to_string(),
@@ -152,7 +150,6 @@ impl Bridge {
                 input_at,
             } => {
                 if let Ok(frame) = RgbFrame::from_tensor(image, *range) {
-                    self.frames_made += 1;
                     self.frames.send_replace(Some(Arc::new(FrameMsg {
                         tick: *tick,
                         bytes: encode_frame(*tick, &frame),
