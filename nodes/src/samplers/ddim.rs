@@ -30,7 +30,10 @@
 //! `linspace`), at timestep 0 (ᾱ₀ = 1 − β₀) otherwise (`trailing` when
 //! `T//N` ≤ the last timestep, e.g. N = 6 or 7 for T = 1000).
 
-use super::{check_step_noise, denoiser_call, infer_sampler, step_noise};
+use super::{
+    check_step_noise, denoiser_call, infer_sampler, latent_output, step_noise, stochastic_inputs,
+    wired_step_noise,
+};
 use crate::common::*;
 use crate::rng::{hash_str, mix};
 
@@ -279,10 +282,10 @@ struct DdimNode {
 
 impl Node for DdimNode {
     fn inputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::wired("noise"), PortSpec::optional("step_noise")]
+        stochastic_inputs()
     }
     fn outputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::output("latent")]
+        latent_output()
     }
     fn calls(&self) -> Vec<CallSpec> {
         denoiser_call()
@@ -324,10 +327,7 @@ impl Node for DdimNode {
         cx: &mut TickContext<'_>,
     ) -> Result<Vec<Value>, NodeError> {
         let noise = tensor_arg(inputs, 0)?;
-        let wired = match inputs.get(1) {
-            Some(Some(Value::Tensor(t))) => Some(t),
-            _ => None,
-        };
+        let wired = wired_step_noise(inputs);
         let mut x = noise.host_f32()?.to_vec();
         let mut z = Vec::new();
         let flow = self.flow.get().is_some();
@@ -394,6 +394,7 @@ impl Node for DdimNode {
 mod tests {
     use super::*;
     use crate::common::testing::*;
+    use crate::samplers::testing::PerfectFlow;
     use wgraph_engine::node::Callees;
     use wgraph_engine::params::ParamValue as P;
 
@@ -497,49 +498,6 @@ mod tests {
         ]
     }
 
-    /// A perfect rectified-flow velocity model of a known x₀, called at t = 1000σ.
-    struct FlowModel {
-        x0: Vec<f32>,
-        ts: Vec<f32>,
-    }
-
-    impl Callees for FlowModel {
-        fn call(&mut self, _: usize, args: Vec<Value>) -> Result<Vec<Value>, NodeError> {
-            let (Value::Tensor(x), Value::Tensor(t)) = (&args[0], &args[1]) else {
-                panic!("tensors");
-            };
-            let t = t.host_f32()?[0];
-            self.ts.push(t);
-            let sigma = f64::from(t) / 1000.0;
-            let v: Vec<f32> = x
-                .host_f32()?
-                .iter()
-                .zip(&self.x0)
-                .map(|(&x, &c)| ((f64::from(x) - f64::from(c)) / sigma) as f32)
-                .collect();
-            Ok(vec![Tensor::from_f32(x.shape(), v)?.into()])
-        }
-    }
-
-    impl InferCalls for FlowModel {
-        fn callee_prediction(&self, _: usize) -> Option<Prediction> {
-            Some(Prediction {
-                output: "velocity".into(),
-                process: NoiseProcess::Flow,
-            })
-        }
-        fn callee_outputs(&self, _: usize) -> Vec<String> {
-            vec!["velocity".into()]
-        }
-        fn infer_call(
-            &mut self,
-            _: usize,
-            args: &[ValueType],
-        ) -> Result<Vec<ValueType>, TypeError> {
-            Ok(vec![args[0].clone()])
-        }
-    }
-
     /// `ddim` runs a flow velocity model (Yume's kind) and recovers its x₀.
     #[test]
     fn runs_a_flow_velocity_model() {
@@ -548,14 +506,7 @@ mod tests {
         let noise: Vec<f32> = (0..24).map(|i| (i as f32 * 1.3).cos()).collect();
         for steps in [1, 2, 4, 8] {
             let node = build(&Ddim, params(steps, "leading", 0.0), dir.path()).unwrap();
-            let mut model = FlowModel {
-                x0: x0.clone(),
-                ts: Vec::new(),
-            };
-            let mut inf = FlowModel {
-                x0: x0.clone(),
-                ts: Vec::new(),
-            };
+            let (mut model, mut inf) = (PerfectFlow::new(&x0), PerfectFlow::new(&x0));
             let out = run_with(
                 &*node,
                 1,

@@ -12,7 +12,7 @@
 //! model's ᾱ table); the model's ε gives `x₀ = (x_vp − √(1−ᾱ)·ε)/√ᾱ` and the
 //! velocity `v = ε − x₀`.
 
-use super::{FlowCall, denoiser_call, steps_and_shift};
+use super::{DENOISER, FlowCall, SHIFT, STEPS, denoiser_call, latent_output, steps_and_shift};
 use crate::common::*;
 
 /// The `euler` kind.
@@ -26,25 +26,7 @@ impl NodeKind for Euler {
         "rectified-flow Euler sampler: denoises `noise` in `steps` calls of a denoiser(x, t)"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        const PARAMS: &[ParamSpec] = &[
-            ParamSpec::optional(
-                "steps",
-                ParamType::Int,
-                ParamDefault::Int(4),
-                "number of denoiser calls (>= 1)",
-            ),
-            ParamSpec::optional(
-                "shift",
-                ParamType::Float,
-                ParamDefault::Float(1.0),
-                "schedule shift s > 0; larger spends more steps at high noise",
-            ),
-            ParamSpec::required(
-                "denoiser",
-                ParamType::NodeRef,
-                "the node giving the velocity v(x, t), with call inputs x and t",
-            ),
-        ];
+        const PARAMS: &[ParamSpec] = &[STEPS, SHIFT, DENOISER];
         PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
@@ -79,7 +61,7 @@ impl Node for EulerNode {
         vec![PortSpec::wired("noise")]
     }
     fn outputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::output("latent")]
+        latent_output()
     }
     fn calls(&self) -> Vec<CallSpec> {
         denoiser_call()

@@ -169,6 +169,64 @@ pub(crate) fn steps_and_shift(cx: &BuildContext<'_>) -> Result<(usize, f64), Bui
     Ok((steps, shift))
 }
 
+/// `steps` of a flow-space sampler.
+pub(crate) const STEPS: ParamSpec = ParamSpec::optional(
+    "steps",
+    ParamType::Int,
+    ParamDefault::Int(4),
+    "number of steps (>= 1)",
+);
+/// `shift` of the shifted flow schedule ([`flow_schedule`]).
+pub(crate) const SHIFT: ParamSpec = ParamSpec::optional(
+    "shift",
+    ParamType::Float,
+    ParamDefault::Float(1.0),
+    "schedule shift s > 0; larger spends more steps at high noise",
+);
+/// `eta` of the SDE samplers.
+pub(crate) const ETA: ParamSpec = ParamSpec::optional(
+    "eta",
+    ParamType::Float,
+    ParamDefault::Float(0.3),
+    "noise scale η >= 0 (0: the ODE)",
+);
+/// The callable every sampler has.
+pub(crate) const DENOISER: ParamSpec = ParamSpec::required(
+    "denoiser",
+    ParamType::NodeRef,
+    "the denoiser: a flow velocity model, or a VP ε model (converted)",
+);
+
+/// `eta`, checked (>= 0).
+pub(crate) fn eta_param(cx: &BuildContext<'_>) -> Result<f64, BuildError> {
+    let eta = finite_param(cx, "eta")?;
+    if eta < 0.0 {
+        return Err(BuildError::param(
+            "eta",
+            format!("`eta` must be >= 0, found {eta}"),
+        ));
+    }
+    Ok(eta)
+}
+
+/// The inputs of a stochastic sampler: `noise`, and the optional `step_noise`.
+pub(crate) fn stochastic_inputs() -> Vec<PortSpec> {
+    vec![PortSpec::wired("noise"), PortSpec::optional("step_noise")]
+}
+
+/// The one output of every sampler.
+pub(crate) fn latent_output() -> Vec<PortSpec> {
+    vec![PortSpec::output("latent")]
+}
+
+/// The wired `step_noise` of a stochastic sampler (input 1), if any.
+pub(crate) fn wired_step_noise(inputs: &[Option<Value>]) -> Option<&Tensor> {
+    match inputs.get(1) {
+        Some(Some(Value::Tensor(t))) => Some(t),
+        _ => None,
+    }
+}
+
 /// How a flow-space sampler calls its denoiser (decided at build time).
 #[derive(Debug, Clone)]
 pub(crate) enum FlowCall {

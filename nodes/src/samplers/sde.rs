@@ -8,7 +8,8 @@
 //! RNG, or the wired `step_noise`). η = 0 is `euler`.
 
 use super::{
-    FlowCall, check_step_noise, denoiser_call, flow_schedule, step_noise, steps_and_shift,
+    DENOISER, ETA, FlowCall, SHIFT, STEPS, check_step_noise, denoiser_call, eta_param,
+    flow_schedule, latent_output, step_noise, steps_and_shift, stochastic_inputs, wired_step_noise,
 };
 use crate::common::*;
 use crate::rng::{hash_str, mix};
@@ -24,42 +25,12 @@ impl NodeKind for Sde {
         "rectified-flow Euler–Maruyama (Yume's SDE sampler, η): Euler plus a score correction and fresh noise each step"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        const PARAMS: &[ParamSpec] = &[
-            ParamSpec::optional(
-                "steps",
-                ParamType::Int,
-                ParamDefault::Int(4),
-                "number of denoiser calls (>= 1)",
-            ),
-            ParamSpec::optional(
-                "shift",
-                ParamType::Float,
-                ParamDefault::Float(1.0),
-                "schedule shift s > 0, as `euler`'s",
-            ),
-            ParamSpec::optional(
-                "eta",
-                ParamType::Float,
-                ParamDefault::Float(0.3),
-                "noise scale η >= 0 (0: Euler's ODE)",
-            ),
-            ParamSpec::required(
-                "denoiser",
-                ParamType::NodeRef,
-                "the denoiser: a flow velocity model, or a VP ε model (converted)",
-            ),
-        ];
+        const PARAMS: &[ParamSpec] = &[STEPS, SHIFT, ETA, DENOISER];
         PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         let (steps, shift) = steps_and_shift(cx)?;
-        let eta = finite_param(cx, "eta")?;
-        if eta < 0.0 {
-            return Err(BuildError::param(
-                "eta",
-                format!("`eta` must be >= 0, found {eta}"),
-            ));
-        }
+        let eta = eta_param(cx)?;
         Ok(Box::new(SdeNode {
             sigmas: flow_schedule(steps, shift),
             eta,
@@ -80,10 +51,10 @@ struct SdeNode {
 
 impl Node for SdeNode {
     fn inputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::wired("noise"), PortSpec::optional("step_noise")]
+        stochastic_inputs()
     }
     fn outputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::output("latent")]
+        latent_output()
     }
     fn calls(&self) -> Vec<CallSpec> {
         denoiser_call()
@@ -105,10 +76,7 @@ impl Node for SdeNode {
         cx: &mut TickContext<'_>,
     ) -> Result<Vec<Value>, NodeError> {
         let noise = tensor_arg(inputs, 0)?;
-        let wired = match inputs.get(1) {
-            Some(Some(Value::Tensor(t))) => Some(t),
-            _ => None,
-        };
+        let wired = wired_step_noise(inputs);
         let mut x = noise.host_f32()?.to_vec();
         let call = self.call.get().cloned().unwrap_or(FlowCall::Velocity);
         let mut z = Vec::new();

@@ -6,7 +6,10 @@
 //! The fresh noise is the step noise (the seeded RNG, or the wired
 //! `step_noise`).
 
-use super::{FlowCall, check_step_noise, denoiser_call, step_noise};
+use super::{
+    DENOISER, FlowCall, check_step_noise, denoiser_call, latent_output, step_noise,
+    stochastic_inputs, wired_step_noise,
+};
 use crate::common::*;
 use crate::rng::{hash_str, mix};
 
@@ -40,11 +43,7 @@ impl NodeKind for SelfForcing {
                 ParamDefault::Float(5.0),
                 "warp s > 0 of the levels: σ ← s·σ/(1 + (s−1)·σ)",
             ),
-            ParamSpec::required(
-                "denoiser",
-                ParamType::NodeRef,
-                "the denoiser: a flow velocity model, or a VP ε model (converted)",
-            ),
+            DENOISER,
         ];
         PARAMS
     }
@@ -109,10 +108,10 @@ struct SelfForcingNode {
 
 impl Node for SelfForcingNode {
     fn inputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::wired("noise"), PortSpec::optional("step_noise")]
+        stochastic_inputs()
     }
     fn outputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::output("latent")]
+        latent_output()
     }
     fn calls(&self) -> Vec<CallSpec> {
         denoiser_call()
@@ -135,10 +134,7 @@ impl Node for SelfForcingNode {
         cx: &mut TickContext<'_>,
     ) -> Result<Vec<Value>, NodeError> {
         let noise = tensor_arg(inputs, 0)?;
-        let wired = match inputs.get(1) {
-            Some(Some(Value::Tensor(t))) => Some(t),
-            _ => None,
-        };
+        let wired = wired_step_noise(inputs);
         let call = self.call.get().cloned().unwrap_or(FlowCall::Velocity);
         let mut x = noise.host_f32()?.to_vec();
         let mut x0 = x.clone();

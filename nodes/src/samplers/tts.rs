@@ -11,7 +11,8 @@
 //! `depth = 0` both are `euler` / `sde`.
 
 use super::{
-    FlowCall, check_step_noise, denoiser_call, flow_schedule, step_noise, steps_and_shift,
+    DENOISER, ETA, FlowCall, SHIFT, STEPS, check_step_noise, denoiser_call, eta_param,
+    flow_schedule, latent_output, step_noise, steps_and_shift, stochastic_inputs, wired_step_noise,
 };
 use crate::common::*;
 use crate::rng::{hash_str, mix};
@@ -26,75 +27,22 @@ pub const TTS_ODE: Tts = Tts { sde: false };
 /// `tts_sde`.
 pub const TTS_SDE: Tts = Tts { sde: true };
 
-const ODE_PARAMS: &[ParamSpec] = &[
-    ParamSpec::optional(
-        "steps",
-        ParamType::Int,
-        ParamDefault::Int(4),
-        "number of steps (>= 1)",
-    ),
-    ParamSpec::optional(
-        "shift",
-        ParamType::Float,
-        ParamDefault::Float(1.0),
-        "schedule shift s > 0, as `euler`'s",
-    ),
-    ParamSpec::optional(
-        "interval",
-        ParamType::Int,
-        ParamDefault::Int(2),
-        "travel every `interval`-th step (Yume's code: 2)",
-    ),
-    ParamSpec::optional(
-        "depth",
-        ParamType::Int,
-        ParamDefault::Int(2),
-        "look-ahead steps l (Yume's code: 2); 0 is plain Euler",
-    ),
-    ParamSpec::required(
-        "denoiser",
-        ParamType::NodeRef,
-        "the denoiser: a flow velocity model, or a VP ε model (converted)",
-    ),
-];
-
-const SDE_PARAMS: &[ParamSpec] = &[
-    ParamSpec::optional(
-        "steps",
-        ParamType::Int,
-        ParamDefault::Int(4),
-        "number of steps (>= 1)",
-    ),
-    ParamSpec::optional(
-        "shift",
-        ParamType::Float,
-        ParamDefault::Float(1.0),
-        "schedule shift s > 0, as `euler`'s",
-    ),
-    ParamSpec::optional(
-        "interval",
-        ParamType::Int,
-        ParamDefault::Int(2),
-        "travel every `interval`-th step (Yume's code: 2)",
-    ),
-    ParamSpec::optional(
-        "depth",
-        ParamType::Int,
-        ParamDefault::Int(2),
-        "look-ahead steps l (Yume's code: 2); 0 is plain SDE",
-    ),
-    ParamSpec::optional(
-        "eta",
-        ParamType::Float,
-        ParamDefault::Float(0.3),
-        "noise scale η >= 0",
-    ),
-    ParamSpec::required(
-        "denoiser",
-        ParamType::NodeRef,
-        "the denoiser: a flow velocity model, or a VP ε model (converted)",
-    ),
-];
+/// `interval` of Time Travel Sampling.
+const INTERVAL: ParamSpec = ParamSpec::optional(
+    "interval",
+    ParamType::Int,
+    ParamDefault::Int(2),
+    "travel every `interval`-th step (Yume's code: 2)",
+);
+/// `depth` of Time Travel Sampling.
+const DEPTH: ParamSpec = ParamSpec::optional(
+    "depth",
+    ParamType::Int,
+    ParamDefault::Int(2),
+    "look-ahead steps l (Yume's code: 2); 0 is plain Euler / SDE",
+);
+const ODE_PARAMS: &[ParamSpec] = &[STEPS, SHIFT, INTERVAL, DEPTH, DENOISER];
+const SDE_PARAMS: &[ParamSpec] = &[STEPS, SHIFT, INTERVAL, DEPTH, ETA, DENOISER];
 
 impl NodeKind for Tts {
     fn name(&self) -> &'static str {
@@ -124,17 +72,7 @@ impl NodeKind for Tts {
                     )
                 })
         };
-        let eta = if self.sde {
-            finite_param(cx, "eta")?
-        } else {
-            0.0
-        };
-        if eta < 0.0 {
-            return Err(BuildError::param(
-                "eta",
-                format!("`eta` must be >= 0, found {eta}"),
-            ));
-        }
+        let eta = if self.sde { eta_param(cx)? } else { 0.0 };
         Ok(Box::new(TtsNode {
             kind: self.name(),
             sigmas: flow_schedule(steps, shift),
@@ -179,10 +117,10 @@ impl TtsNode {
 
 impl Node for TtsNode {
     fn inputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::wired("noise"), PortSpec::optional("step_noise")]
+        stochastic_inputs()
     }
     fn outputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::output("latent")]
+        latent_output()
     }
     fn calls(&self) -> Vec<CallSpec> {
         denoiser_call()
@@ -204,10 +142,7 @@ impl Node for TtsNode {
         cx: &mut TickContext<'_>,
     ) -> Result<Vec<Value>, NodeError> {
         let noise = tensor_arg(inputs, 0)?;
-        let wired = match inputs.get(1) {
-            Some(Some(Value::Tensor(t))) => Some(t),
-            _ => None,
-        };
+        let wired = wired_step_noise(inputs);
         let shape = noise.shape().to_vec();
         let call = self.call.get().cloned().unwrap_or(FlowCall::Velocity);
         let mut x = noise.host_f32()?.to_vec();
