@@ -205,6 +205,7 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             );
         },
         shutdown_signal(),
+        Arc::new(|line: &str| eprintln!("{line}")),
     );
     for h in &handles {
         h.stop();

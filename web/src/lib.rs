@@ -29,7 +29,7 @@
 
 mod server;
 
-pub use server::{MAX_MESSAGE, serve};
+pub use server::{Log, MAX_MESSAGE, serve};
 
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};

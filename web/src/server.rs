@@ -30,15 +30,21 @@ const APP_CSS: &str = include_str!("assets/app.css");
 struct AppState {
     worlds: Vec<Arc<WebWorld>>,
     next_client: AtomicU64,
+    log: Log,
 }
 
+/// Where the server reports what viewers did wrong (the program prints it).
+pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Serves `worlds` on `addr` until `shutdown` completes. `on_bound` gets the
-/// address actually bound (port 0 picks a free one).
+/// address actually bound (port 0 picks a free one); `log` gets one line per
+/// malformed or refused message.
 pub fn serve(
     worlds: Vec<WebWorld>,
     addr: SocketAddr,
     on_bound: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
+    log: Log,
 ) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -48,6 +54,7 @@ pub fn serve(
         let state = Arc::new(AppState {
             worlds: worlds.into_iter().map(Arc::new).collect(),
             next_client: AtomicU64::new(1),
+            log,
         });
         let app = Router::new()
             .route("/", get(root))
@@ -114,11 +121,11 @@ async fn socket(
     let client = state.next_client.fetch_add(1, Ordering::SeqCst);
     ws.max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| viewer(socket, world, client))
+        .on_upgrade(move |socket| viewer(socket, world, client, Arc::clone(&state.log)))
 }
 
 /// One viewer: a writer task (frames, events, replies) and a reader loop.
-async fn viewer(socket: WebSocket, world: Arc<WebWorld>, client: u64) {
+async fn viewer(socket: WebSocket, world: Arc<WebWorld>, client: u64, log: Log) {
     let (mut sink, mut stream) = socket.split();
     let (reply_tx, mut replies) = mpsc::channel::<Json>(16);
     let controls = world.claim_if_free(client);
@@ -189,7 +196,7 @@ async fn viewer(socket: WebSocket, world: Arc<WebWorld>, client: u64) {
                 let reply = match reply {
                     Ok(r) => r,
                     Err(e) => {
-                        eprintln!("web: viewer {client} of `{}`: {e}", world.name);
+                        log(&format!("web: viewer {client} of `{}`: {e}", world.name));
                         Some(json!({ "type": "error", "message": e }))
                     }
                 };
