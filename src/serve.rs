@@ -12,31 +12,22 @@ use std::time::Duration;
 use wgraph_engine::graph::Graph;
 use wgraph_engine::model::ModelCache;
 use wgraph_engine::node::{DisplayTarget, OutputConfig};
-use wgraph_engine::params::ParamValue;
 use wgraph_engine::world::{GraphSource, World, WorldConfig, WorldEvent};
 use wgraph_ort::OrtBackend;
 use wgraph_web::Prompt;
 
-/// The text parameters a page may edit: every `text_encoder`'s fixed
-/// `text` (Yan-Edit's style prompt) and every `prompt_schedule` (Yan-Gen's
-/// local caption, Yume 1.5's events), shown with its text at tick 0.
+/// The prompts a page may edit: every node that says it has one
+/// ([`Node::live_prompt`](wgraph_engine::node::Node::live_prompt): a
+/// `text_encoder`'s fixed text, a `prompt_schedule`).
 pub fn prompts_of(graph: &Graph) -> Vec<Prompt> {
     graph
         .nodes
         .iter()
         .filter_map(|n| {
-            let value = match (n.kind, n.params.get("text"), n.params.get("schedule")) {
-                ("text_encoder" | "prompt_schedule", Some(ParamValue::Str(t)), _) => t.clone(),
-                ("prompt_schedule", None, Some(ParamValue::StrList(l))) => l
-                    .first()
-                    .and_then(|e| e.split_once(':'))
-                    .map(|(_, t)| t.trim().to_string())
-                    .unwrap_or_default(),
-                _ => return None,
-            };
+            let (param, value) = n.node.live_prompt()?;
             Some(Prompt {
                 node: n.name.clone(),
-                param: "text".into(),
+                param: param.into(),
                 value,
             })
         })

@@ -381,6 +381,12 @@ pub trait Node: Send + Sync + 'static {
         }
     }
 
+    /// A prompt a front end may edit while the world runs: the parameter to
+    /// set and the text in force now. `None` for most nodes.
+    fn live_prompt(&self) -> Option<(&'static str, String)> {
+        None
+    }
+
     /// For a denoiser: what it predicts under which noise process (from its
     /// model's metadata), so samplers can convert at build time.
     fn prediction(&self) -> Option<Prediction> {

@@ -91,6 +91,10 @@ struct PromptScheduleNode {
 }
 
 impl Node for PromptScheduleNode {
+    fn live_prompt(&self) -> Option<(&'static str, String)> {
+        // `text` replaces the schedule; shown with the text of tick 0.
+        self.entries.first().map(|(_, t)| ("text", t.to_string()))
+    }
     fn inputs(&self) -> Vec<PortSpec> {
         vec![]
     }

@@ -227,6 +227,10 @@ impl Node for TextEncoderNode {
         }
         Ok(Box::new(cache))
     }
+    fn live_prompt(&self) -> Option<(&'static str, String)> {
+        // A fixed prompt (a wired text comes from elsewhere).
+        self.fixed.clone().map(|t| ("text", t))
+    }
     fn carry(&self, _: &State, cx: &CarryContext) -> Carry {
         // The cache maps text to the model's embedding: a new prompt does not
         // invalidate it (that is what makes a live prompt change cheap); a
