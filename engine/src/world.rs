@@ -107,6 +107,8 @@ pub enum ReloadCause {
     Files(Vec<PathBuf>),
     /// A parameter was changed (by a front end or a scripted event).
     Set(ParamSet),
+    /// A parameter change was dropped: the graph's own value again.
+    Unset { node: String, param: String },
 }
 
 impl std::fmt::Display for ReloadCause {
@@ -123,6 +125,7 @@ impl std::fmt::Display for ReloadCause {
                 write!(f, "{} changed", names.join(", "))
             }
             ReloadCause::Set(s) => write!(f, "set {s}"),
+            ReloadCause::Unset { node, param } => write!(f, "unset {node}.{param}"),
         }
     }
 }
@@ -374,17 +377,13 @@ fn reload_loop(
                 }
                 ReloadRequest::Unset { node, param } => {
                     sets.retain(|s| !(s.node == node && s.param == param));
-                    last_set = Some(ParamSet {
-                        node,
-                        param,
-                        value: "(the graph's value)".into(),
-                    });
+                    last_set = Some(ReloadCause::Unset { node, param });
                 }
                 ReloadRequest::Set(set, r) => {
                     // One entry per NODE.PARAM: the set does not grow.
                     sets.retain(|s| !(s.node == set.node && s.param == set.param));
                     sets.push(set.clone());
-                    last_set = Some(set);
+                    last_set = Some(ReloadCause::Set(set));
                     if r.is_some() {
                         reply = r;
                     }
@@ -392,7 +391,7 @@ fn reload_loop(
             }
         }
         let cause = match last_set {
-            Some(set) if files.is_empty() => ReloadCause::Set(set),
+            Some(cause) if files.is_empty() => cause,
             _ => ReloadCause::Files(files),
         };
         let started = Instant::now();
