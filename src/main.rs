@@ -13,6 +13,7 @@ mod eval;
 mod live;
 mod load;
 mod play;
+mod plotfile;
 mod pybaseline;
 mod quality;
 mod replay;
@@ -116,9 +117,9 @@ pub struct BenchArgs {
     /// (repeatable; every combination runs, same seed and actions).
     #[arg(long, value_name = "SPEC")]
     swap: Vec<String>,
-    /// With --swap: an SVG plot of quality (PSNR against the reference)
-    /// over ms per tick, one labelled point per combination.
-    #[arg(long, value_name = "OUT.svg", requires = "swap")]
+    /// With --swap: a plot of quality (PSNR against the reference) over ms
+    /// per tick, one labelled point per combination (.png or .svg).
+    #[arg(long, value_name = "OUT.png", requires = "swap")]
     plot: Option<PathBuf>,
     /// With --swap: the high-quality run the others are compared with
     /// (NODE.PARAM=VALUE or NODE=KIND, repeatable; default sampler.steps=32).

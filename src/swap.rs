@@ -183,6 +183,12 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
             return Outcome::Usage;
         }
     };
+    if let Some(path) = &args.plot
+        && let Err(e) = crate::plotfile::check_name(path)
+    {
+        eprintln!("error: --plot: {e}");
+        return Outcome::Usage;
+    }
     let combos = combinations(&swaps);
     let reference: Vec<String> = if args.reference.is_empty() {
         vec!["sampler.steps=32".into()]
@@ -283,9 +289,8 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
     };
     print!("{table}");
     if let Some(path) = &args.plot {
-        let svg = plot_svg(&json);
-        if let Err(e) = std::fs::write(path, svg) {
-            eprintln!("error: cannot write {}: {e}", path.display());
+        if let Err(e) = crate::plotfile::save(path, &plot_svg(&json)) {
+            eprintln!("error: {e}");
             return Outcome::RuntimeFailure;
         }
     }

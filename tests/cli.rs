@@ -2532,6 +2532,7 @@ mod bench_swap {
     fn swapped_samplers_in_one_table() {
         let dir = tempfile::tempdir().unwrap();
         let json = dir.path().join("swap.json");
+        let plot = dir.path().join("swap.png");
         let o = wgraph(&[
             "bench",
             "graphs/yan-sim.world",
@@ -2545,10 +2546,20 @@ mod bench_swap {
             "4",
             "--json",
             json.to_str().unwrap(),
+            "--plot",
+            plot.to_str().unwrap(),
         ]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let table = stdout(&o);
         assert!(table.contains("sampler=euler sampler.steps=3"), "{table}");
+        // The plot is a PNG with something drawn on it.
+        let img = image::open(&plot).unwrap().to_rgb8();
+        assert!(img.width() >= 400 && img.height() >= 300);
+        let dark = img
+            .pixels()
+            .filter(|p| p.0.iter().all(|&c| c < 100))
+            .count();
+        assert!(dark > 500, "{dark} dark pixels: axes and labels missing");
         let j: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         let rows = j["rows"].as_array().unwrap();
@@ -2579,6 +2590,17 @@ mod bench_swap {
         assert!(psnr("ddim", "3") > psnr("ddim", "1"));
         let o = wgraph(&["bench", "graphs/yan-sim.world", "--swap", "sampler"]);
         assert_eq!(o.status.code(), Some(2));
+        // A plot name wgraph cannot write fails before any run.
+        let o = wgraph(&[
+            "bench",
+            "graphs/yan-sim.world",
+            "--swap",
+            "sampler.steps=1,2",
+            "--plot",
+            "out.jpg",
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains("use a .png or .svg file name"));
     }
 }
 
@@ -2671,6 +2693,27 @@ mod sampler_reference {
         let cases: &[Case] = &[
             ("euler", "flow", &[("steps", "4"), ("shift", "3.0")], 0),
             ("euler", "vp_eps", &[("steps", "4"), ("shift", "1.0")], 0),
+            // Dynamic shift: 4 tokens (patch 1) → μ = 0.5 + (4 − 1)/7, shift e^μ ≈ 2.5.
+            (
+                "euler",
+                "flow",
+                &[
+                    ("steps", "4"),
+                    ("dynamic_shift", "true"),
+                    ("base_shift", "0.5"),
+                    ("max_shift", "1.5"),
+                    ("base_tokens", "1.0"),
+                    ("max_tokens", "8.0"),
+                    ("patch", "1"),
+                ],
+                0,
+            ),
+            (
+                "sde",
+                "flow",
+                &[("steps", "3"), ("dynamic_shift", "true"), ("eta", "0.3")],
+                3,
+            ),
             (
                 "sde",
                 "flow",

@@ -304,7 +304,10 @@ def n_params(m):
 
 
 def flow_gate(t, gate_sigma):
-    """w(σ) = clamp((gate − σ)/gate, 0, 1), σ = t/1000: 0 (x_t unseen) at and above the gate."""
+    """w(σ) = clamp((gate − σ)/gate, 0, 1), σ = t/1000: 0 (x_t unseen) at and above the gate.
+    `gate_sigma = None`: no gate (w = 1, x_t seen at every noise level)."""
+    if gate_sigma is None:
+        return torch.ones_like(t).view(-1, 1, 1, 1)
     return ((gate_sigma - t / 1000.0) / gate_sigma).clamp(0, 1).view(-1, 1, 1, 1)
 
 
@@ -345,7 +348,7 @@ class RenderDiT(nn.Module):
     def __init__(self, d=128, depth=4, heads=4, latent=16, patch=2, zc=LATENT_CHANNELS, style_dim=TOKEN,
                  gate_sigma=0.5, refine=64, extra_channels=0, residual_scale=0.0):
         super().__init__()
-        self.gate_sigma = float(gate_sigma)
+        self.gate_sigma = None if gate_sigma is None else float(gate_sigma)
         self.d, self.patch, self.zc = d, patch, zc
         self.residual_scale = float(residual_scale)
         grid = latent // patch

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Train the QCM-text-conditioned denoiser of the Yume graph (CPU, PyTorch).
+"""Train the QCM-text-conditioned flow-matching denoiser of the Yume graph (CPU, PyTorch).
 
+    python3 train_yume.py latents                # frames -> latents with the shipped trained/vae_encoder.onnx
     python3 train_yume.py captions               # the 512 key sets' QCM caption embeddings, via `wgraph run`
-    python3 train_yume.py dit --minutes 12
+    python3 train_yume.py dit --minutes 24       # resumable: --resume <ckpt>/yume.pt
     python3 train_yume.py export                 # -> ../trained/dit_yume.onnx
+    python3 train_yume.py eval                   # held-out rollouts: steps x sampler in Python
 
 Yume turns keys into text (Quantized Camera Motion: "Person moves forward (W).Camera turns right
 (→)." after a fixed prefix), encodes it with a text encoder and conditions an image-to-video DiT
@@ -13,14 +15,20 @@ encoded by the graph's frozen `text_encoder` (`models-onnx/text_encoder.onnx`); 
 stage computes them with the engine itself (actions → qcm → text_encoder → npy_dump, one tick per
 key set), so training and playing see the same vectors.
 
-The network (`RenderDiT` with spatial conditions, see models.py) predicts the next latent
-x0 = previous latent + s·F(x_t, previous latent, I2V condition [mask ; start latent], text),
-exported as rectified-flow velocity v = (x_t − x0)/σ. For σ >= 0.5 x_t is unseen, so the graph's
-Euler sampler at 4 steps, shift 3 (σ = 1, .9, .75, .5) returns the conditional mean; with more
-steps the last ones refine from x_t. The text is zeroed for 10 % of the batch (classifier-free
-guidance's null condition: the `denoiser` node's `guidance = { text = … }` uses zeros).
+A real rectified-flow model: x_σ = (1 − σ)·x0 + σ·ε, trained at every σ in (0, 1] (σ drawn with
+the sampler's shift 3, so the levels the graph visits are the ones trained most), and x_σ is an
+input at every level — there is no gate, so the number of steps and the sampler change the
+result. Preconditioning (EDM-style, with the previous latent as the prior: x0 ~ N(context, s²),
+s² = the mean squared latent change per tick): m, P are the posterior mean and variance of x0
+given x_σ and the context, the network F(x_σ, m, context, I2V condition, text, σ) predicts the
+unit-variance residual, x0 = m + √P·F, and the loss is ‖F − (x0 − m)/√P‖² — at small σ this is
+the flow-matching velocity loss (weight ≈ 1/σ²), at large σ an x0 loss. Exported as velocity
+v = (x_σ − x0)/σ with t = 1000·σ.
 
-Needs the RGB latents of `train_sim.py latents` (--ckpt). Seeds >= 1000 are never trained on.
+The context (previous latent) is noise-augmented as in GameNGen (σ_c ~ U(0, 0.3), a quarter clean)
+so long rollouts, which feed the model its own outputs, hold. The text is zeroed for 10 % of the
+batch (classifier-free guidance's null condition: the `denoiser` node's `guidance = { text = … }`
+uses zeros). Seeds >= 1000 are never trained on.
 """
 
 import argparse
@@ -32,18 +40,46 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (KEYS, TrainLoop, export_onnx, flow_noise, load_episodes, psnr, record,  # noqa: E402
-                    run_graph_dump, sample_sigma_gated, save_png, to_image, to_u8)
-from models import RenderDiT, load_rgb_decoder, n_params  # noqa: E402
+from common import (KEYS, TrainLoop, export_onnx, load_episodes, psnr, record,  # noqa: E402
+                    run_graph_dump, save_png, to_image, to_u8)
+from models import RenderDiT, n_params  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-GATE_SIGMA = 0.5
+TRAINED = os.path.join(ROOT, "models-onnx", "trained")
+SHIFT = 3.0  # the graph's Euler shift: training draws σ with the same warp
+SIGMA_MIN = 1e-3
 
 
 def key_bits(actions):
     """multi-hot [..., 9] -> key-set index sum(2^k) (KEYS order)."""
     return ((np.asarray(actions) > 0.5) * (1 << np.arange(len(KEYS)))).sum(-1).astype(np.int64)
+
+
+def ort_session(name):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    return ort.InferenceSession(os.path.join(TRAINED, name), opts, providers=["CPUExecutionProvider"])
+
+
+def make_latents(args):
+    """Every frame through the shipped `trained/vae_encoder.onnx` (the graph's own encoder)."""
+    enc = ort_session("vae_encoder.onnx")
+    os.makedirs(args.ckpt, exist_ok=True)
+    for split, root, train in (("train", args.data, True), ("val", args.val, False)):
+        eps = load_episodes(root, train=train)
+        zs = []
+        for e in eps:
+            img = to_image(e["frames"]).numpy()
+            zs.append(np.concatenate([enc.run(None, {"image": img[i:i + 256]})[0] for i in range(0, len(img), 256)]))
+        allz = np.concatenate(zs)
+        print(f"{split}: {len(eps)} episodes, latents {allz.shape}, mean {allz.mean():.3f} std {allz.std():.3f}",
+              flush=True)
+        np.savez(os.path.join(args.ckpt, f"latents_{split}.npz"),
+                 **{f"z{i}": z for i, z in enumerate(zs)}, **{f"a{i}": e["actions"] for i, e in enumerate(eps)},
+                 names=np.array([e["name"] for e in eps]), n=len(eps))
 
 
 def make_captions(args):
@@ -61,6 +97,7 @@ def make_captions(args):
                          'node dump: npy_dump { dir = "emb" }\n'
                          'keys.actions -> camera.actions\ncamera.text -> caption.text\n'
                          'caption.embedding -> dump.tensor\n', len(lines), {"all.txt": "\n".join(lines) + "\n"})
+    os.makedirs(args.ckpt, exist_ok=True)
     np.save(os.path.join(args.ckpt, "qcm_captions.npy"), emb)
     distinct = len({e.tobytes() for e in emb})
     print(f"captions {emb.shape}: {distinct} distinct embeddings (QCM has 81 captions)")
@@ -72,51 +109,89 @@ def load_latents(args, split):
     return [d[f"z{i}"] for i in range(n)], [d[f"a{i}"] for i in range(n)], [str(x) for x in d["names"]]
 
 
-def build(args, zc, latent, prior_var):
-    return RenderDiT(d=args.width, depth=args.depth, latent=latent, zc=zc, gate_sigma=GATE_SIGMA,
-                     extra_channels=2 * zc + 1, residual_scale=float(np.sqrt(prior_var)))
+class YumeFlow(torch.nn.Module):
+    """x0 = m + √P·F(x_σ, [context ; mask ; start ; m], text, σ): the preconditioned flow denoiser.
+    m, P: posterior of x0 given x_σ = (1−σ)x0 + σε and the prior x0 ~ N(context, s²)."""
+
+    def __init__(self, width, depth, zc, latent, prior_var):
+        super().__init__()
+        self.prior_var = float(prior_var)
+        self.zc = zc
+        self.net = RenderDiT(d=width, depth=depth, latent=latent, zc=zc, gate_sigma=None,
+                             extra_channels=3 * zc + 1, residual_scale=0.0)
+
+    def posterior(self, x, sigma, context):
+        s = sigma.clamp(min=SIGMA_MIN).view(-1, 1, 1, 1)
+        a = 1.0 - s
+        prec = 1.0 / self.prior_var + a * a / (s * s)
+        P = 1.0 / prec
+        m = P * (context / self.prior_var + a * x / (s * s))
+        return m, P
+
+    def forward(self, x, sigma, context, cond, text):
+        """-> (x0, F, m, P); cond = [mask ; start latent]."""
+        m, P = self.posterior(x, sigma, context)
+        Fh = self.net(x, 1000.0 * sigma, text, None, torch.cat([context, cond, m], 1))
+        return m + P.sqrt() * Fh, Fh, m, P
 
 
-def extra_of(context, start):
-    """Spatial conditions: previous latent, then the I2V condition [mask = 1 ; start latent]."""
-    return torch.cat([context, torch.ones_like(start[:, :1]), start], 1)
+def shifted(u, shift=SHIFT):
+    """σ = shift·u / (1 + (shift − 1)·u): the flow samplers' time shift."""
+    return shift * u / (1 + (shift - 1) * u)
 
 
-def euler(dit, context, start, text, sigmas, noise):
+def euler_sigmas(steps, shift=SHIFT):
+    return [float(shifted(1.0 - i / steps, shift)) for i in range(steps)] + [0.0]
+
+
+def sample(model, context, cond, text, steps, noise, stochastic=False, gen=None):
+    """Euler (ODE) or Euler–Maruyama in Yume's form (re-noise x0 to the next σ) from σ = 1."""
     x = noise
+    sig = euler_sigmas(steps)
     with torch.no_grad():
-        for i, s in enumerate(sigmas):
-            t = torch.full((x.shape[0],), 1000.0 * s)
-            x0 = dit(x, t, text, None, extra_of(context, start))
-            v = (x - x0) / max(s, 1e-3)
-            x = x + ((sigmas[i + 1] if i + 1 < len(sigmas) else 0.0) - s) * v
+        for i in range(steps):
+            s, s_next = sig[i], sig[i + 1]
+            x0 = model(x, torch.full((x.shape[0],), s), context, cond, text)[0]
+            if stochastic:
+                e = torch.randn(x.shape, generator=gen)
+                x = (1 - s_next) * x0 + s_next * e
+            else:
+                x = x + (s_next - s) * (x - x0) / s
     return x
 
 
-YUME_SIGMAS = [1.0, 0.9, 0.75, 0.5]  # flow_schedule(4, shift 3)
-
-
-def rollout(dit, z0, acts, emb, horizon, seed=0):
+def rollout(model, z0, acts, emb, horizon, steps, stochastic=False, seed=0):
     g = torch.Generator().manual_seed(seed)
+    cond = torch.cat([torch.ones_like(z0[:, :1]), z0], 1)
     ctx, outs = z0, []
     for t in range(horizon):
         text = emb[torch.from_numpy(key_bits(acts[:, t]))]
-        ctx = euler(dit, ctx, z0, text, YUME_SIGMAS, torch.randn(z0.shape, generator=g))
+        ctx = sample(model, ctx, cond, text, steps, torch.randn(z0.shape, generator=g), stochastic, g)
         outs.append(ctx)
     return torch.stack(outs, 1)
 
 
-def val_metrics(dit, vz, va, vframes, emb, sdec, horizon=16):
-    dit.eval()
+def decode(dec, zs):
+    flat = zs.flatten(0, 1).numpy()
+    img = np.concatenate([dec.run(None, {"latent": flat[i:i + 256]})[0] for i in range(0, len(flat), 256)])
+    return img.reshape(*zs.shape[:2], *img.shape[1:])
+
+
+def val_metrics(model, vz, va, vframes, emb, dec, horizon=16, steps=4, stochastic=False):
+    model.eval()
     z0 = torch.from_numpy(np.stack([z[0] for z in vz]))
     acts = np.stack([a[:horizon] for a in va])
-    zs = rollout(dit, z0, acts, emb, horizon)
-    with torch.no_grad():
-        img = sdec(zs.flatten(0, 1)).view(len(vz), horizon, 3, 64, 64).numpy()
+    img = decode(dec, rollout(model, z0, acts, emb, horizon, steps, stochastic))
     gt = to_image(np.stack([f[1:horizon + 1] for f in vframes])).numpy()
     per_tick = [float(psnr(img[:, t], gt[:, t]).mean()) for t in range(horizon)]
-    dit.train()
+    model.train()
     return per_tick, img, np.stack([f[1:horizon + 1] for f in vframes])
+
+
+def load_model(args, ck):
+    model = YumeFlow(ck["width"], ck["depth"], ck["zc"], ck["latent"], ck["prior_var"])
+    model.load_state_dict(ck["model"])
+    return model
 
 
 def train_dit(args):
@@ -128,16 +203,30 @@ def train_dit(args):
     vz, va, _ = load_latents(args, "val")
     vframes = [e["frames"] for e in load_episodes(args.val, train=False)]
     emb = torch.from_numpy(np.load(os.path.join(args.ckpt, "qcm_captions.npy")))
-    sdec = load_rgb_decoder(args.ckpt)
+    dec = ort_session("vae_decoder.onnx")
     prior_var = float(np.mean([np.mean((z[1:] - z[:-1]) ** 2) for z in zs]))
     zc, latent = zs[0].shape[1], zs[0].shape[-1]
-    dit = build(args, zc, latent, prior_var)
+    done_steps, done_minutes = 0, 0.0
+    if args.resume:
+        ck = torch.load(args.resume)
+        args.width, args.depth, prior_var = ck["width"], ck["depth"], ck["prior_var"]
+        model = load_model(args, ck)
+        done_steps, done_minutes = ck["steps"], ck["minutes"]
+    else:
+        model = YumeFlow(args.width, args.depth, zc, latent, prior_var)
     pairs = np.array([(e, t) for e in range(len(zs)) for t in range(len(acts[e]))])
-    print(f"yume dit {n_params(dit)/1e6:.3f}M params; {len(pairs)} transitions; prior_var {prior_var:.4f}", flush=True)
+    print(f"yume flow dit {n_params(model)/1e6:.3f}M params; {len(pairs)} transitions; prior_var {prior_var:.4f}",
+          flush=True)
     Z = [torch.from_numpy(z) for z in zs]
     bits = [torch.from_numpy(key_bits(a)) for a in acts]
-    loop = TrainLoop(dit.parameters(), args.lr, args.minutes, "yume", ema=args.ema, log_every=args.log_every)
-    rng = np.random.default_rng(0)
+    loop = TrainLoop(model.parameters(), args.lr, args.minutes, "yume", ema=args.ema, log_every=args.log_every)
+    rng = np.random.default_rng(done_steps)
+    path = os.path.join(args.ckpt, "yume.pt")
+
+    def save(minutes):
+        torch.save(dict(model=model.state_dict(), width=args.width, depth=args.depth, zc=zc, latent=latent,
+                        prior_var=prior_var, steps=done_steps + loop.steps, minutes=done_minutes + minutes), path)
+
     while loop.running():
         sel = pairs[rng.integers(0, len(pairs), args.batch)]
         B = len(sel)
@@ -147,69 +236,90 @@ def train_dit(args):
         text = emb[torch.stack([bits[e][t] for e, t in sel])]
         drop = torch.from_numpy((rng.random(B) >= args.text_dropout).astype(np.float32)).view(-1, 1, 1)
         text = text * drop
-        sig = torch.from_numpy(rng.uniform(0, args.ctx_noise, B).astype(np.float32))
-        sig[torch.from_numpy(rng.random(B) < 0.25)] = 0.0
-        ctx = ctx + sig.view(-1, 1, 1, 1) * torch.randn_like(ctx)
-        sigma = sample_sigma_gated(B, rng, GATE_SIGMA, args.frac_gated)
-        xt = flow_noise(x0, sigma)
-        x0_hat = dit(xt, 1000.0 * sigma, text, None, extra_of(ctx, start))
-        loop.step(F.mse_loss(x0_hat, x0) / prior_var)
-    minutes, step = loop.finish(), loop.steps
-    per_tick, img, gt = val_metrics(dit, vz, va, vframes, emb, sdec)
-    torch.save(dict(dit=dit.state_dict(), width=args.width, depth=args.depth, zc=zc, latent=latent,
-                    prior_var=prior_var, steps=step, minutes=minutes), os.path.join(args.ckpt, "yume.pt"))
+        csig = torch.from_numpy(rng.uniform(0, args.ctx_noise, B).astype(np.float32))
+        csig[torch.from_numpy(rng.random(B) < 0.25)] = 0.0
+        ctx = ctx + csig.view(-1, 1, 1, 1) * torch.randn_like(ctx)
+        sigma = shifted(torch.from_numpy(rng.uniform(SIGMA_MIN, 1.0, B).astype(np.float32)))
+        xt = (1 - sigma.view(-1, 1, 1, 1)) * x0 + sigma.view(-1, 1, 1, 1) * torch.randn_like(x0)
+        cond = torch.cat([torch.ones_like(start[:, :1]), start], 1)
+        _, Fh, m, P = model(xt, sigma, ctx, cond, text)
+        loop.step(F.mse_loss(Fh, (x0 - m) / P.sqrt()))
+        if loop.steps % 500 == 0:
+            save(loop.timer.minutes())  # resumable (raw weights; the EMA lands at the end)
+    minutes = loop.finish()
+    save(minutes)
+    per_tick, img, gt = val_metrics(model, vz, va, vframes, emb, dec)
     save_png(os.path.join(args.ckpt, "yume_val.png"),
              np.concatenate([np.concatenate(list(gt[0]), 1), np.concatenate(list(to_u8(img[0])), 1)], 0))
-    record(args, dict(model="dit_yume (QCM text)", data=dict(transitions=int(len(pairs)), episodes=len(zs)),
-                      steps=step, batch=args.batch, minutes=round(minutes, 2), lr=args.lr,
-                      text_dropout=args.text_dropout, ctx_noise=args.ctx_noise,
+    record(args, dict(model="dit_yume (QCM text, flow matching, no gate)",
+                      data=dict(transitions=int(len(pairs)), episodes=len(zs)),
+                      steps=done_steps + loop.steps, batch=args.batch, minutes=round(minutes, 2), lr=args.lr,
+                      resumed_from=args.resume, text_dropout=args.text_dropout, ctx_noise=args.ctx_noise,
                       final_train_loss=loop.final_loss(), val_psnr_tick1=round(per_tick[0], 2),
                       val_psnr_1_16=round(float(np.mean(per_tick)), 2),
-                      val_psnr_per_tick=[round(p, 2) for p in per_tick], params=n_params(dit)))
+                      val_psnr_per_tick=[round(p, 2) for p in per_tick], params=n_params(model)))
+
+
+def evaluate(args):
+    """Held-out rollouts (30 walks, 16 ticks) for Euler / Euler–Maruyama at several step counts."""
+    ck = torch.load(os.path.join(args.ckpt, "yume.pt"))
+    model = load_model(args, ck)
+    vz, va, _ = load_latents(args, "val")
+    vframes = [e["frames"] for e in load_episodes(args.val, train=False)]
+    emb = torch.from_numpy(np.load(os.path.join(args.ckpt, "qcm_captions.npy")))
+    dec = ort_session("vae_decoder.onnx")
+    for stochastic in (False, True):
+        for steps in (1, 2, 4, 8, 16):
+            per_tick = val_metrics(model, vz, va, vframes, emb, dec, steps=steps, stochastic=stochastic)[0]
+            print(f"{'sde' if stochastic else 'euler'} steps {steps:2d}: tick 1 {per_tick[0]:.2f} dB, "
+                  f"ticks 1-16 {np.mean(per_tick):.2f} dB", flush=True)
 
 
 class YumeVelocity(torch.nn.Module):
-    """Exported: (x, t, cond = [mask ; start latent], context = previous latent, text) -> velocity."""
+    """Exported: (x, t = 1000σ, cond = [mask ; start latent], context = previous latent, text) -> velocity."""
 
-    def __init__(self, dit):
+    def __init__(self, model):
         super().__init__()
-        self.dit = dit
+        self.model = model
 
     def forward(self, x, t, cond, context, text):
-        x0 = self.dit(x, t, text, None, torch.cat([context, cond], 1))
-        return (x - x0) / (t / 1000.0).clamp(min=1e-3).view(-1, 1, 1, 1)
+        sigma = (t / 1000.0).clamp(min=SIGMA_MIN)
+        x0 = self.model(x, sigma, context, cond, text)[0]
+        return (x - x0) / sigma.view(-1, 1, 1, 1)
 
 
 def export(args):
     ck = torch.load(os.path.join(args.ckpt, "yume.pt"))
-    args.width, args.depth = ck["width"], ck["depth"]
-    dit = build(args, ck["zc"], ck["latent"], ck["prior_var"])
-    dit.load_state_dict(ck["dit"])
+    model = load_model(args, ck)
     zc, h = ck["zc"], ck["latent"]
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     z = torch.zeros(1, zc, h, h)
-    export_onnx(YumeVelocity(dit).eval(), (z, torch.full((1,), 1000.0), torch.zeros(1, zc + 1, h, h), z,
-                                           torch.zeros(1, 64, 64)),
+    export_onnx(YumeVelocity(model).eval(), (z, torch.full((1,), 1000.0), torch.zeros(1, zc + 1, h, h), z,
+                                             torch.zeros(1, 64, 64)),
                 os.path.join(out, "dit_yume.onnx"), ["x", "t", "cond", "context", "text"], ["velocity"], "denoiser",
-                f"trained Yume denoiser (QCM text): DiT ({ck['depth']} blocks, width {ck['width']}) over the RGB latent "
-                f"({zc}x{h}x{h}), previous latent and the I2V condition [mask ; start latent] channel-concatenated, "
-                "the Quantized-Camera-Motion caption's text-encoder tokens pooled by attention into adaLN; predicts "
-                "the next latent as previous + change, exported as rectified-flow velocity (for sigma >= 0.5 x_t is "
-                "unseen: Euler 4 steps at shift 3 returns the conditional mean); text dropped 10% in training (CFG)",
+                f"trained Yume denoiser (QCM text): rectified-flow DiT ({ck['depth']} blocks, width {ck['width']}) "
+                f"over the RGB latent ({zc}x{h}x{h}); x_t seen at every noise level; previous latent, the I2V "
+                "condition [mask ; start latent] and the prior-posterior mean channel-concatenated; the "
+                "Quantized-Camera-Motion caption's text-encoder tokens pooled by attention into adaLN; "
+                "EDM-style preconditioning with the previous latent as prior; context noise-augmented (GameNGen); "
+                "text dropped 10% in training (CFG)",
                 dict({"frame_size": 64, "hidden_width": 64}, prediction="velocity", schedule="rectified_flow",
                      time_scale=1000, conditions="text,cond,context", context_frames=1, trained="true",
-                     qcm_variant="yume", recommended_sampler="euler 4 steps, shift 3"))
+                     qcm_variant="yume", training_steps=ck["steps"], training_minutes=round(ck["minutes"], 1),
+                     recommended_sampler="euler 8 steps, shift 3"))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("stage", choices=["captions", "dit", "export"])
-    ap.add_argument("--ckpt", default="/work/ckpt")
+    ap.add_argument("stage", choices=["latents", "captions", "dit", "export", "eval"])
+    ap.add_argument("--ckpt", default="/work/ckpt/yume")
+    ap.add_argument("--data", default="/work/data/train")
     ap.add_argument("--val", default="/work/data/val")
-    ap.add_argument("--out", default=os.path.join(HERE, "..", "trained"))
+    ap.add_argument("--out", default=TRAINED)
     ap.add_argument("--wgraph", default=os.path.join(ROOT, "target", "release", "wgraph"))
-    ap.add_argument("--minutes", type=float, default=12.0)
+    ap.add_argument("--minutes", type=float, default=24.0)
+    ap.add_argument("--resume", default=None, help="continue from a yume.pt (its width/depth/prior)")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=8e-4)
     ap.add_argument("--threads", type=int, default=2)
@@ -218,11 +328,11 @@ def main():
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--text-dropout", type=float, default=0.1)
     ap.add_argument("--ctx-noise", type=float, default=0.3)
-    ap.add_argument("--frac-gated", type=float, default=0.75)
     ap.add_argument("--ema", type=float, default=0.999)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    {"captions": make_captions, "dit": train_dit, "export": export}[args.stage](args)
+    {"latents": make_latents, "captions": make_captions, "dit": train_dit, "export": export,
+     "eval": evaluate}[args.stage](args)
 
 
 if __name__ == "__main__":

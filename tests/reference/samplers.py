@@ -32,6 +32,23 @@ def flow_sigmas(steps, shift):
     return list(s) + [0.0]
 
 
+def dynamic_sigmas(c, shape):
+    """diffusers' FlowMatchEulerDiscreteScheduler with use_dynamic_shifting: mu linear in
+    the image sequence length, sigma <- exp(mu) / (exp(mu) + (1/t - 1))."""
+    tokens = np.prod(shape[2:]) / c.get("patch", 2) ** 2
+    b0, b1 = c.get("base_tokens", 256.0), c.get("max_tokens", 4096.0)
+    m = (c.get("max_shift", 1.15) - c.get("base_shift", 0.5)) / (b1 - b0)
+    mu = m * tokens + (c.get("base_shift", 0.5) - m * b0)
+    t = 1.0 - np.arange(c["steps"]) / c["steps"]
+    return list(np.exp(mu) / (np.exp(mu) + (1.0 / t - 1.0))) + [0.0]
+
+
+def sigmas_of(c, x):
+    if c.get("dynamic_shift"):
+        return dynamic_sigmas(c, x.shape)
+    return flow_sigmas(c["steps"], c.get("shift", 1.0))
+
+
 def vp_point(sigma):
     """VP/flow correspondence: the (fractional) timestep and its ᾱ for flow σ."""
     target = 0.0 if sigma >= 1.0 else 1.0 / (1.0 + (sigma / (1.0 - sigma)) ** 2)
@@ -57,7 +74,7 @@ def denoise(kind, x, sigma):
 
 
 def euler(c, kind, x, z):
-    s = flow_sigmas(c["steps"], c.get("shift", 1.0))
+    s = sigmas_of(c, x)
     for i in range(c["steps"]):
         x0, eps = denoise(kind, x, s[i])
         x = x + (s[i + 1] - s[i]) * (eps - x0)
@@ -67,7 +84,7 @@ def euler(c, kind, x, z):
 def sde(c, kind, x, z):
     # Yume: x0 = x − σv; score = −(x − (1−σ)x0)/σ²;
     # x ← x + dσ·v − ½η²·score·dσ + η·√(σᵢ−σᵢ₊₁)·ε
-    s, eta = flow_sigmas(c["steps"], c.get("shift", 1.0)), c.get("eta", 0.3)
+    s, eta = sigmas_of(c, x), c.get("eta", 0.3)
     for i in range(c["steps"]):
         x0, eps = denoise(kind, x, s[i])
         v, ds = eps - x0, s[i + 1] - s[i]

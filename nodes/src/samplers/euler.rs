@@ -3,7 +3,8 @@
 //! Starting from `x = noise` at σ = 1 it takes `steps` steps
 //! `x ← x + (σ_{i+1} − σ_i)·v`, where `v` is the denoiser's velocity at
 //! `(x, t = 1000·σ_i)`, ending at σ = 0. The σ schedule is Yume's shifted
-//! linear one ([`flow_schedule`]).
+//! linear one ([`flow_schedule`]), or with `dynamic_shift = true` one whose
+//! shift follows the latent's size ([`super::DynamicShift`]).
 //!
 //! An ε-predicting VP (DDPM) denoiser runs too, converted at build time from
 //! its metadata (see [`super::VpAsFlow`]): the flow point `x = (1−σ)·x₀ + σ·ε` is
@@ -12,7 +13,10 @@
 //! model's ᾱ table); the model's ε gives `x₀ = (x_vp − √(1−ᾱ)·ε)/√ᾱ` and the
 //! velocity `v = ε − x₀`.
 
-use super::{DENOISER, FlowCall, SHIFT, STEPS, denoiser_call, latent_output, steps_and_shift};
+use super::{
+    BASE_SHIFT, BASE_TOKENS, DENOISER, DYNAMIC_SHIFT, FlowCall, FlowSchedule, MAX_SHIFT,
+    MAX_TOKENS, PATCH, SHIFT, STEPS, denoiser_call, latent_output,
+};
 use crate::common::*;
 
 /// The `euler` kind.
@@ -26,13 +30,23 @@ impl NodeKind for Euler {
         "rectified-flow Euler sampler: denoises `noise` in `steps` calls of a denoiser(x, t)"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        const PARAMS: &[ParamSpec] = &[STEPS, SHIFT, DENOISER];
+        const PARAMS: &[ParamSpec] = &[
+            STEPS,
+            SHIFT,
+            DYNAMIC_SHIFT,
+            BASE_SHIFT,
+            MAX_SHIFT,
+            BASE_TOKENS,
+            MAX_TOKENS,
+            PATCH,
+            DENOISER,
+        ];
         PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
-        let (steps, shift) = steps_and_shift(cx)?;
+        let schedule = FlowSchedule::from_params(cx)?;
         Ok(Box::new(EulerNode {
-            sigmas: flow_schedule(steps, shift),
+            schedule,
             denoiser: cx.params.node_ref("denoiser")?,
             call: std::sync::OnceLock::new(),
         }))
@@ -50,7 +64,7 @@ pub fn flow_schedule(steps: usize, shift: f64) -> Vec<f64> {
 }
 
 struct EulerNode {
-    sigmas: Vec<f64>,
+    schedule: FlowSchedule,
     denoiser: String,
     /// How the denoiser is called, decided at build time (in `infer`).
     call: std::sync::OnceLock<FlowCall>,
@@ -85,7 +99,7 @@ impl Node for EulerNode {
         let noise = tensor_arg(inputs, 0)?;
         let mut x = noise.host_f32()?.to_vec();
         let call = self.call.get().cloned().unwrap_or(FlowCall::Velocity);
-        for pair in self.sigmas.windows(2) {
+        for pair in self.schedule.sigmas(noise.shape()).windows(2) {
             let (x0, eps) = call.denoise(cx, &self.denoiser, noise.shape(), &x, pair[0])?;
             let dt = (pair[1] - pair[0]) as f32;
             for ((x, x0), eps) in x.iter_mut().zip(x0).zip(eps) {

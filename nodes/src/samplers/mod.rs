@@ -147,10 +147,10 @@ impl VpAsFlow {
     }
 }
 
-/// `steps` (1..=10000) and `shift` (> 0), checked.
-pub(crate) fn steps_and_shift(cx: &BuildContext<'_>) -> Result<(usize, f64), BuildError> {
+/// `steps` (1..=10000), checked.
+pub(crate) fn steps_param(cx: &BuildContext<'_>) -> Result<usize, BuildError> {
     let steps = cx.params.int("steps")?;
-    let steps = usize::try_from(steps)
+    usize::try_from(steps)
         .ok()
         .filter(|s| (1..=10_000).contains(s))
         .ok_or_else(|| {
@@ -158,15 +158,127 @@ pub(crate) fn steps_and_shift(cx: &BuildContext<'_>) -> Result<(usize, f64), Bui
                 "steps",
                 format!("`steps` must be between 1 and 10000, found {steps}"),
             )
-        })?;
-    let shift = finite_param(cx, "shift")?;
-    if shift <= 0.0 {
-        return Err(BuildError::param(
-            "shift",
-            format!("`shift` must be positive, found {shift}"),
-        ));
+        })
+}
+
+/// The σ schedule of a flow-space sampler: `steps` levels from σ = 1 to 0,
+/// warped by a fixed `shift` (Yume, SD3) or by one computed from the
+/// latent's size (`dynamic_shift`, Flux / diffusers' `use_dynamic_shifting`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowSchedule {
+    steps: usize,
+    shift: Shift,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Shift {
+    Fixed(f64),
+    Dynamic(DynamicShift),
+}
+
+/// Resolution-dependent shift: `μ` is linear in the latent's token count
+/// (`base_shift` at `base_tokens`, `max_shift` at `max_tokens`, extrapolated
+/// beyond), and the shift is `e^μ`, so `σ ← e^μ·σ / (1 + (e^μ − 1)·σ)` — the
+/// time shift `e^μ / (e^μ + (1/σ − 1))` of diffusers' flow-match scheduler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DynamicShift {
+    pub base_shift: f64,
+    pub max_shift: f64,
+    pub base_tokens: f64,
+    pub max_tokens: f64,
+    /// Tokens are the latent's positions after its channel axis over `patch²`.
+    pub patch: usize,
+}
+
+impl DynamicShift {
+    /// Tokens of a latent of `shape` (`[B, C, …]`): positions after the
+    /// channel axis, over `patch²`.
+    pub fn tokens(&self, shape: &[usize]) -> f64 {
+        let positions: usize = shape.iter().skip(2).product();
+        positions as f64 / (self.patch * self.patch) as f64
     }
-    Ok((steps, shift))
+
+    /// The shift `e^μ` for a latent of `shape`.
+    pub fn shift(&self, shape: &[usize]) -> f64 {
+        let slope = (self.max_shift - self.base_shift) / (self.max_tokens - self.base_tokens);
+        let mu = self.base_shift + slope * (self.tokens(shape) - self.base_tokens);
+        mu.exp()
+    }
+}
+
+impl FlowSchedule {
+    /// A fixed-shift schedule.
+    pub fn fixed(steps: usize, shift: f64) -> FlowSchedule {
+        FlowSchedule {
+            steps,
+            shift: Shift::Fixed(shift),
+        }
+    }
+
+    /// The number of denoiser steps.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// The `steps + 1` noise levels for a latent of `shape`.
+    pub fn sigmas(&self, shape: &[usize]) -> Vec<f64> {
+        let shift = match &self.shift {
+            Shift::Fixed(s) => *s,
+            Shift::Dynamic(d) => d.shift(shape),
+        };
+        flow_schedule(self.steps, shift)
+    }
+
+    /// Reads `steps`, `shift` and the dynamic-shift parameters
+    /// ([`FLOW_SCHEDULE_PARAMS`]); `shift` written together with
+    /// `dynamic_shift = true` is an error (one of them decides).
+    pub(crate) fn from_params(cx: &BuildContext<'_>) -> Result<FlowSchedule, BuildError> {
+        let steps = steps_param(cx)?;
+        let positive = |name: &str| -> Result<f64, BuildError> {
+            let v = finite_param(cx, name)?;
+            if v > 0.0 {
+                Ok(v)
+            } else {
+                Err(BuildError::param(
+                    name,
+                    format!("`{name}` must be positive, found {v}"),
+                ))
+            }
+        };
+        let shift = positive("shift")?;
+        if !cx.params.bool("dynamic_shift")? {
+            return Ok(FlowSchedule::fixed(steps, shift));
+        }
+        if cx.params.span("shift").is_some() {
+            return Err(BuildError::param(
+                "shift",
+                "`shift` and `dynamic_shift = true` both set the schedule's shift: remove one",
+            ));
+        }
+        let dynamic = DynamicShift {
+            base_shift: finite_param(cx, "base_shift")?,
+            max_shift: finite_param(cx, "max_shift")?,
+            base_tokens: positive("base_tokens")?,
+            max_tokens: positive("max_tokens")?,
+            patch: usize::try_from(cx.params.int("patch")?)
+                .ok()
+                .filter(|p| (1..=64).contains(p))
+                .ok_or_else(|| BuildError::param("patch", "`patch` must be between 1 and 64"))?,
+        };
+        if dynamic.max_tokens <= dynamic.base_tokens {
+            return Err(BuildError::param(
+                "max_tokens",
+                format!(
+                    "`max_tokens` ({}) must be above `base_tokens` ({})",
+                    dynamic.max_tokens, dynamic.base_tokens
+                ),
+            ));
+        }
+        Ok(FlowSchedule {
+            steps,
+            shift: Shift::Dynamic(dynamic),
+        })
+    }
 }
 
 /// `steps` of a flow-space sampler.
@@ -183,6 +295,44 @@ pub(crate) const SHIFT: ParamSpec = ParamSpec::optional(
     ParamDefault::Float(1.0),
     "schedule shift s > 0; larger spends more steps at high noise",
 );
+/// `dynamic_shift`: a shift computed from the latent's size.
+pub(crate) const DYNAMIC_SHIFT: ParamSpec = ParamSpec::optional(
+    "dynamic_shift",
+    ParamType::Bool,
+    ParamDefault::Bool(false),
+    "shift = e^μ with μ linear in the latent's tokens (Flux); replaces `shift`",
+);
+pub(crate) const BASE_SHIFT: ParamSpec = ParamSpec::optional(
+    "base_shift",
+    ParamType::Float,
+    ParamDefault::Float(0.5),
+    "dynamic shift: μ at `base_tokens`",
+);
+pub(crate) const MAX_SHIFT: ParamSpec = ParamSpec::optional(
+    "max_shift",
+    ParamType::Float,
+    ParamDefault::Float(1.15),
+    "dynamic shift: μ at `max_tokens`",
+);
+pub(crate) const BASE_TOKENS: ParamSpec = ParamSpec::optional(
+    "base_tokens",
+    ParamType::Float,
+    ParamDefault::Float(256.0),
+    "dynamic shift: token count where μ = `base_shift`",
+);
+pub(crate) const MAX_TOKENS: ParamSpec = ParamSpec::optional(
+    "max_tokens",
+    ParamType::Float,
+    ParamDefault::Float(4096.0),
+    "dynamic shift: token count where μ = `max_shift`",
+);
+pub(crate) const PATCH: ParamSpec = ParamSpec::optional(
+    "patch",
+    ParamType::Int,
+    ParamDefault::Int(2),
+    "dynamic shift: tokens = latent positions / patch²",
+);
+
 /// `eta` of the SDE samplers.
 pub(crate) const ETA: ParamSpec = ParamSpec::optional(
     "eta",

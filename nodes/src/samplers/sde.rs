@@ -1,6 +1,6 @@
 //! `sde`: Euler–Maruyama on the rectified-flow path, in Yume's form.
 //!
-//! On the shifted schedule of [`flow_schedule`], each step calls the
+//! On the shifted schedule of [`super::flow_schedule`], each step calls the
 //! denoiser at σᵢ for x₀ (and v = ε − x₀), then, with dσ = σᵢ₊₁ − σᵢ:
 //! `score = −(x − (1−σᵢ)·x₀)/σᵢ²`,
 //! `x ← x + dσ·v − ½η²·score·dσ + η·√(−dσ)·z`
@@ -8,8 +8,9 @@
 //! RNG, or the wired `step_noise`). η = 0 is `euler`.
 
 use super::{
-    DENOISER, ETA, FlowCall, SHIFT, STEPS, check_step_noise, denoiser_call, eta_param,
-    flow_schedule, latent_output, step_noise, steps_and_shift, stochastic_inputs, wired_step_noise,
+    BASE_SHIFT, BASE_TOKENS, DENOISER, DYNAMIC_SHIFT, ETA, FlowCall, FlowSchedule, MAX_SHIFT,
+    MAX_TOKENS, PATCH, SHIFT, STEPS, check_step_noise, denoiser_call, eta_param, latent_output,
+    step_noise, stochastic_inputs, wired_step_noise,
 };
 use crate::common::*;
 use crate::rng::{hash_str, mix};
@@ -25,14 +26,25 @@ impl NodeKind for Sde {
         "rectified-flow Euler–Maruyama (Yume's SDE sampler, η): Euler plus a score correction and fresh noise each step"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        const PARAMS: &[ParamSpec] = &[STEPS, SHIFT, ETA, DENOISER];
+        const PARAMS: &[ParamSpec] = &[
+            STEPS,
+            SHIFT,
+            DYNAMIC_SHIFT,
+            BASE_SHIFT,
+            MAX_SHIFT,
+            BASE_TOKENS,
+            MAX_TOKENS,
+            PATCH,
+            ETA,
+            DENOISER,
+        ];
         PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
-        let (steps, shift) = steps_and_shift(cx)?;
+        let schedule = FlowSchedule::from_params(cx)?;
         let eta = eta_param(cx)?;
         Ok(Box::new(SdeNode {
-            sigmas: flow_schedule(steps, shift),
+            schedule,
             eta,
             seed: mix(cx.settings.seed ^ hash_str(cx.name)),
             denoiser: cx.params.node_ref("denoiser")?,
@@ -42,7 +54,7 @@ impl NodeKind for Sde {
 }
 
 struct SdeNode {
-    sigmas: Vec<f64>,
+    schedule: FlowSchedule,
     eta: f64,
     seed: u64,
     denoiser: String,
@@ -64,7 +76,7 @@ impl Node for SdeNode {
         inputs: &[Option<ValueType>],
         calls: &mut dyn InferCalls,
     ) -> Result<Vec<ValueType>, TypeError> {
-        check_step_noise(inputs, 1, self.sigmas.len() - 1)?;
+        check_step_noise(inputs, 1, self.schedule.steps())?;
         let (types, call) = FlowCall::infer(inputs, calls, &self.denoiser, "sde")?;
         let _ = self.call.set(call);
         Ok(types)
@@ -80,7 +92,7 @@ impl Node for SdeNode {
         let mut x = noise.host_f32()?.to_vec();
         let call = self.call.get().cloned().unwrap_or(FlowCall::Velocity);
         let mut z = Vec::new();
-        for (i, pair) in self.sigmas.windows(2).enumerate() {
+        for (i, pair) in self.schedule.sigmas(noise.shape()).windows(2).enumerate() {
             let (s, s_next) = (pair[0], pair[1]);
             let (x0, eps) = call.denoise(cx, &self.denoiser, noise.shape(), &x, s)?;
             step_noise(wired, self.seed, cx.tick, i, &mut z, x.len())?;

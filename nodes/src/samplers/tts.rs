@@ -11,8 +11,9 @@
 //! `depth = 0` both are `euler` / `sde`.
 
 use super::{
-    DENOISER, ETA, FlowCall, SHIFT, STEPS, check_step_noise, denoiser_call, eta_param,
-    flow_schedule, latent_output, step_noise, steps_and_shift, stochastic_inputs, wired_step_noise,
+    BASE_SHIFT, BASE_TOKENS, DENOISER, DYNAMIC_SHIFT, ETA, FlowCall, FlowSchedule, MAX_SHIFT,
+    MAX_TOKENS, PATCH, SHIFT, STEPS, check_step_noise, denoiser_call, eta_param, latent_output,
+    step_noise, stochastic_inputs, wired_step_noise,
 };
 use crate::common::*;
 use crate::rng::{hash_str, mix};
@@ -41,8 +42,33 @@ const DEPTH: ParamSpec = ParamSpec::optional(
     ParamDefault::Int(2),
     "look-ahead steps l (Yume's code: 2); 0 is plain Euler / SDE",
 );
-const ODE_PARAMS: &[ParamSpec] = &[STEPS, SHIFT, INTERVAL, DEPTH, DENOISER];
-const SDE_PARAMS: &[ParamSpec] = &[STEPS, SHIFT, INTERVAL, DEPTH, ETA, DENOISER];
+const ODE_PARAMS: &[ParamSpec] = &[
+    STEPS,
+    SHIFT,
+    DYNAMIC_SHIFT,
+    BASE_SHIFT,
+    MAX_SHIFT,
+    BASE_TOKENS,
+    MAX_TOKENS,
+    PATCH,
+    INTERVAL,
+    DEPTH,
+    DENOISER,
+];
+const SDE_PARAMS: &[ParamSpec] = &[
+    STEPS,
+    SHIFT,
+    DYNAMIC_SHIFT,
+    BASE_SHIFT,
+    MAX_SHIFT,
+    BASE_TOKENS,
+    MAX_TOKENS,
+    PATCH,
+    INTERVAL,
+    DEPTH,
+    ETA,
+    DENOISER,
+];
 
 impl NodeKind for Tts {
     fn name(&self) -> &'static str {
@@ -59,7 +85,7 @@ impl NodeKind for Tts {
         if self.sde { SDE_PARAMS } else { ODE_PARAMS }
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
-        let (steps, shift) = steps_and_shift(cx)?;
+        let schedule = FlowSchedule::from_params(cx)?;
         let count = |name: &str, lo: i64| -> Result<usize, BuildError> {
             let v = cx.params.int(name)?;
             usize::try_from(v)
@@ -75,7 +101,7 @@ impl NodeKind for Tts {
         let eta = if self.sde { eta_param(cx)? } else { 0.0 };
         Ok(Box::new(TtsNode {
             kind: self.name(),
-            sigmas: flow_schedule(steps, shift),
+            schedule,
             interval: count("interval", 1)?,
             depth: count("depth", 0)?,
             eta,
@@ -88,7 +114,7 @@ impl NodeKind for Tts {
 
 struct TtsNode {
     kind: &'static str,
-    sigmas: Vec<f64>,
+    schedule: FlowSchedule,
     interval: usize,
     depth: usize,
     eta: f64,
@@ -130,7 +156,7 @@ impl Node for TtsNode {
         inputs: &[Option<ValueType>],
         calls: &mut dyn InferCalls,
     ) -> Result<Vec<ValueType>, TypeError> {
-        check_step_noise(inputs, 1, self.sigmas.len() - 1)?;
+        check_step_noise(inputs, 1, self.schedule.steps())?;
         let (types, call) = FlowCall::infer(inputs, calls, &self.denoiser, self.kind)?;
         let _ = self.call.set(call);
         Ok(types)
@@ -146,7 +172,8 @@ impl Node for TtsNode {
         let shape = noise.shape().to_vec();
         let call = self.call.get().cloned().unwrap_or(FlowCall::Velocity);
         let mut x = noise.host_f32()?.to_vec();
-        let n = self.sigmas.len() - 1;
+        let sigmas = self.schedule.sigmas(&shape);
+        let n = self.schedule.steps();
         let mut z = Vec::new();
         let velocity = |x0: &[f32], eps: &[f32]| -> Vec<f64> {
             x0.iter()
@@ -155,7 +182,7 @@ impl Node for TtsNode {
                 .collect()
         };
         for i in 0..n {
-            let (s, s_next) = (self.sigmas[i], self.sigmas[i + 1]);
+            let (s, s_next) = (sigmas[i], sigmas[i + 1]);
             let (x0, eps) = call.denoise(cx, &self.denoiser, &shape, &x, s)?;
             let mut v = velocity(&x0, &eps);
             let mut x0_used = x0;
@@ -167,10 +194,10 @@ impl Node for TtsNode {
                 let last = (i + self.depth).min(n - 1);
                 for j in i..last {
                     for (a, vv) in ahead.iter_mut().zip(&va) {
-                        *a = (f64::from(*a) + (self.sigmas[j + 1] - self.sigmas[j]) * vv) as f32;
+                        *a = (f64::from(*a) + (sigmas[j + 1] - sigmas[j]) * vv) as f32;
                     }
                     let (x0j, epsj) =
-                        call.denoise(cx, &self.denoiser, &shape, &ahead, self.sigmas[j + 1])?;
+                        call.denoise(cx, &self.denoiser, &shape, &ahead, sigmas[j + 1])?;
                     va = velocity(&x0j, &epsj);
                     x0a = x0j;
                 }
