@@ -2764,7 +2764,48 @@ mod sampler_reference {
             ("ddim", "vp_eps", &[("steps", "4"), ("eta", "0.0")], 0),
             ("ddim", "vp_eps", &[("steps", "3"), ("eta", "0.5")], 3),
             ("ddim", "flow", &[("steps", "4"), ("eta", "0.0")], 0),
+            // A model with no metadata (plain.onnx), its contract given in
+            // the graph's `model` declaration: every prediction and noise
+            // process each sampler family converts.
+            ("ddim", "vp_v", &[("steps", "4"), ("eta", "0.0")], 0),
+            ("ddim", "vp_sample", &[("steps", "3"), ("eta", "0.5")], 3),
+            ("ddim", "flow_sample", &[("steps", "4"), ("eta", "0.0")], 0),
+            ("euler", "vp_v", &[("steps", "4"), ("shift", "2.0")], 0),
+            (
+                "euler",
+                "flow_sample",
+                &[("steps", "4"), ("shift", "3.0")],
+                0,
+            ),
+            ("euler", "flow_t1", &[("steps", "4"), ("shift", "3.0")], 0),
+            (
+                "sde",
+                "vp_sample",
+                &[("steps", "3"), ("shift", "1.0"), ("eta", "0.3")],
+                3,
+            ),
         ];
+        // The `model` declaration of each model name: the file's own
+        // metadata, or plain.onnx with the contract written in the graph.
+        fn declaration(model: &str) -> (String, &str) {
+            const VP: &str = "schedule = scaled_linear, beta_start = 0.00085, beta_end = 0.012";
+            let (file, options) = match model {
+                "flow" | "vp_eps" => (model, String::new()),
+                "vp_v" => ("plain", format!("{{ role = denoiser, prediction = v, {VP} }}")),
+                "vp_sample" => (
+                    "plain",
+                    format!("{{ role = denoiser, prediction = sample, {VP}, train_steps = 1000 }}"),
+                ),
+                "flow_sample" => ("plain", "{ role = denoiser, prediction = sample }".into()),
+                "flow_t1" => (
+                    "plain",
+                    "{ role = denoiser, prediction = velocity, schedule = rectified_flow, time_scale = 1 }"
+                        .into(),
+                ),
+                other => panic!("no model {other}"),
+            };
+            (options, file)
+        }
         for (i, (sampler, model, kv, noise_steps)) in cases.iter().enumerate() {
             let params: String = kv
                 .iter()
@@ -2784,11 +2825,12 @@ mod sampler_reference {
             } else {
                 String::new()
             };
+            let (options, file) = declaration(model);
             let graph = format!(
-                "model m = \"{}\"\nnode noise: npy {{ path = \"{}\" }}\nnode dit: denoiser {{ model = m }}\n\
+                "model m = \"{}\" {options}\nnode noise: npy {{ path = \"{}\" }}\nnode dit: denoiser {{ model = m }}\n\
                  node sampler: {sampler} {{ {params}, denoiser = @dit }}\nnode out: npy_dump {{ dir = \"out\" }}\n\
                  noise.out -> sampler.noise\nsampler.latent -> out.tensor\n{wire}",
-                reference.join(format!("{model}.onnx")).display(),
+                reference.join(format!("{file}.onnx")).display(),
                 d.join("noise.npy").display()
             );
             let file = case_dir.join("g.world");
@@ -2829,6 +2871,34 @@ mod sampler_reference {
             );
         }
     }
+}
+
+/// A model without metadata works in a role-specific kind once the graph's
+/// `model` declaration gives its contract; without it the error says how.
+#[test]
+fn a_models_role_can_be_given_in_the_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = root().join("tests/reference/plain.onnx");
+    let graph = |decl: &str| {
+        format!(
+            "model net = \"{}\" {decl}\nnode x: constant {{ shape = 1x4x2x2, value = 0.5 }}\n\
+             node t: constant {{ shape = [1], value = 500 }}\nnode enc: encoder {{ model = net }}\n\
+             node out: npy_dump {{ dir = \"o\" }}\nx.out -> enc.x\nt.out -> enc.t\nenc.y -> out.tensor\n",
+            plain.display()
+        )
+    };
+    let file = dir.path().join("g.world");
+    std::fs::write(&file, graph("")).unwrap();
+    let o = wgraph(&["check", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("declare it in the graph: `model net = \"…\" { role = vae_encoder }`"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(&file, graph("{ role = vae_encoder }")).unwrap();
+    let o = wgraph(&["check", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
 /// The generic `model` kind: any ONNX file, no wgraph metadata; its ports

@@ -74,7 +74,92 @@ pub const MODEL_OPTIONS: &[ParamSpec] = &[
         Default::Int(0),
         "intra-op threads of this model (0: the runtime's default, every core); 1 lets models of consecutive ticks overlap on separate cores",
     ),
+    // The model contract's metadata, given in the graph (overrides the file's
+    // `wgraph.KEY`): a user's own export works without editing it.
+    ParamSpec::optional(
+        "role",
+        ParamType::Choice(MODEL_ROLES),
+        Default::Absent,
+        "what the model is (wgraph.role): the node kinds that accept it check this",
+    ),
+    ParamSpec::optional(
+        "prediction",
+        ParamType::Choice(&["epsilon", "velocity", "sample", "v"]),
+        Default::Absent,
+        "denoisers: what the output is (wgraph.prediction); v = diffusers' v_prediction",
+    ),
+    ParamSpec::optional(
+        "schedule",
+        ParamType::Choice(&["scaled_linear", "linear", "rectified_flow"]),
+        Default::Absent,
+        "denoisers: the noise process (wgraph.schedule); VP schedules need beta_start and beta_end",
+    ),
+    ParamSpec::optional(
+        "beta_start",
+        ParamType::Float,
+        Default::Absent,
+        "VP denoisers: β of the first training timestep (wgraph.beta_start)",
+    ),
+    ParamSpec::optional(
+        "beta_end",
+        ParamType::Float,
+        Default::Absent,
+        "VP denoisers: β of the last training timestep (wgraph.beta_end)",
+    ),
+    ParamSpec::optional(
+        "train_steps",
+        ParamType::Int,
+        Default::Absent,
+        "VP denoisers: training timesteps T (wgraph.train_steps, default 1000)",
+    ),
+    ParamSpec::optional(
+        "time_scale",
+        ParamType::Float,
+        Default::Absent,
+        "flow denoisers: the model takes t = time_scale·σ (wgraph.time_scale, default 1000)",
+    ),
+    ParamSpec::optional(
+        "tokenizer",
+        ParamType::Str,
+        Default::Absent,
+        "text encoders: the tokenizer as JSON (wgraph.tokenizer, see models-onnx/README.md)",
+    ),
+    ParamSpec::optional(
+        "keys",
+        ParamType::Str,
+        Default::Absent,
+        "action embedders: the key order of the multi-hot input, comma-separated (wgraph.keys)",
+    ),
 ];
+
+/// The roles a model can have (`wgraph.role`).
+pub const MODEL_ROLES: &[&str] = &[
+    "vae_encoder",
+    "vae_decoder",
+    "image_encoder",
+    "text_encoder",
+    "action_embedder",
+    "denoiser",
+    "controlnet",
+    "idm",
+];
+
+/// The `model` declaration options that give contract metadata, as
+/// `wgraph.KEY` entries (numbers written as the graph wrote them).
+fn metadata_overrides(options: &Params) -> std::collections::BTreeMap<String, String> {
+    use crate::params::ParamValue;
+    let mut out = std::collections::BTreeMap::new();
+    for spec in MODEL_OPTIONS.iter().skip_while(|s| s.name != "role") {
+        let value = match options.get(spec.name) {
+            Some(ParamValue::Choice(v) | ParamValue::Str(v)) => v.clone(),
+            Some(ParamValue::Float(f)) => f.to_string(),
+            Some(ParamValue::Int(i)) => i.to_string(),
+            _ => continue,
+        };
+        out.insert(format!("wgraph.{}", spec.name), value);
+    }
+    out
+}
 
 /// `--set NODE.PARAM=VALUE`: a parameter written outside the graph file.
 #[derive(Debug, Clone, PartialEq)]
@@ -296,6 +381,36 @@ impl Builder<'_> {
             ));
             return;
         }
+        // Contract values written in the graph, checked where they are written
+        // (combinations, e.g. a VP schedule without betas, are checked by the
+        // node kinds that read them, as for the file's own metadata).
+        let ranges: [(&str, f64, f64, &str); 4] = [
+            (
+                "time_scale",
+                0.0,
+                1e6,
+                "positive (the model takes t = time_scale·σ)",
+            ),
+            ("beta_start", 0.0, 1.0, "between 0 and 1"),
+            ("beta_end", 0.0, 1.0, "between 0 and 1"),
+            ("train_steps", 0.0, 100_000.0, "between 1 and 100000"),
+        ];
+        for (key, lo, hi, what) in ranges {
+            let Some(v) = options
+                .opt_float(key)
+                .or_else(|| options.int(key).ok().map(|i| i as f64))
+            else {
+                continue;
+            };
+            if !(v > lo && v <= hi) || (key == "train_steps" && v < 1.0) {
+                let span = options.span(key).unwrap_or(m.span);
+                self.diags.push(Diagnostic::error(
+                    span,
+                    format!("model `{}`: `{key}` must be {what}, found {v}", m.name.name),
+                ));
+                return;
+            }
+        }
         let provider = self.options.provider.unwrap_or_else(|| {
             options
                 .choice("provider")
@@ -329,7 +444,8 @@ impl Builder<'_> {
             model_options.clone(),
         );
         if let Some(model) = self.loaded.get(&key) {
-            table.insert(m.name.name.clone(), Arc::clone(model));
+            let model = crate::model::with_metadata(Arc::clone(model), metadata_overrides(options));
+            table.insert(m.name.name.clone(), model);
             return;
         }
         match backend.load(path, &model_options) {
@@ -341,7 +457,8 @@ impl Builder<'_> {
                         format!("model `{}`: {w}", m.name.name),
                     ));
                 }
-                table.insert(m.name.name.clone(), loaded.model);
+                let model = crate::model::with_metadata(loaded.model, metadata_overrides(options));
+                table.insert(m.name.name.clone(), model);
             }
             Err(e) => self.diags.push(
                 Diagnostic::error(

@@ -137,6 +137,41 @@ pub trait Model: Send + Sync {
     fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ModelError>;
 }
 
+/// A model whose metadata is partly given by the graph: the `model`
+/// declaration's contract keys (`role`, `prediction`, `schedule`, …)
+/// replace the file's `wgraph.*` entries; inputs, outputs and runs are the
+/// inner model's.
+struct WithMetadata {
+    inner: Arc<dyn Model>,
+    signature: ModelSignature,
+}
+
+impl Model for WithMetadata {
+    fn signature(&self) -> &ModelSignature {
+        &self.signature
+    }
+    fn provider(&self) -> Provider {
+        self.inner.provider()
+    }
+    fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ModelError> {
+        self.inner.run(inputs)
+    }
+}
+
+/// `model` with `overrides` (full keys, e.g. `wgraph.role`) replacing its
+/// metadata entries; the model itself when there are none.
+pub fn with_metadata(model: Arc<dyn Model>, overrides: BTreeMap<String, String>) -> Arc<dyn Model> {
+    if overrides.is_empty() {
+        return model;
+    }
+    let mut signature = model.signature().clone();
+    signature.metadata.extend(overrides);
+    Arc::new(WithMetadata {
+        inner: model,
+        signature,
+    })
+}
+
 /// A model plus what loading it had to say (e.g. a provider fallback).
 #[derive(Clone)]
 pub struct LoadedModel {

@@ -162,6 +162,11 @@ struct DenoiserNode {
     /// The condition indices of `guidance`, in the same order.
     guided: Vec<usize>,
     prediction: String,
+    /// The noise process the model's metadata declares.
+    process: NoiseProcess,
+    /// `t` from the samplers (`1000·σ`) times this is the model's `t`
+    /// (`wgraph.time_scale / 1000`); `None`: passed as is.
+    time_factor: Option<f32>,
     batch: bool,
 }
 
@@ -206,6 +211,20 @@ impl DenoiserNode {
             .meta("wgraph.prediction")
             .unwrap_or(sig.outputs[0].name.as_str())
             .to_string();
+        if let Some(p) = sig.meta("wgraph.prediction")
+            && !PREDICTIONS.contains(&p)
+        {
+            return Err(BuildError::param(
+                "model",
+                format!(
+                    "model `{model_name}`: wgraph.prediction `{p}` is not one of {}",
+                    PREDICTIONS.join(", ")
+                ),
+            ));
+        }
+        let (process, time_factor) = noise_process(&sig.metadata).map_err(|why| {
+            BuildError::param("model", format!("model `{model_name}`'s metadata: {why}"))
+        })?;
         let mut guidance = Vec::new();
         if let Ok(record) = cx.params.record("guidance") {
             for e in &record.entries {
@@ -252,6 +271,8 @@ impl DenoiserNode {
             control,
             guidance,
             prediction,
+            process,
+            time_factor,
             batch,
             model_name,
             model,
@@ -323,30 +344,79 @@ impl DenoiserNode {
     }
 }
 
-impl DenoiserNode {
-    /// The noise process from the model's metadata: VP when it names a beta
-    /// schedule (`wgraph.schedule`, `wgraph.beta_start`, `wgraph.beta_end`,
-    /// `wgraph.train_steps`), else rectified flow.
-    fn noise_process(&self) -> NoiseProcess {
-        let meta = &self.model.signature().metadata;
-        let num = |k: &str| meta.get(k).and_then(|v| v.trim().parse::<f64>().ok());
-        match (
-            meta.get("wgraph.schedule").map(String::as_str),
-            num("wgraph.beta_start"),
-            num("wgraph.beta_end"),
-        ) {
-            (Some(schedule @ ("scaled_linear" | "linear")), Some(b0), Some(b1)) => {
+/// The predictions a denoiser's `wgraph.prediction` may name.
+const PREDICTIONS: &[&str] = &["epsilon", "velocity", "sample", "x0", "v", "v_prediction"];
+
+/// The noise process a denoiser's metadata declares, checked, and the
+/// factor from the samplers' `t` convention (`1000·σ` for flow) to the
+/// model's (`time_scale·σ`; `None` when it is 1000).
+///
+/// - `wgraph.schedule = scaled_linear | linear` with `wgraph.beta_start`,
+///   `wgraph.beta_end` (0 < β₀ ≤ β₁ < 1) and optional `wgraph.train_steps`
+///   (default 1000): VP; the model is called at integer-valued timesteps.
+/// - `rectified_flow` or no schedule: flow, with `wgraph.time_scale`
+///   (default 1000) > 0.
+fn noise_process(
+    meta: &std::collections::BTreeMap<String, String>,
+) -> Result<(NoiseProcess, Option<f32>), String> {
+    let num = |k: &str| -> Result<Option<f64>, String> {
+        match meta.get(k) {
+            None => Ok(None),
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(n) if n.is_finite() => Ok(Some(n)),
+                _ => Err(format!("{k} = `{v}` is not a number")),
+            },
+        }
+    };
+    match meta.get("wgraph.schedule").map(String::as_str) {
+        Some(schedule @ ("scaled_linear" | "linear")) => {
+            let (Some(b0), Some(b1)) = (num("wgraph.beta_start")?, num("wgraph.beta_end")?) else {
+                return Err(format!(
+                    "wgraph.schedule = {schedule} needs wgraph.beta_start and wgraph.beta_end"
+                ));
+            };
+            if !(b0 > 0.0 && b0 <= b1 && b1 < 1.0) {
+                return Err(format!(
+                    "the betas must satisfy 0 < beta_start <= beta_end < 1, found {b0} and {b1}"
+                ));
+            }
+            let train_steps = match num("wgraph.train_steps")? {
+                None => 1000,
+                Some(t) if t.fract() == 0.0 && (1.0..=100_000.0).contains(&t) => t as usize,
+                Some(t) => {
+                    return Err(format!(
+                        "wgraph.train_steps must be an integer between 1 and 100000, found {t}"
+                    ));
+                }
+            };
+            if meta.contains_key("wgraph.time_scale") {
+                return Err(format!(
+                    "wgraph.time_scale is for rectified-flow models; a {schedule} (VP) model is called at its integer timesteps 0..{train_steps}"
+                ));
+            }
+            Ok((
                 NoiseProcess::Vp {
                     beta_start: b0,
                     beta_end: b1,
-                    train_steps: num("wgraph.train_steps")
-                        .filter(|t| *t >= 1.0 && *t <= 1e6)
-                        .map_or(1000, |t| t as usize),
+                    train_steps,
                     scaled: schedule == "scaled_linear",
-                }
-            }
-            _ => NoiseProcess::Flow,
+                },
+                None,
+            ))
         }
+        None | Some("rectified_flow") => match num("wgraph.time_scale")? {
+            None => Ok((NoiseProcess::Flow, None)),
+            Some(s) if s > 0.0 && s <= 1e6 => {
+                let factor = (s / 1000.0) as f32;
+                Ok((NoiseProcess::Flow, (factor != 1.0).then_some(factor)))
+            }
+            Some(s) => Err(format!(
+                "wgraph.time_scale must be positive (t = time_scale·σ), found {s}"
+            )),
+        },
+        Some(other) => Err(format!(
+            "wgraph.schedule `{other}` is not one this engine runs (scaled_linear, linear, rectified_flow)"
+        )),
     }
 }
 
@@ -354,7 +424,7 @@ impl Node for DenoiserNode {
     fn prediction(&self) -> Option<Prediction> {
         Some(Prediction {
             output: self.prediction.clone(),
-            process: self.noise_process(),
+            process: self.process.clone(),
         })
     }
     fn inputs(&self) -> Vec<PortSpec> {
@@ -428,7 +498,16 @@ impl Node for DenoiserNode {
         _: &mut TickContext<'_>,
     ) -> Result<Vec<Value>, NodeError> {
         let x = tensor_arg(inputs, 0)?;
-        let t = tensor_arg(inputs, 1)?;
+        let scaled_t;
+        let t = match self.time_factor {
+            Some(f) => {
+                let t = tensor_arg(inputs, 1)?;
+                let data = t.host_f32()?.iter().map(|v| v * f).collect();
+                scaled_t = Tensor::from_f32(t.shape(), data)?;
+                &scaled_t
+            }
+            None => tensor_arg(inputs, 1)?,
+        };
         let conds = (0..self.conditions.len())
             .map(|k| tensor_arg(inputs, 2 + k).cloned())
             .collect::<Result<Vec<_>, _>>()?;

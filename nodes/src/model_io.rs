@@ -26,15 +26,16 @@ pub(crate) fn model_with_role(
         Some(role) => Err(BuildError::param(
             param,
             format!(
-                "model `{name}` has role `{role}` (from its wgraph.role metadata); a `{kind}` node needs {}",
+                "model `{name}` has role `{role}` (its wgraph.role, from the file or the graph's `model` declaration); a `{kind}` node needs {}",
                 roles.join(" or ")
             ),
         )),
         None => Err(BuildError::param(
             param,
             format!(
-                "model `{name}` has no `wgraph.role` metadata; a `{kind}` node needs {} (see models-onnx/README.md)",
-                roles.join(" or ")
+                "model `{name}` has no `wgraph.role` metadata; a `{kind}` node needs {} (declare it in the graph: `model {name} = \"…\" {{ role = {} }}`, or run the file with the generic `model` kind)",
+                roles.join(" or "),
+                roles[0]
             ),
         )),
     }

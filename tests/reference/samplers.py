@@ -62,15 +62,27 @@ def vp_point(sigma):
 
 
 def denoise(kind, x, sigma):
-    """x0 and eps estimates at flow level sigma, for either model."""
-    if kind == "flow":
-        v = model(x, np.float32(1000.0 * sigma)).astype(np.float64)
-        return x - sigma * v, x + (1.0 - sigma) * v
+    """x0 and eps estimates at flow level sigma, for each model kind:
+    flow (velocity, t = 1000σ), flow_t1 (velocity, t = σ), flow_sample (x0);
+    vp_eps, vp_v (diffusers' v_prediction), vp_sample (x0) on the VP point."""
+    if kind.startswith("flow"):
+        y = model(x, np.float32((1.0 if kind == "flow_t1" else 1000.0) * sigma)).astype(np.float64)
+        if kind == "flow_sample":
+            return y, (x - (1.0 - sigma) * y) / sigma
+        return x - sigma * y, x + (1.0 - sigma) * y
     t, a = vp_point(sigma)
     scale = np.sqrt(a) + np.sqrt(1.0 - a)
     xv = (x * scale).astype(np.float32).astype(np.float64)
-    eps = model(xv, np.float32(t)).astype(np.float64)
-    return (xv - np.sqrt(1.0 - a) * eps) / np.sqrt(a), eps
+    return vp_estimates(kind, xv, model(xv, np.float32(t)).astype(np.float64), a)
+
+
+def vp_estimates(kind, xv, y, a):
+    """(x0, eps) of a VP model's output y at the VP point xv, ᾱ = a."""
+    if kind == "vp_v":  # diffusers: x0 = √ᾱ·x − √(1−ᾱ)·v, ε = √ᾱ·v + √(1−ᾱ)·x
+        return np.sqrt(a) * xv - np.sqrt(1.0 - a) * y, np.sqrt(a) * y + np.sqrt(1.0 - a) * xv
+    if kind == "vp_sample":
+        return y, (xv - np.sqrt(a) * y) / np.sqrt(1.0 - a)
+    return (xv - np.sqrt(1.0 - a) * y) / np.sqrt(a), y
 
 
 def euler(c, kind, x, z):
@@ -137,13 +149,13 @@ def ddim(c, kind, x, z):
         a_t = AC[t]
         prev = t - 1000 // n
         a_p = AC[prev] if prev >= 0 else 1.0
-        if kind == "flow":
+        if kind.startswith("flow"):
             norm = np.sqrt(a_t) + np.sqrt(1.0 - a_t)
             sigma = np.sqrt(1.0 - a_t) / norm
-            v = model((x / norm).astype(np.float32), np.float32(1000.0 * sigma)).astype(np.float64)
-            eps = x / norm + (1.0 - sigma) * v
+            _, eps = denoise(kind, x / norm, sigma)
         else:
-            eps = model(x.astype(np.float32), np.float32(t)).astype(np.float64)
+            y = model(x.astype(np.float32), np.float32(t)).astype(np.float64)
+            _, eps = vp_estimates(kind, x, y, a_t)
         std = eta * np.sqrt((1 - a_p) / (1 - a_t) * (1 - a_t / a_p))
         x0 = (x - np.sqrt(1 - a_t) * eps) / np.sqrt(a_t)
         x = np.sqrt(a_p) * x0 + np.sqrt(max(1 - a_p - std ** 2, 0.0)) * eps + (std * z[i] if std > 0 else 0.0)
@@ -165,5 +177,5 @@ if __name__ == "__main__":
     x = np.load(sys.argv[2]).astype(np.float64)
     z = np.load(sys.argv[3]).astype(np.float64)
     got = np.load(sys.argv[4]).astype(np.float64)
-    want = SAMPLERS[case["sampler"]](case, case["model"], x, z)
+    want = SAMPLERS[case["sampler"]](case, case.get("as", case["model"]), x, z)
     print(json.dumps({"max_abs_error": float(np.abs(got - want).max())}))

@@ -20,10 +20,13 @@
 //!   the node's name (so two samplers draw independent noise), the tick and
 //!   the step: reproducible, and independent of which ticks ran before.
 //!
-//! A rectified-flow velocity model runs too (its metadata names no beta
-//! schedule): each step calls it at the flow point of the same ᾱ,
-//! `σ = √(1−ᾱ)/(√ᾱ + √(1−ᾱ))`, `x_flow = x/(√ᾱ + √(1−ᾱ))`, `t = 1000σ`, and
-//! its velocity gives `ε = x_flow + (1−σ)·v`.
+//! Any denoiser whose prediction converts runs ([`super::Readout`]): VP
+//! models predicting ε, v (diffusers' `v_prediction`) or x₀ are called at
+//! `(x, t)` and their output converted to ε; a rectified-flow model
+//! (velocity or x₀; its metadata names no beta schedule) is called at the
+//! flow point of the same ᾱ, `σ = √(1−ᾱ)/(√ᾱ + √(1−ᾱ))`,
+//! `x_flow = x/(√ᾱ + √(1−ᾱ))`, `t = 1000σ` — a velocity gives
+//! `ε = x_flow + (1−σ)·v`. The ᾱ table is always this node's own parameters.
 //!
 //! Like diffusers, the result is the sample at the last step's previous
 //! timestep: clean when that is below 0 (always for `leading` and
@@ -31,8 +34,8 @@
 //! `T//N` ≤ the last timestep, e.g. N = 6 or 7 for T = 1000).
 
 use super::{
-    check_step_noise, denoiser_call, infer_sampler, latent_output, step_noise, stochastic_inputs,
-    wired_step_noise,
+    Readout, check_step_noise, denoiser_call, infer_readout, latent_output, step_noise,
+    stochastic_inputs, wired_step_noise,
 };
 use crate::common::*;
 use crate::rng::{hash_str, mix};
@@ -172,7 +175,7 @@ impl NodeKind for Ddim {
             plan,
             seed: mix(cx.settings.seed ^ hash_str(cx.name)),
             denoiser: cx.params.node_ref("denoiser")?,
-            flow: std::sync::OnceLock::new(),
+            readout: std::sync::OnceLock::new(),
         }))
     }
 }
@@ -275,9 +278,9 @@ struct DdimNode {
     plan: Vec<Step>,
     seed: u64,
     denoiser: String,
-    /// Set at build time (in `infer`) when the denoiser is a rectified-flow
-    /// velocity model: DDIM then calls it at the flow point matching each ᾱ.
-    flow: std::sync::OnceLock<()>,
+    /// How the denoiser's output is read, set at build time (in `infer`);
+    /// flow models are called at the flow point matching each ᾱ.
+    readout: std::sync::OnceLock<Readout>,
 }
 
 impl Node for DdimNode {
@@ -296,29 +299,10 @@ impl Node for DdimNode {
         calls: &mut dyn InferCalls,
     ) -> Result<Vec<ValueType>, TypeError> {
         check_step_noise(inputs, 1, self.plan.len())?;
-        if let Some(Prediction {
-            output,
-            process: NoiseProcess::Flow,
-        }) = calls.callee_prediction(0)
-            && output == "velocity"
-        {
-            // Build-time configuration found by inference; set once.
-            let _ = self.flow.set(());
-            return infer_sampler(
-                inputs,
-                calls,
-                &self.denoiser,
-                ("ddim", "velocity"),
-                ("euler", "velocity"),
-            );
-        }
-        infer_sampler(
-            inputs,
-            calls,
-            &self.denoiser,
-            ("ddim", "epsilon"),
-            ("euler", "velocity"),
-        )
+        let (types, readout, _) = infer_readout(inputs, calls, &self.denoiser, "ddim", true)?;
+        // Build-time configuration found by inference; set once.
+        let _ = self.readout.set(readout);
+        Ok(types)
     }
     fn eval(
         &self,
@@ -330,12 +314,17 @@ impl Node for DdimNode {
         let wired = wired_step_noise(inputs);
         let mut x = noise.host_f32()?.to_vec();
         let mut z = Vec::new();
-        let flow = self.flow.get().is_some();
+        let readout = self.readout.get().copied().unwrap_or(Readout::VpEpsilon);
+        let flow = !readout.is_vp();
         for (i, s) in self.plan.iter().enumerate() {
             // A flow model is called at the flow point of this ᾱ:
             // σ = √(1−ᾱ)/(√ᾱ+√(1−ᾱ)), x_flow = x/(√ᾱ+√(1−ᾱ)), t = 1000σ.
-            let norm = s.a_t.sqrt() + (1.0 - s.a_t).sqrt();
-            let sigma = (1.0 - s.a_t).sqrt() / norm;
+            let norm = if flow {
+                s.a_t.sqrt() + (1.0 - s.a_t).sqrt()
+            } else {
+                1.0
+            };
+            let sigma = (1.0 - s.a_t).sqrt() / (s.a_t.sqrt() + (1.0 - s.a_t).sqrt());
             let (t, xt) = if flow {
                 let scaled: Vec<f32> = x.iter().map(|v| (f64::from(*v) / norm) as f32).collect();
                 ((1000.0 * sigma) as f32, scaled)
@@ -345,22 +334,8 @@ impl Node for DdimNode {
             let t = Tensor::from_f32(&[1], vec![t])?;
             let xt = Tensor::from_f32(noise.shape(), xt)?;
             let out = cx.call(0, vec![xt.into(), t.into()])?;
-            let eps = match out.first() {
-                // Velocity v = ε − x₀ at x_flow = (1−σ)x₀ + σε gives ε = x_flow + (1−σ)v.
-                Some(Value::Tensor(v)) if flow && v.shape() == noise.shape() => {
-                    let v = v.host_f32()?;
-                    let eps: Vec<f32> = x
-                        .iter()
-                        .zip(v)
-                        .map(|(&xv, &vv)| {
-                            (f64::from(xv) / norm + (1.0 - sigma) * f64::from(vv)) as f32
-                        })
-                        .collect();
-                    std::borrow::Cow::Owned(eps)
-                }
-                Some(Value::Tensor(e)) if e.shape() == noise.shape() => {
-                    std::borrow::Cow::Borrowed(e.host_f32()?)
-                }
+            let y = match out.first() {
+                Some(Value::Tensor(y)) if y.shape() == noise.shape() => y.host_f32()?,
                 other => {
                     let found = other.map_or("nothing".into(), |v| v.value_type().to_string());
                     return Err(NodeError::new(format!(
@@ -370,6 +345,16 @@ impl Node for DdimNode {
                     )));
                 }
             };
+            // ε from the model's output at its input point (the flow point's
+            // ε is the VP point's: x_vp = norm·x_flow).
+            let eps: Vec<f32> = x
+                .iter()
+                .zip(y)
+                .map(|(&xv, &yv)| {
+                    let xm = f64::from(xv) / norm;
+                    readout.estimate(xm, f64::from(yv), sigma, s.a_t).1 as f32
+                })
+                .collect();
             if s.std > 0.0 {
                 step_noise(wired, self.seed, cx.tick, i, &mut z, x.len())?;
             }
@@ -623,11 +608,14 @@ mod tests {
         let noise = [Some(ValueType::tensor(DType::F32, &[1, 4]))];
         let mut e = exact(&[0.0; 4]);
         assert!(node.infer(&noise, &mut e).is_ok());
+        // A velocity model (no metadata, named by its output) is converted.
         e.name = "velocity";
+        assert!(node.infer(&noise, &mut e).is_ok());
+        e.name = "out";
         let err = node.infer(&noise, &mut e).unwrap_err();
         assert_eq!(
             err.message,
-            "`ddim` needs an epsilon-predicting denoiser, but `denoiser = @d` gives `velocity` (use `euler` for velocity models)"
+            "`ddim` needs an epsilon-predicting denoiser, but `denoiser = @d` gives `out` (its first output must be named `epsilon`)"
         );
         let ints = [Some(ValueType::tensor(DType::I64, &[1, 4]))];
         assert_eq!(

@@ -98,7 +98,7 @@ impl Node for EulerNode {
     ) -> Result<Vec<Value>, NodeError> {
         let noise = tensor_arg(inputs, 0)?;
         let mut x = noise.host_f32()?.to_vec();
-        let call = self.call.get().cloned().unwrap_or(FlowCall::Velocity);
+        let call = self.call.get().cloned().unwrap_or(FlowCall::VELOCITY);
         for pair in self.schedule.sigmas(noise.shape()).windows(2) {
             let (x0, eps) = call.denoise(cx, &self.denoiser, noise.shape(), &x, pair[0])?;
             let dt = (pair[1] - pair[0]) as f32;

@@ -86,8 +86,18 @@ pub(crate) fn infer_sampler(
     (kind, want): (&str, &str),
     (other_kind, other): (&str, &str),
 ) -> Result<Vec<ValueType>, TypeError> {
-    let x = f32_in(inputs, 0)?;
     check_prediction(&*calls, denoiser, kind, want, other_kind, other)?;
+    infer_denoiser_types(inputs, calls, denoiser)
+}
+
+/// The type half of [`infer_sampler`], for a denoiser whose prediction is
+/// already known from its metadata (its output may have any name).
+pub(crate) fn infer_denoiser_types(
+    inputs: &[Option<ValueType>],
+    calls: &mut dyn InferCalls,
+    denoiser: &str,
+) -> Result<Vec<ValueType>, TypeError> {
+    let x = f32_in(inputs, 0)?;
     let outs = calls
         .infer_call(
             0,
@@ -377,54 +387,149 @@ pub(crate) fn wired_step_noise(inputs: &[Option<Value>]) -> Option<&Tensor> {
     }
 }
 
-/// How a flow-space sampler calls its denoiser (decided at build time).
+/// How a denoiser's output is read (decided at build time from what its
+/// metadata says it predicts, [`Prediction`]): the pairs of noise process
+/// and prediction target a sampler can convert to (x₀, ε) estimates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readout {
+    /// Rectified flow, velocity `v = ε − x₀` (called at `t = 1000σ`).
+    FlowVelocity,
+    /// Rectified flow, the clean sample x₀.
+    FlowSample,
+    /// VP (DDPM), the noise ε.
+    VpEpsilon,
+    /// VP, v-prediction `v = √ᾱ·ε − √(1−ᾱ)·x₀` (diffusers' `v_prediction`).
+    VpV,
+    /// VP, the clean sample x₀.
+    VpSample,
+}
+
+impl Readout {
+    /// The readout of a model that says what it predicts; an error says why
+    /// the pair cannot be read (for the sampler's message).
+    pub fn of(prediction: &Prediction) -> Result<Readout, String> {
+        let vp = matches!(prediction.process, NoiseProcess::Vp { .. });
+        match (prediction.output.as_str(), vp) {
+            ("velocity", false) => Ok(Readout::FlowVelocity),
+            ("sample" | "x0", false) => Ok(Readout::FlowSample),
+            ("epsilon", true) => Ok(Readout::VpEpsilon),
+            ("v" | "v_prediction", true) => Ok(Readout::VpV),
+            ("sample" | "x0", true) => Ok(Readout::VpSample),
+            ("velocity", true) => Err(
+                "it predicts `velocity` but has a VP beta schedule (for diffusers' v-prediction write `prediction = v`)"
+                    .into(),
+            ),
+            ("epsilon" | "v" | "v_prediction", false) => Err(format!(
+                "it predicts `{}` but has no VP beta schedule (`epsilon` and `v` need `schedule`, `beta_start`, `beta_end`)",
+                prediction.output
+            )),
+            (other, _) => Err(format!(
+                "it predicts `{other}`, which no sampler reads (epsilon, velocity, sample, v)"
+            )),
+        }
+    }
+
+    /// Whether the model is called at VP points and timesteps.
+    pub fn is_vp(self) -> bool {
+        matches!(self, Readout::VpEpsilon | Readout::VpV | Readout::VpSample)
+    }
+
+    /// The (x₀, ε) estimates from the model's output `y` at its input `xm`:
+    /// the flow point at level σ for flow models (`xm = (1−σ)·x₀ + σ·ε`),
+    /// the VP point at ᾱ for VP models (`xm = √ᾱ·x₀ + √(1−ᾱ)·ε`).
+    pub fn estimate(self, xm: f64, y: f64, sigma: f64, alpha: f64) -> (f64, f64) {
+        let (sa, sb) = (alpha.sqrt(), (1.0 - alpha).sqrt());
+        match self {
+            Readout::FlowVelocity => (xm - sigma * y, xm + (1.0 - sigma) * y),
+            Readout::FlowSample => (y, (xm - (1.0 - sigma) * y) / sigma),
+            Readout::VpEpsilon => ((xm - sb * y) / sa, y),
+            Readout::VpV => (sa * xm - sb * y, sb * xm + sa * y),
+            Readout::VpSample => (y, (xm - sa * y) / sb),
+        }
+    }
+}
+
+/// The readout of callable 0 for sampler `kind`: from its [`Prediction`]
+/// when it declares one, else from its first output's name (`velocity`, or
+/// `epsilon` where `epsilon_ok` — ddim's own schedule — says so), with the
+/// type check of [`infer_sampler`].
+pub(crate) fn infer_readout(
+    inputs: &[Option<ValueType>],
+    calls: &mut dyn InferCalls,
+    denoiser: &str,
+    kind: &str,
+    epsilon_ok: bool,
+) -> Result<(Vec<ValueType>, Readout, Option<Prediction>), TypeError> {
+    if let Some(prediction) = calls.callee_prediction(0) {
+        let readout = Readout::of(&prediction).map_err(|why| {
+            TypeError::node(format!(
+                "`{kind}` cannot run `denoiser = @{denoiser}`: {why}"
+            ))
+        })?;
+        let types = infer_denoiser_types(inputs, calls, denoiser)?;
+        return Ok((types, readout, Some(prediction)));
+    }
+    let names = calls.callee_outputs(0);
+    if epsilon_ok && names.first().is_none_or(|n| n != "velocity") {
+        let types = infer_sampler(
+            inputs,
+            calls,
+            denoiser,
+            (kind, "epsilon"),
+            ("euler", "velocity"),
+        )?;
+        return Ok((types, Readout::VpEpsilon, None));
+    }
+    let types = infer_sampler(
+        inputs,
+        calls,
+        denoiser,
+        (kind, "velocity"),
+        ("ddim", "epsilon"),
+    )?;
+    Ok((types, Readout::FlowVelocity, None))
+}
+
+/// How a flow-space sampler calls its denoiser (decided at build time): a
+/// flow model at `(x, 1000σ)`, a VP model at the VP point and (fractional)
+/// timestep of the same noise level ([`VpAsFlow`]).
 #[derive(Debug, Clone)]
-pub(crate) enum FlowCall {
-    /// A rectified-flow velocity model: called at `(x, 1000σ)`.
-    Velocity,
-    /// An ε-predicting VP model, converted.
-    VpEpsilon(VpAsFlow),
+pub(crate) struct FlowCall {
+    readout: Readout,
+    vp: Option<VpAsFlow>,
 }
 
 impl FlowCall {
-    /// Type-checks the denoiser (see [`infer_sampler`]) and picks the call:
-    /// a VP ε model when its metadata says so, else a velocity model.
+    /// A rectified-flow velocity model (the default before inference).
+    pub(crate) const VELOCITY: FlowCall = FlowCall {
+        readout: Readout::FlowVelocity,
+        vp: None,
+    };
+
+    /// Type-checks the denoiser (see [`infer_sampler`]) and picks the call
+    /// from what it predicts; a VP model brings its ᾱ table.
     pub(crate) fn infer(
         inputs: &[Option<ValueType>],
         calls: &mut dyn InferCalls,
         denoiser: &str,
         kind: &str,
     ) -> Result<(Vec<ValueType>, FlowCall), TypeError> {
-        if let Some(Prediction {
-            output,
-            process:
-                NoiseProcess::Vp {
-                    beta_start,
-                    beta_end,
-                    train_steps,
-                    scaled,
-                },
-        }) = calls.callee_prediction(0)
-            && output == "epsilon"
-        {
-            let ac = ddim::alphas_cumprod(beta_start, beta_end, train_steps, scaled);
-            let types = infer_sampler(
-                inputs,
-                calls,
-                denoiser,
-                (kind, "epsilon"),
-                ("ddim", "epsilon"),
-            )?;
-            return Ok((types, FlowCall::VpEpsilon(VpAsFlow::new(ac))));
-        }
-        let types = infer_sampler(
-            inputs,
-            calls,
-            denoiser,
-            (kind, "velocity"),
-            ("ddim", "epsilon"),
-        )?;
-        Ok((types, FlowCall::Velocity))
+        let (types, readout, prediction) = infer_readout(inputs, calls, denoiser, kind, false)?;
+        let vp = match prediction.map(|p| p.process) {
+            Some(NoiseProcess::Vp {
+                beta_start,
+                beta_end,
+                train_steps,
+                scaled,
+            }) if readout.is_vp() => Some(VpAsFlow::new(ddim::alphas_cumprod(
+                beta_start,
+                beta_end,
+                train_steps,
+                scaled,
+            ))),
+            _ => None,
+        };
+        Ok((types, FlowCall { readout, vp }))
     }
 
     /// Calls the denoiser at flow level σ (0 < σ ≤ 1) on `x` (the flow
@@ -437,12 +542,12 @@ impl FlowCall {
         x: &[f32],
         sigma: f64,
     ) -> Result<(Vec<f32>, Vec<f32>), NodeError> {
-        let (t, scale, alpha) = match self {
-            FlowCall::VpEpsilon(vp) => {
+        let (t, scale, alpha) = match &self.vp {
+            Some(vp) => {
                 let (t, a) = vp.timestep(sigma);
                 (t as f32, a.sqrt() + (1.0 - a).sqrt(), a)
             }
-            FlowCall::Velocity => ((1000.0 * sigma) as f32, 1.0, 0.0),
+            None => ((1000.0 * sigma) as f32, 1.0, 0.0),
         };
         let t = Tensor::from_f32(&[1], vec![t])?;
         let xt = Tensor::from_f32(
@@ -460,22 +565,12 @@ impl FlowCall {
             }
         };
         let (mut x0, mut eps) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
-        match self {
-            FlowCall::Velocity => {
-                for (&xv, &v) in x.iter().zip(y) {
-                    let (xv, v) = (f64::from(xv), f64::from(v));
-                    x0.push((xv - sigma * v) as f32);
-                    eps.push((xv + (1.0 - sigma) * v) as f32);
-                }
-            }
-            FlowCall::VpEpsilon(_) => {
-                let (sa, s1a) = (alpha.sqrt(), (1.0 - alpha).sqrt());
-                for (&xv, &e) in x.iter().zip(y) {
-                    let xv = f64::from(xv) * scale;
-                    x0.push(((xv - s1a * f64::from(e)) / sa) as f32);
-                    eps.push(e);
-                }
-            }
+        for (&xv, &yv) in x.iter().zip(y) {
+            let (a, e) = self
+                .readout
+                .estimate(f64::from(xv) * scale, f64::from(yv), sigma, alpha);
+            x0.push(a as f32);
+            eps.push(e as f32);
         }
         Ok((x0, eps))
     }

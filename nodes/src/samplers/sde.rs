@@ -90,7 +90,7 @@ impl Node for SdeNode {
         let noise = tensor_arg(inputs, 0)?;
         let wired = wired_step_noise(inputs);
         let mut x = noise.host_f32()?.to_vec();
-        let call = self.call.get().cloned().unwrap_or(FlowCall::Velocity);
+        let call = self.call.get().cloned().unwrap_or(FlowCall::VELOCITY);
         let mut z = Vec::new();
         for (i, pair) in self.schedule.sigmas(noise.shape()).windows(2).enumerate() {
             let (s, s_next) = (pair[0], pair[1]);

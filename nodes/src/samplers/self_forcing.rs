@@ -135,7 +135,7 @@ impl Node for SelfForcingNode {
     ) -> Result<Vec<Value>, NodeError> {
         let noise = tensor_arg(inputs, 0)?;
         let wired = wired_step_noise(inputs);
-        let call = self.call.get().cloned().unwrap_or(FlowCall::Velocity);
+        let call = self.call.get().cloned().unwrap_or(FlowCall::VELOCITY);
         let mut x = noise.host_f32()?.to_vec();
         let mut x0 = x.clone();
         let mut z = Vec::new();

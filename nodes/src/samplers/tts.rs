@@ -170,7 +170,7 @@ impl Node for TtsNode {
         let noise = tensor_arg(inputs, 0)?;
         let wired = wired_step_noise(inputs);
         let shape = noise.shape().to_vec();
-        let call = self.call.get().cloned().unwrap_or(FlowCall::Velocity);
+        let call = self.call.get().cloned().unwrap_or(FlowCall::VELOCITY);
         let mut x = noise.host_f32()?.to_vec();
         let sigmas = self.schedule.sigmas(&shape);
         let n = self.schedule.steps();
