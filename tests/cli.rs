@@ -101,6 +101,10 @@ mod check {
                     "{rel}: `{absent}` must not appear in:\n{err}"
                 );
             }
+            // Located expectations are the errors, exactly and in order;
+            // unlocated ones (notes, help) must appear somewhere.
+            let mut located_count = 0;
+            let mut cursor = 0;
             for exp in expectations {
                 let (loc, msg) = match exp.split_once(": ") {
                     Some((loc, msg)) if loc.split(':').all(|p| p.parse::<u32>().is_ok()) => {
@@ -110,13 +114,21 @@ mod check {
                 };
                 assert!(err.contains(msg), "{rel}: expected `{msg}` in:\n{err}");
                 if let Some(loc) = loc {
+                    located_count += 1;
                     let located = format!("{rel}:{loc}");
+                    let at = err[cursor..].find(&located).map(|i| i + cursor);
                     assert!(
-                        err.contains(&located),
-                        "{rel}: expected location `{located}` in:\n{err}"
+                        at.is_some(),
+                        "{rel}: expected location `{located}` after byte {cursor} (errors in the order of the expectations) in:\n{err}"
                     );
+                    cursor = at.unwrap_or(cursor) + located.len();
                 }
             }
+            let summary = format!("{rel}: {located_count} error");
+            assert!(
+                err.contains(&format!("{summary}\n")) || err.contains(&format!("{summary}s\n")),
+                "{rel}: expected exactly {located_count} errors (one per located `// expect:`) in:\n{err}"
+            );
         }
     }
 
@@ -2870,6 +2882,42 @@ mod sampler_reference {
                 "{sampler} on {model} ({params}): max abs error {err}"
             );
         }
+    }
+}
+
+/// Mistakes in flags give one error each, about the flag, not about the
+/// nodes downstream of the node the flag broke.
+#[test]
+fn a_flag_mistake_is_one_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let actions = dir.path().join("a.txt");
+    std::fs::write(&actions, "W\nQ+W\n").unwrap();
+    let out = dir.path().join("o");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--set", "sampler.stpes=4"],
+            "unknown parameter `stpes` for node `sampler` (ddim)",
+        ),
+        (
+            &["--set", "samplr=euler"],
+            "`--set`: no node named `samplr`",
+        ),
+        (&["--set", "sampler=eulr"], "unknown node kind `eulr`"),
+        (&["--actions", actions.to_str().unwrap()], "line 2 of"),
+    ];
+    for (flags, message) in cases {
+        let mut args = vec!["run", "graphs/yan-sim.world", "--frames", "1", "--out"];
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(flags);
+        let o = wgraph(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{flags:?}: {err}");
+        assert!(err.contains(message), "{flags:?}: {err}");
+        assert_eq!(err.matches("error:").count(), 1, "{flags:?}: {err}");
+        assert!(
+            err.contains("graphs/yan-sim.world: 1 error\n"),
+            "{flags:?}: {err}"
+        );
     }
 }
 

@@ -38,7 +38,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::HashMap;
 use std::sync::Arc;
 use wgraph_grammar::ast::{self, DimExpr, Entry, Init, PortRef, Record, Statement};
-use wgraph_grammar::diagnostic::{Diagnostic, Diagnostics, did_you_mean, port_syntax};
+use wgraph_grammar::diagnostic::{Diagnostic, Diagnostics, closest, did_you_mean, port_syntax};
 use wgraph_grammar::source::{SourceMap, Span};
 
 /// Options of a `model` declaration.
@@ -210,6 +210,7 @@ pub fn build_graph(
         nodes: Vec::new(),
         failed: HashMap::new(),
         attempted: std::collections::HashSet::new(),
+        bad_edge_into: std::collections::HashSet::new(),
         referenced_by_failed: std::collections::HashSet::new(),
         by_name: HashMap::new(),
         edges: Vec::new(),
@@ -256,6 +257,9 @@ struct Builder<'a> {
     /// Inputs whose edge was written but dropped after its own error (a
     /// failed node, a bad port): not reported again as "not connected".
     attempted: std::collections::HashSet<(NodeId, usize)>,
+    /// Nodes an edge named a missing input of (reported): their unconnected
+    /// inputs are a consequence.
+    bad_edge_into: std::collections::HashSet<NodeId>,
     /// Nodes a failed node referenced with `@name` (a sampler that failed to
     /// build): not reported again as "no node calls it".
     referenced_by_failed: std::collections::HashSet<String>,
@@ -613,6 +617,10 @@ impl Builder<'_> {
                     if let Some(h) = did_you_mean(target, node_names.iter().copied()) {
                         d = d.with_help(h);
                     }
+                    // The node meant is not "uncalled" because of this typo.
+                    if let Some(meant) = closest(target, node_names.iter().copied()) {
+                        self.referenced_by_failed.insert(meant.to_string());
+                    }
                     self.diags.push(d);
                 }
                 ParamValue::NodeRef(target) if *target == decl.name.name => {
@@ -780,9 +788,18 @@ impl Builder<'_> {
             };
             let (Some((from_id, from_port)), Some((to_id, to_port)), Some(kind)) = (src, dst, kind)
             else {
-                // The edge's error is reported; its input is not "unconnected".
-                if let Some(d) = dst {
-                    self.attempted.insert(d);
+                // The edge's error is reported; its input is not "unconnected",
+                // nor (for an input the node lacks) are the node's others: the
+                // edge was meant for one of them.
+                match dst {
+                    Some(d) => {
+                        self.attempted.insert(d);
+                    }
+                    None => {
+                        if let Some(&id) = self.by_name.get(&to.node.name) {
+                            self.bad_edge_into.insert(id);
+                        }
+                    }
                 }
                 continue;
             };
@@ -988,12 +1005,14 @@ impl Builder<'_> {
     fn unconnected(&mut self) {
         let mut miswired = std::mem::take(&mut self.miswired);
         for (i, (node, _)) in self.nodes.iter().enumerate() {
+            let mut missing = Vec::new();
             for (p, port) in node.inputs.iter().enumerate() {
-                if port.role != PortRole::Wired || self.attempted.contains(&(NodeId(i), p)) {
-                    if port.role == PortRole::Wired {
-                        // Its edge failed: leave the node out of type inference.
-                        miswired[i] = true;
-                    }
+                if port.role != PortRole::Wired {
+                    continue;
+                }
+                if self.attempted.contains(&(NodeId(i), p)) {
+                    // Its edge failed: leave the node out of type inference.
+                    miswired[i] = true;
                     continue;
                 }
                 if !self
@@ -1001,24 +1020,43 @@ impl Builder<'_> {
                     .iter()
                     .any(|e| e.to == NodeId(i) && e.to_port == p)
                 {
-                    miswired[i] = true;
-                    self.diags.push(
-                        Diagnostic::error(
-                            node.span,
-                            format!("input `{}.{}` is not connected", node.name, port.name),
-                        )
-                        .with_label(format!(
-                            "`{}` ({}) needs `{}`",
-                            node.name, node.kind, port.name
-                        ))
-                        .with_help(format!(
-                            "connect it: `some_node.out -> {}.{}`",
-                            node.name,
-                            port_syntax(&port.name)
-                        )),
-                    );
+                    missing.push(port.name.as_str());
                 }
             }
+            if missing.is_empty() {
+                continue;
+            }
+            miswired[i] = true;
+            if self.bad_edge_into.contains(&NodeId(i)) {
+                continue;
+            }
+            // One error per node, naming every input it lacks.
+            let listed: Vec<String> = missing
+                .iter()
+                .map(|p| format!("`{}.{}`", node.name, p))
+                .collect();
+            let message = match listed.as_slice() {
+                [one] => format!("input {one} is not connected"),
+                many => format!("inputs {} are not connected", many.join(", ")),
+            };
+            let help: Vec<String> = missing
+                .iter()
+                .map(|p| format!("`some_node.out -> {}.{}`", node.name, port_syntax(p)))
+                .collect();
+            self.diags.push(
+                Diagnostic::error(node.span, message)
+                    .with_label(format!(
+                        "`{}` ({}) needs {}",
+                        node.name,
+                        node.kind,
+                        missing
+                            .iter()
+                            .map(|p| format!("`{p}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                    .with_help(format!("connect it: {}", help.join(", "))),
+            );
         }
         self.miswired = miswired;
     }
@@ -1191,6 +1229,9 @@ impl Builder<'_> {
     }
 
     fn report_type_error(&mut self, id: NodeId, types: &[Option<ValueType>], e: TypeError) {
+        if e.consequence {
+            return;
+        }
         let node = &self.nodes[id.0].0;
         let owner = format!("`{}` ({})", node.name, node.kind);
         let d = match e.input {
@@ -1282,7 +1323,7 @@ impl InferCalls for CallInference<'_, '_> {
             return Err(TypeError::node("calls nested deeper than 32 levels"));
         }
         let Some(mut types) = self.builder.wired_types(callee, self.ok) else {
-            return Err(TypeError::node(
+            return Err(TypeError::consequence_of(
                 "a node feeding the callee failed its own check",
             ));
         };

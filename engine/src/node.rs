@@ -156,6 +156,9 @@ pub struct TypeError {
     /// Index of the input port at fault (into [`Node::inputs`]), if one is.
     pub input: Option<usize>,
     pub message: String,
+    /// A consequence of an error already reported elsewhere (e.g. a node
+    /// feeding a callee failed): not reported again.
+    pub consequence: bool,
 }
 
 impl TypeError {
@@ -164,6 +167,7 @@ impl TypeError {
         TypeError {
             input: Some(input),
             message: message.into(),
+            consequence: false,
         }
     }
     /// An error about the node as a whole.
@@ -171,6 +175,14 @@ impl TypeError {
         TypeError {
             input: None,
             message: message.into(),
+            consequence: false,
+        }
+    }
+    /// A consequence of an error reported elsewhere (see [`TypeError::consequence`]).
+    pub fn consequence_of(message: impl Into<String>) -> Self {
+        TypeError {
+            consequence: true,
+            ..TypeError::node(message)
         }
     }
 }

@@ -106,7 +106,11 @@ pub(crate) fn infer_denoiser_types(
                 ValueType::tensor(DType::F32, &[1]),
             ],
         )
-        .map_err(|e| TypeError::node(format!("denoiser `@{denoiser}`: {}", e.message)))?;
+        .map_err(|e| TypeError {
+            input: None,
+            message: format!("denoiser `@{denoiser}`: {}", e.message),
+            consequence: e.consequence,
+        })?;
     let first = outs.first().and_then(ValueType::as_tensor);
     if first.is_some_and(|v| unify_types(x, v).is_some()) {
         return Ok(vec![ValueType::Tensor(x.clone())]);
