@@ -467,8 +467,46 @@ pub fn kinds(kind: Option<&str>) -> Outcome {
                 return usage(&format!("unknown node kind `{name}`{hint}"));
             };
             println!("{}: {}", k.name(), k.summary());
+            println!("parameters:");
+            if k.params().is_empty() {
+                println!("  (none)");
+            }
             for p in k.params() {
                 println!("  {:<12} {:<40} {}", p.name, describe_param(p), p.doc);
+            }
+            match wgraph_nodes::ports::default_ports(k.as_ref()) {
+                Some(ports) => {
+                    let list = |ps: &[wgraph_engine::node::PortSpec], role| -> String {
+                        let names: Vec<String> = ps
+                            .iter()
+                            .filter(|p| p.role == role)
+                            .map(|p| wgraph_grammar::diagnostic::port_syntax(&p.name))
+                            .collect();
+                        if names.is_empty() {
+                            "(none)".into()
+                        } else {
+                            names.join(", ")
+                        }
+                    };
+                    use wgraph_engine::node::PortRole;
+                    println!("inputs:  {}", list(&ports.inputs, PortRole::Wired));
+                    let optional = list(&ports.inputs, PortRole::Optional);
+                    if optional != "(none)" {
+                        println!("optional inputs: {optional}");
+                    }
+                    let called = list(&ports.inputs, PortRole::Call);
+                    if called != "(none)" {
+                        println!("from its caller: {called}");
+                    }
+                    for c in &ports.calls {
+                        println!("calls:   @{}({})", c.param, c.args.join(", "));
+                    }
+                    println!("outputs: {}", list(&ports.outputs, PortRole::Wired));
+                }
+                None => println!(
+                    "ports: set by its parameters (a model's inputs and outputs, a file's shape); \
+                     `wgraph graph FILE` lists them for a graph that uses it"
+                ),
             }
             Outcome::Ok
         }
@@ -480,9 +518,15 @@ fn describe_param(p: &ParamSpec) -> String {
         ParamType::Choice(c) => c.join("|"),
         other => other.describe(),
     };
+    use wgraph_engine::params::Default as D;
     match p.default {
         None => format!("{ty} (required)"),
-        Some(d) => format!("{ty} = {d:?}"),
+        Some(D::Absent) => format!("{ty} (optional)"),
+        Some(D::Int(i)) => format!("{ty} = {i}"),
+        Some(D::Float(f)) => format!("{ty} = {f:?}"),
+        Some(D::Bool(b)) => format!("{ty} = {b}"),
+        Some(D::Str(s)) => format!("{ty} = {s:?}"),
+        Some(D::Choice(c)) => format!("{ty} = {c}"),
     }
 }
 

@@ -545,6 +545,26 @@ mod misc {
             euler.contains("denoiser") && euler.contains("(required)"),
             "{euler}"
         );
+        // Values as a graph writes them, and the kind's ports.
+        assert!(euler.contains("an integer = 4 "), "{euler}");
+        assert!(
+            !euler.contains("Int(") && !euler.contains("Choice("),
+            "{euler}"
+        );
+        assert!(euler.contains("inputs:  noise\n"), "{euler}");
+        assert!(euler.contains("calls:   @denoiser(x, t)\n"), "{euler}");
+        assert!(euler.contains("outputs: latent\n"), "{euler}");
+        let ddim = stdout(&wgraph(&["kinds", "ddim"]));
+        assert!(
+            ddim.contains("leading|trailing|linspace = trailing "),
+            "{ddim}"
+        );
+        assert!(ddim.contains("optional inputs: step_noise"), "{ddim}");
+        let encoder = stdout(&wgraph(&["kinds", "encoder"]));
+        assert!(
+            encoder.contains("ports: set by its parameters"),
+            "{encoder}"
+        );
     }
 }
 

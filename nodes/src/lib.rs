@@ -60,6 +60,7 @@ mod npy;
 mod npy_dump;
 mod pan;
 mod png;
+pub mod ports;
 mod prompt_schedule;
 mod qcm;
 mod resize;

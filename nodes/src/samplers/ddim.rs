@@ -53,7 +53,7 @@ impl NodeKind for Ddim {
         "ddim"
     }
     fn summary(&self) -> &'static str {
-        "DDIM sampler (Yan-Sim's few-step deterministic sampler): denoises `noise` with an ε-predicting denoiser(x, t)"
+        "DDIM sampler (Yan-Sim's few-step deterministic sampler): denoises `noise` with a denoiser(x, t) — VP ε, v or x₀, or a flow model, converted"
     }
     fn params(&self) -> &'static [ParamSpec] {
         const PARAMS: &[ParamSpec] = &[
@@ -102,7 +102,7 @@ impl NodeKind for Ddim {
             ParamSpec::required(
                 "denoiser",
                 ParamType::NodeRef,
-                "the node predicting the noise ε(x, t), with call inputs x and t; its first output is named `epsilon`",
+                "the denoiser (call inputs x and t): VP ε / v / x₀ on this node's schedule, or flow velocity / x₀ (converted)",
             ),
         ];
         PARAMS

@@ -358,7 +358,7 @@ pub(crate) const ETA: ParamSpec = ParamSpec::optional(
 pub(crate) const DENOISER: ParamSpec = ParamSpec::required(
     "denoiser",
     ParamType::NodeRef,
-    "the denoiser: a flow velocity model, or a VP ε model (converted)",
+    "the denoiser: flow velocity / x₀, or VP ε / v / x₀ (converted from its metadata)",
 );
 
 /// `eta`, checked (>= 0).
