@@ -19,8 +19,13 @@ import re
 import sys
 import time
 
-import numpy as np
-import onnxruntime as ort
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import script_env  # noqa: E402  (a venv with requirements.txt when numpy & co. are missing)
+
+script_env.ensure(["numpy", "onnxruntime"])
+
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
 
 D, L, C, MEM = 64, 64, 16, 32
 KEYS = "W,A,S,D,Left,Right,Up,Down,Space"

@@ -20,9 +20,14 @@ import re
 import sys
 from contextlib import contextmanager
 
-import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import script_env  # noqa: E402  (a venv with requirements.txt when numpy & co. are missing)
+
+script_env.ensure(["numpy", "onnx"])
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 OPSET = 17
 IR_VERSION = 8  # the IR version that goes with opset 17; loads in onnxruntime 1.31

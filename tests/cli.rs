@@ -2905,6 +2905,25 @@ mod sampler_reference {
     }
 }
 
+/// `python3 models-onnx/check.py` works on a machine whose Python has no
+/// numpy or onnxruntime: the script makes its own environment (once, in
+/// wgraph's cache folder) from models-onnx/requirements.txt.
+#[test]
+fn the_model_check_script_installs_what_it_needs() {
+    let o = Command::new("python3")
+        .args(["-S", "models-onnx/check.py", "--runs", "2"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("all ok"), "{out}");
+}
+
 /// Mistakes in flags give one error each, about the flag, not about the
 /// nodes downstream of the node the flag broke.
 #[test]
