@@ -2911,3 +2911,6 @@ mod generic_model {
         );
     }
 }
+
+#[path = "cli/exported_models.rs"]
+mod exported_models;
