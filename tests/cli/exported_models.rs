@@ -2,7 +2,8 @@
 //! dynamic axes, a KV-cache decoder), exported by `tests/models/export.py`
 //! with the exporters' default port names, run through `.world` graphs with
 //! the generic `model` kind and compared with onnxruntime's own outputs
-//! (`NAME.out.K.npy`, written by the same script).
+//! (`NAME.out.K.npy`, written by the same script). Also the `byo-model`
+//! example, run exactly as the README says.
 
 use super::*;
 use wgraph_engine::npy::read_npy_file;
@@ -221,4 +222,43 @@ fn kv_cache_decoder_feeds_its_cache_back_tick_by_tick() {
     );
     assert!(err <= TOL, "last cache: max abs error {err}");
     eprintln!("kv_decoder: {ticks} ticks, max abs error vs onnxruntime {worst}");
+}
+
+/// The README's command for the example, as written there.
+fn readme_command() -> Vec<String> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("wgraph run examples/byo-model/next_frame.world"))
+        .expect("the README shows how to run examples/byo-model");
+    line.split_whitespace().skip(1).map(String::from).collect()
+}
+
+#[test]
+fn byo_model_example_runs_as_the_readme_says() {
+    let mut args = readme_command();
+    assert_eq!(
+        args,
+        [
+            "run",
+            "examples/byo-model/next_frame.world",
+            "--frames",
+            "8",
+            "--out",
+            "out/byo"
+        ]
+    );
+    // Same command, its output directory moved into a temporary one.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out/byo");
+    *args.last_mut().unwrap() = out.to_str().unwrap().to_string();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = wgraph(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let frames = pngs(&out);
+    assert_eq!(frames.len(), 8, "{frames:?}");
+    // The keys moved the picture.
+    let first = std::fs::read(&frames[0]).unwrap();
+    assert_ne!(first, std::fs::read(&frames[7]).unwrap());
 }
