@@ -3068,3 +3068,6 @@ mod generic_model {
         );
     }
 }
+
+#[path = "cli/exported_models.rs"]
+mod exported_models;
