@@ -196,7 +196,12 @@ fn files_of(graph: &Graph, sources: &SourceMap) -> Vec<PathBuf> {
         .files()
         .filter_map(|(_, f)| f.path.clone())
         .collect();
-    files.extend(graph.models.iter().map(|m| m.path.clone()));
+    files.extend(
+        graph
+            .models
+            .iter()
+            .flat_map(|m| wgraph_engine::model::model_files(&m.path)),
+    );
     for n in &graph.nodes {
         for (_, v) in n.params.iter() {
             if let wgraph_engine::params::ParamValue::Path(p) = v

@@ -1033,7 +1033,7 @@ impl Builder<'_> {
             // One error per node, naming every input it lacks.
             let listed: Vec<String> = missing
                 .iter()
-                .map(|p| format!("`{}.{}`", node.name, p))
+                .map(|p| format!("`{}.{}`", node.name, port_syntax(p)))
                 .collect();
             let message = match listed.as_slice() {
                 [one] => format!("input {one} is not connected"),
@@ -1171,6 +1171,32 @@ impl Builder<'_> {
             let init_ty = init.value_type();
             if &init_ty != out {
                 let from = &self.nodes[e.from.0].0;
+                // An output one step longer than its own input along one axis
+                // (a cache that appends): no init fixes that.
+                let grows = match (init_ty.as_tensor(), out.as_tensor()) {
+                    (Some(a), Some(b)) if a.dtype == b.dtype && a.shape.len() == b.shape.len() => {
+                        let diff: Vec<(usize, usize)> = a
+                            .shape
+                            .iter()
+                            .zip(&b.shape)
+                            .filter_map(|(x, y)| match (x, y) {
+                                (crate::types::Dim::Known(x), crate::types::Dim::Known(y))
+                                    if x != y =>
+                                {
+                                    Some((*x, *y))
+                                }
+                                _ => None,
+                            })
+                            .collect();
+                        matches!(diff.as_slice(), [(x, y)] if y > x)
+                    }
+                    _ => false,
+                };
+                let help = if grows {
+                    "the value grows each tick (the output is longer than the input it was given): a feedback edge carries one fixed type, so keep a fixed-size cache (roll it: drop the oldest entry as the model appends one)".to_string()
+                } else {
+                    format!("make the init {out}")
+                };
                 self.diags.push(
                     Diagnostic::error(
                         e.span,
@@ -1179,7 +1205,7 @@ impl Builder<'_> {
                             from.name, from.outputs[e.from_port].name
                         ),
                     )
-                    .with_help(format!("make the init {out}")),
+                    .with_help(help),
                 );
             }
         }
@@ -1248,12 +1274,15 @@ impl Builder<'_> {
                             edge.span,
                             format!(
                                 "type mismatch at input `{}.{}`: {}",
-                                node.name, port.name, e.message
+                                node.name,
+                                port_syntax(&port.name),
+                                e.message
                             ),
                         )
                         .with_label(format!(
                             "`{}.{}` gives {found}",
-                            from.name, from.outputs[edge.from_port].name
+                            from.name,
+                            port_syntax(&from.outputs[edge.from_port].name)
                         ))
                         .with_secondary(node.span, format!("{owner} declared here"))
                     }

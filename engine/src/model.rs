@@ -285,13 +285,45 @@ impl<B: Backend> ModelCache<B> {
     }
 }
 
-/// SHA-256 of a file's contents.
+/// SHA-256 of a file's contents; for a model, of the model file and its
+/// external-data files ([`model_files`]), so a retrained `.onnx.data` alone
+/// is a new model.
 pub fn file_digest(path: &Path) -> std::io::Result<[u8; 32]> {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
-    let mut file = std::fs::File::open(path)?;
-    std::io::copy(&mut file, &mut hasher)?;
+    for (i, file) in model_files(path).iter().enumerate() {
+        if i > 0 {
+            // Separate the files, and name each companion (renaming one changes the model).
+            hasher.update(b"\0");
+            hasher.update(file.file_name().unwrap_or_default().as_encoded_bytes());
+            hasher.update(b"\0");
+        }
+        let mut file = std::fs::File::open(file)?;
+        std::io::copy(&mut file, &mut hasher)?;
+    }
     Ok(hasher.finalize().into())
+}
+
+/// `path` and, when it is an ONNX model, the external-data files next to it
+/// that exporters write (`NAME.onnx.data`, PyTorch's default;
+/// `NAME.onnx_data`; `NAME.data`), those that exist.
+pub fn model_files(path: &Path) -> Vec<PathBuf> {
+    let mut files = vec![path.to_path_buf()];
+    if path.extension().is_some_and(|e| e == "onnx") {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        for companion in [
+            format!("{name}.data"),
+            format!("{name}_data"),
+            format!("{stem}.data"),
+        ] {
+            let p = path.with_file_name(companion);
+            if p.is_file() {
+                files.push(p);
+            }
+        }
+    }
+    files
 }
 
 impl<B: Backend> Backend for ModelCache<B> {
@@ -343,6 +375,30 @@ impl<B: Backend> Backend for ModelCache<B> {
 
 #[cfg(test)]
 mod tests {
+
+    /// A model exported with external data is the `.onnx` and its `.data`:
+    /// a retrained `.data` alone changes the digest (and so reloads).
+    #[test]
+    fn external_data_is_part_of_a_models_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m.onnx");
+        std::fs::write(&model, b"graph").unwrap();
+        let alone = file_digest(&model).unwrap();
+        assert_eq!(model_files(&model), [model.clone()]);
+        let data = dir.path().join("m.onnx.data");
+        std::fs::write(&data, b"weights v1").unwrap();
+        assert_eq!(model_files(&model), [model.clone(), data.clone()]);
+        let v1 = file_digest(&model).unwrap();
+        std::fs::write(&data, b"weights v2").unwrap();
+        let v2 = file_digest(&model).unwrap();
+        assert!(alone != v1 && v1 != v2);
+        // Not a model: only the file itself.
+        let text = dir.path().join("a.txt");
+        std::fs::write(&text, b"W").unwrap();
+        std::fs::write(dir.path().join("a.txt.data"), b"x").unwrap();
+        assert_eq!(model_files(&text), [text]);
+    }
+
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 

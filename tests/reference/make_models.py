@@ -7,7 +7,9 @@ sampler_reference). Run once; the .onnx files are committed.
 an ε prediction of a VP model with scaled-linear betas (0.00085, 0.012, 1000);
 `plain.onnx` is the same network with no wgraph metadata at all (output `y`),
 for the generic `model` node; `dotted.onnx` names its ports as exporters do
-(`input.1`, `0`, `out:0`), for quoted port names.
+(`input.1`, `0`, `out:0`), for quoted port names. `append.onnx` is a cache
+that grows: present = concat(past, x) along axis 1 (past f32[1, n, 4], x
+f32[1, 1, 4]), for the feedback check's message.
 """
 import onnx
 from onnx import TensorProto, helper
@@ -45,3 +47,17 @@ model("vp_eps.onnx", {
 })
 model("plain.onnx", {}, output="y")
 model("dotted.onnx", {}, output="out:0", x_name="input.1", t_name="0")
+
+
+def append(path):
+    past = helper.make_tensor_value_info("past", TensorProto.FLOAT, [1, "n", 4])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4])
+    present = helper.make_tensor_value_info("present", TensorProto.FLOAT, [1, "n_plus_1", 4])
+    g = helper.make_graph([helper.make_node("Concat", ["past", "x"], ["present"], axis=1)], "append", [past, x], [present])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+
+
+append("append.onnx")
