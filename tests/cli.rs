@@ -3071,3 +3071,6 @@ mod generic_model {
 
 #[path = "cli/exported_models.rs"]
 mod exported_models;
+
+#[path = "cli/onnx_backend.rs"]
+mod onnx_backend;
