@@ -2816,6 +2816,36 @@ mod sampler_reference {
                 &[("steps", "3"), ("shift", "1.0"), ("eta", "0.3")],
                 3,
             ),
+            // AAM: the published operator (A⁺A = I), a rank-deficient
+            // kernel (a real projection), and a Gaussian low-pass.
+            (
+                "aam",
+                "flow",
+                &[("steps", "4"), ("shift", "3.0"), ("refine", "2")],
+                0,
+            ),
+            (
+                "aam",
+                "flow",
+                &[
+                    ("steps", "4"),
+                    ("refine", "3"),
+                    ("kernel_w", "[0.5, 0.5, 0.5]"),
+                    ("kernel_h", "[1.0, 1.0, 1.0]"),
+                ],
+                0,
+            ),
+            (
+                "aam",
+                "vp_eps",
+                &[
+                    ("steps", "3"),
+                    ("refine", "2"),
+                    ("filter", "\"gaussian\""),
+                    ("blur_sigma", "0.7"),
+                ],
+                0,
+            ),
         ];
         // The `model` declaration of each model name: the file's own
         // metadata, or plain.onnx with the contract written in the graph.
