@@ -96,7 +96,7 @@ pub fn run(args: &RunArgs) -> Outcome {
     }
     let script = match &args.events {
         None => Vec::new(),
-        Some(path) => match std::fs::read_to_string(path)
+        Some(path) => match wgraph_engine::input::read_to_string(path, wgraph_engine::input::TEXT)
             .map_err(|e| format!("--events {}: {e}", path.display()))
             .and_then(|text| crate::live::parse_events(path, &text))
         {
@@ -174,7 +174,7 @@ pub fn run(args: &RunArgs) -> Outcome {
     };
     world.script(script);
     if let Some(path) = &args.load_state {
-        let restored = std::fs::read_to_string(path)
+        let restored = wgraph_engine::input::read_to_string(path, wgraph_engine::input::DATA)
             .map_err(|e| e.to_string())
             .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
             .and_then(|json| world.restore(&json).map_err(|e| e.to_string()));

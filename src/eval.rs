@@ -65,7 +65,8 @@ pub fn eval(args: &EvalArgs) -> Outcome {
             args.theme
         ));
     };
-    let text = match std::fs::read_to_string(&args.actions) {
+    let text = match wgraph_engine::input::read_to_string(&args.actions, wgraph_engine::input::TEXT)
+    {
         Ok(t) => t,
         Err(e) => return usage(format!("--actions {}: {e}", args.actions.display())),
     };

@@ -232,7 +232,8 @@ pub fn replay(args: &ReplayArgs) -> Outcome {
 }
 
 fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
-    let text = std::fs::read_to_string(&args.file).map_err(|e| e.to_string())?;
+    let text = wgraph_engine::input::read_to_string(&args.file, wgraph_engine::input::DATA)
+        .map_err(|e| e.to_string())?;
     let mut lines = text
         .lines()
         .enumerate()

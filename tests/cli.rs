@@ -2911,3 +2911,115 @@ mod generic_model {
         );
     }
 }
+
+/// Issue 11 §3: nothing lost, nothing hung, nothing aborted. Each test
+/// drives a fault as a user meets it and checks the run fails cleanly,
+/// names what is at fault, and keeps what was already written.
+mod faults {
+    use super::*;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    /// `wgraph ARGS` in `dir` that must end within `secs` (a hang fails the
+    /// test instead of stalling it).
+    fn wgraph_within(dir: &Path, args: &[&str], secs: u64) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wgraph"))
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wgraph runs");
+        let start = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > Duration::from_secs(secs) {
+                let _ = child.kill();
+                let o = child.wait_with_output().unwrap();
+                panic!("wgraph {args:?} hung; stderr:\n{}", stderr(&o));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn mkfifo(path: &Path) {
+        let made = Command::new("mkfifo").arg(path).status().unwrap();
+        assert!(made.success());
+    }
+
+    /// A project with `g.world` holding `text` (and the examples linked in).
+    fn project(text: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(root().join("examples"), dir.path().join("examples")).unwrap();
+        std::fs::write(dir.path().join("g.world"), text).unwrap();
+        dir
+    }
+
+    /// Devices, FIFOs and directories given as inputs are refused before
+    /// they are opened (nothing blocks, nothing eats memory), each located.
+    #[test]
+    fn unbounded_inputs_are_refused_not_read() {
+        let dir = project("include \"examples/pan.world\"\n");
+        let d = dir.path();
+        mkfifo(&d.join("fifo"));
+        let refused = "not a regular file (a character device); wgraph reads only regular files";
+        // --actions /dev/zero: located at the flag.
+        let o = wgraph_within(d, &["run", "g.world", "--actions", "/dev/zero"], 30);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains(&format!("cannot read `/dev/zero`: {refused}")));
+        assert!(stderr(&o).contains("--actions:1:1"), "{}", stderr(&o));
+        // --events and --load-state from a FIFO nobody writes.
+        let o = wgraph_within(d, &["run", "g.world", "--events", "fifo"], 30);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains("--events fifo: not a regular file (a named pipe)"));
+        let o = wgraph_within(d, &["run", "g.world", "--load-state", "fifo"], 30);
+        assert!(stderr(&o).contains("--load-state fifo: not a regular file (a named pipe)"));
+        let o = wgraph_within(d, &["replay", "/dev/zero"], 30);
+        assert!(stderr(&o).contains(refused), "{}", stderr(&o));
+        // In a graph: includes of a device and of a FIFO, one error each.
+        std::fs::write(
+            d.join("inc.world"),
+            "include \"/dev/zero\"\ninclude \"fifo\"\n",
+        )
+        .unwrap();
+        let o = wgraph_within(d, &["check", "inc.world"], 30);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!(
+                "error: cannot read include `/dev/zero`: {refused}\n  ┌─ inc.world:1:1"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("error: cannot read include `fifo`: not a regular file (a named pipe); wgraph reads only regular files\n  ┌─ inc.world:2:1"), "{err}");
+        // An array, an image, a feedback init and a model that are not
+        // regular files: located at their paths.
+        std::fs::write(
+            d.join("data.world"),
+            "node a: npy { path = \"/dev/zero\" }\nnode i: image { path = \"fifo\" }\n\
+             model m = \"/dev/zero\"\nnode s: add { }\ni.image -> s.a\n\
+             feedback s.out -> s.b init npy(\"fifo\")\n",
+        )
+        .unwrap();
+        let o = wgraph_within(d, &["check", "data.world"], 30);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        for (at, what) in [
+            ("data.world:1:22", "a character device"),
+            ("data.world:2:24", "a named pipe"),
+            ("data.world:3:11", "a character device"),
+            ("data.world:6:28", "a named pipe"),
+        ] {
+            let located = err
+                .split("error: ")
+                .find(|e| e.contains(at))
+                .unwrap_or_else(|| panic!("nothing at {at}:\n{err}"));
+            assert!(
+                located.contains(&format!("not a regular file ({what})")),
+                "{located}"
+            );
+        }
+        let o = wgraph_within(d, &["check", "/dev/zero"], 30);
+        assert!(stderr(&o).contains(refused), "{}", stderr(&o));
+    }
+}

@@ -150,9 +150,11 @@ impl OrtModel {
     ) -> Result<(OrtModel, Vec<String>), ModelError> {
         let rt = runtime::ensure()?;
         let shown = path.display();
-        match std::fs::metadata(path) {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => return Err(ModelError::Load(format!("model {shown} is not a file"))),
+        match wgraph_engine::input::check(path, wgraph_engine::input::MODEL) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                return Err(ModelError::Load(format!("model {shown}: {e}")));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ModelError::Load(format!(
                     "model file {shown} does not exist"

@@ -247,9 +247,15 @@ impl Builder<'_> {
             let before = self.diags.len();
             let options = check_params(MODEL_OPTIONS, &m.options, m.span, &cx, &mut self.diags);
             let path = self.sources.get(m.path_span.file).base_dir().join(&m.path);
-            if !path.is_file() {
+            let usable = crate::input::check(&path, crate::input::MODEL);
+            if let Err(e) = &usable {
+                let message = if e.kind() == std::io::ErrorKind::NotFound {
+                    format!("model file `{}` not found", m.path)
+                } else {
+                    format!("model file `{}`: {e}", m.path)
+                };
                 self.diags.push(
-                    Diagnostic::error(m.path_span, format!("model file `{}` not found", m.path))
+                    Diagnostic::error(m.path_span, message)
                         .with_label(format!("looked for {}", path.display())),
                 );
             } else if self.diags.len() == before {

@@ -254,6 +254,8 @@ impl<B: Backend> ModelCache<B> {
 pub fn file_digest(path: &Path) -> std::io::Result<[u8; 32]> {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
+    // A device or FIFO would be read forever.
+    crate::input::check(path, crate::input::MODEL)?;
     let mut file = std::fs::File::open(path)?;
     std::io::copy(&mut file, &mut hasher)?;
     Ok(hasher.finalize().into())

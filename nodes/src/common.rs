@@ -218,9 +218,14 @@ pub(crate) fn io_message(e: &std::io::Error) -> String {
     }
 }
 
-/// Reads a source file at build time; errors point at parameter `param`.
-pub(crate) fn read_source(param: &str, path: &Path) -> Result<Vec<u8>, BuildError> {
-    std::fs::read(path).map_err(|e| {
+/// Reads a source file at build time (a regular file within `limit`, see
+/// [`wgraph_engine::input`]); errors point at parameter `param`.
+pub(crate) fn read_source(
+    param: &str,
+    path: &Path,
+    limit: wgraph_engine::input::Limit,
+) -> Result<Vec<u8>, BuildError> {
+    wgraph_engine::input::read(path, limit).map_err(|e| {
         BuildError::param(
             param,
             format!("cannot read `{}`: {}", path.display(), io_message(&e)),
