@@ -51,6 +51,27 @@ fn pngs(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Writes a little-endian f32 `.npy` file.
+fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let dict = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
+        dims.join(", ")
+    );
+    let mut header = dict.into_bytes();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(&header);
+    for v in data {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
 mod check {
     use super::*;
 
@@ -2658,26 +2679,6 @@ mod sampler_reference {
         venv
     }
 
-    fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
-        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-        let dict = format!(
-            "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
-            dims.join(", ")
-        );
-        let mut header = dict.into_bytes();
-        while (10 + header.len() + 1) % 64 != 0 {
-            header.push(b' ');
-        }
-        header.push(b'\n');
-        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-        bytes.extend_from_slice(&header);
-        for v in data {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
-        std::fs::write(path, bytes).unwrap();
-    }
-
     #[test]
     fn every_sampler_matches_its_published_formula() {
         let python = python();
@@ -3021,5 +3022,126 @@ mod faults {
         }
         let o = wgraph_within(d, &["check", "/dev/zero"], 30);
         assert!(stderr(&o).contains(refused), "{}", stderr(&o));
+    }
+
+    /// The frames of a GIF (it must decode, trailer and all).
+    fn gif_frames(path: &Path) -> usize {
+        use image::AnimationDecoder;
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(
+            bytes.last(),
+            Some(&0x3B),
+            "{}: no GIF trailer",
+            path.display()
+        );
+        image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes))
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+            .unwrap()
+            .len()
+    }
+
+    /// Whole frames of a 4:4:4 y4m stream of `w`×`h` frames.
+    fn y4m_frames(path: &Path, w: usize, h: usize) -> usize {
+        let bytes = std::fs::read(path).unwrap();
+        let header = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+        let frame = 6 + 3 * w * h;
+        assert_eq!((bytes.len() - header) % frame, 0, "whole frames only");
+        (bytes.len() - header) / frame
+    }
+
+    /// A model that returns NaN on tick 2 (sqrt of a negative input) fails
+    /// the run naming the node, the model and the port, after the sinks
+    /// are finished: the two frames before it are kept, whatever the output.
+    #[test]
+    fn nan_fails_the_node_that_made_it_and_keeps_earlier_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut x = Vec::new();
+        for v in [0.25f32, 0.5, -1.0, 0.25] {
+            x.extend(std::iter::repeat_n(v, 192));
+        }
+        write_npy(&d.join("x.npy"), &[4, 1, 3, 8, 8], &x);
+        std::fs::write(
+            d.join("g.world"),
+            format!(
+                "world {{ resolution = 8x8 }}\nmodel m = \"{}\"\n\
+                 node x: npy {{ path = \"x.npy\", sequence = true }}\nnode net: model {{ model = m }}\n\
+                 node show: display {{ }}\nx.out -> net.x\nnet.y -> show.image\n",
+                root().join("tests/fixtures/models/sqrt.onnx").display()
+            ),
+        )
+        .unwrap();
+        for out in ["frames", "v.gif", "v.y4m"] {
+            let o = wgraph_within(d, &["run", "g.world", "--frames", "4", "--out", out], 120);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(3), "{out}: {err}");
+            assert!(
+                err.contains(
+                    "node `net` (model) failed on tick 2: output `y` (from model `m`) holds a non-finite value (NaN) at element 0; 192 of its 192 values are NaN or infinite"
+                ),
+                "{out}: {err}"
+            );
+            assert!(!err.contains("`show`"), "the sink is not blamed: {err}");
+            let kept = match out {
+                "frames" => pngs(&d.join(out))
+                    .iter()
+                    .map(|p| image::open(p).unwrap())
+                    .count(),
+                "v.gif" => gif_frames(&d.join(out)),
+                _ => y4m_frames(&d.join(out), 8, 8),
+            };
+            assert_eq!(kept, 2, "{out}");
+        }
+    }
+
+    /// Sizes that would abort on allocation are errors at `check`, each at
+    /// the value that is too large (element-count overflow included); the
+    /// one derived size (a resize to 16384x16384 of an RGB image) is named
+    /// at its node.
+    #[test]
+    fn huge_shapes_are_refused_at_check() {
+        let dir = project(
+            "world { resolution = 4000000x4000000 }\n\
+             node n: noise { shape = [1, 3, 99999999, 99999999] }\n\
+             node o: noise { shape = [99999999999, 99999999999, 99999999999] }\n\
+             node c: constant { shape = 1x3x64x64, value = 1.0 }\nnode s: add { }\nc.out -> s.a\n\
+             feedback s.out -> s.b init zeros(1x99999x99999x99999)\n\
+             node r: resize { size = 16384x16384 }\nc.out -> r.x\n",
+        );
+        let o = wgraph_within(dir.path(), &["check", "g.world"], 60);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        let limit = "a tensor may hold at most 268435456 (2^28)";
+        for (at, what) in [
+            (
+                "g.world:1:22",
+                "resolution 4000000x4000000 is too large: an RGB frame of shape [3, 4000000, 4000000] holds 48000000000000 values",
+            ),
+            (
+                "g.world:2:25",
+                "shape [1, 3, 99999999, 99999999] holds 3.000e16 values",
+            ),
+            (
+                "g.world:3:25",
+                "shape [99999999999, 99999999999, 99999999999] holds 1.000e33 values",
+            ),
+            (
+                "g.world:7:28",
+                "feedback init: shape [1, 99999, 99999, 99999] holds 999970000299999 values",
+            ),
+            (
+                "g.world:8:1",
+                "output `r.out` would be f32[1, 3, 16384, 16384]: shape [1, 3, 16384, 16384] holds 805306368 values",
+            ),
+        ] {
+            let located = err
+                .split("error: ")
+                .find(|e| e.contains(at))
+                .unwrap_or_else(|| panic!("nothing at {at}:\n{err}"));
+            assert!(located.contains(&format!("{what}; {limit}")), "{located}");
+        }
+        assert!(err.contains("g.world: 5 errors"), "{err}");
     }
 }

@@ -244,11 +244,12 @@ pub(crate) fn create_dir(dir: &Path) -> Result<(), NodeError> {
     })
 }
 
-/// A tensor shape from a `Shape` parameter, checked for overflow.
+/// A tensor shape from a `Shape` parameter, within the tensor size limit
+/// ([`wgraph_engine::tensor::MAX_ELEMENTS`]).
 pub(crate) fn shape_param(cx: &BuildContext<'_>, name: &str) -> Result<Vec<usize>, BuildError> {
     let shape = cx.params.shape(name)?;
-    wgraph_engine::tensor::element_count(&shape)
-        .ok_or_else(|| BuildError::param(name, format!("shape {shape:?} is too large")))?;
+    wgraph_engine::tensor::checked_elements(&shape)
+        .map_err(|e| BuildError::param(name, e.to_string()))?;
     Ok(shape)
 }
 

@@ -79,12 +79,7 @@ pub fn tensor_to_image(t: &Tensor, range: Range) -> Result<DynamicImage, NodeErr
         }
     };
     let data = t.host_f32()?;
-    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return Err(NodeError::new(format!(
-            "the image holds a non-finite value ({}) at element {i}; refusing to write it as a frame",
-            data[i]
-        )));
-    }
+    finite_frame(data)?;
     let plane = h * w;
     let bytes: Vec<u8> = (0..plane)
         .flat_map(|i| (0..c).map(move |ch| range.to_byte(data[ch * plane + i])))
@@ -99,6 +94,18 @@ pub fn tensor_to_image(t: &Tensor, range: Range) -> Result<DynamicImage, NodeErr
     } else {
         DynamicImage::ImageRgb8(RgbImage::from_raw(wu, hu, bytes).ok_or_else(bad)?)
     })
+}
+
+/// Sinks refuse frames holding NaN or infinities (the scheduler already
+/// fails the node that produced them; this is the sink's own guard).
+pub fn finite_frame(data: &[f32]) -> Result<(), NodeError> {
+    match data.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(NodeError::new(format!(
+            "the image holds a non-finite value ({}) at element {i}; refusing to write it as a frame",
+            data[i]
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Writes an image tensor as a PNG file.

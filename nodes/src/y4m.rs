@@ -128,14 +128,15 @@ pub(crate) fn yuv444(t: &Tensor, range: Range) -> Result<(usize, usize, Vec<u8>)
         }
     };
     let data = t.host_f32()?;
+    crate::image_io::finite_frame(data)?;
     let plane = h * w;
-    // To [0, 1], clamped; NaN counts as 0 (as `Range::to_byte` does).
+    // To [0, 1], clamped.
     let unit = |v: f32| {
         let u = match range {
             Range::Signed => (v + 1.0) * 0.5,
             Range::Unit => v,
         };
-        if u.is_nan() { 0.0 } else { u.clamp(0.0, 1.0) }
+        u.clamp(0.0, 1.0)
     };
     let byte = |v: f32| v.round().clamp(0.0, 255.0) as u8;
     let mut out = vec![0u8; 3 * plane];
@@ -345,5 +346,23 @@ pub(crate) mod tests {
         assert_eq!(fps_ratio(7.5), (7500, 1000));
         assert_eq!(fps_ratio(f64::NAN), (8, 1));
         assert!(build(&Y4m, vec![("path", P::Str(String::new()))], dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_frame_with_nan_is_refused_not_written_black() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = build(&Y4m, vec![], dir.path()).unwrap();
+        let err = run(&*node, 2, |t| {
+            let v = if t == 1 { f32::NAN } else { 0.0 };
+            vec![t32(&[1, 3, 2, 2], vec![v; 12])]
+        })
+        .unwrap_err();
+        assert!(
+            err.message.contains("non-finite value (NaN)"),
+            "{}",
+            err.message
+        );
+        let p = parse(&std::fs::read(dir.path().join("out.y4m")).unwrap());
+        assert_eq!(p.frames.len(), 1);
     }
 }
