@@ -7,7 +7,6 @@ use crate::{BenchArgs, GraphFormat, Outcome, ProviderArg, RunArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use wgraph_engine::describe;
 use wgraph_engine::model::ModelCache;
 use wgraph_engine::node::{DisplayTarget, OutputConfig};
@@ -94,6 +93,8 @@ pub fn run(args: &RunArgs) -> Outcome {
     {
         return usage("--fps must be a number of ticks per second, 0 or more");
     }
+    // Before anything is loaded: a signal during a long model load exits.
+    let interrupt = crate::interrupt::Interrupt::install();
     let script = match &args.events {
         None => Vec::new(),
         Some(path) => match wgraph_engine::input::read_to_string(path, wgraph_engine::input::TEXT)
@@ -172,6 +173,7 @@ pub fn run(args: &RunArgs) -> Outcome {
             return Outcome::RuntimeFailure;
         }
     };
+    interrupt.attach(world.handle());
     world.script(script);
     if let Some(path) = &args.load_state {
         let restored = wgraph_engine::input::read_to_string(path, wgraph_engine::input::DATA)
@@ -200,18 +202,6 @@ pub fn run(args: &RunArgs) -> Outcome {
         }
     };
     let handle = world.handle();
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let (handle, interrupted) = (handle.clone(), Arc::clone(&interrupted));
-        // Ctrl-C or SIGTERM: stop at the next tick boundary, finish every
-        // sink; a second one exits at once.
-        let _ = ctrlc::set_handler(move || {
-            if interrupted.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            handle.stop();
-        });
-    }
     let mut watcher = None;
     if args.watch {
         match Watcher::start(handle.clone(), &files) {
@@ -342,7 +332,10 @@ pub fn run(args: &RunArgs) -> Outcome {
         });
         let written = serde_json::to_string_pretty(&json)
             .map_err(|e| e.to_string())
-            .and_then(|s| std::fs::write(path, s + "\n").map_err(|e| e.to_string()));
+            .and_then(|s| {
+                wgraph_engine::output::write_file(path, (s + "\n").as_bytes())
+                    .map_err(|e| e.to_string())
+            });
         if let Err(e) = written {
             eprintln!("error: cannot write metrics to {}: {e}", path.display());
             return Outcome::RuntimeFailure;
@@ -389,13 +382,7 @@ pub fn run(args: &RunArgs) -> Outcome {
 /// Writes a JSON document, whole or not at all (temp file + rename).
 fn write_json(path: &Path, json: &serde_json::Value) -> Result<(), String> {
     let text = serde_json::to_string(json).map_err(|e| e.to_string())?;
-    let tmp = path.with_extension("tmp-wgraph");
-    std::fs::write(&tmp, text + "\n")
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            e.to_string()
-        })
+    wgraph_engine::output::write_file(path, (text + "\n").as_bytes()).map_err(|e| e.to_string())
 }
 
 /// A progress bar (a spinner when the run has no end).
@@ -675,7 +662,10 @@ pub fn bench(args: &BenchArgs) -> Outcome {
     if let Some(path) = &args.json {
         let written = serde_json::to_string_pretty(&json)
             .map_err(|e| e.to_string())
-            .and_then(|s| std::fs::write(path, s + "\n").map_err(|e| e.to_string()));
+            .and_then(|s| {
+                wgraph_engine::output::write_file(path, (s + "\n").as_bytes())
+                    .map_err(|e| e.to_string())
+            });
         if let Err(e) = written {
             eprintln!("error: cannot write {}: {e}", path.display());
             return Outcome::RuntimeFailure;

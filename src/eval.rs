@@ -156,14 +156,16 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
         Ok(i) => i,
         Err(e) => return fail(e),
     };
-    if let Err(e) = truth_start.save(&start_png) {
+    if let Err(e) = crate::plotfile::save_image(&truth_start, &start_png) {
         return fail(format!("cannot write {}: {e}", start_png.display()));
     }
     let depth: Vec<f32> = start.depth.iter().map(|d| depth_to_signed(*d)).collect();
     let written = Tensor::from_f32(&[1, 1, h, w], depth)
         .map_err(|e| e.to_string())
         .and_then(|t| wgraph_engine::npy::write_npy(&t).map_err(|e| e.to_string()))
-        .and_then(|b| std::fs::write(&start_depth, b).map_err(|e| e.to_string()));
+        .and_then(|b| {
+            wgraph_engine::output::write_file(&start_depth, &b).map_err(|e| e.to_string())
+        });
     if let Err(e) = written {
         return fail(format!("cannot write the start depth: {e}"));
     }
@@ -290,12 +292,12 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
                 }
             })
             .collect();
-        if let Err(e) = strip(&truth, &generated, &picks).save(path) {
+        if let Err(e) = crate::plotfile::save_image(&strip(&truth, &generated, &picks), path) {
             return fail(format!("cannot write {}: {e}", path.display()));
         }
     }
     if let Some(path) = &args.plot
-        && let Err(e) = plot(&psnr_per_tick, args.drift_db).save(path)
+        && let Err(e) = crate::plotfile::save_image(&plot(&psnr_per_tick, args.drift_db), path)
     {
         return fail(format!("cannot write {}: {e}", path.display()));
     }
@@ -321,7 +323,10 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
     );
     let written = serde_json::to_string_pretty(&json)
         .map_err(|e| e.to_string())
-        .and_then(|s| std::fs::write(&args.json, s + "\n").map_err(|e| e.to_string()));
+        .and_then(|s| {
+            wgraph_engine::output::write_file(&args.json, (s + "\n").as_bytes())
+                .map_err(|e| e.to_string())
+        });
     match written {
         Ok(()) => match depth_problem {
             Some(problem) => fail(problem),

@@ -10,6 +10,7 @@ mod bench;
 mod commands;
 mod dataset;
 mod eval;
+mod interrupt;
 mod live;
 mod load;
 mod play;
@@ -362,6 +363,14 @@ enum GraphFormat {
 }
 
 fn main() -> ExitCode {
+    // A file-size limit (`ulimit -f`) makes writes past it fail with EFBIG
+    // when SIGXFSZ is ignored, so a sink reports it like a full disk (exit 3,
+    // naming the file) instead of the process dumping core mid-frame.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_IGN, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

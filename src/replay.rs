@@ -310,6 +310,7 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
             .and_then(Provider::parse),
         models: ModelCache::new(OrtBackend::new()),
     });
+    let interrupt = crate::interrupt::Interrupt::install();
     let built = source.build(&[]).map_err(|e| {
         eprint!("{e}");
         "the recorded graph does not build".to_string()
@@ -325,6 +326,7 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
         config,
     )
     .map_err(|e| e.to_string())?;
+    interrupt.attach(world.handle());
     world.script(script);
     let mut failed_reloads = 0;
     let result = world.run(&mut |e| {
@@ -334,15 +336,22 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
         }
     });
     let report = world.finish();
+    let target = match &output.display {
+        DisplayTarget::PngDir(p) | DisplayTarget::Gif(p) | DisplayTarget::Y4m(p) => {
+            p.display().to_string()
+        }
+        DisplayTarget::Discard => "nowhere".into(),
+    };
     match (result, report) {
+        (Ok(WorldEnd::Stopped), Ok(r)) => {
+            eprintln!(
+                "replay stopped by Ctrl-C after {} of {end} ticks; outputs in {target}",
+                r.ticks
+            );
+            Ok(Outcome::Ok)
+        }
         (Ok(WorldEnd::TickLimit | WorldEnd::SourceStopped(_)), Ok(r)) if failed_reloads == 0 => {
             if !args.quiet {
-                let target = match &output.display {
-                    DisplayTarget::PngDir(p) | DisplayTarget::Gif(p) | DisplayTarget::Y4m(p) => {
-                        p.display().to_string()
-                    }
-                    DisplayTarget::Discard => "nowhere".into(),
-                };
                 eprintln!(
                     "replayed {} ticks, {} reload{}; outputs in {target}",
                     r.ticks,

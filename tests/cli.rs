@@ -3144,4 +3144,183 @@ mod faults {
         }
         assert!(err.contains("g.world: 5 errors"), "{err}");
     }
+
+    /// A graph whose frames 0 and 1 are flat (PNGs of a few hundred bytes)
+    /// and frame 2 noise (a 64x64 PNG of some 12 KiB).
+    fn growing_frames(d: &Path) {
+        let mut x = vec![0.5f32; 2 * 3 * 64 * 64];
+        let mut state = 12345u32;
+        x.extend((0..3 * 64 * 64).map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1 << 24) as f32 * 2.0 - 1.0
+        }));
+        write_npy(&d.join("x.npy"), &[3, 1, 3, 64, 64], &x);
+        std::fs::write(
+            d.join("g.world"),
+            "node x: npy { path = \"x.npy\", sequence = true }\nnode show: display { }\nx.out -> show.image\n",
+        )
+        .unwrap();
+    }
+
+    /// Write errors fail the run (exit 3) naming the file, and leave the
+    /// frames written before intact: a PNG folder on a file-size limit
+    /// (`ulimit -f`, EFBIG: wgraph ignores SIGXFSZ), a GIF and a y4m stream
+    /// on a full device, standard output on a full device, the metrics.
+    #[test]
+    fn write_errors_fail_the_run_and_keep_finished_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        growing_frames(d);
+        let exe = env!("CARGO_BIN_EXE_wgraph");
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -f 8 && exec '{exe}' run g.world --frames 3 --out frames"
+            ))
+            .current_dir(d)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(3), "{err}");
+        assert!(
+            err.contains("node `show` (display) failed on tick 2: cannot write `frames/frame_00002.png`: File too large"),
+            "{err}"
+        );
+        let mut names: Vec<String> = std::fs::read_dir(d.join("frames"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["frame_00000.png", "frame_00001.png"],
+            "no empty or temporary file"
+        );
+        for n in &names {
+            image::open(d.join("frames").join(n)).unwrap();
+        }
+        // Single-file sinks on a full device.
+        let sinks = project(
+            "include \"examples/pan.world\"\nnode g: gif { path = \"/dev/full\" }\n\
+             node v: y4m { path = \"/dev/full\" }\ncamera.image -> g.image\ncamera.image -> v.image\n",
+        );
+        for (kind, node) in [("gif", "g"), ("y4m", "v")] {
+            let other = if node == "g" { "v" } else { "g" };
+            let text = std::fs::read_to_string(sinks.path().join("g.world")).unwrap();
+            let one: String = text
+                .lines()
+                .filter(|l| {
+                    !l.contains(&format!("node {other}:")) && !l.contains(&format!("-> {other}."))
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            std::fs::write(sinks.path().join("one.world"), one).unwrap();
+            let o = wgraph_within(
+                sinks.path(),
+                &["run", "one.world", "--frames", "2", "--out", "o"],
+                60,
+            );
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(3), "{kind}: {err}");
+            assert!(
+                err.contains(&format!("node `{node}` ({kind}) failed on tick 0: cannot write `/dev/full`: No space left on device")),
+                "{kind}: {err}"
+            );
+        }
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let o = Command::new(exe)
+            .args(["run", "examples/pan.world", "--frames", "2", "--out", "-"])
+            .current_dir(root())
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("cannot write standard output: No space left on device"),
+            "{}",
+            stderr(&o)
+        );
+        let o = wgraph_within(
+            d,
+            &[
+                "run",
+                "g.world",
+                "--frames",
+                "1",
+                "--out",
+                "m",
+                "--metrics",
+                "/dev/full",
+            ],
+            60,
+        );
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("cannot write metrics to /dev/full: No space left on device"),
+            "{}",
+            stderr(&o)
+        );
+    }
+
+    /// However a long run is stopped — SIGTERM (finish, exit 0), SIGTERM
+    /// twice (the second exits at once), SIGKILL (nothing runs at all) —
+    /// the GIF on disk ends with its trailer and decodes, and a y4m stream
+    /// holds whole frames only.
+    #[test]
+    fn a_stopped_or_killed_run_leaves_outputs_that_decode() {
+        for (signals, out) in [
+            (&["-TERM"][..], "w.gif"),
+            (&["-TERM", "-TERM"][..], "w.gif"),
+            (&["-KILL"][..], "w.gif"),
+            (&["-KILL"][..], "w.y4m"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(out);
+            let mut child = Command::new(env!("CARGO_BIN_EXE_wgraph"))
+                .args(["run", root().join("examples/world.world").to_str().unwrap()])
+                .args([
+                    "--frames",
+                    "100000",
+                    "--fps",
+                    "30",
+                    "--out",
+                    path.to_str().unwrap(),
+                ])
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let start = Instant::now();
+            while std::fs::metadata(&path).map_or(0, |m| m.len()) < 40_000 {
+                assert!(start.elapsed() < Duration::from_secs(60), "no frames");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            for sig in signals {
+                let sent = Command::new("kill")
+                    .args([*sig, &child.id().to_string()])
+                    .status()
+                    .unwrap();
+                assert!(sent.success());
+            }
+            let status = child.wait().unwrap();
+            match signals {
+                ["-TERM"] => assert_eq!(status.code(), Some(0), "{signals:?}"),
+                ["-TERM", "-TERM"] => assert!(
+                    matches!(status.code(), Some(0 | 130)),
+                    "{signals:?}: {status:?}"
+                ),
+                _ => assert_eq!(status.code(), None, "killed"),
+            }
+            let frames = if out.ends_with(".gif") {
+                gif_frames(&path)
+            } else {
+                y4m_frames(&path, 64, 64)
+            };
+            assert!(frames >= 2, "{signals:?} {out}: {frames} frames");
+        }
+    }
 }

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod model;
 pub mod node;
 pub mod npy;
+pub mod output;
 pub mod params;
 pub mod registry;
 pub mod reload;

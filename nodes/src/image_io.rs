@@ -116,13 +116,12 @@ pub fn write_png(t: &Tensor, range: Range, path: &Path) -> Result<(), NodeError>
     let err = |e: &dyn std::fmt::Display| {
         NodeError::new(format!("cannot write `{}`: {e}", path.display()))
     };
-    let file = std::fs::File::create(path).map_err(|e| err(&e))?;
-    let encoder = PngEncoder::new_with_quality(
-        std::io::BufWriter::new(file),
-        CompressionType::Fast,
-        FilterType::Sub,
-    );
-    img.write_with_encoder(encoder).map_err(|e| err(&e))
+    // Encoded in memory, then written whole (temp file + rename): a full
+    // disk fails the run naming the file and leaves no empty frame.
+    let mut bytes = Vec::new();
+    let encoder = PngEncoder::new_with_quality(&mut bytes, CompressionType::Fast, FilterType::Sub);
+    img.write_with_encoder(encoder).map_err(|e| err(&e))?;
+    wgraph_engine::output::write_file(path, &bytes).map_err(|e| err(&io_message(&e)))
 }
 
 #[cfg(test)]
