@@ -473,9 +473,14 @@ fn describe_param(p: &ParamSpec) -> String {
     }
 }
 
-/// `wgraph doctor`
+/// `wgraph doctor`: exits 3 when no ONNX Runtime is usable, so scripts can tell.
 pub fn doctor(json: bool) -> Outcome {
     let report = wgraph_ort::doctor();
+    let outcome = if report.runtime.is_ok() {
+        Outcome::Ok
+    } else {
+        Outcome::RuntimeFailure
+    };
     if json {
         match serde_json::to_string_pretty(&report.to_json()) {
             Ok(s) => println!("{s}"),
@@ -487,7 +492,7 @@ pub fn doctor(json: bool) -> Outcome {
     } else {
         print!("{report}");
     }
-    Outcome::Ok
+    outcome
 }
 
 /// `wgraph bench FILE --baseline raw`

@@ -72,7 +72,8 @@ enum Command {
     Replay(ReplayArgs),
     /// Compare a graph with the ground-truth world: PSNR, SSIM, action accuracy, drift.
     Eval(EvalArgs),
-    /// Report the ONNX Runtime library, execution providers and GPUs.
+    /// Report the ONNX Runtime library, execution providers and GPUs
+    /// (exit 3 when no ONNX Runtime is usable).
     Doctor {
         /// Print JSON instead of text.
         #[arg(long)]

@@ -3323,4 +3323,72 @@ mod faults {
             assert!(frames >= 2, "{signals:?} {out}: {frames} frames");
         }
     }
+
+    /// An "ONNX Runtime" whose `GetApi` returns null (it reports a good
+    /// version): reported as no usable runtime — never a panic inside
+    /// `ort` — by `doctor` (exit 3, text and JSON) and by a model load. A
+    /// bogus `ORT_DYLIB_PATH` also makes `doctor` exit 3.
+    #[test]
+    fn an_unusable_onnx_runtime_is_reported_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(
+            d.join("fake.c"),
+            "#include <stddef.h>\n\
+             typedef struct { const void *(*get_api)(unsigned); const char *(*version)(void); } base_t;\n\
+             static const void *get_api(unsigned v) { (void)v; return NULL; }\n\
+             static const char *version(void) { return \"1.31.1\"; }\n\
+             static const base_t base = { get_api, version };\n\
+             const base_t *OrtGetApiBase(void) { return &base; }\n",
+        )
+        .unwrap();
+        let lib = d.join("libonnxruntime.so");
+        let cc = Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&lib)
+            .arg(d.join("fake.c"))
+            .output()
+            .expect("a C compiler (cc) builds the fake library");
+        assert!(cc.status.success(), "{}", stderr(&cc));
+        let with_lib = |lib: &Path, args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_wgraph"))
+                .args(args)
+                .env("ORT_DYLIB_PATH", lib)
+                .current_dir(root())
+                .output()
+                .unwrap()
+        };
+        let o = with_lib(&lib, &["doctor"]);
+        let text = format!("{}{}", stdout(&o), stderr(&o));
+        assert_eq!(o.status.code(), Some(3), "{text}");
+        assert!(!text.contains("panicked"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "ONNX Runtime: not usable: ORT_DYLIB_PATH is set to {}: no usable ONNX Runtime: {} reports version 1.31.1 but has no C API version 31 (GetApi returned null)",
+                lib.display(),
+                lib.display()
+            )),
+            "{text}"
+        );
+        let o = with_lib(&lib, &["doctor", "--json"]);
+        assert_eq!(o.status.code(), Some(3));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(
+            j["runtime"]["error"]
+                .as_str()
+                .unwrap()
+                .contains("no usable ONNX Runtime")
+        );
+        let o = with_lib(&lib, &["check", "graphs/yan-sim.world"]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("no usable ONNX Runtime"),
+            "{}",
+            stderr(&o)
+        );
+        let o = with_lib(&d.join("no-such-lib.so"), &["doctor"]);
+        assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+        assert!(stdout(&o).contains("ONNX Runtime: not usable: ORT_DYLIB_PATH is set to"));
+    }
 }
