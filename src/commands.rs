@@ -16,7 +16,10 @@ use wgraph_engine::world::{GraphSource, ScriptedEvent, World, WorldConfig, World
 use wgraph_ort::OrtBackend;
 
 fn usage(message: &str) -> Outcome {
-    eprintln!("error: {message}");
+    eprintln!(
+        "error: {}",
+        wgraph_grammar::diagnostic::escape_controls(message)
+    );
     Outcome::Usage
 }
 
@@ -81,7 +84,10 @@ pub fn graph(file: &Path, format: GraphFormat, set: &[String]) -> Outcome {
 /// `wgraph run FILE ...`: a [`World`] that runs to `--frames`, a source's
 /// end, or Ctrl-C; with `--watch` it reloads its graph as files change.
 pub fn run(args: &RunArgs) -> Outcome {
-    let output = OutputConfig::for_path(&args.out);
+    let output = match OutputConfig::for_path(&args.out) {
+        Ok(o) => o,
+        Err(e) => return usage(&format!("--out {e}")),
+    };
     if args.pipeline == 0 {
         return usage("--pipeline must be at least 1");
     }
@@ -134,6 +140,9 @@ pub fn run(args: &RunArgs) -> Outcome {
     let per_tick = built.graph.settings.frames_per_tick as u64;
     let frames = args.frames.or((!args.watch).then_some(16));
     let max_ticks = frames.map(|f| f.div_ceil(per_tick));
+    if let Some(ticks) = max_ticks {
+        warn_short_action_files(&built.graph, ticks);
+    }
     let fps = match args.fps {
         Some(f) if f > 0.0 => Some(f),
         Some(_) => None,
@@ -308,7 +317,10 @@ pub fn run(args: &RunArgs) -> Outcome {
     let (report, outcome) = match world.finish() {
         Ok(report) => (report, Outcome::Ok),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!(
+                "error: {}",
+                wgraph_grammar::diagnostic::escape_controls(&e.to_string())
+            );
             let planned = max_ticks.map_or_else(String::new, |t| format!(" of {t}"));
             eprintln!(
                 "{}{planned} ticks completed before the failure; their outputs are kept in {}",
@@ -377,6 +389,32 @@ pub fn run(args: &RunArgs) -> Outcome {
         return Outcome::RuntimeFailure;
     }
     outcome
+}
+
+/// Says once, before the run, when an `actions` node's file (`on_end =
+/// idle`) runs out before the run does: from then on it holds no keys.
+fn warn_short_action_files(graph: &wgraph_engine::graph::Graph, ticks: u64) {
+    for n in graph.nodes.iter().filter(|n| n.kind == "actions") {
+        let (Ok(path), Ok(on_end)) = (n.params.path("path"), n.params.choice("on_end")) else {
+            continue;
+        };
+        if on_end != "idle" {
+            continue;
+        }
+        let lines = wgraph_engine::input::read_to_string(&path, wgraph_engine::input::TEXT)
+            .ok()
+            .and_then(|t| wgraph_nodes::action_file::parse_action_file(&t).ok())
+            .map(|a| a.len() as u64);
+        if let Some(lines) = lines.filter(|&l| l < ticks) {
+            eprintln!(
+                "warning: action file `{}` has {lines} tick{} of keys but the run has {ticks} ticks: \
+                 `{}` holds no keys from tick {lines} on (set `on_end = loop` or `stop`, or run fewer frames)",
+                path.display(),
+                if lines == 1 { "" } else { "s" },
+                n.name
+            );
+        }
+    }
 }
 
 /// Writes a JSON document, whole or not at all (temp file + rename).

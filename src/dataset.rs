@@ -226,7 +226,10 @@ pub fn run(args: &DatasetArgs) -> Outcome {
 }
 
 fn usage(message: &str) -> Outcome {
-    eprintln!("error: {message}");
+    eprintln!(
+        "error: {}",
+        wgraph_grammar::diagnostic::escape_controls(message)
+    );
     Outcome::Usage
 }
 

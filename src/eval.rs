@@ -39,12 +39,18 @@ use wgraph_world::{Keys, MAX_DEPTH, Theme, World, depth_to_signed, signed_to_dep
 pub const FIRST_HELD_OUT_SEED: u64 = 1000;
 
 fn fail(message: String) -> Outcome {
-    eprintln!("error: {message}");
+    eprintln!(
+        "error: {}",
+        wgraph_grammar::diagnostic::escape_controls(&message)
+    );
     Outcome::RuntimeFailure
 }
 
 fn usage(message: String) -> Outcome {
-    eprintln!("error: {message}");
+    eprintln!(
+        "error: {}",
+        wgraph_grammar::diagnostic::escape_controls(&message)
+    );
     Outcome::Usage
 }
 

@@ -225,7 +225,11 @@ pub fn replay(args: &ReplayArgs) -> Outcome {
     match run_replay(args) {
         Ok(outcome) => outcome,
         Err(e) => {
-            eprintln!("error: {}: {e}", args.file.display());
+            let line = format!("{}: {e}", args.file.display());
+            eprintln!(
+                "error: {}",
+                wgraph_grammar::diagnostic::escape_controls(&line)
+            );
             Outcome::RuntimeFailure
         }
     }
@@ -293,7 +297,7 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
     }
     let end = end.ok_or("the recording has no end line (the recorded run did not stop cleanly)")?;
     let graph_file = str_of("graph").ok_or("the header names no graph")?;
-    let output = OutputConfig::for_path(&out);
+    let output = OutputConfig::for_path(&out).map_err(|e| format!("--out {e}"))?;
     let source = Arc::new(ReplaySource {
         file: graph_file,
         versions,

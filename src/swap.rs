@@ -94,7 +94,10 @@ fn measure(
         set: &all,
         seed: None,
         paths: Vec::new(),
-        output: OutputConfig::for_path(dir),
+        output: OutputConfig {
+            dir: dir.to_path_buf(),
+            display: wgraph_engine::node::DisplayTarget::PngDir(dir.to_path_buf()),
+        },
         provider: args.provider.map(Into::into),
         backend: &recording,
     };

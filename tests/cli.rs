@@ -3391,4 +3391,108 @@ mod faults {
         assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
         assert!(stdout(&o).contains("ONNX Runtime: not usable: ORT_DYLIB_PATH is set to"));
     }
+
+    /// `--out x.mp4` is an error listing what wgraph writes (nothing is
+    /// created); a directory named with a dot works when it exists or ends
+    /// in `/`.
+    #[test]
+    fn an_unknown_output_extension_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let pan = root().join("examples/pan.world");
+        let o = wgraph_within(d, &["run", pan.to_str().unwrap(), "--out", "x.mp4"], 60);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(
+                "error: --out `x.mp4`: wgraph does not write .mp4 files; --out takes a directory (PNG frames), \
+                 a .gif file, a .y4m file, or - (y4m on standard output, e.g. `--out - | ffmpeg -i - out.mp4`)"
+            ),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!d.join("x.mp4").exists());
+        let o = wgraph_within(
+            d,
+            &[
+                "run",
+                pan.to_str().unwrap(),
+                "--frames",
+                "2",
+                "--out",
+                "run.v2/",
+            ],
+            60,
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(pngs(&d.join("run.v2")).len(), 2);
+    }
+
+    /// An action file shorter than the run: one warning naming the file,
+    /// its length and the tick it runs out; none when it is long enough.
+    #[test]
+    fn a_short_action_file_is_named_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a.txt"), "# three ticks\nW\nW\nLeft\n").unwrap();
+        let world = root().join("examples/world.world");
+        let run = |frames: &str| {
+            wgraph_within(
+                d,
+                &[
+                    "run",
+                    world.to_str().unwrap(),
+                    "--actions",
+                    "a.txt",
+                    "--frames",
+                    frames,
+                    "--out",
+                    "o",
+                ],
+                120,
+            )
+        };
+        let o = run("5");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let warning = "warning: action file `a.txt` has 3 ticks of keys but the run has 5 ticks: \
+                       `input` holds no keys from tick 3 on (set `on_end = loop` or `stop`, or run fewer frames)";
+        assert_eq!(stderr(&o).matches(warning).count(), 1, "{}", stderr(&o));
+        let o = run("3");
+        assert_eq!(o.status.code(), Some(0));
+        assert!(
+            !stderr(&o).contains("warning: action file"),
+            "{}",
+            stderr(&o)
+        );
+    }
+
+    /// Control bytes in a graph (an ESC sequence that would recolour or
+    /// clear the terminal) are shown as control pictures in the snippet and
+    /// the message, located by character like any other error; none reach
+    /// stderr. The same for a usage error quoting user text.
+    #[test]
+    fn control_bytes_in_sources_are_escaped_in_diagnostics() {
+        let dir = project("node a\x1b[2J: noise\x1b[31m { }\nnode b: \x07 { }\n");
+        let o = wgraph_within(dir.path(), &["check", "g.world"], 60);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(!err.contains('\x1b') && !err.contains('\x07'), "{err:?}");
+        assert!(
+            err.contains("\u{241b}[2J"),
+            "the snippet shows the byte: {err}"
+        );
+        assert!(err.contains("g.world:1:7"), "{err}");
+        let pan = root().join("examples/pan.world");
+        let o = wgraph_within(
+            dir.path(),
+            &["run", pan.to_str().unwrap(), "--set", "x\x1b[2J=1"],
+            60,
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(!stderr(&o).contains('\x1b'), "{:?}", stderr(&o));
+        assert!(
+            stderr(&o).contains("--set `x\u{241b}[2J=1`"),
+            "{}",
+            stderr(&o)
+        );
+    }
 }
