@@ -6,7 +6,8 @@
 //!
 //! Prints executions per second as it goes and a summary; exits 1 when an
 //! input panicked (saved under `target/fuzz-crashes/`), 2 when one took
-//! longer than the bound.
+//! longer than the bound; when the process aborts (an allocation failure),
+//! `target/fuzz-crashes/last-input.world` is the input that was running.
 
 #[path = "../tests/fuzz/mod.rs"]
 mod fuzz;

@@ -11,7 +11,9 @@
 //! model backend: model declarations are errors, which is fine) and renders
 //! the diagnostics. A panic is a crash: the input is saved and the run goes
 //! on. A watchdog aborts the process if one input takes longer than the
-//! time bound, saving that input first.
+//! time bound, saving that input first. An abort (a failed allocation)
+//! cannot be caught; the input that was running is then the file
+//! `last-input.world` in the crash folder.
 //!
 //! Used twice: a short run in `tests/cli.rs` (mod `fuzzing`) and the long
 //! run of `examples/fuzz_check.rs`:
@@ -352,6 +354,21 @@ impl FileLoader for Overlay<'_> {
     }
 }
 
+/// Writes `bytes` at the start of `file`.
+fn write_at(file: &std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(file, bytes, 0)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = file;
+        f.seek(SeekFrom::Start(0))?;
+        f.write_all(bytes)
+    }
+}
+
 /// Runs the fuzzer; progress lines go to stderr every `report_every`
 /// executions (0: none).
 pub fn run(options: &Options, report_every: u64) -> Report {
@@ -449,6 +466,7 @@ pub fn run(options: &Options, report_every: u64) -> Report {
         }));
     }
 
+    let last_input = std::fs::File::create(options.crash_dir.join("last-input.world")).ok();
     let mut pool: Vec<Vec<u8>> = seeds.clone();
     let mut pool_names: Vec<PathBuf> = names.clone();
     let mut crashes = Vec::new();
@@ -456,7 +474,12 @@ pub fn run(options: &Options, report_every: u64) -> Report {
     let (mut parsed, mut built) = (0, 0);
     let start = Instant::now();
     for i in 0..options.runs {
-        let pick = rng.below(pool.len());
+        // A third of the time a seed, else an input kept from earlier.
+        let pick = if rng.chance(33) {
+            rng.below(seeds.len())
+        } else {
+            rng.below(pool.len())
+        };
         let mut input = pool[pick].clone();
         let name = pool_names[pick].clone();
         for _ in 0..1 + rng.below(4) {
@@ -465,6 +488,12 @@ pub fn run(options: &Options, report_every: u64) -> Report {
         if let Ok(mut c) = current.lock() {
             c.clone_from(&input);
         }
+        // An abort (an allocation failure) cannot be caught: the input that
+        // was running is left in `last-input.world`.
+        if let Some(f) = &last_input {
+            let _ = f.set_len(input.len() as u64);
+            let _ = write_at(f, &input);
+        }
         started_ms.store(t0.elapsed().as_millis() as u64, Ordering::SeqCst);
         let began = Instant::now();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -472,7 +501,7 @@ pub fn run(options: &Options, report_every: u64) -> Report {
         }));
         slowest = slowest.max(began.elapsed());
         started_ms.store(u64::MAX, Ordering::SeqCst);
-        match outcome {
+        match &outcome {
             Ok(Reached::Check) => parsed += 1,
             Ok(Reached::Built) => {
                 parsed += 1;
@@ -488,10 +517,18 @@ pub fn run(options: &Options, report_every: u64) -> Report {
             let _ = std::fs::write(&path, &input);
             eprintln!("fuzz: crash {}: {message}", path.display());
             crashes.push((path, message));
-        } else if rng.chance(2) && pool.len() < 4096 {
-            // Keep some mutants as starting points: deeper mutations.
-            pool.push(input);
-            pool_names.push(name);
+        } else if matches!(outcome, Ok(Reached::Check | Reached::Built)) && rng.chance(10) {
+            // Keep some mutants that still parse as starting points (the
+            // checker is where they go deeper); a full pool replaces one
+            // at random, never a seed.
+            if pool.len() < 4096 {
+                pool.push(input);
+                pool_names.push(name);
+            } else {
+                let at = seeds.len() + rng.below(pool.len() - seeds.len());
+                pool[at] = input;
+                pool_names[at] = name;
+            }
         }
         if report_every > 0 && (i + 1) % report_every == 0 {
             let secs = start.elapsed().as_secs_f64();
@@ -507,6 +544,8 @@ pub fn run(options: &Options, report_every: u64) -> Report {
     let elapsed = start.elapsed();
     done.store(true, Ordering::SeqCst);
     let _ = watchdog.join();
+    drop(last_input);
+    let _ = std::fs::remove_file(options.crash_dir.join("last-input.world"));
     let _ = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| previous_hook(info)));
     Report {
