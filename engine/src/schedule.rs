@@ -687,7 +687,10 @@ impl Runner {
         let elapsed = started.elapsed();
         let stop = cx.stop_requested();
         times.push((step.node, elapsed));
-        let result = result.and_then(|values| check_outputs(node, &step.out_types, values));
+        let allow_nonfinite = self.graph.settings.allow_nonfinite;
+        let result = result
+            .and_then(|values| check_outputs(node, &step.out_types, values))
+            .and_then(|values| check_finite(node, values, allow_nonfinite));
         let shown = step.shows.and_then(|spec| {
             Some(Shown {
                 node: step.node,
@@ -770,7 +773,7 @@ impl Callees for CallRunner<'_> {
         };
         self.times.push((frame.node, started.elapsed()));
         result
-            .and_then(|values| check_finite(node, values))
+            .and_then(|values| check_finite(node, values, graph.settings.allow_nonfinite))
             .map_err(|e| {
                 NodeError::new(format!("in `{}` ({}): {}", node.name, node.kind, e.message))
             })
@@ -821,10 +824,15 @@ fn frames(
 /// and the models the node runs), not the sink that would have written a
 /// black frame. One pass over each f32 output; the full count is taken
 /// only on the error path.
+/// `allow` (`world { on_nonfinite = allow }`) passes them on.
 fn check_finite(
     node: &crate::graph::GraphNode,
     values: Vec<Value>,
+    allow: bool,
 ) -> Result<Vec<Value>, NodeError> {
+    if allow {
+        return Ok(values);
+    }
     for (i, v) in values.iter().enumerate() {
         let Value::Tensor(t) = v else { continue };
         let Ok(data) = t.host_f32() else { continue };
@@ -887,7 +895,7 @@ fn check_outputs(
             )));
         }
     }
-    check_finite(node, values)
+    Ok(values)
 }
 
 /// Turns the graph into plan steps with their prerequisites.

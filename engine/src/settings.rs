@@ -55,6 +55,12 @@ pub const SETTINGS: &[ParamSpec] = &[
         Default::Absent,
         "cheaper settings for on_late = degrade, applied in order while behind and undone when caught up, e.g. [\"sampler.steps = 2\"]",
     ),
+    ParamSpec::optional(
+        "on_nonfinite",
+        ParamType::Choice(&["fail", "allow"]),
+        Default::Choice("fail"),
+        "a NaN or infinity in a node's output: fail (the node that made it, named) or allow (pass it on, e.g. a model whose NaN is its answer)",
+    ),
 ];
 
 /// What a paced world does when ticks run late.
@@ -88,6 +94,8 @@ pub struct Settings {
     pub on_late: LatePolicy,
     /// `NODE.PARAM = VALUE` entries, checked for form.
     pub degrade: Vec<String>,
+    /// `on_nonfinite = allow`: NaN and infinities pass through nodes.
+    pub allow_nonfinite: bool,
 }
 
 impl std::default::Default for Settings {
@@ -102,6 +110,7 @@ impl std::default::Default for Settings {
             provider: "cpu".into(),
             on_late: LatePolicy::Drop,
             degrade: Vec::new(),
+            allow_nonfinite: false,
         }
     }
 }
@@ -183,6 +192,9 @@ impl Settings {
             } else {
                 LatePolicy::Drop
             };
+        }
+        if let Ok(policy) = p.choice("on_nonfinite") {
+            s.allow_nonfinite = policy == "allow";
         }
         if let Ok(list) = p.str_list("degrade") {
             match list.iter().find(|e| split_setting(e).is_none()) {

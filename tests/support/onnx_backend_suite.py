@@ -67,7 +67,8 @@ def prepare(out):
             case = f"{suite}__{name}"
             d = os.path.join(out, case)
             os.makedirs(d, exist_ok=True)
-            lines = [f'model m = "{model}"', "node net: model { model = m }"]
+            # A model's NaN (sqrt of a negative) is its answer here: compared, not refused.
+            lines = ["world { on_nonfinite = allow }", f'model m = "{model}"', "node net: model { model = m }"]
             for k, (i, a) in enumerate(zip(ins, feeds)):
                 np.save(os.path.join(d, f"in{k}.npy"), a)
                 lines.append(f'node in{k}: npy {{ path = "in{k}.npy" }}')
