@@ -41,6 +41,8 @@ pub enum ParamType {
     ModelRef,
     /// A list of strings.
     StrList,
+    /// A list of numbers (integers are accepted).
+    FloatList,
     /// A record, passed through for the kind to read.
     Record,
 }
@@ -59,6 +61,7 @@ impl ParamType {
             ParamType::NodeRef => "a node reference like @denoiser".into(),
             ParamType::ModelRef => "the name of a model".into(),
             ParamType::StrList => "a list of strings".into(),
+            ParamType::FloatList => "a list of numbers".into(),
             ParamType::Record => "a record { key = value }".into(),
         }
     }
@@ -124,6 +127,7 @@ pub enum ParamValue {
     NodeRef(String),
     ModelRef(String),
     StrList(Vec<String>),
+    FloatList(Vec<f64>),
     Record(Record),
 }
 
@@ -141,6 +145,7 @@ impl ParamValue {
             ParamValue::NodeRef(n) => json!(format!("@{n}")),
             ParamValue::ModelRef(m) => json!(m),
             ParamValue::StrList(l) => json!(l),
+            ParamValue::FloatList(l) => json!(l),
             ParamValue::Record(r) => record_to_json(r),
         }
     }
@@ -229,6 +234,7 @@ impl Params {
     getter!(node_ref, NodeRef, String, "a node reference");
     getter!(model_ref, ModelRef, String, "a model name");
     getter!(str_list, StrList, Vec<String>, "a list of strings");
+    getter!(float_list, FloatList, Vec<f64>, "a list of numbers");
     getter!(record, Record, Record, "a record");
 
     /// A number parameter (declared Float; integers were widened).
@@ -411,6 +417,27 @@ fn convert(
                 }
             }
             ParamValue::StrList(out)
+        }
+        (ParamType::FloatList, ValueKind::List(items)) => {
+            let mut out = Vec::new();
+            for item in items {
+                match &item.kind {
+                    ValueKind::Float(f) => out.push(*f),
+                    ValueKind::Int(i) => out.push(*i as f64),
+                    other => {
+                        return Err(Diagnostic::error(
+                            item.span,
+                            format!(
+                                "`{}` of {} is a list of numbers; found {}",
+                                spec.name,
+                                cx.owner,
+                                other.describe()
+                            ),
+                        ));
+                    }
+                }
+            }
+            ParamValue::FloatList(out)
         }
         (ParamType::Record, ValueKind::Record(r)) => ParamValue::Record(r.clone()),
         _ => return Err(mismatch()),
