@@ -7,7 +7,6 @@ use crate::{BenchArgs, GraphFormat, Outcome, ProviderArg, RunArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use wgraph_engine::describe;
 use wgraph_engine::model::ModelCache;
 use wgraph_engine::node::{DisplayTarget, OutputConfig};
@@ -17,7 +16,10 @@ use wgraph_engine::world::{GraphSource, ScriptedEvent, World, WorldConfig, World
 use wgraph_ort::OrtBackend;
 
 fn usage(message: &str) -> Outcome {
-    eprintln!("error: {message}");
+    eprintln!(
+        "error: {}",
+        wgraph_grammar::diagnostic::escape_controls(message)
+    );
     Outcome::Usage
 }
 
@@ -82,7 +84,10 @@ pub fn graph(file: &Path, format: GraphFormat, set: &[String]) -> Outcome {
 /// `wgraph run FILE ...`: a [`World`] that runs to `--frames`, a source's
 /// end, or Ctrl-C; with `--watch` it reloads its graph as files change.
 pub fn run(args: &RunArgs) -> Outcome {
-    let output = OutputConfig::for_path(&args.out);
+    let output = match OutputConfig::for_path(&args.out) {
+        Ok(o) => o,
+        Err(e) => return usage(&format!("--out {e}")),
+    };
     if args.pipeline == 0 {
         return usage("--pipeline must be at least 1");
     }
@@ -94,9 +99,11 @@ pub fn run(args: &RunArgs) -> Outcome {
     {
         return usage("--fps must be a number of ticks per second, 0 or more");
     }
+    // Before anything is loaded: a signal during a long model load exits.
+    let interrupt = crate::interrupt::Interrupt::install();
     let script = match &args.events {
         None => Vec::new(),
-        Some(path) => match std::fs::read_to_string(path)
+        Some(path) => match wgraph_engine::input::read_to_string(path, wgraph_engine::input::TEXT)
             .map_err(|e| format!("--events {}: {e}", path.display()))
             .and_then(|text| crate::live::parse_events(path, &text))
         {
@@ -133,6 +140,9 @@ pub fn run(args: &RunArgs) -> Outcome {
     let per_tick = built.graph.settings.frames_per_tick as u64;
     let frames = args.frames.or((!args.watch).then_some(16));
     let max_ticks = frames.map(|f| f.div_ceil(per_tick));
+    if let Some(ticks) = max_ticks {
+        warn_short_action_files(&built.graph, ticks);
+    }
     let fps = match args.fps {
         Some(f) if f > 0.0 => Some(f),
         Some(_) => None,
@@ -172,9 +182,10 @@ pub fn run(args: &RunArgs) -> Outcome {
             return Outcome::RuntimeFailure;
         }
     };
+    interrupt.attach(world.handle());
     world.script(script);
     if let Some(path) = &args.load_state {
-        let restored = std::fs::read_to_string(path)
+        let restored = wgraph_engine::input::read_to_string(path, wgraph_engine::input::DATA)
             .map_err(|e| e.to_string())
             .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
             .and_then(|json| world.restore(&json).map_err(|e| e.to_string()));
@@ -200,18 +211,6 @@ pub fn run(args: &RunArgs) -> Outcome {
         }
     };
     let handle = world.handle();
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let (handle, interrupted) = (handle.clone(), Arc::clone(&interrupted));
-        // Ctrl-C or SIGTERM: stop at the next tick boundary, finish every
-        // sink; a second one exits at once.
-        let _ = ctrlc::set_handler(move || {
-            if interrupted.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            handle.stop();
-        });
-    }
     let mut watcher = None;
     if args.watch {
         match Watcher::start(handle.clone(), &files) {
@@ -318,7 +317,10 @@ pub fn run(args: &RunArgs) -> Outcome {
     let (report, outcome) = match world.finish() {
         Ok(report) => (report, Outcome::Ok),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!(
+                "error: {}",
+                wgraph_grammar::diagnostic::escape_controls(&e.to_string())
+            );
             let planned = max_ticks.map_or_else(String::new, |t| format!(" of {t}"));
             eprintln!(
                 "{}{planned} ticks completed before the failure; their outputs are kept in {}",
@@ -342,7 +344,10 @@ pub fn run(args: &RunArgs) -> Outcome {
         });
         let written = serde_json::to_string_pretty(&json)
             .map_err(|e| e.to_string())
-            .and_then(|s| std::fs::write(path, s + "\n").map_err(|e| e.to_string()));
+            .and_then(|s| {
+                wgraph_engine::output::write_file(path, (s + "\n").as_bytes())
+                    .map_err(|e| e.to_string())
+            });
         if let Err(e) = written {
             eprintln!("error: cannot write metrics to {}: {e}", path.display());
             return Outcome::RuntimeFailure;
@@ -386,16 +391,36 @@ pub fn run(args: &RunArgs) -> Outcome {
     outcome
 }
 
+/// Says once, before the run, when an `actions` node's file (`on_end =
+/// idle`) runs out before the run does: from then on it holds no keys.
+fn warn_short_action_files(graph: &wgraph_engine::graph::Graph, ticks: u64) {
+    for n in graph.nodes.iter().filter(|n| n.kind == "actions") {
+        let (Ok(path), Ok(on_end)) = (n.params.path("path"), n.params.choice("on_end")) else {
+            continue;
+        };
+        if on_end != "idle" {
+            continue;
+        }
+        let lines = wgraph_engine::input::read_to_string(&path, wgraph_engine::input::TEXT)
+            .ok()
+            .and_then(|t| wgraph_nodes::action_file::parse_action_file(&t).ok())
+            .map(|a| a.len() as u64);
+        if let Some(lines) = lines.filter(|&l| l < ticks) {
+            eprintln!(
+                "warning: action file `{}` has {lines} tick{} of keys but the run has {ticks} ticks: \
+                 `{}` holds no keys from tick {lines} on (set `on_end = loop` or `stop`, or run fewer frames)",
+                path.display(),
+                if lines == 1 { "" } else { "s" },
+                n.name
+            );
+        }
+    }
+}
+
 /// Writes a JSON document, whole or not at all (temp file + rename).
 fn write_json(path: &Path, json: &serde_json::Value) -> Result<(), String> {
     let text = serde_json::to_string(json).map_err(|e| e.to_string())?;
-    let tmp = path.with_extension("tmp-wgraph");
-    std::fs::write(&tmp, text + "\n")
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            e.to_string()
-        })
+    wgraph_engine::output::write_file(path, (text + "\n").as_bytes()).map_err(|e| e.to_string())
 }
 
 /// A progress bar (a spinner when the run has no end).
@@ -530,9 +555,14 @@ fn describe_param(p: &ParamSpec) -> String {
     }
 }
 
-/// `wgraph doctor`
+/// `wgraph doctor`: exits 3 when no ONNX Runtime is usable, so scripts can tell.
 pub fn doctor(json: bool) -> Outcome {
     let report = wgraph_ort::doctor();
+    let outcome = if report.runtime.is_ok() {
+        Outcome::Ok
+    } else {
+        Outcome::RuntimeFailure
+    };
     if json {
         match serde_json::to_string_pretty(&report.to_json()) {
             Ok(s) => println!("{s}"),
@@ -544,7 +574,7 @@ pub fn doctor(json: bool) -> Outcome {
     } else {
         print!("{report}");
     }
-    Outcome::Ok
+    outcome
 }
 
 /// `wgraph bench FILE --baseline raw`
@@ -719,7 +749,10 @@ pub fn bench(args: &BenchArgs) -> Outcome {
     if let Some(path) = &args.json {
         let written = serde_json::to_string_pretty(&json)
             .map_err(|e| e.to_string())
-            .and_then(|s| std::fs::write(path, s + "\n").map_err(|e| e.to_string()));
+            .and_then(|s| {
+                wgraph_engine::output::write_file(path, (s + "\n").as_bytes())
+                    .map_err(|e| e.to_string())
+            });
         if let Err(e) = written {
             eprintln!("error: cannot write {}: {e}", path.display());
             return Outcome::RuntimeFailure;

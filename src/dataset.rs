@@ -204,7 +204,7 @@ pub fn run(args: &DatasetArgs) -> Outcome {
             return Outcome::RuntimeFailure;
         }
     };
-    if let Err(e) = std::fs::write(&path, text) {
+    if let Err(e) = wgraph_engine::output::write_file(&path, text.as_bytes()) {
         return io_failure(&path, &e);
     }
     let coverage = mean_coverage(&walks);
@@ -226,7 +226,10 @@ pub fn run(args: &DatasetArgs) -> Outcome {
 }
 
 fn usage(message: &str) -> Outcome {
-    eprintln!("error: {message}");
+    eprintln!(
+        "error: {}",
+        wgraph_grammar::diagnostic::escape_controls(message)
+    );
     Outcome::Usage
 }
 
@@ -505,7 +508,7 @@ fn write_episode(world: &World, walk: &Walk, size: usize, dir: &Path) -> Result<
             .and_then(|t| write_npy(&t))
             .map_err(|e| format!("cannot encode {name}: {e}"))?;
         let path = dir.join(name);
-        std::fs::write(&path, bytes).map_err(|e| io(&path, e))?;
+        wgraph_engine::output::write_file(&path, &bytes).map_err(|e| io(&path, e))?;
     }
     let mut text = format!(
         "# wgraph dataset: world seed {}, theme {}; one line of keys per tick\n",
@@ -517,7 +520,7 @@ fn write_episode(world: &World, walk: &Walk, size: usize, dir: &Path) -> Result<
         text.push('\n');
     }
     let path = dir.join("actions.txt");
-    std::fs::write(&path, text).map_err(|e| io(&path, e))
+    wgraph_engine::output::write_file(&path, text.as_bytes()).map_err(|e| io(&path, e))
 }
 
 fn mean_coverage(walks: &[(u64, World, Walk)]) -> f64 {

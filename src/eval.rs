@@ -39,12 +39,18 @@ use wgraph_world::{Keys, MAX_DEPTH, Theme, World, depth_to_signed, signed_to_dep
 pub const FIRST_HELD_OUT_SEED: u64 = 1000;
 
 fn fail(message: String) -> Outcome {
-    eprintln!("error: {message}");
+    eprintln!(
+        "error: {}",
+        wgraph_grammar::diagnostic::escape_controls(&message)
+    );
     Outcome::RuntimeFailure
 }
 
 fn usage(message: String) -> Outcome {
-    eprintln!("error: {message}");
+    eprintln!(
+        "error: {}",
+        wgraph_grammar::diagnostic::escape_controls(&message)
+    );
     Outcome::Usage
 }
 
@@ -65,7 +71,8 @@ pub fn eval(args: &EvalArgs) -> Outcome {
             args.theme
         ));
     };
-    let text = match std::fs::read_to_string(&args.actions) {
+    let text = match wgraph_engine::input::read_to_string(&args.actions, wgraph_engine::input::TEXT)
+    {
         Ok(t) => t,
         Err(e) => return usage(format!("--actions {}: {e}", args.actions.display())),
     };
@@ -155,14 +162,16 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
         Ok(i) => i,
         Err(e) => return fail(e),
     };
-    if let Err(e) = truth_start.save(&start_png) {
+    if let Err(e) = crate::plotfile::save_image(&truth_start, &start_png) {
         return fail(format!("cannot write {}: {e}", start_png.display()));
     }
     let depth: Vec<f32> = start.depth.iter().map(|d| depth_to_signed(*d)).collect();
     let written = Tensor::from_f32(&[1, 1, h, w], depth)
         .map_err(|e| e.to_string())
         .and_then(|t| wgraph_engine::npy::write_npy(&t).map_err(|e| e.to_string()))
-        .and_then(|b| std::fs::write(&start_depth, b).map_err(|e| e.to_string()));
+        .and_then(|b| {
+            wgraph_engine::output::write_file(&start_depth, &b).map_err(|e| e.to_string())
+        });
     if let Err(e) = written {
         return fail(format!("cannot write the start depth: {e}"));
     }
@@ -289,12 +298,12 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
                 }
             })
             .collect();
-        if let Err(e) = strip(&truth, &generated, &picks).save(path) {
+        if let Err(e) = crate::plotfile::save_image(&strip(&truth, &generated, &picks), path) {
             return fail(format!("cannot write {}: {e}", path.display()));
         }
     }
     if let Some(path) = &args.plot
-        && let Err(e) = plot(&psnr_per_tick, args.drift_db).save(path)
+        && let Err(e) = crate::plotfile::save_image(&plot(&psnr_per_tick, args.drift_db), path)
     {
         return fail(format!("cannot write {}: {e}", path.display()));
     }
@@ -320,7 +329,10 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
     );
     let written = serde_json::to_string_pretty(&json)
         .map_err(|e| e.to_string())
-        .and_then(|s| std::fs::write(&args.json, s + "\n").map_err(|e| e.to_string()));
+        .and_then(|s| {
+            wgraph_engine::output::write_file(&args.json, (s + "\n").as_bytes())
+                .map_err(|e| e.to_string())
+        });
     match written {
         Ok(()) => match depth_problem {
             Some(problem) => fail(problem),

@@ -10,6 +10,7 @@ mod bench;
 mod commands;
 mod dataset;
 mod eval;
+mod interrupt;
 mod live;
 mod load;
 mod play;
@@ -71,7 +72,8 @@ enum Command {
     Replay(ReplayArgs),
     /// Compare a graph with the ground-truth world: PSNR, SSIM, action accuracy, drift.
     Eval(EvalArgs),
-    /// Report the ONNX Runtime library, execution providers and GPUs.
+    /// Report the ONNX Runtime library, execution providers and GPUs
+    /// (exit 3 when no ONNX Runtime is usable).
     Doctor {
         /// Print JSON instead of text.
         #[arg(long)]
@@ -362,6 +364,14 @@ enum GraphFormat {
 }
 
 fn main() -> ExitCode {
+    // A file-size limit (`ulimit -f`) makes writes past it fail with EFBIG
+    // when SIGXFSZ is ignored, so a sink reports it like a full disk (exit 3,
+    // naming the file) instead of the process dumping core mid-frame.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_IGN, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -12,7 +12,18 @@ pub fn save(path: &Path, svg: &str) -> Result<(), String> {
         Format::Svg => svg.as_bytes().to_vec(),
         Format::Png => svg_to_png(svg)?,
     };
-    std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    wgraph_engine::output::write_file(path, &bytes)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Saves an image in the format its extension names, whole or not at all
+/// ([`wgraph_engine::output::write_file`]).
+pub fn save_image(img: &image::RgbImage, path: &Path) -> Result<(), String> {
+    let format = image::ImageFormat::from_path(path).map_err(|e| e.to_string())?;
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, format)
+        .map_err(|e| e.to_string())?;
+    wgraph_engine::output::write_file(path, bytes.get_ref()).map_err(|e| e.to_string())
 }
 
 /// The formats a plot can be saved in.

@@ -225,14 +225,19 @@ pub fn replay(args: &ReplayArgs) -> Outcome {
     match run_replay(args) {
         Ok(outcome) => outcome,
         Err(e) => {
-            eprintln!("error: {}: {e}", args.file.display());
+            let line = format!("{}: {e}", args.file.display());
+            eprintln!(
+                "error: {}",
+                wgraph_grammar::diagnostic::escape_controls(&line)
+            );
             Outcome::RuntimeFailure
         }
     }
 }
 
 fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
-    let text = std::fs::read_to_string(&args.file).map_err(|e| e.to_string())?;
+    let text = wgraph_engine::input::read_to_string(&args.file, wgraph_engine::input::DATA)
+        .map_err(|e| e.to_string())?;
     let mut lines = text
         .lines()
         .enumerate()
@@ -292,7 +297,7 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
     }
     let end = end.ok_or("the recording has no end line (the recorded run did not stop cleanly)")?;
     let graph_file = str_of("graph").ok_or("the header names no graph")?;
-    let output = OutputConfig::for_path(&out);
+    let output = OutputConfig::for_path(&out).map_err(|e| format!("--out {e}"))?;
     let source = Arc::new(ReplaySource {
         file: graph_file,
         versions,
@@ -309,6 +314,7 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
             .and_then(Provider::parse),
         models: ModelCache::new(OrtBackend::new()),
     });
+    let interrupt = crate::interrupt::Interrupt::install();
     let built = source.build(&[]).map_err(|e| {
         eprint!("{e}");
         "the recorded graph does not build".to_string()
@@ -324,6 +330,7 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
         config,
     )
     .map_err(|e| e.to_string())?;
+    interrupt.attach(world.handle());
     world.script(script);
     let mut failed_reloads = 0;
     let result = world.run(&mut |e| {
@@ -333,15 +340,22 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
         }
     });
     let report = world.finish();
+    let target = match &output.display {
+        DisplayTarget::PngDir(p) | DisplayTarget::Gif(p) | DisplayTarget::Y4m(p) => {
+            p.display().to_string()
+        }
+        DisplayTarget::Discard => "nowhere".into(),
+    };
     match (result, report) {
+        (Ok(WorldEnd::Stopped), Ok(r)) => {
+            eprintln!(
+                "replay stopped by Ctrl-C after {} of {end} ticks; outputs in {target}",
+                r.ticks
+            );
+            Ok(Outcome::Ok)
+        }
         (Ok(WorldEnd::TickLimit | WorldEnd::SourceStopped(_)), Ok(r)) if failed_reloads == 0 => {
             if !args.quiet {
-                let target = match &output.display {
-                    DisplayTarget::PngDir(p) | DisplayTarget::Gif(p) | DisplayTarget::Y4m(p) => {
-                        p.display().to_string()
-                    }
-                    DisplayTarget::Discard => "nowhere".into(),
-                };
                 eprintln!(
                     "replayed {} ticks, {} reload{}; outputs in {target}",
                     r.ticks,

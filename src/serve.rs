@@ -235,7 +235,7 @@ pub fn serve(args: &ServeArgs) -> Outcome {
     if let Some(path) = &args.metrics {
         let text = serde_json::to_string_pretty(&serde_json::json!({ "worlds": rows }))
             .unwrap_or_default();
-        if let Err(e) = std::fs::write(path, text + "\n") {
+        if let Err(e) = wgraph_engine::output::write_file(path, (text + "\n").as_bytes()) {
             eprintln!("error: cannot write {}: {e}", path.display());
             outcome = Outcome::RuntimeFailure;
         }

@@ -114,7 +114,10 @@ fn measure(
         set: &all,
         seed: None,
         paths: Vec::new(),
-        output: OutputConfig::for_path(dir),
+        output: OutputConfig {
+            dir: dir.to_path_buf(),
+            display: wgraph_engine::node::DisplayTarget::PngDir(dir.to_path_buf()),
+        },
         provider: args.provider.map(Into::into),
         backend: &recording,
     };
@@ -326,7 +329,10 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
     if let Some(path) = &args.json {
         let written = serde_json::to_string_pretty(&json)
             .map_err(|e| e.to_string())
-            .and_then(|s| std::fs::write(path, s + "\n").map_err(|e| e.to_string()));
+            .and_then(|s| {
+                wgraph_engine::output::write_file(path, (s + "\n").as_bytes())
+                    .map_err(|e| e.to_string())
+            });
         if let Err(e) = written {
             eprintln!("error: cannot write {}: {e}", path.display());
             return Outcome::RuntimeFailure;

@@ -150,9 +150,11 @@ impl OrtModel {
     ) -> Result<(OrtModel, Vec<String>), ModelError> {
         let rt = runtime::ensure()?;
         let shown = path.display();
-        match std::fs::metadata(path) {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => return Err(ModelError::Load(format!("model {shown} is not a file"))),
+        match wgraph_engine::input::check(path, wgraph_engine::input::MODEL) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                return Err(ModelError::Load(format!("model {shown}: {e}")));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ModelError::Load(format!(
                     "model file {shown} does not exist"
@@ -574,11 +576,13 @@ fn to_tensor(name: &str, value: &DynValue) -> Result<Tensor, ModelError> {
             let data = if empty {
                 Vec::new()
             } else {
-                value
-                    .try_extract_tensor::<f32>()
-                    .map_err(|e| fail(e.to_string()))?
-                    .1
-                    .to_vec()
+                copy_out(
+                    value
+                        .try_extract_tensor::<f32>()
+                        .map_err(|e| fail(e.to_string()))?
+                        .1,
+                )
+                .map_err(fail)?
             };
             Tensor::from_f32(&dims, data)
         }
@@ -586,11 +590,13 @@ fn to_tensor(name: &str, value: &DynValue) -> Result<Tensor, ModelError> {
             let data = if empty {
                 Vec::new()
             } else {
-                value
-                    .try_extract_tensor::<i64>()
-                    .map_err(|e| fail(e.to_string()))?
-                    .1
-                    .to_vec()
+                copy_out(
+                    value
+                        .try_extract_tensor::<i64>()
+                        .map_err(|e| fail(e.to_string()))?
+                        .1,
+                )
+                .map_err(fail)?
             };
             Tensor::from_i64(&dims, data)
         }
@@ -598,17 +604,29 @@ fn to_tensor(name: &str, value: &DynValue) -> Result<Tensor, ModelError> {
             let data = if empty {
                 Vec::new()
             } else {
-                value
-                    .try_extract_tensor::<u8>()
-                    .map_err(|e| fail(e.to_string()))?
-                    .1
-                    .to_vec()
+                copy_out(
+                    value
+                        .try_extract_tensor::<u8>()
+                        .map_err(|e| fail(e.to_string()))?
+                        .1,
+                )
+                .map_err(fail)?
             };
             Tensor::from_u8(&dims, data)
         }
         other => return Err(fail(format!("has unsupported dtype {other}"))),
     };
     tensor.map_err(|e| fail(e.to_string()))
+}
+
+/// A model output copied out of ONNX Runtime's buffer; its size comes from
+/// the model at run time, so a failed allocation is an error, not an abort.
+fn copy_out<T: Copy>(data: &[T]) -> Result<Vec<T>, String> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(data.len())
+        .map_err(|_| format!("no memory to copy {} values", data.len()))?;
+    v.extend_from_slice(data);
+    Ok(v)
 }
 
 fn as_i64_shape(shape: &[usize]) -> Result<Vec<i64>, ModelError> {

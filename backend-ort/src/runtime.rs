@@ -24,9 +24,10 @@
 //!    threads and processes never see half an install.
 //!
 //! Before `ort` is told about a file, the file is opened here and asked for
-//! its version (`OrtGetApiBase()->GetVersionString()`): a file that is not a
-//! shared library, not ONNX Runtime, or older than 1.31 gives an error, not a
-//! panic inside `ort`.
+//! its version (`OrtGetApiBase()->GetVersionString()`) and for the C API
+//! table `ort` will use (`GetApi(ORT_API_VERSION)`): a file that is not a
+//! shared library, not ONNX Runtime, older than 1.31, or that has no such
+//! table gives an error ("no usable ONNX Runtime"), not a panic inside `ort`.
 
 use ort::environment::Environment;
 use std::ffi::{CStr, OsStr};
@@ -313,6 +314,18 @@ fn probe(path: &Path) -> Result<Probed, String> {
         .to_string_lossy()
         .trim()
         .to_string();
+    // `ort` asks for this table and panics when it is null (a stub, a
+    // broken build, a library whose API is older than it says).
+    // SAFETY: `base` is non-null; `GetApi` takes any version and returns
+    // null for one it does not support.
+    let api = unsafe { ((*base).GetApi)(ort::sys::ORT_API_VERSION) };
+    if api.is_null() {
+        return Err(format!(
+            "no usable ONNX Runtime: {} reports version {version} but has no C API version {} (GetApi returned null)",
+            path.display(),
+            ort::sys::ORT_API_VERSION
+        ));
+    }
     Ok(Probed { lib, version })
 }
 

@@ -236,7 +236,15 @@ mod load_errors {
     #[test]
     fn directory() {
         let msg = load_err(&data(""));
-        assert!(msg.contains("is not a file"), "{msg}");
+        assert!(msg.contains("not a regular file (a directory)"), "{msg}");
+        #[cfg(unix)]
+        {
+            let msg = load_err(Path::new("/dev/zero"));
+            assert!(
+                msg.contains("not a regular file (a character device)"),
+                "{msg}"
+            );
+        }
     }
 
     #[test]

@@ -336,9 +336,15 @@ impl Builder<'_> {
             let before = self.diags.len();
             let options = check_params(MODEL_OPTIONS, &m.options, m.span, &cx, &mut self.diags);
             let path = self.sources.get(m.path_span.file).base_dir().join(&m.path);
-            if !path.is_file() {
+            let usable = crate::input::check(&path, crate::input::MODEL);
+            if let Err(e) = &usable {
+                let message = if e.kind() == std::io::ErrorKind::NotFound {
+                    format!("model file `{}` not found", m.path)
+                } else {
+                    format!("model file `{}`: {e}", m.path)
+                };
                 self.diags.push(
-                    Diagnostic::error(m.path_span, format!("model file `{}` not found", m.path))
+                    Diagnostic::error(m.path_span, message)
                         .with_label(format!("looked for {}", path.display())),
                 );
             } else if self.diags.len() == before {
@@ -871,6 +877,13 @@ impl Builder<'_> {
             Init::Npy { path, span } => {
                 let full = self.sources.get(span.file).base_dir().join(path);
                 match crate::npy::read_npy_file(&full) {
+                    Ok(t) if t.host_f32().is_ok_and(|d| d.iter().any(|v| !v.is_finite())) => {
+                        self.diags.push(Diagnostic::error(
+                            *span,
+                            format!("feedback init: `{path}` holds NaN or infinite values"),
+                        ));
+                        None
+                    }
                     Ok(t) => Some(Ok(t)),
                     Err(e) => {
                         self.diags
@@ -1153,7 +1166,11 @@ impl Builder<'_> {
             };
             let result = node.infer(&types, &mut calls);
             match result {
-                Ok(outputs) => self.accept(id, types, outputs),
+                Ok(outputs) => {
+                    if !self.accept(id, types, outputs) {
+                        ok[id.0] = false;
+                    }
+                }
                 Err(e) => {
                     ok[id.0] = false;
                     self.report_type_error(id, &types, e);
@@ -1235,8 +1252,31 @@ impl Builder<'_> {
         Some(types)
     }
 
-    fn accept(&mut self, id: NodeId, types: Vec<Option<ValueType>>, outputs: Vec<ValueType>) {
+    /// Records a node's inferred types; false (with an error) when they
+    /// cannot be run: a wrong count, or an output over the tensor size limit.
+    fn accept(
+        &mut self,
+        id: NodeId,
+        types: Vec<Option<ValueType>>,
+        outputs: Vec<ValueType>,
+    ) -> bool {
         let node = &mut self.nodes[id.0].0;
+        for (port, out) in node.outputs.iter().zip(&outputs) {
+            let ValueType::Tensor(t) = out else { continue };
+            let Some(shape) = t.known_shape() else {
+                continue;
+            };
+            if let Err(e) = crate::tensor::checked_elements(&shape) {
+                self.diags.push(
+                    Diagnostic::error(
+                        node.span,
+                        format!("output `{}.{}` would be {t}: {e}", node.name, port.name),
+                    )
+                    .with_help("check the sizes feeding this node"),
+                );
+                return false;
+            }
+        }
         if outputs.len() != node.outputs.len() {
             self.diags.push(Diagnostic::error(
                 node.span,
@@ -1248,10 +1288,11 @@ impl Builder<'_> {
                     node.outputs.len()
                 ),
             ));
-            return;
+            return false;
         }
         node.input_types = types;
         node.output_types = outputs;
+        true
     }
 
     fn report_type_error(&mut self, id: NodeId, types: &[Option<ValueType>], e: TypeError) {

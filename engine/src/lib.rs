@@ -22,6 +22,8 @@
 //! node kinds (those live in `wgraph-nodes`), of the CLI, or of terminals.
 
 pub mod build;
+/// Reading user-named files: regular files only, size limits (from the grammar crate).
+pub use wgraph_grammar::input;
 pub mod describe;
 pub mod frame;
 pub mod graph;
@@ -29,6 +31,7 @@ pub mod metrics;
 pub mod model;
 pub mod node;
 pub mod npy;
+pub mod output;
 pub mod params;
 pub mod registry;
 pub mod reload;

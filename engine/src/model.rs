@@ -298,6 +298,8 @@ pub fn file_digest(path: &Path) -> std::io::Result<[u8; 32]> {
             hasher.update(file.file_name().unwrap_or_default().as_encoded_bytes());
             hasher.update(b"\0");
         }
+        // A device or FIFO would be read forever.
+        crate::input::check(file, crate::input::MODEL)?;
         let mut file = std::fs::File::open(file)?;
         std::io::copy(&mut file, &mut hasher)?;
     }

@@ -236,17 +236,30 @@ impl Default for OutputConfig {
 impl OutputConfig {
     /// Outputs for `--out PATH`: a `.gif` path makes the display a GIF, a
     /// `.y4m` path (or `-`, standard output) a raw video stream (other sinks
-    /// write next to it); anything else is a directory of PNG frames.
-    pub fn for_path(path: &Path) -> Self {
+    /// write next to it); a path without an extension, an existing
+    /// directory or one ending in `/` is a directory of PNG frames. Any other
+    /// extension (`x.mp4`) is an error naming the outputs wgraph writes,
+    /// rather than a directory of PNGs the user did not ask for.
+    pub fn for_path(path: &Path) -> Result<Self, UnknownOutput> {
         let ext = path
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        let dir_like = path.as_os_str().to_string_lossy().ends_with('/') || path.is_dir();
+        if let Some(ext) = ext
+            .as_deref()
+            .filter(|e| !dir_like && !["gif", "y4m"].contains(e))
+        {
+            return Err(UnknownOutput {
+                path: path.display().to_string(),
+                ext: ext.to_string(),
+            });
+        }
         let parent = || {
             path.parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
         };
-        match ext.as_deref() {
+        Ok(match ext.as_deref() {
             _ if path.as_os_str() == "-" => OutputConfig {
                 dir: PathBuf::from("."),
                 display: DisplayTarget::Y4m(path.to_path_buf()),
@@ -263,8 +276,19 @@ impl OutputConfig {
                 dir: path.to_path_buf(),
                 display: DisplayTarget::PngDir(path.to_path_buf()),
             },
-        }
+        })
     }
+}
+
+/// `--out x.mp4`: an output wgraph does not write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{path}`: wgraph does not write .{ext} files; --out takes a directory (PNG frames), \
+     a .gif file, a .y4m file, or - (y4m on standard output, e.g. `--out - | ffmpeg -i - out.{ext}`)"
+)]
+pub struct UnknownOutput {
+    pub path: String,
+    pub ext: String,
 }
 
 /// Where the `display` sink puts frames.

@@ -28,7 +28,7 @@ fn format_err(m: impl Into<String>) -> NpyError {
 
 /// Reads a `.npy` file into a host tensor.
 pub fn read_npy_file(path: &Path) -> Result<Tensor, NpyError> {
-    let bytes = std::fs::read(path).map_err(|e| NpyError::Io {
+    let bytes = crate::input::read(path, crate::input::DATA).map_err(|e| NpyError::Io {
         path: path.display().to_string(),
         message: e.to_string(),
     })?;

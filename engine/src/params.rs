@@ -41,7 +41,7 @@ pub enum ParamType {
     ModelRef,
     /// A list of strings.
     StrList,
-    /// A list of numbers (integers are accepted).
+    /// A list of numbers: `[0.1, 0.8, 0.1]`.
     FloatList,
     /// A record, passed through for the kind to read.
     Record,
@@ -61,7 +61,7 @@ impl ParamType {
             ParamType::NodeRef => "a node reference like @denoiser".into(),
             ParamType::ModelRef => "the name of a model".into(),
             ParamType::StrList => "a list of strings".into(),
-            ParamType::FloatList => "a list of numbers".into(),
+            ParamType::FloatList => "a list of numbers like [0.1, 0.8, 0.1]".into(),
             ParamType::Record => "a record { key = value }".into(),
         }
     }
@@ -422,7 +422,7 @@ fn convert(
             let mut out = Vec::new();
             for item in items {
                 match &item.kind {
-                    ValueKind::Float(f) => out.push(*f),
+                    ValueKind::Float(f) if f.is_finite() => out.push(*f),
                     ValueKind::Int(i) => out.push(*i as f64),
                     other => {
                         return Err(Diagnostic::error(

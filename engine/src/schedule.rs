@@ -769,9 +769,11 @@ impl Callees for CallRunner<'_> {
             node.node.eval(&mut state, &inputs, &mut cx)
         };
         self.times.push((frame.node, started.elapsed()));
-        result.map_err(|e| {
-            NodeError::new(format!("in `{}` ({}): {}", node.name, node.kind, e.message))
-        })
+        result
+            .and_then(|values| check_finite(node, values))
+            .map_err(|e| {
+                NodeError::new(format!("in `{}` ({}): {}", node.name, node.kind, e.message))
+            })
     }
 }
 
@@ -814,6 +816,50 @@ fn frames(
         .collect()
 }
 
+/// Refuses non-finite f32 values where they are produced: a NaN or an
+/// infinity in an output fails the node that made it (naming the output
+/// and the models the node runs), not the sink that would have written a
+/// black frame. One pass over each f32 output; the full count is taken
+/// only on the error path.
+fn check_finite(
+    node: &crate::graph::GraphNode,
+    values: Vec<Value>,
+) -> Result<Vec<Value>, NodeError> {
+    for (i, v) in values.iter().enumerate() {
+        let Value::Tensor(t) = v else { continue };
+        let Ok(data) = t.host_f32() else { continue };
+        if data.iter().all(|x| x.is_finite()) {
+            continue;
+        }
+        let first = data.iter().position(|x| !x.is_finite()).unwrap_or(0);
+        let bad = data.iter().filter(|x| !x.is_finite()).count();
+        let port = node
+            .outputs
+            .get(i)
+            .map_or_else(|| format!("#{i}"), |p| p.name.clone());
+        let models: Vec<String> = node
+            .params
+            .iter()
+            .filter_map(|(_, p)| match p {
+                crate::params::ParamValue::ModelRef(m) => Some(format!("`{m}`")),
+                _ => None,
+            })
+            .collect();
+        let of_model = match models.len() {
+            0 => String::new(),
+            1 => format!(" (from model {})", models[0]),
+            _ => format!(" (from models {})", models.join(", ")),
+        };
+        return Err(NodeError::new(format!(
+            "output `{port}`{of_model} holds a non-finite value ({}) at element {first}; \
+             {bad} of its {} values are NaN or infinite",
+            data[first],
+            data.len()
+        )));
+    }
+    Ok(values)
+}
+
 /// Catches a node producing something other than what it declared.
 fn check_outputs(
     node: &crate::graph::GraphNode,
@@ -841,7 +887,7 @@ fn check_outputs(
             )));
         }
     }
-    Ok(values)
+    check_finite(node, values)
 }
 
 /// Turns the graph into plan steps with their prerequisites.

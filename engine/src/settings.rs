@@ -150,6 +150,30 @@ impl Settings {
                 )),
             }
         }
+        // Frames are tensors: an RGB frame (and F of them) must fit the
+        // tensor size limit, or the first image allocated would abort.
+        let frame = [3, s.height, s.width];
+        if let Err(e) = crate::tensor::checked_elements(&frame) {
+            problems.push((
+                "resolution",
+                format!(
+                    "resolution {}x{} is too large: an RGB frame of {e}",
+                    s.height, s.width
+                ),
+            ));
+            (s.height, s.width) = (Settings::default().height, Settings::default().width);
+        } else if let Err(e) =
+            crate::tensor::checked_elements(&[s.frames_per_tick, 3, s.height, s.width])
+        {
+            problems.push((
+                "frames_per_tick",
+                format!(
+                    "frames_per_tick = {} is too large at {}x{}: {e}",
+                    s.frames_per_tick, s.height, s.width
+                ),
+            ));
+            s.frames_per_tick = 1;
+        }
         if let Ok(pv) = p.choice("provider") {
             s.provider = pv;
         }

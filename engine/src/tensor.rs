@@ -91,8 +91,46 @@ pub enum TensorError {
     WrongDType { expected: DType, found: DType },
     #[error("tensor data is on {0:?}, not in host memory")]
     NotOnHost(Device),
-    #[error("shape {0:?} is too large")]
+    #[error("{}", too_large(.0))]
     TooLarge(Vec<usize>),
+    #[error("no memory for a tensor of shape {0:?}")]
+    OutOfMemory(Vec<usize>),
+}
+
+/// The most elements one tensor may hold: 2²⁸ = 268435456 (1 GiB of f32).
+/// Shapes written in graphs (parameters, feedback inits, the resolution)
+/// and shapes inferred at build time are checked against it, so a typo
+/// such as `[1, 3, 99999999, 99999999]` is an error at `check`, not an
+/// allocation that aborts the process while running.
+pub const MAX_ELEMENTS: usize = 1 << 28;
+
+/// Element count of `shape` when it is within [`MAX_ELEMENTS`].
+pub fn checked_elements(shape: &[usize]) -> Result<usize, TensorError> {
+    element_count(shape)
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| TensorError::TooLarge(shape.to_vec()))
+}
+
+/// Why a shape is too large, with its element count (as a float: it may
+/// not fit any integer type).
+fn too_large(shape: &[usize]) -> String {
+    let count: f64 = shape.iter().map(|&d| d as f64).product();
+    let count = if count < 1e15 {
+        format!("{count:.0}")
+    } else {
+        format!("{count:.3e}")
+    };
+    format!("shape {shape:?} holds {count} values; a tensor may hold at most {MAX_ELEMENTS} (2^28)")
+}
+
+/// A vector of `n` copies of `value`, or an error instead of an abort when
+/// the memory is not there (sizes that come from data at run time).
+pub fn try_filled<T: Clone>(n: usize, value: T, shape: &[usize]) -> Result<Vec<T>, TensorError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| TensorError::OutOfMemory(shape.to_vec()))?;
+    v.resize(n, value);
+    Ok(v)
 }
 
 /// A dense, row-major tensor.
@@ -138,8 +176,8 @@ impl Tensor {
 
     /// A tensor of `value` everywhere.
     pub fn full_f32(shape: &[usize], value: f32) -> Result<Tensor, TensorError> {
-        let n = element_count(shape).ok_or_else(|| TensorError::TooLarge(shape.to_vec()))?;
-        Tensor::from_f32(shape, vec![value; n])
+        let n = checked_elements(shape)?;
+        Tensor::from_f32(shape, try_filled(n, value, shape)?)
     }
 
     /// A rank-0 f32 tensor.

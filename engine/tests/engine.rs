@@ -233,6 +233,44 @@ fn registry() -> Registry {
                 ))
             },
         },
+        // `nan_at`: passes x through, but NaN on tick `at` (x is a call
+        // input: a scheduled `nan_at` gets it wired, a callee from its caller).
+        Kind {
+            name: "nan_at",
+            params: AT,
+            make: |cx| {
+                let at = cx.params.int("at")? as u64;
+                Ok(simple(
+                    &["x"],
+                    Arc::new(move |i, cx| {
+                        Ok(out(if cx.tick == at {
+                            f32::NAN
+                        } else {
+                            read(&i[0])?
+                        }))
+                    }),
+                ))
+            },
+        },
+        Kind {
+            name: "nan_call",
+            params: AT,
+            make: |cx| {
+                let at = cx.params.int("at")? as u64;
+                let mut n = simple(
+                    &[],
+                    Arc::new(move |i, cx| {
+                        Ok(out(if cx.tick == at {
+                            f32::INFINITY
+                        } else {
+                            read(&i[0])?
+                        }))
+                    }),
+                );
+                n.inputs.insert(0, PortSpec::call("x"));
+                Ok(n)
+            },
+        },
         // `stop_at`: asks to stop on tick `at`.
         Kind {
             name: "stop_at",
@@ -502,6 +540,42 @@ mod running {
             sink.retain(|r| r.0 != "e_r");
             assert_eq!(mine, vec![0, 1], "ticks before the failure were delivered");
         }
+    }
+
+    /// A NaN or infinity fails the node that produced it (scheduled or
+    /// called), not whoever would consume it; earlier ticks are delivered.
+    #[test]
+    fn non_finite_values_fail_the_node_that_made_them() {
+        let g = build(
+            "node n_t: tick\nnode n_n: nan_at { at = 2 }\nnode n_r: record\nn_t -> n_n\nn_n -> n_r\n",
+        )
+        .unwrap();
+        for config in modes(5) {
+            let mut runner = Runner::new(Arc::clone(&g)).unwrap();
+            let err = runner.run(&config, &mut |_| {}).unwrap_err();
+            assert_eq!((err.node.as_str(), err.tick), ("n_n", 2));
+            assert_eq!(
+                err.message,
+                "output `out` holds a non-finite value (NaN) at element 0; 1 of its 1 values are NaN or infinite"
+            );
+            let mut sink = SINK.lock().unwrap();
+            let mine: Vec<u64> = sink.iter().filter(|r| r.0 == "n_r").map(|r| r.1).collect();
+            sink.retain(|r| r.0 != "n_r");
+            assert_eq!(mine, vec![0, 1]);
+        }
+        let g = build(
+            "node m_t: tick\nnode m_c: nan_call { at = 1 }\nnode m_d: double_call { f = @m_c }\n\
+             node m_r: record\nm_t -> m_d.x\nm_d -> m_r\n",
+        )
+        .unwrap();
+        let mut runner = Runner::new(Arc::clone(&g)).unwrap();
+        let err = runner.run(&modes(3)[0], &mut |_| {}).unwrap_err();
+        SINK.lock().unwrap().retain(|r| r.0 != "m_r");
+        assert_eq!((err.node.as_str(), err.tick), ("m_d", 1));
+        assert_eq!(
+            err.message,
+            "in `m_c` (nan_call): output `out` holds a non-finite value (inf) at element 0; 1 of its 1 values are NaN or infinite"
+        );
     }
 
     #[test]

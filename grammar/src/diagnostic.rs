@@ -82,7 +82,8 @@ impl Diagnostic {
 
     /// `file:line:col: message`, one line, for logs and tests.
     pub fn short(&self, sources: &SourceMap) -> String {
-        format!("{}: {}", sources.location(self.primary.span), self.message)
+        let line = format!("{}: {}", sources.location(self.primary.span), self.message);
+        escape_controls(&line).into_owned()
     }
 }
 
@@ -175,37 +176,133 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
-struct CsFiles<'a>(&'a SourceMap);
+/// Replaces the characters a terminal would act on instead of showing —
+/// C0 controls but tab and line ends, DEL, C1 controls — by visible ones:
+/// the Unicode control pictures (`\x1b` becomes `␛`, `\0` `␀`, DEL `␡`),
+/// U+FFFD for C1. A `\r` is kept only before `\n` (CRLF files). One
+/// character becomes one character, so columns stay right.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.char_indices().any(|(i, c)| needs_escape(text, i, c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.char_indices()
+            .map(|(i, c)| {
+                if needs_escape(text, i, c) {
+                    visible(c)
+                } else {
+                    c
+                }
+            })
+            .collect(),
+    )
+}
 
-impl<'a> Files<'a> for CsFiles<'a> {
+fn needs_escape(text: &str, i: usize, c: char) -> bool {
+    match c {
+        '\t' | '\n' => false,
+        '\r' => !text[i + 1..].starts_with('\n'),
+        c => c.is_control(),
+    }
+}
+
+fn visible(c: char) -> char {
+    match c as u32 {
+        n @ 0..=0x1f => char::from_u32(0x2400 + n).unwrap_or(char::REPLACEMENT_CHARACTER),
+        0x7f => '\u{2421}',
+        _ => char::REPLACEMENT_CHARACTER,
+    }
+}
+
+/// A file as shown in snippets: its text with [`escape_controls`] applied,
+/// and where its byte offsets moved (each replaced character may change
+/// length: `(original offset after it, bytes added so far)`).
+struct Shown {
+    name: String,
+    text: String,
+    line_starts: Vec<usize>,
+    shifts: Vec<(usize, isize)>,
+}
+
+impl Shown {
+    fn new(name: &str, text: &str) -> Self {
+        let mut shown = String::with_capacity(text.len());
+        let mut shifts = Vec::new();
+        let mut added = 0isize;
+        for (i, c) in text.char_indices() {
+            if needs_escape(text, i, c) {
+                let v = visible(c);
+                shown.push(v);
+                added += v.len_utf8() as isize - c.len_utf8() as isize;
+                shifts.push((i + c.len_utf8(), added));
+            } else {
+                shown.push(c);
+            }
+        }
+        let line_starts = std::iter::once(0)
+            .chain(shown.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Shown {
+            name: escape_controls(name).into_owned(),
+            text: shown,
+            line_starts,
+            shifts,
+        }
+    }
+
+    /// The shown offset of an original byte offset.
+    fn offset(&self, original: usize) -> usize {
+        let i = self.shifts.partition_point(|(at, _)| *at <= original);
+        let added = if i == 0 { 0 } else { self.shifts[i - 1].1 };
+        (original as isize + added).max(0) as usize
+    }
+
+    fn range(&self, span: Span) -> std::ops::Range<usize> {
+        self.offset(span.start as usize)..self.offset(span.end as usize)
+    }
+}
+
+struct CsFiles(Vec<Shown>);
+
+impl<'a> Files<'a> for CsFiles {
     type FileId = crate::source::FileId;
     type Name = &'a str;
     type Source = &'a str;
 
     fn name(&'a self, id: Self::FileId) -> Result<Self::Name, FilesError> {
-        Ok(&self.0.get(id).name)
+        Ok(&self.get(id)?.name)
     }
     fn source(&'a self, id: Self::FileId) -> Result<Self::Source, FilesError> {
-        Ok(&self.0.get(id).text)
+        Ok(&self.get(id)?.text)
     }
     fn line_index(&'a self, id: Self::FileId, byte_index: usize) -> Result<usize, FilesError> {
-        Ok(self.0.get(id).line_col(byte_index).0 - 1)
+        let starts = &self.get(id)?.line_starts;
+        Ok(starts
+            .partition_point(|&s| s <= byte_index)
+            .saturating_sub(1))
     }
     fn line_range(
         &'a self,
         id: Self::FileId,
         line_index: usize,
     ) -> Result<std::ops::Range<usize>, FilesError> {
-        let text = &self.0.get(id).text;
-        let starts: Vec<usize> = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
+        let file = self.get(id)?;
+        let starts = &file.line_starts;
         let start = *starts.get(line_index).ok_or(FilesError::LineTooLarge {
             given: line_index,
             max: starts.len() - 1,
         })?;
-        let end = starts.get(line_index + 1).copied().unwrap_or(text.len());
+        let end = starts
+            .get(line_index + 1)
+            .copied()
+            .unwrap_or(file.text.len());
         Ok(start..end)
+    }
+}
+
+impl CsFiles {
+    fn get(&self, id: crate::source::FileId) -> Result<&Shown, FilesError> {
+        self.0.get(id.0 as usize).ok_or(FilesError::FileMissing)
     }
 }
 
@@ -218,33 +315,80 @@ pub fn render(sources: &SourceMap, diagnostics: &Diagnostics, color: bool) -> St
         Buffer::no_color()
     };
     let config = term::Config::default();
-    let files = CsFiles(sources);
+    let files = CsFiles(
+        sources
+            .files()
+            .map(|(_, f)| Shown::new(&f.name, &f.text))
+            .collect(),
+    );
+    let esc = |s: &str| escape_controls(s).into_owned();
+    let range = |span: Span| {
+        files
+            .get(span.file)
+            .map_or_else(|_| span.range(), |f| f.range(span))
+    };
     for d in diagnostics.iter() {
         let mut labels = vec![
-            cs::Label::primary(d.primary.span.file, d.primary.span.range())
-                .with_message(d.primary.message.clone()),
+            cs::Label::primary(d.primary.span.file, range(d.primary.span))
+                .with_message(esc(&d.primary.message)),
         ];
         labels.extend(d.secondary.iter().map(|l| {
-            cs::Label::secondary(l.span.file, l.span.range()).with_message(l.message.clone())
+            cs::Label::secondary(l.span.file, range(l.span)).with_message(esc(&l.message))
         }));
         let mut cd = match d.severity {
             Severity::Error => cs::Diagnostic::error(),
             Severity::Warning => cs::Diagnostic::warning(),
         }
-        .with_message(d.message.clone())
+        .with_message(esc(&d.message))
         .with_labels(labels);
         if let Some(help) = &d.help {
-            cd = cd.with_notes(vec![format!("help: {help}")]);
+            cd = cd.with_notes(vec![format!("help: {}", esc(help))]);
         }
         // Rendering into a memory buffer only fails on invalid spans; fall
         // back to the one-line form rather than losing the error.
         if term::emit(&mut buffer, &config, &files, &cd).is_err() {
             let _ = std::io::Write::write_all(
                 &mut buffer,
-                format!("error: {}\n", d.short(sources)).as_bytes(),
+                format!("error: {}\n", esc(&d.short(sources))).as_bytes(),
             );
         }
         let _ = buffer.reset();
     }
     String::from_utf8_lossy(buffer.as_slice()).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_bytes_are_shown_not_sent_to_the_terminal() {
+        assert_eq!(
+            escape_controls("a\x1b[31mb\0\x7f\u{9b}"),
+            "a\u{241b}[31mb\u{2400}\u{2421}\u{fffd}"
+        );
+        assert_eq!(escape_controls("tab\tcrlf\r\n"), "tab\tcrlf\r\n");
+        assert_eq!(escape_controls("bare\rcr"), "bare\u{240d}cr");
+        let mut sources = SourceMap::new();
+        let text = "node \x1b[2J\x1b[31m: x { }\nnode b: \x1b y { }\n".to_string();
+        let file = sources.add("g\x07.world", None, text.clone());
+        let at = text.find(" y").unwrap() + 1;
+        let d = Diagnostic::error(Span::new(file, at, at + 1), "unknown kind `\x1b[31m`")
+            .with_label("here \x1b")
+            .with_help("\x1b");
+        let out = render(&sources, &Diagnostics::from(d.clone()), false);
+        assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out:?}");
+        assert!(out.contains("unknown kind `\u{241b}[31m`"), "{out}");
+        // The location counts characters of the original line; the caret
+        // sits under `y` in the shown line.
+        assert!(out.contains("g\u{2407}.world:2:11"), "{out}");
+        let line = out.lines().find(|l| l.contains("node b:")).unwrap();
+        let caret = out.lines().find(|l| l.contains('^')).unwrap();
+        assert_eq!(
+            line.chars().position(|c| c == 'y'),
+            caret.chars().position(|c| c == '^'),
+            "{out}"
+        );
+        assert!(!d.short(&sources).contains('\x1b'));
+    }
 }

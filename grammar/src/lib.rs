@@ -3,9 +3,11 @@
 //! - [`parser`]: the grammar (documented there) and text → spanned [`ast`];
 //! - [`load_graph`]: a root file plus its includes → one [`ast::Graph`];
 //! - [`validate()`]: name checks that need no node registry;
-//! - [`diagnostic`] and [`source`]: located errors and the files they point into.
+//! - [`diagnostic`] and [`source`]: located errors and the files they point into;
+//! - [`input`]: reading user-named files (regular files only, size limits).
 pub mod ast;
 pub mod diagnostic;
+pub mod input;
 pub mod load;
 pub mod parser;
 pub mod source;

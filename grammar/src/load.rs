@@ -12,6 +12,16 @@ use std::path::{Component, Path, PathBuf};
 /// cycle detection cannot see, such as symbolic-link loops).
 pub const MAX_INCLUDE_DEPTH: usize = 64;
 
+/// How many `include`s one graph may expand in all. A file included from
+/// several places is read and spliced each time, so a few lines that
+/// include a file twice at each of 30 levels would otherwise expand 2³⁰
+/// times.
+pub const MAX_INCLUDES: usize = 1000;
+
+/// How many bytes of graph text one graph may expand to in all (the root
+/// file and every include, counted each time it is spliced in).
+pub const MAX_EXPANDED_BYTES: usize = 16 << 20;
+
 /// Where [`load_graph`] reads files from.
 pub trait FileLoader {
     /// The bytes of the file at `path`.
@@ -24,7 +34,7 @@ pub struct FsLoader;
 
 impl FileLoader for FsLoader {
     fn load(&self, path: &Path) -> io::Result<Vec<u8>> {
-        std::fs::read(path)
+        crate::input::read(path, crate::input::GRAPH)
     }
 }
 
@@ -95,11 +105,15 @@ pub fn load_graph(
         }
     };
 
+    let expanded = sources.get(root_file).text.len();
     let mut loading = Loading {
         sources,
         loader,
         diags: Diagnostics::new(),
         stack: vec![root],
+        includes: 0,
+        expanded,
+        over: false,
     };
     let mut statements = Vec::new();
     loading.expand(root_file, &mut statements);
@@ -123,6 +137,11 @@ struct Loading<'a> {
     diags: Diagnostics,
     /// The files being expanded, root first, to detect cycles.
     stack: Vec<PathBuf>,
+    /// Includes expanded so far, and bytes of text (see [`MAX_INCLUDES`]).
+    includes: usize,
+    expanded: usize,
+    /// A limit was hit (reported once, at the include that hit it).
+    over: bool,
 }
 
 impl Loading<'_> {
@@ -152,9 +171,24 @@ impl Loading<'_> {
             self.diags.push(Diagnostic::error(include.span, message));
             return;
         }
+        if self.over {
+            return;
+        }
         if self.stack.len() >= MAX_INCLUDE_DEPTH {
             let message = format!("includes nested deeper than {MAX_INCLUDE_DEPTH} levels");
             self.diags.push(Diagnostic::error(include.span, message));
+            return;
+        }
+        self.includes += 1;
+        if self.includes > MAX_INCLUDES {
+            self.over = true;
+            let message = format!(
+                "this graph expands more than {MAX_INCLUDES} includes; the expansion stops here"
+            );
+            let help = "a file included from several places is spliced in each time: \
+                        include shared parts once, from the root file";
+            self.diags
+                .push(Diagnostic::error(include.span, message).with_help(help));
             return;
         }
         let text = self
@@ -174,6 +208,19 @@ impl Loading<'_> {
                 return;
             }
         };
+        self.expanded = self.expanded.saturating_add(text.len());
+        if self.expanded > MAX_EXPANDED_BYTES {
+            self.over = true;
+            let message = format!(
+                "this graph expands to more than {} of text with its includes; the expansion stops here",
+                crate::input::human_size(MAX_EXPANDED_BYTES as u64)
+            );
+            let help = "a file included from several places is spliced in each time: \
+                        include shared parts once, from the root file";
+            self.diags
+                .push(Diagnostic::error(include.span, message).with_help(help));
+            return;
+        }
         let file = self
             .sources
             .add(path.display().to_string(), Some(path.clone()), text);

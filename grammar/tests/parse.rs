@@ -684,6 +684,106 @@ mod include {
         assert!(render(&sources, &diags, false).contains("cannot read"));
     }
 
+    /// A file including the next twice at each of 30 levels would expand
+    /// 2³⁰ times: the expansion stops at the include past the limit, with
+    /// one error located there, and quickly.
+    #[test]
+    fn exponential_includes_stop_at_a_limit() {
+        let mut loader = MemLoader::new();
+        for level in 0..30 {
+            loader = loader.with(
+                format!("l{level}.world"),
+                format!(
+                    "node n{level}: k\ninclude \"l{next}.world\"\ninclude \"l{next}.world\"\n",
+                    next = level + 1
+                ),
+            );
+        }
+        loader = loader.with("l30.world", "// leaf\n");
+        let started = std::time::Instant::now();
+        let (sources, graph) = load(&loader, "l0.world");
+        let diags = graph.expect_err("too many includes");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let found = shorts(&sources, &diags);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0]
+                .ends_with("this graph expands more than 1000 includes; the expansion stops here"),
+            "{found:?}"
+        );
+        assert!(found[0].starts_with("l"), "{found:?}");
+
+        // The same by size: a 1 MiB file included 17 times in a row (it
+        // fails to parse at once, which keeps the test fast; the limit
+        // counts the text whatever it holds).
+        let big = format!("node x y\n// {}\n", "x".repeat(1 << 20));
+        let root: String = (0..17).map(|_| "include \"big.world\"\n").collect();
+        let loader = MemLoader::new()
+            .with("r.world", root)
+            .with("big.world", big);
+        let started = std::time::Instant::now();
+        let (sources, graph) = load(&loader, "r.world");
+        let found = shorts(&sources, &graph.expect_err("too much text"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(found.len(), 16, "{found:?}");
+        assert!(found[..15].iter().all(|s| s.contains("expected `:`")));
+        assert_eq!(
+            found[15],
+            "r.world:16:1: this graph expands to more than 16 MiB of text with its includes; the expansion stops here"
+        );
+    }
+
+    /// Devices, FIFOs and directories are refused before they are opened.
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fifo = dir.path().join("fifo.world");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .expect("mkfifo")
+                .success()
+        );
+        let main = dir.path().join("main.world");
+        std::fs::write(
+            &main,
+            format!(
+                "include \"/dev/zero\"\ninclude \"fifo.world\"\ninclude \"{}\"",
+                dir.path().display()
+            ),
+        )
+        .expect("write");
+        let mut sources = SourceMap::new();
+        let diags =
+            load_graph(&main, &mut sources, &wgraph_grammar::FsLoader).expect_err("refused");
+        let found = shorts(&sources, &diags);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].ends_with("cannot read include `/dev/zero`: not a regular file (a character device); wgraph reads only regular files"), "{found:?}");
+        assert!(
+            found[1].contains("not a regular file (a named pipe)"),
+            "{found:?}"
+        );
+        assert!(
+            found[2].contains("not a regular file (a directory)"),
+            "{found:?}"
+        );
+        let mut sources = SourceMap::new();
+        let diags = load_graph(
+            Path::new("/dev/zero"),
+            &mut sources,
+            &wgraph_grammar::FsLoader,
+        )
+        .expect_err("refused");
+        assert_eq!(
+            shorts(&sources, &diags),
+            [
+                "/dev/zero:1:1: cannot read `/dev/zero`: not a regular file (a character device); wgraph reads only regular files"
+            ]
+        );
+    }
+
     #[test]
     fn reads_files_from_disk() {
         let dir = tempfile::tempdir().expect("temp dir");

@@ -44,7 +44,7 @@ impl NodeKind for ActionsFile {
                 on_end: cx.params.choice("on_end")?,
             }));
         };
-        let bytes = read_source("path", &path)?;
+        let bytes = read_source("path", &path, wgraph_engine::input::TEXT)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| {
             BuildError::param("path", format!("`{}` is not UTF-8 text", path.display()))
         })?;

@@ -218,9 +218,14 @@ pub(crate) fn io_message(e: &std::io::Error) -> String {
     }
 }
 
-/// Reads a source file at build time; errors point at parameter `param`.
-pub(crate) fn read_source(param: &str, path: &Path) -> Result<Vec<u8>, BuildError> {
-    std::fs::read(path).map_err(|e| {
+/// Reads a source file at build time (a regular file within `limit`, see
+/// [`wgraph_engine::input`]); errors point at parameter `param`.
+pub(crate) fn read_source(
+    param: &str,
+    path: &Path,
+    limit: wgraph_engine::input::Limit,
+) -> Result<Vec<u8>, BuildError> {
+    wgraph_engine::input::read(path, limit).map_err(|e| {
         BuildError::param(
             param,
             format!("cannot read `{}`: {}", path.display(), io_message(&e)),
@@ -239,11 +244,12 @@ pub(crate) fn create_dir(dir: &Path) -> Result<(), NodeError> {
     })
 }
 
-/// A tensor shape from a `Shape` parameter, checked for overflow.
+/// A tensor shape from a `Shape` parameter, within the tensor size limit
+/// ([`wgraph_engine::tensor::MAX_ELEMENTS`]).
 pub(crate) fn shape_param(cx: &BuildContext<'_>, name: &str) -> Result<Vec<usize>, BuildError> {
     let shape = cx.params.shape(name)?;
-    wgraph_engine::tensor::element_count(&shape)
-        .ok_or_else(|| BuildError::param(name, format!("shape {shape:?} is too large")))?;
+    wgraph_engine::tensor::checked_elements(&shape)
+        .map_err(|e| BuildError::param(name, e.to_string()))?;
     Ok(shape)
 }
 

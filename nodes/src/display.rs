@@ -138,7 +138,7 @@ mod tests {
     fn png_dir_gif_or_y4m() {
         let dir = tempfile::tempdir().unwrap();
         let image = |_| vec![t32(&[1, 3, 4, 6], vec![0.5; 72])];
-        let out = OutputConfig::for_path(&dir.path().join("frames"));
+        let out = OutputConfig::for_path(&dir.path().join("frames")).unwrap();
         let node = build_in(&Display, vec![], &out, &Settings::default()).unwrap();
         run(&*node, 2, image).unwrap();
         let names: Vec<_> = std::fs::read_dir(dir.path().join("frames"))
@@ -149,21 +149,21 @@ mod tests {
         let img = image::open(dir.path().join("frames/frame_00001.png")).unwrap();
         assert_eq!((img.width(), img.height()), (6, 4));
 
-        let out = OutputConfig::for_path(&dir.path().join("world.gif"));
+        let out = OutputConfig::for_path(&dir.path().join("world.gif")).unwrap();
         let node = build_in(&Display, vec![], &out, &Settings::default()).unwrap();
         run(&*node, 3, image).unwrap();
         let frames = crate::gif::tests::frames(&dir.path().join("world.gif"));
         assert_eq!(frames.len(), 3);
         assert_eq!(frames[0].buffer().dimensions(), (6, 4));
 
-        let out = OutputConfig::for_path(&dir.path().join("world.y4m"));
+        let out = OutputConfig::for_path(&dir.path().join("world.y4m")).unwrap();
         let node = build_in(&Display, vec![], &out, &Settings::default()).unwrap();
         run(&*node, 2, image).unwrap();
         let p = crate::y4m::tests::parse(&std::fs::read(dir.path().join("world.y4m")).unwrap());
         assert_eq!(p.header[1..3], ["W6", "H4"]);
         assert_eq!(p.frames.len(), 2);
         // `-` is standard output: building opens nothing.
-        let out = OutputConfig::for_path(Path::new("-"));
+        let out = OutputConfig::for_path(Path::new("-")).unwrap();
         build_in(&Display, vec![], &out, &Settings::default()).unwrap();
     }
 }

@@ -1,14 +1,23 @@
 //! `gif`: writes the images of a run as one looping animated GIF.
 //!
 //! The file is created when the run starts and each frame is encoded as it
-//! arrives (written straight to the file), so the frames of a run that fails
-//! later are kept.
+//! arrives. The file is a complete GIF after every frame: each frame is
+//! encoded in memory and written after the frames before it, followed by
+//! the trailer, in an order that keeps the file valid at every instant
+//! (the frame's tail and a new trailer go after the old trailer, then its
+//! first byte replaces the old trailer). So the frames of a run that fails
+//! later are kept, and a run that is killed — a second Ctrl-C, SIGKILL, a
+//! power cut after the data reached the disk — leaves a GIF that decodes.
+//! A write error (a full disk) fails the run naming the file; the frames
+//! before it stay valid.
 
 use crate::common::*;
 use crate::image_io::{RANGE_PARAM, Range, tensor_to_image};
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, Frame};
 use std::fs::File;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The `gif` kind.
@@ -65,11 +74,88 @@ pub(crate) struct GifSink {
     pub(crate) range: Range,
 }
 
-/// The open GIF: the encoder and the size of its first frame.
+/// The open GIF: the encoder (writing into `encoded`), the file, and the
+/// size of its first frame.
 struct Open {
-    encoder: GifEncoder<File>,
+    encoder: GifEncoder<Encoded>,
+    encoded: Encoded,
+    file: File,
+    /// Bytes of the file holding whole frames; the trailer follows them.
+    len: u64,
+    /// A write failed: the file holds the frames before it, and no more.
+    failed: bool,
     size: Option<(u32, u32)>,
     path: PathBuf,
+}
+
+/// Where the encoder writes: memory shared with the sink, which moves each
+/// frame's bytes to the file itself.
+#[derive(Clone, Default)]
+struct Encoded(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Encoded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Encoded {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// The GIF trailer byte.
+const TRAILER: u8 = 0x3B;
+
+/// Writes `bytes` at `offset`.
+fn write_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Seek, SeekFrom};
+        let mut f = file;
+        f.seek(SeekFrom::Start(offset))?;
+        f.write_all(bytes)
+    }
+}
+
+impl Open {
+    /// Appends one encoded chunk (the header with the first frame) and a
+    /// trailer, keeping the file a valid GIF at every step.
+    fn append(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        let Some((&first, rest)) = chunk.split_first() else {
+            return Ok(());
+        };
+        let mut tail = Vec::with_capacity(rest.len() + 1);
+        tail.extend_from_slice(rest);
+        tail.push(TRAILER);
+        let written = write_at(&self.file, &tail, self.len + 1)
+            .and_then(|()| write_at(&self.file, &[first], self.len));
+        match written {
+            Ok(()) => {
+                self.len += chunk.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Back to the frames before, with their trailer (best effort:
+                // the disk may refuse even that).
+                let _ = self.file.set_len(self.len + u64::from(self.len > 0));
+                self.failed = true;
+                Err(e)
+            }
+        }
+    }
 }
 
 /// The time each frame shows at `fps` frames per second.
@@ -103,13 +189,17 @@ impl Node for GifSink {
             create_dir(parent)?;
         }
         let file = File::create(&self.path).map_err(|e| self.error(io_message(&e)))?;
-        // Unbuffered on purpose: every frame reaches the file as it is encoded.
-        let mut encoder = GifEncoder::new_with_speed(file, 10);
+        let encoded = Encoded::default();
+        let mut encoder = GifEncoder::new_with_speed(encoded.clone(), 10);
         encoder
             .set_repeat(Repeat::Infinite)
             .map_err(|e| self.error(e))?;
         Ok(Box::new(Some(Open {
             encoder,
+            encoded,
+            file,
+            len: 0,
+            failed: false,
             size: None,
             path: self.path.clone(),
         })))
@@ -130,6 +220,9 @@ impl Node for GifSink {
         let open = state_mut::<Option<Open>>(state)?
             .as_mut()
             .ok_or_else(|| NodeError::new("internal: GIF already finished"))?;
+        if open.failed {
+            return Err(self.error("an earlier write failed"));
+        }
         let rgba = tensor_to_image(tensor_arg(inputs, 0)?, self.range)?.to_rgba8();
         let size = *open.size.get_or_insert(rgba.dimensions());
         if size != rgba.dimensions() {
@@ -144,10 +237,14 @@ impl Node for GifSink {
         open.encoder
             .encode_frame(Frame::from_parts(rgba, 0, 0, self.delay))
             .map_err(|e| self.error(e))?;
+        let chunk = open.encoded.take();
+        open.append(&chunk)
+            .map_err(|e| self.error(io_message(&e)))?;
         Ok(vec![])
     }
     fn finish(&self, state: &mut State) -> Result<(), NodeError> {
-        // Dropping the encoder writes the GIF trailer.
+        // The file already ends with a trailer; the one the encoder writes
+        // as it is dropped goes to memory and is discarded.
         drop(state_mut::<Option<Open>>(state)?.take());
         Ok(())
     }
@@ -182,6 +279,45 @@ pub(crate) mod tests {
         assert!(fs.iter().all(|f| f.buffer().dimensions() == (10, 6)));
         // The world's 8 fps, in GIF's 10 ms units.
         assert_eq!(fs[0].delay().numer_denom_ms(), (120, 1));
+    }
+
+    /// After every frame the file on disk is a whole GIF (as a killed run
+    /// leaves it), holding exactly the frames so far.
+    #[test]
+    fn the_file_is_a_valid_gif_after_every_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = build(&Gif, vec![], dir.path()).unwrap();
+        let path = dir.path().join("out.gif");
+        let mut state = node.init_state().unwrap();
+        let settings = wgraph_engine::settings::Settings::default();
+        for t in 0..3u64 {
+            let mut callees = wgraph_engine::node::NoCallees;
+            let mut cx = TickContext::new(t, &settings, &mut callees);
+            let img = t32(&[1, 3, 4, 5], vec![t as f32 / 3.0; 60]);
+            node.eval(&mut state, &[Some(img)], &mut cx).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(bytes.last(), Some(&TRAILER));
+            assert_eq!(frames(&path).len(), t as usize + 1);
+        }
+        node.finish(&mut state).unwrap();
+        assert_eq!(frames(&path).len(), 3);
+        assert_eq!(std::fs::read(&path).unwrap().last(), Some(&TRAILER));
+    }
+
+    /// A full device: the write error names the file.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_is_an_error_naming_the_file() {
+        let node = GifSink {
+            path: PathBuf::from("/dev/full"),
+            delay: frame_delay(8.0),
+            range: Range::Signed,
+        };
+        let err = run(&node, 2, |_| vec![t32(&[1, 3, 2, 2], vec![0.0; 12])]).unwrap_err();
+        assert_eq!(
+            err.message,
+            "cannot write `/dev/full`: No space left on device"
+        );
     }
 
     #[test]

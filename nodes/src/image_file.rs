@@ -29,7 +29,7 @@ impl NodeKind for ImageFile {
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         let path = cx.params.path("path")?;
-        let bytes = read_source("path", &path)?;
+        let bytes = read_source("path", &path, wgraph_engine::input::DATA)?;
         let mut img = image::load_from_memory(&bytes)
             .map_err(|e| {
                 BuildError::param(

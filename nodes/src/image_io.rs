@@ -79,12 +79,7 @@ pub fn tensor_to_image(t: &Tensor, range: Range) -> Result<DynamicImage, NodeErr
         }
     };
     let data = t.host_f32()?;
-    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return Err(NodeError::new(format!(
-            "the image holds a non-finite value ({}) at element {i}; refusing to write it as a frame",
-            data[i]
-        )));
-    }
+    finite_frame(data)?;
     let plane = h * w;
     let bytes: Vec<u8> = (0..plane)
         .flat_map(|i| (0..c).map(move |ch| range.to_byte(data[ch * plane + i])))
@@ -101,6 +96,18 @@ pub fn tensor_to_image(t: &Tensor, range: Range) -> Result<DynamicImage, NodeErr
     })
 }
 
+/// Sinks refuse frames holding NaN or infinities (the scheduler already
+/// fails the node that produced them; this is the sink's own guard).
+pub fn finite_frame(data: &[f32]) -> Result<(), NodeError> {
+    match data.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(NodeError::new(format!(
+            "the image holds a non-finite value ({}) at element {i}; refusing to write it as a frame",
+            data[i]
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Writes an image tensor as a PNG file.
 /// Fast compression: frames are written every tick, on the hot path.
 pub fn write_png(t: &Tensor, range: Range, path: &Path) -> Result<(), NodeError> {
@@ -109,13 +116,12 @@ pub fn write_png(t: &Tensor, range: Range, path: &Path) -> Result<(), NodeError>
     let err = |e: &dyn std::fmt::Display| {
         NodeError::new(format!("cannot write `{}`: {e}", path.display()))
     };
-    let file = std::fs::File::create(path).map_err(|e| err(&e))?;
-    let encoder = PngEncoder::new_with_quality(
-        std::io::BufWriter::new(file),
-        CompressionType::Fast,
-        FilterType::Sub,
-    );
-    img.write_with_encoder(encoder).map_err(|e| err(&e))
+    // Encoded in memory, then written whole (temp file + rename): a full
+    // disk fails the run naming the file and leaves no empty frame.
+    let mut bytes = Vec::new();
+    let encoder = PngEncoder::new_with_quality(&mut bytes, CompressionType::Fast, FilterType::Sub);
+    img.write_with_encoder(encoder).map_err(|e| err(&e))?;
+    wgraph_engine::output::write_file(path, &bytes).map_err(|e| err(&io_message(&e)))
 }
 
 #[cfg(test)]

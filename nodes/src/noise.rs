@@ -97,7 +97,7 @@ impl Node for NoiseNode {
         cx: &mut TickContext<'_>,
     ) -> Result<Vec<Value>, NodeError> {
         let n = self.shape.iter().product();
-        let mut data = vec![0.0f32; n];
+        let mut data = wgraph_engine::tensor::try_filled(n, 0.0f32, &self.shape)?;
         let stream = if self.per_tick { cx.tick } else { 0 };
         Stream::new(self.seed, stream).fill_gaussian(&mut data);
         data.iter_mut().for_each(|v| *v = self.mean + self.std * *v);

@@ -40,7 +40,7 @@ impl NodeKind for Npy {
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         let path = cx.params.path("path")?;
-        let whole = read_npy(&read_source("path", &path)?)
+        let whole = read_npy(&read_source("path", &path, wgraph_engine::input::DATA)?)
             .map_err(|e| BuildError::param("path", format!("`{}`: {e}", path.display())))?;
         let non_finite = match whole.host() {
             Ok(HostData::F32(d)) => d.iter().position(|v| !v.is_finite()),

@@ -75,7 +75,7 @@ impl Node for NpyDumpNode {
     ) -> Result<Vec<Value>, NodeError> {
         let path = self.dir.join(format!("{}_{:05}.npy", self.prefix, cx.tick));
         let bytes = write_npy(tensor_arg(inputs, 0)?)?;
-        std::fs::write(&path, bytes).map_err(|e| {
+        wgraph_engine::output::write_file(&path, &bytes).map_err(|e| {
             NodeError::new(format!(
                 "cannot write `{}`: {}",
                 path.display(),

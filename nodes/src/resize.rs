@@ -23,7 +23,11 @@ impl NodeKind for Resize {
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         match *cx.params.shape("size")? {
-            [h, w] if h > 0 && w > 0 => Ok(Box::new(ResizeNode { h, w })),
+            [h, w] if h > 0 && w > 0 => {
+                wgraph_engine::tensor::checked_elements(&[h, w])
+                    .map_err(|e| BuildError::param("size", e.to_string()))?;
+                Ok(Box::new(ResizeNode { h, w }))
+            }
             ref s => Err(BuildError::param(
                 "size",
                 format!("`size` must be two positive sides like 32x32, found {s:?}"),

@@ -13,8 +13,10 @@
 //! `Y = 16 + 219·(0.299 R + 0.587 G + 0.114 B)`,
 //! `Cb = 128 + 112·(B − Y′)/0.886`, `Cr = 128 + 112·(R − Y′)/0.701`.
 //!
-//! Every frame is flushed as it is written, so the frames of a run that
-//! fails later are kept (and a pipe reader sees each frame at once).
+//! Every frame is written whole in one write and flushed, so the frames of
+//! a run that fails later are kept (and a pipe reader sees each frame at
+//! once). A write error (a full disk) fails the run naming the file; a
+//! file is cut back to its whole frames.
 
 use crate::common::*;
 use crate::image_io::{RANGE_PARAM, Range};
@@ -87,9 +89,48 @@ pub(crate) struct Y4mSink {
     pub(crate) range: Range,
 }
 
+/// Where a stream goes.
+enum Out {
+    /// A file, and the bytes of it holding the header and whole frames.
+    File {
+        file: File,
+        len: u64,
+    },
+    Stdout(BufWriter<std::io::Stdout>),
+}
+
+impl Out {
+    /// Writes one chunk (a frame, the header with the first); a file that
+    /// takes part of it is cut back to what it held.
+    fn write_chunk(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        match self {
+            Out::File { file, len } => match file.write_all(chunk) {
+                Ok(()) => {
+                    *len += chunk.len() as u64;
+                    Ok(())
+                }
+                Err(e) => {
+                    use std::io::{Seek, SeekFrom};
+                    let _ = file.set_len(*len);
+                    let _ = file.seek(SeekFrom::Start(*len));
+                    Err(e)
+                }
+            },
+            Out::Stdout(out) => out.write_all(chunk).and_then(|()| out.flush()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Out::File { file, .. } => file.flush(),
+            Out::Stdout(out) => out.flush(),
+        }
+    }
+}
+
 /// The open stream and the frame size fixed by the header.
 struct Open {
-    out: Box<dyn Write + Send>,
+    out: Out,
     /// (width, height) once the header is written.
     size: Option<(usize, usize)>,
     path: PathBuf,
@@ -128,14 +169,15 @@ pub(crate) fn yuv444(t: &Tensor, range: Range) -> Result<(usize, usize, Vec<u8>)
         }
     };
     let data = t.host_f32()?;
+    crate::image_io::finite_frame(data)?;
     let plane = h * w;
-    // To [0, 1], clamped; NaN counts as 0 (as `Range::to_byte` does).
+    // To [0, 1], clamped.
     let unit = |v: f32| {
         let u = match range {
             Range::Signed => (v + 1.0) * 0.5,
             Range::Unit => v,
         };
-        if u.is_nan() { 0.0 } else { u.clamp(0.0, 1.0) }
+        u.clamp(0.0, 1.0)
     };
     let byte = |v: f32| v.round().clamp(0.0, 255.0) as u8;
     let mut out = vec![0u8; 3 * plane];
@@ -174,14 +216,14 @@ impl Node for Y4mSink {
         Ok(vec![])
     }
     fn init_state(&self) -> Result<State, NodeError> {
-        let out: Box<dyn Write + Send> = if self.is_stdout() {
-            Box::new(BufWriter::with_capacity(1 << 16, std::io::stdout()))
+        let out = if self.is_stdout() {
+            Out::Stdout(BufWriter::with_capacity(1 << 16, std::io::stdout()))
         } else {
             if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 create_dir(parent)?;
             }
             let file = File::create(&self.path).map_err(|e| self.error(io_message(&e)))?;
-            Box::new(BufWriter::new(file))
+            Out::File { file, len: 0 }
         };
         Ok(Box::new(Some(Open {
             out,
@@ -206,14 +248,9 @@ impl Node for Y4mSink {
             .as_mut()
             .ok_or_else(|| NodeError::new("internal: y4m stream already finished"))?;
         let (w, h, planes) = yuv444(tensor_arg(inputs, 0)?, self.range)?;
-        let io = |e: std::io::Error| self.error(io_message(&e));
+        let mut chunk = Vec::with_capacity(planes.len() + 64);
         match open.size {
-            None => {
-                open.out
-                    .write_all(header(w, h, self.fps).as_bytes())
-                    .map_err(io)?;
-                open.size = Some((w, h));
-            }
+            None => chunk.extend_from_slice(header(w, h, self.fps).as_bytes()),
             Some((w0, h0)) if (w0, h0) != (w, h) => {
                 return Err(self.error(format!(
                     "frame is {h}x{w} but the stream is {h0}x{w0} (its first frame)"
@@ -221,9 +258,12 @@ impl Node for Y4mSink {
             }
             Some(_) => {}
         }
-        open.out.write_all(b"FRAME\n").map_err(io)?;
-        open.out.write_all(&planes).map_err(io)?;
-        open.out.flush().map_err(io)?;
+        chunk.extend_from_slice(b"FRAME\n");
+        chunk.extend_from_slice(&planes);
+        open.out
+            .write_chunk(&chunk)
+            .map_err(|e| self.error(io_message(&e)))?;
+        open.size = Some((w, h));
         Ok(vec![])
     }
     fn finish(&self, state: &mut State) -> Result<(), NodeError> {
@@ -345,5 +385,39 @@ pub(crate) mod tests {
         assert_eq!(fps_ratio(7.5), (7500, 1000));
         assert_eq!(fps_ratio(f64::NAN), (8, 1));
         assert!(build(&Y4m, vec![("path", P::Str(String::new()))], dir.path()).is_err());
+    }
+
+    /// A full device: the write error names the file.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_is_an_error_naming_the_file() {
+        let node = Y4mSink {
+            path: PathBuf::from("/dev/full"),
+            fps: (8, 1),
+            range: Range::Signed,
+        };
+        let err = run(&node, 2, |_| vec![t32(&[1, 3, 2, 2], vec![0.0; 12])]).unwrap_err();
+        assert_eq!(
+            err.message,
+            "cannot write `/dev/full`: No space left on device"
+        );
+    }
+
+    #[test]
+    fn a_frame_with_nan_is_refused_not_written_black() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = build(&Y4m, vec![], dir.path()).unwrap();
+        let err = run(&*node, 2, |t| {
+            let v = if t == 1 { f32::NAN } else { 0.0 };
+            vec![t32(&[1, 3, 2, 2], vec![v; 12])]
+        })
+        .unwrap_err();
+        assert!(
+            err.message.contains("non-finite value (NaN)"),
+            "{}",
+            err.message
+        );
+        let p = parse(&std::fs::read(dir.path().join("out.y4m")).unwrap());
+        assert_eq!(p.frames.len(), 1);
     }
 }

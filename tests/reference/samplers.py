@@ -213,7 +213,64 @@ def ddim(c, kind, x, z):
     return x
 
 
+def blur_matrix(kernel, n):
+    # Yume Appendix D: A[i, j] = kernel[j - i + len // 2] inside the band.
+    a = np.zeros((n, n))
+    half = len(kernel) // 2
+    for i in range(n):
+        for j in range(i - half, i + half + 1):
+            if 0 <= j < n:
+                a[i, j] = kernel[j - i + half]
+    return a
+
+
+def pinv_projection(a):
+    # A⁺A with singular values <= 1e-6 dropped (torch.linalg.svd in Yume's code).
+    u, sv, vt = np.linalg.svd(a)
+    s_pinv = np.where(sv > 1e-6, 1.0 / np.where(sv > 1e-6, sv, 1.0), 0.0)
+    return (vt.T @ np.diag(s_pinv) @ u.T) @ a
+
+
+def gaussian_matrix(sigma, n):
+    reach = int(np.ceil(3 * sigma))
+    d = np.arange(n)[None, :] - np.arange(n)[:, None]
+    g = np.where(np.abs(d) <= reach, np.exp(-(d ** 2) / (2 * sigma ** 2)), 0.0)
+    return g / g.sum(1, keepdims=True)
+
+
+def aam(c, kind, x, z):
+    # Yume Alg. 2: a full Euler pass gives z_orig; the refinement pass starts
+    # from the same noise and, before each of its first K steps, takes the low
+    # frequencies B(z_orig,σ) of the re-noised first pass and its own high ones.
+    s = sigmas_of(c, x)
+    n, k = c["steps"], min(c.get("refine", 5), c["steps"])
+    h, w = x.shape[-2], x.shape[-1]
+    if c.get("filter", "pinv_blur") == "gaussian":
+        bh, bw = gaussian_matrix(c.get("blur_sigma", 1.0), h), gaussian_matrix(c.get("blur_sigma", 1.0), w)
+    else:
+        bh = pinv_projection(blur_matrix(c.get("kernel_h", [0.1, 0.8, 0.1]), h))
+        bw = pinv_projection(blur_matrix(c.get("kernel_w", [0.2, 0.6, 0.2]), w))
+
+    def low(v):
+        return bh @ v @ bw.T
+
+    noise = x.copy()
+    orig = x.copy()
+    for i in range(n):
+        x0, eps = denoise(kind, orig, s[i])
+        orig = (orig + (s[i + 1] - s[i]) * (eps - x0)).astype(np.float32).astype(np.float64)
+    y = noise.copy()
+    for i in range(n):
+        if i < k:
+            renoised = ((1 - s[i]) * orig + s[i] * noise).astype(np.float32).astype(np.float64)
+            y = (low(renoised) + (y - low(y))).astype(np.float32).astype(np.float64)
+        x0, eps = denoise(kind, y, s[i])
+        y = (y + (s[i + 1] - s[i]) * (eps - x0)).astype(np.float32).astype(np.float64)
+    return y
+
+
 SAMPLERS = {
+    "aam": aam,
     "euler": euler,
     "sde": sde,
     "tts_ode": lambda c, k, x, z: tts(c, k, x, z, False),

@@ -7,7 +7,9 @@
 //!   next level of a step list;
 //! - [`tts`] — Yume's Time Travel Sampling (`tts_ode`, `tts_sde`): every
 //!   `interval`-th step reuses the velocity of a `depth`-step look-ahead;
-//! - [`ddim`] — DDIM (diffusers semantics) on the VP ᾱ schedule.
+//! - [`ddim`] — DDIM (diffusers semantics) on the VP ᾱ schedule;
+//! - [`aam`] — Yume's Anti-Artifact Mechanism: two passes, the second taking
+//!   the first's low frequencies for its first steps.
 //!
 //! Shared: the one callable every sampler has ([`denoiser_call`]), the
 //! build-time type check ([`infer_sampler`]), and [`FlowCall`], which calls a
@@ -22,6 +24,7 @@
 //! whose `eval` is its step rule over [`FlowCall::denoise`], and one
 //! `register` line in the crate's `registry()`.
 
+pub mod aam;
 pub mod ddim;
 pub mod euler;
 pub mod sde;
@@ -39,13 +42,12 @@ pub use euler::flow_schedule;
 /// the sampler that fits (`other_kind` for `other` predictors).
 pub(crate) fn check_prediction(
     calls: &dyn InferCalls,
+    index: usize,
     denoiser: &str,
     kind: &str,
-    want: &str,
-    other_kind: &str,
-    other: &str,
+    (want, other_kind, other): (&str, &str, &str),
 ) -> Result<(), TypeError> {
-    let names = calls.callee_outputs(0);
+    let names = calls.callee_outputs(index);
     match names.first() {
         None => Ok(()),
         Some(first) if first == want => Ok(()),
@@ -82,12 +84,13 @@ pub(crate) fn denoiser_call() -> Vec<CallSpec> {
 pub(crate) fn infer_sampler(
     inputs: &[Option<ValueType>],
     calls: &mut dyn InferCalls,
+    index: usize,
     denoiser: &str,
     (kind, want): (&str, &str),
     (other_kind, other): (&str, &str),
 ) -> Result<Vec<ValueType>, TypeError> {
-    check_prediction(&*calls, denoiser, kind, want, other_kind, other)?;
-    infer_denoiser_types(inputs, calls, denoiser)
+    check_prediction(&*calls, index, denoiser, kind, (want, other_kind, other))?;
+    infer_denoiser_types(inputs, calls, index, denoiser)
 }
 
 /// The type half of [`infer_sampler`], for a denoiser whose prediction is
@@ -95,12 +98,13 @@ pub(crate) fn infer_sampler(
 pub(crate) fn infer_denoiser_types(
     inputs: &[Option<ValueType>],
     calls: &mut dyn InferCalls,
+    index: usize,
     denoiser: &str,
 ) -> Result<Vec<ValueType>, TypeError> {
     let x = f32_in(inputs, 0)?;
     let outs = calls
         .infer_call(
-            0,
+            index,
             &[
                 ValueType::Tensor(x.clone()),
                 ValueType::tensor(DType::F32, &[1]),
@@ -489,31 +493,30 @@ pub(crate) fn flow_sigma_of_alpha(alpha: f64) -> f64 {
     sb / (sa + sb)
 }
 
-/// The readout of callable 0 for sampler `kind`: from its [`Prediction`]
+/// The readout of callable `index` for sampler `kind`: from its [`Prediction`]
 /// when it declares one, else from its first output's name (`velocity`, or
 /// `epsilon` where `epsilon_ok` — ddim's own schedule — says so), with the
 /// type check of [`infer_sampler`].
 pub(crate) fn infer_readout(
     inputs: &[Option<ValueType>],
     calls: &mut dyn InferCalls,
+    index: usize,
     denoiser: &str,
     kind: &str,
     epsilon_ok: bool,
 ) -> Result<(Vec<ValueType>, Readout, Option<Prediction>), TypeError> {
-    if let Some(prediction) = calls.callee_prediction(0) {
-        let readout = Readout::of(&prediction).map_err(|why| {
-            TypeError::node(format!(
-                "`{kind}` cannot run `denoiser = @{denoiser}`: {why}"
-            ))
-        })?;
-        let types = infer_denoiser_types(inputs, calls, denoiser)?;
+    if let Some(prediction) = calls.callee_prediction(index) {
+        let readout = Readout::of(&prediction)
+            .map_err(|why| TypeError::node(format!("`{kind}` cannot run `@{denoiser}`: {why}")))?;
+        let types = infer_denoiser_types(inputs, calls, index, denoiser)?;
         return Ok((types, readout, Some(prediction)));
     }
-    let names = calls.callee_outputs(0);
+    let names = calls.callee_outputs(index);
     if epsilon_ok && names.first().is_none_or(|n| n != "velocity") {
         let types = infer_sampler(
             inputs,
             calls,
+            index,
             denoiser,
             (kind, "epsilon"),
             ("euler", "velocity"),
@@ -523,6 +526,7 @@ pub(crate) fn infer_readout(
     let types = infer_sampler(
         inputs,
         calls,
+        index,
         denoiser,
         (kind, "velocity"),
         ("ddim", "epsilon"),
@@ -537,6 +541,8 @@ pub(crate) fn infer_readout(
 pub(crate) struct FlowCall {
     readout: Readout,
     vp: Option<VpAsFlow>,
+    /// Which of the node's callables it is (`Node::calls` order).
+    callee: usize,
 }
 
 impl FlowCall {
@@ -544,6 +550,7 @@ impl FlowCall {
     pub(crate) const VELOCITY: FlowCall = FlowCall {
         readout: Readout::FlowVelocity,
         vp: None,
+        callee: 0,
     };
 
     /// Type-checks the denoiser (see [`infer_sampler`]) and picks the call
@@ -554,7 +561,19 @@ impl FlowCall {
         denoiser: &str,
         kind: &str,
     ) -> Result<(Vec<ValueType>, FlowCall), TypeError> {
-        let (types, readout, prediction) = infer_readout(inputs, calls, denoiser, kind, false)?;
+        Self::infer_callee(inputs, calls, 0, denoiser, kind)
+    }
+
+    /// [`FlowCall::infer`] for callable `index` (a node with two denoisers).
+    pub(crate) fn infer_callee(
+        inputs: &[Option<ValueType>],
+        calls: &mut dyn InferCalls,
+        index: usize,
+        denoiser: &str,
+        kind: &str,
+    ) -> Result<(Vec<ValueType>, FlowCall), TypeError> {
+        let (types, readout, prediction) =
+            infer_readout(inputs, calls, index, denoiser, kind, false)?;
         let vp = match prediction.map(|p| p.process) {
             Some(NoiseProcess::Vp {
                 beta_start,
@@ -569,7 +588,14 @@ impl FlowCall {
             ))),
             _ => None,
         };
-        Ok((types, FlowCall { readout, vp }))
+        Ok((
+            types,
+            FlowCall {
+                readout,
+                vp,
+                callee: index,
+            },
+        ))
     }
 
     /// Calls the denoiser at flow level σ (0 < σ ≤ 1) on `x` (the flow
@@ -594,7 +620,7 @@ impl FlowCall {
             shape,
             x.iter().map(|v| (f64::from(*v) * scale) as f32).collect(),
         )?;
-        let out = cx.call(0, vec![xt.into(), t.into()])?;
+        let out = cx.call(self.callee, vec![xt.into(), t.into()])?;
         let y = match out.first() {
             Some(Value::Tensor(y)) if y.shape() == shape => y.host_f32()?,
             other => {
