@@ -2659,6 +2659,75 @@ mod bench_swap {
         assert_eq!(o.status.code(), Some(2));
         assert!(stderr(&o).contains("use a .png or .svg file name"));
     }
+
+    /// Cheaper guidance, counted: on yume with CFG on the caption, a
+    /// guidance interval skips the unconditional pass outside it and
+    /// residual CFG never runs it (the passes are batch rows: standard CFG
+    /// stacks its two passes into one call, so the calls stay 4).
+    #[test]
+    fn cheaper_guidance_runs_fewer_denoiser_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("swap.json");
+        let o = wgraph(&[
+            "bench",
+            "graphs/yume.world",
+            "--set",
+            "dit.guidance={text=1.5}",
+            "--swap",
+            "dit.guidance_mode=standard,residual",
+            "--swap",
+            "dit.guidance_interval=[0, 1],[0, 0.6]",
+            "--reference",
+            "sampler.steps=4",
+            "--frames",
+            "2",
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let rows = j["rows"].as_array().unwrap();
+        let row = |mode: &str, interval: &str| {
+            rows.iter()
+                .find(|r| {
+                    r["combination"]["dit.guidance_mode"] == mode
+                        && r["combination"]["dit.guidance_interval"] == interval
+                })
+                .unwrap()
+        };
+        // Euler 4 steps, shift 3: σ = 1, 0.9, 0.75, 0.5; [0, 0.6] guides the last.
+        for (mode, interval, passes) in [
+            ("standard", "[0, 1]", 8.0),
+            ("standard", "[0, 0.6]", 5.0),
+            ("residual", "[0, 1]", 4.0),
+            ("residual", "[0, 0.6]", 4.0),
+        ] {
+            let r = row(mode, interval);
+            assert_eq!(r["denoiser_calls_per_tick"].as_f64().unwrap(), 4.0, "{r}");
+            assert_eq!(
+                r["denoiser_passes_per_tick"].as_f64().unwrap(),
+                passes,
+                "{r}"
+            );
+        }
+        // The reference is standard CFG at the same steps: identical frames.
+        assert_eq!(
+            row("standard", "[0, 1]")["psnr_vs_reference"]
+                .as_f64()
+                .unwrap(),
+            100.0
+        );
+        let o = wgraph(&["kinds", "denoiser"]);
+        for p in [
+            "guidance_interval",
+            "guidance_mode",
+            "standard|residual",
+            "residual_reference",
+        ] {
+            assert!(stdout(&o).contains(p), "{}", stdout(&o));
+        }
+    }
 }
 
 /// Every sampler against an independent NumPy implementation of its
