@@ -2,11 +2,13 @@
 //! settings (a sampler's kind, its steps, any parameter), one table of speed
 //! and quality.
 //!
-//! A spec is `NODE.PARAM=V1,V2,…` or `NODE=KIND1,KIND2,…` (values without
-//! commas). Each combination is the graph with those `--set` flags on top of
+//! A spec is `NODE.PARAM=V1,V2,…` or `NODE=KIND1,KIND2,…`; commas inside a
+//! list, a record or a string belong to the value
+//! (`dit.guidance_interval=[0, 1],[0.2, 0.8]`). Each combination is the graph with those `--set` flags on top of
 //! the command line's, run for `--frames` after a short warm-up, with the
 //! same seed and actions as every other. Speed: ms per tick (p50, p99), fps,
-//! denoiser calls and model calls per tick. Quality: PSNR and SSIM of its
+//! denoiser calls, denoiser passes (batch rows of `x`: a CFG call stacking
+//! two passes counts two) and model calls per tick. Quality: PSNR and SSIM of its
 //! frames against a reference run of the same graph at a high-step setting
 //! (`--reference`, default `sampler.steps=32`), and, with `--world-seed` and
 //! `--actions`, `wgraph eval`'s figures against the ground truth.
@@ -35,11 +37,27 @@ pub struct Swap {
 
 /// Parses `NODE.PARAM=V1,V2` / `NODE=K1,K2`.
 pub fn parse_swap(spec: &str) -> Result<Swap, String> {
-    let (target, values) = spec.split_once('=').ok_or_else(|| {
+    let (target, values_text) = spec.split_once('=').ok_or_else(|| {
         format!("--swap `{spec}`: expected NODE.PARAM=V1,V2,... or NODE=KIND1,KIND2,...")
     })?;
+    let mut values: Vec<String> = Vec::new();
+    let (mut current, mut depth, mut quoted) = (String::new(), 0i32, false);
+    for c in values_text.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '[' | '{' if !quoted => depth += 1,
+            ']' | '}' if !quoted => depth -= 1,
+            ',' if depth == 0 && !quoted => {
+                values.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    values.push(current);
     let values: Vec<String> = values
-        .split(',')
+        .into_iter()
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
         .collect();
@@ -76,6 +94,8 @@ struct Measured {
     p99_ms: f64,
     fps: f64,
     denoiser_calls: f64,
+    /// Batch rows of the denoisers' `x` per tick: the passes they ran.
+    denoiser_passes: f64,
     model_calls: f64,
     frames: Vec<RgbImage>,
 }
@@ -127,7 +147,8 @@ fn measure(
         .map_err(|e| e.to_string())?;
     let wall = started.elapsed().as_secs_f64();
     let calls = recording.take();
-    let denoisers: Vec<usize> = recording
+    // Denoiser models by id, with the index of their `x` input.
+    let denoisers: Vec<(usize, Option<usize>)> = recording
         .models
         .lock()
         .map(|m| {
@@ -139,10 +160,20 @@ fn measure(
                         .get("wgraph.role")
                         .is_some_and(|r| r == "denoiser" || r == "controlnet")
                 })
-                .map(|(i, _)| i)
+                .map(|(i, m)| (i, m.signature().input("x").map(|(x, _)| x)))
                 .collect()
         })
         .unwrap_or_default();
+    let (mut denoiser_calls, mut denoiser_passes) = (0usize, 0usize);
+    for (id, inputs) in &calls {
+        if let Some((_, x)) = denoisers.iter().find(|(d, _)| d == id) {
+            denoiser_calls += 1;
+            denoiser_passes += x
+                .and_then(|x| inputs.get(x))
+                .and_then(|t| t.shape().first().copied())
+                .unwrap_or(1);
+        }
+    }
     let done = report.ticks.max(1) as f64;
     let stats = report.metrics.tick_latency.stats();
     let mut frames = Vec::new();
@@ -157,11 +188,8 @@ fn measure(
         p50_ms: stats.p50_ms,
         p99_ms: stats.p99_ms,
         fps: done / wall.max(1e-9),
-        denoiser_calls: calls
-            .iter()
-            .filter(|(id, _)| denoisers.contains(id))
-            .count() as f64
-            / done,
+        denoiser_calls: denoiser_calls as f64 / done,
+        denoiser_passes: denoiser_passes as f64 / done,
         model_calls: calls.len() as f64 / done,
         frames,
     })
@@ -213,8 +241,8 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
         bar.inc(1);
         let mut rows = Vec::new();
         let mut table = format!(
-            "{:<36} {:>9} {:>9} {:>7} {:>9} {:>9} {:>7}",
-            "combination", "p50 ms", "p99 ms", "fps", "denoiser", "PSNR ref", "SSIM"
+            "{:<36} {:>9} {:>9} {:>7} {:>9} {:>7} {:>9} {:>7}",
+            "combination", "p50 ms", "p99 ms", "fps", "denoiser", "passes", "PSNR ref", "SSIM"
         );
         let with_truth = args.world_seed.is_some() && args.actions.is_some();
         if with_truth {
@@ -242,8 +270,8 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
             };
             let label = sets.join(" ");
             table.push_str(&format!(
-                "{label:<36} {:>9.2} {:>9.2} {:>7.1} {:>9.1} {:>9.2} {:>7.3}",
-                m.p50_ms, m.p99_ms, m.fps, m.denoiser_calls, psnr, ssim
+                "{label:<36} {:>9.2} {:>9.2} {:>7.1} {:>9.1} {:>7.1} {:>9.2} {:>7.3}",
+                m.p50_ms, m.p99_ms, m.fps, m.denoiser_calls, m.denoiser_passes, psnr, ssim
             ));
             if let Some(q) = &truth {
                 table.push_str(&format!(
@@ -264,6 +292,7 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
                 "ms_per_tick_p99": m.p99_ms,
                 "fps": m.fps,
                 "denoiser_calls_per_tick": m.denoiser_calls,
+                "denoiser_passes_per_tick": m.denoiser_passes,
                 "model_calls_per_tick": m.model_calls,
                 "psnr_vs_reference": psnr,
                 "ssim_vs_reference": ssim,
@@ -434,6 +463,13 @@ mod tests {
         );
         assert!(parse_swap("sampler").is_err());
         assert!(parse_swap("sampler=").is_err());
+        // Lists and records keep their commas.
+        let c =
+            parse_swap("dit.guidance_interval=[0, 1], [0.2, 0.8],{a = 1, b = 2},\"x, y\"").unwrap();
+        assert_eq!(
+            c.values,
+            ["[0, 1]", "[0.2, 0.8]", "{a = 1, b = 2}", "\"x, y\""]
+        );
     }
 
     #[test]

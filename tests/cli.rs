@@ -2659,6 +2659,75 @@ mod bench_swap {
         assert_eq!(o.status.code(), Some(2));
         assert!(stderr(&o).contains("use a .png or .svg file name"));
     }
+
+    /// Cheaper guidance, counted: on yume with CFG on the caption, a
+    /// guidance interval skips the unconditional pass outside it and
+    /// residual CFG never runs it (the passes are batch rows: standard CFG
+    /// stacks its two passes into one call, so the calls stay 4).
+    #[test]
+    fn cheaper_guidance_runs_fewer_denoiser_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("swap.json");
+        let o = wgraph(&[
+            "bench",
+            "graphs/yume.world",
+            "--set",
+            "dit.guidance={text=1.5}",
+            "--swap",
+            "dit.guidance_mode=standard,residual",
+            "--swap",
+            "dit.guidance_interval=[0, 1],[0, 0.6]",
+            "--reference",
+            "sampler.steps=4",
+            "--frames",
+            "2",
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let rows = j["rows"].as_array().unwrap();
+        let row = |mode: &str, interval: &str| {
+            rows.iter()
+                .find(|r| {
+                    r["combination"]["dit.guidance_mode"] == mode
+                        && r["combination"]["dit.guidance_interval"] == interval
+                })
+                .unwrap()
+        };
+        // Euler 4 steps, shift 3: σ = 1, 0.9, 0.75, 0.5; [0, 0.6] guides the last.
+        for (mode, interval, passes) in [
+            ("standard", "[0, 1]", 8.0),
+            ("standard", "[0, 0.6]", 5.0),
+            ("residual", "[0, 1]", 4.0),
+            ("residual", "[0, 0.6]", 4.0),
+        ] {
+            let r = row(mode, interval);
+            assert_eq!(r["denoiser_calls_per_tick"].as_f64().unwrap(), 4.0, "{r}");
+            assert_eq!(
+                r["denoiser_passes_per_tick"].as_f64().unwrap(),
+                passes,
+                "{r}"
+            );
+        }
+        // The reference is standard CFG at the same steps: identical frames.
+        assert_eq!(
+            row("standard", "[0, 1]")["psnr_vs_reference"]
+                .as_f64()
+                .unwrap(),
+            100.0
+        );
+        let o = wgraph(&["kinds", "denoiser"]);
+        for p in [
+            "guidance_interval",
+            "guidance_mode",
+            "standard|residual",
+            "residual_reference",
+        ] {
+            assert!(stdout(&o).contains(p), "{}", stdout(&o));
+        }
+    }
 }
 
 /// Every sampler against an independent NumPy implementation of its
@@ -2900,43 +2969,257 @@ mod sampler_reference {
                 reference.join(format!("{file}.onnx")).display(),
                 d.join("noise.npy").display()
             );
-            let file = case_dir.join("g.world");
-            std::fs::write(&file, graph).unwrap();
-            let o = wgraph(&[
-                "run",
-                file.to_str().unwrap(),
-                "--frames",
-                "1",
-                "--out",
-                case_dir.join("run").to_str().unwrap(),
-            ]);
-            assert_eq!(
-                o.status.code(),
-                Some(0),
-                "{sampler} {model}: {}",
-                stderr(&o)
-            );
-            let out = case_dir.join("run/out/out_00000.npy");
             // The parameters as JSON for the reference.
             let mut case = serde_json::json!({ "sampler": sampler, "model": model });
             for (k, v) in kv.iter() {
                 case[*k] = serde_json::from_str(v).unwrap();
             }
-            let case_path = case_dir.join("case.json");
-            std::fs::write(&case_path, case.to_string()).unwrap();
-            let r = Command::new(&python)
-                .arg(reference.join("samplers.py"))
-                .args([&case_path, &d.join("noise.npy"), &steps_path, &out])
-                .output()
-                .unwrap();
-            assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-            let j: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
-            let err = j["max_abs_error"].as_f64().unwrap();
+            let err = run_and_compare(
+                &python,
+                &case_dir,
+                &graph,
+                &case,
+                &d.join("noise.npy"),
+                None,
+            );
             assert!(
                 err <= 1e-5,
                 "{sampler} on {model} ({params}): max abs error {err}"
             );
         }
+    }
+
+    /// Runs `graph` (its `out` node dumps the sampler's latent) for one
+    /// tick in `case_dir` and returns the reference's max abs error on
+    /// `case` (`case_dir/steps.npy` holds the step noise; `conds`, the
+    /// folder of c.npy and ctx.npy for guided cases).
+    fn run_and_compare(
+        python: &Path,
+        case_dir: &Path,
+        graph: &str,
+        case: &serde_json::Value,
+        noise: &Path,
+        conds: Option<&Path>,
+    ) -> f64 {
+        let file = case_dir.join("g.world");
+        std::fs::write(&file, graph).unwrap();
+        let o = wgraph(&[
+            "run",
+            file.to_str().unwrap(),
+            "--frames",
+            "1",
+            "--out",
+            case_dir.join("run").to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{case}: {}", stderr(&o));
+        let out = case_dir.join("run/out/out_00000.npy");
+        let case_path = case_dir.join("case.json");
+        std::fs::write(&case_path, case.to_string()).unwrap();
+        let r = Command::new(python)
+            .arg(root().join("tests/reference/samplers.py"))
+            .args([
+                &case_path,
+                &noise.to_path_buf(),
+                &case_dir.join("steps.npy"),
+                &out,
+            ])
+            .args(conds)
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let j: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+        eprintln!("{case}: {j}");
+        j["max_abs_error"].as_f64().unwrap()
+    }
+
+    /// The denoiser's guidance against the NumPy formulas: nested CFG (its
+    /// passes stacked in one call: the conditioned models have a batch
+    /// dimension), `guidance_interval` (some steps in, some out; VP models
+    /// at the flow σ of their ᾱ) and `guidance_mode = residual` (the
+    /// virtual residual toward zeros or toward a wired latent), on flow and
+    /// VP samplers, with exact step noise.
+    #[test]
+    fn guidance_matches_its_published_formula() {
+        let python = python();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let n = 16; // [1, 4, 2, 2]
+        let noise: Vec<f32> = (0..n).map(|i| (i as f32 * 1.3).cos()).collect();
+        let steps_noise: Vec<f32> = (0..8 * n).map(|i| (i as f32 * 0.37).sin()).collect();
+        let c: Vec<f32> = (0..n).map(|i| (i as f32 * 0.7).sin() * 0.8).collect();
+        let ctx: Vec<f32> = (0..n)
+            .map(|i| (i as f32 * 0.45 + 1.0).cos() * 0.6)
+            .collect();
+        write_npy(&d.join("noise.npy"), &[1, 4, 2, 2], &noise);
+        write_npy(&d.join("c.npy"), &[1, 4, 2, 2], &c);
+        write_npy(&d.join("ctx.npy"), &[1, 4, 2, 2], &ctx);
+        // (sampler, model, sampler parameters, denoiser parameters, steps of step noise)
+        type Case<'a> = (&'a str, &'a str, &'a str, &'a str, usize);
+        let cases: &[Case] = &[
+            (
+                "euler",
+                "flow_cond",
+                "steps = 4, shift = 3.0",
+                "guidance = { c = 3.0 }",
+                0,
+            ),
+            (
+                "euler",
+                "flow_cond",
+                "steps = 4, shift = 1.0",
+                "guidance = { c = 3.0, ctx = 1.5 }",
+                0,
+            ),
+            (
+                "euler",
+                "flow_cond",
+                "steps = 6, shift = 1.0",
+                "guidance = { c = 3.0 }, guidance_interval = [0.3, 0.7]",
+                0,
+            ),
+            (
+                "sde",
+                "flow_cond",
+                "steps = 5, shift = 2.0, eta = 0.3",
+                "guidance = { c = 3.0, ctx = 1.5 }, guidance_interval = [0.2, 0.8]",
+                5,
+            ),
+            (
+                "euler",
+                "flow_cond",
+                "steps = 4, shift = 3.0",
+                "guidance = { c = 3.0 }, guidance_mode = residual",
+                0,
+            ),
+            (
+                "euler",
+                "flow_cond",
+                "steps = 4, shift = 3.0",
+                "guidance = { c = 3.0 }, guidance_mode = residual, residual_reference = \"ctx\"",
+                0,
+            ),
+            (
+                "self_forcing",
+                "flow_cond",
+                "timesteps = [1000, 750, 500, 250], shift = 5.0",
+                "guidance = { c = 2.0 }, guidance_mode = residual, residual_reference = \"ctx\", guidance_interval = [0.0, 0.99]",
+                3,
+            ),
+            (
+                "ddim",
+                "vp_cond",
+                "steps = 4, eta = 0.0",
+                "guidance = { c = 3.0 }, guidance_interval = [0.0, 0.7]",
+                0,
+            ),
+            (
+                "ddim",
+                "vp_cond",
+                "steps = 3, eta = 0.5",
+                "guidance = { c = 1.5 }, guidance_mode = residual, residual_reference = \"ctx\"",
+                3,
+            ),
+            (
+                "euler",
+                "vp_cond",
+                "steps = 4, shift = 1.0",
+                "guidance = { c = 1.5, ctx = 1.2 }, guidance_mode = residual, guidance_interval = [0.3, 0.9]",
+                0,
+            ),
+            (
+                "ddim",
+                "flow_cond",
+                "steps = 4, eta = 0.0",
+                "guidance = { c = 3.0 }, guidance_mode = residual",
+                0,
+            ),
+        ];
+        let reference = root().join("tests/reference");
+        for (i, (sampler, model, params, guidance, noise_steps)) in cases.iter().enumerate() {
+            let case_dir = d.join(format!("case{i}"));
+            std::fs::create_dir(&case_dir).unwrap();
+            let steps_path = case_dir.join("steps.npy");
+            let k = (*noise_steps).max(1);
+            write_npy(&steps_path, &[k, 1, 4, 2, 2], &steps_noise[..k * n]);
+            let wire = if *noise_steps > 0 {
+                format!(
+                    "node sn: npy {{ path = \"{}\" }}\nsn.out -> sampler.step_noise\n",
+                    steps_path.display()
+                )
+            } else {
+                String::new()
+            };
+            let graph = format!(
+                "model m = \"{}\"\nnode noise: npy {{ path = \"{}\" }}\n\
+                 node c: npy {{ path = \"{}\" }}\nnode ctx: npy {{ path = \"{}\" }}\n\
+                 node dit: denoiser {{ model = m, {guidance} }}\n\
+                 node sampler: {sampler} {{ {params}, denoiser = @dit }}\nnode out: npy_dump {{ dir = \"out\" }}\n\
+                 noise.out -> sampler.noise\nc.out -> dit.c\nctx.out -> dit.ctx\nsampler.latent -> out.tensor\n{wire}",
+                reference.join(format!("{model}.onnx")).display(),
+                d.join("noise.npy").display(),
+                d.join("c.npy").display(),
+                d.join("ctx.npy").display(),
+            );
+            // The same settings as JSON for the reference.
+            let mut case = serde_json::json!({ "sampler": sampler, "model": model });
+            for kv in split_top(params) {
+                let (k, v) = kv.split_once('=').unwrap();
+                case[k.trim()] = serde_json::from_str(v.trim()).unwrap();
+            }
+            for kv in split_top(guidance) {
+                let (k, v) = kv.split_once('=').unwrap();
+                let (k, v) = (k.trim(), v.trim());
+                case[k] = match k {
+                    "guidance" => serde_json::Value::Array(
+                        split_top(v.trim_start_matches('{').trim_end_matches('}'))
+                            .iter()
+                            .map(|e| {
+                                let (name, scale) = e.split_once('=').unwrap();
+                                serde_json::json!([
+                                    name.trim(),
+                                    scale.trim().parse::<f64>().unwrap()
+                                ])
+                            })
+                            .collect(),
+                    ),
+                    "guidance_mode" => serde_json::json!(v),
+                    _ => serde_json::from_str(v).unwrap(),
+                };
+            }
+            let err = run_and_compare(
+                &python,
+                &case_dir,
+                &graph,
+                &case,
+                &d.join("noise.npy"),
+                Some(d),
+            );
+            assert!(
+                err <= 1e-5,
+                "{sampler} on {model} ({params}; {guidance}): max abs error {err}"
+            );
+        }
+    }
+
+    /// `a = 1, b = [1, 2], c = { x = 1, y = 2 }` → its top-level entries.
+    fn split_top(s: &str) -> Vec<String> {
+        let (mut out, mut cur, mut depth) = (Vec::new(), String::new(), 0);
+        for ch in s.chars() {
+            match ch {
+                '[' | '{' => depth += 1,
+                ']' | '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    out.push(std::mem::take(&mut cur));
+                    continue;
+                }
+                _ => {}
+            }
+            cur.push(ch);
+        }
+        if !cur.trim().is_empty() {
+            out.push(cur);
+        }
+        out
     }
 }
 

@@ -10,6 +10,13 @@ for the generic `model` node; `dotted.onnx` names its ports as exporters do
 (`input.1`, `0`, `out:0`), for quoted port names. `append.onnx` is a cache
 that grows: present = concat(past, x) along axis 1 (past f32[1, n, 4], x
 f32[1, 1, 4]), for the feedback check's message.
+
+`flow_cond.onnx` and `vp_cond.onnx` (flow velocity; VP ε, scaled-linear)
+add two conditions of x's shape and a symbolic batch dimension, for the
+guidance reference tests (CFG passes stacked into one call):
+
+    out = 0.8·x − 0.0003·t + 0.1·x² + 0.5·c + 0.2·x·c + 0.3·ctx
+    (x, c, ctx: f32[batch, 4, 2, 2], t: f32[batch])
 """
 import onnx
 from onnx import TensorProto, helper
@@ -47,6 +54,48 @@ model("vp_eps.onnx", {
 })
 model("plain.onnx", {}, output="y")
 model("dotted.onnx", {}, output="out:0", x_name="input.1", t_name="0")
+
+
+def conditioned(path, meta):
+    shape = ["batch", 4, 2, 2]
+    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ("x", "ctx", "c")]
+    t = helper.make_tensor_value_info("t", TensorProto.FLOAT, ["batch"])
+    name = meta["wgraph.prediction"]
+    y = helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+    c = lambda n, v: helper.make_node("Constant", [], [n], value=helper.make_tensor(n, TensorProto.FLOAT, [1], [v]))
+    axes = helper.make_node("Constant", [], ["axes"], value=helper.make_tensor("axes", TensorProto.INT64, [3], [1, 2, 3]))
+    nodes = [
+        c("a", 0.8), c("b", -0.0003), c("q", 0.1), c("k", 0.5), c("m", 0.2), c("r", 0.3), axes,
+        helper.make_node("Unsqueeze", ["t", "axes"], ["t4"]),
+        helper.make_node("Mul", ["x", "a"], ["ax"]),
+        helper.make_node("Mul", ["t4", "b"], ["bt"]),
+        helper.make_node("Mul", ["x", "x"], ["xx"]),
+        helper.make_node("Mul", ["xx", "q"], ["qxx"]),
+        helper.make_node("Mul", ["c", "k"], ["kc"]),
+        helper.make_node("Mul", ["x", "c"], ["xc"]),
+        helper.make_node("Mul", ["xc", "m"], ["mxc"]),
+        helper.make_node("Mul", ["ctx", "r"], ["rctx"]),
+        helper.make_node("Add", ["ax", "bt"], ["s1"]),
+        helper.make_node("Add", ["s1", "qxx"], ["s2"]),
+        helper.make_node("Add", ["s2", "kc"], ["s3"]),
+        helper.make_node("Add", ["s3", "mxc"], ["s4"]),
+        helper.make_node("Add", ["s4", "rctx"], [name]),
+    ]
+    g = helper.make_graph(nodes, "analytic_conditioned", [ins[0], t, ins[1], ins[2]], [y])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    for k, v in meta.items():
+        p = m.metadata_props.add()
+        p.key, p.value = k, v
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+
+
+conditioned("flow_cond.onnx", {"wgraph.role": "denoiser", "wgraph.prediction": "velocity"})
+conditioned("vp_cond.onnx", {
+    "wgraph.role": "denoiser", "wgraph.prediction": "epsilon", "wgraph.schedule": "scaled_linear",
+    "wgraph.beta_start": "0.00085", "wgraph.beta_end": "0.012", "wgraph.train_steps": "1000",
+})
 
 
 def append(path):

@@ -4,7 +4,16 @@ parameters), the initial noise and the injected step noise, computes the
 sampler's output on the analytic denoiser of make_models.py and compares it
 with wgraph's. Prints {"max_abs_error": ...}.
 
-    python3 samplers.py CASE.json NOISE.npy STEPS.npy WGRAPH_OUT.npy
+    python3 samplers.py CASE.json NOISE.npy STEPS.npy WGRAPH_OUT.npy [CONDS_DIR]
+
+A case with "guidance" runs the conditioned model (flow_cond / vp_cond) on
+the conditions in CONDS_DIR (c.npy, ctx.npy) under the denoiser's guidance:
+nested CFG over the listed conditions (dropped = zeros), only inside
+"guidance_interval" (flow σ; a VP timestep's ᾱ read as the flow σ of the
+same level), and with "guidance_mode": "residual" the all-dropped
+prediction replaced by StreamDiffusion's virtual residual toward
+"residual_reference" (zeros if absent): the output whose x0 estimate is the
+reference, ε = (x − √ᾱ·r)/√(1−ᾱ), flow v = (x − r)/σ.
 """
 import json
 import sys
@@ -24,6 +33,47 @@ def alphas_cumprod(b0=0.00085, b1=0.012, n=1000):
 
 
 AC = alphas_cumprod()
+
+
+def model_c(x, t, ctx, c):
+    # flow_cond / vp_cond, in float32 like ONNX Runtime.
+    f, x = np.float32, x.astype(np.float32)
+    ctx, c = ctx.astype(np.float32), c.astype(np.float32)
+    s = (f(0.8) * x + f(-0.0003) * f(t)) + f(0.1) * (x * x)
+    return ((s + f(0.5) * c) + (x * c) * f(0.2)) + f(0.3) * ctx
+
+
+# The network the samplers call: the analytic model, or the guided one.
+NET = model
+
+
+def guided(case, conds):
+    g = case["guidance"]  # [[condition, scale], ...] in nesting order
+    names = [n for n, _ in g]
+    lo, hi = case.get("guidance_interval", [0.0, 1.0])
+    vp = case["model"].startswith("vp")
+    ref = conds[case["residual_reference"]] if "residual_reference" in case else 0.0
+
+    def run(x, t, kept):
+        v = {n: a if n not in names or n in kept else np.zeros_like(a) for n, a in conds.items()}
+        return model_c(x, t, v["ctx"], v["c"]).astype(np.float64)
+
+    def net(x, t):
+        t = float(np.float32(t))
+        if vp:
+            a = float(np.interp(t, np.arange(len(AC)), AC))
+            sigma = np.sqrt(1.0 - a) / (np.sqrt(a) + np.sqrt(1.0 - a))
+        else:
+            sigma = t / 1000.0
+        if not lo <= sigma <= hi:
+            return run(x, t, names)  # one pass, every condition kept
+        p = [run(x, t, names[:j]) for j in range(len(g) + 1)]
+        if case.get("guidance_mode") == "residual":
+            xm = x.astype(np.float32).astype(np.float64)
+            p[0] = (xm - np.sqrt(a) * ref) / np.sqrt(1.0 - a) if vp else (xm - ref) / sigma
+        return p[0] + sum(s * (p[j + 1] - p[j]) for j, (_, s) in enumerate(g))
+
+    return net
 
 
 def flow_sigmas(steps, shift):
@@ -66,14 +116,14 @@ def denoise(kind, x, sigma):
     flow (velocity, t = 1000σ), flow_t1 (velocity, t = σ), flow_sample (x0);
     vp_eps, vp_v (diffusers' v_prediction), vp_sample (x0) on the VP point."""
     if kind.startswith("flow"):
-        y = model(x, np.float32((1.0 if kind == "flow_t1" else 1000.0) * sigma)).astype(np.float64)
+        y = NET(x, np.float32((1.0 if kind == "flow_t1" else 1000.0) * sigma)).astype(np.float64)
         if kind == "flow_sample":
             return y, (x - (1.0 - sigma) * y) / sigma
         return x - sigma * y, x + (1.0 - sigma) * y
     t, a = vp_point(sigma)
     scale = np.sqrt(a) + np.sqrt(1.0 - a)
     xv = (x * scale).astype(np.float32).astype(np.float64)
-    return vp_estimates(kind, xv, model(xv, np.float32(t)).astype(np.float64), a)
+    return vp_estimates(kind, xv, NET(xv, np.float32(t)).astype(np.float64), a)
 
 
 def vp_estimates(kind, xv, y, a):
@@ -154,7 +204,7 @@ def ddim(c, kind, x, z):
             sigma = np.sqrt(1.0 - a_t) / norm
             _, eps = denoise(kind, x / norm, sigma)
         else:
-            y = model(x.astype(np.float32), np.float32(t)).astype(np.float64)
+            y = NET(x.astype(np.float32), np.float32(t)).astype(np.float64)
             _, eps = vp_estimates(kind, x, y, a_t)
         std = eta * np.sqrt((1 - a_p) / (1 - a_t) * (1 - a_t / a_p))
         x0 = (x - np.sqrt(1 - a_t) * eps) / np.sqrt(a_t)
@@ -234,5 +284,8 @@ if __name__ == "__main__":
     x = np.load(sys.argv[2]).astype(np.float64)
     z = np.load(sys.argv[3]).astype(np.float64)
     got = np.load(sys.argv[4]).astype(np.float64)
+    if "guidance" in case:
+        # CONDS_DIR holds c.npy and ctx.npy, the conditions the graph wired.
+        NET = guided(case, {n: np.load(f"{sys.argv[5]}/{n}.npy").astype(np.float64) for n in ("c", "ctx")})
     want = SAMPLERS[case["sampler"]](case, case.get("as", case["model"]), x, z)
-    print(json.dumps({"max_abs_error": float(np.abs(got - want).max())}))
+    print(json.dumps({"max_abs_error": float(np.abs(got - want).max()), "max_abs_value": float(np.abs(want).max())}))

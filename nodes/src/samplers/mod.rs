@@ -455,6 +455,42 @@ impl Readout {
             Readout::VpSample => (y, (xm - sa * y) / sb),
         }
     }
+
+    /// The inverse of [`Readout::estimate`]: the output a model would give at
+    /// `xm` if its x₀ estimate were `x0` (its ε estimate is then the
+    /// residual noise `(xm − (1−σ)·x0)/σ`, VP `(xm − √ᾱ·x0)/√(1−ᾱ)`).
+    /// Needs σ > 0 (flow) or ᾱ < 1 (VP).
+    pub fn prediction(self, xm: f64, x0: f64, sigma: f64, alpha: f64) -> f64 {
+        let (sa, sb) = (alpha.sqrt(), (1.0 - alpha).sqrt());
+        match self {
+            Readout::FlowVelocity => (xm - x0) / sigma,
+            Readout::FlowSample | Readout::VpSample => x0,
+            Readout::VpEpsilon => (xm - sa * x0) / sb,
+            Readout::VpV => sa * (xm - sa * x0) / sb - sb * x0,
+        }
+    }
+}
+
+/// ᾱ at a (fractional) timestep `t` of a VP table: linear between the
+/// integer timesteps (as [`VpAsFlow::timestep`] chose `t`), clamped to the
+/// table.
+pub(crate) fn alpha_at(alphas_cumprod: &[f64], t: f64) -> f64 {
+    let Some(last) = alphas_cumprod.len().checked_sub(1) else {
+        return 1.0;
+    };
+    let t = t.clamp(0.0, last as f64);
+    let i = (t.floor() as usize).min(last);
+    let frac = t - i as f64;
+    if i == last || frac == 0.0 {
+        return alphas_cumprod[i];
+    }
+    alphas_cumprod[i] + frac * (alphas_cumprod[i + 1] - alphas_cumprod[i])
+}
+
+/// The flow σ of the VP noise level ᾱ: `√(1−ᾱ)/(√ᾱ + √(1−ᾱ))`.
+pub(crate) fn flow_sigma_of_alpha(alpha: f64) -> f64 {
+    let (sa, sb) = (alpha.sqrt(), (1.0 - alpha).sqrt());
+    sb / (sa + sb)
 }
 
 /// The readout of callable `index` for sampler `kind`: from its [`Prediction`]
@@ -736,6 +772,36 @@ pub(crate) mod testing {
             args: &[ValueType],
         ) -> Result<Vec<ValueType>, TypeError> {
             Ok(vec![args[0].clone()])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `prediction` inverts `estimate`: the output written for an x₀ reads
+    /// back as that x₀ and the residual noise, for every readout.
+    #[test]
+    fn prediction_inverts_estimate() {
+        let (xm, x0) = (0.7, -0.3);
+        for readout in [
+            Readout::FlowVelocity,
+            Readout::FlowSample,
+            Readout::VpEpsilon,
+            Readout::VpV,
+            Readout::VpSample,
+        ] {
+            let (sigma, alpha) = (0.4, 0.6);
+            let y = readout.prediction(xm, x0, sigma, alpha);
+            let (a, e) = readout.estimate(xm, y, sigma, alpha);
+            assert!((a - x0).abs() < 1e-12, "{readout:?}: x0 {a}");
+            let want = if readout.is_vp() {
+                (xm - alpha.sqrt() * x0) / (1.0 - alpha).sqrt()
+            } else {
+                (xm - (1.0 - sigma) * x0) / sigma
+            };
+            assert!((e - want).abs() < 1e-12, "{readout:?}: eps {e}");
         }
     }
 }
