@@ -7,7 +7,9 @@
 //! the search order. [`doctor::doctor`] reports what was found, which
 //! execution providers the library offers and which GPUs the machine has.
 //!
-//! Supported port dtypes are `f32`, `i64` and `u8`; dynamic dimensions become
+//! Supported port dtypes are `f32`, `f64`, `f16`, `i64`, `i32`, `i16`, `i8`,
+//! `u8`, `u16`, `u32` and `bool` (string, u64, bf16, complex and 8-bit-float
+//! ports are refused at load); dynamic dimensions become
 //! [`Dim::Sym`] (named after the ONNX `dim_param`, or `?` when unnamed). The
 //! ONNX custom metadata (`metadata_props`) becomes
 //! [`ModelSignature::metadata`].
@@ -39,7 +41,7 @@ pub mod runtime;
 use ort::ep::{self, ExecutionProvider, ExecutionProviderDispatch};
 use ort::session::Session;
 use ort::session::builder::SessionBuilder;
-use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
+use ort::value::{DynValue, PrimitiveTensorElementType, TensorElementType, TensorRef, ValueType};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
@@ -47,7 +49,7 @@ use std::sync::{Arc, Mutex};
 use wgraph_engine::model::{
     Backend, LoadedModel, Model, ModelError, ModelOptions, ModelPort, ModelSignature, Provider,
 };
-use wgraph_engine::tensor::{DType, HostData, Tensor};
+use wgraph_engine::tensor::{DType, Element, Tensor, f16};
 use wgraph_engine::types::{Dim, TensorType};
 
 pub use doctor::{DoctorReport, doctor};
@@ -411,12 +413,25 @@ fn execution_providers(
 
 /// Maps an ONNX element type to a wgraph dtype.
 fn dtype_of(ty: TensorElementType) -> Option<DType> {
-    match ty {
-        TensorElementType::Float32 => Some(DType::F32),
-        TensorElementType::Int64 => Some(DType::I64),
-        TensorElementType::Uint8 => Some(DType::U8),
-        _ => None,
-    }
+    Some(match ty {
+        TensorElementType::Float32 => DType::F32,
+        TensorElementType::Float64 => DType::F64,
+        TensorElementType::Float16 => DType::F16,
+        TensorElementType::Int64 => DType::I64,
+        TensorElementType::Int32 => DType::I32,
+        TensorElementType::Int16 => DType::I16,
+        TensorElementType::Int8 => DType::I8,
+        TensorElementType::Uint8 => DType::U8,
+        TensorElementType::Uint16 => DType::U16,
+        TensorElementType::Uint32 => DType::U32,
+        TensorElementType::Bool => DType::Bool,
+        _ => return None,
+    })
+}
+
+/// The supported dtypes, for messages: `f32, f64, …, bool`.
+fn supported() -> String {
+    DType::ALL.map(DType::name).join(", ")
 }
 
 /// The engine type of one session input or output.
@@ -439,8 +454,9 @@ fn port_type(
     };
     let dtype = dtype_of(*elem).ok_or_else(|| {
         ModelError::Load(format!(
-            "model {}: {kind} `{name}` has dtype {elem}, which wgraph-ort does not support (supported: f32, i64, u8)",
-            path.display()
+            "model {}: {kind} `{name}` has dtype {elem}, which wgraph-ort does not support (supported: {})",
+            path.display(),
+            supported()
         ))
     })?;
     let dims = shape
@@ -571,52 +587,45 @@ fn to_tensor(name: &str, value: &DynValue) -> Result<Tensor, ModelError> {
         .map(|&d| usize::try_from(d).map_err(|_| fail(format!("has a negative dimension {d}"))))
         .collect::<Result<_, _>>()?;
     let empty = dims.contains(&0);
-    let tensor = match ty {
-        TensorElementType::Float32 => {
-            let data = if empty {
-                Vec::new()
-            } else {
-                copy_out(
-                    value
-                        .try_extract_tensor::<f32>()
-                        .map_err(|e| fail(e.to_string()))?
-                        .1,
-                )
-                .map_err(fail)?
-            };
-            Tensor::from_f32(&dims, data)
-        }
-        TensorElementType::Int64 => {
-            let data = if empty {
-                Vec::new()
-            } else {
-                copy_out(
-                    value
-                        .try_extract_tensor::<i64>()
-                        .map_err(|e| fail(e.to_string()))?
-                        .1,
-                )
-                .map_err(fail)?
-            };
-            Tensor::from_i64(&dims, data)
-        }
-        TensorElementType::Uint8 => {
-            let data = if empty {
-                Vec::new()
-            } else {
-                copy_out(
-                    value
-                        .try_extract_tensor::<u8>()
-                        .map_err(|e| fail(e.to_string()))?
-                        .1,
-                )
-                .map_err(fail)?
-            };
-            Tensor::from_u8(&dims, data)
-        }
-        other => return Err(fail(format!("has unsupported dtype {other}"))),
+    let Some(dtype) = dtype_of(*ty) else {
+        return Err(fail(format!("has unsupported dtype {ty}")));
     };
-    tensor.map_err(|e| fail(e.to_string()))
+    let tensor = match dtype {
+        DType::F32 => extract::<f32>(value, &dims, empty),
+        DType::F64 => extract::<f64>(value, &dims, empty),
+        DType::F16 => extract::<f16>(value, &dims, empty),
+        DType::I64 => extract::<i64>(value, &dims, empty),
+        DType::I32 => extract::<i32>(value, &dims, empty),
+        DType::I16 => extract::<i16>(value, &dims, empty),
+        DType::I8 => extract::<i8>(value, &dims, empty),
+        DType::U8 => extract::<u8>(value, &dims, empty),
+        DType::U16 => extract::<u16>(value, &dims, empty),
+        DType::U32 => extract::<u32>(value, &dims, empty),
+        DType::Bool => extract::<bool>(value, &dims, empty),
+    }
+    .map_err(fail)?;
+    Ok(tensor)
+}
+
+/// One output's elements of type `T`, copied into an engine tensor of
+/// shape `dims` (`empty`: it has no elements, and ONNX Runtime may give no
+/// buffer to read).
+fn extract<T: Element + PrimitiveTensorElementType>(
+    value: &DynValue,
+    dims: &[usize],
+    empty: bool,
+) -> Result<Tensor, String> {
+    let data = if empty {
+        Vec::new()
+    } else {
+        copy_out(
+            value
+                .try_extract_tensor::<T>()
+                .map_err(|e| e.to_string())?
+                .1,
+        )?
+    };
+    Tensor::from_vec(dims, data).map_err(|e| e.to_string())
 }
 
 /// A model output copied out of ONNX Runtime's buffer; its size comes from
@@ -655,11 +664,10 @@ impl Model for OrtModel {
             let shape = as_i64_shape(tensor.shape())?;
             let fail = |e: String| ModelError::Run(format!("input `{}`: {e}", port.name));
             let host = tensor.host().map_err(|e| fail(e.to_string()))?;
-            let value: ort::session::SessionInputValue<'_> = match host {
-                HostData::F32(d) => TensorRef::from_array_view((shape, &d[..])).map(Into::into),
-                HostData::I64(d) => TensorRef::from_array_view((shape, &d[..])).map(Into::into),
-                HostData::U8(d) => TensorRef::from_array_view((shape, &d[..])).map(Into::into),
-            }
+            let value: ort::session::SessionInputValue<'_> = wgraph_engine::with_host_data!(
+                host,
+                d => TensorRef::from_array_view((shape, &d[..])).map(Into::into)
+            )
             .map_err(|e| fail(e.to_string()))?;
             values.push((port.name.clone(), value));
         }

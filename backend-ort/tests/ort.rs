@@ -97,6 +97,24 @@ mod run {
     }
 
     #[test]
+    fn f16_goes_in_and_comes_out_bit_for_bit() {
+        use wgraph_engine::tensor::f16;
+        let m = load("half.onnx").model;
+        assert_eq!(m.signature().inputs[0].ty.to_string(), "f16[2]");
+        let h = vec![f16::from_f32(-1.5), f16::from_bits(0x7bff)];
+        let out = m
+            .run(&[Tensor::from_f16(&[2], h.clone()).unwrap()])
+            .unwrap();
+        assert_eq!(out[0].host_f16().unwrap(), &h[..]);
+        // A wrong dtype is named, not bound.
+        let err = m.run(&[f32s(&[2], &[0.; 2])]).unwrap_err().to_string();
+        assert!(
+            err.contains("input `h` expects f16[2], got f32[2]"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn tokens_gathers_rows() {
         let m = load("tokens.onnx").model;
         let ids = Tensor::from_i64(&[1, 3], vec![0, 2, 9]).unwrap();
@@ -249,11 +267,14 @@ mod load_errors {
 
     #[test]
     fn unsupported_dtype_names_port_and_dtype() {
-        let path = data("half.onnx");
+        let path = data("u64.onnx");
         let msg = load_err(&path);
         assert!(msg.contains(&path.display().to_string()), "{msg}");
-        assert!(msg.contains("input `h` has dtype f16"), "{msg}");
-        assert!(msg.contains("supported: f32, i64, u8"), "{msg}");
+        assert!(msg.contains("input `w` has dtype u64"), "{msg}");
+        assert!(
+            msg.contains("supported: f32, f64, f16, i64, i32, i16, i8, u8, u16, u32, bool"),
+            "{msg}"
+        );
     }
 }
 

@@ -877,7 +877,7 @@ impl Builder<'_> {
             Init::Npy { path, span } => {
                 let full = self.sources.get(span.file).base_dir().join(path);
                 match crate::npy::read_npy_file(&full) {
-                    Ok(t) if t.host_f32().is_ok_and(|d| d.iter().any(|v| !v.is_finite())) => {
+                    Ok(t) if t.host().is_ok_and(|d| d.non_finite().is_some()) => {
                         self.diags.push(Diagnostic::error(
                             *span,
                             format!("feedback init: `{path}` holds NaN or infinite values"),

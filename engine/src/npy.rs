@@ -5,9 +5,12 @@
 //! what is not a well-formed, C-ordered array of a supported dtype is an
 //! [`NpyError`].
 //!
-//! Supported dtypes: `<f4`, `<f8` (read as f32), `<i8`, `<i4` (read as i64), `|u1`.
+//! Supported dtypes, each read as the wgraph dtype of the same width:
+//! `<f4` f32, `<f8` f64, `<f2` f16, `<i8` i64, `<i4` i32, `<i2` i16, `|i1`
+//! i8, `|u1` u8, `<u2` u16, `<u4` u32, `|b1` bool. Big-endian data, `<u8`
+//! (u64), complex, string and object arrays are refused.
 
-use crate::tensor::{HostData, Tensor, element_count};
+use crate::tensor::{DType, HostData, Tensor, element_count};
 use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -16,7 +19,9 @@ pub enum NpyError {
     Io { path: String, message: String },
     #[error("not a .npy file: {0}")]
     Format(String),
-    #[error("unsupported .npy dtype `{0}` (supported: <f4, <f8, <i8, <i4, |u1)")]
+    #[error(
+        "unsupported .npy dtype `{0}` (supported: <f4, <f8, <f2, <i8, <i4, <i2, |i1, |u1, <u2, <u4, |b1)"
+    )]
     DType(String),
 }
 
@@ -81,37 +86,37 @@ pub fn read_npy(bytes: &[u8]) -> Result<Tensor, NpyError> {
             ))
         })
     };
-    let host = match descr {
-        "<f4" => HostData::F32(
-            need(4)?
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ),
-        "<f8" => HostData::F32(
-            need(8)?
-                .chunks_exact(8)
-                .map(|c| {
-                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
-                })
-                .collect(),
-        ),
-        "<i8" => HostData::I64(
-            need(8)?
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                .collect(),
-        ),
-        "<i4" => HostData::I64(
-            need(4)?
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
-                .collect(),
-        ),
-        "|u1" | "<u1" => HostData::U8(need(1)?.into()),
-        other => return Err(NpyError::DType(other.to_string())),
-    };
+    let dtype = dtype_of(descr).ok_or_else(|| NpyError::DType(descr.to_string()))?;
+    let host = HostData::from_le_bytes(dtype, need(dtype.size())?)
+        .ok_or_else(|| format_err("data is not a whole number of elements"))?;
     Tensor::from_host(&shape, host).map_err(|e| format_err(e.to_string()))
+}
+
+/// The `.npy` descriptor of each dtype, as NumPy writes it.
+fn descr_of(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F32 => "<f4",
+        DType::F64 => "<f8",
+        DType::F16 => "<f2",
+        DType::I64 => "<i8",
+        DType::I32 => "<i4",
+        DType::I16 => "<i2",
+        DType::I8 => "|i1",
+        DType::U8 => "|u1",
+        DType::U16 => "<u2",
+        DType::U32 => "<u4",
+        DType::Bool => "|b1",
+    }
+}
+
+/// The dtype of a descriptor: NumPy's own (`descr_of`), or a one-byte type
+/// written with `<` or `=`, which mean the same for one byte.
+fn dtype_of(descr: &str) -> Option<DType> {
+    let one_byte = |d: &str| ["|", "<", "="].iter().any(|p| descr == format!("{p}{d}"));
+    DType::ALL.into_iter().find(|&t| {
+        let own = descr_of(t);
+        descr == own || (t.size() == 1 && one_byte(&own[1..]))
+    })
 }
 
 /// The text after `'key':` up to the next top-level comma or closing brace.
@@ -153,11 +158,8 @@ fn parse_shape(text: &str) -> Result<Vec<usize>, NpyError> {
 
 /// Serializes a host tensor as a version-1 `.npy` file.
 pub fn write_npy(tensor: &Tensor) -> Result<Vec<u8>, crate::tensor::TensorError> {
-    let (descr, body): (&str, Vec<u8>) = match tensor.host()? {
-        HostData::F32(d) => ("<f4", d.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        HostData::I64(d) => ("<i8", d.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        HostData::U8(d) => ("|u1", d.to_vec()),
-    };
+    let host = tensor.host()?;
+    let (descr, body) = (descr_of(host.dtype()), host.to_le_bytes());
     let dims: Vec<String> = tensor.shape().iter().map(ToString::to_string).collect();
     let shape = match dims.len() {
         1 => format!("({},)", dims[0]),
@@ -196,6 +198,124 @@ mod tests {
                 0
             );
             assert_eq!(read_npy(&bytes).unwrap(), t);
+        }
+    }
+
+    /// A version-1 `.npy` file as NumPy writes it: `descr`, `shape` (as
+    /// NumPy spells it) and the raw data.
+    fn numpy_file(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+        let mut header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn round_trip_f64_exactly() {
+        let t = Tensor::from_f64(
+            &[2, 3],
+            vec![
+                0.1,
+                -1e300,
+                f64::MIN_POSITIVE,
+                1.0 + f64::EPSILON,
+                -0.0,
+                7.25,
+            ],
+        )
+        .unwrap();
+        let bytes = write_npy(&t).unwrap();
+        assert!(bytes.windows(12).any(|w| w == b"'descr': '<f"));
+        let back = read_npy(&bytes).unwrap();
+        assert_eq!(back.dtype(), DType::F64);
+        // Bit for bit: no detour through f32.
+        let bits = |t: &Tensor| -> Vec<u64> {
+            t.host_f64().unwrap().iter().map(|v| v.to_bits()).collect()
+        };
+        assert_eq!(bits(&back), bits(&t));
+        // As NumPy writes it (np.save of a float64 array).
+        let data: Vec<u8> = [0.1f64, 2.5].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let t = read_npy(&numpy_file("<f8", "(2,)", &data)).unwrap();
+        assert_eq!(t.host_f64().unwrap(), &[0.1, 2.5]);
+    }
+
+    #[test]
+    fn round_trip_i32() {
+        let t = Tensor::from_i32(&[5], vec![0, -1, 7, i32::MIN, i32::MAX]).unwrap();
+        let bytes = write_npy(&t).unwrap();
+        assert!(bytes.windows(4).any(|w| w == b"<i4'"));
+        assert_eq!(read_npy(&bytes).unwrap(), t);
+        let data: Vec<u8> = [3i32, -4].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let t = read_npy(&numpy_file("<i4", "(1, 2)", &data)).unwrap();
+        assert_eq!(
+            (t.shape(), t.host_i32().unwrap()),
+            (&[1, 2][..], &[3, -4][..])
+        );
+    }
+
+    #[test]
+    fn round_trip_bool() {
+        let t = Tensor::from_bool(&[2, 2], vec![true, false, false, true]).unwrap();
+        let bytes = write_npy(&t).unwrap();
+        assert!(bytes.windows(4).any(|w| w == b"|b1'"));
+        assert_eq!(&bytes[bytes.len() - 4..], &[1, 0, 0, 1]);
+        assert_eq!(read_npy(&bytes).unwrap(), t);
+        let t = read_npy(&numpy_file("|b1", "(3,)", &[0, 1, 1])).unwrap();
+        assert_eq!(t.host_bool().unwrap(), &[false, true, true]);
+    }
+
+    #[test]
+    fn round_trip_small_ints_and_f16() {
+        use crate::tensor::f16;
+        for (t, descr) in [
+            (Tensor::from_i8(&[3], vec![-128, 0, 127]).unwrap(), "|i1"),
+            (
+                Tensor::from_i16(&[3], vec![i16::MIN, -2, i16::MAX]).unwrap(),
+                "<i2",
+            ),
+            (Tensor::from_u16(&[2], vec![0, u16::MAX]).unwrap(), "<u2"),
+            (Tensor::from_u32(&[2], vec![1, u32::MAX]).unwrap(), "<u4"),
+            (
+                Tensor::from_f16(
+                    &[1, 3],
+                    vec![f16::from_f32(0.5), f16::MAX, f16::from_f32(-2.0)],
+                )
+                .unwrap(),
+                "<f2",
+            ),
+        ] {
+            let bytes = write_npy(&t).unwrap();
+            let header = std::str::from_utf8(&bytes[10..64]).unwrap();
+            assert!(header.contains(&format!("'descr': '{descr}'")), "{header}");
+            assert_eq!(read_npy(&bytes).unwrap(), t, "{descr}");
+        }
+        // One-byte types with the other byte-order marks NumPy accepts.
+        for descr in ["<i1", "=i1"] {
+            let t = read_npy(&numpy_file(descr, "(2,)", &[255, 1])).unwrap();
+            assert_eq!(t.host_i8().unwrap(), &[-1, 1]);
+        }
+        assert_eq!(
+            read_npy(&numpy_file("<u1", "(1,)", &[9]))
+                .unwrap()
+                .host_u8()
+                .unwrap(),
+            &[9]
+        );
+    }
+
+    #[test]
+    fn refuses_other_dtypes_by_name() {
+        for descr in ["<u8", ">f4", "<c8", "|O", "<U3"] {
+            let e = read_npy(&numpy_file(descr, "(1,)", &[0; 16])).unwrap_err();
+            assert_eq!(e, NpyError::DType(descr.into()));
+            assert!(e.to_string().contains("|b1"), "{e}");
         }
     }
 

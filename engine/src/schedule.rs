@@ -819,11 +819,11 @@ fn frames(
         .collect()
 }
 
-/// Refuses non-finite f32 values where they are produced: a NaN or an
-/// infinity in an output fails the node that made it (naming the output
-/// and the models the node runs), not the sink that would have written a
-/// black frame. One pass over each f32 output; the full count is taken
-/// only on the error path.
+/// Refuses non-finite float values (f32, f64, f16) where they are
+/// produced: a NaN or an infinity in an output fails the node that made it
+/// (naming the output and the models the node runs), not the sink that
+/// would have written a black frame. One pass over each float output; the
+/// full count is taken only on the error path.
 /// `allow` (`world { on_nonfinite = allow }`) passes them on.
 fn check_finite(
     node: &crate::graph::GraphNode,
@@ -835,12 +835,9 @@ fn check_finite(
     }
     for (i, v) in values.iter().enumerate() {
         let Value::Tensor(t) = v else { continue };
-        let Ok(data) = t.host_f32() else { continue };
-        if data.iter().all(|x| x.is_finite()) {
+        let Some(bad) = t.host().ok().and_then(|d| d.non_finite()) else {
             continue;
-        }
-        let first = data.iter().position(|x| !x.is_finite()).unwrap_or(0);
-        let bad = data.iter().filter(|x| !x.is_finite()).count();
+        };
         let port = node
             .outputs
             .get(i)
@@ -859,10 +856,12 @@ fn check_finite(
             _ => format!(" (from models {})", models.join(", ")),
         };
         return Err(NodeError::new(format!(
-            "output `{port}`{of_model} holds a non-finite value ({}) at element {first}; \
-             {bad} of its {} values are NaN or infinite",
-            data[first],
-            data.len()
+            "output `{port}`{of_model} holds a non-finite value ({}) at element {}; \
+             {} of its {} values are NaN or infinite",
+            bad.value,
+            bad.first,
+            bad.count,
+            t.len()
         )));
     }
     Ok(values)

@@ -21,7 +21,7 @@ use crate::graph::Graph;
 use crate::model::file_digest;
 use crate::node::NodeError;
 use crate::schedule::Runner;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, HostData, Tensor};
 use crate::value::{Actions, Key, Value};
 use serde_json::{Map, Value as Json, json};
 use std::sync::Mutex;
@@ -144,28 +144,8 @@ impl SavedState {
 pub fn value_to_json(v: &Value) -> Result<Json, SnapshotError> {
     Ok(match v {
         Value::Tensor(t) => {
-            let (dtype, data) = match t.dtype() {
-                DType::F32 => (
-                    "f32",
-                    f32s_to_hex(t.host_f32().map_err(|e| SnapshotError(e.to_string()))?),
-                ),
-                DType::I64 => (
-                    "i64",
-                    hex(t
-                        .host_i64()
-                        .map_err(|e| SnapshotError(e.to_string()))?
-                        .iter()
-                        .flat_map(|x| x.to_le_bytes())),
-                ),
-                DType::U8 => (
-                    "u8",
-                    hex(t
-                        .host_u8()
-                        .map_err(|e| SnapshotError(e.to_string()))?
-                        .iter()
-                        .copied()),
-                ),
-            };
+            let host = t.host().map_err(|e| SnapshotError(e.to_string()))?;
+            let (dtype, data) = (host.dtype().name(), hex(host.to_le_bytes().into_iter()));
             json!({"tensor": dtype, "shape": t.shape(), "hex": data})
         }
         Value::Actions(a) => {
@@ -198,24 +178,12 @@ pub fn value_from_json(j: &Json) -> Result<Value, SnapshotError> {
             .and_then(Json::as_str)
             .and_then(unhex)
             .ok_or_else(bad)?;
-        let t = match dtype {
-            "f32" => Tensor::from_f32(
-                &shape,
-                bytes
-                    .chunks(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
-                    .collect(),
-            ),
-            "i64" => Tensor::from_i64(
-                &shape,
-                bytes
-                    .chunks(8)
-                    .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                    .collect(),
-            ),
-            "u8" => Tensor::from_u8(&shape, bytes),
-            _ => return Err(bad()),
-        };
+        let dtype = DType::ALL
+            .into_iter()
+            .find(|t| t.name() == dtype)
+            .ok_or_else(bad)?;
+        let data = HostData::from_le_bytes(dtype, &bytes).ok_or_else(bad)?;
+        let t = Tensor::from_host(&shape, data);
         return t
             .map(Value::Tensor)
             .map_err(|e| SnapshotError(e.to_string()));
@@ -435,22 +403,42 @@ mod tests {
             Value::Tensor(Tensor::from_f32(&[1, 3], vec![1.5, -0.0, nan]).unwrap()),
             Value::Tensor(Tensor::from_i64(&[2], vec![i64::MIN, 7]).unwrap()),
             Value::Tensor(Tensor::from_u8(&[2], vec![0, 255]).unwrap()),
+            Value::Tensor(
+                Tensor::from_f64(&[2], vec![0.1, f64::from_bits(0x7ff8_0000_0000_0003)]).unwrap(),
+            ),
+            Value::Tensor(Tensor::from_i32(&[1, 2], vec![i32::MIN, -5]).unwrap()),
+            Value::Tensor(Tensor::from_bool(&[3], vec![true, false, true]).unwrap()),
+            Value::Tensor(Tensor::from_i8(&[1], vec![-7]).unwrap()),
+            Value::Tensor(Tensor::from_i16(&[1], vec![-300]).unwrap()),
+            Value::Tensor(Tensor::from_u16(&[1], vec![65535]).unwrap()),
+            Value::Tensor(Tensor::from_u32(&[1], vec![4_000_000_000]).unwrap()),
+            Value::Tensor(
+                Tensor::from_f16(&[1], vec![crate::tensor::f16::from_bits(0x7e01)]).unwrap(),
+            ),
+            Value::Tensor(Tensor::from_f32(&[0], vec![]).unwrap()),
             Value::Actions(Actions::none().with(Key::W).with(Key::Space)),
             Value::Text("a snowy forest".into()),
         ];
         for v in values {
-            let back = value_from_json(&value_to_json(&v).unwrap()).unwrap();
+            let json = value_to_json(&v).unwrap();
+            let back = value_from_json(&json).unwrap();
             match (&v, &back) {
-                (Value::Tensor(a), Value::Tensor(b)) if a.dtype() == DType::F32 => {
-                    let bits = |t: &Tensor| -> Vec<u32> {
-                        t.host_f32().unwrap().iter().map(|x| x.to_bits()).collect()
-                    };
-                    assert_eq!(bits(a), bits(b));
-                    assert_eq!(a.shape(), b.shape());
+                (Value::Tensor(a), Value::Tensor(b)) => {
+                    // Bit for bit (NaN payloads included), dtype and shape.
+                    assert_eq!(json["tensor"], a.dtype().name());
+                    assert_eq!((a.dtype(), a.shape()), (b.dtype(), b.shape()));
+                    assert_eq!(
+                        a.host().unwrap().to_le_bytes(),
+                        b.host().unwrap().to_le_bytes()
+                    );
                 }
                 _ => assert_eq!(v, back),
             }
         }
+        let odd = json!({"tensor": "i32", "shape": [1], "hex": "010203"});
+        assert!(value_from_json(&odd).is_err());
+        let unknown = json!({"tensor": "u64", "shape": [1], "hex": "0102030405060708"});
+        assert!(value_from_json(&unknown).is_err());
         let mut s = SavedState::new();
         s.put_f32s("x", &[nan, 1.0]);
         s.put_f32_lists("l", &[&[1.0], &[]]);

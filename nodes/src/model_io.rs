@@ -10,6 +10,7 @@
 use crate::common::*;
 use std::sync::Arc;
 use wgraph_engine::model::{Model, ModelPort, ModelSignature};
+use wgraph_engine::tensor::HostData;
 use wgraph_engine::types::Bindings;
 
 /// The model named by `param`, whose `wgraph.role` must be one of `roles`.
@@ -95,13 +96,7 @@ pub(crate) fn resolved_outputs(
                 port.name
             ))
         })?;
-        let n = wgraph_engine::tensor::element_count(&shape).unwrap_or(0);
-        let t = match ty.dtype {
-            DType::F32 => Tensor::from_f32(&shape, vec![0.0; n]),
-            DType::I64 => Tensor::from_i64(&shape, vec![0; n]),
-            DType::U8 => Tensor::from_u8(&shape, vec![0; n]),
-        }
-        .map_err(|e| TypeError::node(e.to_string()))?;
+        let t = Tensor::zeros(ty.dtype, &shape).map_err(|e| TypeError::node(e.to_string()))?;
         zeros.push(t);
     }
     let outputs = model.run(&zeros).map_err(|e| {
@@ -145,29 +140,11 @@ pub(crate) fn stack(parts: &[&Tensor]) -> Result<Tensor, NodeError> {
     if let Some(d) = shape.first_mut() {
         *d = rows * parts.len();
     }
-    let t = match first.dtype() {
-        DType::F32 => {
-            let mut data = Vec::with_capacity(first.len() * parts.len());
-            for p in parts {
-                data.extend_from_slice(p.host_f32()?);
-            }
-            Tensor::from_f32(&shape, data)?
-        }
-        DType::I64 => {
-            let mut data = Vec::with_capacity(first.len() * parts.len());
-            for p in parts {
-                data.extend_from_slice(p.host_i64()?);
-            }
-            Tensor::from_i64(&shape, data)?
-        }
-        DType::U8 => {
-            let mut data = Vec::with_capacity(first.len() * parts.len());
-            for p in parts {
-                data.extend_from_slice(p.host_u8()?);
-            }
-            Tensor::from_u8(&shape, data)?
-        }
-    };
+    let hosts = parts
+        .iter()
+        .map(|p| p.host())
+        .collect::<Result<Vec<_>, _>>()?;
+    let t = Tensor::from_host(&shape, HostData::concat(&hosts)?)?;
     Ok(t)
 }
 
@@ -271,10 +248,10 @@ pub(crate) mod fake {
     pub fn port(spec: &str) -> ModelPort {
         let mut it = spec.split(':');
         let name = it.next().unwrap_or_default().to_string();
-        let dtype = match it.next() {
-            Some("i64") => DType::I64,
-            _ => DType::F32,
-        };
+        let dtype = it
+            .next()
+            .and_then(|d| DType::ALL.into_iter().find(|t| t.name() == d))
+            .unwrap_or(DType::F32);
         let shape = it
             .next()
             .unwrap_or_default()

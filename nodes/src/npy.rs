@@ -2,7 +2,7 @@
 
 use crate::common::*;
 use wgraph_engine::npy::read_npy;
-use wgraph_engine::tensor::HostData;
+use wgraph_engine::tensor::{HostData, NonFinite};
 
 /// The `npy` kind.
 pub struct Npy;
@@ -21,7 +21,7 @@ impl NodeKind for Npy {
             ParamSpec::required(
                 "path",
                 ParamType::Path,
-                "the .npy file (f4, f8, i4, i8, u1, b1)",
+                "the .npy file (f4 f8 f2, i8 i4 i2 i1, u1 u2 u4, b1), read as the dtype of the same width",
             ),
             ParamSpec::optional(
                 "sequence",
@@ -42,13 +42,12 @@ impl NodeKind for Npy {
         let path = cx.params.path("path")?;
         let whole = read_npy(&read_source("path", &path, wgraph_engine::input::DATA)?)
             .map_err(|e| BuildError::param("path", format!("`{}`: {e}", path.display())))?;
-        let non_finite = match whole.host() {
-            Ok(HostData::F32(d)) => d.iter().position(|v| !v.is_finite()),
-            _ => None,
-        };
-        if let Some(i) = non_finite {
+        let non_finite = whole.host().ok().and_then(HostData::non_finite);
+        if let Some(NonFinite { first: i, .. }) = non_finite
+            && !cx.settings.allow_nonfinite
+        {
             let msg = format!(
-                "`{}` holds a non-finite value at element {i}",
+                "`{}` holds a non-finite value at element {i} (a graph that means it says `world {{ on_nonfinite = allow }}`)",
                 path.display()
             );
             return Err(BuildError::param("path", msg));
@@ -77,14 +76,7 @@ fn split_axis0(t: &Tensor) -> Result<Vec<Tensor>, String> {
         return Err("has no slices along axis 0".into());
     }
     let k = t.len() / n;
-    let slice = |i: usize| {
-        let data = match t.host()? {
-            HostData::F32(d) => HostData::F32(d[i * k..(i + 1) * k].into()),
-            HostData::I64(d) => HostData::I64(d[i * k..(i + 1) * k].into()),
-            HostData::U8(d) => HostData::U8(d[i * k..(i + 1) * k].into()),
-        };
-        Tensor::from_host(rest, data)
-    };
+    let slice = |i: usize| Tensor::from_host(rest, t.host()?.slice(i * k..(i + 1) * k));
     (0..n)
         .map(slice)
         .collect::<Result<_, _>>()

@@ -8,9 +8,10 @@
 
 use super::*;
 
-/// numpy dtype names of tensors wgraph does not carry (string tensors; f64),
-/// refused at `check` with a clear error.
-const UNSUPPORTED: &[&str] = &["object", "float64"];
+/// numpy dtype names of tensors wgraph does not carry (string tensors),
+/// refused at `check` with a clear error. f64 (`float64`), i32, bool and
+/// the other numeric dtypes are carried and must run bit-identical.
+const UNSUPPORTED: &[&str] = &["object"];
 
 #[test]
 fn onnx_backend_test_models_check_and_run_like_onnxruntime() {
@@ -32,9 +33,15 @@ fn onnx_backend_test_models_check_and_run_like_onnxruntime() {
             .unwrap();
     let models = manifest["models"].as_array().unwrap();
     assert!(models.len() >= 90, "{} models", models.len());
-    let (mut supported, mut unsupported) = (Vec::new(), Vec::new());
+    let (mut supported, mut unsupported, mut non_finite) = (Vec::new(), Vec::new(), Vec::new());
     for m in models {
         let case = m["case"].as_str().unwrap().to_string();
+        // A model whose test data holds NaN or infinity (sqrt of negative
+        // numbers) runs too: the suite's graphs say `on_nonfinite = allow`,
+        // and its NaN are compared bit for bit like any value.
+        if let Some(at) = m["non_finite"].as_str() {
+            non_finite.push((case.clone(), at.to_string()));
+        }
         let dtypes: Vec<&str> = m["dtypes"]
             .as_array()
             .unwrap()
@@ -65,6 +72,35 @@ fn onnx_backend_test_models_check_and_run_like_onnxruntime() {
             "{case}: {err}"
         );
     }
+    // Without `on_nonfinite = allow` the same models are refused where the
+    // value appears (an input file at `check`, a model output when it runs).
+    assert!(non_finite.len() <= 3, "{non_finite:?}");
+    for (case, at) in &non_finite {
+        let g = graph(case);
+        let strict = dir.path().join(case).join("strict.world");
+        let text = std::fs::read_to_string(&g).unwrap();
+        std::fs::write(
+            &strict,
+            text.replace("world { on_nonfinite = allow }\n", ""),
+        )
+        .unwrap();
+        let out = dir.path().join(case).join("strict-run");
+        let o = match at.as_str() {
+            "inputs" => wgraph(&["check", strict.to_str().unwrap()]),
+            _ => wgraph(&[
+                "run",
+                strict.to_str().unwrap(),
+                "--frames",
+                "1",
+                "--out",
+                out.to_str().unwrap(),
+            ]),
+        };
+        let err = stderr(&o);
+        let code = if at == "inputs" { 1 } else { 3 };
+        assert_eq!(o.status.code(), Some(code), "{case}: {err}");
+        assert!(err.contains("non-finite value"), "{case}: {err}");
+    }
     // Each runs one tick; its outputs equal ONNX Runtime's, bit for bit.
     for case in &supported {
         let out = dir.path().join(case).join("run");
@@ -85,6 +121,14 @@ fn onnx_backend_test_models_check_and_run_like_onnxruntime() {
         .args(&unsupported)
         .output()
         .unwrap();
+    println!(
+        "{} models: {} checked and run against ONNX Runtime ({}; {} of them answer NaN/inf), {} refused for their dtype",
+        models.len(),
+        supported.len(),
+        String::from_utf8_lossy(&compared.stdout).trim(),
+        non_finite.len(),
+        unsupported.len()
+    );
     assert!(
         compared.status.success(),
         "{}\n{}",

@@ -17,6 +17,17 @@ guidance reference tests (CFG passes stacked into one call):
 
     out = 0.8·x − 0.0003·t + 0.1·x² + 0.5·c + 0.2·x·c + 0.3·ctx
     (x, c, ctx: f32[batch, 4, 2, 2], t: f32[batch])
+
+`dtypes.onnx` has ports of the dtypes PyTorch and TF exports carry besides
+f32: mask bool[1, 4], idx i32[1, 4], x f64[1, 4] in;
+    picked   f64[1, 4] = where(mask, x, -x)
+    inverted bool[1, 4] = not(mask)
+    shifted  i32[1, 4] = idx + 10
+    counted  i32[1, 4] = int32(mask) + idx
+    recip    f64[1, 4] = 1 / x
+out. `small_types.onnx` passes i8, i16, u16, u32 and f16 tensors ([3]
+each, inputs a..e) through unchanged (a_out..e_out) and widens the f16 to
+f32 (e_f32).
 """
 import onnx
 from onnx import TensorProto, helper
@@ -110,3 +121,47 @@ def append(path):
 
 
 append("append.onnx")
+
+
+def save(m, path):
+    m.ir_version = 8
+    onnx.checker.check_model(m, full_check=True)
+    onnx.save(m, path)
+
+
+def dtypes(path):
+    info = helper.make_tensor_value_info
+    ins = [info("mask", TensorProto.BOOL, [1, 4]), info("idx", TensorProto.INT32, [1, 4]),
+           info("x", TensorProto.DOUBLE, [1, 4])]
+    outs = [info("picked", TensorProto.DOUBLE, [1, 4]), info("inverted", TensorProto.BOOL, [1, 4]),
+            info("shifted", TensorProto.INT32, [1, 4]), info("counted", TensorProto.INT32, [1, 4]),
+            info("recip", TensorProto.DOUBLE, [1, 4])]
+    ten = helper.make_node("Constant", [], ["ten"], value=helper.make_tensor("ten", TensorProto.INT32, [1], [10]))
+    nodes = [
+        ten,
+        helper.make_node("Neg", ["x"], ["neg"]),
+        helper.make_node("Where", ["mask", "x", "neg"], ["picked"]),
+        helper.make_node("Not", ["mask"], ["inverted"]),
+        helper.make_node("Add", ["idx", "ten"], ["shifted"]),
+        helper.make_node("Cast", ["mask"], ["mask_i32"], to=TensorProto.INT32),
+        helper.make_node("Add", ["mask_i32", "idx"], ["counted"]),
+        helper.make_node("Reciprocal", ["x"], ["recip"]),
+    ]
+    g = helper.make_graph(nodes, "dtypes", ins, outs)
+    save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def small_types(path):
+    info = helper.make_tensor_value_info
+    types = [("a", TensorProto.INT8), ("b", TensorProto.INT16), ("c", TensorProto.UINT16),
+             ("d", TensorProto.UINT32), ("e", TensorProto.FLOAT16)]
+    ins = [info(n, t, [3]) for n, t in types]
+    outs = [info(f"{n}_out", t, [3]) for n, t in types] + [info("e_f32", TensorProto.FLOAT, [3])]
+    nodes = [helper.make_node("Identity", [n], [f"{n}_out"]) for n, _ in types]
+    nodes.append(helper.make_node("Cast", ["e"], ["e_f32"], to=TensorProto.FLOAT))
+    g = helper.make_graph(nodes, "small_types", ins, outs)
+    save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+dtypes("dtypes.onnx")
+small_types("small_types.onnx")

@@ -8,8 +8,9 @@
 `prepare` takes every model of the suites below that ONNX Runtime (the same
 version wgraph loads) can load and run, writes its test_data_set_0 inputs as
 .npy, a .world graph (npy nodes -> the model's inputs, its outputs ->
-npy_dump) and ONNX Runtime's own outputs, and a manifest.json listing them and
-the models ONNX Runtime itself refuses (with its reason). `compare` reads
+npy_dump) and ONNX Runtime's own outputs, and a manifest.json listing them
+(with their dtypes, and whether their data holds NaN or infinity) and the
+models ONNX Runtime itself refuses (with its reason). `compare` reads
 <OUT>/<name>/run/out/*.npy and prints a JSON summary; it exits 1 on any
 difference. Runs in the models-onnx environment (made on first use).
 """
@@ -47,6 +48,14 @@ def load_inputs(test_dir, count):
     return out
 
 
+def non_finite(feeds, want):
+    """Where a model's test data holds NaN or infinity: "inputs" (wgraph's
+    npy node refuses the file), "outputs" (wgraph fails the node that made
+    them), or None."""
+    bad = lambda arrays: any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in arrays)
+    return "inputs" if bad(feeds) else "outputs" if bad(want) else None
+
+
 def prepare(out):
     root = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
     manifest = {"onnx": onnx.__version__, "onnxruntime": ort.__version__, "models": [], "refused_by_onnxruntime": []}
@@ -82,7 +91,8 @@ def prepare(out):
             with open(os.path.join(d, "g.world"), "w") as f:
                 f.write("\n".join(lines) + "\n")
             manifest["models"].append({"case": case, "outputs": outputs,
-                                       "dtypes": sorted({str(a.dtype) for a in feeds + want})})
+                                       "dtypes": sorted({str(a.dtype) for a in feeds + want}),
+                                       "non_finite": non_finite(feeds, want)})
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
     print(json.dumps({"models": len(manifest["models"]), "refused_by_onnxruntime": len(manifest["refused_by_onnxruntime"])}))

@@ -12,7 +12,8 @@ next to this script, so the tests never need Python for the models:
                 table[i] = [i, 10 i, 100 i] for i in 0..10
 - bytes.onnx    img u8[?, 3] (first dim dynamic and unnamed) ->
                 scaled f32[?, 3] = 2 * float(img)
-- half.onnx     h f16[2] -> o f16[2] (Identity): a dtype wgraph does not support
+- half.onnx     h f16[2] -> o f16[2] (Identity)
+- u64.onnx      w u64[2] -> o u64[2] (Identity): a dtype wgraph does not support
 - not_onnx.onnx garbage bytes
 """
 
@@ -77,6 +78,14 @@ def half_model():
     save(graph, "half.onnx")
 
 
+def u64_model():
+    w = helper.make_tensor_value_info("w", TensorProto.UINT64, [2])
+    o = helper.make_tensor_value_info("o", TensorProto.UINT64, [2])
+    node = helper.make_node("Identity", ["w"], ["o"])
+    graph = helper.make_graph([node], "u64", [w], [o])
+    save(graph, "u64.onnx")
+
+
 def garbage():
     path = os.path.join(HERE, "not_onnx.onnx")
     with open(path, "wb") as f:
@@ -89,4 +98,5 @@ if __name__ == "__main__":
     tokens_model()
     bytes_model()
     half_model()
+    u64_model()
     garbage()
