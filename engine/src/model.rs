@@ -386,7 +386,7 @@ mod tests {
         let model = dir.path().join("m.onnx");
         std::fs::write(&model, b"graph").unwrap();
         let alone = file_digest(&model).unwrap();
-        assert_eq!(model_files(&model), [model.clone()]);
+        assert_eq!(model_files(&model), std::slice::from_ref(&model));
         let data = dir.path().join("m.onnx.data");
         std::fs::write(&data, b"weights v1").unwrap();
         assert_eq!(model_files(&model), [model.clone(), data.clone()]);
