@@ -496,8 +496,21 @@ pub fn kinds(kind: Option<&str>) -> Outcome {
             if k.params().is_empty() {
                 println!("  (none)");
             }
-            for p in k.params() {
-                println!("  {:<12} {:<40} {}", p.name, describe_param(p), p.doc);
+            // Columns as wide as this kind's longest name and type.
+            let name_w = k.params().iter().map(|p| p.name.len()).max().unwrap_or(0);
+            let rows: Vec<(&str, String, &str)> = k
+                .params()
+                .iter()
+                .map(|p| (p.name, describe_param(p), p.doc))
+                .collect();
+            let type_w = rows
+                .iter()
+                .map(|r| r.1.chars().count())
+                .max()
+                .unwrap_or(0)
+                .min(48);
+            for (name, ty, doc) in rows {
+                println!("  {name:<name_w$}  {ty:<type_w$}  {doc}");
             }
             match wgraph_nodes::ports::default_ports(k.as_ref()) {
                 Some(ports) => {

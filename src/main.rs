@@ -379,6 +379,26 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    // Commands that print reports (`kinds | head`, `check … | grep -m1`) end
+    // quietly when the reader goes away, as `cat` does, instead of
+    // panicking in `println!`. Commands that stream frames keep SIGPIPE
+    // ignored (Rust's default) and report the write error themselves.
+    #[cfg(unix)]
+    if matches!(
+        cli.command,
+        Command::Check { .. }
+            | Command::Graph { .. }
+            | Command::Kinds { .. }
+            | Command::Doctor { .. }
+            | Command::Bench(_)
+            | Command::Eval(_)
+            | Command::Dataset(_)
+    ) {
+        // SAFETY: restoring a signal's default disposition, before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let outcome = match cli.command {
         Command::Check { files, provider } => commands::check(&files, provider),
         Command::Graph { file, format, set } => commands::graph(&file, format, &set),

@@ -3242,6 +3242,29 @@ fn the_model_check_script_installs_what_it_needs() {
     assert!(out.contains("all ok"), "{out}");
 }
 
+/// A report piped into a reader that goes away (`wgraph kinds | head -1`)
+/// ends quietly, never with a panic.
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    for args in [
+        &["kinds"][..],
+        &["kinds", "euler"],
+        &["check", "graphs/yan-sim.world"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wgraph"))
+            .args(args)
+            .current_dir(root())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
 /// Mistakes in flags give one error each, about the flag, not about the
 /// nodes downstream of the node the flag broke.
 #[test]
