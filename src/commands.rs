@@ -807,6 +807,7 @@ pub(crate) fn bench_quality_with(
         drift_db: 15.0,
         allow_training_seed: false,
         set: set.to_vec(),
+        quiet: true,
     };
     let outcome = crate::eval::eval(&eval_args);
     if outcome != Outcome::Ok {

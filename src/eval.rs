@@ -308,7 +308,9 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
         return fail(format!("cannot write {}: {e}", path.display()));
     }
     let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.2}"));
-    if let Some(d) = &depth_error_per_tick {
+    if let Some(d) = &depth_error_per_tick
+        && !args.quiet
+    {
         println!(
             "{}: depth error ticks 1-8 {} cells, 1-{n} {} cells",
             args.file.display(),
@@ -316,17 +318,19 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
             fmt(mean(d, n))
         );
     }
-    println!(
-        "{}: PSNR ticks 1-8 {} dB, 1-32 {} dB, SSIM 1-32 {}; VAE round trip {} dB; action accuracy {} (ground truth {}); drift at tick {}",
-        args.file.display(),
-        fmt(mean(&psnr_per_tick, 8)),
-        fmt(mean(&psnr_per_tick, 32)),
-        fmt(mean(&ssim_per_tick, 32)),
-        fmt(reconstruction),
-        fmt(acc_gen),
-        fmt(acc_truth),
-        drift_tick.map_or("never".to_string(), |t| t.to_string()),
-    );
+    if !args.quiet {
+        println!(
+            "{}: PSNR ticks 1-8 {} dB, 1-32 {} dB, SSIM 1-32 {}; VAE round trip {} dB; action accuracy {} (ground truth {}); drift at tick {}",
+            args.file.display(),
+            fmt(mean(&psnr_per_tick, 8)),
+            fmt(mean(&psnr_per_tick, 32)),
+            fmt(mean(&ssim_per_tick, 32)),
+            fmt(reconstruction),
+            fmt(acc_gen),
+            fmt(acc_truth),
+            drift_tick.map_or("never".to_string(), |t| t.to_string()),
+        );
+    }
     let written = serde_json::to_string_pretty(&json)
         .map_err(|e| e.to_string())
         .and_then(|s| {

@@ -256,6 +256,10 @@ pub struct EvalArgs {
     /// Override a parameter: NODE.PARAM=VALUE (repeatable).
     #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
     set: Vec<String>,
+    /// No summary line on stdout (when `bench --swap` evaluates each
+    /// combination, its table has the figures).
+    #[arg(skip)]
+    quiet: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
