@@ -144,19 +144,32 @@ pub const MODEL_ROLES: &[&str] = &[
     "idm",
 ];
 
+/// The `model` declaration options that are contract metadata (`wgraph.KEY`).
+const CONTRACT_KEYS: [&str; 9] = [
+    "role",
+    "prediction",
+    "schedule",
+    "beta_start",
+    "beta_end",
+    "train_steps",
+    "time_scale",
+    "tokenizer",
+    "keys",
+];
+
 /// The `model` declaration options that give contract metadata, as
 /// `wgraph.KEY` entries (numbers written as the graph wrote them).
 fn metadata_overrides(options: &Params) -> std::collections::BTreeMap<String, String> {
     use crate::params::ParamValue;
     let mut out = std::collections::BTreeMap::new();
-    for spec in MODEL_OPTIONS.iter().skip_while(|s| s.name != "role") {
-        let value = match options.get(spec.name) {
+    for key in CONTRACT_KEYS {
+        let value = match options.get(key) {
             Some(ParamValue::Choice(v) | ParamValue::Str(v)) => v.clone(),
             Some(ParamValue::Float(f)) => f.to_string(),
             Some(ParamValue::Int(i)) => i.to_string(),
             _ => continue,
         };
-        out.insert(format!("wgraph.{}", spec.name), value);
+        out.insert(format!("wgraph.{key}"), value);
     }
     out
 }
@@ -1420,6 +1433,22 @@ impl InferCalls for CallInference<'_, '_> {
                     e.message
                 )))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every contract key a `model` declaration can carry is one of its
+    /// checked options, so the graph parser accepts and types it.
+    #[test]
+    fn every_contract_key_is_a_model_option() {
+        for key in CONTRACT_KEYS {
+            let spec = MODEL_OPTIONS.iter().find(|s| s.name == key);
+            assert!(spec.is_some(), "`{key}` is not in MODEL_OPTIONS");
+            assert_eq!(spec.and_then(|s| s.default), Some(Default::Absent), "{key}");
         }
     }
 }

@@ -299,7 +299,12 @@ pub fn file_digest(path: &Path) -> std::io::Result<[u8; 32]> {
             hasher.update(b"\0");
         }
         // A device or FIFO would be read forever.
-        crate::input::check(file, crate::input::MODEL)?;
+        let limit = if i == 0 {
+            crate::input::MODEL
+        } else {
+            crate::input::MODEL_DATA
+        };
+        crate::input::check(file, limit)?;
         let mut file = std::fs::File::open(file)?;
         std::io::copy(&mut file, &mut hasher)?;
     }

@@ -46,6 +46,13 @@ pub const MODEL: Limit = Limit {
     what: "model files",
 };
 
+/// A model's external-data file (`NAME.onnx.data`): the weights of a model
+/// too big for one protobuf; hashed as a stream, never read whole.
+pub const MODEL_DATA: Limit = Limit {
+    bytes: 1 << 40,
+    what: "model external-data files",
+};
+
 /// A size in bytes as people read it: `16 MiB`, `1.5 GiB`, `300 bytes`.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
