@@ -23,10 +23,7 @@
 //!   deviation `blur_sigma` (in latent cells), zero-padded like the published
 //!   matrices, normalised per output cell.
 
-use super::{
-    BASE_SHIFT, BASE_TOKENS, DENOISER, DYNAMIC_SHIFT, FlowCall, FlowSchedule, MAX_SHIFT,
-    MAX_TOKENS, PATCH, SHIFT, STEPS, latent_output,
-};
+use super::{DENOISER, DenoiserCall, FlowCall, FlowSchedule, flow_sampler_params, latent_output};
 use crate::common::*;
 use nalgebra::DMatrix;
 
@@ -43,15 +40,7 @@ impl NodeKind for Aam {
         "Yume's Anti-Artifact Mechanism: a flow Euler pass, then a refinement pass taking low frequencies from the re-noised first pass for `refine` steps"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        const PARAMS: &[ParamSpec] = &[
-            STEPS,
-            SHIFT,
-            DYNAMIC_SHIFT,
-            BASE_SHIFT,
-            MAX_SHIFT,
-            BASE_TOKENS,
-            MAX_TOKENS,
-            PATCH,
+        const PARAMS: &[ParamSpec] = flow_sampler_params![
             ParamSpec::optional(
                 "refine",
                 ParamType::Int,
@@ -122,7 +111,9 @@ impl NodeKind for Aam {
             filter,
             denoiser: cx.params.node_ref("denoiser")?,
             refiner: cx.params.node_ref("refiner").ok(),
-            calls: std::sync::OnceLock::new(),
+            first: DenoiserCall::default(),
+            second: DenoiserCall::default(),
+            operator: std::sync::OnceLock::new(),
         }))
     }
 }
@@ -221,6 +212,14 @@ impl Filter {
     }
 }
 
+/// The H×W planes of a latent `[…, H, W]` (a vector is one 1×N plane).
+fn plane(shape: &[usize]) -> (usize, usize) {
+    match shape {
+        [.., h, w] if shape.len() >= 2 => (*h, *w),
+        _ => (1, shape.iter().product()),
+    }
+}
+
 /// `B(x)` on every H×W plane of `x` (shape `[…, H, W]`): `B_H · X · B_Wᵀ`.
 fn apply(bh: &DMatrix<f64>, bw: &DMatrix<f64>, x: &[f32], h: usize, w: usize) -> Vec<f64> {
     let mut out = Vec::with_capacity(x.len());
@@ -242,11 +241,32 @@ struct AamNode {
     filter: Filter,
     denoiser: String,
     refiner: Option<String>,
-    /// How the denoiser (and the refiner) are called, set at build time.
-    calls: std::sync::OnceLock<(FlowCall, FlowCall)>,
+    /// How the denoiser and the refiner are called, set at build time.
+    first: DenoiserCall,
+    second: DenoiserCall,
+    /// `B` as (height, width) operators for the latent's H×W, computed once
+    /// (an SVD each) when the graph is built, not per tick.
+    operator: std::sync::OnceLock<Operator>,
+}
+
+/// The filter's operators for one latent shape.
+struct Operator {
+    shape: Vec<usize>,
+    bh: DMatrix<f64>,
+    bw: DMatrix<f64>,
 }
 
 impl AamNode {
+    fn operator_for(&self, shape: &[usize]) -> Operator {
+        let (h, w) = plane(shape);
+        let (bh, bw) = self.filter.matrices(h, w);
+        Operator {
+            shape: shape.to_vec(),
+            bh,
+            bw,
+        }
+    }
+
     /// One Euler pass; before step i < `refine`, the AAM recombination with
     /// the first pass `orig` (`None`: the first pass itself).
     #[allow(clippy::too_many_arguments)]
@@ -260,10 +280,7 @@ impl AamNode {
         sigmas: &[f64],
         orig: Option<(&[f32], &DMatrix<f64>, &DMatrix<f64>)>,
     ) -> Result<Vec<f32>, NodeError> {
-        let (h, w) = match shape {
-            [.., h, w] => (*h, *w),
-            _ => (1, shape.iter().product()),
-        };
+        let (h, w) = plane(shape);
         let mut x = noise.to_vec();
         for (i, pair) in sigmas.windows(2).enumerate() {
             let s = pair[0];
@@ -316,13 +333,16 @@ impl Node for AamNode {
         inputs: &[Option<ValueType>],
         calls: &mut dyn InferCalls,
     ) -> Result<Vec<ValueType>, TypeError> {
-        let (types, first) = FlowCall::infer(inputs, calls, &self.denoiser, "aam")?;
-        let second = match &self.refiner {
-            Some(r) => FlowCall::infer_callee(inputs, calls, 1, r, "aam")?.1,
-            None => first.clone(),
+        let types = self.first.infer(inputs, calls, 0, &self.denoiser, "aam")?;
+        match &self.refiner {
+            Some(r) => self.second.infer(inputs, calls, 1, r, "aam")?,
+            None => self.second.infer(inputs, calls, 0, &self.denoiser, "aam")?,
         };
-        // Build-time configuration found by inference; set once.
-        let _ = self.calls.set((first, second));
+        if let Some(Some(ValueType::Tensor(t))) = inputs.first()
+            && let Some(shape) = t.known_shape()
+        {
+            let _ = self.operator.set(self.operator_for(&shape));
+        }
         Ok(types)
     }
     fn eval(
@@ -334,27 +354,33 @@ impl Node for AamNode {
         let noise = tensor_arg(inputs, 0)?;
         let shape = noise.shape().to_vec();
         let z = noise.host_f32()?;
-        let (first, second) = self
-            .calls
-            .get()
-            .cloned()
-            .unwrap_or((FlowCall::VELOCITY, FlowCall::VELOCITY));
         let sigmas = self.schedule.sigmas(&shape);
-        let orig = self.pass(cx, &first, &self.denoiser, &shape, z, &sigmas, None)?;
-        let (h, w) = match shape.as_slice() {
-            [.., h, w] => (*h, *w),
-            _ => (1, z.len()),
+        let orig = self.pass(
+            cx,
+            self.first.get(),
+            &self.denoiser,
+            &shape,
+            z,
+            &sigmas,
+            None,
+        )?;
+        let computed;
+        let op = match self.operator.get() {
+            Some(op) if op.shape == shape => op,
+            _ => {
+                computed = self.operator_for(&shape);
+                &computed
+            }
         };
-        let (bh, bw) = self.filter.matrices(h, w);
         let refiner = self.refiner.as_deref().unwrap_or(&self.denoiser);
         let out = self.pass(
             cx,
-            &second,
+            self.second.get(),
             refiner,
             &shape,
             z,
             &sigmas,
-            Some((&orig, &bh, &bw)),
+            Some((&orig, &op.bh, &op.bw)),
         )?;
         f32_out(&shape, out)
     }

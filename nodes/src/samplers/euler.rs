@@ -14,8 +14,7 @@
 //! velocity `v = ε − x₀`.
 
 use super::{
-    BASE_SHIFT, BASE_TOKENS, DENOISER, DYNAMIC_SHIFT, FlowCall, FlowSchedule, MAX_SHIFT,
-    MAX_TOKENS, PATCH, SHIFT, STEPS, denoiser_call, latent_output,
+    DENOISER, DenoiserCall, FlowSchedule, denoiser_call, flow_sampler_params, latent_output,
 };
 use crate::common::*;
 
@@ -30,17 +29,7 @@ impl NodeKind for Euler {
         "rectified-flow Euler sampler: denoises `noise` in `steps` calls of a denoiser(x, t)"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        const PARAMS: &[ParamSpec] = &[
-            STEPS,
-            SHIFT,
-            DYNAMIC_SHIFT,
-            BASE_SHIFT,
-            MAX_SHIFT,
-            BASE_TOKENS,
-            MAX_TOKENS,
-            PATCH,
-            DENOISER,
-        ];
+        const PARAMS: &[ParamSpec] = flow_sampler_params![DENOISER,];
         PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
@@ -48,7 +37,7 @@ impl NodeKind for Euler {
         Ok(Box::new(EulerNode {
             schedule,
             denoiser: cx.params.node_ref("denoiser")?,
-            call: std::sync::OnceLock::new(),
+            call: DenoiserCall::default(),
         }))
     }
 }
@@ -67,7 +56,7 @@ struct EulerNode {
     schedule: FlowSchedule,
     denoiser: String,
     /// How the denoiser is called, decided at build time (in `infer`).
-    call: std::sync::OnceLock<FlowCall>,
+    call: DenoiserCall,
 }
 
 impl Node for EulerNode {
@@ -85,10 +74,7 @@ impl Node for EulerNode {
         inputs: &[Option<ValueType>],
         calls: &mut dyn InferCalls,
     ) -> Result<Vec<ValueType>, TypeError> {
-        let (types, call) = FlowCall::infer(inputs, calls, &self.denoiser, "euler")?;
-        // Build-time configuration found by inference; set once.
-        let _ = self.call.set(call);
-        Ok(types)
+        self.call.infer(inputs, calls, 0, &self.denoiser, "euler")
     }
     fn eval(
         &self,
@@ -98,7 +84,7 @@ impl Node for EulerNode {
     ) -> Result<Vec<Value>, NodeError> {
         let noise = tensor_arg(inputs, 0)?;
         let mut x = noise.host_f32()?.to_vec();
-        let call = self.call.get().cloned().unwrap_or(FlowCall::VELOCITY);
+        let call = self.call.get();
         for pair in self.schedule.sigmas(noise.shape()).windows(2) {
             let (x0, eps) = call.denoise(cx, &self.denoiser, noise.shape(), &x, pair[0])?;
             let dt = (pair[1] - pair[0]) as f32;

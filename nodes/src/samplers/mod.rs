@@ -20,9 +20,11 @@
 //! wired, from the sampler's `step_noise` input (one tensor per step, stacked
 //! on a leading axis), so a reference can replay exact noise.
 //!
-//! **To add a sampler:** a file with its `NodeKind` (parameters) and a `Node`
-//! whose `eval` is its step rule over [`FlowCall::denoise`], and one
-//! `register` line in the crate's `registry()`.
+//! **To add a sampler:** a file with its `NodeKind` (parameters:
+//! `flow_sampler_params![…its own…]`) and a `Node` that keeps a
+//! [`DenoiserCall`] (set in `infer`, read by reference in `eval`) and whose
+//! `eval` is its step rule over [`FlowCall::denoise`], and one `register`
+//! line in the crate's `registry()`.
 
 pub mod aam;
 pub mod ddim;
@@ -553,18 +555,8 @@ impl FlowCall {
         callee: 0,
     };
 
-    /// Type-checks the denoiser (see [`infer_sampler`]) and picks the call
-    /// from what it predicts; a VP model brings its ᾱ table.
-    pub(crate) fn infer(
-        inputs: &[Option<ValueType>],
-        calls: &mut dyn InferCalls,
-        denoiser: &str,
-        kind: &str,
-    ) -> Result<(Vec<ValueType>, FlowCall), TypeError> {
-        Self::infer_callee(inputs, calls, 0, denoiser, kind)
-    }
-
-    /// [`FlowCall::infer`] for callable `index` (a node with two denoisers).
+    /// Type-checks callable `index` (see [`infer_sampler`]) and picks the
+    /// call from what it predicts; a VP model brings its ᾱ table.
     pub(crate) fn infer_callee(
         inputs: &[Option<ValueType>],
         calls: &mut dyn InferCalls,
@@ -641,6 +633,52 @@ impl FlowCall {
         Ok((x0, eps))
     }
 }
+
+/// How a flow sampler calls its denoiser, chosen once when the graph is
+/// built (in `Node::infer`) and read by reference every tick.
+#[derive(Debug, Default)]
+pub(crate) struct DenoiserCall(std::sync::OnceLock<FlowCall>);
+
+impl DenoiserCall {
+    /// [`FlowCall::infer_callee`] for callable `index`, remembering the call.
+    pub(crate) fn infer(
+        &self,
+        inputs: &[Option<ValueType>],
+        calls: &mut dyn InferCalls,
+        index: usize,
+        denoiser: &str,
+        kind: &str,
+    ) -> Result<Vec<ValueType>, TypeError> {
+        let (types, call) = FlowCall::infer_callee(inputs, calls, index, denoiser, kind)?;
+        // Build-time configuration found by inference; set once.
+        let _ = self.0.set(call);
+        Ok(types)
+    }
+
+    /// The call chosen at build time (a flow velocity model before that).
+    pub(crate) fn get(&self) -> &FlowCall {
+        self.0.get().unwrap_or(&FlowCall::VELOCITY)
+    }
+}
+
+/// The parameters of a flow-schedule sampler: steps and the (fixed or
+/// dynamic) shift, then the kind's own.
+macro_rules! flow_sampler_params {
+    ($($own:expr),* $(,)?) => {
+        &[
+            super::STEPS,
+            super::SHIFT,
+            super::DYNAMIC_SHIFT,
+            super::BASE_SHIFT,
+            super::MAX_SHIFT,
+            super::BASE_TOKENS,
+            super::MAX_TOKENS,
+            super::PATCH,
+            $($own),*
+        ]
+    };
+}
+pub(crate) use flow_sampler_params;
 
 /// Gaussian noise for step `step` of a stochastic sampler: slice `step` of
 /// the wired `step_noise` input when there is one (checked to hold a slice

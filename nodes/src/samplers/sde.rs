@@ -8,9 +8,8 @@
 //! RNG, or the wired `step_noise`). η = 0 is `euler`.
 
 use super::{
-    BASE_SHIFT, BASE_TOKENS, DENOISER, DYNAMIC_SHIFT, ETA, FlowCall, FlowSchedule, MAX_SHIFT,
-    MAX_TOKENS, PATCH, SHIFT, STEPS, check_step_noise, denoiser_call, eta_param, latent_output,
-    step_noise, stochastic_inputs, wired_step_noise,
+    DENOISER, DenoiserCall, ETA, FlowSchedule, check_step_noise, denoiser_call, eta_param,
+    flow_sampler_params, latent_output, step_noise, stochastic_inputs, wired_step_noise,
 };
 use crate::common::*;
 use crate::rng::{hash_str, mix};
@@ -26,18 +25,7 @@ impl NodeKind for Sde {
         "rectified-flow Euler–Maruyama (Yume's SDE sampler, η): Euler plus a score correction and fresh noise each step"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        const PARAMS: &[ParamSpec] = &[
-            STEPS,
-            SHIFT,
-            DYNAMIC_SHIFT,
-            BASE_SHIFT,
-            MAX_SHIFT,
-            BASE_TOKENS,
-            MAX_TOKENS,
-            PATCH,
-            ETA,
-            DENOISER,
-        ];
+        const PARAMS: &[ParamSpec] = flow_sampler_params![ETA, DENOISER,];
         PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
@@ -48,7 +36,7 @@ impl NodeKind for Sde {
             eta,
             seed: mix(cx.settings.seed ^ hash_str(cx.name)),
             denoiser: cx.params.node_ref("denoiser")?,
-            call: std::sync::OnceLock::new(),
+            call: DenoiserCall::default(),
         }))
     }
 }
@@ -58,7 +46,7 @@ struct SdeNode {
     eta: f64,
     seed: u64,
     denoiser: String,
-    call: std::sync::OnceLock<FlowCall>,
+    call: DenoiserCall,
 }
 
 impl Node for SdeNode {
@@ -77,9 +65,7 @@ impl Node for SdeNode {
         calls: &mut dyn InferCalls,
     ) -> Result<Vec<ValueType>, TypeError> {
         check_step_noise(inputs, 1, self.schedule.steps())?;
-        let (types, call) = FlowCall::infer(inputs, calls, &self.denoiser, "sde")?;
-        let _ = self.call.set(call);
-        Ok(types)
+        self.call.infer(inputs, calls, 0, &self.denoiser, "sde")
     }
     fn eval(
         &self,
@@ -90,7 +76,7 @@ impl Node for SdeNode {
         let noise = tensor_arg(inputs, 0)?;
         let wired = wired_step_noise(inputs);
         let mut x = noise.host_f32()?.to_vec();
-        let call = self.call.get().cloned().unwrap_or(FlowCall::VELOCITY);
+        let call = self.call.get();
         let mut z = Vec::new();
         for (i, pair) in self.schedule.sigmas(noise.shape()).windows(2).enumerate() {
             let (s, s_next) = (pair[0], pair[1]);

@@ -7,7 +7,7 @@
 //! `step_noise`).
 
 use super::{
-    DENOISER, FlowCall, check_step_noise, denoiser_call, latent_output, step_noise,
+    DENOISER, DenoiserCall, check_step_noise, denoiser_call, latent_output, step_noise,
     stochastic_inputs, wired_step_noise,
 };
 use crate::common::*;
@@ -85,7 +85,7 @@ impl NodeKind for SelfForcing {
             sigmas: warp(&levels, shift),
             seed: mix(cx.settings.seed ^ hash_str(cx.name)),
             denoiser: cx.params.node_ref("denoiser")?,
-            call: std::sync::OnceLock::new(),
+            call: DenoiserCall::default(),
         }))
     }
 }
@@ -103,7 +103,7 @@ struct SelfForcingNode {
     sigmas: Vec<f64>,
     seed: u64,
     denoiser: String,
-    call: std::sync::OnceLock<FlowCall>,
+    call: DenoiserCall,
 }
 
 impl Node for SelfForcingNode {
@@ -123,9 +123,8 @@ impl Node for SelfForcingNode {
     ) -> Result<Vec<ValueType>, TypeError> {
         // One fresh noise per re-noising: steps − 1.
         check_step_noise(inputs, 1, self.sigmas.len().saturating_sub(1))?;
-        let (types, call) = FlowCall::infer(inputs, calls, &self.denoiser, "self_forcing")?;
-        let _ = self.call.set(call);
-        Ok(types)
+        self.call
+            .infer(inputs, calls, 0, &self.denoiser, "self_forcing")
     }
     fn eval(
         &self,
@@ -135,7 +134,7 @@ impl Node for SelfForcingNode {
     ) -> Result<Vec<Value>, NodeError> {
         let noise = tensor_arg(inputs, 0)?;
         let wired = wired_step_noise(inputs);
-        let call = self.call.get().cloned().unwrap_or(FlowCall::VELOCITY);
+        let call = self.call.get();
         let mut x = noise.host_f32()?.to_vec();
         let mut x0 = x.clone();
         let mut z = Vec::new();

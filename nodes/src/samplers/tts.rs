@@ -11,9 +11,8 @@
 //! `depth = 0` both are `euler` / `sde`.
 
 use super::{
-    BASE_SHIFT, BASE_TOKENS, DENOISER, DYNAMIC_SHIFT, ETA, FlowCall, FlowSchedule, MAX_SHIFT,
-    MAX_TOKENS, PATCH, SHIFT, STEPS, check_step_noise, denoiser_call, eta_param, latent_output,
-    step_noise, stochastic_inputs, wired_step_noise,
+    DENOISER, DenoiserCall, ETA, FlowSchedule, check_step_noise, denoiser_call, eta_param,
+    flow_sampler_params, latent_output, step_noise, stochastic_inputs, wired_step_noise,
 };
 use crate::common::*;
 use crate::rng::{hash_str, mix};
@@ -42,33 +41,8 @@ const DEPTH: ParamSpec = ParamSpec::optional(
     ParamDefault::Int(2),
     "look-ahead steps l (Yume's code: 2); 0 is plain Euler / SDE",
 );
-const ODE_PARAMS: &[ParamSpec] = &[
-    STEPS,
-    SHIFT,
-    DYNAMIC_SHIFT,
-    BASE_SHIFT,
-    MAX_SHIFT,
-    BASE_TOKENS,
-    MAX_TOKENS,
-    PATCH,
-    INTERVAL,
-    DEPTH,
-    DENOISER,
-];
-const SDE_PARAMS: &[ParamSpec] = &[
-    STEPS,
-    SHIFT,
-    DYNAMIC_SHIFT,
-    BASE_SHIFT,
-    MAX_SHIFT,
-    BASE_TOKENS,
-    MAX_TOKENS,
-    PATCH,
-    INTERVAL,
-    DEPTH,
-    ETA,
-    DENOISER,
-];
+const ODE_PARAMS: &[ParamSpec] = flow_sampler_params![INTERVAL, DEPTH, DENOISER,];
+const SDE_PARAMS: &[ParamSpec] = flow_sampler_params![INTERVAL, DEPTH, ETA, DENOISER,];
 
 impl NodeKind for Tts {
     fn name(&self) -> &'static str {
@@ -107,7 +81,7 @@ impl NodeKind for Tts {
             eta,
             seed: mix(cx.settings.seed ^ hash_str(cx.name)),
             denoiser: cx.params.node_ref("denoiser")?,
-            call: std::sync::OnceLock::new(),
+            call: DenoiserCall::default(),
         }))
     }
 }
@@ -120,7 +94,7 @@ struct TtsNode {
     eta: f64,
     seed: u64,
     denoiser: String,
-    call: std::sync::OnceLock<FlowCall>,
+    call: DenoiserCall,
 }
 
 impl TtsNode {
@@ -157,9 +131,7 @@ impl Node for TtsNode {
         calls: &mut dyn InferCalls,
     ) -> Result<Vec<ValueType>, TypeError> {
         check_step_noise(inputs, 1, self.schedule.steps())?;
-        let (types, call) = FlowCall::infer(inputs, calls, &self.denoiser, self.kind)?;
-        let _ = self.call.set(call);
-        Ok(types)
+        self.call.infer(inputs, calls, 0, &self.denoiser, self.kind)
     }
     fn eval(
         &self,
@@ -170,7 +142,7 @@ impl Node for TtsNode {
         let noise = tensor_arg(inputs, 0)?;
         let wired = wired_step_noise(inputs);
         let shape = noise.shape().to_vec();
-        let call = self.call.get().cloned().unwrap_or(FlowCall::VELOCITY);
+        let call = self.call.get();
         let mut x = noise.host_f32()?.to_vec();
         let sigmas = self.schedule.sigmas(&shape);
         let n = self.schedule.steps();
