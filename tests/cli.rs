@@ -3032,6 +3032,92 @@ mod sampler_reference {
         j["max_abs_error"].as_f64().unwrap()
     }
 
+    /// `df_window` against diffusion forcing written in NumPy (VP
+    /// coordinates, DDIM η = 0): 6 ticks of a window of 3 frames on the
+    /// chained analytic model (`context` and `context_t` per row) — the
+    /// window filling on tick 0 from the wired step noise, then one call per
+    /// tick — with and without `chain`, a window of 1 (plain DDIM-1) and of
+    /// 4. Error bound: 1e-5 of the largest value.
+    #[test]
+    fn df_window_matches_diffusion_forcing() {
+        let python = python();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let n = 16; // [1, 4, 2, 2]
+        let noise: Vec<f32> = (0..n).map(|i| (i as f32 * 1.3).cos()).collect();
+        let steps_noise: Vec<f32> = (0..8 * n).map(|i| (i as f32 * 0.37).sin()).collect();
+        let ctx: Vec<f32> = (0..n)
+            .map(|i| (i as f32 * 0.45 + 1.0).cos() * 0.6)
+            .collect();
+        write_npy(&d.join("noise.npy"), &[1, 4, 2, 2], &noise);
+        write_npy(&d.join("ctx.npy"), &[1, 4, 2, 2], &ctx);
+        let model = root().join("tests/reference/df_chain.onnx");
+        for (i, (frames, chain)) in [(3, true), (3, false), (1, true), (4, true)]
+            .iter()
+            .enumerate()
+        {
+            let case_dir = d.join(format!("case{i}"));
+            std::fs::create_dir(&case_dir).unwrap();
+            let k = (frames - 1).max(1);
+            write_npy(
+                &case_dir.join("steps.npy"),
+                &[k, 1, 4, 2, 2],
+                &steps_noise[..k * n],
+            );
+            let chain_param = if *chain { ", chain = \"context\"" } else { "" };
+            let graph = format!(
+                "model m = \"{}\"\nnode start: npy {{ path = \"{}\" }}\nnode noise: npy {{ path = \"{}\" }}\n\
+                 node sn: npy {{ path = \"{}\" }}\nnode context: start_then {{ }}\n\
+                 node dit: denoiser {{ model = m{chain_param} }}\n\
+                 node sampler: df_window {{ frames = {frames}, denoiser = @dit }}\nnode out: npy_dump {{ dir = \"out\" }}\n\
+                 start.out -> context.start\nfeedback sampler.latent -> context.then init zeros(1x4x2x2)\n\
+                 context.out -> dit.context\nnoise.out -> sampler.noise\nsn.out -> sampler.step_noise\n\
+                 sampler.latent -> out.tensor\n",
+                model.display(),
+                d.join("ctx.npy").display(),
+                d.join("noise.npy").display(),
+                case_dir.join("steps.npy").display(),
+            );
+            let file = case_dir.join("g.world");
+            std::fs::write(&file, graph).unwrap();
+            let o = wgraph(&[
+                "run",
+                file.to_str().unwrap(),
+                "--frames",
+                "6",
+                "--out",
+                case_dir.join("run").to_str().unwrap(),
+            ]);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            let case = serde_json::json!({ "sampler": "df_window", "model": "vp_eps", "frames": frames, "chain": chain });
+            let case_path = case_dir.join("case.json");
+            std::fs::write(&case_path, case.to_string()).unwrap();
+            let r = Command::new(&python)
+                .arg(root().join("tests/reference/samplers.py"))
+                .arg(&case_path)
+                .arg(d.join("noise.npy"))
+                .arg(case_dir.join("steps.npy"))
+                .arg(case_dir.join("run/out"))
+                .arg(d.join("ctx.npy"))
+                .output()
+                .unwrap();
+            assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+            let j: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+            eprintln!("{case}: {j}");
+            assert_eq!(j["ticks"], 6, "{j}");
+            // The window feeds its outputs back (x̂0 at t = 999 divides by
+            // √ᾱ ≈ 0.07), so values grow to 1e4 over the ticks: the bound is
+            // 1e-5 of the largest value (at least 1e-5), f32 rounding well
+            // inside it.
+            let err = j["max_abs_error"].as_f64().unwrap();
+            let scale = j["max_abs_value"].as_f64().unwrap().max(1.0);
+            assert!(
+                err <= 1e-5 * scale,
+                "df_window {frames} frames, chain {chain}: max abs error {err} (largest value {scale})"
+            );
+        }
+    }
+
     /// The denoiser's guidance against the NumPy formulas: nested CFG (its
     /// passes stacked in one call: the conditioned models have a batch
     /// dimension), `guidance_interval` (some steps in, some out; VP models

@@ -29,6 +29,17 @@
 //!   velocity is `(x − r)/σ`. Every call is defined by its own x and σ; no
 //!   state is kept. One condition then costs one pass, not two.
 //!
+//! **Windows of frames** (diffusion forcing, the `df_window` sampler): a
+//! call may carry several frames as rows of `x` (oldest first) with one
+//! timestep per row. A condition wired with one row is repeated for every
+//! row. `chain = "context"` names the condition that holds the previous
+//! frame: row k's value is row k−1 of `x` (the noisy latent of the frame
+//! before it, as the caller passes it) and row 0's the wired one. A model
+//! trained with noisy context (diffusion forcing) reads how noisy its context
+//! is from a level input — `chain_level`, or the model's
+//! `wgraph.context_level_input` — which the node fills itself: row k gets the
+//! model timestep of row k−1, row 0 (and every row of an unchained call) 0.
+//!
 //! **ControlNet** (`controlnet` kind): a second model maps (`x`, `t`, `hint`)
 //! to a residual that is scaled by `scale` and fed to the base model's
 //! `control` input (Yan-Edit's depth-conditioned renderer).
@@ -64,6 +75,20 @@ const RESIDUAL_REFERENCE: ParamSpec = ParamSpec::optional(
     "the condition holding the reference latent x₀ of residual mode (the type of x, e.g. \"context\"; standard mode ignores it); absent: zeros",
 );
 
+/// `chain`, `chain_level` (both kinds): diffusion-forcing windows.
+const CHAIN: ParamSpec = ParamSpec::optional(
+    "chain",
+    ParamType::Str,
+    ParamDefault::Absent,
+    "the condition that holds the previous frame (e.g. \"context\"): in a call over a window of frames (rows of x, oldest first), row k's is row k-1 of x and row 0's the wired one",
+);
+const CHAIN_LEVEL: ParamSpec = ParamSpec::optional(
+    "chain_level",
+    ParamType::Str,
+    ParamDefault::Absent,
+    "a model input (f32[batch]) the node fills with the chained condition's timestep (row 0: 0); default: the model's wgraph.context_level_input",
+);
+
 const DENOISER_PARAMS: &[ParamSpec] = &[
     ParamSpec::required(
         "model",
@@ -79,6 +104,8 @@ const DENOISER_PARAMS: &[ParamSpec] = &[
     GUIDANCE_INTERVAL,
     GUIDANCE_MODE,
     RESIDUAL_REFERENCE,
+    CHAIN,
+    CHAIN_LEVEL,
 ];
 
 const CONTROLNET_PARAMS: &[ParamSpec] = &[
@@ -107,6 +134,8 @@ const CONTROLNET_PARAMS: &[ParamSpec] = &[
     GUIDANCE_INTERVAL,
     GUIDANCE_MODE,
     RESIDUAL_REFERENCE,
+    CHAIN,
+    CHAIN_LEVEL,
 ];
 
 /// A denoising network called by a sampler.
@@ -217,6 +246,10 @@ struct DenoiserNode {
     residual: Option<Residual>,
     /// A VP model's ᾱ table (for the noise level of a call).
     alphas: Option<Vec<f64>>,
+    /// `chain`: index into `conditions` of the previous frame.
+    chain: Option<usize>,
+    /// Model input the node fills with the chained condition's timestep.
+    level_input: Option<usize>,
 }
 
 /// Self-negative residual CFG: p₀ is the model output whose x₀ estimate is
@@ -255,9 +288,31 @@ impl DenoiserNode {
             })?),
             None => None,
         };
+        let level_input = chain_level_input(cx, sig, &model_name, (x, t, control_input))?;
         let conditions: Vec<usize> = (0..sig.inputs.len())
-            .filter(|&i| i != x && i != t && Some(i) != control_input)
+            .filter(|&i| i != x && i != t && Some(i) != control_input && Some(i) != level_input)
             .collect();
+        let chain = match cx.params.string("chain") {
+            Err(_) => None,
+            Ok(name) => Some(
+                conditions
+                    .iter()
+                    .position(|&i| sig.inputs[i].name == name)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = conditions
+                            .iter()
+                            .map(|&i| sig.inputs[i].name.as_str())
+                            .collect();
+                        BuildError::param(
+                            "chain",
+                            format!(
+                                "`{name}` is not a condition of `{model_name}` (conditions: {})",
+                                names.join(", ")
+                            ),
+                        )
+                    })?,
+            ),
+        };
         if sig.outputs.len() != 1 {
             return Err(BuildError::param(
                 "model",
@@ -343,6 +398,8 @@ impl DenoiserNode {
             _ => None,
         };
         Ok(DenoiserNode {
+            chain,
+            level_input,
             interval,
             residual,
             alphas,
@@ -394,8 +451,8 @@ impl DenoiserNode {
         t: &Tensor,
         conds: &[Tensor],
         control: Option<&Tensor>,
-        dropped: &[usize],
-        nulls: &[Option<Tensor>],
+        (dropped, nulls): (&[usize], &[Option<Tensor>]),
+        level: Option<&Tensor>,
     ) -> Result<Vec<Tensor>, NodeError> {
         let sig = self.model.signature();
         let mut inputs = Vec::with_capacity(sig.inputs.len());
@@ -404,6 +461,10 @@ impl DenoiserNode {
                 x.clone()
             } else if i == self.t {
                 t.clone()
+            } else if Some(i) == self.level_input {
+                level
+                    .cloned()
+                    .ok_or_else(|| NodeError::new("internal: missing context level"))?
             } else if Some(i) == self.control_input {
                 control
                     .cloned()
@@ -429,6 +490,20 @@ impl DenoiserNode {
         Ok(inputs)
     }
 
+    /// The level input of a call with `rows` rows at (model) timesteps `t`:
+    /// row k of a chained window gets row k−1's timestep, row 0 (and every
+    /// row of an unchained call) 0.
+    fn context_level(&self, t: &Tensor, rows: usize) -> Result<Tensor, NodeError> {
+        let ts = t.host_f32()?;
+        let mut level = vec![0.0_f32; rows];
+        if self.chain.is_some() {
+            for (l, &t) in level.iter_mut().skip(1).zip(ts) {
+                *l = t;
+            }
+        }
+        Ok(Tensor::from_f32(&[rows], level)?)
+    }
+
     fn control_residual(&self, x: &Tensor, t: &Tensor, hint: &Tensor) -> Result<Tensor, NodeError> {
         let Some(c) = &self.control else {
             return Err(NodeError::new("internal: no control branch"));
@@ -445,6 +520,73 @@ impl DenoiserNode {
         let data: Vec<f32> = residual.host_f32()?.iter().map(|v| v * c.scale).collect();
         Ok(Tensor::from_f32(residual.shape(), data)?)
     }
+}
+
+/// The model input a diffusion-forcing denoiser reads its context's noise
+/// level from: `chain_level`, else the model's `wgraph.context_level_input`;
+/// checked to be an f32 `[batch]` input other than x, t and control.
+fn chain_level_input(
+    cx: &BuildContext<'_>,
+    sig: &wgraph_engine::model::ModelSignature,
+    model_name: &str,
+    (x, t, control): (usize, usize, Option<usize>),
+) -> Result<Option<usize>, BuildError> {
+    let (name, param) = match cx.params.string("chain_level") {
+        Ok(name) => (name, "chain_level"),
+        Err(_) => match sig.meta("wgraph.context_level_input") {
+            Some(name) => (name.to_string(), "model"),
+            None => return Ok(None),
+        },
+    };
+    let Some((i, port)) = sig.input(&name) else {
+        let names: Vec<&str> = sig.inputs.iter().map(|p| p.name.as_str()).collect();
+        return Err(BuildError::param(
+            param,
+            format!(
+                "the context level input `{name}` is not an input of `{model_name}` (inputs: {})",
+                names.join(", ")
+            ),
+        ));
+    };
+    if i == x
+        || i == t
+        || Some(i) == control
+        || port.ty.dtype != DType::F32
+        || port.ty.shape.len() != 1
+    {
+        return Err(BuildError::param(
+            param,
+            format!(
+                "the context level input `{name}` of `{model_name}` must be an f32 [batch] input other than x, t and control, found {}",
+                port.ty
+            ),
+        ));
+    }
+    Ok(Some(i))
+}
+
+/// `t` with its one row repeated `rows` times.
+fn repeat_rows(t: &Tensor, rows: usize) -> Result<Tensor, NodeError> {
+    let parts = vec![t; rows];
+    stack(&parts)
+}
+
+/// The chained condition of a window call: row 0 as wired, row k the row
+/// k−1 of `x` (the previous frame of the window).
+fn chained(wired: &Tensor, x: &Tensor) -> Result<Tensor, NodeError> {
+    if wired.shape() != x.shape() {
+        return Err(NodeError::new(format!(
+            "`chain`: the chained condition is {} but x is {}",
+            wired.tensor_type(),
+            x.tensor_type()
+        )));
+    }
+    let (w, xs) = (wired.host_f32()?, x.host_f32()?);
+    let row = w.len() / x.shape()[0].max(1);
+    let mut data = Vec::with_capacity(w.len());
+    data.extend_from_slice(&w[..row]);
+    data.extend_from_slice(&xs[..xs.len() - row]);
+    Ok(Tensor::from_f32(x.shape(), data)?)
 }
 
 /// `guidance_interval = [lo, hi]`, checked: 0 <= lo <= hi <= 1, and only
@@ -656,8 +798,49 @@ impl Node for DenoiserNode {
         let get = |i: usize| inputs.get(i).and_then(Option::as_ref);
         unify_port(&mut b, &sig.inputs[self.x], 0, get(0))?;
         unify_port(&mut b, &sig.inputs[self.t], 1, get(1))?;
+        // A window call (x with n > 1 rows) repeats one-row conditions.
+        let rows = match get(0) {
+            Some(ValueType::Tensor(xt)) if self.batch => match xt.shape.first() {
+                Some(Dim::Known(n)) if *n > 1 => Some(*n),
+                _ => None,
+            },
+            _ => None,
+        };
         for (k, &mi) in self.conditions.iter().enumerate() {
-            unify_port(&mut b, &sig.inputs[mi], 2 + k, get(2 + k))?;
+            let widened = match (get(2 + k), rows) {
+                (Some(ValueType::Tensor(ct)), Some(n))
+                    if ct.shape.first() == Some(&Dim::Known(1)) =>
+                {
+                    let mut w = ct.clone();
+                    w.shape[0] = Dim::Known(n);
+                    Some(ValueType::Tensor(w))
+                }
+                _ => None,
+            };
+            unify_port(
+                &mut b,
+                &sig.inputs[mi],
+                2 + k,
+                widened.as_ref().or(get(2 + k)),
+            )?;
+        }
+        if let Some(ci) = self.chain
+            && let (Some(ValueType::Tensor(xt)), Some(ValueType::Tensor(ct))) =
+                (get(0), get(2 + ci))
+        {
+            let mut row = xt.clone();
+            if let Some(d) = row.shape.first_mut() {
+                *d = Dim::Known(1);
+            }
+            if unify_types(xt, ct).is_none() && unify_types(&row, ct).is_none() {
+                return Err(TypeError::input(
+                    2 + ci,
+                    format!(
+                        "`chain = \"{}\"` must have the type of one row of `x` ({row}): it is the previous frame; found {ct}",
+                        sig.inputs[self.conditions[ci]].name
+                    ),
+                ));
+            }
         }
         if let Some(ci) = self.residual.as_ref().and_then(|r| r.reference)
             && let (Some(ValueType::Tensor(xt)), Some(ValueType::Tensor(rt))) =
@@ -722,28 +905,49 @@ impl Node for DenoiserNode {
             }
             None => tensor_arg(inputs, 1)?,
         };
-        let conds = (0..self.conditions.len())
-            .map(|k| tensor_arg(inputs, 2 + k).cloned())
+        let rows = x.shape().first().copied().unwrap_or(1);
+        let mut conds = (0..self.conditions.len())
+            .map(|k| {
+                let c = tensor_arg(inputs, 2 + k)?;
+                if rows > 1 && c.shape().first() == Some(&1) {
+                    repeat_rows(c, rows)
+                } else {
+                    Ok(c.clone())
+                }
+            })
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(ci) = self.chain
+            && rows > 1
+        {
+            conds[ci] = chained(&conds[ci], x)?;
+        }
+        let level = match self.level_input {
+            Some(_) => Some(self.context_level(t, rows)?),
+            None => None,
+        };
+        let level = level.as_ref();
         let control = match &self.control {
             Some(_) => Some(self.control_residual(x, t, tensor_arg(inputs, self.hint_input())?)?),
             None => None,
         };
         let k = self.guidance.len();
-        let level = self.level(
-            tensor_arg(inputs, 1)?
-                .host_f32()?
-                .first()
-                .copied()
-                .unwrap_or(0.0),
-        );
+        let ts = tensor_arg(inputs, 1)?.host_f32()?;
+        if k > 0
+            && (self.interval.is_some() || self.residual.is_some())
+            && ts.iter().any(|&v| v != ts[0])
+        {
+            return Err(NodeError::new(
+                "`guidance_interval` and `guidance_mode = residual` need one noise level per call, but this call has rows at different levels (a df_window): remove them or use standard guidance",
+            ));
+        }
+        let noise_level = self.level(ts.first().copied().unwrap_or(0.0));
         // Outside the guidance interval: one pass, every condition kept.
         if k > 0
             && self
                 .interval
-                .is_some_and(|(lo, hi)| !(lo <= level.0 && level.0 <= hi))
+                .is_some_and(|(lo, hi)| !(lo <= noise_level.0 && noise_level.0 <= hi))
         {
-            let pass = self.pass(x, t, &conds, control.as_ref(), &[], &[])?;
+            let pass = self.pass(x, t, &conds, control.as_ref(), (&[], &[]), level)?;
             return Ok(vec![self.run_pass(&pass)?.into()]);
         }
         let nulls = state_mut::<Vec<Option<Tensor>>>(state)?;
@@ -758,7 +962,16 @@ impl Node for DenoiserNode {
         // Residual mode computes p₁ … p_k; p₀ is the virtual residual.
         let first = usize::from(self.residual.is_some() && k > 0);
         let passes = (first..=k)
-            .map(|j| self.pass(x, t, &conds, control.as_ref(), &self.guided[j..], nulls))
+            .map(|j| {
+                self.pass(
+                    x,
+                    t,
+                    &conds,
+                    control.as_ref(),
+                    (&self.guided[j..], nulls),
+                    level,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut preds: Vec<Tensor> = if passes.len() > 1 && self.batch {
             let stacked = (0..passes[0].len())
@@ -781,7 +994,10 @@ impl Node for DenoiserNode {
         }
         if let (Some(r), 1) = (&self.residual, first) {
             let reference = r.reference.map(|ci| &conds[ci]);
-            preds.insert(0, residual_prediction(r.readout, x, reference, level)?);
+            preds.insert(
+                0,
+                residual_prediction(r.readout, x, reference, noise_level)?,
+            );
         }
         let mut result = preds[0].host_f32()?.to_vec();
         for (j, (_, scale)) in self.guidance.iter().enumerate() {

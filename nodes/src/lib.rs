@@ -135,6 +135,7 @@ pub fn registry() -> Registry {
     r.register(Ddim).expect(UNIQUE);
     r.register(samplers::sde::Sde).expect(UNIQUE);
     r.register(samplers::aam::Aam).expect(UNIQUE);
+    r.register(samplers::df_window::DfWindow).expect(UNIQUE);
     r.register(samplers::self_forcing::SelfForcing)
         .expect(UNIQUE);
     r.register(samplers::tts::TTS_ODE).expect(UNIQUE);
@@ -164,7 +165,7 @@ mod tests {
     #[test]
     fn every_kind_has_consistent_params() {
         let r = super::registry();
-        assert_eq!(r.names().count(), 41);
+        assert_eq!(r.names().count(), 42);
         for kind in r.kinds() {
             let params = kind.params();
             for (i, p) in params.iter().enumerate() {

@@ -165,3 +165,46 @@ def small_types(path):
 
 dtypes("dtypes.onnx")
 small_types("small_types.onnx")
+
+
+def chained(path):
+    """df_chain.onnx: a VP ε-model of the diffusion-forcing contract, for the
+    df_window reference: ε = 0.8x − 0.0003t + 0.1x² + 0.3·context
+    + 0.0002·context_t (context_t per row, like t)."""
+    shape = ["batch", 4, 2, 2]
+    x, ctx = (helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ("x", "context"))
+    t, ct = (helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch"]) for n in ("t", "context_t"))
+    y = helper.make_tensor_value_info("epsilon", TensorProto.FLOAT, shape)
+    c = lambda n, v: helper.make_node("Constant", [], [n], value=helper.make_tensor(n, TensorProto.FLOAT, [1], [v]))
+    axes = helper.make_node("Constant", [], ["axes"], value=helper.make_tensor("axes", TensorProto.INT64, [3], [1, 2, 3]))
+    nodes = [
+        c("a", 0.8), c("b", -0.0003), c("q", 0.1), c("r", 0.3), c("l", 0.0002), axes,
+        helper.make_node("Unsqueeze", ["t", "axes"], ["t4"]),
+        helper.make_node("Unsqueeze", ["context_t", "axes"], ["ct4"]),
+        helper.make_node("Mul", ["x", "a"], ["ax"]),
+        helper.make_node("Mul", ["t4", "b"], ["bt"]),
+        helper.make_node("Mul", ["x", "x"], ["xx"]),
+        helper.make_node("Mul", ["xx", "q"], ["qxx"]),
+        helper.make_node("Mul", ["context", "r"], ["rctx"]),
+        helper.make_node("Mul", ["ct4", "l"], ["lct"]),
+        helper.make_node("Add", ["ax", "bt"], ["s1"]),
+        helper.make_node("Add", ["s1", "qxx"], ["s2"]),
+        helper.make_node("Add", ["s2", "rctx"], ["s3"]),
+        helper.make_node("Add", ["s3", "lct"], ["epsilon"]),
+    ]
+    g = helper.make_graph(nodes, "analytic_chained", [x, t, ctx, ct], [y])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    meta = {
+        "wgraph.role": "denoiser", "wgraph.prediction": "epsilon", "wgraph.schedule": "scaled_linear",
+        "wgraph.beta_start": "0.00085", "wgraph.beta_end": "0.012", "wgraph.train_steps": "1000",
+        "wgraph.context_level_input": "context_t",
+    }
+    for k, v in meta.items():
+        p = m.metadata_props.add()
+        p.key, p.value = k, v
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+
+
+chained("df_chain.onnx")

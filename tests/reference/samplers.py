@@ -269,6 +269,55 @@ def aam(c, kind, x, z):
     return y
 
 
+def model_chain(x, t, ctx, ct):
+    # df_chain.onnx, per row (t and ct are [rows]), in float32 like ONNX Runtime.
+    f = np.float32
+    x, ctx = x.astype(f), ctx.astype(f)
+    t4, ct4 = (np.asarray(v, dtype=f).reshape(-1, 1, 1, 1) for v in (t, ct))
+    return (((f(0.8) * x + f(-0.0003) * t4) + f(0.1) * (x * x)) + f(0.3) * ctx) + f(0.0002) * ct4
+
+
+def df_window(c, ctx0, noise, z, ticks):
+    """Diffusion forcing with DDIM (η = 0) on the chained VP model, in VP
+    coordinates: a window of W = frames latents at the trailing timesteps;
+    each tick a noise frame enters at the top (x_T = noise; on an empty
+    window the next ones come from z), one call on all rows (oldest first;
+    row k's context is row k−1's latent and context_t its timestep, row 0's
+    the last output and 0), every row x ← √ᾱ'·x̂0 + √(1−ᾱ')·ε̂; the frame
+    past the last level leaves as x̂0. Returns the outputs of every tick."""
+    w = c["frames"]
+    ts = (np.round(np.arange(1000, 0, -1000 / w)) - 1).astype(np.int64)
+    win, outs, prev = [], [], ctx0
+    for _ in range(ticks):
+        win.append([noise.copy(), 0])
+        extra = 0
+        while True:
+            x = np.concatenate([f for f, _ in win])
+            t = np.array([ts[l] for _, l in win], dtype=np.float64)
+            ctx = np.concatenate([prev] + [f for f, _ in win[:-1]])
+            ct = np.concatenate([[0.0], t[:-1]]) if c.get("chain") else np.zeros(len(win))
+            if not c.get("chain"):
+                ctx = np.concatenate([prev] * len(win))
+            eps = model_chain(x, t, ctx, ct).astype(np.float64)
+            left = None
+            for p, (f, l) in enumerate(win):
+                a = AC[ts[l]]
+                x0 = (f[0] - np.sqrt(1 - a) * eps[p]) / np.sqrt(a)
+                if l + 1 == w:
+                    left = x0[None]
+                else:
+                    an = AC[ts[l + 1]]
+                    win[p] = [(np.sqrt(an) * x0 + np.sqrt(1 - an) * eps[p])[None], l + 1]
+            if left is not None:
+                win.pop(0)
+                outs.append(left)
+                prev = left
+                break
+            win.append([z[extra], 0])
+            extra += 1
+    return np.concatenate(outs)
+
+
 SAMPLERS = {
     "aam": aam,
     "euler": euler,
@@ -283,6 +332,15 @@ if __name__ == "__main__":
     case = json.load(open(sys.argv[1]))
     x = np.load(sys.argv[2]).astype(np.float64)
     z = np.load(sys.argv[3]).astype(np.float64)
+    if case["sampler"] == "df_window":
+        # argv[4]: the run's output folder (one npy per tick); argv[5]: ctx.npy.
+        import glob
+        outs = sorted(glob.glob(f"{sys.argv[4]}/out_*.npy"))
+        got = np.concatenate([np.load(o).astype(np.float64) for o in outs])
+        want = df_window(case, np.load(sys.argv[5]).astype(np.float64), x, z, len(outs))
+        print(json.dumps({"max_abs_error": float(np.abs(got - want).max()),
+                          "max_abs_value": float(np.abs(want).max()), "ticks": len(outs)}))
+        sys.exit(0)
     got = np.load(sys.argv[4]).astype(np.float64)
     if "guidance" in case:
         # CONDS_DIR holds c.npy and ctx.npy, the conditions the graph wired.

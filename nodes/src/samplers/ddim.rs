@@ -299,7 +299,7 @@ impl Node for DdimNode {
         calls: &mut dyn InferCalls,
     ) -> Result<Vec<ValueType>, TypeError> {
         check_step_noise(inputs, 1, self.plan.len())?;
-        let (types, readout, _) = infer_readout(inputs, calls, 0, &self.denoiser, "ddim", true)?;
+        let (types, readout, _) = infer_readout(inputs, calls, 0, &self.denoiser, "ddim", true, 1)?;
         // Build-time configuration found by inference; set once.
         let _ = self.readout.set(readout);
         Ok(types)

@@ -9,7 +9,9 @@
 //!   `interval`-th step reuses the velocity of a `depth`-step look-ahead;
 //! - [`ddim`] — DDIM (diffusers semantics) on the VP ᾱ schedule;
 //! - [`aam`] — Yume's Anti-Artifact Mechanism: two passes, the second taking
-//!   the first's low frequencies for its first steps.
+//!   the first's low frequencies for its first steps;
+//! - [`df_window`] — diffusion forcing / Yan-Sim's shift-window denoising: a
+//!   window of frames at staggered levels, one batched call per frame.
 //!
 //! Shared: the one callable every sampler has ([`denoiser_call`]), the
 //! build-time type check ([`infer_sampler`]), and [`FlowCall`], which calls a
@@ -28,6 +30,7 @@
 
 pub mod aam;
 pub mod ddim;
+pub mod df_window;
 pub mod euler;
 pub mod sde;
 pub mod self_forcing;
@@ -90,26 +93,37 @@ pub(crate) fn infer_sampler(
     denoiser: &str,
     (kind, want): (&str, &str),
     (other_kind, other): (&str, &str),
+    rows: usize,
 ) -> Result<Vec<ValueType>, TypeError> {
     check_prediction(&*calls, index, denoiser, kind, (want, other_kind, other))?;
-    infer_denoiser_types(inputs, calls, index, denoiser)
+    infer_denoiser_types(inputs, calls, index, denoiser, rows)
 }
 
 /// The type half of [`infer_sampler`], for a denoiser whose prediction is
-/// already known from its metadata (its output may have any name).
+/// already known from its metadata (its output may have any name). `rows`
+/// is 1 for a sampler of one frame: the call is `(x: noise's type, t:
+/// f32[1])`; a window of `rows` frames ([`df_window`]) calls with x's
+/// leading dimension `rows` and `t: f32[rows]`, and gets that back.
 pub(crate) fn infer_denoiser_types(
     inputs: &[Option<ValueType>],
     calls: &mut dyn InferCalls,
     index: usize,
     denoiser: &str,
+    rows: usize,
 ) -> Result<Vec<ValueType>, TypeError> {
-    let x = f32_in(inputs, 0)?;
+    let mut x = f32_in(inputs, 0)?.clone();
+    if rows > 1
+        && let Some(d) = x.shape.first_mut()
+    {
+        *d = Dim::Known(rows);
+    }
+    let x = &x;
     let outs = calls
         .infer_call(
             index,
             &[
                 ValueType::Tensor(x.clone()),
-                ValueType::tensor(DType::F32, &[1]),
+                ValueType::tensor(DType::F32, &[rows]),
             ],
         )
         .map_err(|e| TypeError {
@@ -119,7 +133,9 @@ pub(crate) fn infer_denoiser_types(
         })?;
     let first = outs.first().and_then(ValueType::as_tensor);
     if first.is_some_and(|v| unify_types(x, v).is_some()) {
-        return Ok(vec![ValueType::Tensor(x.clone())]);
+        return Ok(vec![
+            inputs[0].clone().unwrap_or(ValueType::Tensor(x.clone())),
+        ]);
     }
     let found = outs.first().map_or("nothing".into(), ToString::to_string);
     Err(TypeError::node(format!(
@@ -136,6 +152,16 @@ pub(crate) struct VpAsFlow {
 impl VpAsFlow {
     pub(crate) fn new(alphas_cumprod: Vec<f64>) -> Self {
         VpAsFlow { alphas_cumprod }
+    }
+
+    /// The ᾱ table.
+    pub(crate) fn table(&self) -> &[f64] {
+        &self.alphas_cumprod
+    }
+
+    /// The model's training timesteps (the table's length).
+    pub(crate) fn train_steps(&self) -> usize {
+        self.alphas_cumprod.len()
     }
 
     /// The (fractional) timestep whose ᾱ matches flow σ, and that ᾱ
@@ -506,11 +532,12 @@ pub(crate) fn infer_readout(
     denoiser: &str,
     kind: &str,
     epsilon_ok: bool,
+    rows: usize,
 ) -> Result<(Vec<ValueType>, Readout, Option<Prediction>), TypeError> {
     if let Some(prediction) = calls.callee_prediction(index) {
         let readout = Readout::of(&prediction)
             .map_err(|why| TypeError::node(format!("`{kind}` cannot run `@{denoiser}`: {why}")))?;
-        let types = infer_denoiser_types(inputs, calls, index, denoiser)?;
+        let types = infer_denoiser_types(inputs, calls, index, denoiser, rows)?;
         return Ok((types, readout, Some(prediction)));
     }
     let names = calls.callee_outputs(index);
@@ -522,6 +549,7 @@ pub(crate) fn infer_readout(
             denoiser,
             (kind, "epsilon"),
             ("euler", "velocity"),
+            rows,
         )?;
         return Ok((types, Readout::VpEpsilon, None));
     }
@@ -532,6 +560,7 @@ pub(crate) fn infer_readout(
         denoiser,
         (kind, "velocity"),
         ("ddim", "epsilon"),
+        rows,
     )?;
     Ok((types, Readout::FlowVelocity, None))
 }
@@ -555,17 +584,19 @@ impl FlowCall {
         callee: 0,
     };
 
-    /// Type-checks callable `index` (see [`infer_sampler`]) and picks the
-    /// call from what it predicts; a VP model brings its ᾱ table.
+    /// Type-checks callable `index` (see [`infer_sampler`]; `rows` frames
+    /// per call) and picks the call from what it predicts; a VP model brings
+    /// its ᾱ table.
     pub(crate) fn infer_callee(
         inputs: &[Option<ValueType>],
         calls: &mut dyn InferCalls,
         index: usize,
         denoiser: &str,
         kind: &str,
+        rows: usize,
     ) -> Result<(Vec<ValueType>, FlowCall), TypeError> {
         let (types, readout, prediction) =
-            infer_readout(inputs, calls, index, denoiser, kind, false)?;
+            infer_readout(inputs, calls, index, denoiser, kind, false, rows)?;
         let vp = match prediction.map(|p| p.process) {
             Some(NoiseProcess::Vp {
                 beta_start,
@@ -600,17 +631,41 @@ impl FlowCall {
         x: &[f32],
         sigma: f64,
     ) -> Result<(Vec<f32>, Vec<f32>), NodeError> {
-        let (t, scale, alpha) = match &self.vp {
-            Some(vp) => {
-                let (t, a) = vp.timestep(sigma);
-                (t as f32, a.sqrt() + (1.0 - a).sqrt(), a)
-            }
-            None => ((1000.0 * sigma) as f32, 1.0, 0.0),
-        };
-        let t = Tensor::from_f32(&[1], vec![t])?;
+        self.denoise_rows(cx, denoiser, shape, x, &[sigma])
+    }
+
+    /// [`FlowCall::denoise`] on a window: `x` (of `shape`) holds
+    /// `sigmas.len()` frames as equal rows, row k at level `sigmas[k]`; one
+    /// call with `t: f32[rows]`.
+    pub(crate) fn denoise_rows(
+        &self,
+        cx: &mut TickContext<'_>,
+        denoiser: &str,
+        shape: &[usize],
+        x: &[f32],
+        sigmas: &[f64],
+    ) -> Result<(Vec<f32>, Vec<f32>), NodeError> {
+        // Per row: the model's t, the flow → model scale, and ᾱ (VP).
+        let levels: Vec<(f32, f64, f64)> = sigmas
+            .iter()
+            .map(|&sigma| match &self.vp {
+                Some(vp) => {
+                    let (t, a) = vp.timestep(sigma);
+                    (t as f32, a.sqrt() + (1.0 - a).sqrt(), a)
+                }
+                None => ((1000.0 * sigma) as f32, 1.0, 0.0),
+            })
+            .collect();
+        let row = x.len() / sigmas.len().max(1);
+        let t = Tensor::from_f32(&[levels.len()], levels.iter().map(|l| l.0).collect())?;
         let xt = Tensor::from_f32(
             shape,
-            x.iter().map(|v| (f64::from(*v) * scale) as f32).collect(),
+            x.chunks(row.max(1))
+                .zip(&levels)
+                .flat_map(|(r, &(_, scale, _))| {
+                    r.iter().map(move |v| (f64::from(*v) * scale) as f32)
+                })
+                .collect(),
         )?;
         let out = cx.call(self.callee, vec![xt.into(), t.into()])?;
         let y = match out.first() {
@@ -623,14 +678,48 @@ impl FlowCall {
             }
         };
         let (mut x0, mut eps) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
-        for (&xv, &yv) in x.iter().zip(y) {
-            let (a, e) = self
-                .readout
-                .estimate(f64::from(xv) * scale, f64::from(yv), sigma, alpha);
-            x0.push(a as f32);
-            eps.push(e as f32);
+        for ((xr, yr), (&sigma, &(_, scale, alpha))) in x
+            .chunks(row.max(1))
+            .zip(y.chunks(row.max(1)))
+            .zip(sigmas.iter().zip(&levels))
+        {
+            for (&xv, &yv) in xr.iter().zip(yr) {
+                let (a, e) =
+                    self.readout
+                        .estimate(f64::from(xv) * scale, f64::from(yv), sigma, alpha);
+                x0.push(a as f32);
+                eps.push(e as f32);
+            }
         }
         Ok((x0, eps))
+    }
+
+    /// The factor from a frame of pure noise to its flow point at the top
+    /// level σ₀: 1 for a flow model (σ₀ = 1); for a VP model DDIM's start
+    /// x_T = noise is a VP point, whose flow point is `noise/(√ᾱ + √(1−ᾱ))`.
+    pub(crate) fn entry_scale(&self, sigma0: f64) -> f64 {
+        match &self.vp {
+            Some(vp) => {
+                let (_, a) = vp.timestep(sigma0);
+                1.0 / (a.sqrt() + (1.0 - a).sqrt())
+            }
+            None => 1.0,
+        }
+    }
+
+    /// The `frames` noise levels (flow σ, descending) a window of that many
+    /// frames steps through before σ = 0: a VP model's `trailing` DDIM
+    /// timesteps (so a window of 4 visits DDIM-4's levels), a flow model's
+    /// [`flow_schedule`] with `shift`.
+    pub(crate) fn window_levels(&self, frames: usize, shift: f64) -> Vec<f64> {
+        match &self.vp {
+            Some(vp) => ddim::ddim_timesteps(frames, vp.train_steps(), ddim::Spacing::Trailing)
+                .into_iter()
+                .map(|t| flow_sigma_of_alpha(alpha_at(vp.table(), t as f64)))
+                .chain([0.0])
+                .collect(),
+            None => flow_schedule(frames, shift),
+        }
     }
 }
 
@@ -649,10 +738,16 @@ impl DenoiserCall {
         denoiser: &str,
         kind: &str,
     ) -> Result<Vec<ValueType>, TypeError> {
-        let (types, call) = FlowCall::infer_callee(inputs, calls, index, denoiser, kind)?;
+        let (types, call) = FlowCall::infer_callee(inputs, calls, index, denoiser, kind, 1)?;
         // Build-time configuration found by inference; set once.
         let _ = self.0.set(call);
         Ok(types)
+    }
+
+    /// Remembers a call inferred elsewhere ([`FlowCall::infer_callee`]).
+    pub(crate) fn set(&self, call: FlowCall) {
+        // Build-time configuration found by inference; set once.
+        let _ = self.0.set(call);
     }
 
     /// The call chosen at build time (a flow velocity model before that).
@@ -780,16 +875,22 @@ pub(crate) mod testing {
             let (Value::Tensor(x), Value::Tensor(t)) = (&args[0], &args[1]) else {
                 return Err(NodeError::new("expected tensors"));
             };
-            let t = t.host_f32()?[0];
-            self.ts.push(t);
-            self.xs.push(x.host_f32()?.to_vec());
-            let sigma = f64::from(t) / 1000.0;
-            let v: Vec<f32> = x
-                .host_f32()?
-                .iter()
-                .zip(&self.x0)
-                .map(|(&x, &c)| ((f64::from(x) - f64::from(c)) / sigma) as f32)
+            // One t per row of x (a window call has several).
+            let ts = t.host_f32()?.to_vec();
+            let xs = x.host_f32()?;
+            let row = self.x0.len();
+            let v: Vec<f32> = xs
+                .chunks(row)
+                .zip(&ts)
+                .flat_map(|(r, &t)| {
+                    let sigma = f64::from(t) / 1000.0;
+                    r.iter()
+                        .zip(&self.x0)
+                        .map(move |(&x, &c)| ((f64::from(x) - f64::from(c)) / sigma) as f32)
+                })
                 .collect();
+            self.ts.extend(ts);
+            self.xs.push(xs.to_vec());
             Ok(vec![Tensor::from_f32(x.shape(), v)?.into()])
         }
     }
