@@ -46,7 +46,8 @@
 
 use crate::common::*;
 use crate::model_io::{
-    batchable, model_with_role, resolved_outputs, run_model, stack, unify_port, unstack,
+    batchable, model_with_role, resolved_outputs, run_model, run_model_rows, stack, unify_port,
+    unstack,
 };
 use crate::samplers::{Readout, alpha_at, ddim::alphas_cumprod, flow_sigma_of_alpha};
 use std::sync::Arc;
@@ -76,6 +77,13 @@ const RESIDUAL_REFERENCE: ParamSpec = ParamSpec::optional(
 );
 
 /// `chain`, `chain_level` (both kinds): diffusion-forcing windows.
+/// `max_batch` (both kinds): stream batching's knob.
+const MAX_BATCH: ParamSpec = ParamSpec::optional(
+    "max_batch",
+    ParamType::Int,
+    ParamDefault::Int(0),
+    "the most rows one model run takes (0: no limit): guidance passes and window frames are stacked into one run up to it, split into several above it (1: every pass and frame its own run)",
+);
 const CHAIN: ParamSpec = ParamSpec::optional(
     "chain",
     ParamType::Str,
@@ -106,6 +114,7 @@ const DENOISER_PARAMS: &[ParamSpec] = &[
     RESIDUAL_REFERENCE,
     CHAIN,
     CHAIN_LEVEL,
+    MAX_BATCH,
 ];
 
 const CONTROLNET_PARAMS: &[ParamSpec] = &[
@@ -136,6 +145,7 @@ const CONTROLNET_PARAMS: &[ParamSpec] = &[
     RESIDUAL_REFERENCE,
     CHAIN,
     CHAIN_LEVEL,
+    MAX_BATCH,
 ];
 
 /// A denoising network called by a sampler.
@@ -246,6 +256,8 @@ struct DenoiserNode {
     residual: Option<Residual>,
     /// A VP model's ᾱ table (for the noise level of a call).
     alphas: Option<Vec<f64>>,
+    /// `max_batch`: the most rows per model run (0: no limit).
+    max_batch: usize,
     /// `chain`: index into `conditions` of the previous frame.
     chain: Option<usize>,
     /// Model input the node fills with the chained condition's timestep.
@@ -397,7 +409,15 @@ impl DenoiserNode {
             )),
             _ => None,
         };
+        let max_batch = cx.params.int("max_batch")?;
+        let max_batch = usize::try_from(max_batch).map_err(|_| {
+            BuildError::param(
+                "max_batch",
+                format!("`max_batch` must be 0 (no limit) or a number of rows, found {max_batch}"),
+            )
+        })?;
         Ok(DenoiserNode {
+            max_batch,
             chain,
             level_input,
             interval,
@@ -438,7 +458,7 @@ impl DenoiserNode {
 
     /// Runs one pass (one call) and returns its prediction.
     fn run_pass(&self, inputs: &[Tensor]) -> Result<Tensor, NodeError> {
-        run_model(&*self.model, &self.model_name, inputs)?
+        run_model_rows(&*self.model, &self.model_name, inputs, self.max_batch)?
             .into_iter()
             .next()
             .ok_or_else(|| NodeError::new("denoiser gave no output"))
@@ -977,7 +997,7 @@ impl Node for DenoiserNode {
             let stacked = (0..passes[0].len())
                 .map(|i| stack(&passes.iter().map(|p| &p[i]).collect::<Vec<_>>()))
                 .collect::<Result<Vec<_>, _>>()?;
-            let out = run_model(&*self.model, &self.model_name, &stacked)?;
+            let out = run_model_rows(&*self.model, &self.model_name, &stacked, self.max_batch)?;
             unstack(
                 out.first()
                     .ok_or_else(|| NodeError::new("denoiser gave no output"))?,
@@ -1219,6 +1239,115 @@ mod tests {
                 assert_eq!(calls.len(), 3);
             }
         }
+    }
+
+    /// `max_batch` cuts the stacked passes into runs of at most that many
+    /// rows, with the same result: 3 passes → runs of 2 + 1 rows, or 3 × 1.
+    #[test]
+    fn max_batch_splits_stacked_passes_without_changing_the_result() {
+        for (max_batch, runs) in [
+            (0, vec![vec![3, 2]]),
+            (2, vec![vec![2, 2], vec![1, 2]]),
+            (1, vec![vec![1, 2]; 3]),
+        ] {
+            let model = dit(true);
+            let node = build_with(
+                &Denoiser,
+                vec![
+                    ("model", ParamValue::ModelRef("m".into())),
+                    ("guidance", guidance(&[("text", 5.0), ("action", 2.0)])),
+                    ("max_batch", ParamValue::Int(max_batch)),
+                ],
+                vec![("m", model.clone())],
+            )
+            .unwrap();
+            let got = eval(&*node, 1.0, 1.0);
+            assert!(
+                (got[0] - (1.5 + 50.0 + 200.0)).abs() < 1e-4,
+                "{max_batch}: {got:?}"
+            );
+            assert_eq!(*model.calls.lock().unwrap(), runs, "max_batch {max_batch}");
+        }
+        let err = build_with(
+            &Denoiser,
+            vec![
+                ("model", ParamValue::ModelRef("m".into())),
+                ("max_batch", ParamValue::Int(-1)),
+            ],
+            vec![("m", dit(true))],
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("max_batch"), "{err}");
+    }
+
+    /// A window call (rows at several levels, oldest first): one-row
+    /// conditions are repeated, `chain` hands row k the row k−1 of x, and
+    /// the level input (here from the model's metadata) gets row k−1's t.
+    #[test]
+    fn window_calls_repeat_conditions_and_chain_the_previous_frame() {
+        let model = fake(
+            &[
+                "x:f32:batch,1",
+                "t:f32:batch",
+                "context:f32:batch,1",
+                "context_t:f32:batch",
+                "action:f32:batch,1",
+            ],
+            &["velocity:f32:batch,1"],
+            &[
+                ("wgraph.role", "denoiser"),
+                ("wgraph.prediction", "velocity"),
+                ("wgraph.context_level_input", "context_t"),
+            ],
+            |ins| {
+                let h: Vec<&[f32]> = ins.iter().map(|t| t.host_f32().unwrap()).collect();
+                let out = (0..h[0].len())
+                    .map(|r| h[2][r] * 1000.0 + h[3][r] + h[4][r] * 0.5)
+                    .collect();
+                vec![Tensor::from_f32(&[h[0].len(), 1], out).unwrap()]
+            },
+        );
+        let node = build_with(
+            &Denoiser,
+            vec![
+                ("model", ParamValue::ModelRef("m".into())),
+                ("chain", ParamValue::Str("context".into())),
+            ],
+            vec![("m", model)],
+        )
+        .unwrap();
+        assert_eq!(
+            node.inputs()
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
+            ["x", "t", "context", "action"],
+            "the level input is filled by the node, not wired"
+        );
+        let settings = Settings::default();
+        let mut none = NoCallees;
+        let mut cx = TickContext::new(0, &settings, &mut none);
+        let mut state = node.init_state().unwrap();
+        let ins = [
+            Some(
+                Tensor::from_f32(&[3, 1], vec![1.0, 2.0, 3.0])
+                    .unwrap()
+                    .into(),
+            ),
+            Some(
+                Tensor::from_f32(&[3], vec![250.0, 500.0, 750.0])
+                    .unwrap()
+                    .into(),
+            ),
+            Some(Tensor::from_f32(&[1, 1], vec![9.0]).unwrap().into()),
+            Some(Tensor::from_f32(&[1, 1], vec![4.0]).unwrap().into()),
+        ];
+        let out = node.eval(&mut state, &ins, &mut cx).unwrap();
+        let got = out[0].as_tensor().unwrap().host_f32().unwrap().to_vec();
+        // Row 0: context 9 (wired), level 0; row 1: context 1 (x row 0),
+        // level 250; row 2: context 2, level 500; action 4 on every row.
+        assert_eq!(got, [9002.0, 1252.0, 2502.0]);
     }
 
     fn guided(model: &Arc<FakeModel>, extra: Vec<(&'static str, ParamValue)>) -> Box<dyn Node> {

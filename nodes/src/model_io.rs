@@ -130,15 +130,17 @@ pub(crate) fn batchable(sig: &ModelSignature) -> bool {
         .all(|p| matches!(p.ty.shape.first(), Some(Dim::Sym(_))))
 }
 
-/// Stacks tensors of equal shape `[1, ...]` along axis 0.
+/// Joins tensors `[rows_i, ...]` (equal but for the rows) along axis 0.
 pub(crate) fn stack(parts: &[&Tensor]) -> Result<Tensor, NodeError> {
     let first = parts
         .first()
         .ok_or_else(|| NodeError::new("internal: nothing to stack"))?;
     let mut shape = first.shape().to_vec();
-    let rows = shape.first().copied().unwrap_or(1);
     if let Some(d) = shape.first_mut() {
-        *d = rows * parts.len();
+        *d = parts
+            .iter()
+            .map(|p| p.shape().first().copied().unwrap_or(1))
+            .sum();
     }
     let hosts = parts
         .iter()
@@ -176,6 +178,50 @@ pub(crate) fn run_model(
     model
         .run(inputs)
         .map_err(|e| NodeError::new(format!("model `{name}`: {e}")))
+}
+
+/// [`run_model`] with at most `max_rows` rows per call (0: no limit): when
+/// every input has more rows (axis 0) than that, the inputs are cut into
+/// row chunks, each chunk is one call, and the outputs are joined again —
+/// the same result as one batched call, for a model whose rows are
+/// independent (a batch axis).
+pub(crate) fn run_model_rows(
+    model: &dyn Model,
+    name: &str,
+    inputs: &[Tensor],
+    max_rows: usize,
+) -> Result<Vec<Tensor>, NodeError> {
+    let rows = inputs
+        .first()
+        .and_then(|t| t.shape().first().copied())
+        .unwrap_or(1);
+    if max_rows == 0 || rows <= max_rows || inputs.iter().any(|t| t.shape().first() != Some(&rows))
+    {
+        return run_model(model, name, inputs);
+    }
+    let mut parts: Vec<Vec<Tensor>> = Vec::new();
+    for start in (0..rows).step_by(max_rows) {
+        let end = (start + max_rows).min(rows);
+        let chunk = inputs
+            .iter()
+            .map(|t| rows_of(t, start..end))
+            .collect::<Result<Vec<_>, _>>()?;
+        parts.push(run_model(model, name, &chunk)?);
+    }
+    let outputs = parts.first().map_or(0, Vec::len);
+    (0..outputs)
+        .map(|o| stack(&parts.iter().map(|p| &p[o]).collect::<Vec<_>>()))
+        .collect()
+}
+
+/// Rows `range` (axis 0) of a tensor.
+fn rows_of(t: &Tensor, range: std::ops::Range<usize>) -> Result<Tensor, NodeError> {
+    let rows = t.shape().first().copied().unwrap_or(1).max(1);
+    let per_row = t.len() / rows;
+    let mut shape = t.shape().to_vec();
+    shape[0] = range.len();
+    let data = t.host()?.slice(range.start * per_row..range.end * per_row);
+    Ok(Tensor::from_host(&shape, data)?)
 }
 
 /// Caches the outputs of a pure model call on inputs that are the very same
