@@ -1299,7 +1299,7 @@ mod live {
         std::fs::write(&graph, &steps2).unwrap();
         let log = wait_for(d, "reloaded at tick", 1);
         assert!(
-            log.contains("changed sampler.steps; state kept: 9 nodes, fresh: sampler, feedback carried: sampler;"),
+            log.contains("changed sampler.steps; state kept: 10 nodes, fresh: sampler, feedback carried: sampler;"),
             "{log}"
         );
         // 2. A rewire: show the context latent instead of the new one.
@@ -1527,7 +1527,7 @@ mod live {
         let log = wait_for(d, "reloaded at tick", 1);
         assert!(
             log.contains(
-                "changed dit (model); models reloaded: sim_dit; state kept: 9 nodes, fresh: dit"
+                "changed dit (model); models reloaded: sim_dit; state kept: 10 nodes, fresh: dit"
             ),
             "{log}"
         );

@@ -32,6 +32,8 @@
 //! | `qcm.rs` | `qcm` — Yume's Quantized Camera Motion captions |
 //! | `framepack.rs` | `framepack` — Yume's FramePack-like memory |
 //! | `tscm.rs` | `tscm` — Yume 1.5's temporal-spatial compressed memory |
+//! | `reuse.rs` | `similarity_filter` — skip ticks whose input and condition did not change; `Reusable`, the `reuse` input of every sampler and the decoder |
+//! | `samplers/` | `euler`, `sde`, `tts_ode`, `tts_sde`, `self_forcing`, `ddim`, `aam`, `df_window` |
 //! | `world_source.rs` | `world` — the ground-truth world (crate `wgraph-world`): RGB, depth, pose |
 //!
 //! Shared helpers: `common.rs` (port type checks, input access),
@@ -64,6 +66,7 @@ pub mod ports;
 mod prompt_schedule;
 mod qcm;
 mod resize;
+mod reuse;
 pub mod rng;
 pub mod samplers;
 mod start_then;
@@ -106,6 +109,7 @@ pub use world_source::{
 };
 pub use y4m::Y4m;
 
+pub use reuse::{Reusable, SimilarityFilter};
 use wgraph_engine::registry::Registry;
 
 /// Every built-in node kind.
@@ -131,25 +135,27 @@ pub fn registry() -> Registry {
     r.register(StartThen).expect(UNIQUE);
     r.register(Pan).expect(UNIQUE);
     r.register(TargetFlow).expect(UNIQUE);
-    r.register(Euler).expect(UNIQUE);
-    r.register(Ddim).expect(UNIQUE);
-    r.register(samplers::sde::Sde).expect(UNIQUE);
-    r.register(samplers::aam::Aam).expect(UNIQUE);
-    r.register(samplers::df_window::DfWindow).expect(UNIQUE);
-    r.register(samplers::self_forcing::SelfForcing)
+    r.register(Reusable(Euler)).expect(UNIQUE);
+    r.register(Reusable(Ddim)).expect(UNIQUE);
+    r.register(Reusable(samplers::sde::Sde)).expect(UNIQUE);
+    r.register(Reusable(samplers::aam::Aam)).expect(UNIQUE);
+    r.register(Reusable(samplers::df_window::DfWindow))
         .expect(UNIQUE);
-    r.register(samplers::tts::TTS_ODE).expect(UNIQUE);
-    r.register(samplers::tts::TTS_SDE).expect(UNIQUE);
+    r.register(Reusable(samplers::self_forcing::SelfForcing))
+        .expect(UNIQUE);
+    r.register(Reusable(samplers::tts::TTS_ODE)).expect(UNIQUE);
+    r.register(Reusable(samplers::tts::TTS_SDE)).expect(UNIQUE);
     r.register(model_node::AnyModel).expect(UNIQUE);
     r.register(FramePack).expect(UNIQUE);
     r.register(Tscm).expect(UNIQUE);
+    r.register(SimilarityFilter).expect(UNIQUE);
     r.register(Png).expect(UNIQUE);
     r.register(Gif).expect(UNIQUE);
     r.register(NpyDump).expect(UNIQUE);
     r.register(Y4m).expect(UNIQUE);
     r.register(Display).expect(UNIQUE);
     r.register(Encoder).expect(UNIQUE);
-    r.register(Decoder).expect(UNIQUE);
+    r.register(Reusable(Decoder)).expect(UNIQUE);
     r.register(ActionEmbedder).expect(UNIQUE);
     r.register(TextEncoder).expect(UNIQUE);
     r.register(Denoiser).expect(UNIQUE);
@@ -165,7 +171,7 @@ mod tests {
     #[test]
     fn every_kind_has_consistent_params() {
         let r = super::registry();
-        assert_eq!(r.names().count(), 42);
+        assert_eq!(r.names().count(), 43);
         for kind in r.kinds() {
             let params = kind.params();
             for (i, p) in params.iter().enumerate() {

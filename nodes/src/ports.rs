@@ -66,7 +66,10 @@ mod tests {
     fn lists_what_the_kind_declares() {
         let r = crate::registry();
         let euler = default_ports(r.get("euler").unwrap().as_ref()).unwrap();
-        assert_eq!(euler.inputs, [PortSpec::wired("noise")]);
+        assert_eq!(
+            euler.inputs,
+            [PortSpec::wired("noise"), PortSpec::optional("reuse")]
+        );
         assert_eq!(euler.outputs, [PortSpec::output("latent")]);
         assert_eq!(euler.calls[0].args, ["x", "t"]);
         let sde = default_ports(r.get("sde").unwrap().as_ref()).unwrap();
