@@ -2660,6 +2660,58 @@ mod bench_swap {
         assert!(stderr(&o).contains("use a .png or .svg file name"));
     }
 
+    /// The similarity filter and the window, measured through `bench
+    /// --swap`: with pauses in the keys, `still.enabled = true` runs fewer
+    /// denoiser calls (idle ticks reuse the last frame), and `df_window`
+    /// makes one call per tick where DDIM makes four (after the window
+    /// fills on tick 0), while `dit.max_batch = 1` splits that call into
+    /// one run per frame.
+    #[test]
+    fn reuse_and_windows_run_fewer_denoiser_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("swap.json");
+        let o = wgraph(&[
+            "bench",
+            "graphs/yan-sim.world",
+            "--set",
+            "keys.path=\"docs/eval/pauses-actions.txt\"",
+            "--swap",
+            "still.enabled=false,true",
+            "--swap",
+            "sampler=ddim,df_window",
+            "--swap",
+            "dit.max_batch=0,1",
+            "--frames",
+            "16",
+            "--rounds",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let rows = j["rows"].as_array().unwrap();
+        let calls = |enabled: &str, sampler: &str, max_batch: &str| {
+            let r = rows
+                .iter()
+                .find(|r| {
+                    r["combination"]["still.enabled"] == enabled
+                        && r["combination"]["sampler"] == sampler
+                        && r["combination"]["dit.max_batch"] == max_batch
+                })
+                .unwrap();
+            r["denoiser_calls_per_tick"].as_f64().unwrap()
+        };
+        assert_eq!(calls("false", "ddim", "0"), 4.0);
+        assert!(calls("true", "ddim", "0") < 3.0, "{rows:?}");
+        // 16 ticks: tick 0 fills the window (4 calls), then 1 per tick.
+        assert_eq!(calls("false", "df_window", "0"), 19.0 / 16.0);
+        // Split into runs of one row: 1 + 2 + 3 + 4 on tick 0, then 4.
+        assert_eq!(calls("false", "df_window", "1"), (10.0 + 15.0 * 4.0) / 16.0);
+        assert!(calls("true", "df_window", "0") < 19.0 / 16.0, "{rows:?}");
+    }
+
     /// Cheaper guidance, counted: on yume with CFG on the caption, a
     /// guidance interval skips the unconditional pass outside it and
     /// residual CFG never runs it (the passes are batch rows: standard CFG
