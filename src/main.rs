@@ -124,7 +124,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "OUT.png", requires = "swap")]
     plot: Option<PathBuf>,
     /// With --swap: the high-quality run the others are compared with
-    /// (NODE.PARAM=VALUE or NODE=KIND, repeatable; default sampler.steps=32).
+    /// (NODE.PARAM=VALUE or NODE=KIND, repeatable; default sampler.steps=32, or sampler=ddim sampler.steps=32 for a sampler without steps).
     #[arg(long, value_name = "NODE.PARAM=VALUE")]
     reference: Vec<String>,
 }

@@ -10,7 +10,8 @@
 //! denoiser calls, denoiser passes (batch rows of `x`: a CFG call stacking
 //! two passes counts two) and model calls per tick. Quality: PSNR and SSIM of its
 //! frames against a reference run of the same graph at a high-step setting
-//! (`--reference`, default `sampler.steps=32`), and, with `--world-seed` and
+//! (`--reference`, default `sampler.steps=32`, or `sampler=ddim
+//! sampler.steps=32` when the sampler has no steps), and, with `--world-seed` and
 //! `--actions`, `wgraph eval`'s figures against the ground truth.
 
 use crate::bench::RecordingBackend;
@@ -205,6 +206,41 @@ fn mean_quality(frames: &[RgbImage], reference: &[RgbImage]) -> (f64, f64) {
     (p / n, s / n)
 }
 
+/// The reference when `--reference` is not given: the graph's `sampler` at
+/// 32 steps, or — when its kind has no `steps` (a `df_window`) — DDIM at 32
+/// steps on the same denoiser.
+fn default_reference(args: &BenchArgs, models: &ModelCache<OrtBackend>, dir: &Path) -> Vec<String> {
+    let steps = || vec!["sampler.steps=32".to_string()];
+    let config = LoadConfig {
+        set: &args.set,
+        seed: None,
+        paths: Vec::new(),
+        output: OutputConfig {
+            dir: dir.to_path_buf(),
+            display: wgraph_engine::node::DisplayTarget::PngDir(dir.to_path_buf()),
+        },
+        provider: args.provider.map(Into::into),
+        backend: models,
+    };
+    let Ok(q) = load_quiet(&args.file, &config, &[], &FsLoader) else {
+        // The reference run reports the graph's errors.
+        return steps();
+    };
+    let registry = wgraph_nodes::registry();
+    let has_steps = q
+        .graph
+        .nodes
+        .iter()
+        .find(|n| n.name == "sampler")
+        .and_then(|n| registry.get(n.kind))
+        .is_none_or(|k| k.params().iter().any(|p| p.name == "steps"));
+    if has_steps {
+        steps()
+    } else {
+        vec!["sampler=ddim".into(), "sampler.steps=32".into()]
+    }
+}
+
 /// `wgraph bench FILE --swap ...`
 pub fn bench_swap(args: &BenchArgs) -> Outcome {
     let swaps: Vec<Swap> = match args.swap.iter().map(|s| parse_swap(s)).collect() {
@@ -221,13 +257,13 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
         return Outcome::Usage;
     }
     let combos = combinations(&swaps);
+    let work = std::env::temp_dir().join(format!("wgraph-swap-{}", std::process::id()));
+    let models = ModelCache::new(OrtBackend::new());
     let reference: Vec<String> = if args.reference.is_empty() {
-        vec!["sampler.steps=32".into()]
+        default_reference(args, &models, &work.join("probe"))
     } else {
         args.reference.clone()
     };
-    let work = std::env::temp_dir().join(format!("wgraph-swap-{}", std::process::id()));
-    let models = ModelCache::new(OrtBackend::new());
     let ticks = args.frames;
     let bar = ProgressBar::new(combos.len() as u64 + 1);
     bar.set_style(
