@@ -1807,11 +1807,13 @@ mod snapshots {
 
     /// Running N ticks equals running N/2, saving, loading and running the
     /// rest — frame for frame, bit for bit — for a graph with feedback
-    /// (yan-sim), one with memory (yume15) and the ground-truth world (pose).
+    /// (yan-sim), one with memory (yume15), the ground-truth world (pose)
+    /// and a diffusion-forcing window (the frames in flight, yan-sim-df).
     #[test]
     fn save_and_load_continue_a_run_bit_for_bit() {
         for (graph, frames) in [
             ("graphs/yan-sim.world", 12),
+            ("graphs/yan-sim-df.world", 12),
             ("graphs/yume15.world", 12),
             ("examples/world.world", 12),
         ] {
