@@ -6,7 +6,9 @@
 //! list, a record or a string belong to the value
 //! (`dit.guidance_interval=[0, 1],[0.2, 0.8]`). Each combination is the graph with those `--set` flags on top of
 //! the command line's, run for `--frames` after a short warm-up, with the
-//! same seed and actions as every other. Speed: ms per tick (p50, p99), fps,
+//! same seed and actions as every other, `--rounds` times: the rounds of all
+//! combinations interleave, so the machine's changing load falls on each
+//! alike. Speed: ms per tick (p50, p99), fps,
 //! denoiser calls, denoiser passes (batch rows of `x`: a CFG call stacking
 //! two passes counts two) and model calls per tick. Quality: PSNR and SSIM of its
 //! frames against a reference run of the same graph at a high-step setting
@@ -89,7 +91,7 @@ pub fn combinations(swaps: &[Swap]) -> Vec<Vec<String>> {
     out
 }
 
-/// The figures of one run.
+/// The figures of one combination, over its timed rounds.
 struct Measured {
     p50_ms: f64,
     p99_ms: f64,
@@ -101,14 +103,30 @@ struct Measured {
     frames: Vec<RgbImage>,
 }
 
-/// Builds the graph with `sets`, warms it up, runs `ticks`, reads its frames.
-fn measure(
+/// A combination's graph, built and warmed up, ready for timed rounds.
+struct Prepared<'a> {
+    graph: Arc<wgraph_engine::graph::Graph>,
+    recording: RecordingBackend<'a>,
+    dir: std::path::PathBuf,
+    /// Per timed round: tick p50 and p99 (ms).
+    p50s: Vec<f64>,
+    p99s: Vec<f64>,
+    wall_s: f64,
+    ticks: u64,
+    denoiser_calls: usize,
+    denoiser_passes: usize,
+    model_calls: usize,
+}
+
+/// Builds the graph with `sets` (on top of `--set`) and warms it up
+/// (sessions, allocations; frames discarded).
+fn prepare<'a>(
     args: &BenchArgs,
-    models: &ModelCache<OrtBackend>,
+    models: &'a ModelCache<OrtBackend>,
     sets: &[String],
     ticks: u64,
     dir: &Path,
-) -> Result<Measured, String> {
+) -> Result<Prepared<'a>, String> {
     let recording = RecordingBackend::new(models);
     let all: Vec<String> = args.set.iter().chain(sets).cloned().collect();
     let config = LoadConfig {
@@ -127,73 +145,109 @@ fn measure(
         Err(Failure::Errors(text)) => return Err(format!("{}:\n{text}", sets.join(" "))),
         Err(Failure::Usage(u)) => return Err(u.0),
     };
-    let run_config = RunConfig {
-        ticks,
-        workers: args.workers.unwrap_or(0),
-        pipeline_depth: args.pipeline,
-    };
-    // Warm-up: sessions and allocations, not timed, frames discarded after.
     let warm = RunConfig {
         ticks: ticks.min(2),
-        ..run_config.clone()
+        workers: args.workers.unwrap_or(0),
+        pipeline_depth: args.pipeline,
     };
     Runner::new(Arc::clone(&graph))
         .and_then(|mut r| r.run(&warm, &mut |_| {}))
         .map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_dir_all(dir);
     recording.take();
-    let started = Instant::now();
-    let report = Runner::new(Arc::clone(&graph))
-        .and_then(|mut r| r.run(&run_config, &mut |_| {}))
-        .map_err(|e| e.to_string())?;
-    let wall = started.elapsed().as_secs_f64();
-    let calls = recording.take();
-    // Denoiser models by id, with the index of their `x` input.
-    let denoisers: Vec<(usize, Option<usize>)> = recording
-        .models
-        .lock()
-        .map(|m| {
-            m.iter()
-                .enumerate()
-                .filter(|(_, m)| {
-                    m.signature()
-                        .metadata
-                        .get("wgraph.role")
-                        .is_some_and(|r| r == "denoiser" || r == "controlnet")
-                })
-                .map(|(i, m)| (i, m.signature().input("x").map(|(x, _)| x)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let (mut denoiser_calls, mut denoiser_passes) = (0usize, 0usize);
-    for (id, inputs) in &calls {
-        if let Some((_, x)) = denoisers.iter().find(|(d, _)| d == id) {
-            denoiser_calls += 1;
-            denoiser_passes += x
-                .and_then(|x| inputs.get(x))
-                .and_then(|t| t.shape().first().copied())
-                .unwrap_or(1);
-        }
-    }
-    let done = report.ticks.max(1) as f64;
-    let stats = report.metrics.tick_latency.stats();
-    let mut frames = Vec::new();
-    for t in 0..report.ticks {
-        let path = dir.join(format!("frame_{t:05}.png"));
-        let img = image::open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .to_rgb8();
-        frames.push(img);
-    }
-    Ok(Measured {
-        p50_ms: stats.p50_ms,
-        p99_ms: stats.p99_ms,
-        fps: done / wall.max(1e-9),
-        denoiser_calls: denoiser_calls as f64 / done,
-        denoiser_passes: denoiser_passes as f64 / done,
-        model_calls: calls.len() as f64 / done,
-        frames,
+    Ok(Prepared {
+        graph,
+        recording,
+        dir: dir.to_path_buf(),
+        p50s: Vec::new(),
+        p99s: Vec::new(),
+        wall_s: 0.0,
+        ticks: 0,
+        denoiser_calls: 0,
+        denoiser_passes: 0,
+        model_calls: 0,
     })
+}
+
+impl Prepared<'_> {
+    /// One timed round of `ticks` from a fresh run (its frames replace the
+    /// last round's in `dir`).
+    fn round(&mut self, args: &BenchArgs, ticks: u64) -> Result<(), String> {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        self.recording.take();
+        let run_config = RunConfig {
+            ticks,
+            workers: args.workers.unwrap_or(0),
+            pipeline_depth: args.pipeline,
+        };
+        let started = Instant::now();
+        let report = Runner::new(Arc::clone(&self.graph))
+            .and_then(|mut r| r.run(&run_config, &mut |_| {}))
+            .map_err(|e| e.to_string())?;
+        self.wall_s += started.elapsed().as_secs_f64();
+        let calls = self.recording.take();
+        // Denoiser models by id, with the index of their `x` input.
+        let denoisers: Vec<(usize, Option<usize>)> = self
+            .recording
+            .models
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .enumerate()
+                    .filter(|(_, m)| {
+                        m.signature()
+                            .metadata
+                            .get("wgraph.role")
+                            .is_some_and(|r| r == "denoiser" || r == "controlnet")
+                    })
+                    .map(|(i, m)| (i, m.signature().input("x").map(|(x, _)| x)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (id, inputs) in &calls {
+            if let Some((_, x)) = denoisers.iter().find(|(d, _)| d == id) {
+                self.denoiser_calls += 1;
+                self.denoiser_passes += x
+                    .and_then(|x| inputs.get(x))
+                    .and_then(|t| t.shape().first().copied())
+                    .unwrap_or(1);
+            }
+        }
+        self.model_calls += calls.len();
+        self.ticks += report.ticks;
+        let stats = report.metrics.tick_latency.stats();
+        self.p50s.push(stats.p50_ms);
+        self.p99s.push(stats.p99_ms);
+        Ok(())
+    }
+
+    /// The figures over every round (p50: the median of the rounds' p50s;
+    /// p99: the largest round p99; fps: all ticks over all their time), and
+    /// the last round's frames.
+    fn measured(&self) -> Result<Measured, String> {
+        let done = self.ticks.max(1) as f64;
+        let rounds = self.p50s.len().max(1) as u64;
+        let mut p50s = self.p50s.clone();
+        p50s.sort_by(f64::total_cmp);
+        let p50 = p50s.get(p50s.len() / 2).copied().unwrap_or(f64::NAN);
+        let p99 = self.p99s.iter().copied().fold(f64::NAN, f64::max);
+        let mut frames = Vec::new();
+        for t in 0..self.ticks / rounds {
+            let path = self.dir.join(format!("frame_{t:05}.png"));
+            let img = image::open(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .to_rgb8();
+            frames.push(img);
+        }
+        Ok(Measured {
+            p50_ms: p50,
+            p99_ms: p99,
+            fps: done / self.wall_s.max(1e-9),
+            denoiser_calls: self.denoiser_calls as f64 / done,
+            denoiser_passes: self.denoiser_passes as f64 / done,
+            model_calls: self.model_calls as f64 / done,
+            frames,
+        })
+    }
 }
 
 fn mean_quality(frames: &[RgbImage], reference: &[RgbImage]) -> (f64, f64) {
@@ -273,8 +327,23 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
     );
     bar.set_message(format!("reference {}", reference.join(" ")));
     let result = (|| -> Result<(Json, String), String> {
-        let reference_run = measure(args, &models, &reference, ticks, &work.join("reference"))?;
+        let mut reference_run = prepare(args, &models, &reference, ticks, &work.join("reference"))?;
+        reference_run.round(args, ticks)?;
+        let reference_run = reference_run.measured()?;
         bar.inc(1);
+        // Every combination built and warmed up first, then timed in
+        // interleaved rounds (round r of each before round r + 1 of any), so
+        // a change in the machine's load falls on all of them alike.
+        let mut prepared = combos
+            .iter()
+            .enumerate()
+            .map(|(i, sets)| prepare(args, &models, sets, ticks, &work.join(format!("run{i}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        for _ in 0..args.rounds.max(1) {
+            for p in &mut prepared {
+                p.round(args, ticks)?;
+            }
+        }
         let mut rows = Vec::new();
         let mut table = format!(
             "{:<36} {:>9} {:>9} {:>7} {:>9} {:>7} {:>9} {:>7}",
@@ -285,9 +354,9 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
             table.push_str(&format!(" {:>9} {:>7}", "PSNR GT", "SSIM GT"));
         }
         table.push('\n');
-        for (i, sets) in combos.iter().enumerate() {
+        for (i, (sets, p)) in combos.iter().zip(&prepared).enumerate() {
             bar.set_message(sets.join(" "));
-            let m = measure(args, &models, sets, ticks, &work.join(format!("run{i}")))?;
+            let m = p.measured()?;
             let (psnr, ssim) = mean_quality(&m.frames, &reference_run.frames);
             let truth = match (args.world_seed, &args.actions) {
                 (Some(seed), Some(actions)) => {
