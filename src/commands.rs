@@ -595,6 +595,9 @@ pub fn bench(args: &BenchArgs) -> Outcome {
     if args.frames == 0 || args.rounds == 0 {
         return usage("--frames and --rounds must be at least 1");
     }
+    if args.baseline_steps.is_some() && args.baseline != crate::Baseline::Python {
+        return usage("--baseline-steps sets the Python loop's steps: it needs --baseline python");
+    }
     if !args.swap.is_empty() {
         return crate::swap::bench_swap(args);
     }
@@ -642,10 +645,12 @@ pub fn bench(args: &BenchArgs) -> Outcome {
             std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
             let script = out_dir.join("yan_sim.py");
             std::fs::write(&script, crate::pybaseline::SCRIPT).map_err(|e| e.to_string())?;
-            let steps = graph
-                .find("sampler")
-                .and_then(|id| graph.node(id).params.int("steps").ok())
-                .unwrap_or(4) as u64;
+            let steps = args.baseline_steps.unwrap_or_else(|| {
+                graph
+                    .find("sampler")
+                    .and_then(|id| graph.node(id).params.int("steps").ok())
+                    .unwrap_or(4) as u64
+            });
             Ok((python, script, models, actions, steps))
         });
         match prepared {
@@ -713,9 +718,11 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         _ => None,
     };
     let baseline_name = if python.is_some() { "python" } else { "raw" };
+    let python_steps = python.as_ref().map(|p| p.4);
     let json = serde_json::json!({
         "graph": args.file.display().to_string(),
         "baseline": baseline_name,
+        "baseline_steps": python_steps,
         "ticks_per_round": ticks,
         "rounds": args.rounds,
         "workers": run_config.workers,
@@ -746,9 +753,11 @@ pub fn bench(args: &BenchArgs) -> Outcome {
     }
     if python.is_some() {
         println!(
-            "{}: engine {engine:.3} ms/tick ({:.1} fps), Python loop (onnxruntime + numpy) {raw:.3} ms/tick; engine/python = {:.3}",
+            "{}: engine {engine:.3} ms/tick ({:.1} fps), Python loop (onnxruntime + numpy, DDIM {} steps) {raw:.3} ms/tick ({:.1} fps); engine/python = {:.3}",
             args.file.display(),
             if engine > 0.0 { 1e3 / engine } else { 0.0 },
+            python_steps.unwrap_or(0),
+            if raw > 0.0 { 1e3 / raw } else { 0.0 },
             if raw > 0.0 { engine / raw } else { 0.0 },
         );
     } else {

@@ -88,6 +88,11 @@ pub struct BenchArgs {
     /// `python` runs Yan-Sim's researcher-style Python loop (yan-sim only).
     #[arg(long, value_enum, default_value_t = Baseline::Raw)]
     baseline: Baseline,
+    /// With `--baseline python`: the Python loop's DDIM steps (default: the
+    /// graph's `sampler.steps`, 4 when it has none), so the engine's fastest
+    /// setting can be timed against Yan-Sim as published (`--baseline-steps 4`)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    baseline_steps: Option<u64>,
     /// Ticks per round.
     #[arg(long, default_value_t = 32)]
     frames: u64,
