@@ -270,6 +270,69 @@ class EpsWrapper(nn.Module):
         return (x - a.sqrt() * x0) / (1 - a).sqrt()
 
 
+class SimDiTDF(SimDiT):
+    """The diffusion-forcing Yan-Sim denoiser: SimDiT without the gate, whose context may itself be
+    noisy at a known VP level s (`context_t`): context = √ᾱ(s)·z_prev + √(1−ᾱ(s))·ε'.
+
+    forward(x, t, context, context_t, action) -> x0 estimate of the next latent. The context prior
+    is honest about the context's noise: ĉ = context/√ᾱ(s) is z_prev plus noise of variance
+    (1−ᾱ(s))/ᾱ(s), so x0 ~ N(ĉ, v), v = prior_var + (1−ᾱ(s))/ᾱ(s); the posterior of x0 given
+    x_t has variance P = 1/(1/v + ᾱ(t)/(1−ᾱ(t))) and mean m = P·(ĉ/v + √ᾱ(t)·x_t/(1−ᾱ(t))), and
+    x0 = m + √P·F. At s = 0 this is SimDiT's preconditioning (up to ᾱ(0) = 0.99915). Tokens:
+    patches of (x_t ‖ ĉ ‖ m); adaLN on emb(t) + emb(s) (zero-initialised) + action token.
+    """
+
+    def __init__(self, **kw):
+        kw["gate_t"] = 0.0
+        super().__init__(**kw)
+        self.cemb = nn.Sequential(nn.Linear(self.d, self.d), nn.SiLU(), nn.Linear(self.d, self.d))
+        nn.init.zeros_(self.cemb[2].weight)
+        nn.init.zeros_(self.cemb[2].bias)
+
+    def precondition_df(self, x, t, context, context_t):
+        """-> (m, √P, ĉ)."""
+        a = self.ab(t).view(-1, 1, 1, 1)
+        a_s = self.ab(context_t).view(-1, 1, 1, 1)
+        c_hat = context / a_s.sqrt()
+        v = self.prior_var + (1 - a_s) / a_s
+        P = 1.0 / (1.0 / v + a / (1 - a))
+        m = P * (c_hat / v + a.sqrt() * x / (1 - a))
+        return m, P.sqrt(), c_hat
+
+    def forward(self, x, t, context, context_t, action):
+        B, C, H, W = x.shape
+        m, c_out, c_hat = self.precondition_df(x, t, context, context_t)
+        inp = torch.cat([x, c_hat, m], 1)
+        h = self.inp(inp).flatten(2).transpose(1, 2) + self.pos
+        c = F.silu(self.temb(timestep_embedding(t, self.d)) + self.cemb(timestep_embedding(context_t, self.d))
+                   + self.aemb(action[:, 0]))
+        for blk in self.blocks:
+            h = blk(h, c)
+        s, b = self.ada_f(c).unsqueeze(1).chunk(2, dim=-1)
+        h = self.out(self.nf(h) * (1 + s) + b)
+        p = self.patch
+        h = h.transpose(1, 2).reshape(B, -1, H // p, W // p)
+        h = F.pixel_shuffle(h, p) if p > 1 else h
+        if self.refine:
+            sc, sh = self.r_film(c).view(B, -1, 1, 1).chunk(2, dim=1)
+            r = F.silu(self.r1(torch.cat([h, inp], 1)) * (1 + sc) + sh)
+            h = self.r2(r)
+        return m + c_out * h
+
+
+class EpsWrapperDF(nn.Module):
+    """The exported diffusion-forcing denoiser: x, t, context, context_t, action -> epsilon."""
+
+    def __init__(self, dit):
+        super().__init__()
+        self.dit = dit
+
+    def forward(self, x, t, context, context_t, action):
+        x0 = self.dit(x, t, context, context_t, action)
+        a = self.dit.ab(t).view(-1, 1, 1, 1)
+        return (x - a.sqrt() * x0) / (1 - a).sqrt()
+
+
 # ----------------------------------------------------------------------------------------
 # Inverse dynamics: frame_a, frame_b [B,3,64,64] -> logits [B,9]
 # ----------------------------------------------------------------------------------------
