@@ -32,6 +32,8 @@
 //! | `qcm.rs` | `qcm` — Yume's Quantized Camera Motion captions |
 //! | `framepack.rs` | `framepack` — Yume's FramePack-like memory |
 //! | `tscm.rs` | `tscm` — Yume 1.5's temporal-spatial compressed memory |
+//! | `denoiser.rs` | `denoiser`, `controlnet` — a diffusion network as a sampler's callable |
+//! | `block_denoiser.rs` | `block_denoiser` — a denoiser run as embed → blocks → head, with Yume's block cache |
 //! | `world_source.rs` | `world` — the ground-truth world (crate `wgraph-world`): RGB, depth, pose |
 //!
 //! Shared helpers: `common.rs` (port type checks, input access),
@@ -43,6 +45,7 @@ mod action_embedder;
 pub mod action_file;
 mod actions;
 mod binary;
+pub mod block_denoiser;
 mod common;
 mod concat;
 mod constant;
@@ -77,6 +80,7 @@ mod y4m;
 pub use action_embedder::ActionEmbedder;
 pub use actions::ActionsFile;
 pub use binary::{Add, Lerp, Mul, Sub};
+pub use block_denoiser::{BlockDenoiser, BlockImportance, block_importance};
 pub use concat::Concat;
 pub use constant::Constant;
 pub use denoiser::{ControlNet, Denoiser};
@@ -154,6 +158,7 @@ pub fn registry() -> Registry {
     r.register(TextEncoder).expect(UNIQUE);
     r.register(Denoiser).expect(UNIQUE);
     r.register(ControlNet).expect(UNIQUE);
+    r.register(BlockDenoiser).expect(UNIQUE);
     r.register(WorldSource).expect(UNIQUE);
     r
 }
@@ -165,7 +170,7 @@ mod tests {
     #[test]
     fn every_kind_has_consistent_params() {
         let r = super::registry();
-        assert_eq!(r.names().count(), 42);
+        assert_eq!(r.names().count(), 43);
         for kind in r.kinds() {
             let params = kind.params();
             for (i, p) in params.iter().enumerate() {
