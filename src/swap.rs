@@ -147,7 +147,8 @@ fn measure(
         .map_err(|e| e.to_string())?;
     let wall = started.elapsed().as_secs_f64();
     let calls = recording.take();
-    // Denoiser models by id, with the index of their `x` input.
+    // Denoiser models by id, with the index of their `x` input (a
+    // `block_denoiser` is counted by its embed, which runs once per call).
     let denoisers: Vec<(usize, Option<usize>)> = recording
         .models
         .lock()
@@ -155,10 +156,9 @@ fn measure(
             m.iter()
                 .enumerate()
                 .filter(|(_, m)| {
-                    m.signature()
-                        .metadata
-                        .get("wgraph.role")
-                        .is_some_and(|r| r == "denoiser" || r == "controlnet")
+                    m.signature().metadata.get("wgraph.role").is_some_and(|r| {
+                        r == "denoiser" || r == "controlnet" || r == "denoiser_embed"
+                    })
                 })
                 .map(|(i, m)| (i, m.signature().input("x").map(|(x, _)| x)))
                 .collect()
