@@ -440,6 +440,26 @@ impl BlockDenoiserNode {
             .ok_or_else(|| NodeError::new(format!("model `{}` gave no output", part.name)))
     }
 
+    /// Runs block `part` on `h`; its output must have `h`'s shape (checked
+    /// at build time for the wired types; a model may still disagree).
+    fn run_block(
+        part: &Part,
+        h: &Tensor,
+        embed_in: &[Tensor],
+        embed_out: &[Tensor],
+    ) -> Result<Tensor, NodeError> {
+        let out = Self::run_part(part, h, embed_in, embed_out)?;
+        if out.shape() != h.shape() || out.dtype() != DType::F32 {
+            return Err(NodeError::new(format!(
+                "block `{}` turned h: {} into {}",
+                part.name,
+                h.tensor_type(),
+                out.tensor_type()
+            )));
+        }
+        Ok(out)
+    }
+
     /// Blocks `from..` and the head on `h`: the prediction.
     fn finish_from(
         &self,
@@ -449,7 +469,7 @@ impl BlockDenoiserNode {
         embed_out: &[Tensor],
     ) -> Result<Tensor, NodeError> {
         for block in &self.blocks[from..] {
-            h = Self::run_part(block, &h, embed_in, embed_out)?;
+            h = Self::run_block(block, &h, embed_in, embed_out)?;
         }
         Self::run_part(&self.head, &h, embed_in, embed_out)
     }
@@ -682,11 +702,11 @@ impl Node for BlockDenoiserNode {
         });
         for (i, block) in self.blocks.iter().enumerate() {
             if !self.cached[i] {
-                h = Self::run_part(block, &h, &embed_in, &embed_out)?;
+                h = Self::run_block(block, &h, &embed_in, &embed_out)?;
             } else if reuse {
                 h = st.residuals[i].apply(&h)?;
             } else {
-                let out = Self::run_part(block, &h, &embed_in, &embed_out)?;
+                let out = Self::run_block(block, &h, &embed_in, &embed_out)?;
                 st.residuals[i].store(h.shape(), h.host_f32()?, out.host_f32()?);
                 h = out;
             }
@@ -717,7 +737,7 @@ impl BlockDenoiserNode {
         let measure = since == self.cache_steps;
         let mut block_inputs = Vec::with_capacity(if measure { self.blocks.len() } else { 0 });
         for (i, block) in self.blocks.iter().enumerate() {
-            let out = Self::run_part(block, &h, embed_in, embed_out)?;
+            let out = Self::run_block(block, &h, embed_in, embed_out)?;
             if since == 0 {
                 st.residuals[i].store(h.shape(), h.host_f32()?, out.host_f32()?);
             }
@@ -1147,6 +1167,25 @@ mod tests {
             &[("wgraph.role", "denoiser_block")],
             |ins| vec![Tensor::full_f32(&[ins[0].shape()[0], 8], 0.0).unwrap()],
         );
+        // A block whose output disagrees with its own signature at run time.
+        let liar = fake(
+            &["h:f32:batch,4", "c:f32:batch,1"],
+            &["h_out:f32:batch,4"],
+            &[("wgraph.role", "denoiser_block")],
+            |ins| vec![Tensor::full_f32(&[ins[0].shape()[0], 8], 0.0).unwrap()],
+        );
+        let node = with(vec![block(1.0), liar, block(1.0)], head()).unwrap();
+        let settings = Settings::default();
+        let mut none = NoCallees;
+        let mut cx = TickContext::new(0, &settings, &mut none);
+        let mut state = node.init_state().unwrap();
+        let ins = [
+            Some(Tensor::full_f32(&[1, 4], 0.5).unwrap().into()),
+            Some(Tensor::full_f32(&[1], 500.0).unwrap().into()),
+            Some(Tensor::full_f32(&[1, 4], 0.5).unwrap().into()),
+        ];
+        let e = node.eval(&mut state, &ins, &mut cx).err().unwrap();
+        assert_eq!(e.message, "block `b1` turned h: f32[1, 4] into f32[1, 8]");
         let node = with(vec![block(1.0), widen, block(1.0)], head()).unwrap();
         let types = [
             Some(ValueType::tensor(DType::F32, &[1, 4])),
