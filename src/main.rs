@@ -7,6 +7,7 @@
 //! 0 success, 1 graph errors, 2 usage errors, 3 runtime failure.
 
 mod bench;
+mod blocks;
 mod commands;
 mod dataset;
 mod eval;
@@ -72,6 +73,9 @@ enum Command {
     Replay(ReplayArgs),
     /// Compare a graph with the ground-truth world: PSNR, SSIM, action accuracy, drift.
     Eval(EvalArgs),
+    /// Score the blocks of a `block_denoiser` (Yume's MSE importance) and
+    /// propose the ones its block cache should skip.
+    Blocks(blocks::BlocksArgs),
     /// Report the ONNX Runtime library, execution providers and GPUs
     /// (exit 3 when no ONNX Runtime is usable).
     Doctor {
@@ -401,6 +405,7 @@ fn main() -> ExitCode {
             | Command::Doctor { .. }
             | Command::Bench(_)
             | Command::Eval(_)
+            | Command::Blocks(_)
             | Command::Dataset(_)
     ) {
         // SAFETY: restoring a signal's default disposition, before any thread starts.
@@ -416,6 +421,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench(&args),
         Command::Doctor { json } => commands::doctor(json),
         Command::Eval(args) => eval::eval(&args),
+        Command::Blocks(args) => blocks::blocks(&args),
         Command::Replay(args) => replay::replay(&args),
         Command::Serve(args) => serve::serve(&args),
         Command::Play(args) => play::play(&args),

@@ -194,10 +194,10 @@ impl Prepared<'_> {
                 m.iter()
                     .enumerate()
                     .filter(|(_, m)| {
-                        m.signature()
-                            .metadata
-                            .get("wgraph.role")
-                            .is_some_and(|r| r == "denoiser" || r == "controlnet")
+                        // A `block_denoiser` is counted by its embed (once per call).
+                        m.signature().metadata.get("wgraph.role").is_some_and(|r| {
+                            r == "denoiser" || r == "controlnet" || r == "denoiser_embed"
+                        })
                     })
                     .map(|(i, m)| (i, m.signature().input("x").map(|(x, _)| x)))
                     .collect()

@@ -142,6 +142,9 @@ pub const MODEL_ROLES: &[&str] = &[
     "denoiser",
     "controlnet",
     "idm",
+    "denoiser_embed",
+    "denoiser_block",
+    "denoiser_head",
 ];
 
 /// The `model` declaration options that are contract metadata (`wgraph.KEY`).
@@ -172,6 +175,14 @@ fn metadata_overrides(options: &Params) -> std::collections::BTreeMap<String, St
         out.insert(format!("wgraph.{key}"), value);
     }
     out
+}
+
+/// Where element `index` of list parameter `param` of `decl` was written.
+fn item_span(decl: &ast::NodeDecl, param: &str, index: usize) -> Option<Span> {
+    match &decl.params.get(param)?.value.kind {
+        ast::ValueKind::List(items) => items.get(index).map(|v| v.span),
+        _ => None,
+    }
 }
 
 /// `--set NODE.PARAM=VALUE`: a parameter written outside the graph file.
@@ -658,6 +669,21 @@ impl Builder<'_> {
                     }
                     self.diags.push(d);
                 }
+                ParamValue::ModelRefList(list) => {
+                    for (i, m) in list.iter().enumerate() {
+                        if models.iter().any(|x| &x.name == m) {
+                            continue;
+                        }
+                        let mut d = Diagnostic::error(
+                            item_span(decl, name, i).unwrap_or(span),
+                            format!("`{name}` of {owner} refers to no model `{m}` (element {i})"),
+                        );
+                        if let Some(h) = did_you_mean(m, models.iter().map(|x| x.name.as_str())) {
+                            d = d.with_help(h);
+                        }
+                        self.diags.push(d);
+                    }
+                }
                 _ => {}
             }
         }
@@ -680,7 +706,11 @@ impl Builder<'_> {
                 let span = e
                     .param
                     .as_deref()
-                    .and_then(|p| params.span(p))
+                    .and_then(|p| {
+                        e.item
+                            .and_then(|i| item_span(decl, p, i))
+                            .or_else(|| params.span(p))
+                    })
                     .unwrap_or(decl.span);
                 self.diags
                     .push(Diagnostic::error(span, format!("{owner}: {}", e.message)));

@@ -120,6 +120,9 @@ impl From<TensorError> for NodeError {
 pub struct BuildError {
     /// The parameter at fault, if any: the error points at its value.
     pub param: Option<String>,
+    /// The element of a list parameter at fault (`blocks = [a, b]`): the
+    /// error points at that element.
+    pub item: Option<usize>,
     pub message: String,
     /// The consequence of an error reported elsewhere (a model that did not
     /// load): the node fails without a second error.
@@ -130,6 +133,7 @@ impl BuildError {
     pub fn new(message: impl Into<String>) -> Self {
         BuildError {
             param: None,
+            item: None,
             message: message.into(),
             consequence: false,
         }
@@ -138,8 +142,16 @@ impl BuildError {
     pub fn param(param: &str, message: impl Into<String>) -> Self {
         BuildError {
             param: Some(param.to_string()),
+            item: None,
             message: message.into(),
             consequence: false,
+        }
+    }
+    /// An error located at element `index` of list parameter `param`.
+    pub fn item(param: &str, index: usize, message: impl Into<String>) -> Self {
+        BuildError {
+            item: Some(index),
+            ..BuildError::param(param, message)
         }
     }
 }
@@ -187,6 +199,9 @@ impl TypeError {
     }
 }
 
+/// A model with the name of its `model` declaration.
+pub type NamedModel = (String, Arc<dyn Model>);
+
 /// What a kind's `build` gets.
 pub struct BuildContext<'a> {
     /// The node's name in the graph.
@@ -212,6 +227,29 @@ impl BuildContext<'_> {
                 format!("model `{name}` could not be loaded (see the error at its declaration)"),
             )
         })
+    }
+
+    /// The models named by list parameter `param` (declared
+    /// `ParamType::ModelRefList`), with their names, in order.
+    pub fn model_list(&self, param: &str) -> Result<Vec<NamedModel>, BuildError> {
+        let names = self.params.model_ref_list(param)?;
+        names
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| match self.models.get(&name) {
+                Some(m) => Ok((name, Arc::clone(m))),
+                None => Err(BuildError {
+                    consequence: true,
+                    ..BuildError::item(
+                        param,
+                        i,
+                        format!(
+                            "model `{name}` could not be loaded (see the error at its declaration)"
+                        ),
+                    )
+                }),
+            })
+            .collect()
     }
 }
 

@@ -39,6 +39,10 @@ pub enum ParamType {
     NodeRef,
     /// The name of a `model` declaration.
     ModelRef,
+    /// A list of `model` declaration names: `[block0, block1]`.
+    ModelRefList,
+    /// A list of integers: `[1, 2]` (may be empty).
+    IntList,
     /// A list of strings.
     StrList,
     /// A list of numbers: `[0.1, 0.8, 0.1]`.
@@ -60,6 +64,8 @@ impl ParamType {
             ParamType::Shape => "a shape like 1x3x64x64 or [1, 3, H, W]".into(),
             ParamType::NodeRef => "a node reference like @denoiser".into(),
             ParamType::ModelRef => "the name of a model".into(),
+            ParamType::ModelRefList => "a list of model names like [block0, block1]".into(),
+            ParamType::IntList => "a list of integers like [1, 2]".into(),
             ParamType::StrList => "a list of strings".into(),
             ParamType::FloatList => "a list of numbers like [0.1, 0.8, 0.1]".into(),
             ParamType::Record => "a record { key = value }".into(),
@@ -126,6 +132,8 @@ pub enum ParamValue {
     Shape(Vec<usize>),
     NodeRef(String),
     ModelRef(String),
+    ModelRefList(Vec<String>),
+    IntList(Vec<i64>),
     StrList(Vec<String>),
     FloatList(Vec<f64>),
     Record(Record),
@@ -144,9 +152,23 @@ impl ParamValue {
             ParamValue::Shape(s) => json!(s),
             ParamValue::NodeRef(n) => json!(format!("@{n}")),
             ParamValue::ModelRef(m) => json!(m),
+            ParamValue::ModelRefList(l) => json!(l),
+            ParamValue::IntList(l) => json!(l),
             ParamValue::StrList(l) => json!(l),
             ParamValue::FloatList(l) => json!(l),
             ParamValue::Record(r) => record_to_json(r),
+        }
+    }
+}
+
+impl ParamValue {
+    /// The models this value names (`ModelRef`, `ModelRefList`): what a
+    /// node using it depends on.
+    pub fn model_names(&self) -> Vec<&str> {
+        match self {
+            ParamValue::ModelRef(m) => vec![m.as_str()],
+            ParamValue::ModelRefList(l) => l.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
         }
     }
 }
@@ -233,6 +255,13 @@ impl Params {
     getter!(shape, Shape, Vec<usize>, "a shape");
     getter!(node_ref, NodeRef, String, "a node reference");
     getter!(model_ref, ModelRef, String, "a model name");
+    getter!(
+        model_ref_list,
+        ModelRefList,
+        Vec<String>,
+        "a list of model names"
+    );
+    getter!(int_list, IntList, Vec<i64>, "a list of integers");
     getter!(str_list, StrList, Vec<String>, "a list of strings");
     getter!(float_list, FloatList, Vec<f64>, "a list of numbers");
     getter!(record, Record, Record, "a record");
@@ -397,6 +426,48 @@ fn convert(
         (ParamType::NodeRef, ValueKind::NodeRef(n)) => ParamValue::NodeRef(n.clone()),
         (ParamType::ModelRef, ValueKind::Ident(n) | ValueKind::Str(n)) => {
             ParamValue::ModelRef(n.clone())
+        }
+        (ParamType::ModelRefList, ValueKind::List(items)) => {
+            let mut out = Vec::new();
+            for item in items {
+                match &item.kind {
+                    ValueKind::Ident(n) | ValueKind::Str(n) => out.push(n.clone()),
+                    other => {
+                        return Err(Diagnostic::error(
+                            item.span,
+                            format!(
+                                "`{}` of {} is a list of model names; found {}",
+                                spec.name,
+                                cx.owner,
+                                other.describe()
+                            ),
+                        )
+                        .with_label("expected the name of a `model` declaration"));
+                    }
+                }
+            }
+            ParamValue::ModelRefList(out)
+        }
+        (ParamType::IntList, ValueKind::List(items)) => {
+            let mut out = Vec::new();
+            for item in items {
+                match &item.kind {
+                    ValueKind::Int(i) => out.push(*i),
+                    other => {
+                        return Err(Diagnostic::error(
+                            item.span,
+                            format!(
+                                "`{}` of {} is a list of integers; found {}",
+                                spec.name,
+                                cx.owner,
+                                other.describe()
+                            ),
+                        )
+                        .with_label("expected an integer"));
+                    }
+                }
+            }
+            ParamValue::IntList(out)
         }
         (ParamType::StrList, ValueKind::List(items)) => {
             let mut out = Vec::new();

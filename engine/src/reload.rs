@@ -68,10 +68,7 @@ fn model_id(graph: &Graph, name: &str) -> Option<*const ()> {
 fn models_of(node: &GraphNode) -> Vec<&str> {
     node.params
         .iter()
-        .filter_map(|(_, v)| match v {
-            ParamValue::ModelRef(m) => Some(m.as_str()),
-            _ => None,
-        })
+        .flat_map(|(_, v)| v.model_names())
         .collect()
 }
 

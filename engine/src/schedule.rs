@@ -291,6 +291,16 @@ impl Runner {
         &self.metrics
     }
 
+    /// Reads the state of node `name` between ticks (or after the run):
+    /// tools that instrument a node (`wgraph blocks` reads the importance
+    /// scores a `block_denoiser` measured) downcast it to the kind's state
+    /// type. `None` when the graph has no such node.
+    pub fn inspect_state<R>(&self, name: &str, f: impl FnOnce(&State) -> R) -> Option<R> {
+        let id = self.graph.find(name)?;
+        let state = self.states[id.0].lock().unwrap_or_else(|p| p.into_inner());
+        Some(f(&state))
+    }
+
     /// The step of plan position `plan`.
     pub(crate) fn plan_node(&self, plan: usize) -> NodeId {
         self.steps[plan].node
@@ -845,10 +855,8 @@ fn check_finite(
         let models: Vec<String> = node
             .params
             .iter()
-            .filter_map(|(_, p)| match p {
-                crate::params::ParamValue::ModelRef(m) => Some(format!("`{m}`")),
-                _ => None,
-            })
+            .flat_map(|(_, p)| p.model_names())
+            .map(|m| format!("`{m}`"))
             .collect();
         let of_model = match models.len() {
             0 => String::new(),

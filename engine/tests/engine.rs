@@ -142,6 +142,10 @@ const BY: &[ParamSpec] = &[ParamSpec::optional(
 )];
 const AT: &[ParamSpec] = &[ParamSpec::required("at", ParamType::Int, "tick")];
 const F: &[ParamSpec] = &[ParamSpec::required("f", ParamType::NodeRef, "callee")];
+const MODELS: &[ParamSpec] = &[
+    ParamSpec::required("models", ParamType::ModelRefList, "models in order"),
+    ParamSpec::optional("pick", ParamType::IntList, Default::Absent, "indices"),
+];
 
 static SINK: Mutex<Vec<(String, u64, f32)>> = Mutex::new(Vec::new());
 static RENDEZVOUS: AtomicUsize = AtomicUsize::new(0);
@@ -336,6 +340,26 @@ fn registry() -> Registry {
                 ))
             },
         },
+        // `uses_models`: names a list of models; `pick` indexes it.
+        Kind {
+            name: "uses_models",
+            params: MODELS,
+            make: |cx| {
+                let models = cx.model_list("models")?;
+                if cx.params.get("pick").is_some() {
+                    for (k, i) in cx.params.int_list("pick")?.into_iter().enumerate() {
+                        if usize::try_from(i).map_or(true, |i| i >= models.len()) {
+                            return Err(BuildError::item(
+                                "pick",
+                                k,
+                                format!("no model {i} of {}", models.len()),
+                            ));
+                        }
+                    }
+                }
+                Ok(simple(&[], Arc::new(|_, cx| Ok(out(cx.tick as f32)))))
+            },
+        },
         // `text`: emits text (for type mismatches).
         Kind {
             name: "text",
@@ -434,6 +458,13 @@ mod running {
             let values: Vec<f32> = got.iter().map(|r| r.2).collect();
             assert_eq!(values, vec![11.0, 12.0, 13.0, 14.0]);
         }
+        // A node's state can be read between ticks, by name.
+        let runner = Runner::new(Arc::clone(&g)).unwrap();
+        assert_eq!(
+            runner.inspect_state("o1_a", |s| s.downcast_ref::<()>().is_some()),
+            Some(true)
+        );
+        assert_eq!(runner.inspect_state("nope", |_| ()), None);
     }
 
     #[test]
@@ -807,6 +838,52 @@ mod models {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    /// Lists of models and of integers: every element checked, errors at
+    /// the element.
+    #[test]
+    fn model_and_integer_lists_are_checked_at_their_elements() {
+        let backend = Counting(AtomicUsize::new(0));
+        let g = build_with(
+            "model a = \"m.onnx\"\nmodel b = \"m.onnx\"\nnode u: uses_models { models = [a, b, a], pick = [2, 0] }\n",
+            &backend,
+        )
+        .unwrap();
+        let u = &g.nodes[g.find("u").unwrap().0];
+        assert_eq!(
+            u.params
+                .iter()
+                .flat_map(|(_, v)| v.model_names())
+                .collect::<Vec<_>>(),
+            ["a", "b", "a"]
+        );
+        let cases = [
+            (
+                "node u: uses_models { models = [a, zz] }",
+                "t.world:2:36: `models` of node `u` (uses_models) refers to no model `zz` (element 1)",
+            ),
+            (
+                "node u: uses_models { models = [a, 3] }",
+                "t.world:2:36: `models` of node `u` (uses_models) is a list of model names; found an integer",
+            ),
+            (
+                "node u: uses_models { models = [a], pick = [0, 4] }",
+                "t.world:2:48: node `u` (uses_models): no model 4 of 1",
+            ),
+            (
+                "node u: uses_models { models = [a], pick = [0.5] }",
+                "t.world:2:45: `pick` of node `u` (uses_models) is a list of integers; found a number",
+            ),
+            (
+                "node u: uses_models { models = a }",
+                "t.world:2:32: parameter `models` of node `u` (uses_models) expects a list of model names like [block0, block1], found",
+            ),
+        ];
+        for (node, want) in cases {
+            let e = build_with(&format!("model a = \"m.onnx\"\n{node}\n"), &backend).unwrap_err();
+            assert!(e.iter().any(|x| x.contains(want)), "{want}\n{e:#?}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
     python3 train_yume.py captions               # the 512 key sets' QCM caption embeddings, via `wgraph run`
     python3 train_yume.py dit --minutes 24       # resumable: --resume <ckpt>/yume.pt
     python3 train_yume.py export                 # -> ../trained/dit_yume.onnx
+    python3 train_yume.py export-blocks          # -> ../trained/yume_blocks/{embed,block0..3,head}.onnx
     python3 train_yume.py eval                   # held-out rollouts: steps x sampler in Python
 
 Yume turns keys into text (Quantized Camera Motion: "Person moves forward (W).Camera turns right
@@ -41,8 +42,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (KEYS, TrainLoop, export_onnx, load_episodes, psnr, record,  # noqa: E402
-                    run_graph_dump, save_png, to_image, to_u8)
-from models import RenderDiT, n_params  # noqa: E402
+                    round_weights_fp16, run_graph_dump, save_png, to_image, to_u8)
+from models import RenderDiT, n_params, timestep_embedding  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -310,9 +311,138 @@ def export(args):
                      recommended_sampler="euler 8 steps, shift 3"))
 
 
+class YumeEmbed(torch.nn.Module):
+    """Everything of `YumeVelocity` before the DiT blocks: (x, t, cond, context, text) ->
+    h [batch, N, D] (patch tokens + positions), c [batch, D] (the adaLN condition: timestep +
+    pooled caption), and what the head needs: xin (the network's spatial input, x ‖ context ‖
+    cond ‖ m), m and sqrt_p (the prior-posterior mean and standard deviation of x0) and sigma."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, t, cond, context, text):
+        sigma = (t / 1000.0).clamp(min=SIGMA_MIN)
+        m, P = self.model.posterior(x, sigma, context)
+        net = self.model.net
+        tn = 1000.0 * sigma
+        assert net.gate_sigma is None, "the Yume network has no σ-gate"
+        xin = torch.cat([x, context, cond, m], 1)
+        h = net.inp(xin).flatten(2).transpose(1, 2) + net.pos
+        c = F.silu(net.temb(timestep_embedding(tn, net.d)) + net.semb(net.pool_style(text)))
+        return h, c, xin, m, P.sqrt(), sigma.view(-1, 1, 1, 1)
+
+
+class YumeBlock(torch.nn.Module):
+    """One DiT block: (h, c) -> h."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def forward(self, h, c):
+        return self.block(h, c)
+
+
+class YumeHead(torch.nn.Module):
+    """Everything after the blocks: final adaLN, unpatchify, the conv refinement, x0 = m + √P·F and
+    the velocity v = (x − x0)/σ (x is the first zc channels of xin)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, h, c, xin, m, sqrt_p, sigma):
+        net = self.model.net
+        B, H, W = xin.shape[0], xin.shape[2], xin.shape[3]
+        s, b = net.ada_f(c).unsqueeze(1).chunk(2, dim=-1)
+        h = net.out(net.nf(h) * (1 + s) + b)
+        p = net.patch
+        h = F.pixel_shuffle(h.transpose(1, 2).reshape(B, -1, H // p, W // p), p)
+        sc, sh = net.r_film(c).view(B, -1, 1, 1).chunk(2, dim=1)
+        out = net.r2(F.silu(net.r1(torch.cat([h, xin], 1)) * (1 + sc) + sh))
+        x0 = m + sqrt_p * out
+        return (xin[:, : net.zc] - x0) / sigma
+
+
+BLOCK_DIR = "yume_blocks"
+EMBED_OUTPUTS = ["h", "c", "xin", "m", "sqrt_p", "sigma"]
+
+
+def export_blocks(args):
+    """The weights of `export` split at the DiT blocks into separate ONNX files under
+    <out>/yume_blocks/: embed.onnx, block0.onnx … block{depth-1}.onnx, head.onnx (the engine's
+    `block_denoiser` kind runs them in turn, and Yume's block cache skips blocks between them).
+    Checked with onnxruntime against the monolithic dit_yume.onnx on random inputs."""
+    import onnxruntime as ort
+
+    ck = torch.load(os.path.join(args.ckpt, "yume.pt"))
+    model = load_model(args, ck)
+    # The same fp16-rounded weights as `export` (export_onnx rounds in place; rounding twice is a no-op).
+    round_weights_fp16(model)
+    model.eval()
+    zc, hw, depth, width = ck["zc"], ck["latent"], ck["depth"], ck["width"]
+    out = os.path.join(os.path.abspath(args.out), BLOCK_DIR)
+    os.makedirs(out, exist_ok=True)
+    z = torch.zeros(1, zc, hw, hw)
+    inputs = (z, torch.full((1,), 1000.0), torch.zeros(1, zc + 1, hw, hw), z, torch.zeros(1, 64, 64))
+    embed = YumeEmbed(model).eval()
+    with torch.no_grad():
+        h, c, xin, m, sqrt_p, sigma = embed(*inputs)
+    common = dict(frame_size=64, hidden_width=width, blocks=depth, split_of="dit_yume.onnx", trained="true",
+                  training_steps=ck["steps"])
+    export_onnx(embed, inputs, os.path.join(out, "embed.onnx"), ["x", "t", "cond", "context", "text"],
+                EMBED_OUTPUTS, "denoiser_embed",
+                "Yume denoiser, part 1 of the block split: prior-posterior preconditioning, patch embedding "
+                f"(h: {h.shape[1]} tokens x {width}), adaLN condition c (timestep + attention-pooled caption); "
+                "xin, m, sqrt_p, sigma for the head",
+                common)
+    for i, blk in enumerate(model.net.blocks):
+        export_onnx(YumeBlock(blk).eval(), (h, c), os.path.join(out, f"block{i}.onnx"), ["h", "c"], ["h_out"],
+                    "denoiser_block", f"Yume denoiser, DiT block {i} of {depth}: adaLN-modulated self-attention "
+                    "and MLP on the token sequence, (h, c) -> h", dict(common, block_index=i))
+    export_onnx(YumeHead(model).eval(), (h, c, xin, m, sqrt_p, sigma), os.path.join(out, "head.onnx"),
+                ["h", "c"] + EMBED_OUTPUTS[2:], ["velocity"], "denoiser_head",
+                "Yume denoiser, last part of the block split: final adaLN, unpatchify, conv refinement, "
+                "x0 = m + sqrt_p·F and the rectified-flow velocity (x − x0)/σ",
+                dict(common, prediction="velocity", schedule="rectified_flow", time_scale=1000,
+                     conditions="text,cond,context", qcm_variant="yume"))
+    # Faithful split: embed -> blocks -> head equals the monolithic export.
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = lambda p: ort.InferenceSession(p, opts, providers=["CPUExecutionProvider"])  # noqa: E731
+    full = sess(os.path.join(os.path.abspath(args.out), "dit_yume.onnx"))
+    parts = [sess(os.path.join(out, "embed.onnx"))] + [sess(os.path.join(out, f"block{i}.onnx"))
+                                                       for i in range(depth)] + [sess(os.path.join(out, "head.onnx"))]
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for batch in (1, 3):
+        for trial in range(4):
+            feed = dict(x=rng.standard_normal((batch, zc, hw, hw)).astype(np.float32),
+                        t=rng.uniform(1.0, 1000.0, batch).astype(np.float32),
+                        cond=rng.standard_normal((batch, zc + 1, hw, hw)).astype(np.float32),
+                        context=rng.standard_normal((batch, zc, hw, hw)).astype(np.float32),
+                        text=rng.standard_normal((batch, 64, 64)).astype(np.float32))
+            if trial == 0:
+                feed["t"][:] = 1000.0
+            want = full.run(None, feed)[0]
+            e = dict(zip(EMBED_OUTPUTS, parts[0].run(None, feed)))
+            hh = e["h"]
+            for blk in parts[1:-1]:
+                hh = blk.run(None, {"h": hh, "c": e["c"]})[0]
+            got = parts[-1].run(None, dict(e, h=hh))[0]
+            diff = float(np.abs(got - want).max())
+            worst = max(worst, diff)
+            print(f"batch {batch} t {np.round(feed['t'], 1).tolist()}: max abs diff {diff:.2e} "
+                  f"(|v| up to {np.abs(want).max():.2f})", flush=True)
+    print(f"embed -> {depth} blocks -> head vs dit_yume.onnx: max abs diff {worst:.2e}")
+    if worst >= 1e-4:
+        raise SystemExit(f"the split does not reproduce dit_yume.onnx: max abs diff {worst:.2e} >= 1e-4")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("stage", choices=["latents", "captions", "dit", "export", "eval"])
+    ap.add_argument("stage", choices=["latents", "captions", "dit", "export", "export-blocks", "eval"])
     ap.add_argument("--ckpt", default="/work/ckpt/yume")
     ap.add_argument("--data", default="/work/data/train")
     ap.add_argument("--val", default="/work/data/val")
@@ -332,7 +462,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     {"latents": make_latents, "captions": make_captions, "dit": train_dit, "export": export,
-     "eval": evaluate}[args.stage](args)
+     "export-blocks": export_blocks, "eval": evaluate}[args.stage](args)
 
 
 if __name__ == "__main__":

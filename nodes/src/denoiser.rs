@@ -708,7 +708,8 @@ fn residual_mode(
 }
 
 /// The predictions a denoiser's `wgraph.prediction` may name.
-const PREDICTIONS: &[&str] = &["epsilon", "velocity", "sample", "x0", "v", "v_prediction"];
+pub(crate) const PREDICTIONS: &[&str] =
+    &["epsilon", "velocity", "sample", "x0", "v", "v_prediction"];
 
 /// The noise process a denoiser's metadata declares, checked, and the
 /// factor from the samplers' `t` convention (`1000·σ` for flow) to the
@@ -719,7 +720,7 @@ const PREDICTIONS: &[&str] = &["epsilon", "velocity", "sample", "x0", "v", "v_pr
 ///   (default 1000): VP; the model is called at integer-valued timesteps.
 /// - `rectified_flow` or no schedule: flow, with `wgraph.time_scale`
 ///   (default 1000) > 0.
-fn noise_process(
+pub(crate) fn noise_process(
     meta: &std::collections::BTreeMap<String, String>,
 ) -> Result<(NoiseProcess, Option<f32>), String> {
     let num = |k: &str| -> Result<Option<f64>, String> {

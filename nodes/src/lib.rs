@@ -32,6 +32,8 @@
 //! | `qcm.rs` | `qcm` — Yume's Quantized Camera Motion captions |
 //! | `framepack.rs` | `framepack` — Yume's FramePack-like memory |
 //! | `tscm.rs` | `tscm` — Yume 1.5's temporal-spatial compressed memory |
+//! | `denoiser.rs` | `denoiser`, `controlnet` — a diffusion network as a sampler's callable |
+//! | `block_denoiser.rs` | `block_denoiser` — a denoiser run as embed → blocks → head, with Yume's block cache |
 //! | `reuse.rs` | `similarity_filter` — skip ticks whose input and condition did not change; `Reusable`, the `reuse` input of every sampler and the decoder |
 //! | `samplers/` | `euler`, `sde`, `tts_ode`, `tts_sde`, `self_forcing`, `ddim`, `aam`, `df_window` |
 //! | `world_source.rs` | `world` — the ground-truth world (crate `wgraph-world`): RGB, depth, pose |
@@ -45,6 +47,7 @@ mod action_embedder;
 pub mod action_file;
 mod actions;
 mod binary;
+pub mod block_denoiser;
 mod common;
 mod concat;
 mod constant;
@@ -80,6 +83,7 @@ mod y4m;
 pub use action_embedder::ActionEmbedder;
 pub use actions::ActionsFile;
 pub use binary::{Add, Lerp, Mul, Sub};
+pub use block_denoiser::{BlockDenoiser, BlockImportance, block_importance};
 pub use concat::Concat;
 pub use constant::Constant;
 pub use denoiser::{ControlNet, Denoiser};
@@ -160,6 +164,7 @@ pub fn registry() -> Registry {
     r.register(TextEncoder).expect(UNIQUE);
     r.register(Denoiser).expect(UNIQUE);
     r.register(ControlNet).expect(UNIQUE);
+    r.register(BlockDenoiser).expect(UNIQUE);
     r.register(WorldSource).expect(UNIQUE);
     r
 }
@@ -171,7 +176,7 @@ mod tests {
     #[test]
     fn every_kind_has_consistent_params() {
         let r = super::registry();
-        assert_eq!(r.names().count(), 43);
+        assert_eq!(r.names().count(), 44);
         for kind in r.kinds() {
             let params = kind.params();
             for (i, p) in params.iter().enumerate() {

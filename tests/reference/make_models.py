@@ -18,6 +18,15 @@ guidance reference tests (CFG passes stacked into one call):
     out = 0.8·x − 0.0003·t + 0.1·x² + 0.5·c + 0.2·x·c + 0.3·ctx
     (x, c, ctx: f32[batch, 4, 2, 2], t: f32[batch])
 
+`block_embed.onnx`, `block_b0.onnx` … `block_b2.onnx`, `block_head.onnx`
+are a denoiser split at its blocks, for the block cache reference
+(`block_denoiser`; tests/reference/blocks.py), elementwise and exact in
+float32 (h: f32[batch, 4, 4], 4 tokens of 4):
+
+    embed: h = reshape(x + 0.5·cond), c = 0.001·t (f32[batch, 1, 1]), skip = 0.2·x
+    block k: h ← h + q_k·h² + r_k·c + m_k·roll(h, 1 token)
+    head: velocity = 0.7·reshape(h) − skip
+
 `dtypes.onnx` has ports of the dtypes PyTorch and TF exports carry besides
 f32: mask bool[1, 4], idx i32[1, 4], x f64[1, 4] in;
     picked   f64[1, 4] = where(mask, x, -x)
@@ -208,3 +217,57 @@ def chained(path):
 
 
 chained("df_chain.onnx")
+
+
+BLOCKS = [(0.1, 0.5, 0.1), (-0.05, -0.3, 0.2), (0.08, 0.2, -0.1)]  # (q, r, m) of blocks 0..2
+
+
+def split(prefix):
+    """The block-split analytic denoiser (see the module docs)."""
+    info = helper.make_tensor_value_info
+    f = TensorProto.FLOAT
+    c = lambda n, v: helper.make_node("Constant", [], [n], value=helper.make_tensor(n, f, [1], [v]))
+    i64 = lambda n, v: helper.make_node("Constant", [], [n], value=helper.make_tensor(n, TensorProto.INT64, [len(v)], v))
+    latent, tokens, rows = ["batch", 4, 2, 2], ["batch", 4, 4], ["batch", 1, 1]
+
+    def finish(nodes, name, ins, outs, meta, path):
+        m = helper.make_model(helper.make_graph(nodes, name, ins, outs), opset_imports=[helper.make_opsetid("", 17)])
+        for k, v in meta.items():
+            p = m.metadata_props.add()
+            p.key, p.value = k, v
+        save(m, path)
+
+    finish([c("half", 0.5), c("milli", 0.001), c("fifth", 0.2), i64("hs", [-1, 4, 4]), i64("cs", [-1, 1, 1]),
+            helper.make_node("Mul", ["cond", "half"], ["hc"]),
+            helper.make_node("Add", ["x", "hc"], ["s"]),
+            helper.make_node("Reshape", ["s", "hs"], ["h"]),
+            helper.make_node("Mul", ["t", "milli"], ["tm"]),
+            helper.make_node("Reshape", ["tm", "cs"], ["c"]),
+            helper.make_node("Mul", ["x", "fifth"], ["skip"])],
+           "embed", [info("x", f, latent), info("t", f, ["batch"]), info("cond", f, latent)],
+           [info("h", f, tokens), info("c", f, rows), info("skip", f, latent)],
+           {"wgraph.role": "denoiser_embed"}, f"{prefix}_embed.onnx")
+    for k, (q, r, mix) in enumerate(BLOCKS):
+        finish([c("q", q), c("r", r), c("m", mix), i64("s0", [0]), i64("s3", [3]), i64("s4", [4]), i64("ax", [1]),
+                helper.make_node("Mul", ["h", "h"], ["hh"]),
+                helper.make_node("Mul", ["hh", "q"], ["qhh"]),
+                helper.make_node("Mul", ["c", "r"], ["rc"]),
+                helper.make_node("Slice", ["h", "s3", "s4", "ax"], ["last"]),
+                helper.make_node("Slice", ["h", "s0", "s3", "ax"], ["first"]),
+                helper.make_node("Concat", ["last", "first"], ["rolled"], axis=1),
+                helper.make_node("Mul", ["rolled", "m"], ["mr"]),
+                helper.make_node("Add", ["h", "qhh"], ["a1"]),
+                helper.make_node("Add", ["a1", "rc"], ["a2"]),
+                helper.make_node("Add", ["a2", "mr"], ["h_out"])],
+               f"block{k}", [info("h", f, tokens), info("c", f, rows)], [info("h_out", f, tokens)],
+               {"wgraph.role": "denoiser_block"}, f"{prefix}_b{k}.onnx")
+    finish([c("w", 0.7), i64("ls", [-1, 4, 2, 2]),
+            helper.make_node("Reshape", ["h", "ls"], ["hl"]),
+            helper.make_node("Mul", ["hl", "w"], ["hw"]),
+            helper.make_node("Sub", ["hw", "skip"], ["velocity"])],
+           "head", [info("h", f, tokens), info("skip", f, latent)], [info("velocity", f, latent)],
+           {"wgraph.role": "denoiser_head", "wgraph.prediction": "velocity", "wgraph.schedule": "rectified_flow"},
+           f"{prefix}_head.onnx")
+
+
+split("block")
