@@ -304,27 +304,7 @@ impl DenoiserNode {
         let conditions: Vec<usize> = (0..sig.inputs.len())
             .filter(|&i| i != x && i != t && Some(i) != control_input && Some(i) != level_input)
             .collect();
-        let chain = match cx.params.string("chain") {
-            Err(_) => None,
-            Ok(name) => Some(
-                conditions
-                    .iter()
-                    .position(|&i| sig.inputs[i].name == name)
-                    .ok_or_else(|| {
-                        let names: Vec<&str> = conditions
-                            .iter()
-                            .map(|&i| sig.inputs[i].name.as_str())
-                            .collect();
-                        BuildError::param(
-                            "chain",
-                            format!(
-                                "`{name}` is not a condition of `{model_name}` (conditions: {})",
-                                names.join(", ")
-                            ),
-                        )
-                    })?,
-            ),
-        };
+        let chain = condition_param(cx, "chain", &conditions, sig, &format!("`{model_name}`"))?;
         if sig.outputs.len() != 1 {
             return Err(BuildError::param(
                 "model",
@@ -542,6 +522,38 @@ impl DenoiserNode {
     }
 }
 
+/// A string parameter naming one of the model's conditions (`chain`,
+/// `residual_reference`): its index into `conditions`, or an error listing
+/// them; `None` when the parameter is not set.
+fn condition_param(
+    cx: &BuildContext<'_>,
+    param: &str,
+    conditions: &[usize],
+    sig: &wgraph_engine::model::ModelSignature,
+    owner: &str,
+) -> Result<Option<usize>, BuildError> {
+    let Ok(name) = cx.params.string(param) else {
+        return Ok(None);
+    };
+    conditions
+        .iter()
+        .position(|&i| sig.inputs[i].name == name)
+        .map(Some)
+        .ok_or_else(|| {
+            let names: Vec<&str> = conditions
+                .iter()
+                .map(|&i| sig.inputs[i].name.as_str())
+                .collect();
+            BuildError::param(
+                param,
+                format!(
+                    "`{name}` is not a condition of {owner} (conditions: {})",
+                    names.join(", ")
+                ),
+            )
+        })
+}
+
 /// The model input a diffusion-forcing denoiser reads its context's noise
 /// level from: `chain_level`, else the model's `wgraph.context_level_input`;
 /// checked to be an f32 `[batch]` input other than x, t and control.
@@ -664,27 +676,7 @@ fn residual_mode(
         .params
         .choice("guidance_mode")
         .is_ok_and(|m| m == "residual");
-    let reference = match cx.params.string("residual_reference") {
-        Err(_) => None,
-        Ok(name) => Some(
-            conditions
-                .iter()
-                .position(|&i| sig.inputs[i].name == name)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = conditions
-                        .iter()
-                        .map(|&i| sig.inputs[i].name.as_str())
-                        .collect();
-                    BuildError::param(
-                        "residual_reference",
-                        format!(
-                            "`{name}` is not a condition of the model (conditions: {})",
-                            names.join(", ")
-                        ),
-                    )
-                })?,
-        ),
-    };
+    let reference = condition_param(cx, "residual_reference", conditions, sig, "the model")?;
     if !residual {
         return Ok(None);
     }
@@ -1349,6 +1341,22 @@ mod tests {
         // Row 0: context 9 (wired), level 0; row 1: context 1 (x row 0),
         // level 250; row 2: context 2, level 500; action 4 on every row.
         assert_eq!(got, [9002.0, 1252.0, 2502.0]);
+        // A chain naming no condition is refused at build, listing them.
+        let err = build_with(
+            &Denoiser,
+            vec![
+                ("model", ParamValue::ModelRef("m".into())),
+                ("chain", ParamValue::Str("ctx".into())),
+            ],
+            vec![("m", dit(true))],
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string()
+                .contains("`ctx` is not a condition of `m` (conditions: text, action)"),
+            "{err}"
+        );
     }
 
     fn guided(model: &Arc<FakeModel>, extra: Vec<(&'static str, ParamValue)>) -> Box<dyn Node> {

@@ -82,6 +82,7 @@ impl NodeKind for DfWindow {
             seed: crate::rng::mix(cx.settings.seed ^ crate::rng::hash_str(cx.name)),
             denoiser: cx.params.node_ref("denoiser")?,
             call: DenoiserCall::default(),
+            levels: std::sync::OnceLock::new(),
         }))
     }
 }
@@ -93,6 +94,9 @@ struct DfWindowNode {
     seed: u64,
     denoiser: String,
     call: DenoiserCall,
+    /// The W + 1 levels (flow σ, ending at 0) and the entry scale of a noise
+    /// frame, found from the denoiser at build time (in `infer`).
+    levels: std::sync::OnceLock<(Vec<f64>, f64)>,
 }
 
 /// The frames in flight between ticks, oldest first (W−1 of them, or none
@@ -170,6 +174,10 @@ impl Node for DfWindowNode {
         // the first tick have the same types with fewer rows.
         let (types, call) =
             FlowCall::infer_callee(inputs, calls, 0, &self.denoiser, "df_window", self.frames)?;
+        let levels = call.window_levels(self.frames, self.shift);
+        let entry = call.entry_scale(levels[0]);
+        // Build-time configuration found by inference; set once.
+        let _ = self.levels.set((levels, entry));
         self.call.set(call);
         Ok(types)
     }
@@ -232,7 +240,10 @@ impl Node for DfWindowNode {
         let noise = tensor_arg(inputs, 0)?;
         let wired = wired_step_noise(inputs);
         let call = self.call.get();
-        let levels = call.window_levels(self.frames, self.shift);
+        let (levels, entry) = self.levels.get().ok_or_else(|| {
+            NodeError::new("internal: df_window ran before its types were checked")
+        })?;
+        let (levels, entry) = (levels.as_slice(), *entry);
         let window = &mut state_mut::<Window>(state)?.frames;
         let len = noise.len();
         if window.iter().any(|f| f.len() != len) {
@@ -242,14 +253,13 @@ impl Node for DfWindowNode {
                 noise.tensor_type()
             )));
         }
-        let entry = call.entry_scale(levels[0]);
         let enter =
             |v: &[f32]| -> Vec<f32> { v.iter().map(|&n| (f64::from(n) * entry) as f32).collect() };
         window.push_back(enter(noise.host_f32()?));
         let mut extra = 0;
         let mut frame = Vec::new();
         loop {
-            if let Some(x0) = self.advance(cx, call, &levels, window, noise.shape())? {
+            if let Some(x0) = self.advance(cx, call, levels, window, noise.shape())? {
                 return f32_out(noise.shape(), x0);
             }
             // Filling an empty window (tick 0, or after a reset): another
