@@ -39,6 +39,7 @@ pub mod schedule;
 pub mod settings;
 pub mod snapshot;
 pub mod tensor;
+pub mod transfers;
 pub mod types;
 pub mod value;
 pub mod world;

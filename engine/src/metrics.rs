@@ -105,6 +105,72 @@ pub struct Metrics {
     pub tick_latency: Timings,
     /// Wall time of the whole run.
     pub wall: Duration,
+    /// Host↔device copies per completed tick (see [`crate::transfers`]).
+    pub copies: Copies,
+}
+
+/// Host↔device copies per tick: counts and maxima, no per-tick history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Copies {
+    /// Ticks recorded.
+    pub ticks: u64,
+    /// Everything copied during those ticks.
+    pub total: crate::transfers::Totals,
+    /// The most copies (both directions) one tick made.
+    pub max_per_tick: u64,
+    /// The copies of the last tick recorded.
+    pub last_tick: u64,
+}
+
+impl Copies {
+    /// Adds one tick's copies.
+    pub fn record(&mut self, tick: crate::transfers::Totals) {
+        let t = &mut self.total;
+        t.host_to_device = t.host_to_device.saturating_add(tick.host_to_device);
+        t.host_to_device_bytes = t
+            .host_to_device_bytes
+            .saturating_add(tick.host_to_device_bytes);
+        t.device_to_host = t.device_to_host.saturating_add(tick.device_to_host);
+        t.device_to_host_bytes = t
+            .device_to_host_bytes
+            .saturating_add(tick.device_to_host_bytes);
+        self.ticks = self.ticks.saturating_add(1);
+        self.max_per_tick = self.max_per_tick.max(tick.copies());
+        self.last_tick = tick.copies();
+    }
+
+    /// The serialisable summary.
+    pub fn report(&self) -> CopiesReport {
+        CopiesReport {
+            per_tick_mean: if self.ticks == 0 {
+                0.0
+            } else {
+                self.total.copies() as f64 / self.ticks as f64
+            },
+            per_tick_max: self.max_per_tick,
+            host_to_device: self.total.host_to_device,
+            host_to_device_bytes: self.total.host_to_device_bytes,
+            device_to_host: self.total.device_to_host,
+            device_to_host_bytes: self.total.device_to_host_bytes,
+        }
+    }
+}
+
+/// Host↔device copies of a run, in a report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CopiesReport {
+    /// Mean copies (both directions) per tick.
+    pub per_tick_mean: f64,
+    /// The most copies one tick made.
+    pub per_tick_max: u64,
+    /// Host→device copies in all.
+    pub host_to_device: u64,
+    /// Bytes copied host→device.
+    pub host_to_device_bytes: u64,
+    /// Device→host copies in all.
+    pub device_to_host: u64,
+    /// Bytes copied device→host.
+    pub device_to_host_bytes: u64,
 }
 
 /// Summary statistics of a series of durations, in milliseconds.
@@ -145,6 +211,8 @@ pub struct MetricsReport {
     pub ticks_per_second: f64,
     pub tick: Stats,
     pub nodes: Vec<NodeReport>,
+    /// Host↔device copies during the ticks (all zero on the CPU provider).
+    pub host_device_copies: CopiesReport,
 }
 
 impl Metrics {
@@ -195,6 +263,7 @@ impl Metrics {
                     stats: t.stats(),
                 })
                 .collect(),
+            host_device_copies: self.copies.report(),
         }
     }
 }
@@ -211,6 +280,11 @@ impl MetricsReport {
             self.tick.p50_ms,
             self.tick.p99_ms
         );
+        let c = &self.host_device_copies;
+        out.push_str(&format!(
+            "host<->device copies per tick: mean {:.1}, max {} ({} up, {} down in all)\n",
+            c.per_tick_mean, c.per_tick_max, c.host_to_device, c.device_to_host
+        ));
         out.push_str(&format!(
             "{:<20} {:<14} {:>7} {:>10} {:>10} {:>10}\n",
             "node", "kind", "count", "mean ms", "p50 ms", "p99 ms"

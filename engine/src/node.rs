@@ -419,6 +419,18 @@ pub trait Node: Send + Sync + 'static {
         calls: &mut dyn InferCalls,
     ) -> Result<Vec<ValueType>, TypeError>;
 
+    /// Whether this node takes tensors that live on a device as they are.
+    ///
+    /// The default, `false`, is right for every node that reads elements:
+    /// before its `eval` the scheduler copies device inputs to the host
+    /// ([`Tensor::to_host`](crate::tensor::Tensor::to_host), counted in
+    /// [`crate::transfers`]). Nodes that only pass tensors on to a model
+    /// return `true`, so one model's device output feeds the next model
+    /// without a host copy.
+    fn accepts_device_inputs(&self) -> bool {
+        false
+    }
+
     /// Fresh state for a run.
     fn init_state(&self) -> Result<State, NodeError> {
         Ok(Box::new(()))

@@ -156,8 +156,10 @@ fn parse_shape(text: &str) -> Result<Vec<usize>, NpyError> {
         .collect()
 }
 
-/// Serializes a host tensor as a version-1 `.npy` file.
+/// Serializes a tensor as a version-1 `.npy` file (a device tensor is
+/// copied to the host first).
 pub fn write_npy(tensor: &Tensor) -> Result<Vec<u8>, crate::tensor::TensorError> {
+    let tensor = tensor.to_host()?;
     let host = tensor.host()?;
     let (descr, body) = (descr_of(host.dtype()), host.to_le_bytes());
     let dims: Vec<String> = tensor.shape().iter().map(ToString::to_string).collect();

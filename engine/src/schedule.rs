@@ -420,6 +420,7 @@ impl Runner {
         for tick in first..first.saturating_add(config.ticks) {
             let input = hooks.input(tick);
             let tick_start = Instant::now();
+            let copies_at_start = crate::transfers::totals();
             let mut cur: Vec<Option<Vec<Value>>> = vec![None; self.steps.len()];
             let mut shown = Vec::new();
             let mut stop = false;
@@ -453,6 +454,9 @@ impl Runner {
             }
             let latency = tick_start.elapsed();
             self.metrics.tick_latency.record(latency);
+            self.metrics
+                .copies
+                .record(crate::transfers::totals().since(&copies_at_start));
             self.completed = tick + 1;
             prev = cur;
             let flow = hooks.tick_done(&RunEvent::TickDone {
@@ -493,6 +497,8 @@ impl Runner {
             );
         }
         let mut metrics = std::mem::take(&mut self.metrics);
+        // Ticks overlap here: copies count towards the tick that completes next.
+        let mut copies_mark = crate::transfers::totals();
         let this = &*self;
         let mut completed = first;
         let (task_tx, task_rx) = unbounded::<Task>();
@@ -601,6 +607,9 @@ impl Runner {
                     // Ticks complete in order: (n, t) waits for (n, t - 1).
                     let latency = ticks[&t].first_start.elapsed();
                     metrics.tick_latency.record(latency);
+                    let now = crate::transfers::totals();
+                    metrics.copies.record(now.since(&copies_mark));
+                    copies_mark = now;
                     completed = t + 1;
                     let shown = ticks
                         .get_mut(&t)
@@ -692,7 +701,11 @@ impl Runner {
             let mut state = self.states[step.node.0]
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            node.node.eval(&mut state, &task.inputs, &mut cx)
+            match host_inputs(&*node.node, &task.inputs) {
+                Ok(Some(inputs)) => node.node.eval(&mut state, &inputs, &mut cx),
+                Ok(None) => node.node.eval(&mut state, &task.inputs, &mut cx),
+                Err(e) => Err(e),
+            }
         };
         let elapsed = started.elapsed();
         let stop = cx.stop_requested();
@@ -779,7 +792,11 @@ impl Callees for CallRunner<'_> {
             let mut state = self.runner.states[frame.node.0]
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            node.node.eval(&mut state, &inputs, &mut cx)
+            match host_inputs(&*node.node, &inputs) {
+                Ok(Some(host)) => node.node.eval(&mut state, &host, &mut cx),
+                Ok(None) => node.node.eval(&mut state, &inputs, &mut cx),
+                Err(e) => Err(e),
+            }
         };
         self.times.push((frame.node, started.elapsed()));
         result
@@ -788,6 +805,27 @@ impl Callees for CallRunner<'_> {
                 NodeError::new(format!("in `{}` ({}): {}", node.name, node.kind, e.message))
             })
     }
+}
+
+/// The inputs with every device tensor copied to the host, for a node that
+/// reads elements; `None` when nothing needs copying (the common case: no
+/// allocation).
+fn host_inputs(
+    node: &dyn crate::node::Node,
+    inputs: &[Option<Value>],
+) -> Result<Option<Vec<Option<Value>>>, NodeError> {
+    let on_device = |v: &Option<Value>| matches!(v, Some(Value::Tensor(t)) if !t.is_host());
+    if node.accepts_device_inputs() || !inputs.iter().any(on_device) {
+        return Ok(None);
+    }
+    inputs
+        .iter()
+        .map(|v| match v {
+            Some(Value::Tensor(t)) if !t.is_host() => Ok(Some(Value::Tensor(t.to_host()?))),
+            other => Ok(other.clone()),
+        })
+        .collect::<Result<Vec<_>, NodeError>>()
+        .map(Some)
 }
 
 fn gather(

@@ -144,6 +144,8 @@ impl SavedState {
 pub fn value_to_json(v: &Value) -> Result<Json, SnapshotError> {
     Ok(match v {
         Value::Tensor(t) => {
+            // A snapshot is an edge of the world: device values come home.
+            let t = t.to_host().map_err(|e| SnapshotError(e.to_string()))?;
             let host = t.host().map_err(|e| SnapshotError(e.to_string()))?;
             let (dtype, data) = (host.dtype().name(), hex(host.to_le_bytes().into_iter()));
             json!({"tensor": dtype, "shape": t.shape(), "hex": data})

@@ -89,7 +89,54 @@ impl fmt::Display for DType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Device {
+    /// Host (CPU) memory.
     Host,
+    /// Memory of an accelerator: `api` names who owns it (`cuda` for
+    /// ONNX Runtime's CUDA allocator), `index` the device ordinal.
+    Gpu { api: &'static str, index: u32 },
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Host => f.write_str("host"),
+            Device::Gpu { api, index } => write!(f, "{api}:{index}"),
+        }
+    }
+}
+
+/// Tensor memory owned by a backend on an accelerator (ROADMAP §4).
+///
+/// The engine never reads it: a node that needs the elements gets a host
+/// copy, made by [`Tensor::to_host`] and counted in [`crate::transfers`].
+/// Backends recognise their own buffers through [`DeviceBuffer::as_any`]
+/// and feed them to the next model without a copy.
+pub trait DeviceBuffer: fmt::Debug + Send + Sync + 'static {
+    /// Where the memory is.
+    fn device(&self) -> Device;
+    /// Element type.
+    fn dtype(&self) -> DType;
+    /// Number of elements.
+    fn len(&self) -> usize;
+    /// True when there are no elements.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Copies the elements into host memory (one device→host copy; the
+    /// caller counts it).
+    fn download(&self) -> Result<HostData, TensorError>;
+    /// For the owning backend to downcast.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// A shared handle to a [`DeviceBuffer`]; equal when it is the same buffer.
+#[derive(Debug, Clone)]
+pub struct DeviceData(pub Arc<dyn DeviceBuffer>);
+
+impl PartialEq for DeviceData {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// Host-memory elements of one dtype.
@@ -403,7 +450,10 @@ impl HostData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Storage {
+    /// Elements in host memory.
     Host(HostData),
+    /// Elements in an accelerator's memory, owned by a backend.
+    Device(DeviceData),
 }
 
 /// Errors from building or reading tensors.
@@ -417,8 +467,12 @@ pub enum TensorError {
     },
     #[error("expected a {expected} tensor, found {found}")]
     WrongDType { expected: DType, found: DType },
-    #[error("tensor data is on {0:?}, not in host memory")]
+    #[error(
+        "tensor data is on {0}, not in host memory (a node that reads elements gets a host copy from the scheduler; this one was not given it)"
+    )]
     NotOnHost(Device),
+    #[error("copying a tensor from {device} to the host failed: {message}")]
+    Download { device: Device, message: String },
     #[error("{}", too_large(.0))]
     TooLarge(Vec<usize>),
     #[error("no memory for a tensor of shape {0:?}")]
@@ -522,6 +576,7 @@ impl Tensor {
     pub fn len(&self) -> usize {
         match &self.storage {
             Storage::Host(d) => d.len(),
+            Storage::Device(d) => d.0.len(),
         }
     }
 
@@ -532,12 +587,56 @@ impl Tensor {
     pub fn dtype(&self) -> DType {
         match &self.storage {
             Storage::Host(d) => d.dtype(),
+            Storage::Device(d) => d.0.dtype(),
         }
     }
 
     pub fn device(&self) -> Device {
         match &self.storage {
             Storage::Host(_) => Device::Host,
+            Storage::Device(d) => d.0.device(),
+        }
+    }
+
+    /// True when the elements are in host memory.
+    pub fn is_host(&self) -> bool {
+        matches!(self.storage, Storage::Host(_))
+    }
+
+    /// A tensor whose elements a backend keeps on a device; checks that
+    /// the buffer's length matches the shape.
+    pub fn from_device(
+        shape: &[usize],
+        data: Arc<dyn DeviceBuffer>,
+    ) -> Result<Tensor, TensorError> {
+        let expected = element_count(shape).ok_or_else(|| TensorError::TooLarge(shape.to_vec()))?;
+        if expected != data.len() {
+            return Err(TensorError::LengthMismatch {
+                shape: shape.to_vec(),
+                expected,
+                found: data.len(),
+            });
+        }
+        Ok(Tensor {
+            shape: shape.into(),
+            storage: Storage::Device(DeviceData(data)),
+        })
+    }
+
+    /// This tensor with its elements in host memory: itself (no copy) when
+    /// they already are, else one device→host copy, counted in
+    /// [`crate::transfers`].
+    pub fn to_host(&self) -> Result<Tensor, TensorError> {
+        match &self.storage {
+            Storage::Host(_) => Ok(self.clone()),
+            Storage::Device(d) => {
+                let host = d.0.download()?;
+                crate::transfers::record(
+                    crate::transfers::Direction::DeviceToHost,
+                    host.len() * host.dtype().size(),
+                );
+                Tensor::from_host(&self.shape, host)
+            }
         }
     }
 
@@ -549,6 +648,7 @@ impl Tensor {
     pub fn host(&self) -> Result<&HostData, TensorError> {
         match &self.storage {
             Storage::Host(d) => Ok(d),
+            Storage::Device(d) => Err(TensorError::NotOnHost(d.0.device())),
         }
     }
 
@@ -568,6 +668,8 @@ impl Tensor {
             (Storage::Host(a), Storage::Host(b)) => {
                 a.dtype() == b.dtype() && a.len() == b.len() && a.data_ptr() == b.data_ptr()
             }
+            (Storage::Device(a), Storage::Device(b)) => a == b,
+            _ => false,
         };
         same && self.shape == other.shape
     }

@@ -12,7 +12,7 @@ use wgraph_engine::node::*;
 use wgraph_engine::params::{Default, ParamSpec, ParamType};
 use wgraph_engine::registry::Registry;
 use wgraph_engine::schedule::{RunConfig, RunEvent, Runner, TickHooks};
-use wgraph_engine::tensor::{DType, Tensor};
+use wgraph_engine::tensor::{DType, Device, DeviceBuffer, HostData, Tensor, TensorError};
 use wgraph_engine::types::ValueType;
 use wgraph_engine::value::Value;
 use wgraph_grammar::source::SourceMap;
@@ -64,9 +64,14 @@ struct Fn {
             + Sync,
     >,
     calls: Vec<CallSpec>,
+    /// Takes device tensors as they are (see `Node::accepts_device_inputs`).
+    device: bool,
 }
 
 impl Node for Fn {
+    fn accepts_device_inputs(&self) -> bool {
+        self.device
+    }
     fn inputs(&self) -> Vec<PortSpec> {
         self.inputs.clone()
     }
@@ -131,6 +136,7 @@ fn simple(inputs: &[&str], f: EvalFn) -> Fn {
         out_type: scalar(),
         f,
         calls: Vec::new(),
+        device: false,
     }
 }
 
@@ -179,6 +185,45 @@ fn registry() -> Registry {
                     &["a", "b"],
                     Arc::new(|i, _| Ok(out(read(&i[0])? + read(&i[1])?))),
                 ))
+            },
+        },
+        // `upload`: x moved to a (pretend) device.
+        Kind {
+            name: "upload",
+            params: &[],
+            make: |_| {
+                let mut n = simple(
+                    &["x"],
+                    Arc::new(|i, _| {
+                        let x = read(&i[0])?;
+                        let buf = Arc::new(FakeDevice(vec![x]));
+                        Ok(vec![Value::Tensor(Tensor::from_device(&[1], buf)?)])
+                    }),
+                );
+                n.device = false;
+                Ok(n)
+            },
+        },
+        // `on_device`: passes a tensor on, checking it is still on the device.
+        Kind {
+            name: "on_device",
+            params: &[],
+            make: |_| {
+                let mut n = simple(
+                    &["x"],
+                    Arc::new(|i, _| {
+                        let t = i[0]
+                            .as_ref()
+                            .and_then(Value::as_tensor)
+                            .ok_or_else(|| NodeError::new("missing input"))?;
+                        if t.is_host() {
+                            return Err(NodeError::new("expected a device tensor"));
+                        }
+                        Ok(vec![Value::Tensor(t.clone())])
+                    }),
+                );
+                n.device = true;
+                Ok(n)
             },
         },
         // `record`: remembers (node name, tick, value).
@@ -375,6 +420,31 @@ fn registry() -> Registry {
         r.register(k).unwrap();
     }
     r
+}
+
+/// Device memory for tests: a host vector that only `download` reads.
+#[derive(Debug)]
+struct FakeDevice(Vec<f32>);
+
+impl DeviceBuffer for FakeDevice {
+    fn device(&self) -> Device {
+        Device::Gpu {
+            api: "fake",
+            index: 0,
+        }
+    }
+    fn dtype(&self) -> DType {
+        DType::F32
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn download(&self) -> Result<HostData, TensorError> {
+        Ok(HostData::F32(self.0.clone().into()))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 // ---- helpers --------------------------------------------------------------
@@ -1329,5 +1399,46 @@ mod live {
         assert_eq!(world.dropped_events(), 98);
         world.finish().unwrap();
         assert_eq!(records("h_r").len(), 100);
+    }
+}
+
+/// Device tensors pass between nodes that accept them without a copy; a
+/// node that reads elements gets a host copy from the scheduler, and every
+/// copy is counted per tick — in each scheduling mode.
+#[test]
+fn device_tensors_are_copied_to_the_host_only_for_nodes_that_read_them() {
+    let g = build(
+        "node dv_t: tick\nnode dv_up: upload\nnode dv_a: on_device\nnode dv_b: on_device\nnode dv_r: record\n\
+         dv_t -> dv_up\ndv_up -> dv_a\ndv_a -> dv_b\ndv_b -> dv_r\n",
+    )
+    .unwrap();
+    for config in modes(5) {
+        let mut runner = Runner::new(Arc::clone(&g)).unwrap();
+        runner.run(&config, &mut |_| {}).unwrap();
+        let copies = runner.metrics().copies;
+        let mut sink = SINK.lock().unwrap();
+        let got: Vec<f32> = sink
+            .iter()
+            .filter(|(n, ..)| n == "dv_r")
+            .map(|x| x.2)
+            .collect();
+        sink.retain(|(n, ..)| n != "dv_r");
+        drop(sink);
+        let mut sorted = got.clone();
+        sorted.sort_by(f32::total_cmp);
+        assert_eq!(sorted, vec![0.0, 1.0, 2.0, 3.0, 4.0], "{config:?}");
+        // One copy per tick: `r` reads; `a` and `b` pass the device tensor on.
+        assert_eq!(copies.ticks, 5, "{config:?}");
+        assert_eq!(copies.total.device_to_host, 5, "{config:?}");
+        assert_eq!(copies.total.device_to_host_bytes, 20, "{config:?}");
+        assert_eq!(copies.total.host_to_device, 0, "{config:?}");
+        assert_eq!(copies.max_per_tick, 1, "{config:?}");
+        let report = runner.metrics().report(&g);
+        assert_eq!(report.host_device_copies.per_tick_max, 1);
+        assert!(
+            report
+                .table()
+                .contains("host<->device copies per tick: mean 1.0, max 1")
+        );
     }
 }
