@@ -102,4 +102,7 @@ impl Model for RecordingModel {
             .push((self.id, inputs.to_vec()));
         self.inner.run(inputs)
     }
+    fn prepare(&self, input_shapes: &[Vec<usize>]) -> Result<(), ModelError> {
+        self.inner.prepare(input_shapes)
+    }
 }

@@ -23,7 +23,6 @@ use wgraph_engine::model::ModelCache;
 use wgraph_engine::node::{DisplayTarget, OutputConfig};
 use wgraph_engine::schedule::{RunConfig, Runner};
 use wgraph_grammar::FsLoader;
-use wgraph_ort::OrtBackend;
 
 /// Arguments of `wgraph blocks`.
 #[derive(clap::Args, Debug)]
@@ -124,7 +123,7 @@ fn usage(message: String) -> Failed {
 }
 
 fn measure(args: &BlocksArgs, scratch: &std::path::Path) -> Result<(), Failed> {
-    let models = ModelCache::new(OrtBackend::new());
+    let models = ModelCache::new(crate::load::ort_backend());
     let load = |extra: &[String]| -> Result<Arc<wgraph_engine::graph::Graph>, Failed> {
         let config = LoadConfig {
             set: &args.set,

@@ -13,7 +13,6 @@ use wgraph_engine::node::{DisplayTarget, OutputConfig};
 use wgraph_engine::params::{ParamSpec, ParamType};
 use wgraph_engine::schedule::{RunConfig, Runner};
 use wgraph_engine::world::{GraphSource, ScriptedEvent, World, WorldConfig, WorldEnd, WorldEvent};
-use wgraph_ort::OrtBackend;
 
 fn usage(message: &str) -> Outcome {
     eprintln!(
@@ -26,7 +25,7 @@ fn usage(message: &str) -> Outcome {
 /// `wgraph check FILE...`
 pub fn check(files: &[PathBuf], provider: Option<ProviderArg>) -> Outcome {
     let mut outcome = Outcome::Ok;
-    let backend = OrtBackend::new();
+    let backend = crate::load::ort_backend();
     for file in files {
         let config = LoadConfig {
             set: &[],
@@ -52,7 +51,7 @@ pub fn check(files: &[PathBuf], provider: Option<ProviderArg>) -> Outcome {
 
 /// `wgraph graph FILE --format F`
 pub fn graph(file: &Path, format: GraphFormat, set: &[String]) -> Outcome {
-    let backend = OrtBackend::new();
+    let backend = crate::load::ort_backend();
     let config = LoadConfig {
         set,
         seed: None,
@@ -123,7 +122,7 @@ pub fn run(args: &RunArgs) -> Outcome {
             .collect(),
         output: output.clone(),
         provider: args.provider.map(Into::into),
-        models: Arc::new(ModelCache::new(OrtBackend::new())),
+        models: Arc::new(ModelCache::new(crate::load::ort_backend())),
         record: args.record.is_some(),
     });
     let built = match source.build_first() {
@@ -605,7 +604,7 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         return usage("--pipeline must be at least 1");
     }
     let out_dir = std::env::temp_dir().join(format!("wgraph-bench-{}", std::process::id()));
-    let ort = OrtBackend::new();
+    let ort = crate::load::ort_backend();
     let recording = RecordingBackend::new(&ort);
     let config = LoadConfig {
         set: &args.set,

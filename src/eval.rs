@@ -112,7 +112,7 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
         return fail(format!("cannot create {}: {e}", work.display()));
     }
     // The graph first, to learn its resolution.
-    let backend = OrtBackend::new();
+    let backend = crate::load::ort_backend();
     let start_png = work.join("start.png");
     let start_depth = work.join("start_depth.npy");
     let depth_dir = work.join("depth");

@@ -12,6 +12,18 @@ use wgraph_grammar::source::{SourceMap, Span};
 use wgraph_grammar::{FileLoader, FsLoader, load_graph, parse_value, validate};
 
 /// What to load, besides the file.
+/// The ONNX Runtime backend as the CLI uses it: work that takes long at
+/// load time (a TensorRT engine build) is announced on stderr before it
+/// starts.
+pub fn ort_backend() -> wgraph_ort::OrtBackend {
+    wgraph_ort::OrtBackend::new().with_notices(std::sync::Arc::new(|message: &str| {
+        eprintln!(
+            "note: {}",
+            wgraph_grammar::diagnostic::escape_controls(message)
+        );
+    }))
+}
+
 pub struct LoadConfig<'a> {
     pub set: &'a [String],
     pub seed: Option<u64>,

@@ -28,7 +28,6 @@ use wgraph_engine::model::ModelCache;
 use wgraph_engine::node::{DisplayTarget, OutputConfig};
 use wgraph_engine::value::{Actions, Key};
 use wgraph_engine::world::{GraphSource, World, WorldConfig, WorldEvent};
-use wgraph_ort::OrtBackend;
 
 /// How long a key counts as held after a press where the terminal reports
 /// no releases (auto-repeat renews it).
@@ -232,7 +231,7 @@ pub fn play(args: &PlayArgs) -> Outcome {
             display: DisplayTarget::Discard,
         },
         provider: args.provider.map(Into::into),
-        models: Arc::new(ModelCache::new(OrtBackend::new())),
+        models: Arc::new(ModelCache::new(crate::load::ort_backend())),
         record: false,
     });
     let built = match source.build_first() {

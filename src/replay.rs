@@ -312,7 +312,7 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
             .get("provider")
             .and_then(Json::as_str)
             .and_then(Provider::parse),
-        models: ModelCache::new(OrtBackend::new()),
+        models: ModelCache::new(crate::load::ort_backend()),
     });
     let interrupt = crate::interrupt::Interrupt::install();
     let built = source.build(&[]).map_err(|e| {

@@ -13,7 +13,6 @@ use wgraph_engine::graph::Graph;
 use wgraph_engine::model::ModelCache;
 use wgraph_engine::node::{DisplayTarget, OutputConfig};
 use wgraph_engine::world::{GraphSource, World, WorldConfig, WorldEvent};
-use wgraph_ort::OrtBackend;
 use wgraph_web::Prompt;
 
 /// The prompts a page may edit: every node that says it has one
@@ -68,7 +67,7 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             output: output.clone(),
             provider: args.provider.map(Into::into),
             // One cache per world: a cache keeps only what its own graph uses.
-            models: Arc::new(ModelCache::new(OrtBackend::new())),
+            models: Arc::new(ModelCache::new(crate::load::ort_backend())),
             record: false,
         });
         let built = match source.build_first() {

@@ -312,7 +312,7 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
     }
     let combos = combinations(&swaps);
     let work = std::env::temp_dir().join(format!("wgraph-swap-{}", std::process::id()));
-    let models = ModelCache::new(OrtBackend::new());
+    let models = ModelCache::new(crate::load::ort_backend());
     let reference: Vec<String> = if args.reference.is_empty() {
         default_reference(args, &models, &work.join("probe"))
     } else {

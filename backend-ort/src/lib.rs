@@ -35,8 +35,12 @@
 
 #![warn(missing_docs)]
 
+mod binding;
 pub mod doctor;
 pub mod runtime;
+pub mod tensorrt;
+
+pub use binding::OrtDeviceValue;
 
 use ort::ep::{self, ExecutionProvider, ExecutionProviderDispatch};
 use ort::session::Session;
@@ -44,12 +48,13 @@ use ort::session::builder::SessionBuilder;
 use ort::value::{DynValue, PrimitiveTensorElementType, TensorElementType, TensorRef, ValueType};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use wgraph_engine::model::{
     Backend, LoadedModel, Model, ModelError, ModelOptions, ModelPort, ModelSignature, Provider,
 };
 use wgraph_engine::tensor::{DType, Element, Tensor, f16};
+use wgraph_engine::transfers::{self, Direction};
 use wgraph_engine::types::{Dim, TensorType};
 
 pub use doctor::{DoctorReport, doctor};
@@ -59,14 +64,32 @@ pub use runtime::{RuntimeInfo, RuntimeSource, runtime};
 ///
 /// Stateless: the runtime itself is process-wide (see [`runtime()`]), and each
 /// loaded model owns its session.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OrtBackend;
+#[derive(Clone, Default)]
+pub struct OrtBackend {
+    notices: Option<Notices>,
+}
+
+impl fmt::Debug for OrtBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OrtBackend")
+            .field("notices", &self.notices.is_some())
+            .finish()
+    }
+}
 
 impl OrtBackend {
     /// A backend. Creating one is free; the runtime is found on the first
     /// [`load`](Backend::load).
     pub fn new() -> Self {
-        OrtBackend
+        OrtBackend::default()
+    }
+
+    /// Tells `notices` about work that takes long before it starts (a
+    /// TensorRT engine build at [`Model::prepare`]), so a user is not left
+    /// looking at a silent terminal for minutes.
+    pub fn with_notices(mut self, notices: Notices) -> Self {
+        self.notices = Some(notices);
+        self
     }
 }
 
@@ -75,10 +98,33 @@ impl OrtBackend {
 /// The session sits behind a mutex of its own: runs of one model are
 /// serialised, different models run in parallel.
 pub struct OrtModel {
-    session: Mutex<Session>,
+    inner: Mutex<SessionState>,
     signature: ModelSignature,
     provider: Provider,
+    /// How runs bind their tensors (`None`: plain runs from host memory).
+    plan: Option<binding::BindPlan>,
+    /// What the model was loaded from and with (a TensorRT session is
+    /// rebuilt with shape profiles in [`Model::prepare`]).
+    path: PathBuf,
+    options: ModelOptions,
+    notices: Option<Notices>,
 }
+
+/// The session and what belongs to it.
+struct SessionState {
+    session: Session,
+    fixed: binding::FixedBuffers,
+    /// Input shape sets already prepared (bounded by [`MAX_PREPARED`]).
+    prepared: Vec<Vec<Vec<usize>>>,
+    /// The TensorRT shape profile the session was built with.
+    profile: Option<tensorrt::Profile>,
+}
+
+/// Shape sets [`Model::prepare`] remembers per model; a graph uses a few.
+const MAX_PREPARED: usize = 16;
+
+/// Where a backend says what takes long (an engine build) before it starts.
+pub type Notices = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl fmt::Debug for OrtModel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -91,7 +137,8 @@ impl fmt::Debug for OrtModel {
 
 impl Backend for OrtBackend {
     fn load(&self, path: &Path, options: &ModelOptions) -> Result<LoadedModel, ModelError> {
-        let model = OrtModel::load(path, options)?;
+        let mut model = OrtModel::load(path, options)?;
+        model.0.notices = self.notices.clone();
         let warnings = model.1;
         Ok(LoadedModel {
             model: Arc::new(model.0),
@@ -189,7 +236,7 @@ impl OrtModel {
                 failures.push(Unavailable { provider, reason });
                 continue;
             }
-            match commit(rt, path, provider, options) {
+            match commit(rt, path, provider, options, None) {
                 Ok(s) => {
                     session = Some((s, provider));
                     break;
@@ -202,7 +249,7 @@ impl OrtModel {
                     // A GPU provider failed to build the session: was it
                     // the provider or the model? Ask the CPU.
                     if let Err(Failure::Commit(cpu_message)) =
-                        commit(rt, path, Provider::Cpu, &ModelOptions::default())
+                        commit(rt, path, Provider::Cpu, &ModelOptions::default(), None)
                     {
                         return Err(load_error(path, &cpu_message));
                     }
@@ -245,11 +292,33 @@ impl OrtModel {
         }
 
         let signature = signature_of(&session, path)?;
+        let on_gpu = provider != Provider::Cpu;
+        if options.cuda_graph && !on_gpu {
+            warnings.push(format!(
+                "{shown}: `cuda_graph` needs the CUDA provider; on `{provider}` the model runs with fixed-address buffers and no graph"
+            ));
+        }
+        let bound = options.io_binding.unwrap_or(on_gpu) || options.cuda_graph;
+        let device = i32::try_from(options.device_id).unwrap_or(0);
+        let plan = bound.then_some(binding::BindPlan {
+            output_device: on_gpu.then_some(device),
+            on_gpu,
+            fixed: options.cuda_graph,
+        });
         Ok((
             OrtModel {
-                session: Mutex::new(session),
+                inner: Mutex::new(SessionState {
+                    session,
+                    fixed: binding::FixedBuffers::default(),
+                    prepared: Vec::new(),
+                    profile: None,
+                }),
                 signature,
                 provider,
+                plan,
+                path: path.to_path_buf(),
+                options: options.clone(),
+                notices: None,
             },
             warnings,
         ))
@@ -343,6 +412,7 @@ fn commit(
     path: &Path,
     provider: Provider,
     options: &ModelOptions,
+    profile: Option<&tensorrt::Profile>,
 ) -> Result<Session, Failure> {
     let setup = |e: String| Failure::Setup(ModelError::Runtime(e));
     let mut builder: SessionBuilder = Session::builder(&rt.env).map_err(|e| {
@@ -355,7 +425,7 @@ fn commit(
             .with_intra_threads(threads)
             .map_err(|e| setup(format!("cannot set {threads} intra-op threads: {e}")))?;
     }
-    let eps = execution_providers(provider, options).map_err(Failure::Setup)?;
+    let eps = execution_providers(provider, options, profile).map_err(Failure::Setup)?;
     if !eps.is_empty() {
         builder = builder
             .with_execution_providers(eps)
@@ -371,36 +441,40 @@ fn commit(
 fn execution_providers(
     provider: Provider,
     options: &ModelOptions,
+    profile: Option<&tensorrt::Profile>,
 ) -> Result<Vec<ExecutionProviderDispatch>, ModelError> {
+    use ep::ArbitrarilyConfigurableExecutionProvider;
     let device = i32::try_from(options.device_id).map_err(|_| {
         ModelError::Provider(format!("device id {} is out of range", options.device_id))
     })?;
-    let cuda = || ep::CUDA::default().with_device_id(device).build();
+    let cuda = || {
+        ep::CUDA::default()
+            .with_device_id(device)
+            .with_cuda_graph(options.cuda_graph)
+            .build()
+    };
     Ok(match provider {
         Provider::Cpu => Vec::new(),
         Provider::Cuda => vec![cuda().error_on_failure()],
         Provider::TensorRt => {
-            let mut trt = ep::TensorRT::default()
-                .with_device_id(device)
-                .with_fp16(options.fp16);
-            if let Some(dir) = &options.engine_cache {
+            let cache = tensorrt::cache_dir(options);
+            if let Some(dir) = &cache {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     ModelError::Load(format!(
                         "cannot create the TensorRT engine cache folder {}: {e}",
                         dir.display()
                     ))
                 })?;
-                let dir = dir.to_str().filter(|s| !s.contains('\0')).ok_or_else(|| {
-                    ModelError::Load(format!(
+                if dir.to_str().is_none_or(|s| s.contains('\0')) {
+                    return Err(ModelError::Load(format!(
                         "the TensorRT engine cache folder {} must be a UTF-8 path",
                         dir.display()
-                    ))
-                })?;
-                trt = trt
-                    .with_engine_cache(true)
-                    .with_engine_cache_path(dir)
-                    .with_timing_cache(true)
-                    .with_timing_cache_path(dir);
+                    )));
+                }
+            }
+            let mut trt = ep::TensorRT::default().with_device_id(device);
+            for (key, value) in tensorrt::options(options, cache.as_deref(), profile) {
+                trt = trt.with_arbitrary_config(key, value);
             }
             let mut eps = vec![trt.build().error_on_failure()];
             if ep::CUDA::is_available().unwrap_or(false) {
@@ -658,9 +732,28 @@ impl Model for OrtModel {
 
     fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ModelError> {
         self.check_inputs(inputs)?;
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = &mut *inner;
+        if let Some(plan) = self.plan {
+            return binding::run_bound(
+                &mut inner.session,
+                &mut inner.fixed,
+                &self.signature,
+                inputs,
+                plan,
+            );
+        }
+        let on_gpu = self.provider != Provider::Cpu;
+        // A device tensor given to a model that runs from host memory comes
+        // home first (counted).
+        let hosts = inputs
+            .iter()
+            .map(Tensor::to_host)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ModelError::Run(e.to_string()))?;
         let mut values: Vec<(String, ort::session::SessionInputValue<'_>)> =
             Vec::with_capacity(inputs.len());
-        for (port, tensor) in self.signature.inputs.iter().zip(inputs) {
+        for (port, tensor) in self.signature.inputs.iter().zip(&hosts) {
             let shape = as_i64_shape(tensor.shape())?;
             let fail = |e: String| ModelError::Run(format!("input `{}`: {e}", port.name));
             let host = tensor.host().map_err(|e| fail(e.to_string()))?;
@@ -670,10 +763,14 @@ impl Model for OrtModel {
             )
             .map_err(|e| fail(e.to_string()))?;
             values.push((port.name.clone(), value));
+            if on_gpu {
+                // ONNX Runtime uploads it for the GPU provider.
+                transfers::record(Direction::HostToDevice, host.len() * host.dtype().size());
+            }
         }
 
-        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        let outputs = session
+        let outputs = inner
+            .session
             .run(values)
             .map_err(|e| ModelError::Run(format!("ONNX Runtime failed: {e}")))?;
         self.signature
@@ -683,9 +780,101 @@ impl Model for OrtModel {
                 let value = outputs.get(&port.name).ok_or_else(|| {
                     ModelError::Run(format!("ONNX Runtime returned no output `{}`", port.name))
                 })?;
-                to_tensor(&port.name, value)
+                let t = to_tensor(&port.name, value)?;
+                if on_gpu {
+                    transfers::record(Direction::DeviceToHost, t.len() * t.dtype().size());
+                }
+                Ok(t)
             })
             .collect()
+    }
+
+    /// Build-time work for these input shapes: on TensorRT, a session
+    /// with a shape profile covering them (for models with symbolic
+    /// dimensions) and one warm-up run that builds — or loads from the
+    /// cache — the engine; with `cuda_graph`, a warm-up run that allocates
+    /// the fixed buffers (and, on CUDA, captures the graph). Nothing on a
+    /// plain CPU model.
+    fn prepare(&self, input_shapes: &[Vec<usize>]) -> Result<(), ModelError> {
+        let trt = self.provider == Provider::TensorRt;
+        if !trt && !self.options.cuda_graph {
+            return Ok(());
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.prepared.iter().any(|p| p == input_shapes) {
+            return Ok(());
+        }
+        let symbolic = self
+            .signature
+            .inputs
+            .iter()
+            .any(|p| p.ty.shape.iter().any(|d| matches!(d, Dim::Sym(_))));
+        if trt && symbolic {
+            let names: Vec<String> = self
+                .signature
+                .inputs
+                .iter()
+                .map(|p| p.name.clone())
+                .collect();
+            let profile = match &inner.profile {
+                Some(p) if p.covers(input_shapes) => None,
+                Some(p) => Some(p.widened(input_shapes)),
+                None => Some(tensorrt::Profile::exact(&names, input_shapes)),
+            };
+            if let Some(profile) = profile {
+                let rt = runtime::ensure()?;
+                let session = commit(
+                    rt,
+                    &self.path,
+                    Provider::TensorRt,
+                    &self.options,
+                    Some(&profile),
+                )
+                .map_err(|f| match f {
+                    Failure::Setup(e) => e,
+                    Failure::Commit(m) => load_error(&self.path, &m),
+                })?;
+                inner.session = session;
+                inner.fixed = binding::FixedBuffers::default();
+                inner.profile = Some(profile);
+            }
+        }
+        let zeros = self
+            .signature
+            .inputs
+            .iter()
+            .zip(input_shapes)
+            .map(|(p, s)| Tensor::zeros(p.ty.dtype, s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ModelError::Run(e.to_string()))?;
+        if trt && let Some(notices) = &self.notices {
+            let cache = tensorrt::cache_dir(&self.options).map_or_else(
+                || "no cache folder".to_string(),
+                |d| format!("cached in {}", d.display()),
+            );
+            let shapes: Vec<String> = input_shapes.iter().map(|s| format!("{s:?}")).collect();
+            notices(&format!(
+                "{}: building the TensorRT engine for inputs {} (the first build takes minutes; {cache})",
+                self.path.display(),
+                shapes.join(", ")
+            ));
+        }
+        drop(inner);
+        let started = std::time::Instant::now();
+        self.run(&zeros)?;
+        if trt && let Some(notices) = &self.notices {
+            notices(&format!(
+                "{}: TensorRT engine ready in {:.1} s",
+                self.path.display(),
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.prepared.len() >= MAX_PREPARED {
+            inner.prepared.remove(0);
+        }
+        inner.prepared.push(input_shapes.to_vec());
+        Ok(())
     }
 }
 

@@ -493,3 +493,115 @@ mod bad_runtime {
         run_child(lib, "not ONNX Runtime");
     }
 }
+
+/// IoBinding and fixed-address buffers, checked on the CPU provider (the
+/// same code binds GPU memory on CUDA).
+mod binding {
+    use super::*;
+
+    fn xy(scale: f32) -> [Tensor; 2] {
+        [
+            f32s(&[1, 4], &[1., 2., 3., 4.].map(|v| v * scale)),
+            f32s(&[1, 4], &[10., 20., 30., 40.]),
+        ]
+    }
+
+    #[test]
+    fn bound_runs_give_what_plain_runs_give() {
+        let plain = load("add.onnx").model;
+        for options in [
+            ModelOptions {
+                io_binding: Some(true),
+                ..ModelOptions::default()
+            },
+            ModelOptions {
+                cuda_graph: true,
+                ..ModelOptions::default()
+            },
+        ] {
+            let m = load_with("add.onnx", &options).unwrap().model;
+            for scale in [1.0, -3.0, 0.5] {
+                let want = plain.run(&xy(scale)).unwrap();
+                let got = m.run(&xy(scale)).unwrap();
+                assert_eq!(got, want, "{options:?}");
+                assert!(got[0].is_host());
+            }
+        }
+    }
+
+    #[test]
+    fn fixed_buffers_do_not_alias_results_and_refuse_new_shapes() {
+        let loaded = load_with(
+            "add.onnx",
+            &ModelOptions {
+                cuda_graph: true,
+                ..ModelOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            loaded
+                .warnings
+                .iter()
+                .any(|w| w.contains("`cuda_graph` needs the CUDA provider")),
+            "{:?}",
+            loaded.warnings
+        );
+        let m = loaded.model;
+        m.prepare(&[vec![1, 4], vec![1, 4]]).unwrap();
+        let first = m.run(&xy(1.0)).unwrap();
+        let second = m.run(&xy(2.0)).unwrap();
+        // The second run reused the fixed output buffer; the first result
+        // was copied out of it and is unchanged.
+        assert_eq!(first[0].host_f32().unwrap(), &[11., 22., 33., 44.]);
+        assert_eq!(second[0].host_f32().unwrap(), &[12., 24., 36., 48.]);
+        let x = f32s(&[2, 4], &[0.; 8]);
+        let err = m.run(&[x.clone(), x]).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "cuda_graph needs fixed shapes: input `x` was f32[1, 4] and is now f32[2, 4]"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn fixed_buffers_need_output_shapes_the_inputs_fix() {
+        // `bytes.onnx`: u8[?, 3] -> f32[?, 3]; an unnamed dimension links nothing.
+        let m = load_with(
+            "bytes.onnx",
+            &ModelOptions {
+                cuda_graph: true,
+                ..ModelOptions::default()
+            },
+        )
+        .unwrap()
+        .model;
+        let x = Tensor::from_vec(&[1, 3], vec![1u8, 2, 3]).unwrap();
+        let err = m.run(&[x]).unwrap_err().to_string();
+        assert!(
+            err.contains("cuda_graph needs fixed output shapes, but output `scaled`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_cpu_provider_copies_nothing_between_host_and_device() {
+        let m = load_with(
+            "add.onnx",
+            &ModelOptions {
+                io_binding: Some(true),
+                ..ModelOptions::default()
+            },
+        )
+        .unwrap()
+        .model;
+        let before = wgraph_engine::transfers::totals();
+        m.run(&xy(1.0)).unwrap();
+        load("add.onnx").model.run(&xy(1.0)).unwrap();
+        assert_eq!(
+            wgraph_engine::transfers::totals().since(&before).copies(),
+            0
+        );
+    }
+}

@@ -69,6 +69,18 @@ pub const MODEL_OPTIONS: &[ParamSpec] = &[
         "TensorRT engine cache directory",
     ),
     ParamSpec::optional(
+        "io_binding",
+        ParamType::Bool,
+        Default::Absent,
+        "bind inputs and outputs in place so outputs stay on the GPU (default: on for cuda/tensorrt, off on cpu)",
+    ),
+    ParamSpec::optional(
+        "cuda_graph",
+        ParamType::Bool,
+        Default::Bool(false),
+        "capture the model as a CUDA graph (fixed shapes; fixed-address buffers on every provider)",
+    ),
+    ParamSpec::optional(
         "threads",
         ParamType::Int,
         Default::Int(0),
@@ -472,6 +484,8 @@ impl Builder<'_> {
                 .ok()
                 .and_then(|t| usize::try_from(t).ok())
                 .filter(|&t| t > 0),
+            io_binding: options.bool("io_binding").ok(),
+            cuda_graph: options.bool("cuda_graph").unwrap_or(false),
         };
         let key = (
             path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),

@@ -96,6 +96,14 @@ pub struct ModelOptions {
     pub engine_cache: Option<PathBuf>,
     /// Intra-op threads (None: the backend's default).
     pub threads: Option<usize>,
+    /// Bind inputs and outputs in place (ONNX Runtime's IoBinding), so
+    /// outputs stay on the device and device inputs are used where they
+    /// are. `None`: on for GPU providers, off on the CPU.
+    pub io_binding: Option<bool>,
+    /// Capture the model as a CUDA graph (fixed shapes, every node on the
+    /// CUDA provider). Implies IoBinding with fixed-address buffers, which
+    /// the CPU provider also honours (without a graph).
+    pub cuda_graph: bool,
 }
 
 impl Default for ModelOptions {
@@ -107,6 +115,8 @@ impl Default for ModelOptions {
             strict: false,
             engine_cache: None,
             threads: None,
+            io_binding: None,
+            cuda_graph: false,
         }
     }
 }
@@ -135,6 +145,16 @@ pub trait Model: Send + Sync {
     fn provider(&self) -> Provider;
     /// Runs the model: inputs in signature order, outputs in signature order.
     fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ModelError>;
+
+    /// Called at build time with input shapes a tick will use (in
+    /// signature order), so work that must never happen inside a tick
+    /// happens now: a TensorRT engine build (minutes, cached), a CUDA graph
+    /// capture, fixed-address buffers. A backend that may take long here
+    /// says so itself before it starts (see `wgraph_ort::OrtBackend::with_notices`).
+    /// The default does nothing.
+    fn prepare(&self, _input_shapes: &[Vec<usize>]) -> Result<(), ModelError> {
+        Ok(())
+    }
 }
 
 /// A model whose metadata is partly given by the graph: the `model`
@@ -155,6 +175,9 @@ impl Model for WithMetadata {
     }
     fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ModelError> {
         self.inner.run(inputs)
+    }
+    fn prepare(&self, input_shapes: &[Vec<usize>]) -> Result<(), ModelError> {
+        self.inner.prepare(input_shapes)
     }
 }
 

@@ -83,6 +83,20 @@ pub(crate) fn resolved_outputs(
     bindings: &Bindings,
 ) -> Result<Vec<ValueType>, TypeError> {
     let sig = model.signature();
+    // Build-time work for the shapes a tick will use (a TensorRT engine,
+    // CUDA-graph buffers): now, never inside a tick.
+    let input_shapes: Option<Vec<Vec<usize>>> = sig
+        .inputs
+        .iter()
+        .map(|p| bindings.apply(&p.ty).known_shape())
+        .collect();
+    if let Some(shapes) = &input_shapes {
+        model.prepare(shapes).map_err(|e| {
+            TypeError::node(format!(
+                "preparing the model for its input shapes failed: {e}"
+            ))
+        })?;
+    }
     let applied: Vec<TensorType> = sig.outputs.iter().map(|p| bindings.apply(&p.ty)).collect();
     if applied.iter().all(|t| t.known_shape().is_some()) {
         return Ok(applied.into_iter().map(ValueType::Tensor).collect());

@@ -90,6 +90,11 @@ struct ModelNode {
 }
 
 impl Node for ModelNode {
+    /// Inputs go to the model as they are: a device tensor from the model
+    /// before feeds this one without a host copy.
+    fn accepts_device_inputs(&self) -> bool {
+        true
+    }
     fn inputs(&self) -> Vec<PortSpec> {
         self.model
             .signature()

@@ -1,0 +1,380 @@
+//! Runs bound in place: ONNX Runtime's IoBinding, outputs that stay on the
+//! device, and fixed-address buffers for CUDA graphs.
+//!
+//! [`BindPlan`] is decided when a model loads (from its provider and the
+//! `io_binding` / `cuda_graph` options). [`run_bound`] then runs one call:
+//!
+//! - an input that is already an [`OrtDeviceValue`] (another model's
+//!   output) is bound where it lies — no copy;
+//! - a host input is bound as a view of its memory; on a GPU provider ONNX
+//!   Runtime uploads it, and that upload is counted
+//!   ([`wgraph_engine::transfers`]);
+//! - outputs are bound to the plan's memory: the GPU (they come back as
+//!   device tensors, [`OrtDeviceValue`]) or the host;
+//! - with fixed buffers (`cuda_graph`), inputs are first copied into
+//!   buffers allocated once, and outputs land in buffers allocated once, so
+//!   every run sees the same addresses — what a captured CUDA graph needs.
+//!   Results are copied out of the fixed outputs (device to device on a
+//!   GPU), because the next run overwrites them.
+//!
+//! On the CPU provider the same code runs with host memory everywhere,
+//! which is how the tests check it on machines without a GPU.
+
+use crate::{ModelError, describe, to_tensor};
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::Session;
+use ort::value::{DynTensor, DynValue};
+use std::sync::Arc;
+use wgraph_engine::model::ModelSignature;
+use wgraph_engine::tensor::{DType, Device, DeviceBuffer, HostData, Storage, Tensor, TensorError};
+use wgraph_engine::transfers::{self, Direction};
+use wgraph_engine::types::Dim;
+
+/// How a model's runs bind their tensors, decided at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BindPlan {
+    /// The CUDA device outputs stay on; `None`: outputs come to the host.
+    pub output_device: Option<i32>,
+    /// Whether the session runs on a GPU (so host inputs are uploads).
+    pub on_gpu: bool,
+    /// Fixed-address input and output buffers (CUDA graphs).
+    pub fixed: bool,
+}
+
+/// A tensor in ONNX Runtime's device memory: one model's output, fed to the
+/// next model as it is.
+#[derive(Debug)]
+pub struct OrtDeviceValue {
+    value: DynValue,
+    device_id: i32,
+    dtype: DType,
+    len: usize,
+}
+
+impl DeviceBuffer for OrtDeviceValue {
+    fn device(&self) -> Device {
+        Device::Gpu {
+            api: "cuda",
+            index: u32::try_from(self.device_id).unwrap_or(0),
+        }
+    }
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn download(&self) -> Result<HostData, TensorError> {
+        let fail = |message: String| TensorError::Download {
+            device: self.device(),
+            message,
+        };
+        let host = self
+            .value
+            .view()
+            .downcast::<ort::value::DynTensorValueType>()
+            .map_err(|e| fail(e.to_string()))?
+            .to(AllocationDevice::CPU, 0)
+            .map_err(|e| fail(e.to_string()))?
+            .into_dyn();
+        let tensor = to_tensor("output", &host).map_err(|e| fail(e.to_string()))?;
+        tensor.host().cloned()
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// Buffers allocated once, so every run binds the same addresses.
+#[derive(Debug, Default)]
+pub(crate) struct FixedBuffers {
+    inputs: Vec<DynTensor>,
+    outputs: Vec<DynTensor>,
+    input_shapes: Vec<Vec<usize>>,
+}
+
+fn run_error(e: impl std::fmt::Display) -> ModelError {
+    ModelError::Run(format!("ONNX Runtime failed: {e}"))
+}
+
+fn memory(device: Option<i32>) -> Result<MemoryInfo<'static>, ModelError> {
+    let (where_, id) = match device {
+        Some(id) => (AllocationDevice::CUDA, id),
+        None => (AllocationDevice::CPU, 0),
+    };
+    MemoryInfo::new(where_, id, AllocatorType::Device, MemoryType::Default)
+        .map_err(|e| ModelError::Run(format!("cannot describe the output memory: {e}")))
+}
+
+fn ort_dtype(dtype: DType) -> ort::value::TensorElementType {
+    use ort::value::TensorElementType as T;
+    match dtype {
+        DType::F32 => T::Float32,
+        DType::F64 => T::Float64,
+        DType::F16 => T::Float16,
+        DType::I64 => T::Int64,
+        DType::I32 => T::Int32,
+        DType::I16 => T::Int16,
+        DType::I8 => T::Int8,
+        DType::U8 => T::Uint8,
+        DType::U16 => T::Uint16,
+        DType::U32 => T::Uint32,
+        DType::Bool => T::Bool,
+    }
+}
+
+fn bytes(t: &Tensor) -> usize {
+    t.len() * t.dtype().size()
+}
+
+/// The shape of output `port` for these input shapes: known dimensions as
+/// they are, a named dimension as the input dimension of the same name.
+fn output_shape(
+    signature: &ModelSignature,
+    output: usize,
+    input_shapes: &[Vec<usize>],
+) -> Result<Vec<usize>, ModelError> {
+    let port = &signature.outputs[output];
+    port.ty
+        .shape
+        .iter()
+        .map(|dim| match dim {
+            Dim::Known(n) => Ok(*n),
+            Dim::Sym(name) => signature
+                .inputs
+                .iter()
+                .zip(input_shapes)
+                .find_map(|(input, shape)| {
+                    input
+                        .ty
+                        .shape
+                        .iter()
+                        .position(|d| matches!(d, Dim::Sym(s) if s == name && s != "?"))
+                        .and_then(|i| shape.get(i).copied())
+                })
+                .ok_or_else(|| {
+                    ModelError::Run(format!(
+                        "cuda_graph needs fixed output shapes, but output `{}` is {} and no input fixes `{name}`: export the model with static shapes",
+                        port.name, port.ty
+                    ))
+                }),
+        })
+        .collect()
+}
+
+impl FixedBuffers {
+    /// Allocates the buffers for these input shapes (first run), or checks
+    /// that the shapes are the ones they were allocated for.
+    fn ensure(
+        &mut self,
+        session: &Session,
+        signature: &ModelSignature,
+        inputs: &[Tensor],
+        device: Option<i32>,
+    ) -> Result<(), ModelError> {
+        let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
+        if !self.inputs.is_empty() {
+            if let Some((i, _)) = shapes
+                .iter()
+                .zip(&self.input_shapes)
+                .enumerate()
+                .find(|(_, (a, b))| a != b)
+            {
+                return Err(ModelError::Run(format!(
+                    "cuda_graph needs fixed shapes: input `{}` was {} and is now {}",
+                    signature.inputs[i].name,
+                    describe(inputs[i].dtype(), &self.input_shapes[i]),
+                    describe(inputs[i].dtype(), &shapes[i])
+                )));
+            }
+            return Ok(());
+        }
+        let allocator = match device {
+            Some(_) => Allocator::new(session, memory(device)?)
+                .map_err(|e| ModelError::Run(format!("cannot allocate on the GPU: {e}")))?,
+            None => Allocator::default(),
+        };
+        let alloc = |dtype: DType, shape: &[usize], name: &str| {
+            let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+            DynTensor::new(&allocator, ort_dtype(dtype), dims).map_err(|e| {
+                ModelError::Run(format!(
+                    "cannot allocate the fixed buffer of `{name}` ({}): {e}",
+                    describe(dtype, shape)
+                ))
+            })
+        };
+        let mut ins = Vec::with_capacity(inputs.len());
+        for (port, t) in signature.inputs.iter().zip(inputs) {
+            ins.push(alloc(t.dtype(), t.shape(), &port.name)?);
+        }
+        let mut outs = Vec::with_capacity(signature.outputs.len());
+        for (i, port) in signature.outputs.iter().enumerate() {
+            let shape = output_shape(signature, i, &shapes)?;
+            outs.push(alloc(port.ty.dtype, &shape, &port.name)?);
+        }
+        self.inputs = ins;
+        self.outputs = outs;
+        self.input_shapes = shapes;
+        Ok(())
+    }
+}
+
+/// A host tensor as an ONNX Runtime value that owns a copy of the
+/// elements. (A borrowed view would do without the copy, but ort 2.0.0-rc.15
+/// clones borrowed inputs at `bind_input` through an identity session that
+/// deadlocks on its own lock; an owned value is bound as it is.)
+fn host_value(tensor: &Tensor) -> Result<DynValue, ModelError> {
+    let shape: Vec<i64> = tensor.shape().iter().map(|&d| d as i64).collect();
+    let host = tensor.host().map_err(|e| ModelError::Run(e.to_string()))?;
+    wgraph_engine::with_host_data!(
+        host,
+        d => ort::value::Tensor::from_array((shape, d.to_vec())).map(|v| v.into_dyn())
+    )
+    .map_err(|e| ModelError::Run(e.to_string()))
+}
+
+/// An ONNX Runtime output as an engine tensor: a device tensor when it is
+/// in GPU memory, else a host copy.
+fn output_tensor(name: &str, value: DynValue, device_id: i32) -> Result<Tensor, ModelError> {
+    let info = value
+        .view()
+        .downcast::<ort::value::DynTensorValueType>()
+        .map(|t| t.memory_info().is_cpu_accessible())
+        .map_err(|e| ModelError::Run(format!("output `{name}`: {e}")))?;
+    if info {
+        return to_tensor(name, &value);
+    }
+    let ort::value::ValueType::Tensor { ty, shape, .. } = value.dtype().clone() else {
+        return Err(ModelError::Run(format!("output `{name}` is not a tensor")));
+    };
+    let dtype = crate::dtype_of(ty)
+        .ok_or_else(|| ModelError::Run(format!("output `{name}` has unsupported dtype {ty}")))?;
+    let dims: Vec<usize> = shape
+        .iter()
+        .map(|&d| usize::try_from(d).unwrap_or(0))
+        .collect();
+    let len = dims.iter().product();
+    let buffer = OrtDeviceValue {
+        value,
+        device_id,
+        dtype,
+        len,
+    };
+    Tensor::from_device(&dims, Arc::new(buffer)).map_err(|e| ModelError::Run(e.to_string()))
+}
+
+/// Runs one call bound in place (see the module docs).
+pub(crate) fn run_bound(
+    session: &mut Session,
+    fixed: &mut FixedBuffers,
+    signature: &ModelSignature,
+    inputs: &[Tensor],
+    plan: BindPlan,
+) -> Result<Vec<Tensor>, ModelError> {
+    // Device tensors of other owners come home first (counted).
+    let mut owned: Vec<Tensor> = Vec::with_capacity(inputs.len());
+    for t in inputs {
+        let foreign = match t.storage() {
+            Storage::Device(d) => d.0.as_any().downcast_ref::<OrtDeviceValue>().is_none(),
+            _ => false,
+        };
+        owned.push(if foreign {
+            t.to_host().map_err(|e| ModelError::Run(e.to_string()))?
+        } else {
+            t.clone()
+        });
+    }
+    // Host inputs as ONNX Runtime values.
+    let mut views: Vec<Option<DynValue>> = Vec::with_capacity(owned.len());
+    for t in &owned {
+        views.push(if t.is_host() {
+            Some(host_value(t)?)
+        } else {
+            None
+        });
+    }
+    let mut binding = session.create_binding().map_err(run_error)?;
+    if plan.fixed {
+        fixed.ensure(session, signature, &owned, plan.output_device)?;
+    }
+    for (i, (port, t)) in signature.inputs.iter().zip(&owned).enumerate() {
+        let value: &DynValue = match (&views[i], t.storage()) {
+            (Some(view), _) => view,
+            (None, Storage::Device(d)) => match d.0.as_any().downcast_ref::<OrtDeviceValue>() {
+                Some(v) => &v.value,
+                None => {
+                    return Err(ModelError::Run(format!(
+                        "input `{}`: unknown device memory",
+                        port.name
+                    )));
+                }
+            },
+            (None, _) => return Err(ModelError::Run(format!("input `{}`: no data", port.name))),
+        };
+        if t.is_host() && plan.on_gpu {
+            transfers::record(Direction::HostToDevice, bytes(t));
+        }
+        if plan.fixed {
+            let target = &mut fixed.inputs[i];
+            value
+                .view()
+                .downcast::<ort::value::DynTensorValueType>()
+                .map_err(|e| ModelError::Run(format!("input `{}`: {e}", port.name)))?
+                .copy_into(target.view_mut())
+                .map_err(|e| {
+                    ModelError::Run(format!(
+                        "input `{}`: cannot copy into its fixed buffer: {e}",
+                        port.name
+                    ))
+                })?;
+            binding
+                .bind_input(&port.name, &fixed.inputs[i])
+                .map_err(run_error)?;
+        } else {
+            binding.bind_input(&port.name, value).map_err(run_error)?;
+        }
+    }
+    let out_memory = memory(plan.output_device)?;
+    for (i, port) in signature.outputs.iter().enumerate() {
+        if plan.fixed {
+            binding
+                .bind_output(&port.name, fixed.outputs[i].view_mut())
+                .map_err(run_error)?;
+        } else {
+            binding
+                .bind_output_to_device(&port.name, &out_memory)
+                .map_err(run_error)?;
+        }
+    }
+    let mut outputs = session.run_binding(&binding).map_err(run_error)?;
+    let device_id = plan.output_device.unwrap_or(0);
+    let mut result = Vec::with_capacity(signature.outputs.len());
+    for (i, port) in signature.outputs.iter().enumerate() {
+        let tensor = if plan.fixed {
+            // The next run overwrites the fixed buffer: copy the result out.
+            let buffer = &fixed.outputs[i];
+            match plan.output_device {
+                Some(id) => {
+                    let copy = buffer
+                        .to(AllocationDevice::CUDA, id)
+                        .map_err(|e| ModelError::Run(format!("output `{}`: {e}", port.name)))?;
+                    output_tensor(&port.name, copy.into_dyn(), device_id)?
+                }
+                None => to_tensor(&port.name, &buffer.view().into_dyn())?,
+            }
+        } else {
+            let value = outputs.remove(&port.name).ok_or_else(|| {
+                ModelError::Run(format!("ONNX Runtime returned no output `{}`", port.name))
+            })?;
+            output_tensor(&port.name, value, device_id)?
+        };
+        if tensor.is_host() && plan.on_gpu && plan.output_device.is_none() {
+            transfers::record(Direction::DeviceToHost, bytes(&tensor));
+        }
+        result.push(tensor);
+    }
+    drop(outputs);
+    drop(binding);
+    drop(views);
+    Ok(result)
+}
