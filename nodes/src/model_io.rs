@@ -184,7 +184,23 @@ pub(crate) fn unstack(t: &Tensor, n: usize) -> Result<Vec<Tensor>, NodeError> {
 }
 
 /// Runs a model and turns its errors into node errors naming the model.
+/// The outputs are in host memory, for the node's math: an output a GPU
+/// backend left on the device is copied home here (counted). Nodes that
+/// only pass outputs on use [`run_model_on_device`].
 pub(crate) fn run_model(
+    model: &dyn Model,
+    name: &str,
+    inputs: &[Tensor],
+) -> Result<Vec<Tensor>, NodeError> {
+    run_model_on_device(model, name, inputs)?
+        .iter()
+        .map(|t| t.to_host().map_err(NodeError::from))
+        .collect()
+}
+
+/// [`run_model`] leaving the outputs where the backend put them (on the
+/// GPU with a device-resident provider), for a node that hands them on.
+pub(crate) fn run_model_on_device(
     model: &dyn Model,
     name: &str,
     inputs: &[Tensor],
@@ -374,6 +390,51 @@ pub(crate) mod fake {
 mod tests {
     use super::fake::fake;
     use super::*;
+    use wgraph_engine::tensor::{Device, DeviceBuffer, TensorError};
+
+    /// Memory on a pretend GPU.
+    #[derive(Debug)]
+    struct OnDevice(Vec<f32>);
+
+    impl DeviceBuffer for OnDevice {
+        fn device(&self) -> Device {
+            Device::Gpu {
+                api: "test",
+                index: 0,
+            }
+        }
+        fn dtype(&self) -> DType {
+            DType::F32
+        }
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn download(&self) -> Result<HostData, TensorError> {
+            Ok(HostData::F32(self.0.clone().into()))
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    }
+
+    #[test]
+    fn model_outputs_left_on_a_device_come_home_for_node_math_only() {
+        let m = fake(&["x:f32:2"], &["y:f32:2"], &[], |ins| {
+            let v: Vec<f32> = ins[0].host_f32().unwrap().iter().map(|x| x * 2.0).collect();
+            vec![Tensor::from_device(&[2], Arc::new(OnDevice(v))).unwrap()]
+        });
+        let x = Tensor::from_f32(&[2], vec![1.0, -3.0]).unwrap();
+        let kept = run_model_on_device(&*m, "m", std::slice::from_ref(&x)).unwrap();
+        assert!(
+            !kept[0].is_host(),
+            "a node that hands outputs on gets them where they are"
+        );
+        let before = wgraph_engine::transfers::totals();
+        let host = run_model(&*m, "m", &[x]).unwrap();
+        assert_eq!(host[0].host_f32().unwrap(), &[2.0, -6.0]);
+        let copied = wgraph_engine::transfers::totals().since(&before);
+        assert!(copied.device_to_host >= 1, "{copied:?}");
+    }
 
     #[test]
     fn output_shapes_the_inputs_do_not_fix_are_found_by_one_run() {

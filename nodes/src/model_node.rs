@@ -7,7 +7,9 @@
 //! tick (a constant start frame) are reused instead of recomputed.
 
 use crate::common::*;
-use crate::model_io::{SameInputCache, model_with_role, resolved_outputs, run_model, unify_port};
+use crate::model_io::{
+    SameInputCache, model_with_role, resolved_outputs, run_model_on_device, unify_port,
+};
 use std::sync::Arc;
 use wgraph_engine::model::Model;
 use wgraph_engine::types::Bindings;
@@ -144,7 +146,7 @@ impl Node for ModelNode {
         if let Some(out) = cache.get(&tensors) {
             return Ok(out);
         }
-        let out: Vec<Value> = run_model(&*self.model, &self.model_name, &tensors)?
+        let out: Vec<Value> = run_model_on_device(&*self.model, &self.model_name, &tensors)?
             .into_iter()
             .map(Value::Tensor)
             .collect();

@@ -6,10 +6,12 @@
 use super::*;
 
 /// `graphs/yan-sim.world` with `options` added to every model declaration,
-/// written next to the original (its relative paths still resolve).
-fn yan_sim_with(options: &str, name: &str) -> PathBuf {
+/// written to `dir` (its relative paths made absolute).
+fn yan_sim_with(options: &str, name: &str, dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(root().join("graphs/yan-sim.world")).unwrap();
+    let root = root();
     let changed: String = text
+        .replace("\"../", &format!("\"{}/", root.display()))
         .lines()
         .map(|l| {
             if l.starts_with("model ") {
@@ -21,7 +23,7 @@ fn yan_sim_with(options: &str, name: &str) -> PathBuf {
         })
         .collect();
     assert!(changed.contains(options), "no model declarations changed");
-    let path = root().join("graphs").join(format!(".test-{name}.world"));
+    let path = dir.join(format!("{name}.world"));
     std::fs::write(&path, changed).unwrap();
     path
 }
@@ -63,11 +65,10 @@ fn bound_and_fixed_buffer_runs_give_the_same_frames_and_copy_nothing_on_cpu() {
         ("io_binding = true", "bound"),
         ("cuda_graph = true", "graph"),
     ] {
-        let graph = yan_sim_with(options, name);
+        let graph = yan_sim_with(options, name, dir.path());
         let out = dir.path().join(name);
         let metrics = dir.path().join(format!("{name}.json"));
         let o = run_frames(&graph, &out, &metrics);
-        let _ = std::fs::remove_file(&graph);
         assert!(o.status.success(), "{options}: {}", stderr(&o));
         assert_eq!(
             frames(&out),
