@@ -117,7 +117,78 @@ fn gpus() -> (Vec<String>, String) {
     (Vec::new(), "none".into())
 }
 
+/// Whether ONNX Runtime's library for `provider` (next to the runtime
+/// library) loads here with everything it links against; the loader's
+/// error names the first missing library (e.g. `libcublasLt.so.13`).
+fn provider_library(runtime: &Path, provider: Provider) -> Result<(), String> {
+    let name = match provider {
+        Provider::Cpu => return Ok(()),
+        Provider::Cuda => "libonnxruntime_providers_cuda.so",
+        Provider::TensorRt => "libonnxruntime_providers_tensorrt.so",
+    };
+    let path = runtime.with_file_name(name);
+    if !path.exists() {
+        return Err(format!("{} is missing", path.display()));
+    }
+    // SAFETY: ONNX Runtime loads this very library when the provider is
+    // registered; loading it here runs the same initialisers.
+    match unsafe { libloading::Library::new(&path) } {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("{name} does not load: {e}")),
+    }
+}
+
+/// Whether TensorRT's runtime library (TensorRT 10) can be loaded here.
+fn tensorrt_library() -> Result<(), String> {
+    const NAME: &str = "libnvinfer.so.10";
+    // SAFETY: loading a shared library runs its initialisers; libnvinfer's
+    // are what ONNX Runtime's TensorRT provider would run on load anyway.
+    match unsafe { libloading::Library::new(NAME) } {
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!("TensorRT 10 ({NAME}) is not installed")),
+    }
+}
+
 impl DoctorReport {
+    /// Whether `provider` is usable here and why (or why not), in words.
+    pub fn verdict(&self, p: &ProviderStatus) -> (bool, String) {
+        let gpu = !self.gpus.is_empty();
+        let gpu_build =
+            "install the GPU build (`pip install onnxruntime-gpu`) or point ORT_DYLIB_PATH at one";
+        match (&p.available, p.provider) {
+            (Err(e), _) => (false, format!("unknown: {e}")),
+            (Ok(true), Provider::Cpu) => (true, "usable".to_string()),
+            (Ok(false), Provider::Cpu) => (false, "not in this build".to_string()),
+            (Ok(false), _) => (
+                false,
+                format!("not in this ONNX Runtime (a CPU build): {gpu_build}"),
+            ),
+            (Ok(true), _) if !gpu => (
+                false,
+                "in this build, but no NVIDIA GPU was found: models fall back to cpu".to_string(),
+            ),
+            (Ok(true), provider)
+                if let Ok(info) = &self.runtime
+                    && let Err(e) = provider_library(&info.path, provider) =>
+            {
+                (
+                    false,
+                    format!(
+                        "in this build, but {e}: install CUDA 13 and cuDNN 9 (or put their libraries on LD_LIBRARY_PATH)"
+                    ),
+                )
+            }
+            (Ok(true), Provider::TensorRt) => match tensorrt_library() {
+                Ok(()) => (true, "usable".to_string()),
+                Err(e) => (
+                    false,
+                    format!("in this build, but {e}: models fall back to cuda"),
+                ),
+            },
+            (Ok(true), _) => (true, "usable".to_string()),
+        }
+    }
+
     /// The report as JSON: `{"runtime": {...} | {"error": ...}, "providers": {...}, "gpus": [...]}`.
     pub fn to_json(&self) -> Value {
         let runtime = match &self.runtime {
@@ -140,9 +211,21 @@ impl DoctorReport {
                 (p.provider.name().to_string(), v)
             })
             .collect();
+        let usable: serde_json::Map<String, Value> = self
+            .providers
+            .iter()
+            .map(|p| {
+                let (ok, why) = self.verdict(p);
+                (
+                    p.provider.name().to_string(),
+                    json!({ "usable": ok, "why": why }),
+                )
+            })
+            .collect();
         json!({
             "runtime": runtime,
             "providers": providers,
+            "usable": usable,
             "gpus": self.gpus,
             "gpu_source": self.gpu_source,
         })
@@ -162,22 +245,74 @@ impl fmt::Display for DoctorReport {
         if !self.providers.is_empty() {
             writeln!(f, "execution providers:")?;
             for p in &self.providers {
-                let state = match &p.available {
-                    Ok(true) => "available".to_string(),
-                    Ok(false) => "not in this build".to_string(),
-                    Err(e) => format!("unknown ({e})"),
-                };
-                writeln!(f, "  {:<9} {state}", p.provider.name())?;
+                let (_, why) = self.verdict(p);
+                writeln!(f, "  {:<9} {why}", p.provider.name())?;
             }
         }
         if self.gpus.is_empty() {
-            write!(f, "GPUs: none found")
+            writeln!(f, "GPUs: none found")
         } else {
-            write!(f, "GPUs (from {}):", self.gpu_source)?;
+            writeln!(f, "GPUs (from {}):", self.gpu_source)?;
             for g in &self.gpus {
-                write!(f, "\n  {g}")?;
+                writeln!(f, "  {g}")?;
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::RuntimeSource;
+    use std::path::PathBuf;
+
+    fn report(cuda_in_build: bool, gpus: &[&str]) -> DoctorReport {
+        DoctorReport {
+            runtime: Ok(RuntimeInfo {
+                path: PathBuf::from("/nowhere/libonnxruntime.so.1.31.1"),
+                version: "1.31.1".into(),
+                source: RuntimeSource::EnvVar,
+            }),
+            providers: vec![
+                ProviderStatus {
+                    provider: Provider::Cpu,
+                    available: Ok(true),
+                },
+                ProviderStatus {
+                    provider: Provider::Cuda,
+                    available: Ok(cuda_in_build),
+                },
+            ],
+            gpus: gpus.iter().map(|g| g.to_string()).collect(),
+            gpu_source: "test".into(),
+        }
+    }
+
+    fn why(r: &DoctorReport, i: usize) -> (bool, String) {
+        r.verdict(&r.providers[i])
+    }
+
+    #[test]
+    fn each_provider_says_why_it_is_or_is_not_usable() {
+        let cpu_build = report(false, &[]);
+        assert_eq!(why(&cpu_build, 0), (true, "usable".to_string()));
+        let (ok, w) = why(&cpu_build, 1);
+        assert!(
+            !ok && w.contains("a CPU build") && w.contains("onnxruntime-gpu"),
+            "{w}"
+        );
+        let (ok, w) = why(&report(true, &[]), 1);
+        assert!(!ok && w.contains("no NVIDIA GPU was found"), "{w}");
+        let (ok, w) = why(&report(true, &["GPU 0: test"]), 1);
+        assert!(
+            !ok && w.contains("/nowhere/libonnxruntime_providers_cuda.so is missing"),
+            "{w}"
+        );
+        let text = report(true, &[]).to_string();
+        assert!(text.ends_with("GPUs: none found\n"), "{text}");
+        let json = report(false, &[]).to_json();
+        assert_eq!(json["usable"]["cuda"]["usable"], false);
+        assert_eq!(json["usable"]["cpu"]["why"], "usable");
     }
 }
