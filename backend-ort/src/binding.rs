@@ -271,11 +271,14 @@ pub(crate) fn run_bound(
     inputs: &[Tensor],
     plan: BindPlan,
 ) -> Result<Vec<Tensor>, ModelError> {
-    // Device tensors of other owners come home first (counted).
+    // Device tensors of other owners, or any device tensor given to a
+    // session on the CPU, come home first (counted).
     let mut owned: Vec<Tensor> = Vec::with_capacity(inputs.len());
     for t in inputs {
         let foreign = match t.storage() {
-            Storage::Device(d) => d.0.as_any().downcast_ref::<OrtDeviceValue>().is_none(),
+            Storage::Device(d) => {
+                !plan.on_gpu || d.0.as_any().downcast_ref::<OrtDeviceValue>().is_none()
+            }
             _ => false,
         };
         owned.push(if foreign {
