@@ -85,13 +85,26 @@ impl DeviceBuffer for OrtDeviceValue {
     }
 }
 
-/// Buffers allocated once, so every run binds the same addresses.
-#[derive(Debug, Default)]
-pub(crate) struct FixedBuffers {
+/// Buffers allocated once for one set of input shapes, so every run with
+/// those shapes binds the same addresses.
+#[derive(Debug)]
+struct FixedBuffers {
     inputs: Vec<DynTensor>,
     outputs: Vec<DynTensor>,
     input_shapes: Vec<Vec<usize>>,
 }
+
+/// The fixed buffers of a model, one set per input shape set it is run
+/// with (a guided denoiser runs with one row and with two, say); on CUDA
+/// each set is its own captured graph (`gpu_graph_id`). Bounded by
+/// [`MAX_SHAPE_SETS`].
+#[derive(Debug, Default)]
+pub(crate) struct FixedSets {
+    sets: Vec<FixedBuffers>,
+}
+
+/// Input shape sets one `cuda_graph` model may be run with.
+pub(crate) const MAX_SHAPE_SETS: usize = 8;
 
 fn run_error(e: impl std::fmt::Display) -> ModelError {
     ModelError::Run(format!("ONNX Runtime failed: {e}"))
@@ -162,33 +175,55 @@ fn output_shape(
         .collect()
 }
 
-impl FixedBuffers {
-    /// Allocates the buffers for these input shapes (first run), or checks
-    /// that the shapes are the ones they were allocated for.
+impl FixedSets {
+    /// The index of the buffer set for these input shapes, allocated on
+    /// first use.
     fn ensure(
         &mut self,
         session: &Session,
         signature: &ModelSignature,
         inputs: &[Tensor],
         device: Option<i32>,
-    ) -> Result<(), ModelError> {
+    ) -> Result<usize, ModelError> {
         let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
-        if !self.inputs.is_empty() {
-            if let Some((i, _)) = shapes
-                .iter()
-                .zip(&self.input_shapes)
-                .enumerate()
-                .find(|(_, (a, b))| a != b)
-            {
-                return Err(ModelError::Run(format!(
-                    "cuda_graph needs fixed shapes: input `{}` was {} and is now {}",
-                    signature.inputs[i].name,
-                    describe(inputs[i].dtype(), &self.input_shapes[i]),
-                    describe(inputs[i].dtype(), &shapes[i])
-                )));
-            }
-            return Ok(());
+        if let Some(i) = self.sets.iter().position(|s| s.input_shapes == shapes) {
+            return Ok(i);
         }
+        if self.sets.len() >= MAX_SHAPE_SETS {
+            let seen: Vec<String> = self
+                .sets
+                .iter()
+                .map(|s| {
+                    let dims: Vec<String> =
+                        s.input_shapes.iter().map(|d| format!("{d:?}")).collect();
+                    dims.join(" ")
+                })
+                .collect();
+            return Err(ModelError::Run(format!(
+                "cuda_graph needs fixed shapes, and this model has already been run with {MAX_SHAPE_SETS} input shape sets ({}); input `{}` is now {}: drop `cuda_graph` for a model whose shapes vary",
+                seen.join("; "),
+                signature.inputs.first().map_or("?", |p| p.name.as_str()),
+                describe(
+                    inputs.first().map_or(DType::F32, Tensor::dtype),
+                    shapes.first().map_or(&[][..], |s| &s[..])
+                )
+            )));
+        }
+        self.sets.push(FixedBuffers::allocate(
+            session, signature, inputs, shapes, device,
+        )?);
+        Ok(self.sets.len() - 1)
+    }
+}
+
+impl FixedBuffers {
+    fn allocate(
+        session: &Session,
+        signature: &ModelSignature,
+        inputs: &[Tensor],
+        shapes: Vec<Vec<usize>>,
+        device: Option<i32>,
+    ) -> Result<FixedBuffers, ModelError> {
         let allocator = match device {
             Some(_) => Allocator::new(session, memory(device)?)
                 .map_err(|e| ModelError::Run(format!("cannot allocate on the GPU: {e}")))?,
@@ -212,10 +247,11 @@ impl FixedBuffers {
             let shape = output_shape(signature, i, &shapes)?;
             outs.push(alloc(port.ty.dtype, &shape, &port.name)?);
         }
-        self.inputs = ins;
-        self.outputs = outs;
-        self.input_shapes = shapes;
-        Ok(())
+        Ok(FixedBuffers {
+            inputs: ins,
+            outputs: outs,
+            input_shapes: shapes,
+        })
     }
 }
 
@@ -266,7 +302,7 @@ fn output_tensor(name: &str, value: DynValue, device_id: i32) -> Result<Tensor, 
 /// Runs one call bound in place (see the module docs).
 pub(crate) fn run_bound(
     session: &mut Session,
-    fixed: &mut FixedBuffers,
+    fixed: &mut FixedSets,
     signature: &ModelSignature,
     inputs: &[Tensor],
     plan: BindPlan,
@@ -297,9 +333,12 @@ pub(crate) fn run_bound(
         });
     }
     let mut binding = session.create_binding().map_err(run_error)?;
-    if plan.fixed {
-        fixed.ensure(session, signature, &owned, plan.output_device)?;
-    }
+    let set = if plan.fixed {
+        Some(fixed.ensure(session, signature, &owned, plan.output_device)?)
+    } else {
+        None
+    };
+    let mut fixed = set.and_then(|i| fixed.sets.get_mut(i));
     for (i, (port, t)) in signature.inputs.iter().zip(&owned).enumerate() {
         let value: &DynValue = match (&views[i], t.storage()) {
             (Some(view), _) => view,
@@ -317,7 +356,7 @@ pub(crate) fn run_bound(
         if t.is_host() && plan.on_gpu {
             transfers::record(Direction::HostToDevice, bytes(t));
         }
-        if plan.fixed {
+        if let Some(fixed) = fixed.as_deref_mut() {
             let target = &mut fixed.inputs[i];
             value
                 .view()
@@ -339,7 +378,7 @@ pub(crate) fn run_bound(
     }
     let out_memory = memory(plan.output_device)?;
     for (i, port) in signature.outputs.iter().enumerate() {
-        if plan.fixed {
+        if let Some(fixed) = fixed.as_deref_mut() {
             binding
                 .bind_output(&port.name, fixed.outputs[i].view_mut())
                 .map_err(run_error)?;
@@ -349,11 +388,23 @@ pub(crate) fn run_bound(
                 .map_err(run_error)?;
         }
     }
-    let mut outputs = session.run_binding(&binding).map_err(run_error)?;
+    let mut outputs = match set {
+        // One captured CUDA graph per shape set.
+        Some(id) if plan.on_gpu => {
+            let mut options = ort::session::RunOptions::new().map_err(run_error)?;
+            options
+                .set("gpu_graph_id", id.to_string())
+                .map_err(run_error)?;
+            session
+                .run_binding_with_options(&binding, &options)
+                .map_err(run_error)?
+        }
+        _ => session.run_binding(&binding).map_err(run_error)?,
+    };
     let device_id = plan.output_device.unwrap_or(0);
     let mut result = Vec::with_capacity(signature.outputs.len());
     for (i, port) in signature.outputs.iter().enumerate() {
-        let tensor = if plan.fixed {
+        let tensor = if let Some(fixed) = fixed.as_deref() {
             // The next run overwrites the fixed buffer: copy the result out.
             let buffer = &fixed.outputs[i];
             match plan.output_device {

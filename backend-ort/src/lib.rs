@@ -113,7 +113,7 @@ pub struct OrtModel {
 /// The session and what belongs to it.
 struct SessionState {
     session: Session,
-    fixed: binding::FixedBuffers,
+    fixed: binding::FixedSets,
     /// Input shape sets already prepared (bounded by [`MAX_PREPARED`]).
     prepared: Vec<Vec<Vec<usize>>>,
     /// The TensorRT shape profile the session was built with.
@@ -309,7 +309,7 @@ impl OrtModel {
             OrtModel {
                 inner: Mutex::new(SessionState {
                     session,
-                    fixed: binding::FixedBuffers::default(),
+                    fixed: binding::FixedSets::default(),
                     prepared: Vec::new(),
                     profile: None,
                 }),
@@ -835,7 +835,7 @@ impl Model for OrtModel {
                     Failure::Commit(m) => load_error(&self.path, &m),
                 })?;
                 inner.session = session;
-                inner.fixed = binding::FixedBuffers::default();
+                inner.fixed = binding::FixedSets::default();
                 inner.profile = Some(profile);
             }
         }

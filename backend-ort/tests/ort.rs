@@ -530,7 +530,7 @@ mod binding {
     }
 
     #[test]
-    fn fixed_buffers_do_not_alias_results_and_refuse_new_shapes() {
+    fn fixed_buffers_do_not_alias_results_and_are_kept_per_shape_set() {
         let loaded = load_with(
             "add.onnx",
             &ModelOptions {
@@ -555,12 +555,21 @@ mod binding {
         // was copied out of it and is unchanged.
         assert_eq!(first[0].host_f32().unwrap(), &[11., 22., 33., 44.]);
         assert_eq!(second[0].host_f32().unwrap(), &[12., 24., 36., 48.]);
-        let x = f32s(&[2, 4], &[0.; 8]);
+        // Another shape set gets buffers of its own (on CUDA: its own graph).
+        let x = f32s(&[2, 4], &[1.; 8]);
+        let two = m.run(&[x.clone(), x]).unwrap();
+        assert_eq!(two[0].host_f32().unwrap(), &[2.; 8]);
+        assert_eq!(m.run(&xy(1.0)).unwrap(), first);
+        // Up to a bound: eight shape sets, then a plain error.
+        for rows in 3..=8 {
+            let x = f32s(&[rows, 4], &vec![0.; rows * 4]);
+            m.run(&[x.clone(), x]).unwrap();
+        }
+        let x = f32s(&[9, 4], &[0.; 36]);
         let err = m.run(&[x.clone(), x]).unwrap_err().to_string();
         assert!(
-            err.contains(
-                "cuda_graph needs fixed shapes: input `x` was f32[1, 4] and is now f32[2, 4]"
-            ),
+            err.contains("cuda_graph needs fixed shapes, and this model has already been run with 8 input shape sets")
+                && err.contains("input `x` is now f32[9, 4]"),
             "{err}"
         );
     }
