@@ -34,6 +34,11 @@ impl NodeKind for StartThen {
 struct StartThenNode;
 
 impl Node for StartThenNode {
+    /// It only chooses which tensor goes on: a latent on the GPU stays there.
+    fn accepts_device_inputs(&self) -> bool {
+        true
+    }
+
     fn inputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::wired("start"), PortSpec::wired("then")]
     }
