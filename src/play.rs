@@ -9,6 +9,7 @@
 //! until [`HOLD`] after its last press or auto-repeat. `q`, Esc or Ctrl-C
 //! quit; the terminal is restored on every way out, a panic included.
 
+use crate::backends::Backends;
 use crate::live::{CliSource, Watcher};
 use crate::load::Failure;
 use crate::{Outcome, PlayArgs};
@@ -28,7 +29,6 @@ use wgraph_engine::model::ModelCache;
 use wgraph_engine::node::{DisplayTarget, OutputConfig};
 use wgraph_engine::value::{Actions, Key};
 use wgraph_engine::world::{GraphSource, World, WorldConfig, WorldEvent};
-use wgraph_ort::OrtBackend;
 
 /// How long a key counts as held after a press where the terminal reports
 /// no releases (auto-repeat renews it).
@@ -232,7 +232,8 @@ pub fn play(args: &PlayArgs) -> Outcome {
             display: DisplayTarget::Discard,
         },
         provider: args.provider.map(Into::into),
-        models: Arc::new(ModelCache::new(OrtBackend::new())),
+        backend_kind: args.backend.map(Into::into),
+        models: Arc::new(ModelCache::new(Backends::new())),
         record: false,
     });
     let built = match source.build_first() {

@@ -3,6 +3,7 @@
 //! fps; the server runs until Ctrl-C or SIGTERM, then every world stops at a
 //! tick boundary and finishes its sinks.
 
+use crate::backends::Backends;
 use crate::live::{CliSource, Watcher};
 use crate::load::Failure;
 use crate::{Outcome, ServeArgs};
@@ -13,7 +14,6 @@ use wgraph_engine::graph::Graph;
 use wgraph_engine::model::ModelCache;
 use wgraph_engine::node::{DisplayTarget, OutputConfig};
 use wgraph_engine::world::{GraphSource, World, WorldConfig, WorldEvent};
-use wgraph_ort::OrtBackend;
 use wgraph_web::Prompt;
 
 /// The prompts a page may edit: every node that says it has one
@@ -67,8 +67,9 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             paths: Vec::new(),
             output: output.clone(),
             provider: args.provider.map(Into::into),
+            backend_kind: args.backend.map(Into::into),
             // One cache per world: a cache keeps only what its own graph uses.
-            models: Arc::new(ModelCache::new(OrtBackend::new())),
+            models: Arc::new(ModelCache::new(Backends::new())),
             record: false,
         });
         let built = match source.build_first() {

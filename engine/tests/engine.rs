@@ -393,6 +393,7 @@ fn build(text: &str) -> Result<Arc<Graph>, Vec<String>> {
         seed: None,
         backend: None,
         provider: None,
+        backend_kind: None,
     };
     build_graph(&parsed, &sources, &options)
         .map(Arc::new)
@@ -824,6 +825,7 @@ mod models {
             seed: None,
             backend: Some(backend),
             provider: None,
+            backend_kind: None,
         };
         build_graph(&parsed, &sources, &options)
             .map_err(|d| d.iter().map(|x| x.short(&sources)).collect())
@@ -1203,6 +1205,7 @@ mod live {
             seed: None,
             backend: None,
             provider: None,
+            backend_kind: None,
         };
         let graph = Arc::new(build_graph(&parsed, &sources, &options).unwrap());
         let config = WorldConfig {
