@@ -663,3 +663,116 @@ impl fmt::Display for DoctorReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wonnx::onnx::{
+        NodeProto, StringStringEntryProto, TensorShapeProto, TensorShapeProto_Dimension, TypeProto,
+        TypeProto_Tensor,
+    };
+
+    /// A tensor value: `dims` are sizes, or names for symbolic dimensions.
+    fn value(name: &str, dims: &[&str]) -> ValueInfoProto {
+        let mut shape = TensorShapeProto::new();
+        for d in dims {
+            let mut dim = TensorShapeProto_Dimension::new();
+            match d.parse::<i64>() {
+                Ok(n) => dim.set_dim_value(n),
+                Err(_) => dim.set_dim_param(d.to_string()),
+            }
+            shape.mut_dim().push(dim);
+        }
+        let mut tensor = TypeProto_Tensor::new();
+        tensor.set_elem_type(TensorProto_DataType::FLOAT as i32);
+        tensor.set_shape(shape);
+        let mut ty = TypeProto::new();
+        ty.set_tensor_type(tensor);
+        let mut vi = ValueInfoProto::new();
+        vi.set_name(name.to_string());
+        vi.set_field_type(ty);
+        vi
+    }
+
+    /// `y = OP(x)` with `x` of `dims`, `y` of `[1, 4]`.
+    fn model(op: &str, dims: &[&str]) -> ModelProto {
+        let mut node = NodeProto::new();
+        node.set_op_type(op.to_string());
+        node.set_name(format!("/net/{op}"));
+        node.mut_input().push("x".to_string());
+        node.mut_output().push("y".to_string());
+        let mut m = ModelProto::new();
+        let g = m.mut_graph();
+        g.mut_node().push(node);
+        g.mut_input().push(value("x", dims));
+        g.mut_output().push(value("y", &["1", "4"]));
+        let mut meta = StringStringEntryProto::new();
+        meta.set_key("wgraph.role".into());
+        meta.set_value("denoiser".into());
+        m.mut_metadata_props().push(meta);
+        m
+    }
+
+    #[test]
+    fn a_supported_static_model_gives_its_signature_and_metadata() {
+        let sig = check_model(&model("Relu", &["1", "4"])).unwrap();
+        assert_eq!(sig.inputs[0].ty.to_string(), "f32[1, 4]");
+        assert_eq!(sig.outputs[0].name, "y");
+        assert_eq!(sig.meta("wgraph.role"), Some("denoiser"));
+    }
+
+    #[test]
+    fn refusals_name_the_operator_node_input_and_dimension() {
+        let e = check_model(&model("LayerNormalization", &["1", "4"])).unwrap_err();
+        assert_eq!(
+            e.to_string().split(';').next().unwrap(),
+            "wonnx 0.5.1 has no operator `LayerNormalization` (node `/net/LayerNormalization`)"
+        );
+        let e = check_model(&model("Relu", &["batch", "4"])).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("input `x` has a symbolic dimension `batch` (dimension 0)"),
+            "{e}"
+        );
+        // An intermediate value without a shape.
+        let mut m = model("Relu", &["1", "4"]);
+        let mut second = NodeProto::new();
+        second.set_op_type("Relu".into());
+        second.set_name("/net/second".into());
+        second.mut_input().push("y".into());
+        second.mut_output().push("z".into());
+        m.mut_graph().mut_node().push(second);
+        m.mut_graph().mut_output()[0] = value("z", &["1", "4"]);
+        let e = check_model(&m).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("value `y` (output of node `/net/Relu`, Relu) has no static shape"),
+            "{e}"
+        );
+        // A custom domain's operator is named with its domain.
+        let mut m = model("FancyOp", &["1", "4"]);
+        m.mut_graph().mut_node()[0].set_domain("com.example".into());
+        let e = check_model(&m).unwrap_err();
+        assert!(e.to_string().contains("`com.example:FancyOp`"), "{e}");
+    }
+
+    #[test]
+    fn missing_and_non_onnx_files_are_load_errors_not_panics() {
+        let dir = std::env::temp_dir().join(format!("wgraph-wonnx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.onnx");
+        let e = WonnxBackend::new()
+            .load(&missing, &ModelOptions::default())
+            .err()
+            .unwrap();
+        assert!(e.to_string().ends_with("does not exist"), "{e}");
+        let junk = dir.join("junk.onnx");
+        std::fs::write(&junk, b"\xff\xff\xff not protobuf").unwrap();
+        let e = WonnxBackend::new()
+            .load(&junk, &ModelOptions::default())
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("it is not an ONNX model"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
