@@ -14,8 +14,9 @@
 //! are printed as a `cache = [...]` line to paste into the graph (Yume
 //! caches its 10 lowest of 40).
 
+use crate::backends::Backends;
 use crate::load::{Failure, LoadConfig, PathOverride, load_quiet, print_warnings};
-use crate::{Outcome, ProviderArg};
+use crate::{BackendArg, Outcome, ProviderArg};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,6 +57,9 @@ pub struct BlocksArgs {
     /// Load every model on this execution provider.
     #[arg(long, value_enum)]
     provider: Option<ProviderArg>,
+    /// Load every model with this backend (`wonnx` needs a build with the `wonnx` feature).
+    #[arg(long, value_enum)]
+    backend: Option<BackendArg>,
 }
 
 /// One block's figures.
@@ -123,7 +127,7 @@ fn usage(message: String) -> Failed {
 }
 
 fn measure(args: &BlocksArgs, scratch: &std::path::Path) -> Result<(), Failed> {
-    let models = ModelCache::new(crate::load::ort_backend());
+    let models = ModelCache::new(Backends::new());
     let load = |extra: &[String]| -> Result<Arc<wgraph_engine::graph::Graph>, Failed> {
         let config = LoadConfig {
             set: &args.set,
@@ -139,6 +143,7 @@ fn measure(args: &BlocksArgs, scratch: &std::path::Path) -> Result<(), Failed> {
                 display: DisplayTarget::Discard,
             },
             provider: args.provider.map(Into::into),
+            backend_kind: args.backend.map(Into::into),
             backend: &models,
         };
         match load_quiet(&args.file, &config, extra, &FsLoader) {

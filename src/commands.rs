@@ -1,9 +1,10 @@
 //! The subcommands.
 
+use crate::backends::Backends;
 use crate::bench::RecordingBackend;
 use crate::live::{CliSource, Watcher};
 use crate::load::{Failure, LoadConfig, Loaded, PathOverride, load};
-use crate::{BenchArgs, GraphFormat, Outcome, ProviderArg, RunArgs};
+use crate::{BackendArg, BenchArgs, GraphFormat, Outcome, ProviderArg, RunArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,9 +24,13 @@ fn usage(message: &str) -> Outcome {
 }
 
 /// `wgraph check FILE...`
-pub fn check(files: &[PathBuf], provider: Option<ProviderArg>) -> Outcome {
+pub fn check(
+    files: &[PathBuf],
+    provider: Option<ProviderArg>,
+    backend_kind: Option<BackendArg>,
+) -> Outcome {
     let mut outcome = Outcome::Ok;
-    let backend = crate::load::ort_backend();
+    let backend = Backends::new();
     for file in files {
         let config = LoadConfig {
             set: &[],
@@ -33,6 +38,7 @@ pub fn check(files: &[PathBuf], provider: Option<ProviderArg>) -> Outcome {
             paths: Vec::new(),
             output: OutputConfig::default(),
             provider: provider.map(Into::into),
+            backend_kind: backend_kind.map(Into::into),
             backend: &backend,
         };
         match load(file, &config) {
@@ -51,13 +57,14 @@ pub fn check(files: &[PathBuf], provider: Option<ProviderArg>) -> Outcome {
 
 /// `wgraph graph FILE --format F`
 pub fn graph(file: &Path, format: GraphFormat, set: &[String]) -> Outcome {
-    let backend = crate::load::ort_backend();
+    let backend = Backends::new();
     let config = LoadConfig {
         set,
         seed: None,
         paths: Vec::new(),
         output: OutputConfig::default(),
         provider: None,
+        backend_kind: None,
         backend: &backend,
     };
     let graph = match load(file, &config) {
@@ -122,7 +129,8 @@ pub fn run(args: &RunArgs) -> Outcome {
             .collect(),
         output: output.clone(),
         provider: args.provider.map(Into::into),
-        models: Arc::new(ModelCache::new(crate::load::ort_backend())),
+        backend_kind: args.backend.map(Into::into),
+        models: Arc::new(ModelCache::new(Backends::new())),
         record: args.record.is_some(),
     });
     let built = match source.build_first() {
@@ -575,8 +583,13 @@ pub fn doctor(json: bool) -> Outcome {
     } else {
         Outcome::RuntimeFailure
     };
+    let (wonnx_text, wonnx_json) = crate::backends::wonnx_report();
     if json {
-        match serde_json::to_string_pretty(&report.to_json()) {
+        let mut value = report.to_json();
+        if let Some(object) = value.as_object_mut() {
+            object.insert("wonnx".into(), wonnx_json);
+        }
+        match serde_json::to_string_pretty(&value) {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -584,7 +597,9 @@ pub fn doctor(json: bool) -> Outcome {
             }
         }
     } else {
-        print!("{report}");
+        let report = report.to_string();
+        let newline = if report.ends_with('\n') { "" } else { "\n" };
+        print!("{report}{newline}{wonnx_text}");
     }
     outcome
 }
@@ -604,7 +619,7 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         return usage("--pipeline must be at least 1");
     }
     let out_dir = std::env::temp_dir().join(format!("wgraph-bench-{}", std::process::id()));
-    let ort = crate::load::ort_backend();
+    let ort = Backends::new();
     let recording = RecordingBackend::new(&ort);
     let config = LoadConfig {
         set: &args.set,
@@ -615,6 +630,7 @@ pub fn bench(args: &BenchArgs) -> Outcome {
             display: DisplayTarget::Discard,
         },
         provider: args.provider.map(Into::into),
+        backend_kind: args.backend.map(Into::into),
         backend: &recording,
     };
     let graph = match load(&args.file, &config) {

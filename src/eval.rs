@@ -19,6 +19,7 @@
 //! eval twice with two themes (and the graph's style prompt set to match)
 //! shows whether a restyle moved the geometry.
 
+use crate::backends::Backends;
 use crate::load::{LoadConfig, Loaded, PathOverride, load};
 use crate::quality::{plot, psnr, ssim, strip};
 use crate::{EvalArgs, Outcome};
@@ -32,7 +33,6 @@ use wgraph_engine::schedule::{RunConfig, Runner};
 use wgraph_engine::tensor::Tensor;
 use wgraph_engine::value::Actions;
 use wgraph_nodes::image_io::{Range, image_to_tensor, tensor_to_image};
-use wgraph_ort::OrtBackend;
 use wgraph_world::{Keys, MAX_DEPTH, Theme, World, depth_to_signed, signed_to_depth};
 
 /// Seeds below this are used for training data; eval refuses them unless asked.
@@ -112,7 +112,7 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
         return fail(format!("cannot create {}: {e}", work.display()));
     }
     // The graph first, to learn its resolution.
-    let backend = crate::load::ort_backend();
+    let backend = Backends::new();
     let start_png = work.join("start.png");
     let start_depth = work.join("start_depth.npy");
     let depth_dir = work.join("depth");
@@ -151,6 +151,7 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
             display: DisplayTarget::PngDir(frames_dir.clone()),
         },
         provider: None,
+        backend_kind: None,
         backend: &backend,
     };
     // The start files must exist before the graph is built (its sources read them).
@@ -440,7 +441,7 @@ fn reconstruction_psnr(graph: &Graph, truth: &[RgbImage]) -> Option<f64> {
     Some(total / truth.len().max(1) as f64)
 }
 
-fn load_idm(backend: &OrtBackend, path: Option<&Path>) -> Result<Option<Arc<dyn Model>>, String> {
+fn load_idm(backend: &Backends, path: Option<&Path>) -> Result<Option<Arc<dyn Model>>, String> {
     let default = PathBuf::from("models-onnx/trained/idm.onnx");
     let path = match path {
         Some(p) => p.to_path_buf(),

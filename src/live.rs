@@ -7,6 +7,7 @@
 //! model loading happen on the reloader's thread, and the world swaps at a
 //! tick boundary.
 
+use crate::backends::Backends;
 use crate::load::{Failure, LoadConfig, PathOverride, Quiet, load_quiet};
 use notify_debouncer_full::notify::{EventKind, RecursiveMode, event::AccessKind};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
@@ -14,11 +15,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use wgraph_engine::model::{Backend, ModelCache, Provider};
+use wgraph_engine::model::{Backend, BackendKind, ModelCache, Provider};
 use wgraph_engine::node::OutputConfig;
 use wgraph_engine::world::{Built, GraphSource, ParamSet, ScriptedEvent, WorldHandle};
 use wgraph_grammar::FsLoader;
-use wgraph_ort::OrtBackend;
 
 /// Rebuilds a graph file with the command line's flags and a live world's
 /// parameter changes; models come from a [`ModelCache`], so a rebuild
@@ -30,7 +30,9 @@ pub struct CliSource {
     pub paths: Vec<PathOverride>,
     pub output: OutputConfig,
     pub provider: Option<Provider>,
-    pub models: Arc<ModelCache<OrtBackend>>,
+    /// Replaces every model's backend.
+    pub backend_kind: Option<BackendKind>,
+    pub models: Arc<ModelCache<Backends>>,
     /// Note what each build was made from (`--record`).
     pub record: bool,
 }
@@ -43,6 +45,7 @@ impl CliSource {
             paths: self.paths.clone(),
             output: self.output.clone(),
             provider: self.provider,
+            backend_kind: self.backend_kind,
             backend: &*self.models as &dyn Backend,
         }
     }

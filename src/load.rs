@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use wgraph_engine::build::{BuildOptions, KindOverride, Override, build_graph};
 use wgraph_engine::graph::Graph;
-use wgraph_engine::model::{Backend, Provider};
+use wgraph_engine::model::{Backend, BackendKind, Provider};
 use wgraph_engine::node::OutputConfig;
 use wgraph_grammar::ast::{self, Statement, ValueKind};
 use wgraph_grammar::diagnostic::{Diagnostics, render};
@@ -32,6 +32,8 @@ pub struct LoadConfig<'a> {
     pub output: OutputConfig,
     /// Replaces every model's execution provider.
     pub provider: Option<Provider>,
+    /// Replaces every model's backend.
+    pub backend_kind: Option<BackendKind>,
     /// Loads the graph's models.
     pub backend: &'a dyn Backend,
 }
@@ -171,6 +173,7 @@ pub fn load_quiet(
             seed: config.seed,
             backend: Some(config.backend),
             provider: config.provider,
+            backend_kind: config.backend_kind,
         };
         Ok(build_graph(&parsed, &sources, &options))
     })();

@@ -6,6 +6,7 @@
 //! the progress bar and maps outcomes to exit codes:
 //! 0 success, 1 graph errors, 2 usage errors, 3 runtime failure.
 
+mod backends;
 mod bench;
 mod blocks;
 mod commands;
@@ -47,6 +48,9 @@ enum Command {
         /// Load every model on this execution provider.
         #[arg(long, value_enum)]
         provider: Option<ProviderArg>,
+        /// Load every model with this backend (`wonnx` needs a build with the `wonnx` feature).
+        #[arg(long, value_enum)]
+        backend: Option<BackendArg>,
     },
     /// Print a graph as dot, json or mermaid.
     Graph {
@@ -118,6 +122,9 @@ pub struct BenchArgs {
     /// Load every model on this execution provider.
     #[arg(long, value_enum)]
     provider: Option<ProviderArg>,
+    /// Load every model with this backend (`wonnx` needs a build with the `wonnx` feature).
+    #[arg(long, value_enum)]
+    backend: Option<BackendArg>,
     /// Quality columns: evaluate against the ground-truth world with this held-out seed.
     #[arg(long, requires = "actions")]
     world_seed: Option<u64>,
@@ -167,6 +174,9 @@ pub struct ServeArgs {
     /// Load every model on this execution provider.
     #[arg(long, value_enum)]
     provider: Option<ProviderArg>,
+    /// Load every model with this backend (`wonnx` needs a build with the `wonnx` feature).
+    #[arg(long, value_enum)]
+    backend: Option<BackendArg>,
     /// Worker threads per world.
     #[arg(long)]
     workers: Option<usize>,
@@ -215,6 +225,9 @@ pub struct PlayArgs {
     /// Load every model on this execution provider.
     #[arg(long, value_enum)]
     provider: Option<ProviderArg>,
+    /// Load every model with this backend (`wonnx` needs a build with the `wonnx` feature).
+    #[arg(long, value_enum)]
+    backend: Option<BackendArg>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -287,6 +300,24 @@ pub enum ProviderArg {
     Tensorrt,
 }
 
+/// Model backends on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BackendArg {
+    /// ONNX Runtime (CPU, CUDA, TensorRT).
+    Ort,
+    /// wonnx: WebGPU through wgpu (Vulkan, Metal, DX12); static shapes only.
+    Wonnx,
+}
+
+impl From<BackendArg> for wgraph_engine::model::BackendKind {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Ort => Self::Ort,
+            BackendArg::Wonnx => Self::Wonnx,
+        }
+    }
+}
+
 impl From<ProviderArg> for wgraph_engine::model::Provider {
     fn from(p: ProviderArg) -> Self {
         match p {
@@ -346,6 +377,9 @@ pub struct RunArgs {
     /// Load every model on this execution provider.
     #[arg(long, value_enum)]
     provider: Option<ProviderArg>,
+    /// Load every model with this backend (`wonnx` needs a build with the `wonnx` feature).
+    #[arg(long, value_enum)]
+    backend: Option<BackendArg>,
     /// Override a parameter: NODE.PARAM=VALUE (repeatable).
     #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
     set: Vec<String>,
@@ -414,7 +448,11 @@ fn main() -> ExitCode {
         }
     }
     let outcome = match cli.command {
-        Command::Check { files, provider } => commands::check(&files, provider),
+        Command::Check {
+            files,
+            provider,
+            backend,
+        } => commands::check(&files, provider, backend),
         Command::Graph { file, format, set } => commands::graph(&file, format, &set),
         Command::Run(args) => commands::run(&args),
         Command::Kinds { kind } => commands::kinds(kind.as_deref()),

@@ -9,6 +9,7 @@
 //! until [`HOLD`] after its last press or auto-repeat. `q`, Esc or Ctrl-C
 //! quit; the terminal is restored on every way out, a panic included.
 
+use crate::backends::Backends;
 use crate::live::{CliSource, Watcher};
 use crate::load::Failure;
 use crate::{Outcome, PlayArgs};
@@ -231,7 +232,8 @@ pub fn play(args: &PlayArgs) -> Outcome {
             display: DisplayTarget::Discard,
         },
         provider: args.provider.map(Into::into),
-        models: Arc::new(ModelCache::new(crate::load::ort_backend())),
+        backend_kind: args.backend.map(Into::into),
+        models: Arc::new(ModelCache::new(Backends::new())),
         record: false,
     });
     let built = match source.build_first() {

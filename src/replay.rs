@@ -4,7 +4,7 @@
 //! A recording is JSON lines:
 //!
 //! ```text
-//! {"wgraph_record":1, "graph":…, "cwd":…, "seed":…, "actions":…, "provider":…,
+//! {"wgraph_record":1, "graph":…, "cwd":…, "seed":…, "actions":…, "provider":…, "backend":…,
 //!  "build":{"sets":[…], "sources":{path: text}, "files":{path: sha256}}}
 //! {"tick":12, "keys":"W+Left"}          live keys from this tick on (null: none)
 //! {"tick":40, "reload":{"cause":…, "sets":[…], "sources":{…}, "files":{…}}}
@@ -18,6 +18,7 @@
 //! rebuild, so timing cannot change the result) and runs to the recorded
 //! end: the frames are the recorded run's, bit for bit.
 
+use crate::backends::Backends;
 use crate::live::CliSource;
 use crate::load::{Failure, LoadConfig, PathOverride, load_quiet};
 use crate::{Outcome, ReplayArgs};
@@ -27,7 +28,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use wgraph_engine::model::{Backend, ModelCache, Provider, file_digest};
+use wgraph_engine::model::{Backend, BackendKind, ModelCache, Provider, file_digest};
 use wgraph_engine::node::{DisplayTarget, OutputConfig, TickInput};
 use wgraph_engine::value::Actions;
 use wgraph_engine::world::{
@@ -35,7 +36,6 @@ use wgraph_engine::world::{
 };
 use wgraph_grammar::MemLoader;
 use wgraph_grammar::source::SourceMap;
-use wgraph_ort::OrtBackend;
 
 /// The format version.
 const RECORD_VERSION: u64 = 1;
@@ -142,7 +142,8 @@ struct ReplaySource {
     paths: Vec<PathOverride>,
     output: OutputConfig,
     provider: Option<Provider>,
-    models: ModelCache<OrtBackend>,
+    backend_kind: Option<BackendKind>,
+    models: ModelCache<Backends>,
 }
 
 impl GraphSource for ReplaySource {
@@ -159,6 +160,7 @@ impl GraphSource for ReplaySource {
             paths: self.paths.clone(),
             output: self.output.clone(),
             provider: self.provider,
+            backend_kind: self.backend_kind,
             backend: &self.models as &dyn Backend,
         };
         match load_quiet(&self.file, &config, &[], &loader) {
@@ -312,7 +314,11 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
             .get("provider")
             .and_then(Json::as_str)
             .and_then(Provider::parse),
-        models: ModelCache::new(crate::load::ort_backend()),
+        backend_kind: header
+            .get("backend")
+            .and_then(Json::as_str)
+            .and_then(BackendKind::parse),
+        models: ModelCache::new(Backends::new()),
     });
     let interrupt = crate::interrupt::Interrupt::install();
     let built = source.build(&[]).map_err(|e| {
@@ -385,6 +391,7 @@ pub fn header(source: &CliSource, provenance: Option<&Json>) -> Json {
         "seed": source.seed,
         "actions": source.paths.first().map(|p| p.path.display().to_string()),
         "provider": source.provider.map(|p| p.name()),
+        "backend": source.backend_kind.map(|b| b.name()),
         "build": provenance,
     })
 }

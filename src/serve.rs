@@ -3,6 +3,7 @@
 //! fps; the server runs until Ctrl-C or SIGTERM, then every world stops at a
 //! tick boundary and finishes its sinks.
 
+use crate::backends::Backends;
 use crate::live::{CliSource, Watcher};
 use crate::load::Failure;
 use crate::{Outcome, ServeArgs};
@@ -66,8 +67,9 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             paths: Vec::new(),
             output: output.clone(),
             provider: args.provider.map(Into::into),
+            backend_kind: args.backend.map(Into::into),
             // One cache per world: a cache keeps only what its own graph uses.
-            models: Arc::new(ModelCache::new(crate::load::ort_backend())),
+            models: Arc::new(ModelCache::new(Backends::new())),
             record: false,
         });
         let built = match source.build_first() {

@@ -16,6 +16,7 @@
 //! sampler.steps=32` when the sampler has no steps), and, with `--world-seed` and
 //! `--actions`, `wgraph eval`'s figures against the ground truth.
 
+use crate::backends::Backends;
 use crate::bench::RecordingBackend;
 use crate::load::{Failure, LoadConfig, load_quiet};
 use crate::{BenchArgs, Outcome};
@@ -29,7 +30,6 @@ use wgraph_engine::model::ModelCache;
 use wgraph_engine::node::OutputConfig;
 use wgraph_engine::schedule::{RunConfig, Runner};
 use wgraph_grammar::FsLoader;
-use wgraph_ort::OrtBackend;
 
 /// One `--swap`: the target (`NODE.PARAM` or `NODE`) and its values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +122,7 @@ struct Prepared<'a> {
 /// (sessions, allocations; frames discarded).
 fn prepare<'a>(
     args: &BenchArgs,
-    models: &'a ModelCache<OrtBackend>,
+    models: &'a ModelCache<Backends>,
     sets: &[String],
     ticks: u64,
     dir: &Path,
@@ -138,6 +138,7 @@ fn prepare<'a>(
             display: wgraph_engine::node::DisplayTarget::PngDir(dir.to_path_buf()),
         },
         provider: args.provider.map(Into::into),
+        backend_kind: args.backend.map(Into::into),
         backend: &recording,
     };
     let graph = match load_quiet(&args.file, &config, &[], &FsLoader) {
@@ -263,7 +264,7 @@ fn mean_quality(frames: &[RgbImage], reference: &[RgbImage]) -> (f64, f64) {
 /// The reference when `--reference` is not given: the graph's `sampler` at
 /// 32 steps, or — when its kind has no `steps` (a `df_window`) — DDIM at 32
 /// steps on the same denoiser.
-fn default_reference(args: &BenchArgs, models: &ModelCache<OrtBackend>, dir: &Path) -> Vec<String> {
+fn default_reference(args: &BenchArgs, models: &ModelCache<Backends>, dir: &Path) -> Vec<String> {
     let steps = || vec!["sampler.steps=32".to_string()];
     let config = LoadConfig {
         set: &args.set,
@@ -274,6 +275,7 @@ fn default_reference(args: &BenchArgs, models: &ModelCache<OrtBackend>, dir: &Pa
             display: wgraph_engine::node::DisplayTarget::PngDir(dir.to_path_buf()),
         },
         provider: args.provider.map(Into::into),
+        backend_kind: args.backend.map(Into::into),
         backend: models,
     };
     let Ok(q) = load_quiet(&args.file, &config, &[], &FsLoader) else {
@@ -312,7 +314,7 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
     }
     let combos = combinations(&swaps);
     let work = std::env::temp_dir().join(format!("wgraph-swap-{}", std::process::id()));
-    let models = ModelCache::new(crate::load::ort_backend());
+    let models = ModelCache::new(Backends::new());
     let reference: Vec<String> = if args.reference.is_empty() {
         default_reference(args, &models, &work.join("probe"))
     } else {

@@ -93,6 +93,7 @@ fn chain(n: usize) -> wgraph_engine::graph::Graph {
         seed: None,
         backend: None,
         provider: None,
+        backend_kind: None,
     };
     build_graph(&parsed, &sources, &options).expect("chain builds")
 }

@@ -23,13 +23,13 @@
 //! mistake does not cascade into a page of errors.
 
 use crate::graph::{EdgeKind, Graph, GraphEdge, GraphNode, ModelInfo, NodeId};
-use crate::model::{Backend, ModelOptions, ModelTable, Provider};
+use crate::model::{Backend, BackendKind, ModelOptions, ModelTable, Provider};
 use crate::node::{BuildContext, InferCalls, Node, OutputConfig, PortRole, PortSpec, TypeError};
 use crate::params::{
     Default, ParamContext, ParamSpec, ParamType, ParamValue, Params, check_params,
 };
 use crate::registry::Registry;
-use crate::settings::{PROVIDERS, SETTINGS, Settings};
+use crate::settings::{BACKENDS, PROVIDERS, SETTINGS, Settings};
 use crate::tensor::Tensor;
 use crate::types::ValueType;
 use crate::value::Value;
@@ -48,6 +48,12 @@ pub const MODEL_OPTIONS: &[ParamSpec] = &[
         ParamType::Choice(PROVIDERS),
         Default::Choice("default"),
         "execution provider; default: the world's",
+    ),
+    ParamSpec::optional(
+        "backend",
+        ParamType::Choice(BACKENDS),
+        Default::Choice("default"),
+        "model backend: ort (ONNX Runtime) or wonnx (WebGPU); default: the world's",
     ),
     ParamSpec::optional("device_id", ParamType::Int, Default::Int(0), "GPU index"),
     ParamSpec::optional(
@@ -231,6 +237,8 @@ pub struct BuildOptions<'a> {
     pub backend: Option<&'a dyn Backend>,
     /// `--provider`: replaces every model's provider.
     pub provider: Option<Provider>,
+    /// `--backend`: replaces every model's backend.
+    pub backend_kind: Option<BackendKind>,
 }
 
 /// Builds and checks a graph; on failure returns every error found.
@@ -465,11 +473,20 @@ impl Builder<'_> {
                 .or_else(|| Provider::parse(&settings.provider))
                 .unwrap_or(Provider::Cpu)
         });
+        let backend_kind = self.options.backend_kind.unwrap_or_else(|| {
+            options
+                .choice("backend")
+                .ok()
+                .and_then(|b| BackendKind::parse(&b))
+                .or_else(|| BackendKind::parse(&settings.backend))
+                .unwrap_or_default()
+        });
         let engine_cache = options
             .path("engine_cache")
             .ok()
             .filter(|p| !p.as_os_str().is_empty() && p.file_name().is_some());
         let model_options = ModelOptions {
+            backend: backend_kind,
             provider,
             device_id: options
                 .int("device_id")

@@ -4,9 +4,11 @@
 //! through a [`Model`]: a loaded network with a [`ModelSignature`] (named,
 //! typed inputs and outputs plus string metadata) and a `run` that maps input
 //! tensors to output tensors. A [`Backend`] loads models from files. ONNX
-//! Runtime is one backend (crate `wgraph-ort`); a remote serving engine or
-//! wonnx would be others (ROADMAP §4, §5). The engine and the node kinds see
-//! only these traits.
+//! Runtime is one backend (crate `wgraph-ort`), wonnx (WebGPU, crate
+//! `wgraph-wonnx`) another; a remote serving engine would be a third
+//! (ROADMAP §4, §5). The engine and the node kinds see only these traits and
+//! a model's [`BackendKind`] (a name in [`ModelOptions`]): it never depends
+//! on a backend crate; the program routes each load by kind.
 //!
 //! Models are loaded once per `model` declaration when a graph is built and
 //! shared (`Arc`) by every node that names them. `Model::run` takes `&self`:
@@ -83,9 +85,50 @@ impl fmt::Display for Provider {
     }
 }
 
+/// Which backend loads a model: the engine knows only the name; the program
+/// (the `wgraph` binary) routes each load to the backend crate of that kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum BackendKind {
+    /// ONNX Runtime (crate `wgraph-ort`): CPU, CUDA, TensorRT.
+    #[default]
+    Ort,
+    /// wonnx (crate `wgraph-wonnx`): WebGPU through wgpu (Vulkan, Metal, DX12).
+    Wonnx,
+}
+
+impl BackendKind {
+    /// Every backend kind, in the order the docs list them.
+    pub const ALL: &[BackendKind] = &[BackendKind::Ort, BackendKind::Wonnx];
+
+    /// `ort` or `wonnx`.
+    pub fn parse(s: &str) -> Option<BackendKind> {
+        match s {
+            "ort" => Some(BackendKind::Ort),
+            "wonnx" => Some(BackendKind::Wonnx),
+            _ => None,
+        }
+    }
+    /// The name used in graphs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Ort => "ort",
+            BackendKind::Wonnx => "wonnx",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// How to load one model.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModelOptions {
+    /// The backend that loads it (`backend = ort | wonnx`).
+    pub backend: BackendKind,
     pub provider: Provider,
     pub device_id: u32,
     /// Half precision where the provider supports it (TensorRT).
@@ -109,6 +152,7 @@ pub struct ModelOptions {
 impl Default for ModelOptions {
     fn default() -> Self {
         ModelOptions {
+            backend: BackendKind::Ort,
             provider: Provider::Cpu,
             device_id: 0,
             fp16: false,

@@ -5,6 +5,9 @@ use crate::params::{Default, ParamSpec, ParamType, Params};
 /// Execution providers a graph may ask for.
 pub const PROVIDERS: &[&str] = &["cpu", "cuda", "tensorrt"];
 
+/// Model backends a graph may ask for (see [`crate::model::BackendKind`]).
+pub const BACKENDS: &[&str] = &["ort", "wonnx"];
+
 /// The `world { }` settings table.
 pub const SETTINGS: &[ParamSpec] = &[
     ParamSpec::optional(
@@ -42,6 +45,12 @@ pub const SETTINGS: &[ParamSpec] = &[
         ParamType::Choice(PROVIDERS),
         Default::Choice("cpu"),
         "default execution provider of models",
+    ),
+    ParamSpec::optional(
+        "backend",
+        ParamType::Choice(BACKENDS),
+        Default::Choice("ort"),
+        "default backend of models: ort (ONNX Runtime) or wonnx (WebGPU; static shapes, a build with the `wonnx` feature)",
     ),
     ParamSpec::optional(
         "on_late",
@@ -91,6 +100,8 @@ pub struct Settings {
     pub width: usize,
     pub frames_per_tick: usize,
     pub provider: String,
+    /// Default backend of models (`ort`, `wonnx`).
+    pub backend: String,
     pub on_late: LatePolicy,
     /// `NODE.PARAM = VALUE` entries, checked for form.
     pub degrade: Vec<String>,
@@ -108,6 +119,7 @@ impl std::default::Default for Settings {
             width: 64,
             frames_per_tick: 1,
             provider: "cpu".into(),
+            backend: "ort".into(),
             on_late: LatePolicy::Drop,
             degrade: Vec::new(),
             allow_nonfinite: false,
@@ -182,6 +194,9 @@ impl Settings {
                 ),
             ));
             s.frames_per_tick = 1;
+        }
+        if let Ok(b) = p.choice("backend") {
+            s.backend = b;
         }
         if let Ok(pv) = p.choice("provider") {
             s.provider = pv;

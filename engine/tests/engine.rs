@@ -463,6 +463,7 @@ fn build(text: &str) -> Result<Arc<Graph>, Vec<String>> {
         seed: None,
         backend: None,
         provider: None,
+        backend_kind: None,
     };
     build_graph(&parsed, &sources, &options)
         .map(Arc::new)
@@ -894,6 +895,7 @@ mod models {
             seed: None,
             backend: Some(backend),
             provider: None,
+            backend_kind: None,
         };
         build_graph(&parsed, &sources, &options)
             .map_err(|d| d.iter().map(|x| x.short(&sources)).collect())
@@ -1273,6 +1275,7 @@ mod live {
             seed: None,
             backend: None,
             provider: None,
+            backend_kind: None,
         };
         let graph = Arc::new(build_graph(&parsed, &sources, &options).unwrap());
         let config = WorldConfig {

@@ -319,6 +319,7 @@ fn check_one(
                     seed: None,
                     backend: None,
                     provider: None,
+                    backend_kind: None,
                 };
                 match build_graph(&parsed, &sources, &options) {
                     Ok(g) => {
