@@ -525,13 +525,21 @@ impl Builder<'_> {
                 let model = crate::model::with_metadata(loaded.model, metadata_overrides(options));
                 table.insert(m.name.name.clone(), model);
             }
-            Err(e) => self.diags.push(
-                Diagnostic::error(
+            Err(e) => {
+                let mut d = Diagnostic::error(
                     m.path_span,
                     format!("cannot load model `{}`: {e}", m.name.name),
                 )
-                .with_label(path.display().to_string()),
-            ),
+                .with_label(path.display().to_string());
+                // Point at the declaration's choice of backend, when it made one.
+                if self.options.backend_kind.is_none()
+                    && backend_kind != BackendKind::Ort
+                    && let Some(span) = options.span("backend")
+                {
+                    d = d.with_secondary(span, format!("backend `{backend_kind}` chosen here"));
+                }
+                self.diags.push(d)
+            }
         }
     }
 

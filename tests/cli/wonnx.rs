@@ -49,6 +49,7 @@ fn without_the_feature_wonnx_is_a_located_error() {
         err.contains("g.world:1:"),
         "located at the declaration: {err}"
     );
+    assert!(err.contains("backend `wonnx` chosen here"), "{err}");
     let text = one_model("models-onnx/trained/wonnx/action_embedder.onnx", "");
     let o = check(dir.path(), &text, &["--backend", "wonnx"]);
     assert_eq!(o.status.code(), Some(1));
