@@ -8,6 +8,15 @@ use std::process::{Command, Output};
 #[path = "fuzz/mod.rs"]
 mod fuzz;
 
+/// Tests that measure time (play rates in a browser, a live world's clock)
+/// and tests that load every core (wonnx on the software Vulkan driver)
+/// take turns: on two cores one would measure the other, not wgraph.
+static TAKE_TURNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn take_turns() -> std::sync::MutexGuard<'static, ()> {
+    TAKE_TURNS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -1279,6 +1288,7 @@ mod live {
     /// the world keeps ticking; Ctrl-C ends it cleanly with every frame.
     #[test]
     fn watch_reloads_edits_while_the_world_runs() {
+        let _turn = take_turns();
         let dir = project("yan-sim.world");
         let d = dir.path();
         let graph = d.join("graphs/yan-sim.world");
@@ -1964,9 +1974,9 @@ mod browser {
 
     /// The browser: `WGRAPH_CHROMIUM`, or Debian's chromium, installed by
     /// `tests/support/install-chromium.sh` on first need.
-    /// One browser at a time: chromium and a world per test on two cores
-    /// would measure the machine, not wgraph.
-    static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // One browser at a time, and not beside other timed or core-hungry
+    // tests (`take_turns`): chromium and a world per test on two cores
+    // would measure the machine, not wgraph.
 
     fn chromium() -> PathBuf {
         static INSTALL: std::sync::Once = std::sync::Once::new();
@@ -2075,7 +2085,7 @@ mod browser {
 
     impl Page {
         fn open(dir: &Path, url: &str) -> Page {
-            let one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
+            let one = take_turns();
             let profile = dir.join("profile");
             let browser = Command::new(chromium())
                 .args([

@@ -122,6 +122,7 @@ mod with_feature {
     /// `wgraph doctor` names the adapter and its API; `--json` has it too.
     #[test]
     fn doctor_reports_the_adapter() {
+        let _turn = take_turns();
         vulkan();
         let o = wgraph(&["doctor"]);
         assert!(
@@ -192,6 +193,7 @@ mod with_feature {
     /// on ONNX Runtime (`--backend ort`) match it as closely.
     #[test]
     fn yan_sim_on_webgpu_matches_onnx_runtime() {
+        let _turn = take_turns();
         vulkan();
         let dir = tempfile::tempdir().unwrap();
         let reference = frames(&dir.path().join("ort"), "graphs/yan-sim.world", &[]);
