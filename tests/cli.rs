@@ -1972,12 +1972,12 @@ mod browser {
     use std::process::{Child, Stdio};
     use std::time::{Duration, Instant};
 
-    /// The browser: `WGRAPH_CHROMIUM`, or Debian's chromium, installed by
-    /// `tests/support/install-chromium.sh` on first need.
     // One browser at a time, and not beside other timed or core-hungry
     // tests (`take_turns`): chromium and a world per test on two cores
     // would measure the machine, not wgraph.
 
+    /// The browser: `WGRAPH_CHROMIUM`, or Debian's chromium, installed by
+    /// `tests/support/install-chromium.sh` on first need.
     fn chromium() -> PathBuf {
         static INSTALL: std::sync::Once = std::sync::Once::new();
         if let Some(p) = std::env::var_os("WGRAPH_CHROMIUM") {
