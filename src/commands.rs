@@ -577,7 +577,11 @@ pub fn doctor(json: bool) -> Outcome {
         Outcome::RuntimeFailure
     };
     if json {
-        match serde_json::to_string_pretty(&report.to_json()) {
+        let mut doc = report.to_json();
+        if let Some(map) = doc.as_object_mut() {
+            map.insert("cuda_kernels".into(), crate::kernels::status_json());
+        }
+        match serde_json::to_string_pretty(&doc) {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -585,7 +589,8 @@ pub fn doctor(json: bool) -> Outcome {
             }
         }
     } else {
-        print!("{report}");
+        println!("{report}");
+        println!("{}", crate::kernels::status_text());
     }
     outcome
 }

@@ -4710,3 +4710,6 @@ mod exported_models;
 
 #[path = "cli/onnx_backend.rs"]
 mod onnx_backend;
+
+#[path = "cli/kernels.rs"]
+mod kernels;
