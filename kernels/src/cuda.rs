@@ -6,16 +6,19 @@
 //! [`NoCuda`], never a panic. The `*_dev` methods work on device buffers
 //! ([`CudaSlice`]); [`CudaMath::upload`]/[`CudaMath::download`] move data and
 //! count the copies ([`CudaMath::copies`]). The [`StepMath`] implementation
-//! copies its host slices over and back around each kernel.
+//! copies its host slices over and back around each kernel (empty work
+//! stays on the host: CUDA cannot allocate zero bytes).
 
+use crate::cases::{Case, Inputs, Op};
 use crate::probe::{DRIVER_LIBRARY, probe_cuda};
-use crate::{Copies, CudaInfo, DdimCoef, Dims, MathError, NoCuda, SdeCoef, StepMath, host};
+use crate::{Copies, CudaInfo, DdimCoef, Dims, Host, MathError, NoCuda, SdeCoef, StepMath, host};
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg,
 };
 use cudarc::nvrtc::{CompileOptions, compile_ptx_with_opts};
 use std::panic::catch_unwind;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The kernels' CUDA C source.
 pub const SOURCE: &str = include_str!("step_math.cu");
@@ -141,7 +144,8 @@ impl CudaMath {
         self.copies = Copies::default();
     }
 
-    /// Copies `host` to a new device buffer (counted).
+    /// Copies `host` to a new device buffer (counted). `host` must not be
+    /// empty (CUDA allocates no zero-byte buffers: an error).
     pub fn upload<T: DeviceRepr>(&mut self, host: &[T]) -> Result<CudaSlice<T>, MathError> {
         let dev = self.stream.clone_htod(host).map_err(driver("upload"))?;
         self.copies.to_device += 1;
@@ -371,7 +375,51 @@ impl StepMath for CudaMath {
     fn device(&self) -> String {
         format!("{} (cuda:{})", self.info.name, self.info.device)
     }
+    fn kernel_time(
+        &mut self,
+        case: &Case,
+        inp: &Inputs,
+        reps: usize,
+    ) -> Result<Option<Duration>, MathError> {
+        if case.len == 0 || case.out_len() == 0 || reps == 0 {
+            return Ok(None);
+        }
+        let mut x = self.upload(&inp.x)?;
+        let (a, b, z) = (
+            self.upload(&inp.a)?,
+            self.upload(&inp.b)?,
+            self.upload(&inp.z)?,
+        );
+        let (low, own_low) = (self.upload(&inp.low)?, self.upload(&inp.own_low)?);
+        let mut out = self
+            .stream
+            .alloc_zeros::<f32>(case.out_len())
+            .map_err(driver("alloc"))?;
+        self.synchronize()?;
+        let start = Instant::now();
+        for _ in 0..reps {
+            match case.op {
+                Op::AxpyDiff { s } => self.axpy_diff_dev(&mut x, &a, &b, s)?,
+                Op::AxpyDiffWide { s } => self.axpy_diff_wide_dev(&mut x, &a, &b, s)?,
+                Op::Renoise { s } => self.renoise_dev(&mut x, &a, &b, s)?,
+                Op::Ddim { coef, noise } => {
+                    self.ddim_step_dev(&mut x, &b, noise.then_some(&z), &coef)?
+                }
+                Op::Sde(c) => self.sde_step_dev(&mut x, &a, &b, &z, &c)?,
+                Op::HighpassMix => self.highpass_mix_dev(&mut x, &low, &own_low)?,
+                Op::AvgPool2d { dims, k } => self.avg_pool2d_dev(&mut out, &x, dims, k)?,
+                Op::Patchify { dims, p } => self.patchify_dev(&mut out, &x, dims, p)?,
+            }
+        }
+        self.synchronize()?;
+        Ok(Some(
+            start.elapsed() / u32::try_from(reps).unwrap_or(u32::MAX),
+        ))
+    }
     fn axpy_diff(&mut self, x: &mut [f32], a: &[f32], b: &[f32], s: f32) -> Result<(), MathError> {
+        if x.is_empty() {
+            return Host.axpy_diff(x, a, b, s);
+        }
         let (mut dx, da, db) = (self.upload(x)?, self.upload(a)?, self.upload(b)?);
         self.axpy_diff_dev(&mut dx, &da, &db, s)?;
         self.download(&dx, x)
@@ -383,6 +431,9 @@ impl StepMath for CudaMath {
         b: &[f32],
         s: f64,
     ) -> Result<(), MathError> {
+        if x.is_empty() {
+            return Host.axpy_diff_wide(x, a, b, s);
+        }
         let (mut dx, da, db) = (self.upload(x)?, self.upload(a)?, self.upload(b)?);
         self.axpy_diff_wide_dev(&mut dx, &da, &db, s)?;
         self.download(&dx, x)
@@ -394,6 +445,9 @@ impl StepMath for CudaMath {
         noise: &[f32],
         s: f64,
     ) -> Result<(), MathError> {
+        if out.is_empty() {
+            return Host.renoise(out, x0, noise, s);
+        }
         let (mut d, da, db) = (self.upload(out)?, self.upload(x0)?, self.upload(noise)?);
         self.renoise_dev(&mut d, &da, &db, s)?;
         self.download(&d, out)
@@ -405,6 +459,9 @@ impl StepMath for CudaMath {
         z: Option<&[f32]>,
         c: &DdimCoef,
     ) -> Result<(), MathError> {
+        if x.is_empty() {
+            return Host.ddim_step(x, eps, z, c);
+        }
         let (mut dx, de) = (self.upload(x)?, self.upload(eps)?);
         let dz = z.map(|z| self.upload(z)).transpose()?;
         self.ddim_step_dev(&mut dx, &de, dz.as_ref(), c)?;
@@ -418,6 +475,9 @@ impl StepMath for CudaMath {
         z: &[f32],
         c: &SdeCoef,
     ) -> Result<(), MathError> {
+        if x.is_empty() {
+            return Host.sde_step(x, x0, eps, z, c);
+        }
         let (mut dx, da, de, dz) = (
             self.upload(x)?,
             self.upload(x0)?,
@@ -433,6 +493,9 @@ impl StepMath for CudaMath {
         low: &[f64],
         own_low: &[f64],
     ) -> Result<(), MathError> {
+        if x.is_empty() {
+            return Host.highpass_mix(x, low, own_low);
+        }
         let (mut dx, dl, dol) = (self.upload(x)?, self.upload(low)?, self.upload(own_low)?);
         self.highpass_mix_dev(&mut dx, &dl, &dol)?;
         self.download(&dx, x)
@@ -444,6 +507,9 @@ impl StepMath for CudaMath {
         dims: Dims,
         k: usize,
     ) -> Result<(), MathError> {
+        if out.is_empty() {
+            return Host.avg_pool2d(out, l, dims, k);
+        }
         let (mut d, dl) = (self.upload(out)?, self.upload(l)?);
         self.avg_pool2d_dev(&mut d, &dl, dims, k)?;
         self.download(&d, out)
@@ -455,6 +521,9 @@ impl StepMath for CudaMath {
         dims: Dims,
         p: usize,
     ) -> Result<(), MathError> {
+        if out.is_empty() {
+            return Host.patchify(out, l, dims, p);
+        }
         let (mut d, dl) = (self.upload(out)?, self.upload(l)?);
         self.patchify_dev(&mut d, &dl, dims, p)?;
         self.download(&d, out)

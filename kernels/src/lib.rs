@@ -109,6 +109,18 @@ pub enum MathError {
 pub trait StepMath {
     /// The device in words (`host`, or the GPU's name).
     fn device(&self) -> String;
+    /// The mean time of `reps` runs of `case`'s kernel with its inputs
+    /// already on the device (no copies); `None` for the host (and for
+    /// empty cases), where [`cases::Case::run_with`] is the time.
+    fn kernel_time(
+        &mut self,
+        case: &cases::Case,
+        inp: &cases::Inputs,
+        reps: usize,
+    ) -> Result<Option<std::time::Duration>, MathError> {
+        let _ = (case, inp, reps);
+        Ok(None)
+    }
     /// [`host::axpy_diff`].
     fn axpy_diff(&mut self, x: &mut [f32], a: &[f32], b: &[f32], s: f32) -> Result<(), MathError>;
     /// [`host::axpy_diff_wide`].
