@@ -26,9 +26,10 @@ pub struct KernelsArgs {
     /// The CUDA device ordinal.
     #[arg(long, default_value_t = 0)]
     gpu: usize,
-    /// Multiplies the cases' sizes (1: the test sizes, ~4k values).
-    #[arg(long, default_value_t = 1)]
-    scale: usize,
+    /// Multiplies the cases' sizes (1: the test sizes, ~4k values; at most
+    /// 256: latents of 16×2048×2048).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    scale: u16,
     /// Calls per op for the timings.
     #[arg(long, default_value_t = 20)]
     reps: usize,
@@ -107,7 +108,7 @@ pub fn kernels(args: &KernelsArgs) -> Outcome {
     };
     let mut rows = Vec::new();
     let mut failed = false;
-    for case in cases::all(args.scale) {
+    for case in cases::all(usize::from(args.scale)) {
         let inp = case.inputs();
         let result = (|| {
             let host = case.run_with(&mut Host, &inp)?;

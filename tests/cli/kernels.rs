@@ -46,6 +46,14 @@ fn cuda_device_runs_or_says_no_cuda_device() {
 }
 
 #[test]
+fn scale_is_bounded() {
+    let o = wgraph(&["kernels", "--scale", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = wgraph(&["kernels", "--scale", "100000"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
 fn doctor_reports_the_cuda_kernels() {
     let o = wgraph(&["doctor"]);
     let out = stdout(&o);
