@@ -18,6 +18,7 @@ pub enum Device {
     Cuda,
 }
 
+/// `wgraph kernels`' arguments.
 #[derive(clap::Args, Debug)]
 pub struct KernelsArgs {
     /// Where to run the step math.
