@@ -18,6 +18,11 @@ pub enum Op {
         /// The factor.
         s: f64,
     },
+    /// [`host::axpy_wide`] with factor `s` (velocity: the `low` input).
+    AxpyWide {
+        /// The factor.
+        s: f64,
+    },
     /// [`host::renoise`] to level `s`.
     Renoise {
         /// The level σ.
@@ -131,6 +136,7 @@ impl Case {
         match self.op {
             Op::AxpyDiff { s } => math.axpy_diff(&mut x, &inp.a, &inp.b, s)?,
             Op::AxpyDiffWide { s } => math.axpy_diff_wide(&mut x, &inp.a, &inp.b, s)?,
+            Op::AxpyWide { s } => math.axpy_wide(&mut x, &inp.low, s)?,
             Op::Renoise { s } => math.renoise(&mut x, &inp.a, &inp.b, s)?,
             Op::Ddim { coef, noise } => {
                 let z = noise.then_some(inp.z.as_slice());
@@ -164,6 +170,7 @@ impl Case {
                 .map(|i| x[i] + f64::from(s) * (a[i] - b[i]))
                 .collect(),
             Op::AxpyDiffWide { s } => (0..n).map(|i| x[i] + s * (a[i] - b[i])).collect(),
+            Op::AxpyWide { s } => (0..n).map(|i| x[i] + s * inp.low[i]).collect(),
             Op::Renoise { s } => (0..n).map(|i| (1.0 - s) * a[i] + s * b[i]).collect(),
             Op::Ddim { coef: c, noise } => (0..n)
                 .map(|i| {
@@ -258,6 +265,7 @@ pub fn all(scale: usize) -> Vec<Case> {
         case("axpy_diff/guidance", Op::AxpyDiff { s: 4.5 }, n),
         case("axpy_diff/one", Op::AxpyDiff { s: 0.5 }, 1),
         case("axpy_diff_wide/aam", Op::AxpyDiffWide { s: -0.3 }, n),
+        case("axpy_wide/tts", Op::AxpyWide { s: -0.2 }, n),
         case("renoise/mid", Op::Renoise { s: 0.4 }, n),
         case("renoise/clean", Op::Renoise { s: 0.0 }, n),
         case("renoise/empty", Op::Renoise { s: 0.5 }, 0),

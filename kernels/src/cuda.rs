@@ -30,6 +30,7 @@ const BLOCK: u32 = 256;
 struct Kernels {
     axpy_diff: CudaFunction,
     axpy_diff_wide: CudaFunction,
+    axpy_wide: CudaFunction,
     renoise: CudaFunction,
     ddim_step: CudaFunction,
     sde_step: CudaFunction,
@@ -107,6 +108,7 @@ impl CudaMath {
         let kernels = Kernels {
             axpy_diff: f("axpy_diff")?,
             axpy_diff_wide: f("axpy_diff_wide")?,
+            axpy_wide: f("axpy_wide")?,
             renoise: f("renoise")?,
             ddim_step: f("ddim_step")?,
             sde_step: f("sde_step")?,
@@ -216,6 +218,26 @@ impl CudaMath {
         l.arg(x).arg(a).arg(b).arg(&s).arg(&n64);
         // SAFETY: as in `axpy_diff_dev`.
         unsafe { l.launch(config(n)?) }.map_err(driver("axpy_diff_wide"))?;
+        Ok(())
+    }
+
+    /// [`host::axpy_wide`] on device buffers.
+    pub fn axpy_wide_dev(
+        &self,
+        x: &mut CudaSlice<f32>,
+        v: &CudaSlice<f64>,
+        s: f64,
+    ) -> Result<(), MathError> {
+        let n = x.len();
+        crate::check_len("axpy_wide", "v", n, v.len())?;
+        if n == 0 {
+            return Ok(());
+        }
+        let n64 = n as u64;
+        let mut l = self.stream.launch_builder(&self.kernels.axpy_wide);
+        l.arg(x).arg(v).arg(&s).arg(&n64);
+        // SAFETY: as in `axpy_diff_dev`.
+        unsafe { l.launch(config(n)?) }.map_err(driver("axpy_wide"))?;
         Ok(())
     }
 
@@ -401,6 +423,7 @@ impl StepMath for CudaMath {
             match case.op {
                 Op::AxpyDiff { s } => self.axpy_diff_dev(&mut x, &a, &b, s)?,
                 Op::AxpyDiffWide { s } => self.axpy_diff_wide_dev(&mut x, &a, &b, s)?,
+                Op::AxpyWide { s } => self.axpy_wide_dev(&mut x, &low, s)?,
                 Op::Renoise { s } => self.renoise_dev(&mut x, &a, &b, s)?,
                 Op::Ddim { coef, noise } => {
                     self.ddim_step_dev(&mut x, &b, noise.then_some(&z), &coef)?
@@ -436,6 +459,14 @@ impl StepMath for CudaMath {
         }
         let (mut dx, da, db) = (self.upload(x)?, self.upload(a)?, self.upload(b)?);
         self.axpy_diff_wide_dev(&mut dx, &da, &db, s)?;
+        self.download(&dx, x)
+    }
+    fn axpy_wide(&mut self, x: &mut [f32], v: &[f64], s: f64) -> Result<(), MathError> {
+        if x.is_empty() {
+            return Host.axpy_wide(x, v, s);
+        }
+        let (mut dx, dv) = (self.upload(x)?, self.upload(v)?);
+        self.axpy_wide_dev(&mut dx, &dv, s)?;
         self.download(&dx, x)
     }
     fn renoise(

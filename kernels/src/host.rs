@@ -32,6 +32,14 @@ pub fn axpy_diff_wide(x: &mut [f32], a: &[f32], b: &[f32], s: f64) {
     }
 }
 
+/// `x ← x + s·v` in f64 with an f64 velocity `v`: `tts`'s look-ahead and its
+/// deterministic (η = 0) step.
+pub fn axpy_wide(x: &mut [f32], v: &[f64], s: f64) {
+    for (x, v) in x.iter_mut().zip(v) {
+        *x = (f64::from(*x) + s * v) as f32;
+    }
+}
+
 /// Re-noising to level σ = `s`: `out ← (1 − s)·x₀ + s·noise` in f64 (the flow
 /// point of `x₀` with noise `noise`; `self_forcing`, `df_window`, `aam`).
 pub fn renoise(out: &mut [f32], x0: &[f32], noise: &[f32], s: f64) {

@@ -7,6 +7,7 @@
 //!
 //! - [`host`] — the primitives as plain functions over `&[f32]`/`&mut [f32]`
 //!   ([`host::axpy_diff`], [`host::guidance`], [`host::axpy_diff_wide`],
+//!   [`host::axpy_wide`],
 //!   [`host::renoise`], [`host::ddim_step`], [`host::sde_step`],
 //!   [`host::highpass_mix`], [`host::avg_pool2d`], [`host::patchify`]). They
 //!   are the reference: bit for bit the loops the nodes had inline, and what
@@ -131,6 +132,8 @@ pub trait StepMath {
         b: &[f32],
         s: f64,
     ) -> Result<(), MathError>;
+    /// [`host::axpy_wide`].
+    fn axpy_wide(&mut self, x: &mut [f32], v: &[f64], s: f64) -> Result<(), MathError>;
     /// [`host::renoise`].
     fn renoise(
         &mut self,
@@ -245,6 +248,11 @@ impl StepMath for Host {
         check_len("axpy_diff_wide", "a", x.len(), a.len())?;
         check_len("axpy_diff_wide", "b", x.len(), b.len())?;
         host::axpy_diff_wide(x, a, b, s);
+        Ok(())
+    }
+    fn axpy_wide(&mut self, x: &mut [f32], v: &[f64], s: f64) -> Result<(), MathError> {
+        check_len("axpy_wide", "v", x.len(), v.len())?;
+        host::axpy_wide(x, v, s);
         Ok(())
     }
     fn renoise(

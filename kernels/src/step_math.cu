@@ -19,6 +19,12 @@ extern "C" __global__ void axpy_diff_wide(float* x, const float* a, const float*
     x[i] = (float)((double)x[i] + s * (double)(a[i] - b[i]));
 }
 
+// x <- x + s*v, f64 with an f64 velocity (tts).
+extern "C" __global__ void axpy_wide(float* x, const double* v, double s, u64 n) {
+    IDX();
+    x[i] = (float)((double)x[i] + s * v[i]);
+}
+
 // out <- (1 - s)*x0 + s*noise, f64 (re-noising).
 extern "C" __global__ void renoise(float* out, const float* x0, const float* noise, double s, u64 n) {
     IDX();
