@@ -588,6 +588,7 @@ pub fn doctor(json: bool) -> Outcome {
         let mut value = report.to_json();
         if let Some(object) = value.as_object_mut() {
             object.insert("wonnx".into(), wonnx_json);
+            object.insert("cuda_kernels".into(), crate::kernels::status_json());
         }
         match serde_json::to_string_pretty(&value) {
             Ok(s) => println!("{s}"),
@@ -600,6 +601,7 @@ pub fn doctor(json: bool) -> Outcome {
         let report = report.to_string();
         let newline = if report.ends_with('\n') { "" } else { "\n" };
         print!("{report}{newline}{wonnx_text}");
+        println!("{}", crate::kernels::status_text());
     }
     outcome
 }

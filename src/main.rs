@@ -13,6 +13,7 @@ mod commands;
 mod dataset;
 mod eval;
 mod interrupt;
+mod kernels;
 mod live;
 mod load;
 mod play;
@@ -80,8 +81,12 @@ enum Command {
     /// Score the blocks of a `block_denoiser` (Yume's MSE importance) and
     /// propose the ones its block cache should skip.
     Blocks(blocks::BlocksArgs),
-    /// Report the ONNX Runtime library, execution providers and GPUs
-    /// (exit 3 when no ONNX Runtime is usable).
+    /// Run the step-math cases (sampler updates, guidance, re-noising,
+    /// pooling) on the host or the CUDA kernels: largest difference from
+    /// the reference and time per op (exit 3 when the device is unusable).
+    Kernels(kernels::KernelsArgs),
+    /// Report the ONNX Runtime library, execution providers, GPUs and the
+    /// CUDA step-math kernels (exit 3 when no ONNX Runtime is usable).
     Doctor {
         /// Print JSON instead of text.
         #[arg(long)]
@@ -440,6 +445,7 @@ fn main() -> ExitCode {
             | Command::Bench(_)
             | Command::Eval(_)
             | Command::Blocks(_)
+            | Command::Kernels(_)
             | Command::Dataset(_)
     ) {
         // SAFETY: restoring a signal's default disposition, before any thread starts.
@@ -460,6 +466,7 @@ fn main() -> ExitCode {
         Command::Doctor { json } => commands::doctor(json),
         Command::Eval(args) => eval::eval(&args),
         Command::Blocks(args) => blocks::blocks(&args),
+        Command::Kernels(args) => kernels::kernels(&args),
         Command::Replay(args) => replay::replay(&args),
         Command::Serve(args) => serve::serve(&args),
         Command::Play(args) => play::play(&args),

@@ -4732,3 +4732,6 @@ mod gpu_paths;
 
 #[path = "cli/wonnx.rs"]
 mod wonnx;
+
+#[path = "cli/kernels.rs"]
+mod kernels;

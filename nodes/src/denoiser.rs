@@ -1015,9 +1015,7 @@ impl Node for DenoiserNode {
         let mut result = preds[0].host_f32()?.to_vec();
         for (j, (_, scale)) in self.guidance.iter().enumerate() {
             let (prev, cur) = (preds[j].host_f32()?, preds[j + 1].host_f32()?);
-            for ((r, c), p) in result.iter_mut().zip(cur).zip(prev) {
-                *r += scale * (c - p);
-            }
+            wgraph_kernels::host::guidance(&mut result, cur, prev, *scale);
         }
         f32_out(preds[0].shape(), result)
     }

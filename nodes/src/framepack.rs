@@ -27,6 +27,7 @@
 
 use crate::common::*;
 use std::collections::VecDeque;
+use wgraph_kernels::host::{avg_pool2d, avg_pool2d_len};
 
 /// The `framepack` kind.
 pub struct FramePack;
@@ -76,24 +77,10 @@ fn push_pooled(
     (c, h, w): (usize, usize, usize),
     k: usize,
 ) {
-    let (ph, pw) = (h / k, w / k);
-    let Some(l) = latent else {
-        out.resize(out.len() + ph * pw * c, 0.0);
-        return;
-    };
-    let scale = 1.0 / (k * k) as f32;
-    for i in 0..ph {
-        for j in 0..pw {
-            for ch in 0..c {
-                let plane = &l[ch * h * w..(ch + 1) * h * w];
-                let mut sum = 0.0;
-                for dy in 0..k {
-                    let row = &plane[(i * k + dy) * w + j * k..][..k];
-                    sum += row.iter().sum::<f32>();
-                }
-                out.push(sum * scale);
-            }
-        }
+    let start = out.len();
+    out.resize(start + avg_pool2d_len((c, h, w), k), 0.0);
+    if let Some(l) = latent {
+        avg_pool2d(&mut out[start..], l, (c, h, w), k);
     }
 }
 

@@ -23,6 +23,7 @@
 use crate::common::*;
 use crate::rng::{Stream, hash_str, mix};
 use std::collections::VecDeque;
+use wgraph_kernels::host::{patchify, patchify_len};
 
 /// The `tscm` kind.
 pub struct Tscm;
@@ -112,17 +113,10 @@ fn sample_indices(n: usize, k: usize, stream: Stream) -> Vec<usize> {
 }
 
 /// Appends the p×p patch tokens of a [C, H, W] latent.
-fn push_patches(out: &mut Vec<f32>, l: &[f32], (c, h, w): (usize, usize, usize), p: usize) {
-    for i in 0..h / p {
-        for j in 0..w / p {
-            for ch in 0..c {
-                for dy in 0..p {
-                    let row = ch * h * w + (i * p + dy) * w + j * p;
-                    out.extend_from_slice(&l[row..row + p]);
-                }
-            }
-        }
-    }
+fn push_patches(out: &mut Vec<f32>, l: &[f32], dims: (usize, usize, usize), p: usize) {
+    let start = out.len();
+    out.resize(start + patchify_len(dims, p), 0.0);
+    patchify(&mut out[start..], l, dims, p);
 }
 
 impl TscmNode {

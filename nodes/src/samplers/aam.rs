@@ -26,6 +26,7 @@
 use super::{DENOISER, DenoiserCall, FlowCall, FlowSchedule, flow_sampler_params, latent_output};
 use crate::common::*;
 use nalgebra::DMatrix;
+use wgraph_kernels::host;
 
 /// The `aam` kind.
 pub struct Aam;
@@ -287,22 +288,15 @@ impl AamNode {
             if let Some((orig, bh, bw)) = orig
                 && i < self.refine
             {
-                let renoised: Vec<f32> = orig
-                    .iter()
-                    .zip(noise)
-                    .map(|(&o, &n)| ((1.0 - s) * f64::from(o) + s * f64::from(n)) as f32)
-                    .collect();
+                let mut renoised = vec![0.0; orig.len().min(noise.len())];
+                host::renoise(&mut renoised, orig, noise, s);
                 let low = apply(bh, bw, &renoised, h, w);
                 let own_low = apply(bh, bw, &x, h, w);
-                for ((xv, l), ol) in x.iter_mut().zip(low).zip(own_low) {
-                    *xv = (l + (f64::from(*xv) - ol)) as f32;
-                }
+                host::highpass_mix(&mut x, &low, &own_low);
             }
             let (x0, eps) = call.denoise(cx, name, shape, &x, s)?;
             let dt = pair[1] - s;
-            for ((xv, x0), eps) in x.iter_mut().zip(x0).zip(eps) {
-                *xv = (f64::from(*xv) + dt * f64::from(eps - x0)) as f32;
-            }
+            host::axpy_diff_wide(&mut x, &eps, &x0, dt);
         }
         Ok(x)
     }

@@ -39,6 +39,7 @@ use super::{
 };
 use crate::common::*;
 use crate::rng::{hash_str, mix};
+use wgraph_kernels::{DdimCoef, host};
 
 /// The `ddim` kind.
 pub struct Ddim;
@@ -358,18 +359,14 @@ impl Node for DdimNode {
             if s.std > 0.0 {
                 step_noise(wired, self.seed, cx.tick, i, &mut z, x.len())?;
             }
-            let (sa_t, sb_t) = (s.a_t.sqrt(), (1.0 - s.a_t).sqrt());
-            let sa_p = s.a_p.sqrt();
-            let dir = (1.0 - s.a_p - s.std * s.std).max(0.0).sqrt();
-            for (k, (xv, &e)) in x.iter_mut().zip(eps.iter()).enumerate() {
-                let e = f64::from(e);
-                let x0 = (f64::from(*xv) - sb_t * e) / sa_t;
-                let mut next = sa_p * x0 + dir * e;
-                if s.std > 0.0 {
-                    next += s.std * f64::from(z[k]);
-                }
-                *xv = next as f32;
-            }
+            let coef = DdimCoef {
+                sa_t: s.a_t.sqrt(),
+                sb_t: (1.0 - s.a_t).sqrt(),
+                sa_p: s.a_p.sqrt(),
+                dir: (1.0 - s.a_p - s.std * s.std).max(0.0).sqrt(),
+                std: s.std,
+            };
+            host::ddim_step(&mut x, &eps, (s.std > 0.0).then_some(&z[..]), &coef);
         }
         f32_out(noise.shape(), x)
     }

@@ -36,6 +36,7 @@ use super::{
 };
 use crate::common::*;
 use std::collections::VecDeque;
+use wgraph_kernels::host;
 
 /// The `df_window` kind.
 pub struct DfWindow;
@@ -134,9 +135,7 @@ impl DfWindowNode {
                 continue;
             }
             let s = levels[next];
-            for ((v, &a), &e) in frame.iter_mut().zip(x0).zip(eps) {
-                *v = ((1.0 - s) * f64::from(a) + s * f64::from(e)) as f32;
-            }
+            host::renoise(frame, x0, eps, s);
         }
         if left.is_some() {
             window.pop_front();

@@ -17,6 +17,7 @@ use super::{
     DENOISER, DenoiserCall, FlowSchedule, denoiser_call, flow_sampler_params, latent_output,
 };
 use crate::common::*;
+use wgraph_kernels::host;
 
 /// The `euler` kind.
 pub struct Euler;
@@ -88,9 +89,7 @@ impl Node for EulerNode {
         for pair in self.schedule.sigmas(noise.shape()).windows(2) {
             let (x0, eps) = call.denoise(cx, &self.denoiser, noise.shape(), &x, pair[0])?;
             let dt = (pair[1] - pair[0]) as f32;
-            for ((x, x0), eps) in x.iter_mut().zip(x0).zip(eps) {
-                *x += dt * (eps - x0);
-            }
+            host::axpy_diff(&mut x, &eps, &x0, dt);
         }
         f32_out(noise.shape(), x)
     }

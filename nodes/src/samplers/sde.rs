@@ -13,6 +13,7 @@ use super::{
 };
 use crate::common::*;
 use crate::rng::{hash_str, mix};
+use wgraph_kernels::{SdeCoef, host};
 
 /// The `sde` kind.
 pub struct Sde;
@@ -84,14 +85,13 @@ impl Node for SdeNode {
             step_noise(wired, self.seed, cx.tick, i, &mut z, x.len())?;
             let ds = s_next - s;
             let amp = self.eta * (-ds).max(0.0).sqrt();
-            for (k, xv) in x.iter_mut().enumerate() {
-                let (xf, x0f, ef) = (f64::from(*xv), f64::from(x0[k]), f64::from(eps[k]));
-                let v = ef - x0f;
-                let score = -(xf - (1.0 - s) * x0f) / (s * s);
-                let next =
-                    xf + ds * v - 0.5 * self.eta * self.eta * score * ds + amp * f64::from(z[k]);
-                *xv = next as f32;
-            }
+            let coef = SdeCoef {
+                s,
+                ds,
+                eta: self.eta,
+                amp,
+            };
+            host::sde_step(&mut x, &x0, &eps, &z, &coef);
         }
         f32_out(noise.shape(), x)
     }

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::common::*;
 use crate::rng::{hash_str, mix};
+use wgraph_kernels::host;
 
 /// The `self_forcing` kind.
 pub struct SelfForcing;
@@ -142,9 +143,7 @@ impl Node for SelfForcingNode {
             x0 = call.denoise(cx, &self.denoiser, noise.shape(), &x, s)?.0;
             if let Some(&next) = self.sigmas.get(i + 1) {
                 step_noise(wired, self.seed, cx.tick, i, &mut z, x.len())?;
-                for (k, xv) in x.iter_mut().enumerate() {
-                    *xv = ((1.0 - next) * f64::from(x0[k]) + next * f64::from(z[k])) as f32;
-                }
+                host::renoise(&mut x, &x0, &z, next);
             }
         }
         f32_out(noise.shape(), x0)

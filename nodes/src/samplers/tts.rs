@@ -16,6 +16,7 @@ use super::{
 };
 use crate::common::*;
 use crate::rng::{hash_str, mix};
+use wgraph_kernels::host;
 
 /// The `tts_ode` kind (deterministic) and the `tts_sde` kind (η).
 pub struct Tts {
@@ -102,6 +103,10 @@ impl TtsNode {
     /// `v` and x₀ estimate `x0`; `z` is the step noise.
     fn step(&self, x: &mut [f32], x0: &[f32], v: &[f64], s: f64, s_next: f64, z: &[f32]) {
         let ds = s_next - s;
+        if self.eta <= 0.0 {
+            host::axpy_wide(x, v, ds);
+            return;
+        }
         let amp = self.eta * (-ds).max(0.0).sqrt();
         for k in 0..x.len() {
             let xf = f64::from(x[k]);
@@ -165,9 +170,7 @@ impl Node for TtsNode {
                 let (mut va, mut x0a) = (v.clone(), x0_used.clone());
                 let last = (i + self.depth).min(n - 1);
                 for j in i..last {
-                    for (a, vv) in ahead.iter_mut().zip(&va) {
-                        *a = (f64::from(*a) + (sigmas[j + 1] - sigmas[j]) * vv) as f32;
-                    }
+                    host::axpy_wide(&mut ahead, &va, sigmas[j + 1] - sigmas[j]);
                     let (x0j, epsj) =
                         call.denoise(cx, &self.denoiser, &shape, &ahead, sigmas[j + 1])?;
                     va = velocity(&x0j, &epsj);
