@@ -30,7 +30,8 @@ impl Backends {
     pub fn new() -> Self {
         Backends {
             ort: crate::load::ort_backend(),
-            ..Backends::default()
+            #[cfg(feature = "wonnx")]
+            wonnx: Default::default(),
         }
     }
 }
