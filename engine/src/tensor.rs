@@ -528,20 +528,26 @@ pub fn element_count(shape: &[usize]) -> Option<usize> {
 }
 
 impl Tensor {
-    /// A host tensor from data; checks that the length matches the shape.
-    pub fn from_host(shape: &[usize], data: HostData) -> Result<Tensor, TensorError> {
+    /// A tensor of `shape` over `storage` of `len` elements; checks that
+    /// the length matches the shape.
+    fn with_storage(shape: &[usize], len: usize, storage: Storage) -> Result<Tensor, TensorError> {
         let expected = element_count(shape).ok_or_else(|| TensorError::TooLarge(shape.to_vec()))?;
-        if expected != data.len() {
+        if expected != len {
             return Err(TensorError::LengthMismatch {
                 shape: shape.to_vec(),
                 expected,
-                found: data.len(),
+                found: len,
             });
         }
         Ok(Tensor {
             shape: shape.into(),
-            storage: Storage::Host(data),
+            storage,
         })
+    }
+
+    /// A host tensor from data; checks that the length matches the shape.
+    pub fn from_host(shape: &[usize], data: HostData) -> Result<Tensor, TensorError> {
+        Tensor::with_storage(shape, data.len(), Storage::Host(data))
     }
 
     /// A host tensor of any element type.
@@ -609,18 +615,7 @@ impl Tensor {
         shape: &[usize],
         data: Arc<dyn DeviceBuffer>,
     ) -> Result<Tensor, TensorError> {
-        let expected = element_count(shape).ok_or_else(|| TensorError::TooLarge(shape.to_vec()))?;
-        if expected != data.len() {
-            return Err(TensorError::LengthMismatch {
-                shape: shape.to_vec(),
-                expected,
-                found: data.len(),
-            });
-        }
-        Ok(Tensor {
-            shape: shape.into(),
-            storage: Storage::Device(DeviceData(data)),
-        })
+        Tensor::with_storage(shape, data.len(), Storage::Device(DeviceData(data)))
     }
 
     /// This tensor with its elements in host memory: itself (no copy) when
