@@ -136,10 +136,6 @@ fn ort_dtype(dtype: DType) -> ort::value::TensorElementType {
     }
 }
 
-fn bytes(t: &Tensor) -> usize {
-    t.len() * t.dtype().size()
-}
-
 /// The shape of output `port` for these input shapes: known dimensions as
 /// they are, a named dimension as the input dimension of the same name.
 fn output_shape(
@@ -287,8 +283,12 @@ fn output_tensor(name: &str, value: DynValue, device_id: i32) -> Result<Tensor, 
         .ok_or_else(|| ModelError::Run(format!("output `{name}` has unsupported dtype {ty}")))?;
     let dims: Vec<usize> = shape
         .iter()
-        .map(|&d| usize::try_from(d).unwrap_or(0))
-        .collect();
+        .map(|&d| {
+            usize::try_from(d).map_err(|_| {
+                ModelError::Run(format!("output `{name}` has a negative dimension {d}"))
+            })
+        })
+        .collect::<Result<_, _>>()?;
     let len = dims.iter().product();
     let buffer = OrtDeviceValue {
         value,
@@ -354,7 +354,7 @@ pub(crate) fn run_bound(
             (None, _) => return Err(ModelError::Run(format!("input `{}`: no data", port.name))),
         };
         if t.is_host() && plan.on_gpu {
-            transfers::record(Direction::HostToDevice, bytes(t));
+            transfers::record(Direction::HostToDevice, t.byte_len());
         }
         if let Some(fixed) = fixed.as_deref_mut() {
             let target = &mut fixed.inputs[i];
@@ -423,7 +423,7 @@ pub(crate) fn run_bound(
             output_tensor(&port.name, value, device_id)?
         };
         if tensor.is_host() && plan.on_gpu && plan.output_device.is_none() {
-            transfers::record(Direction::DeviceToHost, bytes(&tensor));
+            transfers::record(Direction::DeviceToHost, tensor.byte_len());
         }
         result.push(tensor);
     }

@@ -601,16 +601,8 @@ impl OrtModel {
     /// Checks inputs against the signature: count, dtype, rank, every known
     /// dimension, and that a named dimension has one size across inputs.
     fn check_inputs(&self, inputs: &[Tensor]) -> Result<(), ModelError> {
+        self.signature.check_input_count(inputs)?;
         let ports = &self.signature.inputs;
-        if inputs.len() != ports.len() {
-            let names: Vec<String> = ports.iter().map(|p| format!("`{}`", p.name)).collect();
-            return Err(ModelError::Run(format!(
-                "model takes {} input(s) ({}), got {}",
-                ports.len(),
-                names.join(", "),
-                inputs.len()
-            )));
-        }
         let mut bound: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
         for (port, tensor) in ports.iter().zip(inputs) {
             let mismatch = || {
@@ -746,14 +738,19 @@ impl Model for OrtModel {
         let on_gpu = self.provider != Provider::Cpu;
         // A device tensor given to a model that runs from host memory comes
         // home first (counted).
-        let hosts = inputs
-            .iter()
-            .map(Tensor::to_host)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ModelError::Run(e.to_string()))?;
+        let hosts: std::borrow::Cow<'_, [Tensor]> = if inputs.iter().all(Tensor::is_host) {
+            inputs.into()
+        } else {
+            inputs
+                .iter()
+                .map(Tensor::to_host)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ModelError::Run(e.to_string()))?
+                .into()
+        };
         let mut values: Vec<(String, ort::session::SessionInputValue<'_>)> =
             Vec::with_capacity(inputs.len());
-        for (port, tensor) in self.signature.inputs.iter().zip(&hosts) {
+        for (port, tensor) in self.signature.inputs.iter().zip(hosts.iter()) {
             let shape = as_i64_shape(tensor.shape())?;
             let fail = |e: String| ModelError::Run(format!("input `{}`: {e}", port.name));
             let host = tensor.host().map_err(|e| fail(e.to_string()))?;
@@ -765,7 +762,7 @@ impl Model for OrtModel {
             values.push((port.name.clone(), value));
             if on_gpu {
                 // ONNX Runtime uploads it for the GPU provider.
-                transfers::record(Direction::HostToDevice, host.len() * host.dtype().size());
+                transfers::record(Direction::HostToDevice, tensor.byte_len());
             }
         }
 
@@ -782,7 +779,7 @@ impl Model for OrtModel {
                 })?;
                 let t = to_tensor(&port.name, value)?;
                 if on_gpu {
-                    transfers::record(Direction::DeviceToHost, t.len() * t.dtype().size());
+                    transfers::record(Direction::DeviceToHost, t.byte_len());
                 }
                 Ok(t)
             })

@@ -510,16 +510,8 @@ impl WonnxModel {
     }
 
     fn check_inputs(&self, inputs: &[Tensor]) -> Result<(), ModelError> {
+        self.signature.check_input_count(inputs)?;
         let ports = &self.signature.inputs;
-        if inputs.len() != ports.len() {
-            let names: Vec<String> = ports.iter().map(|p| format!("`{}`", p.name)).collect();
-            return Err(ModelError::Run(format!(
-                "model takes {} input(s) ({}), got {}",
-                ports.len(),
-                names.join(", "),
-                inputs.len()
-            )));
-        }
         for (port, tensor) in ports.iter().zip(inputs) {
             if tensor.tensor_type() != port.ty {
                 return Err(ModelError::Run(format!(

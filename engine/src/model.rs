@@ -51,6 +51,22 @@ impl ModelSignature {
     pub fn meta(&self, key: &str) -> Option<&str> {
         self.metadata.get(key).map(String::as_str)
     }
+
+    /// The first check of every backend's `run`: as many inputs as the
+    /// model takes, or an error listing its inputs.
+    pub fn check_input_count(&self, inputs: &[Tensor]) -> Result<(), ModelError> {
+        let ports = &self.inputs;
+        if inputs.len() == ports.len() {
+            return Ok(());
+        }
+        let names: Vec<String> = ports.iter().map(|p| format!("`{}`", p.name)).collect();
+        Err(ModelError::Run(format!(
+            "model takes {} input(s) ({}), got {}",
+            ports.len(),
+            names.join(", "),
+            inputs.len()
+        )))
+    }
 }
 
 /// Execution providers.

@@ -590,6 +590,11 @@ impl Tensor {
         self.len() == 0
     }
 
+    /// Bytes the elements take (what a copy of them moves).
+    pub fn byte_len(&self) -> usize {
+        self.len() * self.dtype().size()
+    }
+
     pub fn dtype(&self) -> DType {
         match &self.storage {
             Storage::Host(d) => d.dtype(),
@@ -625,12 +630,12 @@ impl Tensor {
         match &self.storage {
             Storage::Host(_) => Ok(self.clone()),
             Storage::Device(d) => {
-                let host = d.0.download()?;
+                let host = Tensor::from_host(&self.shape, d.0.download()?)?;
                 crate::transfers::record(
                     crate::transfers::Direction::DeviceToHost,
-                    host.len() * host.dtype().size(),
+                    host.byte_len(),
                 );
-                Tensor::from_host(&self.shape, host)
+                Ok(host)
             }
         }
     }
