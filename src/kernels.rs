@@ -31,9 +31,9 @@ pub struct KernelsArgs {
     /// 256: latents of 16×2048×2048).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     scale: u16,
-    /// Calls per op for the timings.
-    #[arg(long, default_value_t = 20)]
-    reps: usize,
+    /// Calls per op for the timings (1 to 10000).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    reps: u16,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -120,12 +120,15 @@ pub fn kernels(args: &KernelsArgs) -> Outcome {
                 let want: Vec<f64> = host.iter().map(|&v| f64::from(v)).collect();
                 cases::max_rel_diff(&got, &want)
             };
-            let host_t = time(&mut Host, &case, &inp, args.reps)?;
+            let host_t = time(&mut Host, &case, &inp, usize::from(args.reps))?;
             let dev_t = if on_host {
                 None
             } else {
-                let copies = time(&mut *device, &case, &inp, args.reps)?;
-                Some((copies, device.kernel_time(&case, &inp, args.reps)?))
+                let copies = time(&mut *device, &case, &inp, usize::from(args.reps))?;
+                Some((
+                    copies,
+                    device.kernel_time(&case, &inp, usize::from(args.reps))?,
+                ))
             };
             Ok::<_, wgraph_kernels::MathError>((diff, host_t, dev_t))
         })();

@@ -69,3 +69,12 @@ fn doctor_reports_the_cuda_kernels() {
         assert!(e.starts_with("no CUDA device: "), "{e}");
     }
 }
+
+#[test]
+fn reps_are_bounded() {
+    for reps in ["0", "10001", "99999999999"] {
+        let o = wgraph(&["kernels", "--reps", reps]);
+        assert_eq!(o.status.code(), Some(2), "--reps {reps}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--reps"), "{}", stderr(&o));
+    }
+}
