@@ -52,6 +52,83 @@ impl Backend for Backends {
     }
 }
 
+/// The cargo feature a backend kind needs in a build that has
+/// (`has_wonnx`) or lacks the `wonnx` feature, when that build lacks it
+/// (`Some("wonnx")` for [`BackendKind::Wonnx`] without the feature): the
+/// decision on its own, testable in either build.
+pub fn missing_feature_in(kind: BackendKind, has_wonnx: bool) -> Option<&'static str> {
+    match kind {
+        BackendKind::Wonnx if !has_wonnx => Some("wonnx"),
+        _ => None,
+    }
+}
+
+/// The one note `wgraph check` prints for a graph whose models ask for a
+/// backend this build lacks.
+pub fn feature_note(feature: &str) -> String {
+    format!(
+        "needs the `{feature}` feature to run: cargo build --release --features {feature} (checked with ONNX Runtime instead; {feature}'s own operator checks were skipped)"
+    )
+}
+
+/// The backends as `wgraph check` uses them: a model declared for a backend
+/// this build lacks (`backend = wonnx` without the `wonnx` feature) is
+/// loaded with ONNX Runtime instead — the same ONNX file, so the same ports
+/// and types — and the feature is remembered, so `check` can say once that
+/// the graph needs it instead of failing at every model. `run` and the other
+/// commands keep [`Backends`], which refuse such a model.
+#[derive(Debug, Default)]
+pub struct CheckBackends {
+    inner: Backends,
+    has_wonnx: bool,
+    missing: std::sync::Mutex<std::collections::BTreeSet<&'static str>>,
+}
+
+impl CheckBackends {
+    /// For this build.
+    pub fn new() -> Self {
+        Self::with_features(cfg!(feature = "wonnx"))
+    }
+
+    /// As if this build had (or lacked) the `wonnx` feature.
+    pub fn with_features(has_wonnx: bool) -> Self {
+        CheckBackends {
+            inner: Backends::new(),
+            has_wonnx,
+            missing: Default::default(),
+        }
+    }
+
+    /// The features models asked for since the last call, and forgets them
+    /// (one graph file at a time).
+    pub fn take_missing(&self) -> Vec<&'static str> {
+        let mut missing = self.missing.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *missing).into_iter().collect()
+    }
+}
+
+impl Backend for CheckBackends {
+    fn load(&self, path: &Path, options: &ModelOptions) -> Result<LoadedModel, ModelError> {
+        match missing_feature_in(options.backend, self.has_wonnx) {
+            None => self.inner.load(path, options),
+            Some(feature) => {
+                let loaded = self.inner.load(
+                    path,
+                    &ModelOptions {
+                        backend: BackendKind::Ort,
+                        ..options.clone()
+                    },
+                )?;
+                self.missing
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(feature);
+                Ok(loaded)
+            }
+        }
+    }
+}
+
 /// `wgraph doctor`'s section on the wonnx backend: usable here or why not.
 pub fn wonnx_report() -> (String, serde_json::Value) {
     #[cfg(feature = "wonnx")]
@@ -101,5 +178,56 @@ mod tests {
         let (text, json) = wonnx_report();
         assert!(text.starts_with("wonnx backend: "), "{text}");
         assert_eq!(json["feature"], cfg!(feature = "wonnx"));
+    }
+
+    /// Without the `wonnx` feature a `backend = wonnx` model needs it; with
+    /// it, or on ONNX Runtime, nothing is missing.
+    #[test]
+    fn which_backend_needs_a_feature() {
+        assert_eq!(missing_feature_in(BackendKind::Wonnx, false), Some("wonnx"));
+        assert_eq!(missing_feature_in(BackendKind::Wonnx, true), None);
+        assert_eq!(missing_feature_in(BackendKind::Ort, false), None);
+        assert_eq!(missing_feature_in(BackendKind::Ort, true), None);
+        assert!(feature_note("wonnx").contains("cargo build --release --features wonnx"));
+    }
+
+    /// `check` in a build without the feature: a wonnx model's load goes to
+    /// ONNX Runtime (a missing file is ONNX Runtime's own error, not
+    /// "built without the wonnx feature") and the feature is noted once.
+    #[test]
+    fn check_loads_a_wonnx_model_with_ort_and_notes_the_feature() {
+        let options = ModelOptions {
+            backend: BackendKind::Wonnx,
+            ..ModelOptions::default()
+        };
+        let check = CheckBackends::with_features(false);
+        for _ in 0..2 {
+            let err = check
+                .load(Path::new("/nonexistent/m.onnx"), &options)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("does not exist"), "{err}");
+        }
+        // A failed load proves nothing about the feature.
+        assert!(check.take_missing().is_empty());
+        let model = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/models/sqrt.onnx");
+        for _ in 0..2 {
+            let loaded = check.load(&model, &options);
+            assert!(loaded.is_ok(), "{:?}", loaded.err().map(|e| e.to_string()));
+        }
+        assert_eq!(check.take_missing(), vec!["wonnx"]);
+        assert!(check.take_missing().is_empty(), "forgotten after each file");
+        // With the feature (or on ort) nothing is noted.
+        let ort = ModelOptions::default();
+        assert!(
+            CheckBackends::with_features(false)
+                .load(&model, &ort)
+                .is_ok()
+        );
+        let with = CheckBackends::with_features(true);
+        let _ = with.load(Path::new("/nonexistent/m.onnx"), &options);
+        assert!(with.take_missing().is_empty());
     }
 }

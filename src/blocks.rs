@@ -141,6 +141,7 @@ fn measure(args: &BlocksArgs, scratch: &std::path::Path) -> Result<(), Failed> {
             output: OutputConfig {
                 dir: scratch.to_path_buf(),
                 display: DisplayTarget::Discard,
+                ..OutputConfig::default()
             },
             provider: args.provider.map(Into::into),
             backend_kind: args.backend.map(Into::into),

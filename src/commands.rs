@@ -30,7 +30,15 @@ pub fn check(
     backend_kind: Option<BackendArg>,
 ) -> Outcome {
     let mut outcome = Outcome::Ok;
-    let backend = Backends::new();
+    // A model on a backend this build lacks is checked with ONNX Runtime and
+    // noted once (see `CheckBackends`); `--backend wonnx` asked for it
+    // explicitly and stays an error.
+    let fallback = crate::backends::CheckBackends::new();
+    let plain = Backends::new();
+    let backend: &dyn wgraph_engine::model::Backend = match backend_kind {
+        Some(_) => &plain,
+        None => &fallback,
+    };
     for file in files {
         let config = LoadConfig {
             set: &[],
@@ -39,20 +47,155 @@ pub fn check(
             output: OutputConfig::default(),
             provider: provider.map(Into::into),
             backend_kind: backend_kind.map(Into::into),
-            backend: &backend,
+            backend,
         };
-        match load(file, &config) {
-            Loaded::Graph(graph) => println!(
-                "{}: ok ({} nodes, {} edges)",
-                file.display(),
-                graph.nodes.len(),
-                graph.edges.len()
-            ),
+        let loaded = load(file, &config);
+        let missing = fallback.take_missing();
+        match loaded {
+            Loaded::Graph(graph) => {
+                for feature in &missing {
+                    eprintln!(
+                        "note: {}: {}",
+                        file.display(),
+                        crate::backends::feature_note(feature)
+                    );
+                }
+                println!(
+                    "{}: ok ({} nodes, {} edges{})",
+                    file.display(),
+                    graph.nodes.len(),
+                    graph.edges.len(),
+                    missing
+                        .iter()
+                        .map(|f| format!("; needs the `{f}` feature to run"))
+                        .collect::<String>()
+                )
+            }
             Loaded::Errors => outcome = Outcome::GraphErrors,
             Loaded::Usage(u) => return usage(&u.0),
         }
     }
     outcome
+}
+
+/// The graph `wgraph new NAME` writes (`{name}` is replaced): a commented
+/// world that runs without models or files, so `check`, `run` and `play`
+/// work on it at once.
+const NEW_WORLD: &str = r#"// {name}: a new wgraph world. Check it, run it (16 PNG frames; `--out
+// {name}.gif` for a GIF), play it in the terminal or in the browser:
+//
+//   wgraph check {file}
+//   wgraph run {file} --frames 16 --out out/{name}
+//   wgraph play {file}
+//   wgraph serve {file} --watch
+//
+// Playing, W A S D and the arrows walk and q quits; with --watch, edit this
+// file while the world runs and it reloads.
+//
+// A world is a graph: `node NAME: KIND { params }` declares a node, `a.out -> b.in`
+// wires an output to an input, and the graph runs once per tick. `wgraph kinds`
+// lists the node kinds, `wgraph kinds lerp` shows one kind's parameters, and
+// README.md ("The .world language") has the whole language.
+
+world {
+    name = "{name}"
+    seed = 1                 // every random source derives from it (--seed replaces it)
+    fps = 8                  // ticks per second when played live
+    resolution = 64x64       // the frame size; shapes below may say H and W
+}
+
+// The player's keys: live from `play`/`serve`, or one line per tick from
+// `--actions FILE` (e.g. examples/actions/walk.txt in wgraph's repository).
+node keys: actions { }
+
+// A seeded first-person maze the keys walk through (no model needed):
+// `image` is the view, `depth` its distance per pixel.
+node maze: world { theme = dungeon }    // dungeon | neon | forest
+
+// A motion trail: each frame is half the new view, half the last frame.
+node trail: lerp { t = 0.5 }            // out = a + t·(b − a)
+
+// What the player sees: PNGs in --out DIR, a .gif, the browser or the terminal.
+node show: display { }
+
+keys.actions -> maze.actions
+maze.image -> trail.b
+// `feedback` carries the previous tick's value; `init` is tick 0's.
+feedback trail.out -> trail.a init zeros(1x3xHxW)
+trail.out -> show.image
+
+// Next: a model. `model m = "my.onnx"` declares one, `node net: model { model = m }`
+// runs it, and `wgraph check` says which inputs to wire (README: "Bring your own model").
+"#;
+
+/// `wgraph new NAME`: writes NAME.world (`.world` added when missing), a
+/// commented starting graph that runs without models; refuses to replace
+/// an existing file.
+pub fn new_world(name: &Path) -> Outcome {
+    let file = if name.extension().is_some_and(|e| e == "world") {
+        name.to_path_buf()
+    } else {
+        let mut os = name.as_os_str().to_owned();
+        os.push(".world");
+        PathBuf::from(os)
+    };
+    let Some(stem) = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty() && !s.starts_with('.'))
+        // The path is written into the file's comments.
+        .filter(|_| !file.display().to_string().contains(char::is_control))
+    else {
+        return usage(&format!(
+            "`{}` is not a file name: try `wgraph new my-world`",
+            name.display()
+        ));
+    };
+    // The name as a string value of the graph, and as a word in comments.
+    let world_name: String = stem
+        .chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let text = NEW_WORLD
+        .replace("{file}", &file.display().to_string())
+        .replace("{name}", &world_name);
+    let written = wgraph_engine::output::create_parent(&file).and_then(|()| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&file)?;
+        std::io::Write::write_all(&mut f, text.as_bytes())
+    });
+    match written {
+        Ok(()) => {
+            println!("wrote {}", file.display());
+            println!("  check it: wgraph check {}", file.display());
+            println!(
+                "  run it:   wgraph run {} --frames 16 --out out/{world_name}",
+                file.display()
+            );
+            println!("  play it:  wgraph play {}", file.display());
+            Outcome::Ok
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => usage(&format!(
+            "{} already exists; wgraph new never replaces a file (choose another name)",
+            file.display()
+        )),
+        Err(e) => {
+            eprintln!(
+                "error: cannot write {}: {}",
+                file.display(),
+                wgraph_grammar::diagnostic::escape_controls(&e.to_string())
+            );
+            Outcome::RuntimeFailure
+        }
+    }
 }
 
 /// `wgraph graph FILE --format F`
@@ -90,7 +233,7 @@ pub fn graph(file: &Path, format: GraphFormat, set: &[String]) -> Outcome {
 /// `wgraph run FILE ...`: a [`World`] that runs to `--frames`, a source's
 /// end, or Ctrl-C; with `--watch` it reloads its graph as files change.
 pub fn run(args: &RunArgs) -> Outcome {
-    let output = match OutputConfig::for_path(&args.out) {
+    let output = match crate::outputs::run(args.out.as_deref(), args.watch, args.keep_last) {
         Ok(o) => o,
         Err(e) => return usage(&format!("--out {e}")),
     };
@@ -101,9 +244,10 @@ pub fn run(args: &RunArgs) -> Outcome {
         return usage("--frames must be at least 1");
     }
     if let Some(fps) = args.fps
-        && !(fps.is_finite() && fps >= 0.0)
+        && fps != 0.0
+        && let Err(e) = wgraph_engine::settings::check_fps(fps)
     {
-        return usage("--fps must be a number of ticks per second, 0 or more");
+        return usage(&format!("--fps: {e} (or 0: as fast as it can)"));
     }
     // Before anything is loaded: a signal during a long model load exits.
     let interrupt = crate::interrupt::Interrupt::install();
@@ -144,6 +288,12 @@ pub fn run(args: &RunArgs) -> Outcome {
     if let Err(e) = check_events(&built.graph, &script, args.events.as_deref()) {
         return usage(&e);
     }
+    crate::outputs::note_skipped(
+        &args.file.display().to_string(),
+        &built.graph,
+        &output,
+        true,
+    );
     let per_tick = built.graph.settings.frames_per_tick as u64;
     let frames = args.frames.or((!args.watch).then_some(16));
     let max_ticks = frames.map(|f| f.div_ceil(per_tick));
@@ -167,6 +317,8 @@ pub fn run(args: &RunArgs) -> Outcome {
         fps,
         on_late,
         degrade,
+        // `--fps` wins over the graph's; without it a reload re-paces.
+        follow_graph_fps: args.fps.is_none(),
         ..WorldConfig::default()
     };
     let rebuilds = args.watch
@@ -191,19 +343,51 @@ pub fn run(args: &RunArgs) -> Outcome {
     };
     interrupt.attach(world.handle());
     world.script(script);
-    if let Some(path) = &args.load_state {
-        let restored = wgraph_engine::input::read_to_string(path, wgraph_engine::input::DATA)
-            .map_err(|e| e.to_string())
-            .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
-            .and_then(|json| world.restore(&json).map_err(|e| e.to_string()));
-        if let Err(e) = restored {
-            eprintln!("error: --load-state {}: {e}", path.display());
-            return Outcome::RuntimeFailure;
+    if let Some(path) = &args.load_state
+        && let Err(e) = load_state(&mut world, path, args.allow_param_changes)
+    {
+        // A state that does not fit this run is a mistake in the command.
+        return usage(&format!("--load-state {}: {e}", path.display()));
+    }
+    let first_tick = world.ticks_done();
+    if let Some(ticks) = max_ticks
+        && ticks <= first_tick
+    {
+        let frames = match args.frames {
+            Some(f) => format!("--frames {f}"),
+            None => "--frames 16 (the default)".to_string(),
+        };
+        return usage(&format!(
+            "the loaded state continues at tick {first_tick}, and {frames} ends the run at tick {ticks} \
+             (--frames counts from the world's first tick): nothing would run; \
+             pass --frames {} or more",
+            first_tick.saturating_mul(per_tick).saturating_add(1)
+        ));
+    }
+    // `--save-at` names a tick the run reaches; at the run's last tick it is
+    // the state at the end.
+    if let Some(at) = args.save_at {
+        if at < first_tick {
+            return usage(&format!(
+                "--save-at {at}: the loaded state starts at tick {first_tick}, so tick {at} has already passed"
+            ));
+        }
+        if let Some(ticks) = max_ticks
+            && at > ticks
+        {
+            return usage(&format!(
+                "--save-at {at} is past the end of the run: it runs ticks {first_tick} to {}, \
+                 so the last state it can save is before tick {ticks}, its end \
+                 (--frames counts from the world's first tick)",
+                ticks - 1
+            ));
         }
     }
-    if let Some(tick) = args.save_at {
+    let save_mid_run = args.save_at.filter(|&at| Some(at) != max_ticks);
+    if let Some(tick) = save_mid_run {
         world.script([(tick, ScriptedEvent::Snapshot)]);
     }
+    let mut snapshot_taken = false;
     let mut save_failed = false;
     let mut recorder = match &args.record {
         None => None,
@@ -213,7 +397,10 @@ pub fn run(args: &RunArgs) -> Outcome {
                 crate::replay::header(&source, provenance.as_deref()),
             ) {
                 Ok(r) => Some(r),
-                Err(e) => return usage(&e),
+                Err(e) => {
+                    eprintln!("error: {}", wgraph_grammar::diagnostic::escape_controls(&e));
+                    return Outcome::RuntimeFailure;
+                }
             }
         }
     };
@@ -243,12 +430,46 @@ pub fn run(args: &RunArgs) -> Outcome {
             rss.tick(*tick);
             if let Some(r) = recorder.as_mut() {
                 r.tick(*tick, input);
+                // A recording that cannot be written stops the run: what it
+                // holds so far replays, nothing after would.
+                if let Some(e) = r.take_error() {
+                    save_failed = true;
+                    bar.suspend(|| {
+                        eprintln!(
+                            "error: {e}; stopping the run (the recording replays up to tick {tick})"
+                        )
+                    });
+                    handle.stop();
+                }
             }
         }
         WorldEvent::Reloaded(info) => {
-            bar.suspend(|| eprintln!("{}", info.line()));
+            let mut line = info.line();
+            if let Some(fps) = args.fps
+                && info
+                    .swap
+                    .diff
+                    .settings
+                    .iter()
+                    .any(|c| c.starts_with("fps "))
+            {
+                line.push_str(&format!(
+                    "; --fps {fps} wins over the graph's fps: the world keeps ticking at {}",
+                    if fps > 0.0 {
+                        format!("{fps} fps")
+                    } else {
+                        "full speed".to_string()
+                    }
+                ));
+            }
+            bar.suspend(|| eprintln!("{line}"));
             if let Some(r) = recorder.as_mut() {
                 r.reload(info.tick, &info.cause, info.provenance.as_deref());
+                if let Some(e) = r.take_error() {
+                    save_failed = true;
+                    bar.suspend(|| eprintln!("error: {e}; stopping the run"));
+                    handle.stop();
+                }
             }
             if let Some(w) = watcher.as_mut()
                 && let Err(e) = w.watch(&info.files)
@@ -265,6 +486,7 @@ pub fn run(args: &RunArgs) -> Outcome {
             bar.suspend(|| eprintln!("degrade level {level} at tick {tick}: {change} ({why})"));
         }
         WorldEvent::Snapshot { tick, snapshot } => {
+            snapshot_taken = true;
             if let Some(path) = &args.save_state {
                 let written = snapshot
                     .as_ref()
@@ -296,20 +518,39 @@ pub fn run(args: &RunArgs) -> Outcome {
     drop(watcher);
     let stopped_by = match &result {
         Ok(WorldEnd::SourceStopped(node)) => Some(format!(" (stopped early by `{node}`)")),
-        Ok(WorldEnd::Stopped) => Some(" (stopped by Ctrl-C)".to_string()),
+        Ok(WorldEnd::Stopped) => Some(match interrupt.signal_name() {
+            Some(signal) => format!(" (stopped by {signal})"),
+            None => " (stopped)".to_string(),
+        }),
         _ => None,
     };
     if result.is_ok()
-        && args.save_at.is_none()
         && let Some(path) = &args.save_state
     {
-        let written = world
-            .snapshot()
-            .map_err(|e| e.to_string())
-            .and_then(|s| write_json(path, &s));
-        if let Err(e) = written {
+        let ticks = world.ticks_done();
+        // Was the state `--save-at` asked for taken? Mid-run it is a
+        // scripted snapshot; at the run's last tick, the state at the end.
+        let missed = match args.save_at {
+            Some(_) if save_mid_run.is_some() => !snapshot_taken,
+            Some(at) => ticks != at,
+            None => false,
+        };
+        if missed {
             save_failed = true;
-            eprintln!("error: --save-state {}: {e}", path.display());
+            eprintln!(
+                "error: --save-state {}: the run stopped at tick {ticks}, before tick {} (--save-at): no state saved",
+                path.display(),
+                args.save_at.unwrap_or_default()
+            );
+        } else if save_mid_run.is_none() {
+            let written = world
+                .snapshot()
+                .map_err(|e| e.to_string())
+                .and_then(|s| write_json(path, &s));
+            if let Err(e) = written {
+                save_failed = true;
+                eprintln!("error: --save-state {}: {e}", path.display());
+            }
         }
     }
     if let Some(r) = recorder.take()
@@ -396,6 +637,36 @@ pub fn run(args: &RunArgs) -> Outcome {
         return Outcome::RuntimeFailure;
     }
     outcome
+}
+
+/// Loads the snapshot at `path` into `world` (before its first tick). A
+/// snapshot taken with other parameter values is refused unless
+/// `allow_param_changes`, and then the changes are named.
+fn load_state(world: &mut World, path: &Path, allow_param_changes: bool) -> Result<(), String> {
+    let text = wgraph_engine::input::read_to_string(path, wgraph_engine::input::DATA)
+        .map_err(|e| e.to_string())?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("not a JSON snapshot: {e}"))?;
+    let changes = wgraph_engine::snapshot::param_changes(&json, world.graph()).unwrap_or_default();
+    let options = wgraph_engine::snapshot::RestoreOptions {
+        allow_param_changes,
+    };
+    match world.restore_with(&json, options) {
+        Err(e) if !changes.is_empty() && !allow_param_changes => Err(format!(
+            "{e} (pass --allow-param-changes to load it and continue with this run's values)"
+        )),
+        Err(e) => Err(e.to_string()),
+        Ok(()) => {
+            if !changes.is_empty() {
+                eprintln!(
+                    "note: --load-state {}: continuing with other parameter values than the state was saved with: {}",
+                    path.display(),
+                    changes.join(", ")
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Says once, before the run, when an `actions` node's file (`on_end =
@@ -486,8 +757,14 @@ pub fn kinds(kind: Option<&str>) -> Outcome {
     let registry = wgraph_nodes::registry();
     match kind {
         None => {
+            // One column for the summaries, as wide as the longest name.
+            let width = registry
+                .kinds()
+                .map(|k| k.name().chars().count())
+                .max()
+                .unwrap_or(0);
             for k in registry.kinds() {
-                println!("{:<14} {}", k.name(), k.summary());
+                println!("{:<width$}  {}", k.name(), k.summary());
             }
             Outcome::Ok
         }
@@ -517,7 +794,14 @@ pub fn kinds(kind: Option<&str>) -> Outcome {
                 .unwrap_or(0)
                 .min(48);
             for (name, ty, doc) in rows {
-                println!("  {name:<name_w$}  {ty:<type_w$}  {doc}");
+                if ty.chars().count() > type_w {
+                    // A type too long for the column: the doc on its own line,
+                    // in the doc column.
+                    println!("  {name:<name_w$}  {ty}");
+                    println!("  {:<name_w$}  {:<type_w$}  {doc}", "", "");
+                } else {
+                    println!("  {name:<name_w$}  {ty:<type_w$}  {doc}");
+                }
             }
             match wgraph_nodes::ports::default_ports(k.as_ref()) {
                 Some(ports) => {
@@ -630,6 +914,7 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         output: OutputConfig {
             dir: out_dir.clone(),
             display: DisplayTarget::Discard,
+            ..OutputConfig::default()
         },
         provider: args.provider.map(Into::into),
         backend_kind: args.backend.map(Into::into),
@@ -831,6 +1116,7 @@ pub(crate) fn bench_quality_with(
         plot: None,
         idm: None,
         drift_db: 15.0,
+        drift_fraction: 0.5,
         allow_training_seed: false,
         set: set.to_vec(),
         quiet: true,

@@ -21,7 +21,7 @@
 
 use crate::backends::Backends;
 use crate::load::{LoadConfig, Loaded, PathOverride, load};
-use crate::quality::{plot, psnr, ssim, strip};
+use crate::quality::{Drift, PlotLabels, drift_tick, edges_kept, plot_svg, psnr, ssim, strip};
 use crate::{EvalArgs, Outcome};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
@@ -64,6 +64,18 @@ pub fn eval(args: &EvalArgs) -> Outcome {
     }
     if args.frames == 0 {
         return usage("--frames must be at least 1".into());
+    }
+    if !(0.0..=1.0).contains(&args.drift_fraction) {
+        return usage(format!(
+            "--drift-fraction {}: expected a share between 0 and 1",
+            args.drift_fraction
+        ));
+    }
+    // Refused before the run, not after it.
+    if let Some(plot) = &args.plot
+        && let Err(e) = crate::plotfile::check_name(plot)
+    {
+        return usage(e);
     }
     let Some(theme) = Theme::parse(&args.theme) else {
         return usage(format!(
@@ -115,7 +127,10 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
     let backend = Backends::new();
     let start_png = work.join("start.png");
     let start_depth = work.join("start_depth.npy");
-    let depth_dir = work.join("depth");
+    // The depth stream goes under the run's output directory (a graph's
+    // output paths stay inside it), in a folder no other sink uses.
+    let out_dir = work.join("out");
+    let depth_dir = out_dir.join(DEPTH_DIR);
     let config = LoadConfig {
         set: &args.set,
         seed: None,
@@ -141,14 +156,15 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
                 kind: "npy_dump",
                 name: Some(DEPTH_SINK),
                 param: "dir",
-                path: depth_dir.clone(),
+                path: PathBuf::from(DEPTH_DIR),
                 flag: "eval depth stream",
                 required: false,
             },
         ],
         output: OutputConfig {
-            dir: work.join("out"),
+            dir: out_dir,
             display: DisplayTarget::PngDir(frames_dir.clone()),
+            ..OutputConfig::default()
         },
         provider: None,
         backend_kind: None,
@@ -229,14 +245,19 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
     let n = generated.len();
     let psnr_per_tick: Vec<f64> = (0..n).map(|t| psnr(&truth[t], &generated[t])).collect();
     let ssim_per_tick: Vec<f64> = (0..n).map(|t| ssim(&truth[t], &generated[t])).collect();
+    let edges_kept_per_tick: Vec<f64> = (0..n)
+        .map(|t| edges_kept(&truth[t], &generated[t]))
+        .collect();
+    // The mean over ticks 1..=k, only when k ticks ran: a 16-tick run has
+    // no "1-32" figure.
     let mean = |v: &[f64], k: usize| -> Option<f64> {
-        let k = k.min(v.len());
-        (k > 0).then(|| v[..k].iter().sum::<f64>() / k as f64)
+        (k > 0 && v.len() >= k).then(|| v[..k].iter().sum::<f64>() / k as f64)
     };
-    let drift_tick = psnr_per_tick
-        .iter()
-        .position(|p| *p < args.drift_db)
-        .map(|t| t + 1);
+    let drift = Drift {
+        fraction: args.drift_fraction,
+        db: args.drift_db,
+    };
+    let drift_tick = drift_tick(&edges_kept_per_tick, &psnr_per_tick, drift);
     // A malformed depth stream is reported (and fails the run) after the
     // JSON with every other figure is written: nothing measured is lost.
     let (depth_error_per_tick, depth_problem) = match depth_errors(&depth_dir, &truth_depth[..n]) {
@@ -284,8 +305,14 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
         "depth_error_mean_1_n": depth_error_per_tick.as_deref().and_then(|d| mean(d, n)),
         "depth_error_problem": depth_problem,
         "depth_error_unit": "mean absolute depth error in maze cells (ground truth 0-16; from the graph's `depth_dump` node)",
+        "edges_kept_per_tick": edges_kept_per_tick,
+        "edges_kept_mean_1_8": mean(&edges_kept_per_tick, 8),
+        "edges_kept_mean_1_32": mean(&edges_kept_per_tick, 32),
+        "edges_kept_mean_1_n": mean(&edges_kept_per_tick, n),
         "drift_threshold_db": args.drift_db,
+        "drift_fraction": args.drift_fraction,
         "drift_tick": drift_tick,
+        "drift_definition": drift.definition(),
         "ms_per_tick": ms_per_tick,
     });
     if let Some(path) = &args.strip {
@@ -299,38 +326,72 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
                 }
             })
             .collect();
-        if let Err(e) = crate::plotfile::save_image(&strip(&truth, &generated, &picks), path) {
+        let drawn = strip(&truth, &generated, &picks)
+            .and_then(|img| crate::plotfile::save_image(&img, path));
+        if let Err(e) = drawn {
             return fail(format!("cannot write {}: {e}", path.display()));
         }
     }
-    if let Some(path) = &args.plot
-        && let Err(e) = crate::plotfile::save_image(&plot(&psnr_per_tick, args.drift_db), path)
-    {
-        return fail(format!("cannot write {}: {e}", path.display()));
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "{}: against the ground truth (world seed {}, {}), {n} ticks",
+            args.file.display(),
+            args.world_seed,
+            theme.name()
+        );
+        let labels = PlotLabels {
+            title: &title,
+            drift,
+            drift_tick,
+        };
+        let svg = plot_svg(&psnr_per_tick, &edges_kept_per_tick, &labels);
+        if let Err(e) = crate::plotfile::save(path, &svg) {
+            return fail(e);
+        }
     }
     let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.2}"));
+    // The tick ranges reported: 1-8 and 1-n, as far as the run went.
+    let ranges: Vec<usize> = if n > 8 { vec![8, n] } else { vec![n] };
     if let Some(d) = &depth_error_per_tick
         && !args.quiet
     {
         println!(
-            "{}: depth error ticks 1-8 {} cells, 1-{n} {} cells",
+            "{}: depth error {} cells",
             args.file.display(),
-            fmt(mean(d, 8)),
-            fmt(mean(d, n))
+            ranges
+                .iter()
+                .map(|&k| format!("ticks 1-{k} {}", fmt(mean(d, k))))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     if !args.quiet {
+        let by_range = |v: &[f64], unit: &str| {
+            ranges
+                .iter()
+                .map(|&k| format!("ticks 1-{k} {}{unit}", fmt(mean(v, k))))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         println!(
-            "{}: PSNR ticks 1-8 {} dB, 1-32 {} dB, SSIM 1-32 {}; VAE round trip {} dB; action accuracy {} (ground truth {}); drift at tick {}",
+            "{}: {n} ticks; PSNR {}; SSIM {}; VAE round trip {} dB; action accuracy {} (ground truth {}); {}",
             args.file.display(),
-            fmt(mean(&psnr_per_tick, 8)),
-            fmt(mean(&psnr_per_tick, 32)),
-            fmt(mean(&ssim_per_tick, 32)),
+            by_range(&psnr_per_tick, " dB"),
+            by_range(&ssim_per_tick, ""),
             fmt(reconstruction),
             fmt(acc_gen),
             fmt(acc_truth),
-            drift_tick.map_or("never".to_string(), |t| t.to_string()),
+            match drift_tick {
+                Some(t) => format!(
+                    "drift at tick {t} (edges kept {:.2}, tick 1 {:.2}; PSNR {:.2} dB)",
+                    edges_kept_per_tick[t - 1],
+                    edges_kept_per_tick[0],
+                    psnr_per_tick[t - 1]
+                ),
+                None => format!("no drift in {n} ticks"),
+            },
         );
+        println!("  drift: {}", drift.definition());
     }
     let written = serde_json::to_string_pretty(&json)
         .map_err(|e| e.to_string())
@@ -349,6 +410,9 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
 
 /// The `npy_dump` node whose tensors eval reads as the graph's depth stream.
 pub const DEPTH_SINK: &str = "depth_dump";
+
+/// Where, under the run's output directory, the depth stream goes.
+const DEPTH_DIR: &str = "eval-depth-stream";
 
 /// Mean absolute depth error per tick (maze cells) of the graph's depth
 /// stream (`depth_dump`'s files in `dir`, signed depth) against the ground

@@ -16,6 +16,7 @@ mod interrupt;
 mod kernels;
 mod live;
 mod load;
+mod outputs;
 mod play;
 mod plotfile;
 mod pybaseline;
@@ -66,6 +67,12 @@ enum Command {
     Run(RunArgs),
     /// List node kinds, or show one kind's parameters.
     Kinds { kind: Option<String> },
+    /// Start a new world: write NAME.world, a commented graph that runs
+    /// without models (never overwrites a file).
+    New {
+        /// The file to write (`.world` is added when missing).
+        name: PathBuf,
+    },
     /// Engine against a raw loop of the same model calls, alternating.
     Bench(BenchArgs),
     /// Write episodes of the ground-truth world: frames, depth, actions, poses.
@@ -167,9 +174,14 @@ pub struct ServeArgs {
     /// Ticks per second (default: each graph's fps).
     #[arg(long)]
     fps: Option<f64>,
-    /// Directory for the graphs' other sinks (the displayed frames go to the browser).
-    #[arg(long, default_value = "out")]
-    out: PathBuf,
+    /// Directory for the graphs' file sinks (the displayed frames go to the
+    /// browser); without it they write nothing.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Per-tick file sinks (numbered PNG frames, `png`, `npy_dump`) keep only
+    /// their newest N files, removing older ones as they go.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    keep_last: Option<u64>,
     /// Override a parameter: NODE.PARAM=VALUE (repeatable).
     #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
     set: Vec<String>,
@@ -196,6 +208,37 @@ pub struct ServeArgs {
     /// A cheaper setting for --on-late degrade, NODE.PARAM=VALUE (repeatable, in order).
     #[arg(long, value_name = "NODE.PARAM=VALUE")]
     degrade: Vec<String>,
+    /// Also answer requests for this host name (default: loopback names and
+    /// the bound address only, against DNS rebinding; repeatable).
+    #[arg(long, value_name = "NAME")]
+    allow_host: Vec<String>,
+    /// Also let pages from this origin open a world's socket, e.g.
+    /// https://studio.example (default: the server's own pages only; repeatable).
+    #[arg(long, value_name = "ORIGIN")]
+    allow_origin: Vec<String>,
+    /// Let sockets without a world's token watch it (never steer).
+    #[arg(long)]
+    public_view: bool,
+    /// The token every world's URL carries (at least 16 letters, digits, `-`
+    /// or `_`; default: a random one per world, printed at start).
+    #[arg(long, value_name = "TOKEN", conflicts_with = "no_token")]
+    token: Option<String>,
+    /// Let any socket steer, without a token (loopback only, unless --public).
+    #[arg(long)]
+    no_token: bool,
+    /// Allow --no-token on a non-loopback --host: anyone who reaches the
+    /// address steers the worlds.
+    #[arg(long)]
+    public: bool,
+    /// Open connections at most, in all (the rest are closed at once).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_connections: u32,
+    /// Open connections at most from one IP address.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_per_address: u32,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    header_timeout: u32,
 }
 
 #[derive(clap::Args, Debug)]
@@ -218,9 +261,14 @@ pub struct PlayArgs {
     /// Ticks per second (default: the graph's fps).
     #[arg(long)]
     fps: Option<f64>,
-    /// Directory for the graph's other sinks (the displayed frames go to the terminal).
-    #[arg(long, default_value = "out")]
-    out: PathBuf,
+    /// Directory for the graph's file sinks (the displayed frames go to the
+    /// terminal); without it they write nothing.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Per-tick file sinks (numbered PNG frames, `png`, `npy_dump`) keep only
+    /// their newest N files, removing older ones as they go.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    keep_last: Option<u64>,
     /// Override a parameter: NODE.PARAM=VALUE (repeatable).
     #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
     set: Vec<String>,
@@ -265,18 +313,23 @@ pub struct EvalArgs {
     /// Where to write the figures.
     #[arg(long, value_name = "FILE.json")]
     json: PathBuf,
-    /// A picture: ground truth (top) over generated frames (bottom).
+    /// A picture: ground truth (top row) over generated frames (bottom
+    /// row), up to 12 ticks, labelled.
     #[arg(long, value_name = "OUT.png")]
     strip: Option<PathBuf>,
-    /// A plot of PSNR over ticks.
+    /// A plot of PSNR and edges kept over ticks, with the drift tick (.png or .svg).
     #[arg(long, value_name = "OUT.png")]
     plot: Option<PathBuf>,
     /// Inverse-dynamics model (default: models-onnx/trained/idm.onnx when present).
     #[arg(long)]
     idm: Option<PathBuf>,
-    /// Drift: the first tick whose PSNR falls below this many dB.
+    /// Drift: the first tick whose PSNR falls below this many dB (or see --drift-fraction).
     #[arg(long, default_value_t = 15.0)]
     drift_db: f64,
+    /// Drift: the first tick whose frame keeps less than this share of the
+    /// ground-truth edges tick 1 kept (or see --drift-db).
+    #[arg(long, default_value_t = 0.5, value_name = "0..1")]
+    drift_fraction: f64,
     /// Evaluate on a training seed anyway.
     #[arg(long)]
     allow_training_seed: bool,
@@ -355,13 +408,19 @@ pub struct RunArgs {
     /// values) to FILE at the end of the run, or before tick --save-at.
     #[arg(long, value_name = "FILE")]
     save_state: Option<PathBuf>,
-    /// With --save-state: save before this tick instead of at the end.
-    #[arg(long, value_name = "TICK", requires = "save_state")]
+    /// With --save-state: save before this tick instead of at the end
+    /// (a tick the run reaches: at most --frames' last tick + 1).
+    #[arg(long, value_name = "TICK", requires = "save_state",
+          value_parser = clap::value_parser!(u64).range(..=wgraph_engine::snapshot::MAX_TICK))]
     save_at: Option<u64>,
-    /// Continue from a state written by --save-state (same graph and models);
-    /// --frames counts from the world's first tick.
+    /// Continue from a state written by --save-state (same graph, seed,
+    /// models and parameter values); --frames counts from the world's first tick.
     #[arg(long, value_name = "FILE")]
     load_state: Option<PathBuf>,
+    /// With --load-state: load a state taken with other parameter values
+    /// (--set, an edited graph) and continue with this run's values.
+    #[arg(long, requires = "load_state")]
+    allow_param_changes: bool,
     /// Write what the run received (live keys, events, reloads with their
     /// graph texts) to FILE; `wgraph replay FILE` reproduces its frames.
     #[arg(long, value_name = "FILE", conflicts_with = "load_state")]
@@ -376,9 +435,15 @@ pub struct RunArgs {
     /// Action file fed to the graph's `actions` nodes (one line per tick).
     #[arg(long)]
     actions: Option<PathBuf>,
-    /// Output directory, a .gif file, or a .y4m file (`-`: stdout) for the displayed frames.
-    #[arg(long, default_value = "out")]
-    out: PathBuf,
+    /// Output directory, a .gif file, or a .y4m file (`-`: stdout) for the
+    /// displayed frames; default `out`, except with --watch: a live run
+    /// without --out writes nothing.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Per-tick file sinks (numbered PNG frames, `png`, `npy_dump`) keep only
+    /// their newest N files, removing older ones as they go.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    keep_last: Option<u64>,
     /// Load every model on this execution provider.
     #[arg(long, value_enum)]
     provider: Option<ProviderArg>,
@@ -462,6 +527,7 @@ fn main() -> ExitCode {
         Command::Graph { file, format, set } => commands::graph(&file, format, &set),
         Command::Run(args) => commands::run(&args),
         Command::Kinds { kind } => commands::kinds(kind.as_deref()),
+        Command::New { name } => commands::new_world(&name),
         Command::Bench(args) => commands::bench(&args),
         Command::Doctor { json } => commands::doctor(json),
         Command::Eval(args) => eval::eval(&args),

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 use wgraph_engine::frame::RgbFrame;
 use wgraph_engine::metrics::Timings;
 use wgraph_engine::model::ModelCache;
-use wgraph_engine::node::{DisplayTarget, OutputConfig};
 use wgraph_engine::value::{Actions, Key};
 use wgraph_engine::world::{GraphSource, World, WorldConfig, WorldEvent};
 
@@ -227,10 +226,7 @@ pub fn play(args: &PlayArgs) -> Outcome {
         set: args.set.clone(),
         seed: args.seed,
         paths: Vec::new(),
-        output: OutputConfig {
-            dir: args.out.clone(),
-            display: DisplayTarget::Discard,
-        },
+        output: crate::outputs::front_end(args.out.as_deref(), args.keep_last),
         provider: args.provider.map(Into::into),
         backend_kind: args.backend.map(Into::into),
         models: Arc::new(ModelCache::new(Backends::new())),
@@ -247,9 +243,11 @@ pub fn play(args: &PlayArgs) -> Outcome {
             return Outcome::Usage;
         }
     };
+    let label = args.file.display().to_string();
+    crate::outputs::note_skipped(&label, &built.graph, &source.output, false);
     let fps = args.fps.unwrap_or(built.graph.settings.fps);
-    if !(fps.is_finite() && fps > 0.0) {
-        eprintln!("error: --fps must be a positive number of ticks per second");
+    if let Err(e) = wgraph_engine::settings::check_fps(fps) {
+        eprintln!("error: --fps: {e}");
         return Outcome::Usage;
     }
     let (on_late, degrade) =
@@ -264,6 +262,8 @@ pub fn play(args: &PlayArgs) -> Outcome {
         on_late,
         degrade,
         fps: Some(fps),
+        // `--fps` wins over the graph's; without it a reload re-paces.
+        follow_graph_fps: args.fps.is_none(),
         stats_every: Some(Duration::from_secs(1)),
         ..WorldConfig::default()
     };
@@ -355,10 +355,10 @@ pub fn play(args: &PlayArgs) -> Outcome {
                 stats.latency.quantile(0.99).as_secs_f64() * 1e3,
             );
             eprintln!(
-                "{ticks} ticks; {} frames drawn ({} distinct); key→frame latency p50 {p50:.1} ms, p99 {p99:.1} ms ({} key changes)",
+                "{ticks} ticks; {} frames drawn ({} distinct); {}",
                 stats.drawn,
                 stats.distinct,
-                stats.latency.count()
+                crate::serve::latency_summary(p50, p99, stats.latency.count())
             );
         }
         Err(e) => eprintln!("error: terminal: {e}"),

@@ -6,10 +6,17 @@
 //! ```text
 //! {"wgraph_record":1, "graph":…, "cwd":…, "seed":…, "actions":…, "provider":…, "backend":…,
 //!  "build":{"sets":[…], "sources":{path: text}, "files":{path: sha256}}}
-//! {"tick":12, "keys":"W+Left"}          live keys from this tick on (null: none)
+//! {"tick":12, "keys":"W+Left"}          live keys from this tick on (null: none); tick 12 ran
+//! {"tick":13}                           tick 13 ran (no other line said so)
 //! {"tick":40, "reload":{"cause":…, "sets":[…], "sources":{…}, "files":{…}}}
 //! {"end":120}
 //! ```
+//!
+//! Each line is written and flushed as its tick completes, so a run that
+//! is killed (SIGKILL, a second Ctrl-C, a full disk) leaves a recording
+//! without its end line that still replays up to its last whole tick. A
+//! write that fails stops the run with an error naming the file; a
+//! recording whose header could not be written whole is removed.
 //!
 //! Graph texts are stored whole (they are small and may have been edited
 //! many times); models and data files by SHA-256, checked before a replay
@@ -77,21 +84,43 @@ pub struct Recorder {
     path: PathBuf,
     keys: Option<Actions>,
     error: Option<String>,
+    /// `error` was handed out by [`Recorder::take_error`].
+    reported: bool,
 }
 
 impl Recorder {
     /// Creates `path` and writes the header.
     pub fn create(path: &Path, header: Json) -> Result<Recorder, String> {
-        let file =
-            std::fs::File::create(path).map_err(|e| format!("--record {}: {e}", path.display()))?;
+        let file = wgraph_engine::output::create_parent(path)
+            .and_then(|()| std::fs::File::create(path))
+            .map_err(|e| format!("--record {}: {e}", path.display()))?;
         let mut r = Recorder {
             out: std::io::BufWriter::new(file),
             path: path.to_path_buf(),
             keys: None,
             error: None,
+            reported: false,
         };
         r.line(&header);
+        if let Some(e) = r.error.take() {
+            // Half a header replays nothing: leave no file (a device such as
+            // /dev/full is not ours to remove).
+            if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
         Ok(r)
+    }
+
+    /// The first write error, once (the run stops on it); later calls and
+    /// [`Recorder::end`] do not repeat it.
+    pub fn take_error(&mut self) -> Option<String> {
+        if self.reported {
+            return None;
+        }
+        self.reported = self.error.is_some();
+        self.error.clone()
     }
 
     fn line(&mut self, j: &Json) {
@@ -104,11 +133,15 @@ impl Recorder {
         }
     }
 
-    /// Tick `tick` ran with `input`.
+    /// Tick `tick` ran with `input`: a keys line when they changed, a
+    /// bare tick line otherwise (so a killed run's recording says how far
+    /// it got).
     pub fn tick(&mut self, tick: u64, input: &TickInput) {
         if input.actions != self.keys {
             self.keys = input.actions;
             self.line(&json!({ "tick": tick, "keys": keys_text(input.actions) }));
+        } else {
+            self.line(&json!({ "tick": tick }));
         }
     }
 
@@ -119,10 +152,11 @@ impl Recorder {
         self.line(&json!({ "tick": tick, "reload": r }));
     }
 
-    /// The run ended after `ticks` ticks; returns a write error, if any.
+    /// The run ended after `ticks` ticks; returns a write error not yet
+    /// taken with [`Recorder::take_error`].
     pub fn end(mut self, ticks: u64) -> Result<(), String> {
         self.line(&json!({ "end": ticks }));
-        self.error.map_or(Ok(()), Err)
+        self.take_error().map_or(Ok(()), Err)
     }
 }
 
@@ -223,18 +257,25 @@ fn check_files(build: &Json) -> Result<(), String> {
 }
 
 /// `wgraph replay FILE`
+///
+/// Exits 2 when the recording cannot be replayed as given (not a
+/// recording, a file it needs changed or missing), 1 when its graph does
+/// not build, 3 when the replay fails while running.
 pub fn replay(args: &ReplayArgs) -> Outcome {
     match run_replay(args) {
         Ok(outcome) => outcome,
-        Err(e) => {
-            let line = format!("{}: {e}", args.file.display());
-            eprintln!(
-                "error: {}",
-                wgraph_grammar::diagnostic::escape_controls(&line)
-            );
-            Outcome::RuntimeFailure
-        }
+        Err(e) => fail(args, &e, Outcome::Usage),
     }
+}
+
+/// Prints `error: FILE: e` and returns `outcome`.
+fn fail(args: &ReplayArgs, e: &str, outcome: Outcome) -> Outcome {
+    let line = format!("{}: {e}", args.file.display());
+    eprintln!(
+        "error: {}",
+        wgraph_grammar::diagnostic::escape_controls(&line)
+    );
+    outcome
 }
 
 fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
@@ -269,8 +310,20 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
     check_files(first)?;
     let mut script = Vec::new();
     let mut end = None;
-    for line in lines {
-        let j = parse(line)?;
+    // The ticks a line says ran (keys and bare tick lines are written as
+    // their tick completes), and a last line cut in half by a kill.
+    let mut ran: Option<u64> = None;
+    let mut half_line = false;
+    let lines: Vec<(usize, &str)> = lines.collect();
+    for (k, &line) in lines.iter().enumerate() {
+        let j = match parse(line) {
+            Ok(j) => j,
+            Err(_) if k + 1 == lines.len() && end.is_none() => {
+                half_line = true;
+                break;
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(e) = j.get("end").and_then(Json::as_u64) {
             end = Some(e);
             continue;
@@ -279,6 +332,9 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
             .get("tick")
             .and_then(Json::as_u64)
             .ok_or_else(|| format!("line {}: no tick", line.0 + 1))?;
+        if j.get("reload").is_none() {
+            ran = ran.max(Some(tick));
+        }
         if let Some(keys) = j.get("keys") {
             let keys = match keys.as_str() {
                 None => None,
@@ -297,7 +353,29 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
             script.push((tick, ScriptedEvent::Rebuild));
         }
     }
-    let end = end.ok_or("the recording has no end line (the recorded run did not stop cleanly)")?;
+    let end = match end {
+        Some(end) => end,
+        None => {
+            // A killed run: replay what it recorded whole.
+            let whole = ran.map_or(0, |t| t.saturating_add(1));
+            if whole == 0 {
+                return Err(
+                    "the recording has no end line and no whole tick: the recorded run was stopped before its first tick ended, so there is nothing to replay".into(),
+                );
+            }
+            eprintln!(
+                "warning: {}: the recording was cut short at tick {whole} (no end line{}: the recorded run was killed); replaying its {whole} whole tick{}",
+                wgraph_grammar::diagnostic::escape_controls(&args.file.display().to_string()),
+                if half_line {
+                    ", its last line half written"
+                } else {
+                    ""
+                },
+                if whole == 1 { "" } else { "s" }
+            );
+            whole
+        }
+    };
     let graph_file = str_of("graph").ok_or("the header names no graph")?;
     let output = OutputConfig::for_path(&out).map_err(|e| format!("--out {e}"))?;
     let source = Arc::new(ReplaySource {
@@ -321,21 +399,30 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
         models: ModelCache::new(Backends::new()),
     });
     let interrupt = crate::interrupt::Interrupt::install();
-    let built = source.build(&[]).map_err(|e| {
-        eprint!("{e}");
-        "the recorded graph does not build".to_string()
-    })?;
+    let built = match source.build(&[]) {
+        Ok(built) => built,
+        Err(e) => {
+            eprint!("{e}");
+            return Ok(fail(
+                args,
+                "the recorded graph does not build",
+                Outcome::GraphErrors,
+            ));
+        }
+    };
     let config = WorldConfig {
         max_ticks: Some(end),
         ..WorldConfig::default()
     };
-    let mut world = World::new(
+    let mut world = match World::new(
         Arc::new(built.graph),
         Some(Arc::clone(&source) as Arc<dyn GraphSource>),
         Vec::new(),
         config,
-    )
-    .map_err(|e| e.to_string())?;
+    ) {
+        Ok(world) => world,
+        Err(e) => return Ok(fail(args, &e.to_string(), Outcome::RuntimeFailure)),
+    };
     interrupt.attach(world.handle());
     world.script(script);
     let mut failed_reloads = 0;
@@ -355,7 +442,8 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
     match (result, report) {
         (Ok(WorldEnd::Stopped), Ok(r)) => {
             eprintln!(
-                "replay stopped by Ctrl-C after {} of {end} ticks; outputs in {target}",
+                "replay stopped by {} after {} of {end} ticks; outputs in {target}",
+                interrupt.signal_name().unwrap_or("Ctrl-C"),
                 r.ticks
             );
             Ok(Outcome::Ok)
@@ -371,10 +459,12 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
             }
             Ok(Outcome::Ok)
         }
-        (_, Err(e)) => Err(e.to_string()),
-        (Err(e), _) => Err(e.to_string()),
-        _ => Err(format!(
-            "{failed_reloads} recorded reload(s) did not build; the replay is not exact"
+        (_, Err(e)) => Ok(fail(args, &e.to_string(), Outcome::RuntimeFailure)),
+        (Err(e), _) => Ok(fail(args, &e.to_string(), Outcome::RuntimeFailure)),
+        _ => Ok(fail(
+            args,
+            &format!("{failed_reloads} recorded reload(s) did not build; the replay is not exact"),
+            Outcome::RuntimeFailure,
         )),
     }
 }

@@ -12,9 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use wgraph_engine::graph::Graph;
 use wgraph_engine::model::ModelCache;
-use wgraph_engine::node::{DisplayTarget, OutputConfig};
 use wgraph_engine::world::{GraphSource, World, WorldConfig, WorldEvent};
-use wgraph_web::Prompt;
+use wgraph_web::{Access, Limits, Prompt, ServeConfig, Token, is_public, parse_origin};
 
 /// The prompts a page may edit: every node that says it has one
 /// ([`Node::live_prompt`](wgraph_engine::node::Node::live_prompt): a
@@ -47,15 +46,23 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         }
     };
     if let Some(fps) = args.fps
-        && !(fps.is_finite() && fps > 0.0)
+        && let Err(e) = wgraph_engine::settings::check_fps(fps)
     {
-        eprintln!("error: --fps must be a positive number of ticks per second");
+        eprintln!("error: --fps: {e}");
         return Outcome::Usage;
     }
-    let output = OutputConfig {
-        dir: args.out.clone(),
-        display: DisplayTarget::Discard,
+    let Some(access) = access_policy(args, &addr) else {
+        return Outcome::Usage;
     };
+    // One token for every world (`--token`), or a random one each.
+    let fixed_token = match args.token.as_deref().map(Token::parse).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: --token: {e}");
+            return Outcome::Usage;
+        }
+    };
+    let output = crate::outputs::front_end(args.out.as_deref(), args.keep_last);
     let mut web_worlds = Vec::new();
     let mut threads = Vec::new();
     let mut handles = Vec::new();
@@ -83,6 +90,7 @@ pub fn serve(args: &ServeArgs) -> Outcome {
                 return Outcome::Usage;
             }
         };
+        crate::outputs::note_skipped(&file.display().to_string(), &built.graph, &output, false);
         let prompts = prompts_of(&built.graph);
         let name = if built.graph.settings.name.is_empty() {
             file.display().to_string()
@@ -103,6 +111,8 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             workers: args.workers.unwrap_or(0),
             fps: Some(args.fps.unwrap_or(built.graph.settings.fps)),
             stats_every: Some(Duration::from_secs(1)),
+            // An edit of `world { fps }` re-paces the world unless --fps was given.
+            follow_graph_fps: args.fps.is_none(),
             ..WorldConfig::default()
         };
         let files = built.files;
@@ -130,7 +140,14 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         } else {
             None
         };
-        let (mut bridge, web) = wgraph_web::channel(&name, handle.clone(), prompts);
+        let token = match fixed_token.clone().map_or_else(Token::random, Ok) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Outcome::RuntimeFailure;
+            }
+        };
+        let (mut bridge, web) = wgraph_web::channel(&name, handle.clone(), prompts, token);
         handles.push(handle);
         web_worlds.push(web);
         let label = name.clone();
@@ -168,6 +185,8 @@ pub fn serve(args: &ServeArgs) -> Outcome {
                 });
                 if let Err(e) = &result {
                     eprintln!("{label}: error: {e}");
+                    eprintln!("{label}: the world has stopped; its page says so");
+                    bridge.failed(&e.to_string());
                 }
                 let finished = world.finish();
                 (
@@ -184,18 +203,28 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             }
         }
     }
-    let count = web_worlds.len();
     let started = std::time::Instant::now();
     let latencies: Vec<_> = web_worlds.iter().map(|w| w.latency_probe()).collect();
+    let links: Vec<(String, Option<String>)> = web_worlds
+        .iter()
+        .map(|w| {
+            let token = (!access.no_token).then(|| w.token.as_str().to_string());
+            (w.name.clone(), token)
+        })
+        .collect();
+    let config = ServeConfig {
+        addr,
+        access,
+        limits: Limits {
+            max_connections: args.max_connections as usize,
+            max_per_address: args.max_per_address as usize,
+            header_timeout: Duration::from_secs(u64::from(args.header_timeout)),
+        },
+    };
     let served = wgraph_web::serve(
         web_worlds,
-        addr,
-        |bound| {
-            eprintln!(
-                "serving {count} world{} at http://{bound}/ — Ctrl-C stops",
-                if count == 1 { "" } else { "s" }
-            );
-        },
+        config,
+        |bound| print_links(bound, &links),
         shutdown_signal(),
         Arc::new(|line: &str| eprintln!("{line}")),
     );
@@ -214,8 +243,15 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             Ok((ok, ticks, late)) => {
                 let (p50, p99, n) = latency.summary();
                 eprintln!(
-                    "{name}: {ticks} ticks, {late} late; key→frame latency p50 {p50:.1} ms, p99 {p99:.1} ms ({n} key changes)"
+                    "{name}: {ticks} ticks, {late} late; {}",
+                    latency_summary(p50, p99, n)
                 );
+                // No samples: no figures (a 0 would read as a measurement).
+                let (p50, p99) = if n == 0 {
+                    (None, None)
+                } else {
+                    (Some(p50), Some(p99))
+                };
                 rows.push(serde_json::json!({
                     "world": name,
                     "ticks": ticks,
@@ -242,6 +278,82 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         }
     }
     outcome
+}
+
+/// The key-to-frame latency as the summary line says it: percentiles only
+/// where keys changed.
+pub fn latency_summary(p50_ms: f64, p99_ms: f64, key_changes: u64) -> String {
+    match key_changes {
+        0 => "no key changes, so no key→frame latency".to_string(),
+        1 => format!("key→frame latency {p50_ms:.1} ms (1 key change)"),
+        n => format!("key→frame latency p50 {p50_ms:.1} ms, p99 {p99_ms:.1} ms ({n} key changes)"),
+    }
+}
+
+/// The access policy from the flags; `None` after a usage error (printed).
+fn access_policy(args: &ServeArgs, addr: &SocketAddr) -> Option<Access> {
+    let mut access = Access::local(addr.ip());
+    access.public_view = args.public_view;
+    access.no_token = args.no_token;
+    access.extra_hosts = args
+        .allow_host
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    for origin in &args.allow_origin {
+        match parse_origin(origin) {
+            Ok(o) => access.extra_origins.push(o),
+            Err(e) => {
+                eprintln!("error: --allow-origin {e}");
+                return None;
+            }
+        }
+    }
+    if is_public(addr) {
+        if args.no_token && !args.public {
+            eprintln!(
+                "error: --host {} reaches beyond this machine and --no-token lets anyone who reaches it steer the worlds; \
+                 drop --no-token (each world then has a secret token), or add --public if that is what you want",
+                args.host
+            );
+            return None;
+        }
+        eprintln!(
+            "warning: serving on {addr}, which other machines can reach; the traffic is plain HTTP, \
+             so anyone on the path can read a world's token (put a TLS proxy in front for a public demo)"
+        );
+        if args.no_token {
+            eprintln!("warning: --no-token --public: anyone who reaches {addr} steers the worlds");
+        }
+    }
+    Some(access)
+}
+
+/// Prints where each world is played (with its token: the only way to steer).
+fn print_links(bound: SocketAddr, links: &[(String, Option<String>)]) {
+    let query = |token: &Option<String>| {
+        token
+            .as_ref()
+            .map(|t| format!("?token={t}"))
+            .unwrap_or_default()
+    };
+    if let [(name, token)] = links {
+        eprintln!(
+            "serving {name} at http://{bound}/{} — Ctrl-C stops",
+            query(token)
+        );
+    } else {
+        eprintln!(
+            "serving {} worlds at http://{bound}/ — Ctrl-C stops",
+            links.len()
+        );
+        for (i, (name, token)) in links.iter().enumerate() {
+            eprintln!("  {name}: http://{bound}/w/{i}{}", query(token));
+        }
+    }
+    if links.iter().any(|(_, t)| t.is_some()) {
+        eprintln!("  (a world's token lets a page steer it: share the link only with its player)");
+    }
 }
 
 /// Ctrl-C or SIGTERM.

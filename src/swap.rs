@@ -136,6 +136,7 @@ fn prepare<'a>(
         output: OutputConfig {
             dir: dir.to_path_buf(),
             display: wgraph_engine::node::DisplayTarget::PngDir(dir.to_path_buf()),
+            ..OutputConfig::default()
         },
         provider: args.provider.map(Into::into),
         backend_kind: args.backend.map(Into::into),
@@ -273,6 +274,7 @@ fn default_reference(args: &BenchArgs, models: &ModelCache<Backends>, dir: &Path
         output: OutputConfig {
             dir: dir.to_path_buf(),
             display: wgraph_engine::node::DisplayTarget::PngDir(dir.to_path_buf()),
+            ..OutputConfig::default()
         },
         provider: args.provider.map(Into::into),
         backend_kind: args.backend.map(Into::into),

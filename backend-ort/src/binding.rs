@@ -149,7 +149,7 @@ fn output_shape(
         .iter()
         .map(|dim| match dim {
             Dim::Known(n) => Ok(*n),
-            Dim::Sym(name) => signature
+            d @ Dim::Sym(name) => signature
                 .inputs
                 .iter()
                 .zip(input_shapes)
@@ -158,12 +158,12 @@ fn output_shape(
                         .ty
                         .shape
                         .iter()
-                        .position(|d| matches!(d, Dim::Sym(s) if s == name && s != "?"))
+                        .position(|i| !d.is_unnamed() && matches!(i, Dim::Sym(s) if s == name))
                         .and_then(|i| shape.get(i).copied())
                 })
                 .ok_or_else(|| {
                     ModelError::Run(format!(
-                        "cuda_graph needs fixed output shapes, but output `{}` is {} and no input fixes `{name}`: export the model with static shapes",
+                        "cuda_graph needs fixed output shapes, but output `{}` is {} and no input fixes `{d}`: export the model with static shapes",
                         port.name, port.ty
                     ))
                 }),

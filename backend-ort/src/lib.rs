@@ -540,11 +540,12 @@ fn port_type(
             Ok(n) => Dim::Known(n),
             Err(_) => {
                 let sym = dimension_symbols.get(i).map(String::as_str).unwrap_or("");
-                Dim::Sym(if sym.is_empty() {
-                    "?".into()
+                if sym.is_empty() {
+                    // Unnamed: its own unknown, never equal to another `?`.
+                    Dim::unnamed(&format!("{kind} {name}"), i)
                 } else {
-                    sym.into()
-                })
+                    Dim::Sym(sym.into())
+                }
             }
         })
         .collect();
@@ -620,7 +621,7 @@ impl OrtModel {
                 match dim {
                     Dim::Known(n) if *n != got => return Err(mismatch()),
                     Dim::Known(_) => {}
-                    Dim::Sym(s) if s == "?" => {}
+                    d if d.is_unnamed() => {}
                     Dim::Sym(s) => match bound.get(s.as_str()) {
                         Some(&(size, other)) if size != got => {
                             return Err(ModelError::Run(format!(

@@ -20,7 +20,15 @@
 //!    checked against what the edge carries on later ticks.
 //!
 //! A node that failed an earlier phase is left out of later ones, so one
-//! mistake does not cascade into a page of errors.
+//! mistake does not cascade into a page of errors — except an input fed by
+//! a feedback edge from a failed node, which is still typed with its `init`
+//! (tick 0's value), so shape errors show next to name errors.
+//!
+//! Type errors are located where the mistake is: a wrong feedback init at
+//! the `init`; a value whose type a parameter fixes
+//! ([`Node::output_set_by`](crate::node::Node::output_set_by), a `noise`
+//! node's `shape`) that a callee rejects when its caller passes it on (a
+//! sampler's noise as the denoiser's `x`) at that parameter, once.
 
 use crate::graph::{EdgeKind, Graph, GraphEdge, GraphNode, ModelInfo, NodeId};
 use crate::model::{Backend, BackendKind, ModelOptions, ModelTable, Provider};
@@ -260,11 +268,13 @@ pub fn build_graph(
         edges: Vec::new(),
         miswired: Vec::new(),
         loaded: HashMap::new(),
+        init_spans: HashMap::new(),
+        orphan_inits: Vec::new(),
     };
     let settings = b.settings(parsed);
     let (models, table) = b.models(parsed, &settings);
     b.nodes(parsed, &settings, &models, &table);
-    b.edges(parsed);
+    b.edges(parsed, &settings);
     b.calls();
     b.unconnected();
     let built = b.order();
@@ -314,6 +324,14 @@ struct Builder<'a> {
     /// Models already loaded, by file and options: two declarations of one
     /// file share one session.
     loaded: HashMap<(std::path::PathBuf, ModelOptions), Arc<dyn crate::model::Model>>,
+    /// Where each feedback edge's `init` is written, by index into `edges`:
+    /// a type error about tick 0's value points there.
+    init_spans: HashMap<usize, Span>,
+    /// Feedback edges whose producer failed its own check (an unknown kind,
+    /// a misspelt `@node`): the input still gets the init on tick 0, so
+    /// its node is type-checked with it (input, init value, init span) and
+    /// one `check` shows the shape errors next to the name errors.
+    orphan_inits: Vec<((NodeId, usize), Value, Span)>,
 }
 
 impl Builder<'_> {
@@ -834,9 +852,20 @@ impl Builder<'_> {
                 }
             },
             None => {
-                let candidates: Vec<usize> = (0..ports.len())
+                let mut candidates: Vec<usize> = (0..ports.len())
                     .filter(|&i| output || ports[i].role != PortRole::Call)
                     .collect();
+                // A bare edge goes to the one required input: optional
+                // inputs (a sampler's `step_noise`, `reuse`) never make an
+                // old graph's `n -> s` ambiguous.
+                let required: Vec<usize> = candidates
+                    .iter()
+                    .copied()
+                    .filter(|&i| ports[i].role == PortRole::Wired)
+                    .collect();
+                if !output && required.len() == 1 {
+                    candidates = required;
+                }
                 if let [only] = candidates.as_slice() {
                     Some((id, *only))
                 } else {
@@ -859,7 +888,7 @@ impl Builder<'_> {
         }
     }
 
-    fn edges(&mut self, parsed: &ast::Graph) {
+    fn edges(&mut self, parsed: &ast::Graph, settings: &Settings) {
         for st in &parsed.statements {
             let (from, to, init, span) = match st {
                 Statement::Edge(e) => (&e.from, &e.to, None, e.span),
@@ -871,18 +900,30 @@ impl Builder<'_> {
             let kind = match init {
                 None => Some(EdgeKind::Data),
                 Some(init) => self
-                    .init_value(init)
+                    .init_value(init, settings)
                     .map(|init| EdgeKind::Feedback { init }),
             };
-            let (Some((from_id, from_port)), Some((to_id, to_port)), Some(kind)) = (src, dst, kind)
+            let (Some((from_id, from_port)), Some((to_id, to_port)), Some(kind)) =
+                (src, dst, kind.as_ref())
             else {
                 // The edge's error is reported; its input is not "unconnected",
                 // nor (for an input the node lacks) are the node's others: the
                 // edge was meant for one of them.
                 match dst {
-                    Some(d) => {
-                        self.attempted.insert(d);
-                    }
+                    Some(d) => match (&kind, init) {
+                        // From a node that failed its own check: tick 0's
+                        // value is still known.
+                        (Some(EdgeKind::Feedback { init: value }), Some(init))
+                            if src.is_none()
+                                && self.failed.contains_key(&from.node.name)
+                                && self.nodes[d.0.0].0.inputs[d.1].role != PortRole::Call =>
+                        {
+                            self.orphan_inits.push((d, value.clone(), init.span()));
+                        }
+                        _ => {
+                            self.attempted.insert(d);
+                        }
+                    },
                     None => {
                         if let Some(&id) = self.by_name.get(&to.node.name) {
                             self.bad_edge_into.insert(id);
@@ -921,30 +962,42 @@ impl Builder<'_> {
                 );
                 continue;
             }
+            if let Some(init) = init {
+                self.init_spans.insert(self.edges.len(), init.span());
+            }
             self.edges.push(GraphEdge {
                 from: from_id,
                 from_port,
                 to: to_id,
                 to_port,
-                kind,
+                kind: kind.clone(),
                 span,
             });
         }
     }
 
-    fn init_value(&mut self, init: &Init) -> Option<Value> {
+    fn init_value(&mut self, init: &Init, settings: &Settings) -> Option<Value> {
+        // Sizes may say H, W and F, as everywhere else in a graph.
         let shape = |dims: &[DimExpr], diags: &mut Diagnostics| -> Option<Vec<usize>> {
             let mut out = Vec::new();
             for d in dims {
                 match d {
                     DimExpr::Known(n) => out.push(usize::try_from(*n).ok()?),
-                    DimExpr::Symbol(s) => {
-                        diags.push(Diagnostic::error(
-                            init.span(),
-                            format!("feedback init shapes take numbers only; found `{s}`"),
-                        ));
-                        return None;
-                    }
+                    DimExpr::Symbol(s) => match settings.dim(s) {
+                        Some(n) => out.push(n),
+                        None => {
+                            diags.push(
+                                Diagnostic::error(
+                                    init.span(),
+                                    format!("feedback init: unknown dimension symbol `{s}`"),
+                                )
+                                .with_help(
+                                    "shapes may use H and W (from `resolution`) and F (from `frames_per_tick`)",
+                                ),
+                            );
+                            return None;
+                        }
+                    },
                 }
             }
             Some(out)
@@ -1114,8 +1167,9 @@ impl Builder<'_> {
                     .edges
                     .iter()
                     .any(|e| e.to == NodeId(i) && e.to_port == p)
+                    && !self.orphan_inits.iter().any(|o| o.0 == (NodeId(i), p))
                 {
-                    missing.push(port.name.as_str());
+                    missing.push((port.name.as_str(), node.node.input_type(p)));
                 }
             }
             if missing.is_empty() {
@@ -1128,15 +1182,22 @@ impl Builder<'_> {
             // One error per node, naming every input it lacks.
             let listed: Vec<String> = missing
                 .iter()
-                .map(|p| format!("`{}.{}`", node.name, port_syntax(p)))
+                .map(|(p, _)| format!("`{}.{}`", node.name, port_syntax(p)))
                 .collect();
             let message = match listed.as_slice() {
                 [one] => format!("input {one} is not connected"),
                 many => format!("inputs {} are not connected", many.join(", ")),
             };
+            // Each with the type it takes, when the node knows it.
             let help: Vec<String> = missing
                 .iter()
-                .map(|p| format!("`some_node.out -> {}.{}`", node.name, port_syntax(p)))
+                .map(|(p, ty)| {
+                    let wire = format!("`some_node.out -> {}.{}`", node.name, port_syntax(p));
+                    match ty {
+                        Some(ty) => format!("{wire} (it takes {ty})"),
+                        None => wire,
+                    }
+                })
                 .collect();
             self.diags.push(
                 Diagnostic::error(node.span, message)
@@ -1146,7 +1207,7 @@ impl Builder<'_> {
                         node.kind,
                         missing
                             .iter()
-                            .map(|p| format!("`{p}`"))
+                            .map(|(p, _)| format!("`{p}`"))
                             .collect::<Vec<_>>()
                             .join(", ")
                     ))
@@ -1314,6 +1375,9 @@ impl Builder<'_> {
     fn wired_types(&self, id: NodeId, ok: &[bool]) -> Option<Vec<Option<ValueType>>> {
         let node = &self.nodes[id.0].0;
         let mut types = vec![None; node.inputs.len()];
+        for ((_, port), init, _) in self.orphan_inits.iter().filter(|o| o.0.0 == id) {
+            types[*port] = Some(init.value_type());
+        }
         for e in self.edges.iter().filter(|e| e.to == id) {
             types[e.to_port] = match &e.kind {
                 EdgeKind::Feedback { init } => Some(init.value_type()),
@@ -1377,6 +1441,69 @@ impl Builder<'_> {
         true
     }
 
+    /// The parameter that fixes the type of output `port` of node `id`, and
+    /// where it is written ([`Node::output_set_by`]).
+    fn set_by(&self, id: NodeId, port: usize) -> Option<(&'static str, Span)> {
+        let node = &self.nodes[id.0].0;
+        let param = node.node.output_set_by(port)?;
+        Some((param, node.params.span(param)?))
+    }
+
+    /// A callee rejected argument `arg` of its call, of type `ty`: when that
+    /// argument is a value the caller received on a data edge from an
+    /// output a parameter fixes (a sampler's `noise`, passed on as `x`),
+    /// the error is reported once, at that parameter. True when reported.
+    fn report_at_call_origin(
+        &mut self,
+        caller: NodeId,
+        callee: NodeId,
+        arg: &str,
+        ty: &ValueType,
+        e: &TypeError,
+    ) -> bool {
+        let Some(edge) = self.edges.iter().find(|x| {
+            x.to == caller
+                && x.kind == EdgeKind::Data
+                && self.nodes[x.from.0].0.output_types.get(x.from_port) == Some(ty)
+                && self.set_by(x.from, x.from_port).is_some()
+        }) else {
+            return false;
+        };
+        let Some((param, span)) = self.set_by(edge.from, edge.from_port) else {
+            return false;
+        };
+        let (caller, callee, from) = (
+            &self.nodes[caller.0].0,
+            &self.nodes[callee.0].0,
+            &self.nodes[edge.from.0].0,
+        );
+        let from_port = format!(
+            "{}.{}",
+            from.name,
+            port_syntax(&from.outputs[edge.from_port].name)
+        );
+        let input = port_syntax(&caller.inputs[edge.to_port].name);
+        self.diags.push(
+            Diagnostic::error(
+                span,
+                format!(
+                    "type mismatch: `{}` ({}) calls `{}` ({}) with its `{input}` as `{arg}`: {}",
+                    caller.name, caller.kind, callee.name, callee.kind, e.message
+                ),
+            )
+            .with_label(format!("`{}.{param}` makes `{from_port}` {ty}", from.name))
+            .with_secondary(
+                edge.span,
+                format!("`{from_port}` feeds `{}.{input}` here", caller.name),
+            )
+            .with_secondary(
+                callee.span,
+                format!("`{}` ({}) declared here", callee.name, callee.kind),
+            ),
+        );
+        true
+    }
+
     fn report_type_error(&mut self, id: NodeId, types: &[Option<ValueType>], e: TypeError) {
         if e.consequence {
             return;
@@ -1386,15 +1513,58 @@ impl Builder<'_> {
         let d = match e.input {
             Some(i) if i < node.inputs.len() => {
                 let port = &node.inputs[i];
-                match self.edges.iter().find(|x| x.to == id && x.to_port == i) {
-                    Some(edge) => {
+                match self
+                    .edges
+                    .iter()
+                    .enumerate()
+                    .find(|(_, x)| x.to == id && x.to_port == i)
+                {
+                    Some((index, edge)) => {
                         let from = &self.nodes[edge.from.0].0;
                         let found = types[i]
                             .as_ref()
                             .map(ToString::to_string)
                             .unwrap_or_default();
-                        Diagnostic::error(
-                            edge.span,
+                        let from_port = format!(
+                            "{}.{}",
+                            from.name,
+                            port_syntax(&from.outputs[edge.from_port].name)
+                        );
+                        let message = format!(
+                            "type mismatch at input `{}.{}`: {}",
+                            node.name,
+                            port_syntax(&port.name),
+                            e.message
+                        );
+                        let init = self.init_spans.get(&index).copied();
+                        let set_by = self.set_by(edge.from, edge.from_port);
+                        match (&edge.kind, init, set_by) {
+                            // Tick 0's value is the init, not the producer's output.
+                            (EdgeKind::Feedback { .. }, Some(init), _) => {
+                                Diagnostic::error(init, message)
+                                    .with_label(format!(
+                                        "the init, the value of `{from_port}` on tick 0, is {found}"
+                                    ))
+                                    .with_secondary(node.span, format!("{owner} declared here"))
+                            }
+                            // The value's type was written in a parameter: say where.
+                            (EdgeKind::Data, _, Some((param, span))) => {
+                                Diagnostic::error(edge.span, message)
+                                    .with_label(format!("`{from_port}` gives {found}"))
+                                    .with_secondary(
+                                        span,
+                                        format!("`{}.{param}` makes it {found}", from.name),
+                                    )
+                                    .with_secondary(node.span, format!("{owner} declared here"))
+                            }
+                            _ => Diagnostic::error(edge.span, message)
+                                .with_label(format!("`{from_port}` gives {found}"))
+                                .with_secondary(node.span, format!("{owner} declared here")),
+                        }
+                    }
+                    None => match self.orphan_inits.iter().find(|o| o.0 == (id, i)) {
+                        Some((_, init, span)) => Diagnostic::error(
+                            *span,
                             format!(
                                 "type mismatch at input `{}.{}`: {}",
                                 node.name,
@@ -1403,16 +1573,15 @@ impl Builder<'_> {
                             ),
                         )
                         .with_label(format!(
-                            "`{}.{}` gives {found}",
-                            from.name,
-                            port_syntax(&from.outputs[edge.from_port].name)
+                            "the init, tick 0's value, is {}",
+                            init.value_type()
                         ))
-                        .with_secondary(node.span, format!("{owner} declared here"))
-                    }
-                    None => Diagnostic::error(
-                        node.span,
-                        format!("{owner}, input `{}`: {}", port.name, e.message),
-                    ),
+                        .with_secondary(node.span, format!("{owner} declared here")),
+                        None => Diagnostic::error(
+                            node.span,
+                            format!("{owner}, input `{}`: {}", port.name, e.message),
+                        ),
+                    },
                 }
             }
             _ => Diagnostic::error(node.span, format!("{owner}: {}", e.message)),
@@ -1496,6 +1665,23 @@ impl InferCalls for CallInference<'_, '_> {
             }
             Err(e) => {
                 let callee_name = self.builder.nodes[callee.0].0.name.clone();
+                // An argument the callee refused that came from a parameter
+                // (a sampler's noise `shape`): one error, at that parameter.
+                let refused = e.input.and_then(|i| {
+                    let k = slots.iter().position(|s| *s == i)?;
+                    let arg = self.builder.nodes[callee.0].0.inputs[i].name.clone();
+                    Some((arg, args.get(k)?.clone()))
+                });
+                if !e.consequence
+                    && let Some((arg, ty)) = refused
+                    && self
+                        .builder
+                        .report_at_call_origin(self.caller, callee, &arg, &ty, &e)
+                {
+                    return Err(TypeError::consequence_of(format!(
+                        "its callable `{callee_name}` rejected the call (reported at the value's origin)"
+                    )));
+                }
                 self.builder.report_type_error(callee, &types, e.clone());
                 Err(TypeError::node(format!(
                     "its callable `{callee_name}` rejected the call: {}",

@@ -28,6 +28,7 @@ use crate::tensor::TensorError;
 use crate::types::ValueType;
 use crate::value::{Actions, Value};
 use std::any::Any;
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -229,6 +230,35 @@ impl BuildContext<'_> {
         })
     }
 
+    /// Where a sink's path parameter `param` (declared
+    /// [`ParamType::OutPath`](crate::params::ParamType::OutPath)) points:
+    /// inside the run's output directory. The checker refused any other
+    /// value already; this checks again for nodes built without it.
+    pub fn output_path(&self, param: &str) -> Result<PathBuf, BuildError> {
+        let rel = self.params.string(param)?;
+        crate::output::check_relative(Path::new(&rel)).map_err(|why| {
+            BuildError::param(
+                param,
+                format!("`{param}` must stay inside the run's output directory, but `{rel}` {why}"),
+            )
+        })?;
+        Ok(self.output.dir.join(rel))
+    }
+
+    /// A sink's file name part `param` (declared
+    /// [`ParamType::FileName`](crate::params::ParamType::FileName)), checked
+    /// again to name no directory.
+    pub fn file_name_part(&self, param: &str) -> Result<String, BuildError> {
+        let part = self.params.string(param)?;
+        crate::output::check_name_part(&part).map_err(|c| {
+            BuildError::param(
+                param,
+                format!("`{param}` is part of a file name and may not contain {c:?}"),
+            )
+        })?;
+        Ok(part)
+    }
+
     /// The models named by list parameter `param` (declared
     /// `ParamType::ModelRefList`), with their names, in order.
     pub fn model_list(&self, param: &str) -> Result<Vec<NamedModel>, BuildError> {
@@ -258,8 +288,18 @@ impl BuildContext<'_> {
 /// Building a node never creates files; sinks create them when a run starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputConfig {
+    /// The output directory; every path a graph's sinks name is inside it
+    /// ([`ParamType::OutPath`](crate::params::ParamType::OutPath)).
     pub dir: PathBuf,
     pub display: DisplayTarget,
+    /// Whether the graph's file sinks (`png`, `gif`, `y4m`, `npy_dump`)
+    /// write. False for a live world started without `--out`: they check
+    /// their input as usual and write nothing.
+    pub write_sinks: bool,
+    /// Sinks that write a numbered file per tick (`png`, `npy_dump`, the
+    /// display's PNG frames) keep only their newest N files, removing the
+    /// file of tick `t − N` after writing tick `t` (`--keep-last N`).
+    pub keep_last: Option<NonZeroU64>,
 }
 
 impl Default for OutputConfig {
@@ -267,6 +307,8 @@ impl Default for OutputConfig {
         OutputConfig {
             dir: PathBuf::from("out"),
             display: DisplayTarget::PngDir(PathBuf::from("out")),
+            write_sinks: true,
+            keep_last: None,
         }
     }
 }
@@ -301,18 +343,22 @@ impl OutputConfig {
             _ if path.as_os_str() == "-" => OutputConfig {
                 dir: PathBuf::from("."),
                 display: DisplayTarget::Y4m(path.to_path_buf()),
+                ..OutputConfig::default()
             },
             Some("gif") => OutputConfig {
                 dir: parent(),
                 display: DisplayTarget::Gif(path.to_path_buf()),
+                ..OutputConfig::default()
             },
             Some("y4m") => OutputConfig {
                 dir: parent(),
                 display: DisplayTarget::Y4m(path.to_path_buf()),
+                ..OutputConfig::default()
             },
             _ => OutputConfig {
                 dir: path.to_path_buf(),
                 display: DisplayTarget::PngDir(path.to_path_buf()),
+                ..OutputConfig::default()
             },
         })
     }
@@ -429,6 +475,22 @@ pub trait Node: Send + Sync + 'static {
     /// without a host copy.
     fn accepts_device_inputs(&self) -> bool {
         false
+    }
+
+    /// What input `port` takes, for help texts ("connect it: … (takes
+    /// f32[1, 64])"): a model input's type, `actions`, an image. None when
+    /// the node only knows once its other inputs are typed.
+    fn input_type(&self, _port: usize) -> Option<String> {
+        None
+    }
+
+    /// The parameter that alone fixes the type of output `port`, if one
+    /// does (a `noise` or `constant` node's `shape`). A type error that
+    /// value causes downstream — at the input it feeds, or in a callee its
+    /// consumer calls with it — is reported at that parameter, where the
+    /// mistake is, rather than at the nodes that received the value.
+    fn output_set_by(&self, _port: usize) -> Option<&'static str> {
+        None
     }
 
     /// Fresh state for a run.

@@ -30,6 +30,13 @@ pub enum ParamType {
     Str,
     /// A file path, resolved relative to the file that declares the node.
     Path,
+    /// A path a sink writes, relative to the run's output directory; one
+    /// that could leave it (absolute, or with `..`) is refused where it is
+    /// written ([`crate::output::check_relative`]). Read as a string.
+    OutPath,
+    /// A part of a file name a sink writes (a prefix): no `/` or `\`.
+    /// Read as a string.
+    FileName,
     /// One identifier out of a fixed set.
     Choice(&'static [&'static str]),
     /// A tensor shape: a size literal (`1x3xHxW`) or a list of integers and
@@ -60,6 +67,8 @@ impl ParamType {
             ParamType::Bool => "a boolean (true or false)".into(),
             ParamType::Str => "a string".into(),
             ParamType::Path => "a file path string".into(),
+            ParamType::OutPath => "a path string, relative to the run's output directory".into(),
+            ParamType::FileName => "a file name string (no `/`)".into(),
             ParamType::Choice(c) => format!("one of {}", c.join(", ")),
             ParamType::Shape => "a shape like 1x3x64x64 or [1, 3, H, W]".into(),
             ParamType::NodeRef => "a node reference like @denoiser".into(),
@@ -378,6 +387,43 @@ fn convert(
         (ParamType::Float, ValueKind::Float(f)) => ParamValue::Float(*f),
         (ParamType::Bool, ValueKind::Bool(b)) => ParamValue::Bool(*b),
         (ParamType::Str, ValueKind::Str(s)) => ParamValue::Str(s.clone()),
+        (ParamType::OutPath, ValueKind::Str(s)) => {
+            if let Err(why) = crate::output::check_relative(std::path::Path::new(s)) {
+                return Err(Diagnostic::error(
+                    v.span,
+                    format!(
+                        "`{}` of {} must stay inside the run's output directory, but `{s}` {why}",
+                        spec.name, cx.owner
+                    ),
+                )
+                .with_label("outside the output directory")
+                .with_help(
+                    "output paths are relative to the run's output directory; \
+                     choose that directory with `--out DIR`",
+                ));
+            }
+            ParamValue::Str(s.clone())
+        }
+        (ParamType::FileName, ValueKind::Str(s)) => {
+            if let Err(c) = crate::output::check_name_part(s) {
+                return Err(Diagnostic::error(
+                    v.span,
+                    format!(
+                        "`{}` of {} is part of a file name and may not contain {}",
+                        spec.name,
+                        cx.owner,
+                        if c == '\0' {
+                            "a NUL character".to_string()
+                        } else {
+                            format!("`{c}`")
+                        }
+                    ),
+                )
+                .with_label("not a file name")
+                .with_help("directories go in the sink's `dir`"));
+            }
+            ParamValue::Str(s.clone())
+        }
         (ParamType::Path, ValueKind::Str(s)) => {
             let base = cx.sources.get(v.span.file).base_dir();
             ParamValue::Path(base.join(s))

@@ -53,8 +53,9 @@ pub struct GraphDiff {
     pub rewired: Vec<String>,
     /// Declared models whose loaded session differs.
     pub models_reloaded: Vec<String>,
-    /// The `world { }` settings changed.
-    pub settings_changed: bool,
+    /// The `world { }` settings that changed, each as `NAME OLD → NEW`
+    /// (`fps 8 → 4`; see [`Settings::changes`](crate::settings::Settings::changes)).
+    pub settings: Vec<String>,
 }
 
 /// Identity of a loaded model session (its address), for comparisons.
@@ -88,7 +89,7 @@ impl GraphDiff {
     /// Compares `old` and `new` by node name.
     pub fn between(old: &Graph, new: &Graph) -> GraphDiff {
         let mut diff = GraphDiff {
-            settings_changed: old.settings != new.settings,
+            settings: old.settings.changes(&new.settings),
             ..GraphDiff::default()
         };
         for m in &new.models {
@@ -127,7 +128,7 @@ impl GraphDiff {
             && self.changed.is_empty()
             && self.rewired.is_empty()
             && self.models_reloaded.is_empty()
-            && !self.settings_changed
+            && self.settings.is_empty()
     }
 
     /// One line: `changed sampler.steps; +node x; -edge a.b -> c.d; models reloaded: m`.
@@ -164,8 +165,11 @@ impl GraphDiff {
                 self.models_reloaded.join(", ")
             ));
         }
-        if self.settings_changed {
-            out.push("world settings changed".into());
+        if !self.settings.is_empty() {
+            out.push(format!(
+                "world settings changed: {}",
+                self.settings.join(", ")
+            ));
         }
         if out.is_empty() {
             "no change".into()

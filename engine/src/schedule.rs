@@ -91,6 +91,13 @@ pub struct Shown {
 
 /// What a caller of [`Runner::advance`] supplies at tick boundaries.
 pub trait TickHooks {
+    /// Called before tick `tick` starts, before [`TickHooks::input`]. A
+    /// paced caller waits here for the tick's time; `Break` starts no more
+    /// ticks (the run pauses after those already started, as a `Break`
+    /// from [`TickHooks::tick_done`] does), so a stop need not wait for it.
+    fn before_tick(&mut self, _tick: u64) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
     /// Live input for tick `tick`, sampled when the tick starts.
     fn input(&mut self, _tick: u64) -> TickInput {
         TickInput::NONE
@@ -418,6 +425,10 @@ impl Runner {
         let mut prev = std::mem::take(&mut self.prev);
         prev.resize(self.steps.len(), None);
         for tick in first..first.saturating_add(config.ticks) {
+            if hooks.before_tick(tick).is_break() {
+                run.paused = true;
+                break;
+            }
             let input = hooks.input(tick);
             let tick_start = Instant::now();
             let copies_at_start = crate::transfers::totals();
@@ -527,6 +538,10 @@ impl Runner {
                     && run.error.is_none()
                     && !run.paused
                 {
+                    if hooks.before_tick(next_tick).is_break() {
+                        run.paused = true;
+                        break;
+                    }
                     let input = hooks.input(next_tick);
                     this.admit(next_tick, input, &mut ticks, &mut ready);
                     next_tick += 1;

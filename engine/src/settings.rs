@@ -72,6 +72,36 @@ pub const SETTINGS: &[ParamSpec] = &[
     ),
 ];
 
+/// The slowest clock a world may tick on (ticks per second): one tick in
+/// about 17 minutes.
+pub const MIN_FPS: f64 = 0.001;
+/// The fastest clock a world may tick on (ticks per second).
+pub const MAX_FPS: f64 = 1000.0;
+
+/// Checks a world's tick rate (`world { fps }`, `--fps`): a number from
+/// [`MIN_FPS`] to [`MAX_FPS`]. Outside that range a period is either
+/// shorter than a tick can be timed or too long to wait for (1e-300 fps is
+/// a period no clock holds).
+pub fn check_fps(fps: f64) -> Result<f64, String> {
+    if (MIN_FPS..=MAX_FPS).contains(&fps) {
+        Ok(fps)
+    } else {
+        Err(format!(
+            "fps must be between {MIN_FPS} and {MAX_FPS} ticks per second, not {}",
+            number(fps)
+        ))
+    }
+}
+
+/// A number as people write it: `8`, `0.25`, `1e-300` (not 300 zeros).
+fn number(v: f64) -> String {
+    if v == 0.0 || (1e-4..1e15).contains(&v.abs()) {
+        v.to_string()
+    } else {
+        format!("{v:e}")
+    }
+}
+
 /// What a paced world does when ticks run late.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LatePolicy {
@@ -143,10 +173,9 @@ impl Settings {
             }
         }
         if let Ok(fps) = p.float("fps") {
-            if fps > 0.0 && fps.is_finite() {
-                s.fps = fps;
-            } else {
-                problems.push(("fps", "fps must be a positive number".to_string()));
+            match check_fps(fps) {
+                Ok(fps) => s.fps = fps,
+                Err(why) => problems.push(("fps", why)),
             }
         }
         if let Ok(res) = p.shape("resolution") {
@@ -228,6 +257,57 @@ impl Settings {
         (s, problems)
     }
 
+    /// The settings that differ in `new`, each as `NAME OLD → NEW` (`fps 8
+    /// → 4`, `resolution 64x64 → 32x32`), in the table's order.
+    pub fn changes(&self, new: &Settings) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut diff = |name: &str, old: String, new: String| {
+            if old != new {
+                out.push(format!("{name} {old} → {new}"));
+            }
+        };
+        diff(
+            "name",
+            format!("{:?}", self.name),
+            format!("{:?}", new.name),
+        );
+        diff("seed", self.seed.to_string(), new.seed.to_string());
+        diff("fps", number(self.fps), number(new.fps));
+        diff(
+            "resolution",
+            format!("{}x{}", self.height, self.width),
+            format!("{}x{}", new.height, new.width),
+        );
+        diff(
+            "frames_per_tick",
+            self.frames_per_tick.to_string(),
+            new.frames_per_tick.to_string(),
+        );
+        diff("provider", self.provider.clone(), new.provider.clone());
+        diff("backend", self.backend.clone(), new.backend.clone());
+        let late = |p: LatePolicy| match p {
+            LatePolicy::Drop => "drop".to_string(),
+            LatePolicy::Degrade => "degrade".to_string(),
+        };
+        diff("on_late", late(self.on_late), late(new.on_late));
+        diff(
+            "degrade",
+            format!("{:?}", self.degrade),
+            format!("{:?}", new.degrade),
+        );
+        let nonfinite = |allow: bool| if allow { "allow" } else { "fail" }.to_string();
+        diff(
+            "on_nonfinite",
+            nonfinite(self.allow_nonfinite),
+            nonfinite(new.allow_nonfinite),
+        );
+        if out.is_empty() && self != new {
+            // A setting this list does not spell out yet.
+            out.push("(other settings)".into());
+        }
+        out
+    }
+
     /// Value of a dimension symbol usable in shapes.
     pub fn dim(&self, symbol: &str) -> Option<usize> {
         match symbol {
@@ -236,5 +316,40 @@ impl Settings {
             "F" => Some(self.frames_per_tick),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_name_each_setting() {
+        let old = Settings::default();
+        assert!(old.changes(&old).is_empty());
+        let new = Settings {
+            fps: 4.0,
+            height: 32,
+            ..Settings::default()
+        };
+        assert_eq!(
+            old.changes(&new),
+            vec![
+                "fps 8 → 4".to_string(),
+                "resolution 64x64 → 32x64".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn fps_is_bounded() {
+        assert_eq!(check_fps(8.0), Ok(8.0));
+        assert_eq!(check_fps(MIN_FPS), Ok(MIN_FPS));
+        assert_eq!(check_fps(MAX_FPS), Ok(MAX_FPS));
+        for bad in [0.0, -1.0, 1e-300, 1e-4, 1001.0, f64::INFINITY, f64::NAN] {
+            let err = check_fps(bad).unwrap_err();
+            assert!(err.contains("between 0.001 and 1000"), "{bad}: {err}");
+        }
+        assert!(check_fps(1e-300).unwrap_err().ends_with("not 1e-300"));
     }
 }

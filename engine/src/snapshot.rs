@@ -20,6 +20,7 @@
 use crate::graph::Graph;
 use crate::model::file_digest;
 use crate::node::NodeError;
+use crate::params::ParamValue;
 use crate::schedule::Runner;
 use crate::tensor::{DType, HostData, Tensor};
 use crate::value::{Actions, Key, Value};
@@ -28,6 +29,21 @@ use std::sync::Mutex;
 
 /// The snapshot format's version; files of another version are refused.
 pub const SNAPSHOT_VERSION: u64 = 1;
+
+/// The largest tick a snapshot may hold (and a run may be asked to save
+/// at): 2^53, the last integer every JSON reader keeps exact. At 1000 ticks
+/// per second that is 285 000 years; a larger tick is a forged or corrupt
+/// file, and counters near `u64::MAX` would run no ticks at all.
+pub const MAX_TICK: u64 = 1 << 53;
+
+/// How [`Runner::restore_with`] treats a snapshot taken with other
+/// parameter values (same nodes, kinds, seed and models).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestoreOptions {
+    /// Load it anyway (continue a world with changed settings); by default
+    /// it is refused, naming the parameters that differ.
+    pub allow_param_changes: bool,
+}
 
 /// A snapshot could not be written or restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -208,13 +224,17 @@ fn fingerprint(graph: &Graph) -> Result<Json, SnapshotError> {
     use sha2::Digest;
     let mut params = sha2::Sha256::new();
     let mut nodes = Map::new();
+    let mut values = Map::new();
     for n in &graph.nodes {
         nodes.insert(n.name.clone(), json!(n.kind));
         params.update(n.name.as_bytes());
+        let mut node_values = Map::new();
         for (k, v) in n.params.iter() {
             params.update(k.as_bytes());
             params.update(v.to_json().to_string().as_bytes());
+            node_values.insert(k.to_string(), param_json(v));
         }
+        values.insert(n.name.clone(), Json::Object(node_values));
     }
     let mut models = Map::new();
     for m in &graph.models {
@@ -233,7 +253,74 @@ fn fingerprint(graph: &Graph) -> Result<Json, SnapshotError> {
         "nodes": nodes,
         "models": models,
         "params_sha256": hex(params.finalize().into_iter()),
+        "params": values,
     }))
+}
+
+/// A parameter's value as a snapshot records it: a file path as the file
+/// it names (absolute), so the same graph run from another directory
+/// matches.
+fn param_json(v: &ParamValue) -> Json {
+    match v {
+        ParamValue::Path(p) => {
+            json!(
+                std::path::absolute(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string()
+            )
+        }
+        other => other.to_json(),
+    }
+}
+
+/// The parameters whose values differ between the graph `snapshot` was
+/// taken of and `graph`, each as `NODE.PARAM OLD → NEW` (`sampler.steps 4
+/// → 2`), for nodes both have. A snapshot that records only a hash of its
+/// parameters (an older file) gives one entry saying they differ.
+pub fn param_changes(snapshot: &Json, graph: &Graph) -> Result<Vec<String>, SnapshotError> {
+    let theirs = snapshot.get("graph").cloned().unwrap_or(Json::Null);
+    let ours = fingerprint(graph)?;
+    Ok(compare_params(&theirs, &ours))
+}
+
+fn compare_params(theirs: &Json, ours: &Json) -> Vec<String> {
+    let Some(their_values) = theirs.get("params").and_then(Json::as_object) else {
+        return match theirs.get("params_sha256") {
+            Some(hash) if Some(hash) != ours.get("params_sha256") => {
+                vec![
+                    "(its parameter hash differs; this snapshot does not record which parameters)"
+                        .into(),
+                ]
+            }
+            _ => Vec::new(),
+        };
+    };
+    let empty = Map::new();
+    let mut changes = Vec::new();
+    let our_values = ours
+        .get("params")
+        .and_then(Json::as_object)
+        .unwrap_or(&empty);
+    for (node, ours) in our_values {
+        let Some(theirs) = their_values.get(node).and_then(Json::as_object) else {
+            continue;
+        };
+        let ours = ours.as_object().unwrap_or(&empty);
+        let absent = Json::String("(unset)".into());
+        let names: std::collections::BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
+        for name in names {
+            let (old, new) = (theirs.get(name), ours.get(name));
+            if old != new {
+                changes.push(format!(
+                    "{node}.{name} {} → {}",
+                    old.unwrap_or(&absent),
+                    new.unwrap_or(&absent)
+                ));
+            }
+        }
+    }
+    changes
 }
 
 impl Runner {
@@ -280,8 +367,19 @@ impl Runner {
     }
 
     /// Loads `snapshot` into this runner before its first tick: the next
-    /// tick is the snapshot's. Refuses a snapshot of another graph.
+    /// tick is the snapshot's. Refuses a snapshot of another graph, and one
+    /// taken with other parameter values (see [`Runner::restore_with`]).
     pub fn restore(&mut self, snapshot: &Json) -> Result<(), SnapshotError> {
+        self.restore_with(snapshot, RestoreOptions::default())
+    }
+
+    /// [`Runner::restore`], with `options` saying whether a snapshot taken
+    /// with other parameter values loads. Refuses a tick past [`MAX_TICK`].
+    pub fn restore_with(
+        &mut self,
+        snapshot: &Json,
+        options: RestoreOptions,
+    ) -> Result<(), SnapshotError> {
         if self.completed != 0 {
             return Err(SnapshotError(
                 "a snapshot loads only before the first tick".into(),
@@ -300,10 +398,14 @@ impl Runner {
         let theirs = snapshot.get("graph").cloned().unwrap_or(Json::Null);
         let ours = fingerprint(&graph)?;
         compatible(&theirs, &ours)?;
-        let tick = snapshot
-            .get("tick")
-            .and_then(Json::as_u64)
-            .ok_or_else(|| SnapshotError("the snapshot has no tick".into()))?;
+        let changes = compare_params(&theirs, &ours);
+        if !changes.is_empty() && !options.allow_param_changes {
+            return Err(SnapshotError(format!(
+                "the snapshot was taken with other parameter values: {}",
+                changes.join(", ")
+            )));
+        }
+        let tick = snapshot_tick(snapshot)?;
         let empty = Map::new();
         let states = snapshot
             .get("states")
@@ -341,6 +443,22 @@ impl Runner {
         self.prev = prev;
         self.completed = tick;
         Ok(())
+    }
+}
+
+/// The tick a snapshot continues at: a whole number up to [`MAX_TICK`].
+pub fn snapshot_tick(snapshot: &Json) -> Result<u64, SnapshotError> {
+    match snapshot.get("tick") {
+        None => Err(SnapshotError("the snapshot records no `tick`".into())),
+        Some(t) => match t.as_u64() {
+            Some(tick) if tick <= MAX_TICK => Ok(tick),
+            Some(tick) => Err(SnapshotError(format!(
+                "the snapshot's tick {tick} is out of range: ticks go up to {MAX_TICK} (2^53)"
+            ))),
+            None => Err(SnapshotError(format!(
+                "the snapshot's tick `{t}` is not a tick: a whole number from 0 to {MAX_TICK} (2^53)"
+            ))),
+        },
     }
 }
 

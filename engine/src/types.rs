@@ -15,14 +15,35 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Dim {
     Known(usize),
-    /// A named dimension resolved by unification (`batch`, `frames`).
+    /// A named dimension resolved by unification (`batch`, `frames`). A
+    /// name starting with `?` is an unnamed one (see [`Dim::unnamed`]).
     Sym(String),
+}
+
+/// How an unnamed dimension is shown, and its bare form.
+pub const UNNAMED: &str = "?";
+
+impl Dim {
+    /// An unnamed dynamic dimension — ONNX's `?`, a size that is neither
+    /// fixed nor named — at `axis` of the port that `scope` names
+    /// (`"output y"`). Each is its own unknown: two unnamed dimensions never
+    /// have to be equal, as two uses of one name (`batch`) do. It shows as
+    /// `?`.
+    pub fn unnamed(scope: &str, axis: usize) -> Dim {
+        Dim::Sym(format!("{UNNAMED}{scope}#{axis}"))
+    }
+
+    /// True for an unnamed dimension ([`Dim::unnamed`], or a bare `?`).
+    pub fn is_unnamed(&self) -> bool {
+        matches!(self, Dim::Sym(s) if s.starts_with(UNNAMED))
+    }
 }
 
 impl fmt::Display for Dim {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Dim::Known(n) => write!(f, "{n}"),
+            d if d.is_unnamed() => f.write_str(UNNAMED),
             Dim::Sym(s) => f.write_str(s),
         }
     }
@@ -116,7 +137,9 @@ impl Bindings {
     }
 
     /// Matches `actual` against `pattern`, binding its symbols. Fails with a
-    /// readable reason when ranks, dtypes or dimensions disagree.
+    /// readable reason when ranks, dtypes or dimensions disagree. Unnamed
+    /// dimensions ([`Dim::unnamed`]) are distinct from each other: each
+    /// binds alone, and a bare `?` matches any size and binds nothing.
     pub fn unify(&mut self, pattern: &TensorType, actual: &TensorType) -> Result<(), String> {
         if pattern.dtype != actual.dtype {
             return Err(format!(
@@ -142,10 +165,11 @@ impl Bindings {
                     return Err(format!("dimension {axis} differs: expected {n}, found {a}"));
                 }
                 Dim::Known(_) => {}
+                Dim::Sym(s) if s == UNNAMED => {}
                 Dim::Sym(s) => match self.0.get(s) {
                     Some(&bound) if bound != a => {
                         return Err(format!(
-                            "dimension {axis} (`{s}`) is {a} here but {bound} elsewhere"
+                            "dimension {axis} (`{p}`) is {a} here but {bound} elsewhere"
                         ));
                     }
                     Some(_) => {}
@@ -202,6 +226,35 @@ mod tests {
             b.apply(&sym(DType::F32, &["batch", "w"])),
             TensorType::known(DType::F32, &[2, 8])
         );
+    }
+
+    #[test]
+    fn unnamed_dimensions_are_distinct() {
+        // ONNX `[?, ?]` giving [2, 5]: two unknowns, not one.
+        let pattern = TensorType {
+            dtype: DType::F32,
+            shape: vec![Dim::unnamed("output y", 0), Dim::unnamed("output y", 1)],
+        };
+        assert_eq!(pattern.to_string(), "f32[?, ?]");
+        let got = TensorType::known(DType::F32, &[2, 5]);
+        let mut b = Bindings::new();
+        b.unify(&pattern, &got).unwrap();
+        assert_eq!(b.apply(&pattern), got);
+        // An input's unnamed dimension is not an output's.
+        let input = TensorType {
+            dtype: DType::F32,
+            shape: vec![Dim::unnamed("input x", 0)],
+        };
+        b.unify(&input, &TensorType::known(DType::F32, &[7]))
+            .unwrap();
+        assert_eq!(b.apply(&input), TensorType::known(DType::F32, &[7]));
+        assert_eq!(b.apply(&pattern), got);
+        // A bare `?` matches anything and binds nothing.
+        let bare = sym(DType::F32, &["?", "?"]);
+        assert!(bare.shape.iter().all(Dim::is_unnamed));
+        Bindings::new().unify(&bare, &got).unwrap();
+        // A named one still must agree with itself.
+        assert!(!Dim::Sym("batch".into()).is_unnamed());
     }
 
     #[test]

@@ -41,7 +41,7 @@ use crate::schedule::{
     Advance, NodeFailure, RunConfig, RunError, RunEvent, RunReport, Runner, TickHooks,
 };
 use crate::settings::LatePolicy;
-use crate::snapshot::SnapshotError;
+use crate::snapshot::{RestoreOptions, SnapshotError};
 use crate::tensor::Tensor;
 use crate::value::{Actions, Value};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
@@ -294,6 +294,14 @@ impl WorldHandle {
         }
     }
 
+    /// Holds no keys from now on, without counting it as a key change: a
+    /// front end's starting state (or a new controller's), for which no
+    /// key-to-frame latency is measured.
+    pub fn hold_no_keys(&self) {
+        let mut live = self.live.keys.lock().unwrap_or_else(|p| p.into_inner());
+        live.keys = Some(Actions::none());
+    }
+
     /// Asks for a parameter change; it takes effect at a tick boundary once
     /// the graph is rebuilt (off the tick thread). Without a reloader (a
     /// world built without a [`GraphSource`]) this returns false.
@@ -455,6 +463,10 @@ pub struct WorldConfig {
     /// With [`LatePolicy::Degrade`]: cheaper settings applied in order while
     /// the world is behind, undone in reverse once it has caught up.
     pub degrade: Vec<ParamSet>,
+    /// `fps` is the graph's own `world { fps }`: a reload that changes it
+    /// re-paces the world from the swap on. False when the owner fixed the
+    /// rate (a command line's `--fps`), or for an unpaced world.
+    pub follow_graph_fps: bool,
 }
 
 impl Default for WorldConfig {
@@ -468,6 +480,7 @@ impl Default for WorldConfig {
             stats_every: None,
             on_late: LatePolicy::Drop,
             degrade: Vec::new(),
+            follow_graph_fps: false,
         }
     }
 }
@@ -634,7 +647,7 @@ impl World {
                 for e in events {
                     self.apply_scripted(e, observer);
                 }
-                clock.rebase(self.runner.ticks_done());
+                clock.retime(self.config.fps, self.runner.ticks_done());
             }
             // Run until the next scripted event, the tick limit, or a control.
             let next_event = self.script.keys().next().copied();
@@ -760,9 +773,19 @@ impl World {
         self.runner.snapshot()
     }
 
-    /// Continues from a snapshot: call before [`World::run`].
+    /// Continues from a snapshot: call before [`World::run`]. Refuses one
+    /// taken with other parameter values ([`World::restore_with`] may allow it).
     pub fn restore(&mut self, snapshot: &serde_json::Value) -> Result<(), SnapshotError> {
         self.runner.restore(snapshot)
+    }
+
+    /// [`World::restore`] with options (see [`Runner::restore_with`]).
+    pub fn restore_with(
+        &mut self,
+        snapshot: &serde_json::Value,
+        options: RestoreOptions,
+    ) -> Result<(), SnapshotError> {
+        self.runner.restore_with(snapshot, options)
     }
 
     /// Finishes every node (sinks close their files) and reports the run.
@@ -776,7 +799,7 @@ impl World {
                 Control::Stop => self.stop_requested = true,
                 Control::Swap(prepared) => {
                     self.swap(*prepared, observer);
-                    clock.rebase(self.runner.ticks_done());
+                    clock.retime(self.config.fps, self.runner.ticks_done());
                 }
                 Control::ReloadFailed { cause, message } => {
                     self.publish(
@@ -856,6 +879,14 @@ impl World {
         match self.runner.swap_graph(Arc::clone(&prepared.graph)) {
             Ok(swap) => {
                 self.reloads += 1;
+                let fps = prepared.graph.settings.fps;
+                if self.config.follow_graph_fps
+                    && self.config.fps.is_some()
+                    && self.config.fps != Some(fps)
+                {
+                    // The callers re-time the clock after a swap.
+                    self.config.fps = Some(fps);
+                }
                 let info = ReloadInfo {
                     tick,
                     files: prepared.files,
@@ -905,12 +936,31 @@ struct Clock {
     base_tick: u64,
 }
 
+/// How a wait for a tick's time ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waited {
+    /// The tick's time came (or the world is not paced).
+    OnTime,
+    /// The tick was already late by more than a period (the clock restarts).
+    Late,
+    /// Something needs the tick thread first: a control message arrived
+    /// (a stop, a rebuilt graph) or `wake` passed.
+    Interrupted,
+}
+
+/// A tick period for `fps` ticks per second; `None` (as fast as possible)
+/// for no rate or one that is not a positive number. A rate too slow for a
+/// `Duration` (1e-300) waits the longest period there is: a stop still ends
+/// the wait at once.
+fn period(fps: Option<f64>) -> Option<Duration> {
+    fps.filter(|f| f.is_finite() && *f > 0.0)
+        .map(|f| Duration::try_from_secs_f64(1.0 / f).unwrap_or(Duration::MAX))
+}
+
 impl Clock {
     fn new(fps: Option<f64>, tick: u64) -> Self {
         Clock {
-            period: fps
-                .filter(|f| f.is_finite() && *f > 0.0)
-                .map(|f| Duration::from_secs_f64(1.0 / f)),
+            period: period(fps),
             base: Instant::now(),
             base_tick: tick,
         }
@@ -922,23 +972,49 @@ impl Clock {
         self.base_tick = tick;
     }
 
-    /// Waits for tick `tick`'s start; true when it is already late by more
-    /// than a period (then the clock restarts from now: no catch-up burst).
-    fn wait(&mut self, tick: u64) -> bool {
+    /// A new rate from `tick` on (a reload changed the graph's fps).
+    fn retime(&mut self, fps: Option<f64>, tick: u64) {
+        self.period = period(fps);
+        self.rebase(tick);
+    }
+
+    /// Waits for tick `tick`'s start, or until a message arrives on
+    /// `controls` or `wake` passes, whichever is first (a stop never waits
+    /// for the next tick). Never sleeps blind: the wait is on the channel.
+    fn wait(&mut self, tick: u64, controls: &Receiver<Control>, wake: Option<Instant>) -> Waited {
         let Some(period) = self.period else {
-            return false;
+            return Waited::OnTime;
         };
         let n = u32::try_from(tick.saturating_sub(self.base_tick)).unwrap_or(u32::MAX);
-        let due = self.base + period.saturating_mul(n);
+        // `None`: further away than an `Instant` reaches; only a control ends it.
+        let due = self.base.checked_add(period.saturating_mul(n));
         let now = Instant::now();
-        if now < due {
-            std::thread::sleep(due - now);
-            false
-        } else if now - due > period {
-            self.rebase(tick);
-            true
-        } else {
-            false
+        match due {
+            Some(due) if now >= due => {
+                if now - due > period {
+                    self.rebase(tick);
+                    Waited::Late
+                } else {
+                    Waited::OnTime
+                }
+            }
+            _ => {
+                let until = [due, wake].into_iter().flatten().min();
+                let mut select = crossbeam_channel::Select::new();
+                select.recv(controls);
+                let ready = match until {
+                    Some(until) => select.ready_deadline(until).is_ok(),
+                    None => {
+                        select.ready();
+                        true
+                    }
+                };
+                if ready || due.is_none_or(|due| Instant::now() < due) {
+                    Waited::Interrupted
+                } else {
+                    Waited::OnTime
+                }
+            }
         }
     }
 }
@@ -969,11 +1045,20 @@ struct Hooks<'a> {
 }
 
 impl TickHooks for Hooks<'_> {
-    fn input(&mut self, tick: u64) -> TickInput {
-        if self.clock.wait(tick) {
-            *self.late_ticks += 1;
-            self.late.push(tick);
+    fn before_tick(&mut self, tick: u64) -> ControlFlow<()> {
+        // Stats (a front end's HUD) are due even while a slow clock waits.
+        match self.clock.wait(tick, self.controls, self.stats_due) {
+            Waited::OnTime => ControlFlow::Continue(()),
+            Waited::Late => {
+                *self.late_ticks += 1;
+                self.late.push(tick);
+                ControlFlow::Continue(())
+            }
+            Waited::Interrupted => ControlFlow::Break(()),
         }
+    }
+
+    fn input(&mut self, tick: u64) -> TickInput {
         let (keys, changed_at) = match self.scripted_keys {
             Some(k) => (k, None),
             None => {

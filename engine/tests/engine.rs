@@ -802,14 +802,18 @@ mod build_errors {
         let e = errors("node a: inc\nfeedback a.out -> a.x init zeros(2x2)\n");
         has(
             &e,
-            "t.world:2:1: type mismatch at input `a.x`: expected f32[1], found f32[2, 2]",
+            // At the init: tick 0's value is the init, not `a.out`.
+            "t.world:2:28: type mismatch at input `a.x`: expected f32[1], found f32[2, 2]",
         );
     }
 
     #[test]
     fn settings_are_checked() {
         let e = errors("world { fps = 0, resolution = 64, frobs = 1 }\n");
-        has(&e, "t.world:1:15: fps must be a positive number");
+        has(
+            &e,
+            "t.world:1:15: fps must be between 0.001 and 1000 ticks per second, not 0",
+        );
         has(
             &e,
             "t.world:1:31: parameter `resolution` of `world` expects a shape like 1x3x64x64 or [1, 3, H, W], found an integer",
@@ -1374,6 +1378,162 @@ mod live {
             ]
         );
         assert!(world.late_ticks() >= 1);
+    }
+
+    /// A stop ends the wait for the next tick at once, however slow the
+    /// clock — 0.01 fps, or a rate no `Duration` holds — inline and with workers.
+    #[test]
+    fn a_stop_ends_the_wait_between_ticks() {
+        for (fps, workers) in [(0.01, 0), (0.01, 2), (1e-300, 0)] {
+            let source = Source {
+                builds: AtomicU64::new(0),
+                prefix: "p_",
+            };
+            let graph = Arc::new(source.build(&[]).unwrap().graph);
+            let config = WorldConfig {
+                fps: Some(fps),
+                workers,
+                ..WorldConfig::default()
+            };
+            let mut world = World::new(graph, None, Vec::new(), config).unwrap();
+            let handle = world.handle();
+            let stopper = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                handle.stop();
+            });
+            let started = Instant::now();
+            let end = world.run(&mut |_| {}).unwrap();
+            stopper.join().unwrap();
+            assert_eq!(end, WorldEnd::Stopped);
+            // Tick 0 at once, tick 1 due 100 s later (or never): stopped first.
+            assert_eq!(world.ticks_done(), 1, "{fps} fps, {workers} workers");
+            assert!(started.elapsed() < Duration::from_secs(10));
+            world.finish().unwrap();
+            records("p_r");
+        }
+    }
+
+    /// A snapshot names the parameter values it was taken with: other
+    /// values are refused, naming each, unless allowed; a tick past 2^53
+    /// (a forged file) is refused, never run as a counter near `u64::MAX`.
+    #[test]
+    fn a_snapshot_checks_parameter_values_and_its_tick() {
+        use wgraph_engine::snapshot::{MAX_TICK, RestoreOptions, param_changes};
+        let text = ACC.replace("w_", "k_");
+        let mut runner = Runner::new(build(&text).unwrap()).unwrap();
+        runner.run(&modes(3)[0], &mut |_| {}).unwrap();
+        let snapshot = runner.snapshot().unwrap();
+        records("k_r");
+        let other = build(&text.replace("by = 1", "by = 2")).unwrap();
+        assert_eq!(
+            param_changes(&snapshot, &other).unwrap(),
+            vec!["k_acc.by 1.0 → 2.0".to_string()]
+        );
+        let err = Runner::new(Arc::clone(&other))
+            .unwrap()
+            .restore(&snapshot)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("the snapshot was taken with other parameter values: k_acc.by 1.0 → 2.0"),
+            "{err}"
+        );
+        let allow = RestoreOptions {
+            allow_param_changes: true,
+        };
+        let mut changed = Runner::new(other).unwrap();
+        changed.restore_with(&snapshot, allow).unwrap();
+        assert_eq!(changed.ticks_done(), 3);
+        // The same values load as before.
+        let mut same = Runner::new(build(&text).unwrap()).unwrap();
+        same.restore(&snapshot).unwrap();
+        for (tick, why) in [
+            (serde_json::json!(u64::MAX), "is out of range"),
+            (serde_json::json!(MAX_TICK + 1), "is out of range"),
+            (serde_json::json!(-1), "is not a tick"),
+            (serde_json::json!(1.5), "is not a tick"),
+        ] {
+            let mut forged = snapshot.clone();
+            forged["tick"] = tick;
+            let err = Runner::new(build(&text).unwrap())
+                .unwrap()
+                .restore(&forged)
+                .unwrap_err();
+            assert!(err.to_string().contains(why), "{err}");
+        }
+    }
+
+    /// ACC under `world { fps = F }`, F set by a parameter change of `fps`.
+    struct PacedSource;
+
+    impl GraphSource for PacedSource {
+        fn build(&self, sets: &[ParamSet]) -> Result<Built, String> {
+            let fps = sets
+                .iter()
+                .rev()
+                .find(|s| s.param == "fps")
+                .map_or("1000", |s| s.value.as_str());
+            let text = format!("world {{ fps = {fps} }}\n{}", ACC.replace("w_", "f_"));
+            let graph = build(&text).map_err(|e| e.join("\n"))?;
+            Ok(Built {
+                graph: Arc::try_unwrap(graph).map_err(|_| "shared".to_string())?,
+                files: Vec::new(),
+                provenance: None,
+                phases: Vec::new(),
+            })
+        }
+    }
+
+    /// A reload that changes `world { fps }` re-paces a world that follows
+    /// its graph's rate (and the reload line names the change); one whose
+    /// owner fixed the rate keeps it.
+    #[test]
+    fn a_reload_changes_the_clock_of_a_world_that_follows_its_graph() {
+        for follow in [true, false] {
+            let graph = Arc::new(PacedSource.build(&[]).unwrap().graph);
+            let config = WorldConfig {
+                fps: Some(1000.0),
+                follow_graph_fps: follow,
+                max_ticks: Some(4),
+                ..WorldConfig::default()
+            };
+            let mut world =
+                World::new(graph, Some(Arc::new(PacedSource)), Vec::new(), config).unwrap();
+            let set = ParamSet {
+                node: "world".into(),
+                param: "fps".into(),
+                value: "0.01".into(),
+            };
+            world.script([(1, ScriptedEvent::Set(set))]);
+            let handle = world.handle();
+            let stopper = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(500));
+                handle.stop();
+            });
+            let mut lines = Vec::new();
+            let end = world
+                .run(&mut |e| {
+                    if let WorldEvent::Reloaded(info) = e {
+                        lines.push(info.line());
+                    }
+                })
+                .unwrap();
+            stopper.join().unwrap();
+            assert!(
+                lines[0].contains("world settings changed: fps 1000 → 0.01"),
+                "{lines:?}"
+            );
+            if follow {
+                // Tick 1 starts at the swap; tick 2 would be 100 s later.
+                assert_eq!(end, WorldEnd::Stopped);
+                assert_eq!(world.ticks_done(), 2);
+            } else {
+                assert_eq!(end, WorldEnd::TickLimit);
+                assert_eq!(world.ticks_done(), 4);
+            }
+            world.finish().unwrap();
+            records("f_r");
+        }
     }
 
     #[test]

@@ -689,8 +689,60 @@ fn syntax_error(file: FileId, text: &str, err: &pest::error::Error<Rule>) -> Dia
         .get(pos..)
         .and_then(|s| s.chars().next())
         .map_or(0, char::len_utf8);
-    Diagnostic::error(
+    let d = Diagnostic::error(
         Span::new(file, pos, pos + len),
         format!("{expected}, found {}", describe_found(text, pos)),
-    )
+    );
+    match quote_port_hint(text, pos) {
+        Some(quoted) => d.with_help(format!(
+            "a port name that is not an identifier is quoted: `{quoted}`"
+        )),
+        None => d,
+    }
+}
+
+/// `net."35"` for a syntax error at the `.` of `net.35` (or the second `.`
+/// of `enc.input.1`): a port name that is not an identifier, written
+/// unquoted. None when the error is not at such a dot.
+fn quote_port_hint(text: &str, pos: usize) -> Option<String> {
+    // pest stops at the dot, or just after it (inside `node.port`).
+    let pos = match text.get(..pos) {
+        Some(b) if b.ends_with('.') => pos - 1,
+        _ => pos,
+    };
+    let after = text.get(pos..)?.strip_prefix('.')?;
+    let before = text.get(..pos)?;
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    if !before.ends_with(is_word) {
+        return None;
+    }
+    let start = before
+        .char_indices()
+        .rev()
+        .take_while(|&(_, c)| is_word(c) || c == '.')
+        .last()
+        .map_or(pos, |(i, _)| i);
+    let written = before.get(start..)?;
+    let (node, head) = match written.split_once('.') {
+        Some((node, head)) => (node, Some(head)),
+        None => (written, None),
+    };
+    // The port's rest: up to a space, an arrow or the end of the line.
+    let end = after
+        .char_indices()
+        .find(|&(i, c)| c.is_whitespace() || after[i..].starts_with("->"))
+        .map_or(after.len(), |(i, _)| i);
+    let tail = &after[..end];
+    if node.is_empty()
+        || tail.is_empty()
+        || tail.starts_with('"')
+        || !node.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+    {
+        return None;
+    }
+    let port = match head {
+        Some(head) => format!("{head}.{tail}"),
+        None => tail.to_string(),
+    };
+    Some(format!("{node}.{}", crate::diagnostic::port_syntax(&port)))
 }

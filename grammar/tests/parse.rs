@@ -945,4 +945,31 @@ mod quoted_ports {
         // Unquoted, a dotted name is a syntax error, not a silent misparse.
         assert!(!parse_errors("enc.input.1 -> dec.x\n").is_empty());
     }
+
+    /// The help of a syntax error at an unquoted port name that is not an
+    /// identifier.
+    fn help_of(text: &str) -> Option<String> {
+        let (sources, file) = source(text);
+        let diags = parse_file(&sources, file).expect_err("syntax error");
+        diags.iter().next().and_then(|d| d.help.clone())
+    }
+
+    /// `net.35` and `enc.input.1` are syntax errors whose help writes the
+    /// port quoted, on either side of the arrow.
+    #[test]
+    fn a_numeric_port_gets_a_hint_to_quote_it() {
+        let want = |q: &str| {
+            Some(format!(
+                "a port name that is not an identifier is quoted: `{q}`"
+            ))
+        };
+        assert_eq!(help_of("net.35 -> show.image\n"), want("net.\"35\""));
+        assert_eq!(help_of("a.out -> net.35\n"), want("net.\"35\""));
+        assert_eq!(help_of("a.out -> net.35\nb -> c\n"), want("net.\"35\""));
+        assert_eq!(help_of("enc.input.1 -> dec.x\n"), want("enc.\"input.1\""));
+        assert_eq!(help_of("a.out->net.x:0\n"), None);
+        // Other syntax errors have no such help.
+        assert_eq!(help_of("a.out b.in\n"), None);
+        assert_eq!(help_of("node x: noise { shape = [1, }\n"), None);
+    }
 }

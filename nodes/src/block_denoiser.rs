@@ -543,6 +543,18 @@ impl Node for BlockDenoiserNode {
         }
         ports
     }
+    fn input_type(&self, port: usize) -> Option<String> {
+        // Ports: x, t (from the caller), then the embed's conditions in order.
+        let sig = self.embed.signature();
+        let i = self
+            .embed_inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e, EmbedIn::Condition(_)))
+            .nth(port.checked_sub(2)?)?
+            .0;
+        Some(sig.inputs.get(i)?.ty.to_string())
+    }
 
     fn outputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::output(&self.prediction)]

@@ -244,6 +244,71 @@ pub(crate) fn create_dir(dir: &Path) -> Result<(), NodeError> {
     })
 }
 
+/// A graph's file sink as the run's outputs say: the sink itself, or — in a
+/// live world started without `--out`
+/// ([`OutputConfig::write_sinks`](wgraph_engine::node::OutputConfig::write_sinks)
+/// false) — a node typed like it that writes nothing.
+pub(crate) fn file_sink(cx: &BuildContext<'_>, sink: Box<dyn Node>) -> Box<dyn Node> {
+    if cx.output.write_sinks {
+        sink
+    } else {
+        Box::new(Skipped(sink))
+    }
+}
+
+/// A file sink that writes nothing: its ports and build-time checks are the
+/// sink's; it opens no file and does nothing per tick.
+struct Skipped(Box<dyn Node>);
+
+impl Node for Skipped {
+    fn inputs(&self) -> Vec<PortSpec> {
+        self.0.inputs()
+    }
+    fn outputs(&self) -> Vec<PortSpec> {
+        self.0.outputs()
+    }
+    fn infer(
+        &self,
+        inputs: &[Option<ValueType>],
+        calls: &mut dyn InferCalls,
+    ) -> Result<Vec<ValueType>, TypeError> {
+        self.0.infer(inputs, calls)
+    }
+    fn eval(
+        &self,
+        _: &mut State,
+        _: &[Option<Value>],
+        _: &mut TickContext<'_>,
+    ) -> Result<Vec<Value>, NodeError> {
+        Ok(Vec::new())
+    }
+}
+
+/// `--keep-last N` for a sink writing one numbered file per tick: once the
+/// file of `tick` is written, the file of tick `tick − N` (`path_of`) is
+/// removed, so at most N of the sink's files exist. Consecutive ticks make
+/// it a ring that survives hot reloads and restored snapshots (it needs no
+/// state); a file already gone is fine.
+pub(crate) fn keep_last(
+    keep: Option<std::num::NonZeroU64>,
+    tick: u64,
+    path_of: impl Fn(u64) -> PathBuf,
+) -> Result<(), NodeError> {
+    let Some(old) = keep.and_then(|n| tick.checked_sub(n.get())) else {
+        return Ok(());
+    };
+    let path = path_of(old);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(NodeError::new(format!(
+            "cannot remove `{}` (--keep-last): {}",
+            path.display(),
+            io_message(&e)
+        ))),
+    }
+}
+
 /// A tensor shape from a `Shape` parameter, within the tensor size limit
 /// ([`wgraph_engine::tensor::MAX_ELEMENTS`]).
 pub(crate) fn shape_param(cx: &BuildContext<'_>, name: &str) -> Result<Vec<usize>, BuildError> {
@@ -351,6 +416,7 @@ pub(crate) mod testing {
         let oc = OutputConfig {
             dir: out.to_path_buf(),
             display: wgraph_engine::node::DisplayTarget::PngDir(out.join("display")),
+            ..OutputConfig::default()
         };
         build_in(kind, given, &oc, &Settings::default())
     }

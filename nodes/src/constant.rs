@@ -49,6 +49,9 @@ impl Node for ConstantNode {
     ) -> Result<Vec<ValueType>, TypeError> {
         Ok(vec![ValueType::Tensor(self.0.tensor_type())])
     }
+    fn output_set_by(&self, _port: usize) -> Option<&'static str> {
+        Some("shape")
+    }
     fn eval(
         &self,
         _: &mut State,

@@ -796,6 +796,11 @@ impl Node for DenoiserNode {
         }
         ports
     }
+    fn input_type(&self, port: usize) -> Option<String> {
+        // Ports: x, t (from the caller), the conditions, then `hint`.
+        let i = *self.conditions.get(port.checked_sub(2)?)?;
+        Some(self.model.signature().inputs.get(i)?.ty.to_string())
+    }
 
     fn outputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::output(&self.prediction)]

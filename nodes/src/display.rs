@@ -36,16 +36,19 @@ impl NodeKind for Display {
                 dir: dir.clone(),
                 prefix: "frame".into(),
                 range,
+                keep_last: cx.output.keep_last,
             }),
             DisplayTarget::Gif(path) => Box::new(GifSink {
                 path: path.clone(),
                 delay: frame_delay(cx.settings.fps),
                 range,
+                confined: false,
             }),
             DisplayTarget::Y4m(path) => Box::new(Y4mSink {
                 path: path.clone(),
                 fps: fps_ratio(cx.settings.fps),
                 range,
+                confined: false,
             }),
             DisplayTarget::Discard => Box::new(DiscardSink { range }),
         };
@@ -60,6 +63,9 @@ struct Shown(Box<dyn Node>, PixelRange);
 impl Node for Shown {
     fn inputs(&self) -> Vec<PortSpec> {
         self.0.inputs()
+    }
+    fn input_type(&self, _port: usize) -> Option<String> {
+        Some("an f32[1, 3, H, W] image in [-1, 1]".to_string())
     }
     fn outputs(&self) -> Vec<PortSpec> {
         self.0.outputs()

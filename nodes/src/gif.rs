@@ -34,9 +34,9 @@ impl NodeKind for Gif {
         const PARAMS: &[ParamSpec] = &[
             ParamSpec::optional(
                 "path",
-                ParamType::Str,
+                ParamType::OutPath,
                 ParamDefault::Str("out.gif"),
-                "the GIF, relative to the run's output directory",
+                "the GIF, relative to the run's output directory (inside it)",
             ),
             ParamSpec::optional(
                 "fps",
@@ -59,11 +59,13 @@ impl NodeKind for Gif {
                 ));
             }
         };
-        Ok(Box::new(GifSink {
-            path: cx.output.dir.join(cx.params.string("path")?),
+        let sink = GifSink {
+            path: cx.output_path("path")?,
             delay: frame_delay(fps),
             range: Range::from_params(cx)?,
-        }))
+            confined: true,
+        };
+        Ok(file_sink(cx, Box::new(sink)))
     }
 }
 
@@ -72,6 +74,10 @@ pub(crate) struct GifSink {
     pub(crate) path: PathBuf,
     pub(crate) delay: Delay,
     pub(crate) range: Range,
+    /// The graph named the file (under the output directory): a link at
+    /// `path` is replaced, not followed. False for `--out x.gif`, the
+    /// user's own path.
+    pub(crate) confined: bool,
 }
 
 /// The open GIF: the encoder (writing into `encoded`), the file, and the
@@ -188,7 +194,12 @@ impl Node for GifSink {
         if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             create_dir(parent)?;
         }
-        let file = File::create(&self.path).map_err(|e| self.error(io_message(&e)))?;
+        let file = if self.confined {
+            wgraph_engine::output::create_confined(&self.path)
+        } else {
+            File::create(&self.path)
+        }
+        .map_err(|e| self.error(io_message(&e)))?;
         let encoded = Encoded::default();
         let mut encoder = GifEncoder::new_with_speed(encoded.clone(), 10);
         encoder
@@ -312,6 +323,7 @@ pub(crate) mod tests {
             path: PathBuf::from("/dev/full"),
             delay: frame_delay(8.0),
             range: Range::Signed,
+            confined: false,
         };
         let err = run(&node, 2, |_| vec![t32(&[1, 3, 2, 2], vec![0.0; 12])]).unwrap_err();
         assert_eq!(

@@ -108,7 +108,8 @@ pub fn finite_frame(data: &[f32]) -> Result<(), NodeError> {
     }
 }
 
-/// Writes an image tensor as a PNG file.
+/// Writes an image tensor as a PNG file under the output directory (a link
+/// at `path` is replaced, never followed: [`wgraph_engine::output::write_confined`]).
 /// Fast compression: frames are written every tick, on the hot path.
 pub fn write_png(t: &Tensor, range: Range, path: &Path) -> Result<(), NodeError> {
     use image::codecs::png::{CompressionType, FilterType, PngEncoder};
@@ -121,7 +122,7 @@ pub fn write_png(t: &Tensor, range: Range, path: &Path) -> Result<(), NodeError>
     let mut bytes = Vec::new();
     let encoder = PngEncoder::new_with_quality(&mut bytes, CompressionType::Fast, FilterType::Sub);
     img.write_with_encoder(encoder).map_err(|e| err(&e))?;
-    wgraph_engine::output::write_file(path, &bytes).map_err(|e| err(&io_message(&e)))
+    wgraph_engine::output::write_confined(path, &bytes).map_err(|e| err(&io_message(&e)))
 }
 
 #[cfg(test)]

@@ -26,6 +26,9 @@ impl Node for KeysNode {
     fn inputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::wired("actions")]
     }
+    fn input_type(&self, _port: usize) -> Option<String> {
+        Some(ValueType::Actions.to_string())
+    }
     fn outputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::output("out")]
     }

@@ -116,6 +116,12 @@ pub use y4m::Y4m;
 pub use reuse::{Reusable, SimilarityFilter};
 use wgraph_engine::registry::Registry;
 
+/// The kinds that write files a graph names (each has a
+/// [`ParamType::OutPath`](wgraph_engine::params::ParamType::OutPath)
+/// parameter): what a live world started without `--out` skips
+/// ([`OutputConfig::write_sinks`](wgraph_engine::node::OutputConfig::write_sinks)).
+pub const FILE_SINKS: &[&str] = &["png", "gif", "y4m", "npy_dump"];
+
 /// Every built-in node kind.
 pub fn registry() -> Registry {
     const UNIQUE: &str = "built-in kinds have unique names";
@@ -171,7 +177,105 @@ pub fn registry() -> Registry {
 
 #[cfg(test)]
 mod tests {
-    use wgraph_engine::params::{Default, ParamType};
+    use crate::common::testing::{build_in, run, t32};
+    use std::num::NonZeroU64;
+    use wgraph_engine::node::OutputConfig;
+    use wgraph_engine::params::{Default, ParamType, ParamValue as P};
+    use wgraph_engine::settings::Settings;
+
+    /// The files under `dir`, relative, sorted.
+    fn files(dir: &std::path::Path) -> Vec<String> {
+        let mut all = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else {
+                    let rel = p.strip_prefix(dir).unwrap();
+                    all.push(rel.display().to_string());
+                }
+            }
+        }
+        all.sort();
+        all
+    }
+
+    /// `FILE_SINKS` are exactly the kinds with an output path.
+    #[test]
+    fn file_sinks_are_the_kinds_that_name_output_paths() {
+        let r = super::registry();
+        for kind in r.kinds() {
+            let names_output = kind.params().iter().any(|p| p.ty == ParamType::OutPath);
+            assert_eq!(
+                names_output,
+                super::FILE_SINKS.contains(&kind.name()),
+                "{}",
+                kind.name()
+            );
+        }
+    }
+
+    /// A live world without `--out`: every file sink checks its input and
+    /// writes nothing, not even a directory.
+    #[test]
+    fn skipped_sinks_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutputConfig {
+            dir: dir.path().to_path_buf(),
+            write_sinks: false,
+            ..OutputConfig::default()
+        };
+        let r = super::registry();
+        for name in super::FILE_SINKS {
+            let kind = r.get(name).unwrap();
+            let node = build_in(&**kind, vec![], &out, &Settings::default()).unwrap();
+            run(&*node, 3, |_| vec![t32(&[1, 3, 2, 2], vec![0.5; 12])]).unwrap();
+        }
+        assert_eq!(files(dir.path()), Vec::<String>::new());
+    }
+
+    /// `--keep-last 2`: each per-tick sink keeps its newest two files; the
+    /// single-file sinks are unaffected.
+    #[test]
+    fn keep_last_keeps_the_newest_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutputConfig {
+            dir: dir.path().to_path_buf(),
+            keep_last: NonZeroU64::new(2),
+            ..OutputConfig::default()
+        };
+        let r = super::registry();
+        for (name, prefix) in [("png", "frame"), ("npy_dump", "d")] {
+            let kind = r.get(name).unwrap();
+            let given = vec![("prefix", P::Str(prefix.into()))];
+            let node = build_in(&**kind, given, &out, &Settings::default()).unwrap();
+            run(&*node, 5, |_| vec![t32(&[1, 3, 2, 2], vec![0.5; 12])]).unwrap();
+        }
+        let display = build_in(
+            &super::Display,
+            vec![],
+            &OutputConfig {
+                display: wgraph_engine::node::DisplayTarget::PngDir(dir.path().join("shown")),
+                ..out.clone()
+            },
+            &Settings::default(),
+        )
+        .unwrap();
+        run(&*display, 4, |_| vec![t32(&[1, 3, 2, 2], vec![0.5; 12])]).unwrap();
+        assert_eq!(
+            files(dir.path()),
+            [
+                "frames/frame_00003.png",
+                "frames/frame_00004.png",
+                "shown/frame_00002.png",
+                "shown/frame_00003.png",
+                "tensors/d_00003.npy",
+                "tensors/d_00004.npy",
+            ]
+        );
+    }
 
     #[test]
     fn every_kind_has_consistent_params() {
@@ -192,6 +296,12 @@ mod tests {
                     (ParamType::Float, Some(Default::Float(_))) => true,
                     (ParamType::Bool, Some(Default::Bool(_))) => true,
                     (ParamType::Str, Some(Default::Str(_))) => true,
+                    (ParamType::OutPath, Some(Default::Str(d))) => {
+                        wgraph_engine::output::check_relative(std::path::Path::new(d)).is_ok()
+                    }
+                    (ParamType::FileName, Some(Default::Str(d))) => {
+                        wgraph_engine::output::check_name_part(d).is_ok()
+                    }
                     (ParamType::Choice(c), Some(Default::Choice(d))) => c.contains(&d),
                     _ => false,
                 };

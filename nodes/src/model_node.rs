@@ -105,6 +105,10 @@ impl Node for ModelNode {
             .map(|p| PortSpec::wired(&p.name))
             .collect()
     }
+    fn input_type(&self, port: usize) -> Option<String> {
+        let sig = self.model.signature();
+        sig.inputs.get(port).map(|p| p.ty.to_string())
+    }
     fn outputs(&self) -> Vec<PortSpec> {
         self.model
             .signature()

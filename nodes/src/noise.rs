@@ -90,6 +90,9 @@ impl Node for NoiseNode {
     ) -> Result<Vec<ValueType>, TypeError> {
         Ok(vec![ValueType::tensor(DType::F32, &self.shape)])
     }
+    fn output_set_by(&self, _port: usize) -> Option<&'static str> {
+        Some("shape")
+    }
     fn eval(
         &self,
         _: &mut State,

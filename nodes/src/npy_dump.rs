@@ -17,13 +17,13 @@ impl NodeKind for NpyDump {
         const PARAMS: &[ParamSpec] = &[
             ParamSpec::optional(
                 "dir",
-                ParamType::Str,
+                ParamType::OutPath,
                 ParamDefault::Str("tensors"),
-                "directory, relative to the run's output directory",
+                "directory, relative to the run's output directory (inside it)",
             ),
             ParamSpec::optional(
                 "prefix",
-                ParamType::Str,
+                ParamType::FileName,
                 ParamDefault::Str(""),
                 "file name prefix; empty = the node's name",
             ),
@@ -31,21 +31,32 @@ impl NodeKind for NpyDump {
         PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
-        let prefix = cx.params.string("prefix")?;
-        Ok(Box::new(NpyDumpNode {
-            dir: cx.output.dir.join(cx.params.string("dir")?),
+        let prefix = cx.file_name_part("prefix")?;
+        let node = NpyDumpNode {
+            dir: cx.output_path("dir")?,
             prefix: if prefix.is_empty() {
                 cx.name.to_string()
             } else {
                 prefix
             },
-        }))
+            keep_last: cx.output.keep_last,
+        };
+        Ok(file_sink(cx, Box::new(node)))
     }
 }
 
 struct NpyDumpNode {
     dir: PathBuf,
     prefix: String,
+    /// `--keep-last N`: only the newest N files are kept.
+    keep_last: Option<std::num::NonZeroU64>,
+}
+
+impl NpyDumpNode {
+    /// The file of tick `tick`.
+    fn path(&self, tick: u64) -> PathBuf {
+        self.dir.join(format!("{}_{:05}.npy", self.prefix, tick))
+    }
 }
 
 impl Node for NpyDumpNode {
@@ -73,15 +84,16 @@ impl Node for NpyDumpNode {
         inputs: &[Option<Value>],
         cx: &mut TickContext<'_>,
     ) -> Result<Vec<Value>, NodeError> {
-        let path = self.dir.join(format!("{}_{:05}.npy", self.prefix, cx.tick));
+        let path = self.path(cx.tick);
         let bytes = write_npy(tensor_arg(inputs, 0)?)?;
-        wgraph_engine::output::write_file(&path, &bytes).map_err(|e| {
+        wgraph_engine::output::write_confined(&path, &bytes).map_err(|e| {
             NodeError::new(format!(
                 "cannot write `{}`: {}",
                 path.display(),
                 io_message(&e)
             ))
         })?;
+        keep_last(self.keep_last, cx.tick, |t| self.path(t))?;
         Ok(vec![])
     }
 }

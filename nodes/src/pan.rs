@@ -46,6 +46,12 @@ impl Node for PanNode {
     fn inputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::wired("image"), PortSpec::wired("actions")]
     }
+    fn input_type(&self, port: usize) -> Option<String> {
+        Some(match port {
+            0 => "an f32[1, 3, H, W] image in [-1, 1]".to_string(),
+            _ => ValueType::Actions.to_string(),
+        })
+    }
     fn outputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::output("image")]
     }

@@ -17,13 +17,13 @@ impl NodeKind for Png {
         const PARAMS: &[ParamSpec] = &[
             ParamSpec::optional(
                 "dir",
-                ParamType::Str,
+                ParamType::OutPath,
                 ParamDefault::Str("frames"),
-                "directory, relative to the run's output directory",
+                "directory, relative to the run's output directory (inside it)",
             ),
             ParamSpec::optional(
                 "prefix",
-                ParamType::Str,
+                ParamType::FileName,
                 ParamDefault::Str("frame"),
                 "file name prefix",
             ),
@@ -32,11 +32,13 @@ impl NodeKind for Png {
         PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
-        Ok(Box::new(PngSink {
-            dir: cx.output.dir.join(cx.params.string("dir")?),
-            prefix: cx.params.string("prefix")?,
+        let sink = PngSink {
+            dir: cx.output_path("dir")?,
+            prefix: cx.file_name_part("prefix")?,
             range: Range::from_params(cx)?,
-        }))
+            keep_last: cx.output.keep_last,
+        };
+        Ok(file_sink(cx, Box::new(sink)))
     }
 }
 
@@ -45,6 +47,15 @@ pub(crate) struct PngSink {
     pub(crate) dir: PathBuf,
     pub(crate) prefix: String,
     pub(crate) range: Range,
+    /// `--keep-last N`: only the newest N frames are kept.
+    pub(crate) keep_last: Option<std::num::NonZeroU64>,
+}
+
+impl PngSink {
+    /// The file of tick `tick`.
+    fn path(&self, tick: u64) -> PathBuf {
+        self.dir.join(format!("{}_{:05}.png", self.prefix, tick))
+    }
 }
 
 impl Node for PngSink {
@@ -72,8 +83,8 @@ impl Node for PngSink {
         inputs: &[Option<Value>],
         cx: &mut TickContext<'_>,
     ) -> Result<Vec<Value>, NodeError> {
-        let path = self.dir.join(format!("{}_{:05}.png", self.prefix, cx.tick));
-        write_png(tensor_arg(inputs, 0)?, self.range, &path)?;
+        write_png(tensor_arg(inputs, 0)?, self.range, &self.path(cx.tick))?;
+        keep_last(self.keep_last, cx.tick, |t| self.path(t))?;
         Ok(vec![])
     }
 }

@@ -40,6 +40,7 @@ pub fn default_ports(kind: &dyn NodeKind) -> Option<KindPorts> {
     let output = OutputConfig {
         dir: scratch.path().to_path_buf(),
         display: DisplayTarget::PngDir(scratch.path().join("display")),
+        ..OutputConfig::default()
     };
     let node = kind
         .build(&BuildContext {

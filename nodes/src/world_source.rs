@@ -131,6 +131,9 @@ impl Node for WorldNode {
     fn inputs(&self) -> Vec<PortSpec> {
         vec![PortSpec::wired("actions")]
     }
+    fn input_type(&self, _port: usize) -> Option<String> {
+        Some(ValueType::Actions.to_string())
+    }
     fn outputs(&self) -> Vec<PortSpec> {
         ["start", "image", "depth", "pose"]
             .map(PortSpec::output)

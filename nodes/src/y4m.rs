@@ -37,9 +37,9 @@ impl NodeKind for Y4m {
         const PARAMS: &[ParamSpec] = &[
             ParamSpec::optional(
                 "path",
-                ParamType::Str,
+                ParamType::OutPath,
                 ParamDefault::Str("out.y4m"),
-                "the stream, relative to the run's output directory; `-` = standard output",
+                "the stream, relative to the run's output directory (inside it); `-` = standard output",
             ),
             RANGE_PARAM,
         ];
@@ -56,13 +56,15 @@ impl NodeKind for Y4m {
         let path = if path == "-" {
             PathBuf::from("-")
         } else {
-            cx.output.dir.join(path)
+            cx.output_path("path")?
         };
-        Ok(Box::new(Y4mSink {
+        let sink = Y4mSink {
             path,
             fps: fps_ratio(cx.settings.fps),
             range: Range::from_params(cx)?,
-        }))
+            confined: true,
+        };
+        Ok(file_sink(cx, Box::new(sink)))
     }
 }
 
@@ -87,6 +89,9 @@ pub(crate) struct Y4mSink {
     pub(crate) path: PathBuf,
     pub(crate) fps: (u64, u64),
     pub(crate) range: Range,
+    /// The graph named the file (under the output directory): a link at
+    /// `path` is replaced, not followed. False for `--out x.y4m`.
+    pub(crate) confined: bool,
 }
 
 /// Where a stream goes.
@@ -222,7 +227,12 @@ impl Node for Y4mSink {
             if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 create_dir(parent)?;
             }
-            let file = File::create(&self.path).map_err(|e| self.error(io_message(&e)))?;
+            let file = if self.confined {
+                wgraph_engine::output::create_confined(&self.path)
+            } else {
+                File::create(&self.path)
+            }
+            .map_err(|e| self.error(io_message(&e)))?;
             Out::File { file, len: 0 }
         };
         Ok(Box::new(Some(Open {
@@ -359,6 +369,7 @@ pub(crate) mod tests {
         let out = OutputConfig {
             dir: dir.path().to_path_buf(),
             display: wgraph_engine::node::DisplayTarget::PngDir(dir.path().to_path_buf()),
+            ..OutputConfig::default()
         };
         let node = build_in(
             &Y4m,
@@ -395,6 +406,7 @@ pub(crate) mod tests {
             path: PathBuf::from("/dev/full"),
             fps: (8, 1),
             range: Range::Signed,
+            confined: false,
         };
         let err = run(&node, 2, |_| vec![t32(&[1, 3, 2, 2], vec![0.0; 12])]).unwrap_err();
         assert_eq!(

@@ -28,20 +28,27 @@ fn one_model(path: &str, options: &str) -> String {
     format!("model m = \"{}\"{options}\n", root().join(path).display())
 }
 
-/// Without the feature, `backend = wonnx` (in a declaration or the world)
-/// and `--backend wonnx` are one plain error at the model's declaration,
-/// naming the feature and the build command.
+/// Without the feature, `check` accepts a graph whose models ask for wonnx
+/// (`backend = wonnx` in a declaration or the world) with one note naming
+/// the feature and the build command, checking it with ONNX Runtime; `run`
+/// refuses it with one plain error at each model's declaration, and
+/// `--backend wonnx`, asked for on the command line, is that error at once.
 #[cfg(not(feature = "wonnx"))]
 #[test]
-fn without_the_feature_wonnx_is_a_located_error() {
+fn without_the_feature_wonnx_is_a_note_for_check_and_an_error_for_run() {
     let dir = tempfile::tempdir().unwrap();
     let want =
         "this wgraph was built without the wonnx feature: cargo build --release --features wonnx";
+    let note = "needs the `wonnx` feature to run: cargo build --release --features wonnx";
     let text = one_model(
         "models-onnx/trained/wonnx/action_embedder.onnx",
         " { backend = wonnx }",
     );
     let o = check(dir.path(), &text, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o).matches(note).count(), 1, "{}", stderr(&o));
+    let file = dir.path().join("g.world");
+    let o = wgraph(&["run", file.to_str().unwrap(), "--frames", "1"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains(want), "{err}");
@@ -54,12 +61,20 @@ fn without_the_feature_wonnx_is_a_located_error() {
     let o = check(dir.path(), &text, &["--backend", "wonnx"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains(want), "{}", stderr(&o));
+    // The shipped wonnx graph: one note for its four models, no error.
     let o = wgraph(&["check", "graphs/yan-sim-wonnx.world"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains(want), "{}", stderr(&o));
-    // `--backend ort` overrides the world's `backend = wonnx`.
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o).matches(note).count(), 1, "{}", stderr(&o));
+    assert!(!stderr(&o).contains("error"), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("ok (") && stdout(&o).contains("needs the `wonnx` feature to run"),
+        "{}",
+        stdout(&o)
+    );
+    // `--backend ort` overrides the world's `backend = wonnx`: no note.
     let o = wgraph(&["check", "graphs/yan-sim-wonnx.world", "--backend", "ort"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(note), "{}", stderr(&o));
 }
 
 #[cfg(feature = "wonnx")]

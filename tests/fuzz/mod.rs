@@ -313,6 +313,7 @@ fn check_one(
                     output: OutputConfig {
                         dir: PathBuf::from("/nonexistent/wgraph-fuzz"),
                         display: DisplayTarget::Discard,
+                        ..OutputConfig::default()
                     },
                     overrides: Vec::new(),
                     kind_overrides: Vec::new(),

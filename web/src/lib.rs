@@ -17,19 +17,36 @@
 //!   control"; messages are capped at [`MAX_MESSAGE`] bytes, malformed ones
 //!   answered with an error and logged) and a writer task (frames, events).
 //!   One viewer controls a world at a time; the others watch.
+//! - [`Access`] (module `access`) — who may reach the server (`Host`), which
+//!   pages may open a socket (`Origin`), and the world's [`Token`] that a
+//!   socket must show to steer. [`Limits`] (module `listener`) — connection
+//!   caps and the header timeout of the accept loop. [`ViewerLog`] (module
+//!   `log`) — viewer mistakes for the operator's terminal, sanitised and
+//!   rate-limited.
+//! - [`WorldStatus`] — running or failed: a world that fails is reported to
+//!   every page, and when no world is left running the server stops (so the
+//!   program exits with an error instead of serving a dead world).
 //!
 //! The page (HTML, JS, CSS in `assets/`) is embedded in the binary.
 //!
 //! Wire format. Server → page, binary: `b'F'`, tick (u32 LE), width (u16
 //! LE), height (u16 LE), then `width × height × 3` RGB bytes. Server → page,
 //! text: JSON objects with a `type` (`hello`, `role`, `tick`, `hud`,
-//! `reload`, `reload_failed`, `error`). Page → server, text: `{"type":
+//! `reload`, `reload_failed`, `error`, `failed`). Page → server, text: `{"type":
 //! "keys", "keys": ["W", "Left"]}`, `{"type": "set", "node": …, "param": …,
 //! "text": …}`, `{"type": "take"}`.
 
+mod access;
+mod listener;
+mod log;
 mod server;
 
-pub use server::{Log, MAX_MESSAGE, serve};
+pub use access::{
+    Access, MIN_TOKEN_LEN, Refusal, Role, Token, TokenError, is_public, parse_origin,
+};
+pub use listener::Limits;
+pub use log::{Log, ViewerLog, visible};
+pub use server::{MAX_MESSAGE, ServeConfig, serve};
 
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,11 +77,22 @@ pub struct FrameMsg {
     pub input_at: Option<Instant>,
 }
 
+/// Whether a world still runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorldStatus {
+    Running,
+    /// The world stopped on an error (the message, made [`visible`]).
+    Failed(Arc<str>),
+}
+
 /// The server's side of one world (see the crate docs).
 pub struct WebWorld {
     pub name: String,
     pub handle: WorldHandle,
     pub prompts: Vec<Prompt>,
+    /// The secret a socket shows to steer this world.
+    pub token: Token,
+    status: watch::Receiver<WorldStatus>,
     frames: watch::Receiver<Option<Arc<FrameMsg>>>,
     events: broadcast::Sender<Arc<str>>,
     /// The client id that controls the world (0: nobody).
@@ -107,6 +135,7 @@ fn strip_ansi(s: &str) -> String {
 
 /// The world-thread side: turns [`WorldEvent`]s into messages.
 pub struct Bridge {
+    status: watch::Sender<WorldStatus>,
     frames: watch::Sender<Option<Arc<FrameMsg>>>,
     events: broadcast::Sender<Arc<str>>,
     latency: Arc<Mutex<Timings>>,
@@ -115,13 +144,20 @@ pub struct Bridge {
 
 /// A bridge and the web world it feeds. `handle` is the world's; the world
 /// starts idle (no keys held) until a viewer takes control.
-pub fn channel(name: &str, handle: WorldHandle, prompts: Vec<Prompt>) -> (Bridge, WebWorld) {
+pub fn channel(
+    name: &str,
+    handle: WorldHandle,
+    prompts: Vec<Prompt>,
+    token: Token,
+) -> (Bridge, WebWorld) {
+    let (status_tx, status_rx) = watch::channel(WorldStatus::Running);
     let (frames_tx, frames_rx) = watch::channel(None);
     let (events, _) = broadcast::channel(64);
     let latency = Arc::new(Mutex::new(Timings::default()));
-    handle.set_keys(Some(Actions::none()));
+    handle.hold_no_keys();
     (
         Bridge {
+            status: status_tx,
             frames: frames_tx,
             events: events.clone(),
             latency: Arc::clone(&latency),
@@ -131,6 +167,8 @@ pub fn channel(name: &str, handle: WorldHandle, prompts: Vec<Prompt>) -> (Bridge
             name: name.to_string(),
             handle,
             prompts,
+            token,
+            status: status_rx,
             frames: frames_rx,
             events,
             controller: AtomicU64::new(0),
@@ -140,6 +178,17 @@ pub fn channel(name: &str, handle: WorldHandle, prompts: Vec<Prompt>) -> (Bridge
 }
 
 impl Bridge {
+    /// The world stopped on `error`: every page is told, and new sockets
+    /// hear it in their `hello`.
+    pub fn failed(&mut self, error: &str) {
+        let message: Arc<str> = Arc::from(visible(&strip_ansi(error)).as_ref());
+        self.status
+            .send_replace(WorldStatus::Failed(Arc::clone(&message)));
+        let _ = self.events.send(Arc::from(
+            json!({ "type": "failed", "message": &*message }).to_string(),
+        ));
+    }
+
     /// The world's observer: call with every event.
     pub fn on_event(&mut self, event: &WorldEvent) {
         let text = match event {
@@ -216,6 +265,17 @@ impl LatencyProbe {
 }
 
 impl WebWorld {
+    /// The world's status now.
+    pub fn status(&self) -> WorldStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until the world no longer runs (failed, or its thread ended).
+    pub async fn stopped(&self) {
+        let mut status = self.status.clone();
+        let _ = status.wait_for(|s| *s != WorldStatus::Running).await;
+    }
+
     /// The action-to-frame latency, measured when frames are handed to the
     /// controlling viewer's socket.
     pub fn latency_probe(&self) -> LatencyProbe {

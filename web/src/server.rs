@@ -1,26 +1,37 @@
 //! The HTTP server: routes, the page, and one WebSocket per viewer split
-//! into a reader and a writer task (axum's chat example's shape).
+//! into a reader and a writer task (axum's chat example's shape), behind
+//! the [`Access`] policy and the [`listener`](crate::listener)'s limits.
 
-use crate::{FrameMsg, WebWorld};
+use crate::access::{Access, Refusal, Role};
+use crate::listener::{Limits, Slot};
+use crate::log::{Log, ViewerLog};
+use crate::{FrameMsg, WebWorld, WorldStatus};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Extension, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value as Json, json};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use wgraph_engine::value::{Actions, Key};
 use wgraph_engine::world::ParamSet;
 
 /// The largest message a page may send, in bytes.
 pub const MAX_MESSAGE: usize = 4096;
+
+/// How long pages get to hear that the last world failed before the server
+/// stops.
+const LAST_WORDS: Duration = Duration::from_secs(2);
 
 const PAGE: &str = include_str!("assets/world.html");
 const INDEX: &str = include_str!("assets/index.html");
@@ -30,18 +41,25 @@ const APP_CSS: &str = include_str!("assets/app.css");
 struct AppState {
     worlds: Vec<Arc<WebWorld>>,
     next_client: AtomicU64,
-    log: Log,
+    access: Access,
+    log: ViewerLog,
 }
 
-/// Where the server reports what viewers did wrong (the program prints it).
-pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
+/// Where and how to serve (built from `serve`'s flags).
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub addr: SocketAddr,
+    pub access: Access,
+    pub limits: Limits,
+}
 
-/// Serves `worlds` on `addr` until `shutdown` completes. `on_bound` gets the
-/// address actually bound (port 0 picks a free one); `log` gets one line per
-/// malformed or refused message.
+/// Serves `worlds` until `shutdown` completes or no world runs any more.
+/// `on_bound` gets the address actually bound (port 0 picks a free one);
+/// `log` gets the server's lines (viewer mistakes through a [`ViewerLog`]:
+/// sanitised, rate-limited).
 pub fn serve(
     worlds: Vec<WebWorld>,
-    addr: SocketAddr,
+    config: ServeConfig,
     on_bound: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
     log: Log,
@@ -50,11 +68,13 @@ pub fn serve(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let viewer_log = ViewerLog::new(Arc::clone(&log));
+    let result = runtime.block_on(async {
         let state = Arc::new(AppState {
             worlds: worlds.into_iter().map(Arc::new).collect(),
             next_client: AtomicU64::new(1),
-            log,
+            access: config.access,
+            log: viewer_log.clone(),
         });
         let app = Router::new()
             .route("/", get(root))
@@ -62,13 +82,50 @@ pub fn serve(
             .route("/w/{index}/ws", get(socket))
             .route("/app.js", get(|| asset(APP_JS, "text/javascript")))
             .route("/app.css", get(|| asset(APP_CSS, "text/css")))
-            .with_state(state);
-        let listener = tokio::net::TcpListener::bind(addr).await?;
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(&state),
+                check_host,
+            ))
+            .with_state(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind(config.addr).await?;
         on_bound(listener.local_addr()?);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-    })
+        let worlds = state.worlds.clone();
+        let all_stopped = async move {
+            futures_util::future::join_all(worlds.iter().map(|w| w.stopped())).await;
+            log("web: no world is running any more; the server stops");
+            tokio::time::sleep(LAST_WORDS).await;
+        };
+        let stop = async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = all_stopped => {}
+            }
+        };
+        crate::listener::run(listener, app, config.limits, viewer_log.clone(), stop).await;
+        Ok(())
+    });
+    viewer_log.flush();
+    // Open sockets end with the runtime.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
+}
+
+/// Every request: the `Host` header must be one this server answers
+/// (DNS rebinding).
+async fn check_host(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    match state.access.check_host(host) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            state
+                .log
+                .line(&format!("web: refused a request: {refusal}"));
+            (StatusCode::FORBIDDEN, refusal.to_string()).into_response()
+        }
+    }
 }
 
 async fn asset(body: &'static str, kind: &'static str) -> Response {
@@ -114,26 +171,63 @@ async fn socket(
     ws: WebSocketUpgrade,
     State(state): State<Arc<AppState>>,
     Path(index): Path<usize>,
+    Query(query): Query<HashMap<String, String>>,
+    Extension(slot): Extension<Arc<Slot>>,
+    headers: HeaderMap,
 ) -> Response {
     let Some(world) = state.worlds.get(index).cloned() else {
         return (StatusCode::NOT_FOUND, "no such world").into_response();
     };
+    let text = |name| headers.get(name).and_then(|h| h.to_str().ok());
+    let role = state
+        .access
+        .check_origin(text(header::ORIGIN), text(header::HOST).unwrap_or(""))
+        .and_then(|()| {
+            state
+                .access
+                .role(&world.token, query.get("token").map(String::as_str))
+        });
+    let role = match role {
+        Ok(r) => r,
+        Err(refusal) => {
+            state.log.line(&format!(
+                "web: refused a socket of `{}`: {refusal}",
+                world.name
+            ));
+            let status = match refusal {
+                Refusal::Token => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::FORBIDDEN,
+            };
+            return (status, refusal.to_string()).into_response();
+        }
+    };
     let client = state.next_client.fetch_add(1, Ordering::SeqCst);
+    let log = state.log.clone();
     ws.max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| viewer(socket, world, client, Arc::clone(&state.log)))
+        .on_upgrade(move |socket| async move {
+            viewer(socket, world, client, role, log).await;
+            // The connection's place under the limits is freed with it.
+            drop(slot);
+        })
 }
 
 /// One viewer: a writer task (frames, events, replies) and a reader loop.
-async fn viewer(socket: WebSocket, world: Arc<WebWorld>, client: u64, log: Log) {
+async fn viewer(socket: WebSocket, world: Arc<WebWorld>, client: u64, role: Role, log: ViewerLog) {
     let (mut sink, mut stream) = socket.split();
     let (reply_tx, mut replies) = mpsc::channel::<Json>(16);
-    let controls = world.claim_if_free(client);
+    let controls = role == Role::Player && world.claim_if_free(client);
+    let failed = match world.status() {
+        WorldStatus::Running => None,
+        WorldStatus::Failed(message) => Some(message),
+    };
     let hello = json!({
         "type": "hello",
         "name": world.name,
         "prompts": world.prompts,
         "controller": controls,
+        "role": match role { Role::Player => "player", Role::Viewer => "viewer" },
+        "failed": failed.as_deref(),
         "max_message": crate::MAX_MESSAGE,
     });
     let mut frames = world.frames.clone();
@@ -148,6 +242,20 @@ async fn viewer(socket: WebSocket, world: Arc<WebWorld>, client: u64, log: Log) 
             tokio::select! {
                 changed = frames.changed() => {
                     if changed.is_err() {
+                        // The world ended: pass on what it said last (why it
+                        // failed), then close the socket properly.
+                        loop {
+                            match events.try_recv() {
+                                Ok(t) => {
+                                    if sink.send(Message::Text(Utf8Bytes::from(&*t))).await.is_err() {
+                                        break;
+                                    }
+                                }
+                                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                                Err(_) => break,
+                            }
+                        }
+                        let _ = sink.send(Message::Close(None)).await;
                         break;
                     }
                     // Only the newest frame: a slow viewer skips, never queues.
@@ -188,7 +296,7 @@ async fn viewer(socket: WebSocket, world: Arc<WebWorld>, client: u64, log: Log) 
             message = stream.next() => {
                 let Some(Ok(message)) = message else { break };
                 let reply = match message {
-                    Message::Text(t) => handle_message(&world, client, t.as_str()),
+                    Message::Text(t) => handle_message(&world, client, role, t.as_str()),
                     Message::Binary(_) => Err("binary messages are not accepted".to_string()),
                     Message::Close(_) => break,
                     Message::Ping(_) | Message::Pong(_) => Ok(None),
@@ -196,7 +304,7 @@ async fn viewer(socket: WebSocket, world: Arc<WebWorld>, client: u64, log: Log) 
                 let reply = match reply {
                     Ok(r) => r,
                     Err(e) => {
-                        log(&format!("web: viewer {client} of `{}`: {e}", world.name));
+                        log.line(&format!("web: viewer {client} of `{}`: {e}", world.name));
                         Some(json!({ "type": "error", "message": e }))
                     }
                 };
@@ -218,9 +326,17 @@ fn text(j: &Json) -> Message {
 }
 
 /// A page's message; `Ok(Some(reply))` to answer it.
-fn handle_message(world: &WebWorld, client: u64, text: &str) -> Result<Option<Json>, String> {
+fn handle_message(
+    world: &WebWorld,
+    client: u64,
+    role: Role,
+    text: &str,
+) -> Result<Option<Json>, String> {
     let msg: Json = serde_json::from_str(text).map_err(|e| format!("malformed message: {e}"))?;
     let kind = msg.get("type").and_then(Json::as_str).unwrap_or("");
+    if role == Role::Viewer && matches!(kind, "keys" | "take" | "set") {
+        return Err("this socket has no token: it may only watch".into());
+    }
     match kind {
         "keys" => {
             if !world.controls(client) {
@@ -241,7 +357,7 @@ fn handle_message(world: &WebWorld, client: u64, text: &str) -> Result<Option<Js
         }
         "take" => {
             world.take_control(client);
-            world.handle.set_keys(Some(Actions::none()));
+            world.handle.hold_no_keys();
             Ok(Some(json!({ "type": "role", "controller": true })))
         }
         "set" => {
@@ -254,8 +370,8 @@ fn handle_message(world: &WebWorld, client: u64, text: &str) -> Result<Option<Js
             {
                 return Err(format!("`{node}.{param}` is not a prompt of this world"));
             }
-            if value.contains('\n') {
-                return Err("a prompt is one line".into());
+            if value.chars().any(crate::log::hidden) {
+                return Err("a prompt is one line of text, without control characters".into());
             }
             let quoted = format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""));
             if !world.handle.set_param(ParamSet {

@@ -13,8 +13,20 @@
   const takeButton = document.getElementById("take");
   const state = (window.wgraph = {
     connected: false, controller: false, frames: 0, lastTick: -1, skipped: 0,
-    hashes: [], fps: 0, hud: null, errors: 0, reloads: 0,
+    hashes: [], fps: 0, hud: null, errors: 0, reloads: 0, role: null, failed: null, refused: false,
   });
+  // The world's token comes in the address `wgraph serve` printed. The page
+  // keeps it for this tab (a reload still steers) and takes it out of the
+  // address bar, so a screenshot or a shared link does not carry it.
+  const tokenKey = `wgraph-token-${index}`;
+  const params = new URLSearchParams(location.search);
+  if (params.has("token")) {
+    sessionStorage.setItem(tokenKey, params.get("token"));
+    params.delete("token");
+    const rest = params.toString();
+    history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : "") + location.hash);
+  }
+  const token = sessionStorage.getItem(tokenKey);
   const KEYS = {
     KeyW: "W", KeyA: "A", KeyS: "S", KeyD: "D", ArrowLeft: "Left", ArrowRight: "Right",
     ArrowUp: "Up", ArrowDown: "Down", Space: "Space",
@@ -37,8 +49,21 @@
     logBox.textContent = lines.slice(-20).join("\n");
   }
   function showRole() {
-    roleBox.textContent = state.controller ? "you control this world" : "watching (another viewer controls)";
-    takeButton.hidden = state.controller;
+    if (state.failed) {
+      roleBox.textContent = "this world has stopped";
+      takeButton.hidden = true;
+      return;
+    }
+    roleBox.textContent = state.controller ? "you control this world"
+      : state.role === "viewer" ? "watching (no token: open the address the server printed to play)"
+      : "watching (another viewer controls)";
+    takeButton.hidden = state.controller || state.role !== "player";
+  }
+  function showFailure(message) {
+    state.failed = message;
+    errorBox.hidden = false;
+    errorBox.textContent = `The world stopped on an error:\n${message}`;
+    showRole();
   }
   function hash(bytes) {
     let h = 2166136261 >>> 0;
@@ -99,14 +124,33 @@
   }
   function connect() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    ws = new WebSocket(`${proto}//${location.host}/w/${index}/ws`);
+    const query = token ? `?token=${encodeURIComponent(token)}` : "";
+    ws = new WebSocket(`${proto}//${location.host}/w/${index}/ws${query}`);
     ws.binaryType = "arraybuffer";
-    ws.onopen = () => { state.connected = true; };
-    ws.onclose = () => { state.connected = false; roleBox.textContent = "disconnected; retrying…"; setTimeout(connect, 1000); };
+    let opened = false;
+    ws.onopen = () => { opened = true; state.connected = true; };
+    ws.onclose = () => {
+      state.connected = false;
+      if (state.failed) return;
+      if (!opened) {
+        // Refused before it opened: most likely no token (the server logs why).
+        state.refused = true;
+        roleBox.textContent = token ? "the server refused this page; retrying…"
+          : "this world needs its token: open the address `wgraph serve` printed";
+      } else {
+        roleBox.textContent = "disconnected; retrying…";
+      }
+      setTimeout(connect, 2000);
+    };
     ws.onmessage = (e) => {
       if (typeof e.data !== "string") { drawFrame(e.data); return; }
       const m = JSON.parse(e.data);
-      if (m.type === "hello") { state.controller = m.controller; showRole(); prompts(m.prompts); }
+      if (m.type === "hello") {
+        state.controller = m.controller; state.role = m.role; state.refused = false;
+        prompts(m.prompts);
+        if (m.failed) showFailure(m.failed); else showRole();
+      }
+      else if (m.type === "failed") { showFailure(m.message); }
       else if (m.type === "role") { state.controller = m.controller; showRole(); }
       else if (m.type === "hud") { state.hud = m; renderHud(); }
       else if (m.type === "reload") { state.reloads++; errorBox.hidden = true; log(m.line); }
