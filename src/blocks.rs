@@ -153,7 +153,7 @@ fn measure(args: &BlocksArgs, scratch: &std::path::Path) -> Result<(), Failed> {
                 Ok(Arc::new(q.graph))
             }
             Err(Failure::Errors(text)) => Err((Outcome::GraphErrors, text.trim_end().into())),
-            Err(Failure::Usage(u)) => Err(usage(u.0)),
+            Err(Failure::Usage(u)) => Err(usage(u)),
         }
     };
     // The graph as written: the node must be a block_denoiser.

@@ -2,18 +2,17 @@
 
 use crate::backends::Backends;
 use crate::bench::RecordingBackend;
-use crate::live::{CliSource, Watcher};
-use crate::load::{Failure, LoadConfig, Loaded, PathOverride, load};
+use crate::load::{LoadConfig, Loaded, PathOverride, load};
 use crate::{BackendArg, BenchArgs, GraphFormat, Outcome, ProviderArg, RunArgs};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wgraph_engine::describe;
-use wgraph_engine::model::ModelCache;
 use wgraph_engine::node::{DisplayTarget, OutputConfig};
 use wgraph_engine::params::{ParamSpec, ParamType};
 use wgraph_engine::schedule::{RunConfig, Runner};
-use wgraph_engine::world::{GraphSource, ScriptedEvent, World, WorldConfig, WorldEnd, WorldEvent};
+use wgraph_engine::world::{ScriptedEvent, World, WorldConfig, WorldEnd, WorldEvent};
+use wgraph_session::SessionOptions;
 
 fn usage(message: &str) -> Outcome {
     eprintln!(
@@ -72,7 +71,7 @@ pub fn check(
                 )
             }
             Loaded::Errors => outcome = Outcome::GraphErrors,
-            Loaded::Usage(u) => return usage(&u.0),
+            Loaded::Usage(u) => return usage(&u),
         }
     }
     outcome
@@ -213,7 +212,7 @@ pub fn graph(file: &Path, format: GraphFormat, set: &[String]) -> Outcome {
     let graph = match load(file, &config) {
         Loaded::Graph(g) => g,
         Loaded::Errors => return Outcome::GraphErrors,
-        Loaded::Usage(u) => return usage(&u.0),
+        Loaded::Usage(u) => return usage(&u),
     };
     let text = match format {
         GraphFormat::Dot => describe::to_dot(&graph),
@@ -255,14 +254,13 @@ pub fn run(args: &RunArgs) -> Outcome {
         None => Vec::new(),
         Some(path) => match wgraph_engine::input::read_to_string(path, wgraph_engine::input::TEXT)
             .map_err(|e| format!("--events {}: {e}", path.display()))
-            .and_then(|text| crate::live::parse_events(path, &text))
+            .and_then(|text| wgraph_session::parse_events(path, &text))
         {
             Ok(events) => events,
             Err(e) => return usage(&e),
         },
     };
-    let source = Arc::new(CliSource {
-        file: args.file.clone(),
+    let options = SessionOptions {
         set: args.set.clone(),
         seed: args.seed,
         paths: args
@@ -274,77 +272,54 @@ pub fn run(args: &RunArgs) -> Outcome {
         output: output.clone(),
         provider: args.provider.map(Into::into),
         backend_kind: args.backend.map(Into::into),
-        models: Arc::new(ModelCache::new(Backends::new())),
-        record: args.record.is_some(),
-    });
-    let built = match source.build_first() {
-        Ok(b) => b,
-        Err(Failure::Errors(text)) => {
-            eprint!("{text}");
-            return Outcome::GraphErrors;
-        }
-        Err(Failure::Usage(u)) => return usage(&u.0),
-    };
-    if let Err(e) = check_events(&built.graph, &script, args.events.as_deref()) {
-        return usage(&e);
-    }
-    crate::outputs::note_skipped(
-        &args.file.display().to_string(),
-        &built.graph,
-        &output,
-        true,
-    );
-    let per_tick = built.graph.settings.frames_per_tick as u64;
-    let frames = args.frames.or((!args.watch).then_some(16));
-    let max_ticks = frames.map(|f| f.div_ceil(per_tick));
-    if let Some(ticks) = max_ticks {
-        warn_short_action_files(&built.graph, ticks);
-    }
-    let fps = match args.fps {
-        Some(f) if f > 0.0 => Some(f),
-        Some(_) => None,
-        None => args.watch.then_some(built.graph.settings.fps),
-    };
-    let (on_late, degrade) =
-        match crate::live::late_policy(&built.graph, args.on_late.as_deref(), &args.degrade) {
-            Ok(p) => p,
-            Err(e) => return usage(&e),
-        };
-    let config = WorldConfig {
-        workers: args.workers.unwrap_or_else(|| RunConfig::default().workers),
-        pipeline_depth: args.pipeline,
-        max_ticks,
-        fps,
-        on_late,
-        degrade,
-        // `--fps` wins over the graph's; without it a reload re-paces.
-        follow_graph_fps: args.fps.is_none(),
-        ..WorldConfig::default()
-    };
-    let rebuilds = args.watch
-        || !config.degrade.is_empty()
-        || script
+        watch: args.watch,
+        rebuilds: script
             .iter()
-            .any(|(_, e)| matches!(e, ScriptedEvent::Set(_)));
-    let files = built.files;
-    let provenance = built.provenance;
-    let graph = Arc::new(built.graph);
-    let mut world = match World::new(
-        Arc::clone(&graph),
-        rebuilds.then(|| Arc::clone(&source) as Arc<dyn GraphSource>),
-        Vec::new(),
-        config,
-    ) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Outcome::RuntimeFailure;
-        }
+            .any(|(_, e)| matches!(e, ScriptedEvent::Set(_))),
+        record: args.record.is_some(),
+        ..crate::load::session_options(&args.file)
     };
+    let frames = args.frames.or((!args.watch).then_some(16));
+    let mut per_tick = 1;
+    let mut max_ticks = None;
+    let session = crate::load::open_session(options, |graph| {
+        check_events(graph, &script, args.events.as_deref())?;
+        crate::outputs::note_skipped(&args.file.display().to_string(), graph, &output, true);
+        per_tick = graph.settings.frames_per_tick as u64;
+        max_ticks = frames.map(|f| f.div_ceil(per_tick));
+        if let Some(ticks) = max_ticks {
+            warn_short_action_files(graph, ticks);
+        }
+        let fps = match args.fps {
+            Some(f) if f > 0.0 => Some(f),
+            Some(_) => None,
+            None => args.watch.then_some(graph.settings.fps),
+        };
+        let (on_late, degrade) =
+            wgraph_session::late_policy(graph, args.on_late.as_deref(), &args.degrade)?;
+        Ok(WorldConfig {
+            workers: args.workers.unwrap_or_else(|| RunConfig::default().workers),
+            pipeline_depth: args.pipeline,
+            max_ticks,
+            fps,
+            on_late,
+            degrade,
+            // `--fps` wins over the graph's; without it a reload re-paces.
+            follow_graph_fps: args.fps.is_none(),
+            ..WorldConfig::default()
+        })
+    });
+    let mut session = match session {
+        Ok(s) => s,
+        Err(outcome) => return outcome,
+    };
+    let files = session.files.clone();
+    let provenance = session.provenance.clone();
+    let world = &mut session.world;
     interrupt.attach(world.handle());
     world.script(script);
     if let Some(path) = &args.load_state
-        && let Err(e) = load_state(&mut world, path, args.allow_param_changes)
+        && let Err(e) = load_state(world, path, args.allow_param_changes)
     {
         // A state that does not fit this run is a mistake in the command.
         return usage(&format!("--load-state {}: {e}", path.display()));
@@ -394,7 +369,7 @@ pub fn run(args: &RunArgs) -> Outcome {
         Some(path) => {
             match crate::replay::Recorder::create(
                 path,
-                crate::replay::header(&source, provenance.as_deref()),
+                crate::replay::header(&session.source, provenance.as_deref()),
             ) {
                 Ok(r) => Some(r),
                 Err(e) => {
@@ -405,26 +380,16 @@ pub fn run(args: &RunArgs) -> Outcome {
         }
     };
     let handle = world.handle();
-    let mut watcher = None;
-    if args.watch {
-        match Watcher::start(handle.clone(), &files) {
-            Ok(w) => watcher = Some(w),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Outcome::RuntimeFailure;
-            }
-        }
-        if !args.quiet {
-            eprintln!(
-                "watching {} file{} for changes; Ctrl-C stops",
-                files.len(),
-                if files.len() == 1 { "" } else { "s" }
-            );
-        }
+    if args.watch && !args.quiet {
+        eprintln!(
+            "watching {} file{} for changes; Ctrl-C stops",
+            files.len(),
+            if files.len() == 1 { "" } else { "s" }
+        );
     }
     let bar = progress_bar(args.quiet, max_ticks);
     let mut rss = crate::rss::RssSeries::new(100);
-    let result = world.run(&mut |event| match event {
+    let result = session.run(&mut |event| match event {
         WorldEvent::Tick { tick, input, .. } => {
             bar.inc(1);
             rss.tick(*tick);
@@ -471,11 +436,6 @@ pub fn run(args: &RunArgs) -> Outcome {
                     handle.stop();
                 }
             }
-            if let Some(w) = watcher.as_mut()
-                && let Err(e) = w.watch(&info.files)
-            {
-                bar.suspend(|| eprintln!("warning: {e}"));
-            }
         }
         WorldEvent::Degraded {
             tick,
@@ -515,7 +475,7 @@ pub fn run(args: &RunArgs) -> Outcome {
         _ => {}
     });
     bar.finish_and_clear();
-    drop(watcher);
+    let world = &mut session.world;
     let stopped_by = match &result {
         Ok(WorldEnd::SourceStopped(node)) => Some(format!(" (stopped early by `{node}`)")),
         Ok(WorldEnd::Stopped) => Some(match interrupt.signal_name() {
@@ -923,7 +883,7 @@ pub fn bench(args: &BenchArgs) -> Outcome {
     let graph = match load(&args.file, &config) {
         Loaded::Graph(g) => g,
         Loaded::Errors => return Outcome::GraphErrors,
-        Loaded::Usage(u) => return usage(&u.0),
+        Loaded::Usage(u) => return usage(&u),
     };
     let ticks = args.frames.div_ceil(graph.settings.frames_per_tick as u64);
     let run_config = RunConfig {

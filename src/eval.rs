@@ -195,7 +195,7 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
     let graph = match load(&args.file, &config) {
         Loaded::Graph(g) => g,
         Loaded::Errors => return Outcome::GraphErrors,
-        Loaded::Usage(u) => return usage(u.0),
+        Loaded::Usage(u) => return usage(u),
     };
     if (graph.settings.height, graph.settings.width) != (h, w) {
         return fail("internal: resolution changed while loading".into());

@@ -14,7 +14,6 @@ mod dataset;
 mod eval;
 mod interrupt;
 mod kernels;
-mod live;
 mod load;
 mod outputs;
 mod play;

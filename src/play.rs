@@ -9,9 +9,6 @@
 //! until [`HOLD`] after its last press or auto-repeat. `q`, Esc or Ctrl-C
 //! quit; the terminal is restored on every way out, a panic included.
 
-use crate::backends::Backends;
-use crate::live::{CliSource, Watcher};
-use crate::load::Failure;
 use crate::{Outcome, PlayArgs};
 use crossterm::event::{
     self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, KeyboardEnhancementFlags,
@@ -25,9 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wgraph_engine::frame::RgbFrame;
 use wgraph_engine::metrics::Timings;
-use wgraph_engine::model::ModelCache;
 use wgraph_engine::value::{Actions, Key};
-use wgraph_engine::world::{GraphSource, World, WorldConfig, WorldEvent};
+use wgraph_engine::world::{WorldConfig, WorldEvent};
+use wgraph_session::SessionOptions;
 
 /// How long a key counts as held after a press where the terminal reports
 /// no releases (auto-repeat renews it).
@@ -221,82 +218,45 @@ fn draw(out: &mut Vec<u8>, frame: &RgbFrame, cols: u16, rows: u16) -> std::io::R
 
 /// `wgraph play FILE`
 pub fn play(args: &PlayArgs) -> Outcome {
-    let source = Arc::new(CliSource {
-        file: args.file.clone(),
+    let label = args.file.display().to_string();
+    let output = crate::outputs::front_end(args.out.as_deref(), args.keep_last);
+    let options = SessionOptions {
         set: args.set.clone(),
         seed: args.seed,
-        paths: Vec::new(),
-        output: crate::outputs::front_end(args.out.as_deref(), args.keep_last),
+        output: output.clone(),
         provider: args.provider.map(Into::into),
         backend_kind: args.backend.map(Into::into),
-        models: Arc::new(ModelCache::new(Backends::new())),
-        record: false,
+        watch: args.watch,
+        rebuilds: true,
+        ..crate::load::session_options(&args.file)
+    };
+    let session = crate::load::open_session(options, |graph| {
+        crate::outputs::note_skipped(&label, graph, &output, false);
+        let fps = args.fps.unwrap_or(graph.settings.fps);
+        wgraph_engine::settings::check_fps(fps).map_err(|e| format!("--fps: {e}"))?;
+        let (on_late, degrade) =
+            wgraph_session::late_policy(graph, args.on_late.as_deref(), &args.degrade)?;
+        Ok(WorldConfig {
+            on_late,
+            degrade,
+            fps: Some(fps),
+            // `--fps` wins over the graph's; without it a reload re-paces.
+            follow_graph_fps: args.fps.is_none(),
+            stats_every: Some(Duration::from_secs(1)),
+            ..WorldConfig::default()
+        })
     });
-    let built = match source.build_first() {
-        Ok(b) => b,
-        Err(Failure::Errors(text)) => {
-            eprint!("{text}");
-            return Outcome::GraphErrors;
-        }
-        Err(Failure::Usage(u)) => {
-            eprintln!("error: {}", u.0);
-            return Outcome::Usage;
-        }
+    let mut session = match session {
+        Ok(s) => s,
+        Err(outcome) => return outcome,
     };
-    let label = args.file.display().to_string();
-    crate::outputs::note_skipped(&label, &built.graph, &source.output, false);
-    let fps = args.fps.unwrap_or(built.graph.settings.fps);
-    if let Err(e) = wgraph_engine::settings::check_fps(fps) {
-        eprintln!("error: --fps: {e}");
-        return Outcome::Usage;
-    }
-    let (on_late, degrade) =
-        match crate::live::late_policy(&built.graph, args.on_late.as_deref(), &args.degrade) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Outcome::Usage;
-            }
-        };
-    let config = WorldConfig {
-        on_late,
-        degrade,
-        fps: Some(fps),
-        // `--fps` wins over the graph's; without it a reload re-paces.
-        follow_graph_fps: args.fps.is_none(),
-        stats_every: Some(Duration::from_secs(1)),
-        ..WorldConfig::default()
-    };
-    let files = built.files;
-    let mut world = match World::new(
-        Arc::new(built.graph),
-        Some(Arc::clone(&source) as Arc<dyn GraphSource>),
-        Vec::new(),
-        config,
-    ) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Outcome::RuntimeFailure;
-        }
-    };
-    let handle = world.handle();
-    handle.set_keys(Some(Actions::none()));
-    let mut watcher = if args.watch {
-        match Watcher::start(handle.clone(), &files) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Outcome::RuntimeFailure;
-            }
-        }
-    } else {
-        None
-    };
+    let handle = session.handle();
+    // The player starts with no keys held (not a key change: no latency).
+    handle.hold_no_keys();
     let shared = Arc::new(Mutex::new(Shared::default()));
     let world_side = Arc::clone(&shared);
     let world_thread = std::thread::spawn(move || {
-        let result = world.run(&mut |event| {
+        let result = session.run(&mut |event| {
             let mut s = world_side.lock().unwrap_or_else(|p| p.into_inner());
             match event {
                 WorldEvent::Frame {
@@ -314,9 +274,6 @@ pub fn play(args: &PlayArgs) -> Outcome {
                 WorldEvent::Tick { late, .. } => s.late_ticks += u64::from(*late),
                 WorldEvent::Reloaded(info) => {
                     s.last_reload = format!("reloaded at tick {}", info.tick);
-                    if let Some(w) = watcher.as_mut() {
-                        let _ = w.watch(&info.files);
-                    }
                 }
                 WorldEvent::ReloadFailed { cause, .. } => {
                     s.last_reload = format!("reload failed ({cause}); old graph runs");
@@ -327,6 +284,7 @@ pub fn play(args: &PlayArgs) -> Outcome {
                 _ => {}
             }
         });
+        let world = &mut session.world;
         let finished = world.finish();
         let mut s = world_side.lock().unwrap_or_else(|p| p.into_inner());
         s.done = true;

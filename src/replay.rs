@@ -26,7 +26,6 @@
 //! end: the frames are the recorded run's, bit for bit.
 
 use crate::backends::Backends;
-use crate::live::CliSource;
 use crate::load::{Failure, LoadConfig, PathOverride, load_quiet};
 use crate::{Outcome, ReplayArgs};
 use serde_json::{Value as Json, json};
@@ -42,33 +41,10 @@ use wgraph_engine::world::{
     Built, GraphSource, ScriptedEvent, World, WorldConfig, WorldEnd, WorldEvent,
 };
 use wgraph_grammar::MemLoader;
-use wgraph_grammar::source::SourceMap;
+use wgraph_session::{FileSource, hex};
 
 /// The format version.
 const RECORD_VERSION: u64 = 1;
-
-/// Hex of a digest.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// What a recording needs of one build: the parameter changes, every graph
-/// text, and the digest of every other file.
-pub fn provenance(sets: &[String], sources: &SourceMap, files: &[PathBuf]) -> Json {
-    let texts: serde_json::Map<String, Json> = sources
-        .files()
-        .filter_map(|(_, f)| {
-            let p = f.path.as_ref()?;
-            Some((p.display().to_string(), json!(f.text)))
-        })
-        .collect();
-    let digests: serde_json::Map<String, Json> = files
-        .iter()
-        .filter(|p| !texts.contains_key(&p.display().to_string()))
-        .filter_map(|p| Some((p.display().to_string(), json!(hex(&file_digest(p).ok()?)))))
-        .collect();
-    json!({ "sets": sets, "sources": texts, "files": digests })
-}
 
 fn keys_text(a: Option<Actions>) -> Json {
     match a {
@@ -208,7 +184,7 @@ impl GraphSource for ReplaySource {
                 })
             }
             Err(Failure::Errors(text)) => Err(text),
-            Err(Failure::Usage(u)) => Err(format!("error: {}\n", u.0)),
+            Err(Failure::Usage(u)) => Err(format!("error: {u}\n")),
         }
     }
 }
@@ -470,7 +446,7 @@ fn run_replay(args: &ReplayArgs) -> Result<Outcome, String> {
 }
 
 /// The header of a recording of `source`'s run.
-pub fn header(source: &CliSource, provenance: Option<&Json>) -> Json {
+pub fn header(source: &FileSource<Backends>, provenance: Option<&Json>) -> Json {
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
         .ok();

@@ -3,16 +3,13 @@
 //! fps; the server runs until Ctrl-C or SIGTERM, then every world stops at a
 //! tick boundary and finishes its sinks.
 
-use crate::backends::Backends;
-use crate::live::{CliSource, Watcher};
-use crate::load::Failure;
 use crate::{Outcome, ServeArgs};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use wgraph_engine::graph::Graph;
-use wgraph_engine::model::ModelCache;
-use wgraph_engine::world::{GraphSource, World, WorldConfig, WorldEvent};
+use wgraph_engine::world::{WorldConfig, WorldEvent};
+use wgraph_session::SessionOptions;
 use wgraph_web::{Access, Limits, Prompt, ServeConfig, Token, is_public, parse_origin};
 
 /// The prompts a page may edit: every node that says it has one
@@ -67,79 +64,46 @@ pub fn serve(args: &ServeArgs) -> Outcome {
     let mut threads = Vec::new();
     let mut handles = Vec::new();
     for file in &args.files {
-        let source = Arc::new(CliSource {
-            file: file.clone(),
+        let label = file.display().to_string();
+        let options = SessionOptions {
             set: args.set.clone(),
             seed: args.seed,
-            paths: Vec::new(),
             output: output.clone(),
             provider: args.provider.map(Into::into),
             backend_kind: args.backend.map(Into::into),
-            // One cache per world: a cache keeps only what its own graph uses.
-            models: Arc::new(ModelCache::new(Backends::new())),
-            record: false,
+            watch: args.watch,
+            // Prompt boxes change parameters live.
+            rebuilds: true,
+            notices: Arc::new(move |line: &str| eprintln!("{label}: {line}")),
+            ..crate::load::session_options(file)
+        };
+        let mut prompts = Vec::new();
+        let mut name = file.display().to_string();
+        let session = crate::load::open_session(options, |graph| {
+            crate::outputs::note_skipped(&file.display().to_string(), graph, &output, false);
+            prompts = prompts_of(graph);
+            if !graph.settings.name.is_empty() {
+                name = graph.settings.name.clone();
+            }
+            let (on_late, degrade) =
+                wgraph_session::late_policy(graph, args.on_late.as_deref(), &args.degrade)
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+            Ok(WorldConfig {
+                on_late,
+                degrade,
+                workers: args.workers.unwrap_or(0),
+                fps: Some(args.fps.unwrap_or(graph.settings.fps)),
+                stats_every: Some(Duration::from_secs(1)),
+                // An edit of `world { fps }` re-paces the world unless --fps was given.
+                follow_graph_fps: args.fps.is_none(),
+                ..WorldConfig::default()
+            })
         });
-        let built = match source.build_first() {
-            Ok(b) => b,
-            Err(Failure::Errors(text)) => {
-                eprint!("{text}");
-                return Outcome::GraphErrors;
-            }
-            Err(Failure::Usage(u)) => {
-                eprintln!("error: {}", u.0);
-                return Outcome::Usage;
-            }
+        let mut session = match session {
+            Ok(s) => s,
+            Err(outcome) => return outcome,
         };
-        crate::outputs::note_skipped(&file.display().to_string(), &built.graph, &output, false);
-        let prompts = prompts_of(&built.graph);
-        let name = if built.graph.settings.name.is_empty() {
-            file.display().to_string()
-        } else {
-            built.graph.settings.name.clone()
-        };
-        let (on_late, degrade) =
-            match crate::live::late_policy(&built.graph, args.on_late.as_deref(), &args.degrade) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("error: {}: {e}", file.display());
-                    return Outcome::Usage;
-                }
-            };
-        let config = WorldConfig {
-            on_late,
-            degrade,
-            workers: args.workers.unwrap_or(0),
-            fps: Some(args.fps.unwrap_or(built.graph.settings.fps)),
-            stats_every: Some(Duration::from_secs(1)),
-            // An edit of `world { fps }` re-paces the world unless --fps was given.
-            follow_graph_fps: args.fps.is_none(),
-            ..WorldConfig::default()
-        };
-        let files = built.files;
-        let mut world = match World::new(
-            Arc::new(built.graph),
-            Some(Arc::clone(&source) as Arc<dyn GraphSource>),
-            Vec::new(),
-            config,
-        ) {
-            Ok(w) => w,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Outcome::RuntimeFailure;
-            }
-        };
-        let handle = world.handle();
-        let watcher = if args.watch {
-            match Watcher::start(handle.clone(), &files) {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Outcome::RuntimeFailure;
-                }
-            }
-        } else {
-            None
-        };
+        let handle = session.handle();
         let token = match fixed_token.clone().map_or_else(Token::random, Ok) {
             Ok(t) => t,
             Err(e) => {
@@ -154,18 +118,10 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         let thread = std::thread::Builder::new()
             .name(format!("world {name}"))
             .spawn(move || {
-                let mut watcher = watcher;
-                let result = world.run(&mut |event| {
+                let result = session.run(&mut |event| {
                     bridge.on_event(event);
                     match event {
-                        WorldEvent::Reloaded(info) => {
-                            eprintln!("{label}: {}", info.line());
-                            if let Some(w) = watcher.as_mut()
-                                && let Err(e) = w.watch(&info.files)
-                            {
-                                eprintln!("{label}: warning: {e}");
-                            }
-                        }
+                        WorldEvent::Reloaded(info) => eprintln!("{label}: {}", info.line()),
                         WorldEvent::Degraded {
                             tick,
                             level,
@@ -188,6 +144,7 @@ pub fn serve(args: &ServeArgs) -> Outcome {
                     eprintln!("{label}: the world has stopped; its page says so");
                     bridge.failed(&e.to_string());
                 }
+                let world = &mut session.world;
                 let finished = world.finish();
                 (
                     result.is_ok() && finished.is_ok(),

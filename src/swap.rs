@@ -145,7 +145,7 @@ fn prepare<'a>(
     let graph = match load_quiet(&args.file, &config, &[], &FsLoader) {
         Ok(q) => Arc::new(q.graph),
         Err(Failure::Errors(text)) => return Err(format!("{}:\n{text}", sets.join(" "))),
-        Err(Failure::Usage(u)) => return Err(u.0),
+        Err(Failure::Usage(u)) => return Err(u),
     };
     let warm = RunConfig {
         ticks: ticks.min(2),

@@ -9,7 +9,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::path::Path;
-use wgraph_engine::build::{BuildOptions, build_graph};
+use wgraph_engine::load::{LoadOptions, load};
 use wgraph_engine::node::*;
 use wgraph_engine::params::ParamSpec;
 use wgraph_engine::registry::Registry;
@@ -17,8 +17,7 @@ use wgraph_engine::schedule::{RunConfig, Runner};
 use wgraph_engine::tensor::{DType, Tensor};
 use wgraph_engine::types::ValueType;
 use wgraph_engine::value::Value;
-use wgraph_grammar::source::SourceMap;
-use wgraph_grammar::{MemLoader, load_graph};
+use wgraph_grammar::MemLoader;
 
 const TICKS: u64 = 200;
 
@@ -82,20 +81,14 @@ fn chain(n: usize) -> wgraph_engine::graph::Graph {
     let mut registry = Registry::new();
     registry.register(PassKind("src", true)).expect("unique");
     registry.register(PassKind("pass", false)).expect("unique");
-    let mut sources = SourceMap::new();
     let loader = MemLoader::new().with("chain.world", text);
-    let parsed = load_graph(Path::new("chain.world"), &mut sources, &loader).expect("chain parses");
-    let options = BuildOptions {
-        registry: &registry,
-        output: OutputConfig::default(),
-        overrides: vec![],
-        kind_overrides: vec![],
-        seed: None,
-        backend: None,
-        provider: None,
-        backend_kind: None,
-    };
-    build_graph(&parsed, &sources, &options).expect("chain builds")
+    load(
+        Path::new("chain.world"),
+        &LoadOptions::new(&registry),
+        &loader,
+    )
+    .expect("chain builds")
+    .graph
 }
 
 fn overhead(c: &mut Criterion) {

@@ -2,6 +2,9 @@
 //!
 //! The pipeline, with the main type of each step:
 //!
+//! - [`load::load`] — the front door: a graph file with its includes and
+//!   the command line's changes, parsed, validated and built in one call
+//!   that every caller uses;
 //! - [`registry::Registry`] — the table of [`node::NodeKind`]s a graph may use;
 //! - [`build::build_graph`] — checks a parsed [`wgraph_grammar::ast::Graph`]
 //!   (settings, parameters, files, wiring, cycles, types) and returns a
@@ -27,6 +30,7 @@ pub use wgraph_grammar::input;
 pub mod describe;
 pub mod frame;
 pub mod graph;
+pub mod load;
 pub mod metrics;
 pub mod model;
 pub mod node;

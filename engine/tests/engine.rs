@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wgraph_engine::build::{BuildOptions, build_graph};
 use wgraph_engine::graph::Graph;
+use wgraph_engine::load::{LoadOptions, load};
 use wgraph_engine::node::*;
 use wgraph_engine::params::{Default, ParamSpec, ParamType};
 use wgraph_engine::registry::Registry;
@@ -15,8 +15,7 @@ use wgraph_engine::schedule::{RunConfig, RunEvent, Runner, TickHooks};
 use wgraph_engine::tensor::{DType, Device, DeviceBuffer, HostData, Tensor, TensorError};
 use wgraph_engine::types::ValueType;
 use wgraph_engine::value::Value;
-use wgraph_grammar::source::SourceMap;
-use wgraph_grammar::{MemLoader, load_graph};
+use wgraph_grammar::MemLoader;
 
 // ---- test kinds ----------------------------------------------------------
 
@@ -450,24 +449,11 @@ impl DeviceBuffer for FakeDevice {
 // ---- helpers --------------------------------------------------------------
 
 fn build(text: &str) -> Result<Arc<Graph>, Vec<String>> {
-    let mut sources = SourceMap::new();
     let loader = MemLoader::new().with("t.world", text);
     let registry = registry();
-    let parsed = load_graph(Path::new("t.world"), &mut sources, &loader)
-        .map_err(|d| d.iter().map(|x| x.short(&sources)).collect::<Vec<_>>())?;
-    let options = BuildOptions {
-        registry: &registry,
-        output: OutputConfig::default(),
-        overrides: vec![],
-        kind_overrides: vec![],
-        seed: None,
-        backend: None,
-        provider: None,
-        backend_kind: None,
-    };
-    build_graph(&parsed, &sources, &options)
-        .map(Arc::new)
-        .map_err(|d| d.iter().map(|x| x.short(&sources)).collect())
+    load(Path::new("t.world"), &LoadOptions::new(&registry), &loader)
+        .map(|l| Arc::new(l.graph))
+        .map_err(|e| e.lines())
 }
 
 fn errors(text: &str) -> Vec<String> {
@@ -887,22 +873,11 @@ mod models {
         std::fs::write(dir.join("m.bad"), b"x").unwrap();
         let root = dir.join("t.world");
         std::fs::write(&root, text).unwrap();
-        let mut sources = SourceMap::new();
         let registry = registry();
-        let parsed = load_graph(&root, &mut sources, &wgraph_grammar::FsLoader)
-            .map_err(|d| d.iter().map(|x| x.short(&sources)).collect::<Vec<_>>())?;
-        let options = BuildOptions {
-            registry: &registry,
-            output: OutputConfig::default(),
-            overrides: vec![],
-            kind_overrides: vec![],
-            seed: None,
-            backend: Some(backend),
-            provider: None,
-            backend_kind: None,
-        };
-        build_graph(&parsed, &sources, &options)
-            .map_err(|d| d.iter().map(|x| x.short(&sources)).collect())
+        let options = LoadOptions::new(&registry).with_backend(backend);
+        load(&root, &options, &wgraph_grammar::FsLoader)
+            .map(|l| l.graph)
+            .map_err(|e| e.lines())
     }
 
     fn tempfile_dir() -> std::path::PathBuf {
@@ -1267,21 +1242,10 @@ mod live {
         }
         let mut reg = registry();
         reg.register(ShowKind).unwrap();
-        let mut sources = SourceMap::new();
         let loader =
             MemLoader::new().with("s.world", "node f_t: tick\nnode f_s: shown\nf_t -> f_s\n");
-        let parsed = load_graph(Path::new("s.world"), &mut sources, &loader).unwrap();
-        let options = BuildOptions {
-            registry: &reg,
-            output: OutputConfig::default(),
-            overrides: vec![],
-            kind_overrides: vec![],
-            seed: None,
-            backend: None,
-            provider: None,
-            backend_kind: None,
-        };
-        let graph = Arc::new(build_graph(&parsed, &sources, &options).unwrap());
+        let loaded = load(Path::new("s.world"), &LoadOptions::new(&reg), &loader).unwrap();
+        let graph = Arc::new(loaded.graph);
         let config = WorldConfig {
             max_ticks: Some(5),
             ..WorldConfig::default()

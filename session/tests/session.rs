@@ -1,0 +1,133 @@
+//! `Session::open` and `Session::run` on model-free graphs: a run to its
+//! tick limit, the errors a caller maps to exit codes, and a watched
+//! session that follows a rename-save.
+
+use std::path::Path;
+use std::sync::Arc;
+use wgraph_engine::model::{Backend, LoadedModel, ModelCache, ModelError, ModelOptions};
+use wgraph_engine::world::{WorldConfig, WorldEnd, WorldEvent};
+use wgraph_session::{OpenError, Session, SessionOptions};
+
+/// A backend for graphs without models.
+struct NoModels;
+
+impl Backend for NoModels {
+    fn load(&self, path: &Path, _: &ModelOptions) -> Result<LoadedModel, ModelError> {
+        Err(ModelError::Load(format!(
+            "no models here: {}",
+            path.display()
+        )))
+    }
+}
+
+fn models() -> Arc<ModelCache<NoModels>> {
+    Arc::new(ModelCache::new(NoModels))
+}
+
+fn graph(value: f64) -> String {
+    format!(
+        "world {{ resolution = 8x8 }}\n\
+         node c: constant {{ shape = [1, 3, 8, 8], value = {value} }}\n\
+         node show: display {{ }}\n\
+         c -> show.image\n"
+    )
+}
+
+fn ticks(n: u64) -> impl FnOnce(&wgraph_engine::graph::Graph) -> Result<WorldConfig, String> {
+    move |_| {
+        Ok(WorldConfig {
+            max_ticks: Some(n),
+            ..WorldConfig::default()
+        })
+    }
+}
+
+#[test]
+fn a_session_opens_runs_to_its_limit_and_knows_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("g.world");
+    std::fs::write(&file, graph(0.5)).unwrap();
+    let mut session = Session::open(SessionOptions::new(&file), models(), ticks(3)).unwrap();
+    assert!(!session.watching());
+    assert!(session.files.iter().any(|f| f.ends_with("g.world")));
+    let mut frames = 0;
+    let end = session
+        .run(&mut |e| frames += u64::from(matches!(e, WorldEvent::Frame { .. })))
+        .unwrap();
+    assert!(matches!(end, WorldEnd::TickLimit), "{end:?}");
+    assert_eq!(session.world.ticks_done(), 3);
+    assert_eq!(frames, 3);
+}
+
+#[test]
+fn open_errors_say_what_kind_of_mistake_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.world");
+    let options = SessionOptions {
+        missing_file_help: Some(|_| "try graphs/yan-sim.world".to_string()),
+        ..SessionOptions::new(&missing)
+    };
+    match Session::open(options, models(), ticks(1)) {
+        Err(OpenError::Graph(text)) => {
+            assert!(text.contains("try graphs/yan-sim.world"), "{text}");
+            assert!(text.contains("nope.world: 1 error"), "{text}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
+    let file = dir.path().join("g.world");
+    std::fs::write(&file, graph(0.5)).unwrap();
+    let refused = Session::open(SessionOptions::new(&file), models(), |_| {
+        Err("--fps: not here".to_string())
+    });
+    assert!(matches!(refused, Err(OpenError::Usage(u)) if u == "--fps: not here"));
+    let options = SessionOptions {
+        set: vec!["c.value".into()],
+        ..SessionOptions::new(&file)
+    };
+    assert!(matches!(
+        Session::open(options, models(), ticks(1)),
+        Err(OpenError::Usage(u)) if u.contains("expected NODE.PARAM=VALUE")
+    ));
+}
+
+#[test]
+fn a_watched_session_follows_a_rename_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("g.world");
+    std::fs::write(&file, graph(0.5)).unwrap();
+    let options = SessionOptions {
+        watch: true,
+        ..SessionOptions::new(&file)
+    };
+    // Bounded: 20 fps for at most 60 s; the reload stops it long before.
+    let configure = |_: &wgraph_engine::graph::Graph| {
+        Ok(WorldConfig {
+            max_ticks: Some(1200),
+            fps: Some(20.0),
+            ..WorldConfig::default()
+        })
+    };
+    let mut session = Session::open(options, models(), configure).unwrap();
+    assert!(session.watching());
+    let handle = session.handle();
+    let mut edited = false;
+    let mut reloads = Vec::new();
+    session
+        .run(&mut |e| match e {
+            WorldEvent::Tick { .. } if !edited => {
+                edited = true;
+                // An editor's save: a temporary file renamed over the graph.
+                let tmp = file.with_extension("world.swp");
+                std::fs::write(&tmp, graph(0.25)).unwrap();
+                std::fs::rename(&tmp, &file).unwrap();
+            }
+            WorldEvent::Reloaded(info) => {
+                reloads.push(info.line());
+                handle.stop();
+            }
+            _ => {}
+        })
+        .unwrap();
+    assert_eq!(reloads.len(), 1, "{reloads:?}");
+    assert!(reloads[0].contains("changed c.value"), "{reloads:?}");
+}
