@@ -282,7 +282,7 @@ pub fn run(args: &RunArgs) -> Outcome {
     let frames = args.frames.or((!args.watch).then_some(16));
     let mut per_tick = 1;
     let mut max_ticks = None;
-    let session = crate::load::open_session(options, |graph| {
+    let session = crate::load::open_session(options, crate::load::model_cache(), |graph| {
         check_events(graph, &script, args.events.as_deref())?;
         crate::outputs::note_skipped(&args.file.display().to_string(), graph, &output, true);
         per_tick = graph.settings.frames_per_tick as u64;

@@ -206,17 +206,24 @@ pub fn session_options(file: &Path) -> wgraph_session::SessionOptions {
     }
 }
 
-/// Opens a session on this build's backends (one model cache per session:
-/// a cache keeps only what its own graph uses), printing what went wrong;
-/// on failure, the exit code.
+/// A model cache on this build's backends: one per graph, so a cache keeps
+/// only what its graph uses (the sessions of one graph share it, and so
+/// its loaded weights).
+pub fn model_cache() -> std::sync::Arc<wgraph_engine::model::ModelCache<crate::backends::Backends>>
+{
+    std::sync::Arc::new(wgraph_engine::model::ModelCache::new(
+        crate::backends::Backends::new(),
+    ))
+}
+
+/// Opens a session with `models`, printing what went wrong; on failure,
+/// the exit code.
 pub fn open_session(
     options: wgraph_session::SessionOptions,
+    models: std::sync::Arc<wgraph_engine::model::ModelCache<crate::backends::Backends>>,
     configure: impl FnOnce(&Graph) -> Result<wgraph_engine::world::WorldConfig, String>,
 ) -> Result<wgraph_session::Session<crate::backends::Backends>, crate::Outcome> {
     use wgraph_session::OpenError;
-    let models = std::sync::Arc::new(wgraph_engine::model::ModelCache::new(
-        crate::backends::Backends::new(),
-    ));
     wgraph_session::Session::open(options, models, configure).map_err(|e| match e {
         OpenError::Graph(text) => {
             eprint!("{text}");

@@ -238,6 +238,18 @@ pub struct ServeArgs {
     /// Seconds a client has to send a request's headers.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3600))]
     header_timeout: u32,
+    /// One world per graph for every visitor (one controls, the others
+    /// watch) instead of a world per player.
+    #[arg(long)]
+    shared: bool,
+    /// Worlds running at once, all graphs' players together; one more
+    /// player is told the server is full.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_worlds: u32,
+    /// Seconds a player's world waits for them to come back (a reload of
+    /// the page, a dropped connection) before it ends.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(0..=86_400))]
+    resume_within: u32,
 }
 
 #[derive(clap::Args, Debug)]

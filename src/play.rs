@@ -230,7 +230,7 @@ pub fn play(args: &PlayArgs) -> Outcome {
         rebuilds: true,
         ..crate::load::session_options(&args.file)
     };
-    let session = crate::load::open_session(options, |graph| {
+    let session = crate::load::open_session(options, crate::load::model_cache(), |graph| {
         crate::outputs::note_skipped(&label, graph, &output, false);
         let fps = args.fps.unwrap_or(graph.settings.fps);
         wgraph_engine::settings::check_fps(fps).map_err(|e| format!("--fps: {e}"))?;

@@ -3,14 +3,17 @@
 //! fps; the server runs until Ctrl-C or SIGTERM, then every world stops at a
 //! tick boundary and finishes its sinks.
 
+use crate::backends::Backends;
 use crate::{Outcome, ServeArgs};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 use wgraph_engine::graph::Graph;
-use wgraph_engine::world::{WorldConfig, WorldEvent};
-use wgraph_session::SessionOptions;
+use wgraph_engine::world::{WorldConfig, WorldEvent, WorldHandle};
+use wgraph_session::{OpenError, Session, SessionOptions};
 use wgraph_web::{Access, Limits, Prompt, ServeConfig, Token, is_public, parse_origin};
+use wgraph_web::{LatencyProbe, OpenWorld, ServedGraph, SessionLimits, WebWorld};
 
 /// The prompts a page may edit: every node that says it has one
 /// ([`Node::live_prompt`](wgraph_engine::node::Node::live_prompt): a
@@ -60,9 +63,10 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         }
     };
     let output = crate::outputs::front_end(args.out.as_deref(), args.keep_last);
-    let mut web_worlds = Vec::new();
-    let mut threads = Vec::new();
-    let mut handles = Vec::new();
+    let mut graphs = Vec::new();
+    let mut links = Vec::new();
+    // Every world thread started, shared or per player, joined at the end.
+    let worlds: Worlds = Arc::default();
     for file in &args.files {
         let label = file.display().to_string();
         let options = SessionOptions {
@@ -79,7 +83,10 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         };
         let mut prompts = Vec::new();
         let mut name = file.display().to_string();
-        let session = crate::load::open_session(options, |graph| {
+        let mut config = WorldConfig::default();
+        // The graph's models, loaded once for every session of it.
+        let models = crate::load::model_cache();
+        let session = crate::load::open_session(options.clone(), Arc::clone(&models), |graph| {
             crate::outputs::note_skipped(&file.display().to_string(), graph, &output, false);
             prompts = prompts_of(graph);
             if !graph.settings.name.is_empty() {
@@ -88,7 +95,7 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             let (on_late, degrade) =
                 wgraph_session::late_policy(graph, args.on_late.as_deref(), &args.degrade)
                     .map_err(|e| format!("{}: {e}", file.display()))?;
-            Ok(WorldConfig {
+            config = WorldConfig {
                 on_late,
                 degrade,
                 workers: args.workers.unwrap_or(0),
@@ -97,13 +104,13 @@ pub fn serve(args: &ServeArgs) -> Outcome {
                 // An edit of `world { fps }` re-paces the world unless --fps was given.
                 follow_graph_fps: args.fps.is_none(),
                 ..WorldConfig::default()
-            })
+            };
+            Ok(config.clone())
         });
-        let mut session = match session {
+        let session = match session {
             Ok(s) => s,
             Err(outcome) => return outcome,
         };
-        let handle = session.handle();
         let token = match fixed_token.clone().map_or_else(Token::random, Ok) {
             Ok(t) => t,
             Err(e) => {
@@ -111,64 +118,43 @@ pub fn serve(args: &ServeArgs) -> Outcome {
                 return Outcome::RuntimeFailure;
             }
         };
-        let (mut bridge, web) = wgraph_web::channel(&name, handle.clone(), prompts, token);
-        handles.push(handle);
-        web_worlds.push(web);
-        let label = name.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("world {name}"))
-            .spawn(move || {
-                let result = session.run(&mut |event| {
-                    bridge.on_event(event);
-                    match event {
-                        WorldEvent::Reloaded(info) => eprintln!("{label}: {}", info.line()),
-                        WorldEvent::Degraded {
-                            tick,
-                            level,
-                            change,
-                            why,
-                        } => eprintln!(
-                            "{label}: degrade level {level} at tick {tick}: {change} ({why})"
-                        ),
-                        WorldEvent::ReloadFailed { cause, message } => {
-                            eprint!("{message}");
-                            eprintln!(
-                                "{label}: reload failed ({cause}); the running graph is unchanged"
-                            );
-                        }
-                        _ => {}
-                    }
-                });
-                if let Err(e) = &result {
-                    eprintln!("{label}: error: {e}");
-                    eprintln!("{label}: the world has stopped; its page says so");
-                    bridge.failed(&e.to_string());
-                }
-                let world = &mut session.world;
-                let finished = world.finish();
-                (
-                    result.is_ok() && finished.is_ok(),
-                    world.ticks_done(),
-                    world.late_ticks(),
-                )
-            });
-        match thread {
-            Ok(t) => threads.push((name, t)),
-            Err(e) => {
-                eprintln!("error: cannot start a world thread: {e}");
-                return Outcome::RuntimeFailure;
-            }
+        links.push((
+            name.clone(),
+            (!access.no_token).then(|| token.as_str().to_string()),
+        ));
+        if args.shared {
+            let web = start_world(session, &name, prompts, token, &worlds);
+            graphs.push(ServedGraph::Shared(web));
+            continue;
         }
+        // Per player: the graph is checked; each player's world is opened
+        // like this one when they come (this one is not needed).
+        drop(session);
+        let worlds = Arc::clone(&worlds);
+        let graph_name = name.clone();
+        let open: OpenWorld = Arc::new(move || {
+            let config = config.clone();
+            let session = Session::open(options.clone(), Arc::clone(&models), move |_| Ok(config))
+                .map_err(|e| match e {
+                    OpenError::Graph(text) => text,
+                    OpenError::Usage(u) | OpenError::Runtime(u) => u,
+                })?;
+            let token = Token::random().map_err(|e| e.to_string())?;
+            Ok(start_world(
+                session,
+                &graph_name,
+                prompts.clone(),
+                token,
+                &worlds,
+            ))
+        });
+        graphs.push(ServedGraph::PerPlayer {
+            name,
+            link: token,
+            open,
+        });
     }
     let started = std::time::Instant::now();
-    let latencies: Vec<_> = web_worlds.iter().map(|w| w.latency_probe()).collect();
-    let links: Vec<(String, Option<String>)> = web_worlds
-        .iter()
-        .map(|w| {
-            let token = (!access.no_token).then(|| w.token.as_str().to_string());
-            (w.name.clone(), token)
-        })
-        .collect();
     let config = ServeConfig {
         addr,
         access,
@@ -177,30 +163,36 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             max_per_address: args.max_per_address as usize,
             header_timeout: Duration::from_secs(u64::from(args.header_timeout)),
         },
+        sessions: SessionLimits {
+            max_worlds: args.max_worlds as usize,
+            resume_within: Duration::from_secs(u64::from(args.resume_within)),
+        },
     };
     let served = wgraph_web::serve(
-        web_worlds,
+        graphs,
         config,
         |bound| print_links(bound, &links),
         shutdown_signal(),
         Arc::new(|line: &str| eprintln!("{line}")),
     );
-    for h in &handles {
-        h.stop();
-    }
     let mut outcome = Outcome::Ok;
     if let Err(e) = served {
         eprintln!("error: cannot serve on {addr}: {e}");
         outcome = Outcome::RuntimeFailure;
     }
+    let started_worlds = std::mem::take(&mut *worlds.lock().unwrap_or_else(|p| p.into_inner()));
+    for w in &started_worlds {
+        w.handle.stop();
+    }
     let seconds = started.elapsed().as_secs_f64();
     let mut rows = Vec::new();
-    for ((name, t), latency) in threads.into_iter().zip(latencies) {
-        match t.join() {
+    for w in started_worlds {
+        match w.thread.join() {
             Ok((ok, ticks, late)) => {
-                let (p50, p99, n) = latency.summary();
+                let (p50, p99, n) = w.latency.summary();
                 eprintln!(
-                    "{name}: {ticks} ticks, {late} late; {}",
+                    "{}: {ticks} ticks, {late} late; {}",
+                    w.label,
                     latency_summary(p50, p99, n)
                 );
                 // No samples: no figures (a 0 would read as a measurement).
@@ -210,7 +202,8 @@ pub fn serve(args: &ServeArgs) -> Outcome {
                     (Some(p50), Some(p99))
                 };
                 rows.push(serde_json::json!({
-                    "world": name,
+                    "world": w.name,
+                    "session": w.session,
                     "ticks": ticks,
                     "seconds": seconds,
                     "fps": if seconds > 0.0 { ticks as f64 / seconds } else { 0.0 },
@@ -219,7 +212,7 @@ pub fn serve(args: &ServeArgs) -> Outcome {
                     "latency_p99_ms": p99,
                     "latency_samples": n,
                 }));
-                if !ok {
+                if !ok && args.shared {
                     outcome = Outcome::RuntimeFailure;
                 }
             }
@@ -235,6 +228,96 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         }
     }
     outcome
+}
+
+/// A world thread `serve` started, joined when the server stops.
+struct Started {
+    name: String,
+    /// The session's number in this run (`name#N` in the log).
+    session: usize,
+    label: String,
+    handle: WorldHandle,
+    latency: LatencyProbe,
+    thread: std::thread::JoinHandle<(bool, u64, u64)>,
+}
+
+/// Every world thread started so far.
+type Worlds = Arc<Mutex<Vec<Started>>>;
+
+/// Starts `session`'s tick thread, bridged to a web world; registers it in
+/// `worlds`.
+fn start_world(
+    mut session: Session<Backends>,
+    name: &str,
+    prompts: Vec<Prompt>,
+    token: Token,
+    worlds: &Worlds,
+) -> WebWorld {
+    let handle = session.handle();
+    let (mut bridge, web) = wgraph_web::channel(name, handle.clone(), prompts, token);
+    let mut started = worlds.lock().unwrap_or_else(|p| p.into_inner());
+    let number = started.iter().filter(|s| s.name == name).count() + 1;
+    let label = if number == 1 {
+        name.to_string()
+    } else {
+        format!("{name}#{number}")
+    };
+    let world_label = label.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("world {label}"))
+        .spawn(move || {
+            let label = world_label;
+            let result = session.run(&mut |event| {
+                bridge.on_event(event);
+                match event {
+                    WorldEvent::Reloaded(info) => eprintln!("{label}: {}", info.line()),
+                    WorldEvent::Degraded {
+                        tick,
+                        level,
+                        change,
+                        why,
+                    } => {
+                        eprintln!("{label}: degrade level {level} at tick {tick}: {change} ({why})")
+                    }
+                    WorldEvent::ReloadFailed { cause, message } => {
+                        eprint!("{message}");
+                        eprintln!(
+                            "{label}: reload failed ({cause}); the running graph is unchanged"
+                        );
+                    }
+                    _ => {}
+                }
+            });
+            if let Err(e) = &result {
+                eprintln!("{label}: error: {e}");
+                eprintln!("{label}: the world has stopped; its page says so");
+                bridge.failed(&e.to_string());
+            }
+            let world = &mut session.world;
+            let finished = world.finish();
+            (
+                result.is_ok() && finished.is_ok(),
+                world.ticks_done(),
+                world.late_ticks(),
+            )
+        })
+        // Out of threads: the world runs nowhere; its page says so.
+        .unwrap_or_else(|e| {
+            let message = format!("cannot start a world thread: {e}");
+            std::thread::spawn(move || {
+                eprintln!("error: {message}");
+                (false, 0, 0)
+            })
+        });
+    started.push(Started {
+        name: name.to_string(),
+        session: number,
+        label,
+        handle,
+        latency: web.latency_probe(),
+        thread,
+    });
+    web
 }
 
 /// The key-to-frame latency as the summary line says it: percentiles only

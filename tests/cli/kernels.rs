@@ -55,6 +55,8 @@ fn scale_is_bounded() {
 
 #[test]
 fn doctor_reports_the_cuda_kernels() {
+    // `doctor` looks for a WebGPU adapter too (with the wonnx feature).
+    ensure_vulkan();
     let o = wgraph(&["doctor"]);
     let out = stdout(&o);
     assert!(out.contains("\nCUDA kernels: "), "{out}");

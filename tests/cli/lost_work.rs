@@ -14,18 +14,6 @@ fn flow() -> String {
     root().join("examples/flow.world").display().to_string()
 }
 
-/// `wgraph ARGS` in `dir`, stderr to `dir/stderr.txt` (read while it runs).
-fn spawn(dir: &Path, args: &[&str]) -> Child {
-    let log = std::fs::File::create(dir.join("stderr.txt")).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_wgraph"))
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("wgraph starts")
-}
-
 fn log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("stderr.txt")).unwrap_or_default()
 }
@@ -41,15 +29,6 @@ fn wait_until(what: &str, dir: &Path, mut ready: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
 }
 
 /// The exit code, if the process ends within `limit`; kills it otherwise.
@@ -162,8 +141,9 @@ fn a_stop_does_not_wait_for_the_next_tick() {
         // Let the world settle into its 100 s wait for tick 1.
         std::thread::sleep(Duration::from_millis(300));
         signal(&child, sig);
-        // The old wait took 100 s; anything near that is the bug.
-        let code = exit_within(&mut child, Duration::from_secs(10));
+        // The old wait took 100 s; anything near that is the bug (30 s: a
+        // loaded machine is slow to stop, never that slow).
+        let code = exit_within(&mut child, Duration::from_secs(30));
         assert_eq!(code, Some(Some(0)), "{sig}: log:\n{}", log(d));
         let log = log(d);
         assert!(log.contains(name), "{log}");
@@ -583,7 +563,7 @@ fn a_reload_applies_the_graphs_new_fps() {
     );
     signal(&child, "-INT");
     assert_eq!(
-        exit_within(&mut child, Duration::from_secs(10)),
+        exit_within(&mut child, Duration::from_secs(30)),
         Some(Some(0)),
         "{}",
         log(d)
@@ -613,7 +593,7 @@ fn a_reload_applies_the_graphs_new_fps() {
     });
     signal(&child, "-TERM");
     assert_eq!(
-        exit_within(&mut child, Duration::from_secs(10)),
+        exit_within(&mut child, Duration::from_secs(30)),
         Some(Some(0)),
         "{}",
         log(d)

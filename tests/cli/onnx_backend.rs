@@ -17,12 +17,16 @@ const UNSUPPORTED: &[&str] = &["object"];
 fn onnx_backend_test_models_check_and_run_like_onnxruntime() {
     let dir = tempfile::tempdir().unwrap();
     let script = root().join("tests/support/onnx_backend_suite.py");
-    let prepared = Command::new("python3")
-        .arg(&script)
-        .arg("prepare")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let prepared = {
+        // Made on first use: one script at a time makes it.
+        let _env = models_env_turn();
+        Command::new("python3")
+            .arg(&script)
+            .arg("prepare")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
     assert!(
         prepared.status.success(),
         "{}",

@@ -368,8 +368,29 @@ fn serve_without_out_writes_nothing() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Let the world tick a while (its tick count is checked below).
-    std::thread::sleep(Duration::from_millis(1500));
+    // Let the world tick (its tick count is checked below): a viewer on
+    // the printed link (`http://ADDR/?token=T`) gets two frames, two ticks,
+    // however slowly a busy machine runs them.
+    let link = read();
+    let link = link[link.find("http://").unwrap() + 7..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let (addr, query) = link.split_once('/').unwrap();
+    let (mut ws, _) = tungstenite::connect(format!("ws://{addr}/w/0/ws{query}")).unwrap();
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    }
+    let mut frames = 0;
+    while frames < 2 {
+        match ws.read() {
+            Ok(tungstenite::Message::Binary(_)) => frames += 1,
+            Ok(_) => {}
+            Err(e) => panic!("no frames ({e}):\n{}", read()),
+        }
+    }
+    drop(ws);
     let ok = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -225,6 +225,8 @@ fn other_origins_other_hosts_and_tokenless_sockets_cannot_steer() {
             "--token",
             TOKEN,
             "--public-view",
+            // One world for all: a tokenless socket watches it.
+            "--shared",
             "--allow-origin",
             "https://studio.example",
         ],
@@ -425,6 +427,8 @@ fn a_failed_world_is_reported_on_the_page_and_in_the_exit_code() {
         dir.path(),
         &[
             "examples/world.world",
+            // The one world of a shared server: when it fails, the server stops.
+            "--shared",
             "--token",
             TOKEN,
             "--out",

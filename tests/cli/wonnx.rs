@@ -2,8 +2,10 @@
 //!
 //! With the `wonnx` feature (CI builds `--all-features`) these run on
 //! whatever WebGPU adapter the machine has; CI's is Mesa's software Vulkan
-//! driver (lavapipe), installed by `tests/support/install-vulkan.sh` (also
-//! run here on first need). Without the feature, the error a user gets.
+//! driver (lavapipe), installed by `tests/support/install-vulkan.sh`: every
+//! test here calls `ensure_vulkan()` first (it installs the driver once if it
+//! is missing), whatever ran before. Without the feature, the error a user
+//! gets.
 
 use super::*;
 
@@ -83,22 +85,11 @@ mod with_feature {
     use wgraph_engine::npy::read_npy_file;
     use wgraph_engine::tensor::Tensor;
 
-    /// Installs lavapipe when no Vulkan driver is there (once).
-    fn vulkan() {
-        static INSTALL: std::sync::Once = std::sync::Once::new();
-        INSTALL.call_once(|| {
-            let status = Command::new(root().join("tests/support/install-vulkan.sh")).status();
-            assert!(
-                status.is_ok_and(|s| s.success()),
-                "tests/support/install-vulkan.sh could not install a Vulkan driver"
-            );
-        });
-    }
-
     /// An operator wonnx lacks is refused at `wgraph check`, naming the
     /// operator, the node and the way out (no GPU needed for that).
     #[test]
     fn an_unsupported_operator_is_refused_at_check() {
+        ensure_vulkan();
         let dir = tempfile::tempdir().unwrap();
         let text = one_model("tests/models/layernorm.onnx", " { backend = wonnx }");
         let o = check(dir.path(), &text, &[]);
@@ -115,6 +106,7 @@ mod with_feature {
     /// A symbolic input dimension is refused naming the input and dimension.
     #[test]
     fn a_symbolic_dimension_is_refused_naming_the_input() {
+        ensure_vulkan();
         let dir = tempfile::tempdir().unwrap();
         let text = one_model("models-onnx/trained/vae_encoder.onnx", "");
         let o = check(dir.path(), &text, &["--backend", "wonnx"]);
@@ -138,7 +130,7 @@ mod with_feature {
     #[test]
     fn doctor_reports_the_adapter() {
         let _turn = take_turns();
-        vulkan();
+        ensure_vulkan();
         let o = wgraph(&["doctor"]);
         assert!(
             stdout(&o).contains("wonnx backend: usable (wonnx 0.5.1) on "),
@@ -209,7 +201,7 @@ mod with_feature {
     #[test]
     fn yan_sim_on_webgpu_matches_onnx_runtime() {
         let _turn = take_turns();
-        vulkan();
+        ensure_vulkan();
         let dir = tempfile::tempdir().unwrap();
         let reference = frames(&dir.path().join("ort"), "graphs/yan-sim.world", &[]);
         let webgpu = frames(

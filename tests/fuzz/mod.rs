@@ -15,7 +15,7 @@
 //! cannot be caught; the input that was running is then the file
 //! `last-input.world` in the crash folder.
 //!
-//! Used twice: a short run in `tests/cli.rs` (mod `fuzzing`) and the long
+//! Used twice: a short run in `tests/cli/faults.rs` and the long
 //! run of `examples/fuzz_check.rs`:
 //!
 //! ```sh

@@ -40,6 +40,7 @@ mod access;
 mod listener;
 mod log;
 mod server;
+mod sessions;
 
 pub use access::{
     Access, MIN_TOKEN_LEN, Refusal, Role, Token, TokenError, is_public, parse_origin,
@@ -47,6 +48,7 @@ pub use access::{
 pub use listener::Limits;
 pub use log::{Log, ViewerLog, visible};
 pub use server::{MAX_MESSAGE, ServeConfig, serve};
+pub use sessions::{OpenWorld, ServedGraph, SessionLimits};
 
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};

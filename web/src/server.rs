@@ -5,6 +5,7 @@
 use crate::access::{Access, Refusal, Role};
 use crate::listener::{Limits, Slot};
 use crate::log::{Log, ViewerLog};
+use crate::sessions::{Players, Refused, ServedGraph, SessionLimits};
 use crate::{FrameMsg, WebWorld, WorldStatus};
 use axum::Router;
 use axum::body::Bytes;
@@ -20,7 +21,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use wgraph_engine::value::{Actions, Key};
@@ -38,11 +39,29 @@ const INDEX: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
+/// One served graph, as the server holds it.
+enum Served {
+    Shared(Arc<WebWorld>),
+    PerPlayer(Arc<Players>),
+}
+
+impl Served {
+    fn name(&self) -> &str {
+        match self {
+            Served::Shared(w) => &w.name,
+            Served::PerPlayer(p) => &p.name,
+        }
+    }
+}
+
 struct AppState {
-    worlds: Vec<Arc<WebWorld>>,
+    graphs: Vec<Served>,
     next_client: AtomicU64,
     access: Access,
     log: ViewerLog,
+    sessions: SessionLimits,
+    /// Per-player sessions of all graphs.
+    worlds_running: AtomicUsize,
 }
 
 /// Where and how to serve (built from `serve`'s flags).
@@ -51,14 +70,17 @@ pub struct ServeConfig {
     pub addr: SocketAddr,
     pub access: Access,
     pub limits: Limits,
+    /// Per-player sessions: how many, how long one waits for its player.
+    pub sessions: SessionLimits,
 }
 
-/// Serves `worlds` until `shutdown` completes or no world runs any more.
+/// Serves `graphs` until `shutdown` completes or, when every graph is
+/// shared, no world runs any more.
 /// `on_bound` gets the address actually bound (port 0 picks a free one);
 /// `log` gets the server's lines (viewer mistakes through a [`ViewerLog`]:
 /// sanitised, rate-limited).
 pub fn serve(
-    worlds: Vec<WebWorld>,
+    graphs: Vec<ServedGraph>,
     config: ServeConfig,
     on_bound: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -71,11 +93,22 @@ pub fn serve(
     let viewer_log = ViewerLog::new(Arc::clone(&log));
     let result = runtime.block_on(async {
         let state = Arc::new(AppState {
-            worlds: worlds.into_iter().map(Arc::new).collect(),
+            graphs: graphs
+                .into_iter()
+                .map(|g| match g {
+                    ServedGraph::Shared(w) => Served::Shared(Arc::new(w)),
+                    ServedGraph::PerPlayer { name, link, open } => {
+                        Served::PerPlayer(Arc::new(Players::new(name, link, open)))
+                    }
+                })
+                .collect(),
             next_client: AtomicU64::new(1),
             access: config.access,
             log: viewer_log.clone(),
+            sessions: config.sessions,
+            worlds_running: AtomicUsize::new(0),
         });
+        tokio::spawn(reap(Arc::clone(&state), log.clone()));
         let app = Router::new()
             .route("/", get(root))
             .route("/w/{index}", get(world_page))
@@ -89,9 +122,22 @@ pub fn serve(
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         on_bound(listener.local_addr()?);
-        let worlds = state.worlds.clone();
+        // A shared world that fails stops the server once no other runs;
+        // per-player sessions come and go.
+        let shared: Vec<Arc<WebWorld>> = state
+            .graphs
+            .iter()
+            .filter_map(|g| match g {
+                Served::Shared(w) => Some(Arc::clone(w)),
+                Served::PerPlayer(_) => None,
+            })
+            .collect();
+        let only_shared = shared.len() == state.graphs.len();
         let all_stopped = async move {
-            futures_util::future::join_all(worlds.iter().map(|w| w.stopped())).await;
+            if !only_shared {
+                return std::future::pending().await;
+            }
+            futures_util::future::join_all(shared.iter().map(|w| w.stopped())).await;
             log("web: no world is running any more; the server stops");
             tokio::time::sleep(LAST_WORDS).await;
         };
@@ -102,12 +148,33 @@ pub fn serve(
             }
         };
         crate::listener::run(listener, app, config.limits, viewer_log.clone(), stop).await;
+        for g in &state.graphs {
+            if let Served::PerPlayer(p) = g {
+                p.stop_all();
+            }
+        }
         Ok(())
     });
     viewer_log.flush();
     // Open sockets end with the runtime.
     runtime.shutdown_timeout(Duration::from_millis(500));
     result
+}
+
+/// Every second: ends the per-player sessions whose player is gone for
+/// good, or whose world failed.
+async fn reap(state: Arc<AppState>, log: Log) {
+    let mut every = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        every.tick().await;
+        for g in &state.graphs {
+            if let Served::PerPlayer(p) = g {
+                for line in p.reap(&state.worlds_running, state.sessions.resume_within) {
+                    log(&format!("web: `{}`: {line}", p.name));
+                }
+            }
+        }
+    }
 }
 
 /// Every request: the `Host` header must be one this server answers
@@ -140,9 +207,9 @@ fn escape_html(s: &str) -> String {
 }
 
 fn page(state: &AppState, index: usize) -> Response {
-    match state.worlds.get(index) {
-        Some(w) => Html(
-            PAGE.replace("{{NAME}}", &escape_html(&w.name))
+    match state.graphs.get(index) {
+        Some(g) => Html(
+            PAGE.replace("{{NAME}}", &escape_html(g.name()))
                 .replace("{{INDEX}}", &index.to_string()),
         )
         .into_response(),
@@ -151,14 +218,14 @@ fn page(state: &AppState, index: usize) -> Response {
 }
 
 async fn root(State(state): State<Arc<AppState>>) -> Response {
-    if state.worlds.len() == 1 {
+    if state.graphs.len() == 1 {
         return page(&state, 0);
     }
     let links: String = state
-        .worlds
+        .graphs
         .iter()
         .enumerate()
-        .map(|(i, w)| format!("<li><a href=\"/w/{i}\">{}</a></li>", escape_html(&w.name)))
+        .map(|(i, g)| format!("<li><a href=\"/w/{i}\">{}</a></li>", escape_html(g.name())))
         .collect();
     Html(INDEX.replace("{{WORLDS}}", &links)).into_response()
 }
@@ -175,45 +242,104 @@ async fn socket(
     Extension(slot): Extension<Arc<Slot>>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(world) = state.worlds.get(index).cloned() else {
+    let Some(graph) = state.graphs.get(index) else {
         return (StatusCode::NOT_FOUND, "no such world").into_response();
     };
-    let text = |name| headers.get(name).and_then(|h| h.to_str().ok());
-    let role = state
-        .access
-        .check_origin(text(header::ORIGIN), text(header::HOST).unwrap_or(""))
-        .and_then(|()| {
-            state
-                .access
-                .role(&world.token, query.get("token").map(String::as_str))
-        });
-    let role = match role {
-        Ok(r) => r,
-        Err(refusal) => {
-            state.log.line(&format!(
-                "web: refused a socket of `{}`: {refusal}",
-                world.name
-            ));
-            let status = match refusal {
-                Refusal::Token => StatusCode::UNAUTHORIZED,
-                _ => StatusCode::FORBIDDEN,
-            };
-            return (status, refusal.to_string()).into_response();
-        }
+    let header_text = |name| headers.get(name).and_then(|h| h.to_str().ok());
+    let refuse = |refusal: Refusal| {
+        state.log.line(&format!(
+            "web: refused a socket of `{}`: {refusal}",
+            graph.name()
+        ));
+        let status = match refusal {
+            Refusal::Token => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::FORBIDDEN,
+        };
+        (status, refusal.to_string()).into_response()
     };
+    if let Err(refusal) = state.access.check_origin(
+        header_text(header::ORIGIN),
+        header_text(header::HOST).unwrap_or(""),
+    ) {
+        return refuse(refusal);
+    }
+    let shown = query.get("token").map(String::as_str);
     let client = state.next_client.fetch_add(1, Ordering::SeqCst);
     let log = state.log.clone();
-    ws.max_message_size(MAX_MESSAGE)
-        .max_frame_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            viewer(socket, world, client, role, log).await;
-            // The connection's place under the limits is freed with it.
-            drop(slot);
-        })
+    let ws = ws.max_message_size(MAX_MESSAGE).max_frame_size(MAX_MESSAGE);
+    let players = match graph {
+        Served::Shared(world) => {
+            let role = match state.access.role(&world.token, shown) {
+                Ok(r) => r,
+                Err(refusal) => return refuse(refusal),
+            };
+            let world = Arc::clone(world);
+            return ws.on_upgrade(move |socket| async move {
+                viewer(socket, world, client, role, None, log).await;
+                // The connection's place under the limits is freed with it.
+                drop(slot);
+            });
+        }
+        Served::PerPlayer(players) => Arc::clone(players),
+    };
+    // Per player: the session the socket names, if it shows its token.
+    let resumed = match (query.get("session"), query.get("session_token")) {
+        (Some(id), Some(token)) => players.resume(id, token).map(|w| (id.clone(), w)),
+        _ => None,
+    };
+    if resumed.is_none() {
+        // A new world needs the link's token; watching has nothing to watch.
+        match state.access.role(&players.link, shown) {
+            Ok(Role::Player) => {}
+            Ok(Role::Viewer) | Err(_) => return refuse(Refusal::Token),
+        }
+    }
+    let state = Arc::clone(&state);
+    ws.on_upgrade(move |mut socket| async move {
+        let session = match resumed {
+            Some(s) => Ok(s),
+            None => {
+                let made = Arc::clone(&players);
+                let state2 = Arc::clone(&state);
+                tokio::task::spawn_blocking(move || {
+                    made.create(&state2.worlds_running, &state2.sessions)
+                })
+                .await
+                .unwrap_or_else(|e| Err(Refused::Failed(e.to_string())))
+            }
+        };
+        match session {
+            Ok((id, world)) => {
+                let tag = Some((id.clone(), world.token.as_str().to_string()));
+                viewer(socket, world, client, Role::Player, tag, log).await;
+                players.left(&id);
+            }
+            Err(refused) => {
+                let message = match refused {
+                    Refused::Full(n) => format!("server full: {n} worlds running, try again"),
+                    Refused::Failed(e) => format!("could not start a world: {e}"),
+                };
+                log.line(&format!("web: `{}`: {message}", players.name));
+                let _ = socket
+                    .send(text(&json!({ "type": "full", "message": message })))
+                    .await;
+                let _ = socket.send(Message::Close(None)).await;
+            }
+        }
+        drop(slot);
+    })
 }
 
 /// One viewer: a writer task (frames, events, replies) and a reader loop.
-async fn viewer(socket: WebSocket, world: Arc<WebWorld>, client: u64, role: Role, log: ViewerLog) {
+/// `session`: the per-player session's id and token, told to its player.
+async fn viewer(
+    socket: WebSocket,
+    world: Arc<WebWorld>,
+    client: u64,
+    role: Role,
+    session: Option<(String, String)>,
+    log: ViewerLog,
+) {
     let (mut sink, mut stream) = socket.split();
     let (reply_tx, mut replies) = mpsc::channel::<Json>(16);
     let controls = role == Role::Player && world.claim_if_free(client);
@@ -228,6 +354,7 @@ async fn viewer(socket: WebSocket, world: Arc<WebWorld>, client: u64, role: Role
         "controller": controls,
         "role": match role { Role::Player => "player", Role::Viewer => "viewer" },
         "failed": failed.as_deref(),
+        "session": session.map(|(id, token)| json!({ "id": id, "token": token })),
         "max_message": crate::MAX_MESSAGE,
     });
     let mut frames = world.frames.clone();

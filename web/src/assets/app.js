@@ -14,6 +14,7 @@
   const state = (window.wgraph = {
     connected: false, controller: false, frames: 0, lastTick: -1, skipped: 0,
     hashes: [], fps: 0, hud: null, errors: 0, reloads: 0, role: null, failed: null, refused: false,
+    session: null, resumed: false, full: null,
   });
   // The world's token comes in the address `wgraph serve` printed. The page
   // keeps it for this tab (a reload still steers) and takes it out of the
@@ -27,6 +28,10 @@
     history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : "") + location.hash);
   }
   const token = sessionStorage.getItem(tokenKey);
+  // A world of one's own (per-player serving): its id and token, kept for
+  // this tab so a reload or a dropped connection gets the same world back.
+  const sessionKey = `wgraph-session-${index}`;
+  const stored = () => { try { return JSON.parse(sessionStorage.getItem(sessionKey)); } catch { return null; } };
   const KEYS = {
     KeyW: "W", KeyA: "A", KeyS: "S", KeyD: "D", ArrowLeft: "Left", ArrowRight: "Right",
     ArrowUp: "Up", ArrowDown: "Down", Space: "Space",
@@ -124,7 +129,11 @@
   }
   function connect() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const query = token ? `?token=${encodeURIComponent(token)}` : "";
+    const q = new URLSearchParams();
+    if (token) q.set("token", token);
+    const mine = stored();
+    if (mine) { q.set("session", mine.id); q.set("session_token", mine.token); }
+    const query = q.toString() ? `?${q}` : "";
     ws = new WebSocket(`${proto}//${location.host}/w/${index}/ws${query}`);
     ws.binaryType = "arraybuffer";
     let opened = false;
@@ -145,7 +154,19 @@
     ws.onmessage = (e) => {
       if (typeof e.data !== "string") { drawFrame(e.data); return; }
       const m = JSON.parse(e.data);
+      if (m.type === "full") {
+        // No world for us now: say so, and try again later.
+        state.full = m.message; errorBox.hidden = false; errorBox.textContent = m.message;
+        return;
+      }
       if (m.type === "hello") {
+        if (m.session) {
+          const before = stored();
+          state.resumed = !!before && before.id === m.session.id;
+          state.session = m.session.id;
+          sessionStorage.setItem(sessionKey, JSON.stringify(m.session));
+        }
+        state.full = null; errorBox.hidden = true;
         state.controller = m.controller; state.role = m.role; state.refused = false;
         prompts(m.prompts);
         if (m.failed) showFailure(m.failed); else showRole();

@@ -1,0 +1,266 @@
+//! Yume's block cache (`block_denoiser`): the cache arithmetic against
+//! NumPy (tests/reference/blocks.py) on the analytic block-split denoiser of
+//! tests/reference/make_models.py; the shipped block split of Yume's
+//! denoiser against the monolithic model; `wgraph blocks`.
+
+use super::*;
+use wgraph_engine::npy::read_npy;
+
+fn npy_f32(path: &Path) -> Vec<f32> {
+    read_npy(&std::fs::read(path).unwrap())
+        .unwrap()
+        .host_f32()
+        .unwrap()
+        .to_vec()
+}
+
+/// 3 ticks of Euler on the analytic split denoiser, for several cache
+/// sets and l_c = 1 and 2, against the NumPy reference (residuals
+/// rounded to bf16 there too): max abs error ≤ 1e-5. A cache that
+/// changes nothing would pass the error bound too, so each cached case
+/// must also differ from the uncached run.
+#[test]
+fn cache_arithmetic_matches_the_numpy_reference() {
+    let python = sampler_reference::python();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let noise: Vec<f32> = (0..48).map(|i| (i as f32 * 1.3).cos()).collect();
+    let cond: Vec<f32> = (0..16).map(|i| (i as f32 * 0.7).sin() * 0.5).collect();
+    write_npy(&d.join("noise.npy"), &[3, 1, 4, 2, 2], &noise);
+    write_npy(&d.join("cond.npy"), &[1, 4, 2, 2], &cond);
+    let reference = root().join("tests/reference");
+    // (steps, shift, cache, cache_steps)
+    let cases: &[(usize, f64, &[usize], usize)] = &[
+        (4, 3.0, &[], 1),
+        (4, 3.0, &[1], 1),
+        (5, 3.0, &[0, 2], 2),
+        (3, 1.0, &[0, 1, 2], 1),
+        (6, 2.0, &[2, 0], 2),
+        (5, 3.0, &[1, 2], 1),
+    ];
+    for (i, (steps, shift, cache, cache_steps)) in cases.iter().enumerate() {
+        let case_dir = d.join(format!("case{i}"));
+        std::fs::create_dir(&case_dir).unwrap();
+        let list: Vec<String> = cache.iter().map(ToString::to_string).collect();
+        let model = |n: &str| {
+            reference
+                .join(format!("block_{n}.onnx"))
+                .display()
+                .to_string()
+        };
+        let graph = format!(
+            "model e = \"{}\"\nmodel b0 = \"{}\"\nmodel b1 = \"{}\"\nmodel b2 = \"{}\"\nmodel hd = \"{}\"\n\
+             node noise: npy {{ path = \"{}\", sequence = true }}\nnode cond: npy {{ path = \"{}\" }}\n\
+             node dit: block_denoiser {{ embed = e, blocks = [b0, b1, b2], head = hd, cache = [{}], cache_steps = {cache_steps} }}\n\
+             node sampler: euler {{ steps = {steps}, shift = {shift:?}, denoiser = @dit }}\n\
+             node out: npy_dump {{ dir = \"out\" }}\n\
+             noise.out -> sampler.noise\ncond.out -> dit.cond\nsampler.latent -> out.tensor\n",
+            model("embed"),
+            model("b0"),
+            model("b1"),
+            model("b2"),
+            model("head"),
+            d.join("noise.npy").display(),
+            d.join("cond.npy").display(),
+            list.join(", "),
+        );
+        let file = case_dir.join("g.world");
+        std::fs::write(&file, graph).unwrap();
+        let o = wgraph(&[
+            "run",
+            file.to_str().unwrap(),
+            "--frames",
+            "3",
+            "--out",
+            case_dir.join("run").to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "case {i}: {}", stderr(&o));
+        let case = serde_json::json!({
+            "steps": steps, "shift": shift, "cache": cache, "cache_steps": cache_steps,
+        });
+        let case_path = case_dir.join("case.json");
+        std::fs::write(&case_path, case.to_string()).unwrap();
+        let r = Command::new(&python)
+            .arg(root().join("tests/reference/blocks.py"))
+            .arg(&case_path)
+            .arg(d.join("noise.npy"))
+            .arg(d.join("cond.npy"))
+            .arg(case_dir.join("run/out"))
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let j: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+        eprintln!("{case}: {j}");
+        assert_eq!(j["ticks"], 3, "{j}");
+        let err = j["max_abs_error"].as_f64().unwrap();
+        assert!(err <= 1e-5, "{case}: max abs error {err}");
+        let changed = j["difference_from_uncached"].as_f64().unwrap();
+        if cache.is_empty() {
+            assert!(changed <= 1e-5, "{case}: {j}");
+        } else {
+            assert!(changed > 1e-4, "{case}: the cache changed nothing: {j}");
+        }
+    }
+}
+
+/// `graph` with a dump of the sampler's latent per tick, run for 2 ticks.
+fn latents(dir: &Path, graph: &str, set: &[&str]) -> (Vec<Vec<f32>>, Vec<PathBuf>) {
+    let name = graph.replace(['/', '.'], "_");
+    let wrapper = dir.join(format!("{name}.world"));
+    std::fs::write(
+        &wrapper,
+        format!(
+            "include \"{}\"\nnode lat: npy_dump {{ dir = \"lat\" }}\nsampler.latent -> lat.tensor\n",
+            root().join(graph).display()
+        ),
+    )
+    .unwrap();
+    let out = dir.join(format!("{name}_out"));
+    let mut args = vec![
+        "run",
+        wrapper.to_str().unwrap(),
+        "--frames",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ];
+    for s in set {
+        args.extend(["--set", s]);
+    }
+    let o = wgraph(&args);
+    assert_eq!(o.status.code(), Some(0), "{graph}: {}", stderr(&o));
+    let lat = (0..2)
+        .map(|t| npy_f32(&out.join(format!("lat/lat_{t:05}.npy"))))
+        .collect();
+    (lat, pngs(&out))
+}
+
+/// With `cache = []` the block split is a faithful copy of Yume's
+/// denoiser: graphs/yume-blocks.world's latents equal graphs/yume.world's
+/// within 1e-4 and its frames are the same pictures; with the shipped
+/// cache set they differ (the cache is in effect).
+#[test]
+fn yume_blocks_without_a_cache_is_yume() {
+    let dir = tempfile::tempdir().unwrap();
+    let (yume, yume_frames) = latents(dir.path(), "graphs/yume.world", &[]);
+    let (split, split_frames) = latents(dir.path(), "graphs/yume-blocks.world", &["dit.cache=[]"]);
+    for (t, (a, b)) in yume.iter().zip(&split).enumerate() {
+        assert_eq!(a.len(), b.len());
+        let err = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(err <= 1e-4, "tick {t}: max abs difference {err}");
+    }
+    assert_eq!(yume_frames.len(), 2);
+    for (a, b) in yume_frames.iter().zip(&split_frames) {
+        let (a, b) = (
+            image::open(a).unwrap().to_rgb8(),
+            image::open(b).unwrap().to_rgb8(),
+        );
+        let worst = a
+            .pixels()
+            .zip(b.pixels())
+            .flat_map(|(p, q)| (0..3).map(move |c| p.0[c].abs_diff(q.0[c])))
+            .max();
+        assert!(worst <= Some(1), "{worst:?}");
+    }
+    let (cached, _) = latents(dir.path(), "graphs/yume-blocks.world", &[]);
+    let moved = yume[1]
+        .iter()
+        .zip(&cached[1])
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(moved > 1e-4, "the shipped cache set changed nothing");
+}
+
+/// `wgraph blocks`: a score and a rank per block, a `cache = [...]` line,
+/// the JSON; refused for a node that is not a block_denoiser and for a
+/// proposal larger than the blocks.
+#[test]
+fn blocks_scores_every_block_and_proposes_a_cache_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("blocks.json");
+    let o = wgraph(&[
+        "blocks",
+        "graphs/yume-blocks.world",
+        "dit",
+        "--frames",
+        "2",
+        "--propose",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("2 ticks, 4 segments, l_c = 1"), "{out}");
+    for b in 0..4 {
+        let row = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{b}  yume_block{b}")))
+            .unwrap_or_else(|| panic!("no row for block {b}:\n{out}"));
+        let score: f64 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
+        assert!(score > 0.0 && score.is_finite(), "{row}");
+    }
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let blocks = j["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 4);
+    let mut lowest: Vec<(f64, u64)> = blocks
+        .iter()
+        .map(|b| (b["mse"].as_f64().unwrap(), b["index"].as_u64().unwrap()))
+        .collect();
+    lowest.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut want: Vec<u64> = lowest[..2].iter().map(|p| p.1).collect();
+    want.sort_unstable();
+    let cache: Vec<u64> = j["cache"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(cache, want);
+    let line = format!("cache = [{}, {}]", want[0], want[1]);
+    assert!(out.lines().any(|l| l == line), "{line} in:\n{out}");
+    // l_c = 2 with Euler 4: one segment (calls 0–2) per tick.
+    let o = wgraph(&[
+        "blocks",
+        "graphs/yume-blocks.world",
+        "dit",
+        "--frames",
+        "2",
+        "--cache-steps",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("2 ticks, 2 segments, l_c = 2"),
+        "{}",
+        stdout(&o)
+    );
+    let o = wgraph(&["blocks", "graphs/yume.world", "dit"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(
+            "`dit` is a `denoiser` node; `wgraph blocks` measures a `block_denoiser` (it has none)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let o = wgraph(&[
+        "blocks",
+        "graphs/yume-blocks.world",
+        "dit",
+        "--propose",
+        "5",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--propose 5: `dit` has 4 blocks"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -1,0 +1,198 @@
+//! `wgraph eval`: a graph's frames scored against the ground-truth world.
+
+use super::*;
+
+fn eval_json(args: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("eval.json");
+    let strip = dir.path().join("strip.png");
+    let mut all = vec!["eval"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&[
+        "--json",
+        json.to_str().unwrap(),
+        "--strip",
+        strip.to_str().unwrap(),
+    ]);
+    let o = wgraph(&all);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let strip = image::open(&strip).unwrap();
+    assert_eq!(
+        strip.height(),
+        18 + 2 * 64 + 2,
+        "a row of tick numbers, then ground truth over generated"
+    );
+    serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+}
+
+#[test]
+fn the_ground_truth_scores_perfectly_against_itself() {
+    // examples/world.world *is* the ground truth: same seed, same actions.
+    let v = eval_json(&[
+        "examples/world.world",
+        "--world-seed",
+        "1001",
+        "--actions",
+        "examples/actions/walk.txt",
+        "--frames",
+        "8",
+        "--set",
+        "gt.seed=1001",
+    ]);
+    let psnr = v["psnr_per_tick"].as_array().unwrap();
+    assert_eq!(psnr.len(), 8);
+    assert!(psnr.iter().all(|p| p.as_f64() == Some(100.0)), "{psnr:?}");
+    assert!((v["ssim_mean_1_8"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    assert!(v["drift_tick"].is_null());
+    // Its `depth_dump` is the ground truth's depth: no error.
+    let depth = v["depth_error_per_tick"].as_array().unwrap();
+    assert_eq!(depth.len(), 8);
+    assert!(
+        depth.iter().all(|d| d.as_f64().unwrap() < 1e-4),
+        "{depth:?}"
+    );
+    // Another world seed is a different maze: far from perfect.
+    let v = eval_json(&[
+        "examples/world.world",
+        "--world-seed",
+        "1002",
+        "--actions",
+        "examples/actions/walk.txt",
+        "--frames",
+        "8",
+        "--set",
+        "gt.seed=1001",
+    ]);
+    assert!(v["psnr_mean_1_8"].as_f64().unwrap() < 30.0);
+    assert!(v["depth_error_mean_1_8"].as_f64().unwrap() > 0.02, "{v}");
+}
+
+#[test]
+fn a_model_graph_gets_every_figure() {
+    let v = eval_json(&[
+        "graphs/yan-sim.world",
+        "--world-seed",
+        "1003",
+        "--actions",
+        "examples/actions/walk.txt",
+        "--frames",
+        "4",
+    ]);
+    for key in [
+        "psnr_mean_1_8",
+        "psnr_mean_1_32",
+        "ssim_mean_1_32",
+        "reconstruction_psnr",
+        "drift_tick",
+    ] {
+        assert!(v.get(key).is_some(), "{key} missing: {v}");
+    }
+    assert!(
+        v["reconstruction_psnr"].as_f64().is_some(),
+        "yan-sim has an RGB VAE"
+    );
+    assert_eq!(v["psnr_per_tick"].as_array().unwrap().len(), 4);
+    assert!(
+        v["depth_error_per_tick"].is_null(),
+        "yan-sim has no depth stream"
+    );
+}
+
+#[test]
+fn restyling_yan_edit_does_not_move_its_geometry() {
+    // The ground truth in two themes, the renderer's style prompt to match:
+    // the looks differ, the simulated depth (and its error) must not.
+    let run = |theme: &str, style: &str| {
+        eval_json(&[
+            "graphs/yan-edit.world",
+            "--world-seed",
+            "1004",
+            "--actions",
+            "examples/actions/walk.txt",
+            "--frames",
+            "4",
+            "--theme",
+            theme,
+            "--set",
+            &format!("style.text={style:?}"),
+        ])
+    };
+    let dungeon = run("dungeon", "an old brick dungeon");
+    let forest = run("forest", "a snowy forest");
+    let depth = |v: &serde_json::Value| v["depth_error_mean_1_n"].as_f64().unwrap();
+    assert!(depth(&dungeon) < 2.0, "{dungeon}");
+    assert!(
+        (depth(&forest) - depth(&dungeon)).abs() <= 0.1 * depth(&dungeon),
+        "theme changed the geometry: {} vs {}",
+        depth(&forest),
+        depth(&dungeon)
+    );
+    assert_ne!(dungeon["psnr_per_tick"], forest["psnr_per_tick"]);
+}
+
+#[test]
+fn a_depth_stream_of_the_wrong_size_is_named_not_scored() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = dir.path().join("rgb_as_depth.world");
+    std::fs::write(
+        &graph,
+        "world { resolution = 64x64 }\n\
+         node input: actions { path = \"unused.txt\" }\n\
+         node gt: world { }\n\
+         node show: display { }\n\
+         node depth_dump: npy_dump { }\n\
+         input.actions -> gt.actions\n\
+         gt.image -> show.image\n\
+         gt.image -> depth_dump.tensor\n",
+    )
+    .unwrap();
+    let o = wgraph(&[
+        "eval",
+        graph.to_str().unwrap(),
+        "--world-seed",
+        "1001",
+        "--actions",
+        "examples/actions/walk.txt",
+        "--frames",
+        "2",
+        "--json",
+        dir.path().join("e.json").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`depth_dump` tick 0: a depth map of f32[1, 3, 64, 64]"),
+        "{}",
+        stderr(&o)
+    );
+    // Every other figure is still written.
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("e.json")).unwrap()).unwrap();
+    assert_eq!(v["psnr_per_tick"].as_array().unwrap().len(), 2);
+    assert!(v["depth_error_per_tick"].is_null());
+    assert!(
+        v["depth_error_problem"]
+            .as_str()
+            .unwrap()
+            .contains("depth map")
+    );
+}
+
+#[test]
+fn training_seeds_are_refused() {
+    let o = wgraph(&[
+        "eval",
+        "graphs/yan-sim.world",
+        "--world-seed",
+        "3",
+        "--actions",
+        "examples/actions/walk.txt",
+        "--json",
+        "/dev/null",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("held-out seeds start at 1000"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -1,0 +1,222 @@
+//! `wgraph serve` with a world per player: two players get two worlds
+//! (keys in one never move the other), a player who reconnects with their
+//! session's id and token gets the same world back, a session whose player
+//! stays away past `--resume-within` ends, and one player beyond
+//! `--max-worlds` is told the server is full. Real WebSocket clients on
+//! loopback; the server is killed at the end.
+
+use super::*;
+use serde_json::Value as Json;
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "wgraph-players-test-token";
+
+type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>;
+
+struct Server {
+    child: Child,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(dir: &Path, args: &[&str]) -> Server {
+        let log = dir.join("serve.txt");
+        let child = Command::new(env!("CARGO_BIN_EXE_wgraph"))
+            .arg("serve")
+            .args(args)
+            .args(["--port", "0", "--token", TOKEN])
+            .current_dir(root())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut server = Server {
+            child,
+            addr: String::new(),
+            log,
+        };
+        let start = Instant::now();
+        loop {
+            let text = server.log();
+            if let Some(i) = text.find("http://") {
+                server.addr = text[i + 7..].split('/').next().unwrap().to_string();
+                return server;
+            }
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("serve exited ({status}): {text}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no address: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn connect(&self, query: &str) -> Socket {
+        tungstenite::connect(format!("ws://{}/w/0/ws?token={TOKEN}{query}", self.addr))
+            .unwrap()
+            .0
+    }
+}
+
+/// The next JSON message that is not a tick or HUD update.
+fn next_json(ws: &mut Socket) -> Json {
+    loop {
+        if let tungstenite::Message::Text(t) = ws.read().unwrap() {
+            let j: Json = serde_json::from_str(t.as_str()).unwrap();
+            if j["type"] != "tick" && j["type"] != "hud" {
+                return j;
+            }
+        }
+    }
+}
+
+/// The next frame: its tick and its pixels.
+fn next_frame(ws: &mut Socket) -> (u32, Vec<u8>) {
+    loop {
+        if let tungstenite::Message::Binary(b) = ws.read().unwrap() {
+            return (
+                u32::from_le_bytes([b[1], b[2], b[3], b[4]]),
+                b[9..].to_vec(),
+            );
+        }
+    }
+}
+
+/// Frames until one from tick `tick` or later.
+fn frame_at(ws: &mut Socket, tick: u32) -> (u32, Vec<u8>) {
+    loop {
+        let f = next_frame(ws);
+        if f.0 >= tick {
+            return f;
+        }
+    }
+}
+
+fn session_of(hello: &Json) -> (String, String) {
+    let s = &hello["session"];
+    (
+        s["id"].as_str().expect("a session id").to_string(),
+        s["token"].as_str().expect("a session token").to_string(),
+    )
+}
+
+#[test]
+fn each_player_gets_a_world_of_their_own_and_gets_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // The ground truth stands still while no key is held.
+    let server = Server::start(
+        dir.path(),
+        &[
+            "examples/world.world",
+            "--fps",
+            "10",
+            "--resume-within",
+            "2",
+        ],
+    );
+    let mut alice = server.connect("");
+    let mut bob = server.connect("");
+    let (ha, hb) = (next_json(&mut alice), next_json(&mut bob));
+    assert_eq!(ha["controller"], true, "{ha}");
+    assert_eq!(
+        hb["controller"], true,
+        "each player controls their own: {hb}"
+    );
+    let (alice_id, alice_token) = session_of(&ha);
+    let (bob_id, _) = session_of(&hb);
+    assert_ne!(alice_id, bob_id);
+    // Alice walks; Bob does not.
+    let (t, alice_before) = next_frame(&mut alice);
+    let (tb, bob_before) = next_frame(&mut bob);
+    alice
+        .send(tungstenite::Message::text(
+            r#"{"type":"keys","keys":["W"]}"#,
+        ))
+        .unwrap();
+    let (t2, alice_after) = frame_at(&mut alice, t + 6);
+    let (_, bob_after) = frame_at(&mut bob, tb + 6);
+    assert_ne!(alice_before, alice_after, "Alice's world moved");
+    assert_eq!(
+        bob_before, bob_after,
+        "Bob's world did not move with Alice's keys"
+    );
+    // Alice's connection drops; she comes back within the grace period to
+    // the same world, further along.
+    drop(alice);
+    let mut alice = server.connect(&format!("&session={alice_id}&session_token={alice_token}"));
+    let hello = next_json(&mut alice);
+    assert_eq!(session_of(&hello).0, alice_id, "{hello}");
+    let (t3, _) = next_frame(&mut alice);
+    assert!(t3 >= t2, "the same world goes on: tick {t3} after {t2}");
+    // Another session's token does not open it.
+    let mut stranger = server.connect(&format!(
+        "&session={alice_id}&session_token=0123456789abcdef0123456789abcdef"
+    ));
+    let hello = next_json(&mut stranger);
+    assert_ne!(session_of(&hello).0, alice_id, "{hello}");
+    drop(stranger);
+    // Bob leaves for longer than --resume-within: his world ends.
+    drop(bob);
+    let start = Instant::now();
+    while !server
+        .log()
+        .contains(&format!("session {bob_id} ended (no player for 2 s)"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(alice);
+}
+
+#[test]
+fn one_player_beyond_max_worlds_is_told_the_server_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["examples/pan.world", "--max-worlds", "2"]);
+    let mut first = server.connect("");
+    let mut second = server.connect("");
+    assert_eq!(next_json(&mut first)["type"], "hello");
+    assert_eq!(next_json(&mut second)["type"], "hello");
+    let mut third = server.connect("");
+    let full = next_json(&mut third);
+    assert_eq!(full["type"], "full", "{full}");
+    assert_eq!(
+        full["message"], "server full: 2 worlds running, try again",
+        "{full}"
+    );
+    // The two running worlds go on.
+    next_frame(&mut first);
+    next_frame(&mut second);
+    assert!(server.log().contains("server full"), "{}", server.log());
+}
+
+/// Without the link's token no world is opened for a socket.
+#[test]
+fn a_world_of_ones_own_needs_the_links_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["examples/pan.world"]);
+    let refused = tungstenite::connect(format!("ws://{}/w/0/ws", server.addr));
+    match refused {
+        Err(tungstenite::Error::Http(r)) => assert_eq!(r.status().as_u16(), 401),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}

@@ -1,0 +1,184 @@
+//! A world per player: the sessions of a graph served in per-player mode.
+//!
+//! - [`ServedGraph`] — one served graph: either [`ServedGraph::Shared`] (one world, many
+//!   viewers, one controller: `serve --shared`) or [`ServedGraph::PerPlayer`]:
+//!   every player who opens it with the link's token gets a world of their
+//!   own, made by the graph's [`OpenWorld`] (the binary's: it loads a
+//!   session and starts its tick thread).
+//! - [`Players`] — a per-player graph's live sessions by id. A session has
+//!   an id and its own [`Token`](crate::Token); a socket that shows both
+//!   gets the same world back. When a session's last socket closes, the
+//!   world keeps its place for [`SessionLimits::resume_within`]; after that
+//!   (or when it fails) the reaper stops it and frees its place.
+//!   [`SessionLimits::max_worlds`] bounds the sessions of all graphs.
+
+use crate::{WebWorld, WorldStatus};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Makes a new world of a graph (a session and its tick thread); the error
+/// is ready to show to the player.
+pub type OpenWorld = Arc<dyn Fn() -> Result<WebWorld, String> + Send + Sync>;
+
+/// Bounds on per-player sessions (`serve --max-worlds`, `--resume-within`).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Sessions of all graphs at once; one more player is told the server
+    /// is full.
+    pub max_worlds: usize,
+    /// How long a world waits for its player to come back.
+    pub resume_within: Duration,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            max_worlds: 16,
+            resume_within: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One served graph.
+pub enum ServedGraph {
+    /// One world for everyone (`--shared`).
+    Shared(WebWorld),
+    /// A world per player.
+    PerPlayer {
+        name: String,
+        /// The token of the link `serve` printed: it lets a page open a world.
+        link: crate::Token,
+        open: OpenWorld,
+    },
+}
+
+/// A per-player session.
+struct Live {
+    world: Arc<WebWorld>,
+    sockets: usize,
+    /// When its last socket closed.
+    left_at: Option<Instant>,
+}
+
+/// A per-player graph's sessions (see the module docs).
+pub struct Players {
+    pub name: String,
+    pub link: crate::Token,
+    open: OpenWorld,
+    sessions: Mutex<HashMap<String, Live>>,
+}
+
+/// Why a player got no world.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// `max_worlds` sessions are running.
+    Full(usize),
+    /// The world could not be made (its error).
+    Failed(String),
+}
+
+impl Players {
+    pub fn new(name: String, link: crate::Token, open: OpenWorld) -> Self {
+        Players {
+            name,
+            link,
+            open,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The session `id` if `token` is its token; one more socket on it.
+    pub fn resume(&self, id: &str, token: &str) -> Option<Arc<WebWorld>> {
+        let mut sessions = self.lock();
+        let live = sessions.get_mut(id)?;
+        if !live.world.token.matches(token) || live.world.status() != WorldStatus::Running {
+            return None;
+        }
+        live.sockets += 1;
+        live.left_at = None;
+        Some(Arc::clone(&live.world))
+    }
+
+    /// A new world (with one socket on it) and its id, unless `count`
+    /// (sessions of all graphs) is at `limits.max_worlds`. Blocks while the
+    /// world is made: call it off the async threads.
+    pub fn create(
+        &self,
+        count: &AtomicUsize,
+        limits: &SessionLimits,
+    ) -> Result<(String, Arc<WebWorld>), Refused> {
+        let taken = count.fetch_add(1, Ordering::SeqCst);
+        if taken >= limits.max_worlds {
+            count.fetch_sub(1, Ordering::SeqCst);
+            return Err(Refused::Full(taken));
+        }
+        let world = match (self.open)() {
+            Ok(w) => Arc::new(w),
+            Err(e) => {
+                count.fetch_sub(1, Ordering::SeqCst);
+                return Err(Refused::Failed(e));
+            }
+        };
+        let id = crate::Token::random()
+            .map(|t| t.as_str()[..12].to_string())
+            .map_err(|e| Refused::Failed(e.to_string()))?;
+        self.lock().insert(
+            id.clone(),
+            Live {
+                world: Arc::clone(&world),
+                sockets: 1,
+                left_at: None,
+            },
+        );
+        Ok((id, world))
+    }
+
+    /// A socket on session `id` closed.
+    pub fn left(&self, id: &str) {
+        if let Some(live) = self.lock().get_mut(id) {
+            live.sockets = live.sockets.saturating_sub(1);
+            if live.sockets == 0 {
+                live.left_at = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Stops and forgets the sessions whose player has been gone longer
+    /// than `resume_within`, and those whose world stopped; returns their
+    /// ids and why, one line each.
+    pub fn reap(&self, count: &AtomicUsize, resume_within: Duration) -> Vec<String> {
+        let mut ended = Vec::new();
+        self.lock().retain(|id, live| {
+            let why = match live.world.status() {
+                WorldStatus::Failed(_) => Some("its world failed".to_string()),
+                WorldStatus::Running => live
+                    .left_at
+                    .filter(|at| at.elapsed() >= resume_within)
+                    .map(|_| format!("no player for {} s", resume_within.as_secs_f64())),
+            };
+            match why {
+                Some(why) => {
+                    live.world.handle.stop();
+                    count.fetch_sub(1, Ordering::SeqCst);
+                    ended.push(format!("session {id} ended ({why})"));
+                    false
+                }
+                None => true,
+            }
+        });
+        ended
+    }
+
+    /// Stops every session (the server is stopping).
+    pub fn stop_all(&self) {
+        for live in self.lock().values() {
+            live.world.handle.stop();
+        }
+    }
+}
