@@ -90,6 +90,8 @@ pub enum LoadError {
     Graph {
         sources: SourceMap,
         diagnostics: Diagnostics,
+        /// The files parsed (the errors are the checker's), or not.
+        parsed: bool,
     },
     /// A flag that is not what it should be (`--set` without `=`, `--actions`
     /// for a graph with no `actions` node).
@@ -118,6 +120,7 @@ impl LoadError {
             LoadError::Graph {
                 sources,
                 diagnostics,
+                ..
             } => diagnostics.iter().map(|d| d.short(sources)).collect(),
             LoadError::Usage(u) => vec![u.clone()],
         }
@@ -137,11 +140,13 @@ pub fn load(
     let mut sources = SourceMap::new();
     let started = Instant::now();
     let mut parsed_at = None;
+    let mut parsed_ok = false;
     let result = (|| -> Result<Result<Graph, Diagnostics>, UsageError> {
         let parsed = match load_graph(path, &mut sources, loader) {
             Ok(g) => g,
             Err(d) => return Ok(Err(d)),
         };
+        parsed_ok = true;
         let mut diags = validate(&parsed);
         let mut overrides = Vec::new();
         let mut kind_overrides = Vec::new();
@@ -198,6 +203,7 @@ pub fn load(
         Ok(Err(diags)) => Err(LoadError::Graph {
             sources,
             diagnostics: diags.sorted(),
+            parsed: parsed_ok,
         }),
     }
 }

@@ -51,6 +51,7 @@ pub fn load_rendered(
         Err(LoadError::Graph {
             sources,
             mut diagnostics,
+            ..
         }) => {
             if let Some(help) = missing_file_help
                 && !path.exists()

@@ -27,11 +27,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wgraph_engine::build::{BuildOptions, build_graph};
+use wgraph_engine::load::{LoadError, LoadOptions, load};
 use wgraph_engine::node::{DisplayTarget, OutputConfig};
+use wgraph_grammar::FileLoader;
 use wgraph_grammar::diagnostic::render;
-use wgraph_grammar::source::SourceMap;
-use wgraph_grammar::{FileLoader, load_graph, validate};
 
 /// Options of a fuzzing run.
 #[derive(Debug, Clone)]
@@ -300,38 +299,28 @@ fn check_one(
         top: files,
         under: corpus,
     };
-    let mut sources = SourceMap::new();
-    let mut reached = Reached::Parse;
-    let diags = match load_graph(name, &mut sources, &loader) {
-        Err(d) => d,
-        Ok(parsed) => {
-            reached = Reached::Check;
-            let mut diags = validate(&parsed);
-            if !diags.has_errors() {
-                let options = BuildOptions {
-                    registry,
-                    output: OutputConfig {
-                        dir: PathBuf::from("/nonexistent/wgraph-fuzz"),
-                        display: DisplayTarget::Discard,
-                        ..OutputConfig::default()
-                    },
-                    overrides: Vec::new(),
-                    kind_overrides: Vec::new(),
-                    seed: None,
-                    backend: None,
-                    provider: None,
-                    backend_kind: None,
-                };
-                match build_graph(&parsed, &sources, &options) {
-                    Ok(g) => {
-                        reached = Reached::Built;
-                        diags.extend(g.warnings.clone());
-                    }
-                    Err(d) => diags.extend(d),
-                }
-            }
-            diags
+    let mut options = LoadOptions::new(registry);
+    options.output = OutputConfig {
+        dir: PathBuf::from("/nonexistent/wgraph-fuzz"),
+        display: DisplayTarget::Discard,
+        ..OutputConfig::default()
+    };
+    // The engine's front door, as every command loads a graph.
+    let (sources, diags, reached) = match load(name, &options, &loader) {
+        Ok(loaded) => (loaded.sources, loaded.graph.warnings, Reached::Built),
+        Err(LoadError::Graph {
+            sources,
+            diagnostics,
+            parsed,
+        }) => {
+            let reached = if parsed {
+                Reached::Check
+            } else {
+                Reached::Parse
+            };
+            (sources, diagnostics, reached)
         }
+        Err(LoadError::Usage(u)) => panic!("no flags were given, yet: {u}"),
     };
     let text = render(&sources, &diags.sorted(), false);
     assert!(
