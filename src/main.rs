@@ -250,6 +250,11 @@ pub struct ServeArgs {
     /// the page, a dropped connection) before it ends.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(0..=86_400))]
     resume_within: u32,
+    /// Keep a player's world here when they have been gone --resume-within
+    /// seconds (its snapshot), and bring it back as it was when they
+    /// return, instead of ending it.
+    #[arg(long, value_name = "DIR")]
+    session_store: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]

@@ -6,6 +6,7 @@
 use crate::backends::Backends;
 use crate::{Outcome, ServeArgs};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use wgraph_engine::graph::Graph;
 use wgraph_engine::world::{WorldConfig, WorldEvent, WorldHandle};
 use wgraph_session::{OpenError, Session, SessionOptions};
 use wgraph_web::{Access, Limits, Prompt, ServeConfig, Token, is_public, parse_origin};
-use wgraph_web::{LatencyProbe, OpenWorld, ServedGraph, SessionLimits, WebWorld};
+use wgraph_web::{LatencyProbe, OpenWorld, ReopenWorld, ServedGraph, SessionLimits, WebWorld};
 
 /// The prompts a page may edit: every node that says it has one
 /// ([`Node::live_prompt`](wgraph_engine::node::Node::live_prompt): a
@@ -62,6 +63,16 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             return Outcome::Usage;
         }
     };
+    if let Some(dir) = &args.session_store {
+        if args.shared {
+            eprintln!("error: --session-store keeps players' own worlds; --shared has none");
+            return Outcome::Usage;
+        }
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("error: --session-store {}: {e}", dir.display());
+            return Outcome::Usage;
+        }
+    }
     let output = crate::outputs::front_end(args.out.as_deref(), args.keep_last);
     let mut graphs = Vec::new();
     let mut links = Vec::new();
@@ -123,35 +134,80 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             (!access.no_token).then(|| token.as_str().to_string()),
         ));
         if args.shared {
-            let web = start_world(session, &name, prompts, token, &worlds);
+            let web = start_world(session, &name, prompts, token, None, &worlds);
             graphs.push(ServedGraph::Shared(web));
             continue;
         }
         // Per player: the graph is checked; each player's world is opened
         // like this one when they come (this one is not needed).
         drop(session);
-        let worlds = Arc::clone(&worlds);
-        let graph_name = name.clone();
-        let open: OpenWorld = Arc::new(move || {
-            let config = config.clone();
-            let session = Session::open(options.clone(), Arc::clone(&models), move |_| Ok(config))
-                .map_err(|e| match e {
-                    OpenError::Graph(text) => text,
-                    OpenError::Usage(u) | OpenError::Runtime(u) => u,
-                })?;
-            let token = Token::random().map_err(|e| e.to_string())?;
-            Ok(start_world(
-                session,
-                &graph_name,
-                prompts.clone(),
-                token,
-                &worlds,
-            ))
+        let store = args.session_store.as_ref().map(|dir| SessionStore {
+            dir: dir.clone(),
+            graph: graphs.len(),
+        });
+        let open_session = {
+            let (options, models) = (options.clone(), Arc::clone(&models));
+            move || {
+                let config = config.clone();
+                Session::open(options.clone(), Arc::clone(&models), move |_| Ok(config)).map_err(
+                    |e| match e {
+                        OpenError::Graph(text) => text,
+                        OpenError::Usage(u) | OpenError::Runtime(u) => u,
+                    },
+                )
+            }
+        };
+        let open: OpenWorld = {
+            let (open_session, worlds, store) =
+                (open_session.clone(), Arc::clone(&worlds), store.clone());
+            let (graph_name, prompts) = (name.clone(), prompts.clone());
+            Arc::new(move |id: &str| {
+                let session = open_session()?;
+                let token = Token::random().map_err(|e| e.to_string())?;
+                let keep = store.as_ref().map(|s| s.place(id, &token));
+                Ok(start_world(
+                    session,
+                    &graph_name,
+                    prompts.clone(),
+                    token,
+                    keep,
+                    &worlds,
+                ))
+            })
+        };
+        // A session kept in the store comes back as it was left.
+        let reopen: Option<ReopenWorld> = store.map(|store| {
+            let (worlds, graph_name) = (Arc::clone(&worlds), name.clone());
+            Arc::new(move |id: &str, token: &str| {
+                let kept = store.take(id, token)?;
+                Some((|| {
+                    let mut session = open_session()?;
+                    session
+                        .world
+                        .restore(&kept.snapshot)
+                        .map_err(|e| format!("the kept world does not fit the graph now: {e}"))?;
+                    let token = Token::parse(token).map_err(|e| e.to_string())?;
+                    let keep = Some(store.place(id, &token));
+                    eprintln!(
+                        "{graph_name}: session {id} back from the store at tick {}",
+                        kept.tick
+                    );
+                    Ok(start_world(
+                        session,
+                        &graph_name,
+                        prompts.clone(),
+                        token,
+                        keep,
+                        &worlds,
+                    ))
+                })())
+            }) as ReopenWorld
         });
         graphs.push(ServedGraph::PerPlayer {
             name,
             link: token,
             open,
+            reopen,
         });
     }
     let started = std::time::Instant::now();
@@ -246,11 +302,14 @@ type Worlds = Arc<Mutex<Vec<Started>>>;
 
 /// Starts `session`'s tick thread, bridged to a web world; registers it in
 /// `worlds`.
+/// `keep`: where the world's state goes when its player has been gone too
+/// long (`--session-store`).
 fn start_world(
     mut session: Session<Backends>,
     name: &str,
     prompts: Vec<Prompt>,
     token: Token,
+    keep: Option<KeptPlace>,
     worlds: &Worlds,
 ) -> WebWorld {
     let handle = session.handle();
@@ -293,6 +352,18 @@ fn start_world(
                 eprintln!("{label}: the world has stopped; its page says so");
                 bridge.failed(&e.to_string());
             }
+            // Its player is gone: keep the world as it is, to come back to.
+            if result.is_ok()
+                && bridge.evicted()
+                && let Some(place) = &keep
+            {
+                match place.keep(&session.world) {
+                    Ok(tick) => eprintln!("{label}: kept in the session store at tick {tick}"),
+                    Err(e) => {
+                        eprintln!("{label}: error: cannot keep the world in the session store: {e}")
+                    }
+                }
+            }
             let world = &mut session.world;
             let finished = world.finish();
             (
@@ -318,6 +389,100 @@ fn start_world(
         thread,
     });
     web
+}
+
+/// `--session-store DIR`: per-player worlds whose player is gone are kept
+/// here (one JSON file each: the snapshot and a SHA-256 of the session's
+/// token) and come back as they were when the player returns.
+#[derive(Clone)]
+struct SessionStore {
+    dir: PathBuf,
+    /// The graph's place on the command line (its files' prefix).
+    graph: usize,
+}
+
+/// Where one session is kept.
+struct KeptPlace {
+    path: PathBuf,
+    token_sha256: String,
+}
+
+/// A session read back from the store.
+struct Kept {
+    tick: u64,
+    snapshot: serde_json::Value,
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl SessionStore {
+    /// Session ids are 12 hex digits (they name files).
+    fn file(&self, id: &str) -> Option<PathBuf> {
+        (id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| self.dir.join(format!("g{}-{id}.json", self.graph)))
+    }
+
+    fn place(&self, id: &str, token: &Token) -> KeptPlace {
+        KeptPlace {
+            path: self
+                .file(id)
+                .unwrap_or_else(|| self.dir.join(format!("g{}-invalid.json", self.graph))),
+            token_sha256: sha256_hex(token.as_str()),
+        }
+    }
+
+    /// Session `id`, if kept here and `token` is its token; its file is
+    /// removed (the world runs again).
+    fn take(&self, id: &str, token: &str) -> Option<Kept> {
+        let path = self.file(id)?;
+        let text = wgraph_engine::input::read_to_string(&path, wgraph_engine::input::DATA).ok()?;
+        let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let stored = json["token_sha256"].as_str()?;
+        let shown = sha256_hex(token);
+        // Compared in constant time, like the token itself.
+        if stored.len() != shown.len()
+            || stored
+                .bytes()
+                .zip(shown.bytes())
+                .fold(0, |a, (x, y)| a | (x ^ y))
+                != 0
+        {
+            return None;
+        }
+        let kept = Kept {
+            tick: json["tick"].as_u64().unwrap_or(0),
+            snapshot: json["snapshot"].clone(),
+        };
+        let _ = std::fs::remove_file(&path);
+        Some(kept)
+    }
+}
+
+impl KeptPlace {
+    /// Writes `world`'s snapshot (to a temporary file renamed into place, so
+    /// a crash never leaves half a session); returns its tick.
+    fn keep(&self, world: &wgraph_engine::world::World) -> Result<u64, String> {
+        let snapshot = world.snapshot().map_err(|e| e.to_string())?;
+        let tick = world.ticks_done();
+        let text = serde_json::json!({
+            "wgraph_session": 1,
+            "token_sha256": self.token_sha256,
+            "tick": tick,
+            "snapshot": snapshot,
+        })
+        .to_string();
+        let tmp = self.path.with_extension("json.tmp");
+        wgraph_engine::output::write_file(&tmp, text.as_bytes())
+            .and_then(|()| std::fs::rename(&tmp, &self.path))
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        Ok(tick)
+    }
 }
 
 /// The key-to-frame latency as the summary line says it: percentiles only

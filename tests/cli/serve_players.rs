@@ -220,3 +220,83 @@ fn a_world_of_ones_own_needs_the_links_token() {
         other => panic!("{:?}", other.map(|_| ())),
     }
 }
+
+/// With `--session-store`, a world whose player has been gone past
+/// `--resume-within` is kept on disk and freed; the player's return brings
+/// it back as it was (the same view, the tick going on), and only their
+/// token opens it.
+#[test]
+fn a_world_kept_in_the_store_comes_back_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let server = Server::start(
+        dir.path(),
+        &[
+            "examples/world.world",
+            "--fps",
+            "10",
+            "--resume-within",
+            "1",
+            "--session-store",
+            store.to_str().unwrap(),
+        ],
+    );
+    let mut alice = server.connect("");
+    let (id, token) = session_of(&next_json(&mut alice));
+    let (t0, start_view) = next_frame(&mut alice);
+    // Walk, then stand: the ground truth stands still while no key is held.
+    alice
+        .send(tungstenite::Message::text(
+            r#"{"type":"keys","keys":["W"]}"#,
+        ))
+        .unwrap();
+    frame_at(&mut alice, t0 + 8);
+    alice
+        .send(tungstenite::Message::text(r#"{"type":"keys","keys":[]}"#))
+        .unwrap();
+    let (mut tick, mut view) = next_frame(&mut alice);
+    loop {
+        let (t, v) = next_frame(&mut alice);
+        if v == view {
+            break;
+        }
+        (tick, view) = (t, v);
+    }
+    assert_ne!(view, start_view, "Alice walked somewhere");
+    drop(alice);
+    let start = Instant::now();
+    while !server.log().contains("kept in the session store at tick") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let kept = store.join(format!("g0-{id}.json"));
+    assert!(kept.is_file(), "{}", server.log());
+    // Someone else's token does not open it (they get a world of their own).
+    let mut stranger = server.connect(&format!(
+        "&session={id}&session_token=0123456789abcdef0123456789abcdef"
+    ));
+    assert_ne!(session_of(&next_json(&mut stranger)).0, id);
+    drop(stranger);
+    assert!(kept.is_file());
+    // Alice comes back: the same world, where she left it.
+    let mut alice = server.connect(&format!("&session={id}&session_token={token}"));
+    assert_eq!(session_of(&next_json(&mut alice)).0, id);
+    let (back_tick, back_view) = next_frame(&mut alice);
+    assert!(
+        back_tick > tick,
+        "the ticks go on: {back_tick} after {tick}"
+    );
+    assert_eq!(back_view, view, "the view she left");
+    assert!(!kept.exists(), "a running world is not in the store");
+    assert!(
+        server
+            .log()
+            .contains(&format!("session {id} back from the store")),
+        "{}",
+        server.log()
+    );
+}

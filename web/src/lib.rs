@@ -48,7 +48,7 @@ pub use access::{
 pub use listener::Limits;
 pub use log::{Log, ViewerLog, visible};
 pub use server::{MAX_MESSAGE, ServeConfig, serve};
-pub use sessions::{OpenWorld, ServedGraph, SessionLimits};
+pub use sessions::{OpenWorld, ReopenWorld, ServedGraph, SessionLimits};
 
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,6 +101,9 @@ pub struct WebWorld {
     controller: AtomicU64,
     /// Key change → frame handed to the controlling viewer.
     latency: Arc<Mutex<Timings>>,
+    /// Set when the server stops the world because its player is gone
+    /// (the world thread then keeps its state in the session store).
+    evicted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Bytes of the binary frame header.
@@ -137,6 +140,7 @@ fn strip_ansi(s: &str) -> String {
 
 /// The world-thread side: turns [`WorldEvent`]s into messages.
 pub struct Bridge {
+    evicted: Arc<std::sync::atomic::AtomicBool>,
     status: watch::Sender<WorldStatus>,
     frames: watch::Sender<Option<Arc<FrameMsg>>>,
     events: broadcast::Sender<Arc<str>>,
@@ -156,9 +160,11 @@ pub fn channel(
     let (frames_tx, frames_rx) = watch::channel(None);
     let (events, _) = broadcast::channel(64);
     let latency = Arc::new(Mutex::new(Timings::default()));
+    let evicted = Arc::new(std::sync::atomic::AtomicBool::new(false));
     handle.hold_no_keys();
     (
         Bridge {
+            evicted: Arc::clone(&evicted),
             status: status_tx,
             frames: frames_tx,
             events: events.clone(),
@@ -175,11 +181,18 @@ pub fn channel(
             events,
             controller: AtomicU64::new(0),
             latency,
+            evicted,
         },
     )
 }
 
 impl Bridge {
+    /// True when the world was stopped because its player is gone (not by
+    /// the server stopping, not by an error): its state is worth keeping.
+    pub fn evicted(&self) -> bool {
+        self.evicted.load(Ordering::SeqCst)
+    }
+
     /// The world stopped on `error`: every page is told, and new sockets
     /// hear it in their `hello`.
     pub fn failed(&mut self, error: &str) {
@@ -267,6 +280,12 @@ impl LatencyProbe {
 }
 
 impl WebWorld {
+    /// Stops the world because its player is gone (see [`Bridge::evicted`]).
+    pub fn evict(&self) {
+        self.evicted.store(true, Ordering::SeqCst);
+        self.handle.stop();
+    }
+
     /// The world's status now.
     pub fn status(&self) -> WorldStatus {
         self.status.borrow().clone()

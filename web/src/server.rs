@@ -97,9 +97,12 @@ pub fn serve(
                 .into_iter()
                 .map(|g| match g {
                     ServedGraph::Shared(w) => Served::Shared(Arc::new(w)),
-                    ServedGraph::PerPlayer { name, link, open } => {
-                        Served::PerPlayer(Arc::new(Players::new(name, link, open)))
-                    }
+                    ServedGraph::PerPlayer {
+                        name,
+                        link,
+                        open,
+                        reopen,
+                    } => Served::PerPlayer(Arc::new(Players::new(name, link, open, reopen))),
                 })
                 .collect(),
             next_client: AtomicU64::new(1),
@@ -282,11 +285,15 @@ async fn socket(
         }
         Served::PerPlayer(players) => Arc::clone(players),
     };
-    // Per player: the session the socket names, if it shows its token.
-    let resumed = match (query.get("session"), query.get("session_token")) {
-        (Some(id), Some(token)) => players.resume(id, token).map(|w| (id.clone(), w)),
+    // Per player: the session the socket names, if it shows its token
+    // (running, or kept in the store: looked up once upgraded).
+    let named = match (query.get("session"), query.get("session_token")) {
+        (Some(id), Some(token)) => Some((id.clone(), token.clone())),
         _ => None,
     };
+    let resumed = named
+        .as_ref()
+        .and_then(|(id, token)| players.resume(id, token).map(|w| (id.clone(), w)));
     if resumed.is_none() {
         // A new world needs the link's token; watching has nothing to watch.
         match state.access.role(&players.link, shown) {
@@ -302,7 +309,13 @@ async fn socket(
                 let made = Arc::clone(&players);
                 let state2 = Arc::clone(&state);
                 tokio::task::spawn_blocking(move || {
-                    made.create(&state2.worlds_running, &state2.sessions)
+                    let (count, limits) = (&state2.worlds_running, &state2.sessions);
+                    if let Some((id, token)) = named
+                        && let Some(w) = made.reopen(&id, &token, count, limits)?
+                    {
+                        return Ok((id, w));
+                    }
+                    made.create(count, limits)
                 })
                 .await
                 .unwrap_or_else(|e| Err(Refused::Failed(e.to_string())))

@@ -18,9 +18,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Makes a new world of a graph (a session and its tick thread); the error
-/// is ready to show to the player.
-pub type OpenWorld = Arc<dyn Fn() -> Result<WebWorld, String> + Send + Sync>;
+/// Makes a new world of a graph (a session and its tick thread) for the
+/// session id it is given; the error is ready to show to the player.
+pub type OpenWorld = Arc<dyn Fn(&str) -> Result<WebWorld, String> + Send + Sync>;
+
+/// Brings back a session the server kept in its store when its player
+/// left: `None` when the store has no session with this id and token.
+pub type ReopenWorld = Arc<dyn Fn(&str, &str) -> Option<Result<WebWorld, String>> + Send + Sync>;
 
 /// Bounds on per-player sessions (`serve --max-worlds`, `--resume-within`).
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +55,8 @@ pub enum ServedGraph {
         /// The token of the link `serve` printed: it lets a page open a world.
         link: crate::Token,
         open: OpenWorld,
+        /// Brings back stored sessions (`serve --session-store`).
+        reopen: Option<ReopenWorld>,
     },
 }
 
@@ -67,6 +73,7 @@ pub struct Players {
     pub name: String,
     pub link: crate::Token,
     open: OpenWorld,
+    reopen: Option<ReopenWorld>,
     sessions: Mutex<HashMap<String, Live>>,
 }
 
@@ -80,11 +87,17 @@ pub enum Refused {
 }
 
 impl Players {
-    pub fn new(name: String, link: crate::Token, open: OpenWorld) -> Self {
+    pub fn new(
+        name: String,
+        link: crate::Token,
+        open: OpenWorld,
+        reopen: Option<ReopenWorld>,
+    ) -> Self {
         Players {
             name,
             link,
             open,
+            reopen,
             sessions: Mutex::new(HashMap::new()),
         }
     }
@@ -113,30 +126,76 @@ impl Players {
         count: &AtomicUsize,
         limits: &SessionLimits,
     ) -> Result<(String, Arc<WebWorld>), Refused> {
+        let id = crate::Token::random()
+            .map(|t| t.as_str()[..12].to_string())
+            .map_err(|e| Refused::Failed(e.to_string()))?;
+        let world = self.start(count, limits, || (self.open)(&id))?;
+        self.insert(&id, &world);
+        Ok((id, world))
+    }
+
+    /// Session `id` from the store, when it is there and `token` is its
+    /// token; `Ok(None)` when it is not. Blocks: call it off the async
+    /// threads.
+    pub fn reopen(
+        &self,
+        id: &str,
+        token: &str,
+        count: &AtomicUsize,
+        limits: &SessionLimits,
+    ) -> Result<Option<Arc<WebWorld>>, Refused> {
+        let Some(reopen) = &self.reopen else {
+            return Ok(None);
+        };
+        // A session that is running (another socket resumed it meanwhile).
+        if let Some(w) = self.resume(id, token) {
+            return Ok(Some(w));
+        }
+        let mut found = true;
+        let world = self.start(count, limits, || match reopen(id, token) {
+            Some(made) => made,
+            None => {
+                found = false;
+                Err(String::new())
+            }
+        });
+        match world {
+            Ok(w) => {
+                self.insert(id, &w);
+                Ok(Some(w))
+            }
+            Err(_) if !found => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes a world with `make` under the `max_worlds` bound.
+    fn start(
+        &self,
+        count: &AtomicUsize,
+        limits: &SessionLimits,
+        make: impl FnOnce() -> Result<WebWorld, String>,
+    ) -> Result<Arc<WebWorld>, Refused> {
         let taken = count.fetch_add(1, Ordering::SeqCst);
         if taken >= limits.max_worlds {
             count.fetch_sub(1, Ordering::SeqCst);
             return Err(Refused::Full(taken));
         }
-        let world = match (self.open)() {
-            Ok(w) => Arc::new(w),
-            Err(e) => {
-                count.fetch_sub(1, Ordering::SeqCst);
-                return Err(Refused::Failed(e));
-            }
-        };
-        let id = crate::Token::random()
-            .map(|t| t.as_str()[..12].to_string())
-            .map_err(|e| Refused::Failed(e.to_string()))?;
+        make().map(Arc::new).map_err(|e| {
+            count.fetch_sub(1, Ordering::SeqCst);
+            Refused::Failed(e)
+        })
+    }
+
+    fn insert(&self, id: &str, world: &Arc<WebWorld>) {
         self.lock().insert(
-            id.clone(),
+            id.to_string(),
             Live {
-                world: Arc::clone(&world),
+                world: Arc::clone(world),
                 sockets: 1,
                 left_at: None,
             },
         );
-        Ok((id, world))
     }
 
     /// A socket on session `id` closed.
@@ -164,7 +223,7 @@ impl Players {
             };
             match why {
                 Some(why) => {
-                    live.world.handle.stop();
+                    live.world.evict();
                     count.fetch_sub(1, Ordering::SeqCst);
                     ended.push(format!("session {id} ended ({why})"));
                     false
