@@ -204,9 +204,44 @@ fn one_player_beyond_max_worlds_is_told_the_server_is_full() {
         "{full}"
     );
     // The two running worlds go on.
-    next_frame(&mut first);
+    let (t, _) = next_frame(&mut first);
+    frame_at(&mut first, t + 1);
     next_frame(&mut second);
     assert!(server.log().contains("server full"), "{}", server.log());
+    // /metrics says so, in Prometheus' text format.
+    let metrics = http_get(&server.addr, "/metrics");
+    assert!(
+        metrics.contains("wgraph_worlds{graph=\"pan\"} 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("wgraph_players_refused_total 1\n"),
+        "{metrics}"
+    );
+    let ticks: Vec<u64> = metrics
+        .lines()
+        .filter(|l| l.starts_with("wgraph_ticks_total{graph=\"pan\",session=\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(ticks.len(), 2, "{metrics}");
+    assert!(ticks.iter().all(|&n| n >= 1), "{metrics}");
+}
+
+/// A GET; the body.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
 }
 
 /// Without the link's token no world is opened for a socket.

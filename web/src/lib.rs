@@ -39,6 +39,7 @@
 mod access;
 mod listener;
 mod log;
+mod metrics;
 mod server;
 mod sessions;
 
@@ -104,6 +105,15 @@ pub struct WebWorld {
     /// Set when the server stops the world because its player is gone
     /// (the world thread then keeps its state in the session store).
     evicted: Arc<std::sync::atomic::AtomicBool>,
+    /// Ticks run and late, for `/metrics`.
+    counts: Arc<TickCounts>,
+}
+
+/// A world's tick counters (the bridge counts, `/metrics` reads).
+#[derive(Debug, Default)]
+pub struct TickCounts {
+    pub ticks: AtomicU64,
+    pub late: AtomicU64,
 }
 
 /// Bytes of the binary frame header.
@@ -141,6 +151,7 @@ fn strip_ansi(s: &str) -> String {
 /// The world-thread side: turns [`WorldEvent`]s into messages.
 pub struct Bridge {
     evicted: Arc<std::sync::atomic::AtomicBool>,
+    counts: Arc<TickCounts>,
     status: watch::Sender<WorldStatus>,
     frames: watch::Sender<Option<Arc<FrameMsg>>>,
     events: broadcast::Sender<Arc<str>>,
@@ -161,10 +172,12 @@ pub fn channel(
     let (events, _) = broadcast::channel(64);
     let latency = Arc::new(Mutex::new(Timings::default()));
     let evicted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let counts = Arc::new(TickCounts::default());
     handle.hold_no_keys();
     (
         Bridge {
             evicted: Arc::clone(&evicted),
+            counts: Arc::clone(&counts),
             status: status_tx,
             frames: frames_tx,
             events: events.clone(),
@@ -182,6 +195,7 @@ pub fn channel(
             controller: AtomicU64::new(0),
             latency,
             evicted,
+            counts,
         },
     )
 }
@@ -229,6 +243,10 @@ impl Bridge {
                 ..
             } => {
                 self.late_ticks += u64::from(*late);
+                self.counts.ticks.fetch_add(1, Ordering::Relaxed);
+                self.counts
+                    .late
+                    .fetch_add(u64::from(*late), Ordering::Relaxed);
                 json!({
                     "type": "tick",
                     "tick": tick,
@@ -284,6 +302,11 @@ impl WebWorld {
     pub fn evict(&self) {
         self.evicted.store(true, Ordering::SeqCst);
         self.handle.stop();
+    }
+
+    /// Ticks run and late so far.
+    pub fn counts(&self) -> &TickCounts {
+        &self.counts
     }
 
     /// The world's status now.

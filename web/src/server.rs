@@ -62,6 +62,8 @@ struct AppState {
     sessions: SessionLimits,
     /// Per-player sessions of all graphs.
     worlds_running: AtomicUsize,
+    /// Players told the server was full.
+    refused: AtomicU64,
 }
 
 /// Where and how to serve (built from `serve`'s flags).
@@ -110,6 +112,7 @@ pub fn serve(
             log: viewer_log.clone(),
             sessions: config.sessions,
             worlds_running: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
         });
         tokio::spawn(reap(Arc::clone(&state), log.clone()));
         let app = Router::new()
@@ -118,6 +121,7 @@ pub fn serve(
             .route("/w/{index}/ws", get(socket))
             .route("/app.js", get(|| asset(APP_JS, "text/javascript")))
             .route("/app.css", get(|| asset(APP_CSS, "text/css")))
+            .route("/metrics", get(metrics))
             .layer(middleware::from_fn_with_state(
                 Arc::clone(&state),
                 check_host,
@@ -200,6 +204,37 @@ async fn check_host(State(state): State<Arc<AppState>>, request: Request, next: 
 
 async fn asset(body: &'static str, kind: &'static str) -> Response {
     ([(header::CONTENT_TYPE, kind)], body).into_response()
+}
+
+/// `/metrics` (see the `metrics` module).
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    use crate::metrics::{label, world};
+    let mut out = String::from(crate::metrics::HEADER);
+    for g in &state.graphs {
+        let graph = label(g.name());
+        match g {
+            Served::Shared(w) => {
+                let running = usize::from(w.status() == WorldStatus::Running);
+                out.push_str(&format!("wgraph_worlds{{graph=\"{graph}\"}} {running}\n"));
+                world(&mut out, &format!("graph=\"{graph}\""), w);
+            }
+            Served::PerPlayer(p) => {
+                let mut body = String::new();
+                let mut running = 0;
+                p.each(|id, w| {
+                    running += 1;
+                    world(&mut body, &format!("graph=\"{graph}\",session=\"{id}\""), w);
+                });
+                out.push_str(&format!("wgraph_worlds{{graph=\"{graph}\"}} {running}\n"));
+                out.push_str(&body);
+            }
+        }
+    }
+    out.push_str(&format!(
+        "wgraph_players_refused_total {}\n",
+        state.refused.load(Ordering::Relaxed)
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 fn escape_html(s: &str) -> String {
@@ -329,7 +364,10 @@ async fn socket(
             }
             Err(refused) => {
                 let message = match refused {
-                    Refused::Full(n) => format!("server full: {n} worlds running, try again"),
+                    Refused::Full(n) => {
+                        state.refused.fetch_add(1, Ordering::Relaxed);
+                        format!("server full: {n} worlds running, try again")
+                    }
                     Refused::Failed(e) => format!("could not start a world: {e}"),
                 };
                 log.line(&format!("web: `{}`: {message}", players.name));

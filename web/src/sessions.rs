@@ -234,6 +234,13 @@ impl Players {
         ended
     }
 
+    /// Calls `f` with each running session's id and world.
+    pub fn each(&self, mut f: impl FnMut(&str, &WebWorld)) {
+        for (id, live) in self.lock().iter() {
+            f(id, &live.world);
+        }
+    }
+
     /// Stops every session (the server is stopping).
     pub fn stop_all(&self) {
         for live in self.lock().values() {
