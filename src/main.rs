@@ -250,6 +250,9 @@ pub struct ServeArgs {
     /// the page, a dropped connection) before it ends.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(0..=86_400))]
     resume_within: u32,
+    /// Worlds one IP address may have open at once (per graph).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_worlds_per_address: u32,
     /// Keep a player's world here when they have been gone --resume-within
     /// seconds (its snapshot), and bring it back as it was when they
     /// return, instead of ending it.

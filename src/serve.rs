@@ -222,6 +222,7 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         sessions: SessionLimits {
             max_worlds: args.max_worlds as usize,
             resume_within: Duration::from_secs(u64::from(args.resume_within)),
+            max_worlds_per_address: args.max_worlds_per_address as usize,
         },
     };
     let served = wgraph_web::serve(

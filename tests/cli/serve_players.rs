@@ -335,3 +335,24 @@ fn a_world_kept_in_the_store_comes_back_as_it_was() {
         server.log()
     );
 }
+
+/// One address may open `--max-worlds-per-address` worlds at once.
+#[test]
+fn one_address_opens_a_bounded_number_of_worlds() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["examples/pan.world", "--max-worlds-per-address", "1"],
+    );
+    let mut first = server.connect("");
+    assert_eq!(next_json(&mut first)["type"], "hello");
+    let mut second = server.connect("");
+    let refused = next_json(&mut second);
+    assert_eq!(refused["type"], "full", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("already open from your address")),
+        "{refused}"
+    );
+}

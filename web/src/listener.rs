@@ -62,6 +62,13 @@ pub struct Slot {
     ip: IpAddr,
 }
 
+impl Slot {
+    /// The address the connection came from.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+}
+
 impl Counts {
     fn take(self: &Arc<Self>, ip: IpAddr, limits: &Limits) -> Option<Slot> {
         let mut per = self.per_address.lock().unwrap_or_else(|p| p.into_inner());

@@ -343,14 +343,15 @@ async fn socket(
             None => {
                 let made = Arc::clone(&players);
                 let state2 = Arc::clone(&state);
+                let ip = slot.ip();
                 tokio::task::spawn_blocking(move || {
                     let (count, limits) = (&state2.worlds_running, &state2.sessions);
                     if let Some((id, token)) = named
-                        && let Some(w) = made.reopen(&id, &token, count, limits)?
+                        && let Some(w) = made.reopen(&id, &token, ip, count, limits)?
                     {
                         return Ok((id, w));
                     }
-                    made.create(count, limits)
+                    made.create(ip, count, limits)
                 })
                 .await
                 .unwrap_or_else(|e| Err(Refused::Failed(e.to_string())))
@@ -367,6 +368,12 @@ async fn socket(
                     Refused::Full(n) => {
                         state.refused.fetch_add(1, Ordering::Relaxed);
                         format!("server full: {n} worlds running, try again")
+                    }
+                    Refused::TooManyHere(n) => {
+                        state.refused.fetch_add(1, Ordering::Relaxed);
+                        format!(
+                            "{n} worlds are already open from your address; close one, or try again"
+                        )
                     }
                     Refused::Failed(e) => format!("could not start a world: {e}"),
                 };

@@ -10,10 +10,13 @@
 //!   gets the same world back. When a session's last socket closes, the
 //!   world keeps its place for [`SessionLimits::resume_within`]; after that
 //!   (or when it fails) the reaper stops it and frees its place.
-//!   [`SessionLimits::max_worlds`] bounds the sessions of all graphs.
+//!   [`SessionLimits::max_worlds`] bounds the sessions of all graphs, and
+//!   [`SessionLimits::max_worlds_per_address`] those one address opens (per
+//!   graph).
 
 use crate::{WebWorld, WorldStatus};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,6 +37,8 @@ pub struct SessionLimits {
     pub max_worlds: usize,
     /// How long a world waits for its player to come back.
     pub resume_within: Duration,
+    /// Sessions opened from one IP address (all graphs) at once.
+    pub max_worlds_per_address: usize,
 }
 
 impl Default for SessionLimits {
@@ -41,6 +46,7 @@ impl Default for SessionLimits {
         SessionLimits {
             max_worlds: 16,
             resume_within: Duration::from_secs(60),
+            max_worlds_per_address: 4,
         }
     }
 }
@@ -63,6 +69,8 @@ pub enum ServedGraph {
 /// A per-player session.
 struct Live {
     world: Arc<WebWorld>,
+    /// Where the player who opened it came from.
+    ip: IpAddr,
     sockets: usize,
     /// When its last socket closed.
     left_at: Option<Instant>,
@@ -82,6 +90,8 @@ pub struct Players {
 pub enum Refused {
     /// `max_worlds` sessions are running.
     Full(usize),
+    /// This address has `max_worlds_per_address` sessions running.
+    TooManyHere(usize),
     /// The world could not be made (its error).
     Failed(String),
 }
@@ -123,15 +133,21 @@ impl Players {
     /// world is made: call it off the async threads.
     pub fn create(
         &self,
+        ip: IpAddr,
         count: &AtomicUsize,
         limits: &SessionLimits,
     ) -> Result<(String, Arc<WebWorld>), Refused> {
         let id = crate::Token::random()
             .map(|t| t.as_str()[..12].to_string())
             .map_err(|e| Refused::Failed(e.to_string()))?;
-        let world = self.start(count, limits, || (self.open)(&id))?;
-        self.insert(&id, &world);
+        let world = self.start(ip, count, limits, || (self.open)(&id))?;
+        self.insert(&id, &world, ip);
         Ok((id, world))
+    }
+
+    /// Sessions opened from `ip` that run now.
+    fn opened_from(&self, ip: IpAddr) -> usize {
+        self.lock().values().filter(|l| l.ip == ip).count()
     }
 
     /// Session `id` from the store, when it is there and `token` is its
@@ -141,6 +157,7 @@ impl Players {
         &self,
         id: &str,
         token: &str,
+        ip: IpAddr,
         count: &AtomicUsize,
         limits: &SessionLimits,
     ) -> Result<Option<Arc<WebWorld>>, Refused> {
@@ -152,7 +169,7 @@ impl Players {
             return Ok(Some(w));
         }
         let mut found = true;
-        let world = self.start(count, limits, || match reopen(id, token) {
+        let world = self.start(ip, count, limits, || match reopen(id, token) {
             Some(made) => made,
             None => {
                 found = false;
@@ -161,7 +178,7 @@ impl Players {
         });
         match world {
             Ok(w) => {
-                self.insert(id, &w);
+                self.insert(id, &w, ip);
                 Ok(Some(w))
             }
             Err(_) if !found => Ok(None),
@@ -172,10 +189,15 @@ impl Players {
     /// Makes a world with `make` under the `max_worlds` bound.
     fn start(
         &self,
+        ip: IpAddr,
         count: &AtomicUsize,
         limits: &SessionLimits,
         make: impl FnOnce() -> Result<WebWorld, String>,
     ) -> Result<Arc<WebWorld>, Refused> {
+        let here = self.opened_from(ip);
+        if here >= limits.max_worlds_per_address {
+            return Err(Refused::TooManyHere(here));
+        }
         let taken = count.fetch_add(1, Ordering::SeqCst);
         if taken >= limits.max_worlds {
             count.fetch_sub(1, Ordering::SeqCst);
@@ -187,11 +209,12 @@ impl Players {
         })
     }
 
-    fn insert(&self, id: &str, world: &Arc<WebWorld>) {
+    fn insert(&self, id: &str, world: &Arc<WebWorld>, ip: IpAddr) {
         self.lock().insert(
             id.to_string(),
             Live {
                 world: Arc::clone(world),
+                ip,
                 sockets: 1,
                 left_at: None,
             },
