@@ -108,21 +108,32 @@ pub fn finite_frame(data: &[f32]) -> Result<(), NodeError> {
     }
 }
 
-/// Writes an image tensor as a PNG file under the output directory (a link
-/// at `path` is replaced, never followed: [`wgraph_engine::output::write_confined`]).
-/// Fast compression: frames are written every tick, on the hot path.
-pub fn write_png(t: &Tensor, range: Range, path: &Path) -> Result<(), NodeError> {
+/// An image tensor encoded as PNG, with fast compression: frames are
+/// written every tick, on the hot path. `path` is the file it is for, named
+/// in an encoding error.
+pub fn png_bytes(t: &Tensor, range: Range, path: &Path) -> Result<Vec<u8>, NodeError> {
     use image::codecs::png::{CompressionType, FilterType, PngEncoder};
     let img = tensor_to_image(t, range)?;
-    let err = |e: &dyn std::fmt::Display| {
-        NodeError::new(format!("cannot write `{}`: {e}", path.display()))
-    };
-    // Encoded in memory, then written whole (temp file + rename): a full
-    // disk fails the run naming the file and leaves no empty frame.
     let mut bytes = Vec::new();
     let encoder = PngEncoder::new_with_quality(&mut bytes, CompressionType::Fast, FilterType::Sub);
-    img.write_with_encoder(encoder).map_err(|e| err(&e))?;
-    wgraph_engine::output::write_confined(path, &bytes).map_err(|e| err(&io_message(&e)))
+    img.write_with_encoder(encoder)
+        .map_err(|e| NodeError::new(format!("cannot write `{}`: {e}", path.display())))?;
+    Ok(bytes)
+}
+
+/// Writes an image tensor as a PNG file under the output directory (a link
+/// at `path` is replaced, never followed: [`wgraph_engine::output::write_confined`]).
+/// Encoded in memory, then written whole (temp file + rename): a full disk
+/// fails the run naming the file and leaves no empty frame.
+pub fn write_png(t: &Tensor, range: Range, path: &Path) -> Result<(), NodeError> {
+    let bytes = png_bytes(t, range, path)?;
+    wgraph_engine::output::write_confined(path, &bytes).map_err(|e| {
+        NodeError::new(format!(
+            "cannot write `{}`: {}",
+            path.display(),
+            io_message(&e)
+        ))
+    })
 }
 
 #[cfg(test)]

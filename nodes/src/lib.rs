@@ -1,119 +1,85 @@
 //! wgraph's built-in node kinds.
 //!
-//! [`registry()`] returns every kind. Each kind is a unit struct implementing
-//! [`NodeKind`](wgraph_engine::node::NodeKind), in its own file (or one file
-//! per small family); **to add a kind: write one file, add one line to
-//! [`registry()`].**
+//! [`KINDS`] lists every kind and [`registry()`] returns them. Each kind is
+//! a unit struct implementing [`NodeKind`], in its own file (or one file
+//! per small family), in the folder of its family; **to add a kind: write
+//! one file, add one entry to [`KINDS`].**
 //!
 //! Image tensors are f32 `[1, C, H, W]` (C = 3 RGB or 1 gray) with values in
 //! [-1, 1] unless a node's `range = unit` says [0, 1].
 //!
-//! | file | kinds |
-//! |---|---|
-//! | `npy.rs` | `npy` — a tensor, or one slice per tick, from a `.npy` file |
-//! | `image_file.rs` | `image` — a PNG/JPEG/GIF as an image tensor |
-//! | `constant.rs` | `constant` — a tensor of one value |
-//! | `noise.rs` | `noise` — reproducible Gaussian noise |
-//! | `actions.rs` | `actions` — scripted keys from an action file |
-//! | `keys.rs` | `keys` — actions as a multi-hot vector |
-//! | `binary.rs` | `add`, `sub`, `mul`, `lerp` — elementwise on two tensors |
-//! | `unary.rs` | `scale`, `clamp` — elementwise on one tensor |
-//! | `resize.rs` | `resize` — bilinear resize |
-//! | `pan.rs` | `pan` — a toy camera scrolled by the keys |
-//! | `target_flow.rs` | `target_flow` — exact velocity toward a known target |
-//! | `euler.rs` | `euler` — rectified-flow Euler sampler calling a denoiser |
-//! | `png.rs`, `gif.rs`, `npy_dump.rs` | `png`, `gif`, `npy_dump` — file sinks |
-//! | `display.rs` | `display` — the frames a user watches |
-//! | `y4m.rs` | `y4m` — a raw YUV4MPEG2 stream (file or stdout) |
-//! | `ddim.rs` | `ddim` — DDIM sampler calling an ε-predicting denoiser |
-//! | `start_then.rs` | `start_then` — `start` on tick 0, then `then` |
-//! | `concat.rs` | `concat` — joins two tensors along an axis |
-//! | `prompt_schedule.rs` | `prompt_schedule` — text changing at given ticks |
-//! | `qcm.rs` | `qcm` — Yume's Quantized Camera Motion captions |
-//! | `framepack.rs` | `framepack` — Yume's FramePack-like memory |
-//! | `tscm.rs` | `tscm` — Yume 1.5's temporal-spatial compressed memory |
-//! | `denoiser.rs` | `denoiser`, `controlnet` — a diffusion network as a sampler's callable |
-//! | `block_denoiser.rs` | `block_denoiser` — a denoiser run as embed → blocks → head, with Yume's block cache |
-//! | `reuse.rs` | `similarity_filter` — skip ticks whose input and condition did not change; `Reusable`, the `reuse` input of every sampler and the decoder |
-//! | `samplers/` | `euler`, `sde`, `tts_ode`, `tts_sde`, `self_forcing`, `ddim`, `aam`, `df_window` |
-//! | `world_source.rs` | `world` — the ground-truth world (crate `wgraph-world`): RGB, depth, pose |
+//! | folder | what | kinds |
+//! |---|---|---|
+//! | `sources/` | what enters a world: files, noise, keys, prompts, worlds | `npy`, `image`, `constant`, `noise`, `actions`, `keys`, `qcm`, `prompt_schedule`, `pan`, `world` |
+//! | `math/` | tensor operations | `add`, `sub`, `mul`, `lerp`, `scale`, `clamp`, `concat`, `resize`, `start_then` |
+//! | `models/` | model-backed kinds (not denoisers) and their shared code | `encoder`, `decoder`, `model`, `text_encoder`, `action_embedder` |
+//! | `denoiser/` | the callables samplers call | `denoiser`, `controlnet`, `block_denoiser`, `target_flow` |
+//! | `samplers/` | schedules and step rules calling a denoiser | `euler`, `sde`, `tts_ode`, `tts_sde`, `self_forcing`, `ddim`, `aam`, `df_window` |
+//! | `memory/` | the world's compressed memory of past latents | `framepack`, `tscm` |
+//! | `sinks/` | where tensors leave: files, streams, the display | `png`, `gif`, `npy_dump`, `y4m`, `display` |
+//! | `reuse.rs` | skipping unchanged ticks | `similarity_filter`; `Reusable`, the `reuse` input of every sampler and the decoder |
 //!
-//! Shared helpers: `common.rs` (port type checks, input access),
-//! [`image_io`] (image tensors ↔ pixels), [`rng`] (counter-based RNG),
-//! [`action_file`] (action
-//! file parsing, also used by the CLI).
+//! Each folder's `mod.rs` lists its files. Crate-wide helpers stay at the
+//! top: `common.rs` (engine re-exports, port type checks, input access,
+//! parameter checks), [`image_io`] (image tensors ↔ pixels), [`rng`]
+//! (counter-based RNG), [`ports`] (a kind's ports, for `wgraph kinds`).
+//! [`action_file`] (action file parsing) is also used by the CLI.
 
-mod action_embedder;
-pub mod action_file;
-mod actions;
-mod binary;
-pub mod block_denoiser;
 mod common;
-mod concat;
-mod constant;
 mod denoiser;
-mod display;
-mod framepack;
-mod gif;
-mod image_file;
 pub mod image_io;
-mod keys;
-mod model_io;
-mod model_node;
-mod noise;
-mod npy;
-mod npy_dump;
-mod pan;
-mod png;
+mod math;
+mod memory;
+mod models;
 pub mod ports;
-mod prompt_schedule;
-mod qcm;
-mod resize;
 mod reuse;
 pub mod rng;
 pub mod samplers;
-mod start_then;
-mod target_flow;
-mod text_encoder;
-mod tscm;
-mod unary;
-mod world_source;
-mod y4m;
+mod sinks;
+mod sources;
 
-pub use action_embedder::ActionEmbedder;
-pub use actions::ActionsFile;
-pub use binary::{Add, Lerp, Mul, Sub};
-pub use block_denoiser::{BlockDenoiser, BlockImportance, block_importance};
-pub use concat::Concat;
-pub use constant::Constant;
-pub use denoiser::{ControlNet, Denoiser};
-pub use display::Display;
-pub use framepack::{FramePack, framepack_tokens};
-pub use gif::Gif;
-pub use image_file::ImageFile;
-pub use keys::Keys;
-pub use model_node::{Decoder, Encoder};
-pub use noise::Noise;
-pub use npy::Npy;
-pub use npy_dump::NpyDump;
-pub use pan::Pan;
-pub use png::Png;
-pub use prompt_schedule::PromptSchedule;
-pub use qcm::{Qcm, QcmSpeeds, QcmVariant, all_captions, qcm_caption};
-pub use resize::Resize;
+/// The block-split denoiser (`denoiser/blocks.rs`), under its former path.
+pub use denoiser::blocks as block_denoiser;
+/// Action files (`sources/action_file.rs`), re-exported for the CLI.
+pub use sources::action_file;
+
+pub use denoiser::Denoiser;
+pub use denoiser::blocks::{BlockDenoiser, BlockImportance, block_importance};
+pub use denoiser::controlnet::ControlNet;
+pub use denoiser::target_flow::TargetFlow;
+pub use math::binary::{Add, Lerp, Mul, Sub};
+pub use math::concat::Concat;
+pub use math::resize::Resize;
+pub use math::start_then::StartThen;
+pub use math::unary::{Clamp, Scale};
+pub use memory::framepack::{FramePack, framepack_tokens};
+pub use memory::tscm::Tscm;
+pub use models::action_embedder::ActionEmbedder;
+pub use models::model::{Decoder, Encoder};
+pub use models::text_encoder::{TextEncoder, Tokenizer};
+pub use reuse::{Reusable, SimilarityFilter};
 pub use samplers::ddim::{Ddim, Spacing, ddim_timesteps};
 pub use samplers::euler::{Euler, flow_schedule};
-pub use start_then::StartThen;
-pub use target_flow::TargetFlow;
-pub use text_encoder::{TextEncoder, Tokenizer};
-pub use tscm::Tscm;
-pub use unary::{Clamp, Scale};
-pub use world_source::{
+pub use sinks::display::Display;
+pub use sinks::gif::Gif;
+pub use sinks::npy_dump::NpyDump;
+pub use sinks::png::Png;
+pub use sinks::y4m::Y4m;
+pub use sources::actions::ActionsFile;
+pub use sources::constant::Constant;
+pub use sources::image_file::ImageFile;
+pub use sources::keys::Keys;
+pub use sources::noise::Noise;
+pub use sources::npy::Npy;
+pub use sources::pan::Pan;
+pub use sources::prompt_schedule::PromptSchedule;
+pub use sources::qcm::{Qcm, QcmSpeeds, QcmVariant, all_captions, qcm_caption};
+pub use sources::world::{
     WorldSource, depth_to_signed, frame_depth_tensor, frame_image_tensor, pixel_to_signed,
 };
-pub use y4m::Y4m;
 
-pub use reuse::{Reusable, SimilarityFilter};
+use wgraph_engine::node::{BuildContext, BuildError, Node, NodeKind};
+use wgraph_engine::params::ParamSpec;
 use wgraph_engine::registry::Registry;
 
 /// The kinds that write files a graph names (each has a
@@ -122,57 +88,91 @@ use wgraph_engine::registry::Registry;
 /// ([`OutputConfig::write_sinks`](wgraph_engine::node::OutputConfig::write_sinks)).
 pub const FILE_SINKS: &[&str] = &["png", "gif", "y4m", "npy_dump"];
 
-/// Every built-in node kind.
+/// Every built-in node kind, by family: **registering a kind is one entry
+/// here.** Names are unique (tested); [`registry()`] holds exactly these.
+/// Samplers and the decoder are wrapped in [`Reusable`] (their `reuse`
+/// input).
+pub static KINDS: &[&dyn NodeKind] = &[
+    // sources/
+    &Npy,
+    &ImageFile,
+    &Constant,
+    &Noise,
+    &ActionsFile,
+    &Keys,
+    &Qcm,
+    &PromptSchedule,
+    &Pan,
+    &WorldSource,
+    // math/
+    &Add,
+    &Sub,
+    &Mul,
+    &Lerp,
+    &Scale,
+    &Clamp,
+    &Resize,
+    &Concat,
+    &StartThen,
+    // models/
+    &models::model::AnyModel,
+    &Encoder,
+    &Reusable(Decoder),
+    &TextEncoder,
+    &ActionEmbedder,
+    // denoiser/
+    &Denoiser,
+    &ControlNet,
+    &BlockDenoiser,
+    &TargetFlow,
+    // samplers/
+    &Reusable(Euler),
+    &Reusable(Ddim),
+    &Reusable(samplers::sde::Sde),
+    &Reusable(samplers::aam::Aam),
+    &Reusable(samplers::df_window::DfWindow),
+    &Reusable(samplers::self_forcing::SelfForcing),
+    &Reusable(samplers::tts::TTS_ODE),
+    &Reusable(samplers::tts::TTS_SDE),
+    // memory/
+    &FramePack,
+    &Tscm,
+    // reuse.rs
+    &SimilarityFilter,
+    // sinks/
+    &Png,
+    &Gif,
+    &NpyDump,
+    &Y4m,
+    &Display,
+];
+
+/// Every built-in node kind ([`KINDS`]).
 pub fn registry() -> Registry {
-    const UNIQUE: &str = "built-in kinds have unique names";
     let mut r = Registry::new();
-    r.register(Npy).expect(UNIQUE);
-    r.register(ImageFile).expect(UNIQUE);
-    r.register(Constant).expect(UNIQUE);
-    r.register(Noise).expect(UNIQUE);
-    r.register(ActionsFile).expect(UNIQUE);
-    r.register(Keys).expect(UNIQUE);
-    r.register(Qcm).expect(UNIQUE);
-    r.register(PromptSchedule).expect(UNIQUE);
-    r.register(Add).expect(UNIQUE);
-    r.register(Sub).expect(UNIQUE);
-    r.register(Mul).expect(UNIQUE);
-    r.register(Lerp).expect(UNIQUE);
-    r.register(Scale).expect(UNIQUE);
-    r.register(Clamp).expect(UNIQUE);
-    r.register(Resize).expect(UNIQUE);
-    r.register(Concat).expect(UNIQUE);
-    r.register(StartThen).expect(UNIQUE);
-    r.register(Pan).expect(UNIQUE);
-    r.register(TargetFlow).expect(UNIQUE);
-    r.register(Reusable(Euler)).expect(UNIQUE);
-    r.register(Reusable(Ddim)).expect(UNIQUE);
-    r.register(Reusable(samplers::sde::Sde)).expect(UNIQUE);
-    r.register(Reusable(samplers::aam::Aam)).expect(UNIQUE);
-    r.register(Reusable(samplers::df_window::DfWindow))
-        .expect(UNIQUE);
-    r.register(Reusable(samplers::self_forcing::SelfForcing))
-        .expect(UNIQUE);
-    r.register(Reusable(samplers::tts::TTS_ODE)).expect(UNIQUE);
-    r.register(Reusable(samplers::tts::TTS_SDE)).expect(UNIQUE);
-    r.register(model_node::AnyModel).expect(UNIQUE);
-    r.register(FramePack).expect(UNIQUE);
-    r.register(Tscm).expect(UNIQUE);
-    r.register(SimilarityFilter).expect(UNIQUE);
-    r.register(Png).expect(UNIQUE);
-    r.register(Gif).expect(UNIQUE);
-    r.register(NpyDump).expect(UNIQUE);
-    r.register(Y4m).expect(UNIQUE);
-    r.register(Display).expect(UNIQUE);
-    r.register(Encoder).expect(UNIQUE);
-    r.register(Reusable(Decoder)).expect(UNIQUE);
-    r.register(ActionEmbedder).expect(UNIQUE);
-    r.register(TextEncoder).expect(UNIQUE);
-    r.register(Denoiser).expect(UNIQUE);
-    r.register(ControlNet).expect(UNIQUE);
-    r.register(BlockDenoiser).expect(UNIQUE);
-    r.register(WorldSource).expect(UNIQUE);
+    for &kind in KINDS {
+        r.register(Builtin(kind))
+            .expect("KINDS has unique names (tested)");
+    }
     r
+}
+
+/// An entry of [`KINDS`] as the registry takes a kind (by value).
+struct Builtin(&'static dyn NodeKind);
+
+impl NodeKind for Builtin {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn summary(&self) -> &'static str {
+        self.0.summary()
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        self.0.params()
+    }
+    fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
+        self.0.build(cx)
+    }
 }
 
 #[cfg(test)]
@@ -277,10 +277,22 @@ mod tests {
         );
     }
 
+    /// Every entry of `KINDS` is registered under its own name: no two
+    /// share one.
+    #[test]
+    fn kinds_have_unique_names() {
+        let mut names: Vec<&str> = super::KINDS.iter().map(|k| k.name()).collect();
+        names.sort_unstable();
+        for pair in names.windows(2) {
+            assert_ne!(pair[0], pair[1], "two kinds are named `{}`", pair[0]);
+        }
+        let r = super::registry();
+        assert_eq!(r.names().collect::<Vec<_>>(), names);
+    }
+
     #[test]
     fn every_kind_has_consistent_params() {
         let r = super::registry();
-        assert_eq!(r.names().count(), 44);
         for kind in r.kinds() {
             let params = kind.params();
             for (i, p) in params.iter().enumerate() {

@@ -254,6 +254,20 @@ fn a_world_of_ones_own_needs_the_links_token() {
         Err(tungstenite::Error::Http(r)) => assert_eq!(r.status().as_u16(), 401),
         other => panic!("{:?}", other.map(|_| ())),
     }
+    // Naming a session it does not hold opens nothing either.
+    let (mut ws, _) = tungstenite::connect(format!(
+        "ws://{}/w/0/ws?session=0123456789ab&session_token=0123456789abcdef0123456789abcdef",
+        server.addr
+    ))
+    .unwrap();
+    let e = next_json(&mut ws);
+    assert_eq!(e["type"], "error", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("has ended")),
+        "{e}"
+    );
 }
 
 /// With `--session-store`, a world whose player has been gone past

@@ -326,42 +326,50 @@ async fn socket(
         (Some(id), Some(token)) => Some((id.clone(), token.clone())),
         _ => None,
     };
-    let resumed = named
-        .as_ref()
-        .and_then(|(id, token)| players.resume(id, token).map(|w| (id.clone(), w)));
-    if resumed.is_none() {
-        // A new world needs the link's token; watching has nothing to watch.
-        match state.access.role(&players.link, shown) {
-            Ok(Role::Player) => {}
-            Ok(Role::Viewer) | Err(_) => return refuse(Refusal::Token),
-        }
+    // A new world needs the link's token; without it a socket may only
+    // come back to its own session (running, or kept in the store).
+    let link_ok = matches!(state.access.role(&players.link, shown), Ok(Role::Player));
+    if !link_ok && named.is_none() {
+        return refuse(Refusal::Token);
     }
     let state = Arc::clone(&state);
     ws.on_upgrade(move |mut socket| async move {
-        let session = match resumed {
-            Some(s) => Ok(s),
-            None => {
-                let made = Arc::clone(&players);
-                let state2 = Arc::clone(&state);
-                let ip = slot.ip();
-                tokio::task::spawn_blocking(move || {
-                    let (count, limits) = (&state2.worlds_running, &state2.sessions);
-                    if let Some((id, token)) = named
-                        && let Some(w) = made.reopen(&id, &token, ip, count, limits)?
-                    {
-                        return Ok((id, w));
-                    }
-                    made.create(ip, count, limits)
-                })
-                .await
-                .unwrap_or_else(|e| Err(Refused::Failed(e.to_string())))
+        // Found or made once upgraded, so a socket that never upgrades
+        // holds no session's place.
+        let made = Arc::clone(&players);
+        let state2 = Arc::clone(&state);
+        let ip = slot.ip();
+        let session = tokio::task::spawn_blocking(move || {
+            let (count, limits) = (&state2.worlds_running, &state2.sessions);
+            if let Some((id, token)) = named {
+                if let Some(w) = made.resume(&id, &token) {
+                    return Ok(Some((id, w)));
+                }
+                if let Some(w) = made.reopen(&id, &token, ip, count, limits)? {
+                    return Ok(Some((id, w)));
+                }
             }
-        };
+            if link_ok {
+                made.create(ip, count, limits).map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Err(Refused::Failed(e.to_string())));
         match session {
-            Ok((id, world)) => {
+            Ok(Some((id, world))) => {
                 let tag = Some((id.clone(), world.token.as_str().to_string()));
                 viewer(socket, world, client, Role::Player, tag, log).await;
                 players.left(&id);
+            }
+            Ok(None) => {
+                let message =
+                    "this world has ended; open the address `wgraph serve` printed for a new one";
+                let _ = socket
+                    .send(text(&json!({ "type": "error", "message": message })))
+                    .await;
+                let _ = socket.send(Message::Close(None)).await;
             }
             Err(refused) => {
                 let message = match refused {

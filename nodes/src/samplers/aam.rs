@@ -23,7 +23,8 @@
 //!   deviation `blur_sigma` (in latent cells), zero-padded like the published
 //!   matrices, normalised per output cell.
 
-use super::{DENOISER, DenoiserCall, FlowCall, FlowSchedule, flow_sampler_params, latent_output};
+use super::step::latent_output;
+use super::{DENOISER, DenoiserCall, FlowCall, FlowSchedule, flow_sampler_params};
 use crate::common::*;
 use nalgebra::DMatrix;
 use wgraph_kernels::host;

@@ -7,7 +7,7 @@
 //!   uses f32: the values agree to ~2e-6 relative).
 //! - Timesteps ([`ddim_timesteps`]): `leading`, `trailing` or `linspace`
 //!   spacing, with `steps_offset = 0`.
-//! - Each step calls the denoiser at `(x, t)` (t: f32[1] holding the integer
+//! - Each step calls the denoiser at `(x, t)` (t: `f32[1]` holding the integer
 //!   timestep) for ε, then, with the previous timestep `t − T//N` (ᾱ = 1
 //!   below 0: `set_alpha_to_one`):
 //!   `x₀ = (x − √(1−ᾱₜ)·ε)/√ᾱₜ`,
@@ -33,13 +33,12 @@
 //! `linspace`), at timestep 0 (ᾱ₀ = 1 − β₀) otherwise (`trailing` when
 //! `T//N` ≤ the last timestep, e.g. N = 6 or 7 for T = 1000).
 
-use super::{
-    Readout, check_step_noise, denoiser_call, infer_readout, latent_output, step_noise,
-    stochastic_inputs, wired_step_noise,
-};
+use super::diffusion::{alphas_cumprod, flow_sigma_of_alpha, vp_scale};
+use super::{Sampler, Sampling, StepRule};
 use crate::common::*;
-use crate::rng::{hash_str, mix};
 use wgraph_kernels::{DdimCoef, host};
+
+pub use super::diffusion::{Spacing, ddim_timesteps};
 
 /// The `ddim` kind.
 pub struct Ddim;
@@ -172,98 +171,8 @@ impl NodeKind for Ddim {
                 }
             })
             .collect();
-        Ok(Box::new(DdimNode {
-            plan,
-            seed: mix(cx.settings.seed ^ hash_str(cx.name)),
-            denoiser: cx.params.node_ref("denoiser")?,
-            readout: std::sync::OnceLock::new(),
-        }))
+        Sampler::node(cx, DdimRule { plan })
     }
-}
-
-/// How inference timesteps are spread over the training timesteps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Spacing {
-    /// `(arange(N)·(T//N))[::-1]`: ends at 0, starts below T−1.
-    Leading,
-    /// `round(arange(T, 0, −T/N)) − 1`: starts at T−1.
-    Trailing,
-    /// `round(linspace(0, T−1, N))[::-1]`: both ends.
-    Linspace,
-}
-
-impl Spacing {
-    /// From a `spacing` choice (anything unknown is `trailing`).
-    pub fn parse(s: &str) -> Spacing {
-        match s {
-            "leading" => Spacing::Leading,
-            "linspace" => Spacing::Linspace,
-            _ => Spacing::Trailing,
-        }
-    }
-}
-
-/// The `steps` inference timesteps (descending) out of `train_steps`, as
-/// diffusers' `DDIMScheduler.set_timesteps` computes them, NumPy's float
-/// arithmetic and round-half-to-even included. For `trailing`, NumPy's
-/// `arange` sometimes yields one extra element (a trailing −1, e.g. N = 61,
-/// T = 1000); this returns exactly `steps` values.
-pub fn ddim_timesteps(steps: usize, train_steps: usize, spacing: Spacing) -> Vec<usize> {
-    let (n, t) = (steps, train_steps);
-    let round = |v: f64| v.round_ties_even().clamp(0.0, t.saturating_sub(1) as f64) as usize;
-    match spacing {
-        Spacing::Leading => {
-            let ratio = t / n.max(1);
-            (0..n).rev().map(|i| i * ratio).collect()
-        }
-        Spacing::Trailing => {
-            // NumPy's arange: v_i = start + i·δ, δ = (start + step) − start.
-            let tf = t as f64;
-            let delta = (tf - tf / n as f64) - tf;
-            (0..n)
-                .map(|i| ((tf + i as f64 * delta).round_ties_even() - 1.0).max(0.0) as usize)
-                .collect()
-        }
-        Spacing::Linspace => {
-            // NumPy's linspace: i·step, the last value exactly `stop`.
-            let stop = t.saturating_sub(1) as f64;
-            let step = if n > 1 { stop / (n - 1) as f64 } else { 0.0 };
-            (0..n)
-                .rev()
-                .map(|i| {
-                    if i + 1 == n && n > 1 {
-                        round(stop)
-                    } else {
-                        round(i as f64 * step)
-                    }
-                })
-                .collect()
-        }
-    }
-}
-
-/// ᾱₜ for t in 0..T: the cumulative product of `1 − β`, with β from
-/// `linspace(√b0, √b1, T)²` (`scaled`) or `linspace(b0, b1, T)`.
-pub(crate) fn alphas_cumprod(b0: f64, b1: f64, t: usize, scaled: bool) -> Vec<f64> {
-    let lin = |a: f64, b: f64, i: usize| {
-        if t > 1 {
-            a + (b - a) * i as f64 / (t - 1) as f64
-        } else {
-            a
-        }
-    };
-    let mut acc = 1.0;
-    (0..t)
-        .map(|i| {
-            let beta = if scaled {
-                lin(b0.sqrt(), b1.sqrt(), i).powi(2)
-            } else {
-                lin(b0, b1, i)
-            };
-            acc *= 1.0 - beta;
-            acc
-        })
-        .collect()
 }
 
 /// One DDIM step, precomputed at build.
@@ -275,77 +184,39 @@ struct Step {
     std: f64,
 }
 
-struct DdimNode {
+/// DDIM's step rule over its precomputed plan.
+struct DdimRule {
     plan: Vec<Step>,
-    seed: u64,
-    denoiser: String,
-    /// How the denoiser's output is read, set at build time (in `infer`);
-    /// flow models are called at the flow point matching each ᾱ.
-    readout: std::sync::OnceLock<Readout>,
 }
 
-impl Node for DdimNode {
-    fn inputs(&self) -> Vec<PortSpec> {
-        stochastic_inputs()
+impl StepRule for DdimRule {
+    /// A denoiser that declares no prediction is read as ε (this node's own
+    /// schedule is VP), unless its output is named `velocity`; flow models
+    /// are called at the flow point matching each ᾱ.
+    const EPSILON_OK: bool = true;
+    fn kind(&self) -> &'static str {
+        "ddim"
     }
-    fn outputs(&self) -> Vec<PortSpec> {
-        latent_output()
+    fn noise_draws(&self) -> Option<usize> {
+        Some(self.plan.len())
     }
-    fn calls(&self) -> Vec<CallSpec> {
-        denoiser_call()
-    }
-    fn infer(
-        &self,
-        inputs: &[Option<ValueType>],
-        calls: &mut dyn InferCalls,
-    ) -> Result<Vec<ValueType>, TypeError> {
-        check_step_noise(inputs, 1, self.plan.len())?;
-        let (types, readout, _) = infer_readout(inputs, calls, 0, &self.denoiser, "ddim", true, 1)?;
-        // Build-time configuration found by inference; set once.
-        let _ = self.readout.set(readout);
-        Ok(types)
-    }
-    fn eval(
-        &self,
-        _: &mut State,
-        inputs: &[Option<Value>],
-        cx: &mut TickContext<'_>,
-    ) -> Result<Vec<Value>, NodeError> {
-        let noise = tensor_arg(inputs, 0)?;
-        let wired = wired_step_noise(inputs);
-        let mut x = noise.host_f32()?.to_vec();
+    fn sample(&self, m: &mut Sampling<'_, '_>, mut x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
         let mut z = Vec::new();
-        let readout = self.readout.get().copied().unwrap_or(Readout::VpEpsilon);
+        let readout = m.readout();
         let flow = !readout.is_vp();
         for (i, s) in self.plan.iter().enumerate() {
             // A flow model is called at the flow point of this ᾱ:
             // σ = √(1−ᾱ)/(√ᾱ+√(1−ᾱ)), x_flow = x/(√ᾱ+√(1−ᾱ)), t = 1000σ.
-            let norm = if flow {
-                s.a_t.sqrt() + (1.0 - s.a_t).sqrt()
-            } else {
-                1.0
-            };
-            let sigma = (1.0 - s.a_t).sqrt() / (s.a_t.sqrt() + (1.0 - s.a_t).sqrt());
+            let norm = if flow { vp_scale(s.a_t) } else { 1.0 };
+            let sigma = flow_sigma_of_alpha(s.a_t);
             let (t, xt) = if flow {
                 let scaled: Vec<f32> = x.iter().map(|v| (f64::from(*v) / norm) as f32).collect();
                 ((1000.0 * sigma) as f32, scaled)
             } else {
                 (s.t as f32, x.clone())
             };
-            let t = Tensor::from_f32(&[1], vec![t])?;
-            let xt = Tensor::from_f32(noise.shape(), xt)?;
-            let out = cx.call(0, vec![xt.into(), t.into()])?;
-            let y = match out.first() {
-                Some(Value::Tensor(y)) if y.shape() == noise.shape() => y.host_f32()?,
-                other => {
-                    let found = other.map_or("nothing".into(), |v| v.value_type().to_string());
-                    return Err(NodeError::new(format!(
-                        "the denoiser `@{}` returned {found}, expected {}",
-                        self.denoiser,
-                        noise.tensor_type()
-                    )));
-                }
-            };
+            let y = m.call_raw(xt, t)?;
+            let y = y.host_f32()?;
             // ε from the model's output at its input point (the flow point's
             // ε is the VP point's: x_vp = norm·x_flow).
             let eps: Vec<f32> = x
@@ -357,7 +228,7 @@ impl Node for DdimNode {
                 })
                 .collect();
             if s.std > 0.0 {
-                step_noise(wired, self.seed, cx.tick, i, &mut z, x.len())?;
+                m.step_noise(i, &mut z, x.len())?;
             }
             let coef = DdimCoef {
                 sa_t: s.a_t.sqrt(),
@@ -368,7 +239,7 @@ impl Node for DdimNode {
             };
             host::ddim_step(&mut x, &eps, (s.std > 0.0).then_some(&z[..]), &coef);
         }
-        f32_out(noise.shape(), x)
+        Ok(x)
     }
 }
 

@@ -30,10 +30,9 @@
 //! State: the W−1 frames in flight, oldest first, carried by hot reload
 //! (while the window size and latent shape stay) and saved in snapshots.
 
-use super::{
-    DENOISER, DenoiserCall, FlowCall, SHIFT, check_step_noise, denoiser_call, latent_output,
-    stochastic_inputs, wired_step_noise,
-};
+use super::call::denoiser_call;
+use super::step::{check_step_noise, latent_output, stochastic_inputs, wired_step_noise};
+use super::{DENOISER, DenoiserCall, FlowCall, SHIFT};
 use crate::common::*;
 use std::collections::VecDeque;
 use wgraph_kernels::host;
@@ -171,8 +170,15 @@ impl Node for DfWindowNode {
         check_step_noise(inputs, 1, self.frames.saturating_sub(1).max(1))?;
         // The widest call (W rows) is the one checked; smaller ones during
         // the first tick have the same types with fewer rows.
-        let (types, call) =
-            FlowCall::infer_callee(inputs, calls, 0, &self.denoiser, "df_window", self.frames)?;
+        let (types, call) = FlowCall::infer_callee(
+            inputs,
+            calls,
+            0,
+            &self.denoiser,
+            "df_window",
+            self.frames,
+            false,
+        )?;
         let levels = call.window_levels(self.frames, self.shift);
         let entry = call.entry_scale(levels[0]);
         // Build-time configuration found by inference; set once.
@@ -263,7 +269,7 @@ impl Node for DfWindowNode {
             }
             // Filling an empty window (tick 0, or after a reset): another
             // frame enters at the top level.
-            super::step_noise(wired, self.seed, cx.tick, extra, &mut frame, len)?;
+            super::step::step_noise(wired, self.seed, cx.tick, extra, &mut frame, len)?;
             window.push_back(enter(&frame));
             extra += 1;
         }

@@ -7,17 +7,17 @@
 //! shift follows the latent's size ([`super::DynamicShift`]).
 //!
 //! An ε-predicting VP (DDPM) denoiser runs too, converted at build time from
-//! its metadata (see [`super::VpAsFlow`]): the flow point `x = (1−σ)·x₀ + σ·ε` is
+//! its metadata (see [`super::diffusion::VpAsFlow`]): the flow point `x = (1−σ)·x₀ + σ·ε` is
 //! the VP point `x_vp = √ᾱ·x₀ + √(1−ᾱ)·ε` divided by `√ᾱ + √(1−ᾱ)`, so
 //! `σ = √(1−ᾱ)/(√ᾱ + √(1−ᾱ))` picks ᾱ (and a fractional timestep t in the
 //! model's ᾱ table); the model's ε gives `x₀ = (x_vp − √(1−ᾱ)·ε)/√ᾱ` and the
 //! velocity `v = ε − x₀`.
 
-use super::{
-    DENOISER, DenoiserCall, FlowSchedule, denoiser_call, flow_sampler_params, latent_output,
-};
+use super::{DENOISER, FlowSchedule, Sampler, Sampling, StepRule, flow_sampler_params};
 use crate::common::*;
 use wgraph_kernels::host;
+
+pub use super::diffusion::flow_schedule;
 
 /// The `euler` kind.
 pub struct Euler;
@@ -35,63 +35,29 @@ impl NodeKind for Euler {
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         let schedule = FlowSchedule::from_params(cx)?;
-        Ok(Box::new(EulerNode {
-            schedule,
-            denoiser: cx.params.node_ref("denoiser")?,
-            call: DenoiserCall::default(),
-        }))
+        Sampler::node(cx, EulerRule { schedule })
     }
 }
 
-/// The σ schedule of `steps` steps: `linspace(1, 0, steps + 1)[..steps]`,
-/// shifted by `σ ← s·σ / (1 + (s − 1)·σ)`, then a final 0 (`steps + 1` values).
-pub fn flow_schedule(steps: usize, shift: f64) -> Vec<f64> {
-    (0..steps)
-        .map(|i| 1.0 - i as f64 / steps as f64)
-        .map(|s| shift * s / (1.0 + (shift - 1.0) * s))
-        .chain([0.0])
-        .collect()
-}
-
-struct EulerNode {
+/// Euler's step rule: `x ← x + (σ_{i+1} − σ_i)·v` down the schedule.
+struct EulerRule {
     schedule: FlowSchedule,
-    denoiser: String,
-    /// How the denoiser is called, decided at build time (in `infer`).
-    call: DenoiserCall,
 }
 
-impl Node for EulerNode {
-    fn inputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::wired("noise")]
+impl StepRule for EulerRule {
+    fn kind(&self) -> &'static str {
+        "euler"
     }
-    fn outputs(&self) -> Vec<PortSpec> {
-        latent_output()
+    fn noise_draws(&self) -> Option<usize> {
+        None
     }
-    fn calls(&self) -> Vec<CallSpec> {
-        denoiser_call()
-    }
-    fn infer(
-        &self,
-        inputs: &[Option<ValueType>],
-        calls: &mut dyn InferCalls,
-    ) -> Result<Vec<ValueType>, TypeError> {
-        self.call.infer(inputs, calls, 0, &self.denoiser, "euler")
-    }
-    fn eval(
-        &self,
-        _: &mut State,
-        inputs: &[Option<Value>],
-        cx: &mut TickContext<'_>,
-    ) -> Result<Vec<Value>, NodeError> {
-        let noise = tensor_arg(inputs, 0)?;
-        let mut x = noise.host_f32()?.to_vec();
-        let call = self.call.get();
-        for pair in self.schedule.sigmas(noise.shape()).windows(2) {
-            let (x0, eps) = call.denoise(cx, &self.denoiser, noise.shape(), &x, pair[0])?;
+    fn sample(&self, m: &mut Sampling<'_, '_>, mut x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
+        for pair in self.schedule.sigmas(m.shape()).windows(2) {
+            let (x0, eps) = m.denoise(&x, pair[0])?;
             let dt = (pair[1] - pair[0]) as f32;
             host::axpy_diff(&mut x, &eps, &x0, dt);
         }
-        f32_out(noise.shape(), x)
+        Ok(x)
     }
 }
 
@@ -99,7 +65,7 @@ impl Node for EulerNode {
 mod tests {
     use super::*;
     use crate::common::testing::*;
-    use crate::target_flow::TargetFlow;
+    use crate::denoiser::target_flow::TargetFlow;
     use wgraph_engine::node::{Callees, NoCallees};
     use wgraph_engine::params::ParamValue as P;
     use wgraph_engine::settings::Settings;
@@ -271,7 +237,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
         let noise: Vec<f32> = (0..24).map(|i| (i as f32 * 1.3).cos()).collect();
-        let ac = crate::samplers::ddim::alphas_cumprod(0.00085, 0.012, 1000, true);
+        let ac = crate::samplers::diffusion::alphas_cumprod(0.00085, 0.012, 1000, true);
         for (steps, shift) in [(1, 1.0), (2, 1.0), (4, 3.0), (8, 5.0)] {
             let params = vec![
                 ("steps", P::Int(steps)),
@@ -315,7 +281,7 @@ mod tests {
             }
         }
         // σ ↔ ᾱ is the VP/flow correspondence, both ways.
-        let vp = crate::samplers::VpAsFlow::new(ac.clone());
+        let vp = crate::samplers::diffusion::VpAsFlow::new(ac.clone());
         for sigma in [0.1, 0.5, 0.9] {
             let (t, a) = vp.timestep(sigma);
             let back = (1.0 - a).sqrt() / (a.sqrt() + (1.0 - a).sqrt());

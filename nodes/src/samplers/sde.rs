@@ -8,11 +8,9 @@
 //! RNG, or the wired `step_noise`). η = 0 is `euler`.
 
 use super::{
-    DENOISER, DenoiserCall, ETA, FlowSchedule, check_step_noise, denoiser_call, eta_param,
-    flow_sampler_params, latent_output, step_noise, stochastic_inputs, wired_step_noise,
+    DENOISER, ETA, FlowSchedule, Sampler, Sampling, StepRule, eta_param, flow_sampler_params,
 };
 use crate::common::*;
-use crate::rng::{hash_str, mix};
 use wgraph_kernels::{SdeCoef, host};
 
 /// The `sde` kind.
@@ -32,57 +30,29 @@ impl NodeKind for Sde {
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         let schedule = FlowSchedule::from_params(cx)?;
         let eta = eta_param(cx)?;
-        Ok(Box::new(SdeNode {
-            schedule,
-            eta,
-            seed: mix(cx.settings.seed ^ hash_str(cx.name)),
-            denoiser: cx.params.node_ref("denoiser")?,
-            call: DenoiserCall::default(),
-        }))
+        Sampler::node(cx, SdeRule { schedule, eta })
     }
 }
 
-struct SdeNode {
+/// Yume's Euler–Maruyama step rule.
+struct SdeRule {
     schedule: FlowSchedule,
     eta: f64,
-    seed: u64,
-    denoiser: String,
-    call: DenoiserCall,
 }
 
-impl Node for SdeNode {
-    fn inputs(&self) -> Vec<PortSpec> {
-        stochastic_inputs()
+impl StepRule for SdeRule {
+    fn kind(&self) -> &'static str {
+        "sde"
     }
-    fn outputs(&self) -> Vec<PortSpec> {
-        latent_output()
+    fn noise_draws(&self) -> Option<usize> {
+        Some(self.schedule.steps())
     }
-    fn calls(&self) -> Vec<CallSpec> {
-        denoiser_call()
-    }
-    fn infer(
-        &self,
-        inputs: &[Option<ValueType>],
-        calls: &mut dyn InferCalls,
-    ) -> Result<Vec<ValueType>, TypeError> {
-        check_step_noise(inputs, 1, self.schedule.steps())?;
-        self.call.infer(inputs, calls, 0, &self.denoiser, "sde")
-    }
-    fn eval(
-        &self,
-        _: &mut State,
-        inputs: &[Option<Value>],
-        cx: &mut TickContext<'_>,
-    ) -> Result<Vec<Value>, NodeError> {
-        let noise = tensor_arg(inputs, 0)?;
-        let wired = wired_step_noise(inputs);
-        let mut x = noise.host_f32()?.to_vec();
-        let call = self.call.get();
+    fn sample(&self, m: &mut Sampling<'_, '_>, mut x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
         let mut z = Vec::new();
-        for (i, pair) in self.schedule.sigmas(noise.shape()).windows(2).enumerate() {
+        for (i, pair) in self.schedule.sigmas(m.shape()).windows(2).enumerate() {
             let (s, s_next) = (pair[0], pair[1]);
-            let (x0, eps) = call.denoise(cx, &self.denoiser, noise.shape(), &x, s)?;
-            step_noise(wired, self.seed, cx.tick, i, &mut z, x.len())?;
+            let (x0, eps) = m.denoise(&x, s)?;
+            m.step_noise(i, &mut z, x.len())?;
             let ds = s_next - s;
             let amp = self.eta * (-ds).max(0.0).sqrt();
             let coef = SdeCoef {
@@ -93,7 +63,7 @@ impl Node for SdeNode {
             };
             host::sde_step(&mut x, &x0, &eps, &z, &coef);
         }
-        f32_out(noise.shape(), x)
+        Ok(x)
     }
 }
 

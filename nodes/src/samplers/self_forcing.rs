@@ -6,12 +6,8 @@
 //! The fresh noise is the step noise (the seeded RNG, or the wired
 //! `step_noise`).
 
-use super::{
-    DENOISER, DenoiserCall, check_step_noise, denoiser_call, latent_output, step_noise,
-    stochastic_inputs, wired_step_noise,
-};
+use super::{DENOISER, Sampler, Sampling, StepRule};
 use crate::common::*;
-use crate::rng::{hash_str, mix};
 use wgraph_kernels::host;
 
 /// The `self_forcing` kind.
@@ -82,12 +78,12 @@ impl NodeKind for SelfForcing {
                 format!("`shift` must be positive, found {shift}"),
             ));
         }
-        Ok(Box::new(SelfForcingNode {
-            sigmas: warp(&levels, shift),
-            seed: mix(cx.settings.seed ^ hash_str(cx.name)),
-            denoiser: cx.params.node_ref("denoiser")?,
-            call: DenoiserCall::default(),
-        }))
+        Sampler::node(
+            cx,
+            SelfForcingRule {
+                sigmas: warp(&levels, shift),
+            },
+        )
     }
 }
 
@@ -96,57 +92,34 @@ pub fn warp(levels: &[usize], shift: f64) -> Vec<f64> {
     levels
         .iter()
         .map(|&l| l as f64 / 1000.0)
-        .map(|s| shift * s / (1.0 + (shift - 1.0) * s))
+        .map(|s| super::diffusion::shifted(s, shift))
         .collect()
 }
 
-struct SelfForcingNode {
+/// Self-Forcing's step rule: x₀ at each level, re-noised to the next.
+struct SelfForcingRule {
     sigmas: Vec<f64>,
-    seed: u64,
-    denoiser: String,
-    call: DenoiserCall,
 }
 
-impl Node for SelfForcingNode {
-    fn inputs(&self) -> Vec<PortSpec> {
-        stochastic_inputs()
+impl StepRule for SelfForcingRule {
+    fn kind(&self) -> &'static str {
+        "self_forcing"
     }
-    fn outputs(&self) -> Vec<PortSpec> {
-        latent_output()
-    }
-    fn calls(&self) -> Vec<CallSpec> {
-        denoiser_call()
-    }
-    fn infer(
-        &self,
-        inputs: &[Option<ValueType>],
-        calls: &mut dyn InferCalls,
-    ) -> Result<Vec<ValueType>, TypeError> {
+    fn noise_draws(&self) -> Option<usize> {
         // One fresh noise per re-noising: steps − 1.
-        check_step_noise(inputs, 1, self.sigmas.len().saturating_sub(1))?;
-        self.call
-            .infer(inputs, calls, 0, &self.denoiser, "self_forcing")
+        Some(self.sigmas.len().saturating_sub(1))
     }
-    fn eval(
-        &self,
-        _: &mut State,
-        inputs: &[Option<Value>],
-        cx: &mut TickContext<'_>,
-    ) -> Result<Vec<Value>, NodeError> {
-        let noise = tensor_arg(inputs, 0)?;
-        let wired = wired_step_noise(inputs);
-        let call = self.call.get();
-        let mut x = noise.host_f32()?.to_vec();
+    fn sample(&self, m: &mut Sampling<'_, '_>, mut x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
         let mut x0 = x.clone();
         let mut z = Vec::new();
         for (i, &s) in self.sigmas.iter().enumerate() {
-            x0 = call.denoise(cx, &self.denoiser, noise.shape(), &x, s)?.0;
+            x0 = m.denoise(&x, s)?.0;
             if let Some(&next) = self.sigmas.get(i + 1) {
-                step_noise(wired, self.seed, cx.tick, i, &mut z, x.len())?;
+                m.step_noise(i, &mut z, x.len())?;
                 host::renoise(&mut x, &x0, &z, next);
             }
         }
-        f32_out(noise.shape(), x0)
+        Ok(x0)
     }
 }
 

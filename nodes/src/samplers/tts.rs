@@ -11,11 +11,9 @@
 //! `depth = 0` both are `euler` / `sde`.
 
 use super::{
-    DENOISER, DenoiserCall, ETA, FlowSchedule, check_step_noise, denoiser_call, eta_param,
-    flow_sampler_params, latent_output, step_noise, stochastic_inputs, wired_step_noise,
+    DENOISER, ETA, FlowSchedule, Sampler, Sampling, StepRule, eta_param, flow_sampler_params,
 };
 use crate::common::*;
-use crate::rng::{hash_str, mix};
 use wgraph_kernels::host;
 
 /// The `tts_ode` kind (deterministic) and the `tts_sde` kind (η).
@@ -74,31 +72,27 @@ impl NodeKind for Tts {
                 })
         };
         let eta = if self.sde { eta_param(cx)? } else { 0.0 };
-        Ok(Box::new(TtsNode {
+        let rule = TtsRule {
             kind: self.name(),
             schedule,
             interval: count("interval", 1)?,
             depth: count("depth", 0)?,
             eta,
-            seed: mix(cx.settings.seed ^ hash_str(cx.name)),
-            denoiser: cx.params.node_ref("denoiser")?,
-            call: DenoiserCall::default(),
-        }))
+        };
+        Sampler::node(cx, rule)
     }
 }
 
-struct TtsNode {
+/// Time Travel Sampling's step rule.
+struct TtsRule {
     kind: &'static str,
     schedule: FlowSchedule,
     interval: usize,
     depth: usize,
     eta: f64,
-    seed: u64,
-    denoiser: String,
-    call: DenoiserCall,
 }
 
-impl TtsNode {
+impl TtsRule {
     /// One Euler (η = 0) or Euler–Maruyama step from σ to σ' with velocity
     /// `v` and x₀ estimate `x0`; `z` is the step noise.
     fn step(&self, x: &mut [f32], x0: &[f32], v: &[f64], s: f64, s_next: f64, z: &[f32]) {
@@ -120,36 +114,15 @@ impl TtsNode {
     }
 }
 
-impl Node for TtsNode {
-    fn inputs(&self) -> Vec<PortSpec> {
-        stochastic_inputs()
+impl StepRule for TtsRule {
+    fn kind(&self) -> &'static str {
+        self.kind
     }
-    fn outputs(&self) -> Vec<PortSpec> {
-        latent_output()
+    fn noise_draws(&self) -> Option<usize> {
+        Some(self.schedule.steps())
     }
-    fn calls(&self) -> Vec<CallSpec> {
-        denoiser_call()
-    }
-    fn infer(
-        &self,
-        inputs: &[Option<ValueType>],
-        calls: &mut dyn InferCalls,
-    ) -> Result<Vec<ValueType>, TypeError> {
-        check_step_noise(inputs, 1, self.schedule.steps())?;
-        self.call.infer(inputs, calls, 0, &self.denoiser, self.kind)
-    }
-    fn eval(
-        &self,
-        _: &mut State,
-        inputs: &[Option<Value>],
-        cx: &mut TickContext<'_>,
-    ) -> Result<Vec<Value>, NodeError> {
-        let noise = tensor_arg(inputs, 0)?;
-        let wired = wired_step_noise(inputs);
-        let shape = noise.shape().to_vec();
-        let call = self.call.get();
-        let mut x = noise.host_f32()?.to_vec();
-        let sigmas = self.schedule.sigmas(&shape);
+    fn sample(&self, m: &mut Sampling<'_, '_>, mut x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
+        let sigmas = self.schedule.sigmas(m.shape());
         let n = self.schedule.steps();
         let mut z = Vec::new();
         let velocity = |x0: &[f32], eps: &[f32]| -> Vec<f64> {
@@ -160,7 +133,7 @@ impl Node for TtsNode {
         };
         for i in 0..n {
             let (s, s_next) = (sigmas[i], sigmas[i + 1]);
-            let (x0, eps) = call.denoise(cx, &self.denoiser, &shape, &x, s)?;
+            let (x0, eps) = m.denoise(&x, s)?;
             let mut v = velocity(&x0, &eps);
             let mut x0_used = x0;
             // Travel: look ahead `depth` steps (deterministic), reuse the
@@ -171,8 +144,7 @@ impl Node for TtsNode {
                 let last = (i + self.depth).min(n - 1);
                 for j in i..last {
                     host::axpy_wide(&mut ahead, &va, sigmas[j + 1] - sigmas[j]);
-                    let (x0j, epsj) =
-                        call.denoise(cx, &self.denoiser, &shape, &ahead, sigmas[j + 1])?;
+                    let (x0j, epsj) = m.denoise(&ahead, sigmas[j + 1])?;
                     va = velocity(&x0j, &epsj);
                     x0a = x0j;
                 }
@@ -180,14 +152,14 @@ impl Node for TtsNode {
                 x0_used = x0a;
             }
             if self.eta > 0.0 {
-                step_noise(wired, self.seed, cx.tick, i, &mut z, x.len())?;
+                m.step_noise(i, &mut z, x.len())?;
             } else {
                 z.clear();
                 z.resize(x.len(), 0.0);
             }
             self.step(&mut x, &x0_used, &v, s, s_next, &z);
         }
-        f32_out(&shape, x)
+        Ok(x)
     }
 }
 

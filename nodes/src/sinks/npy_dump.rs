@@ -1,5 +1,6 @@
 //! `npy_dump`: writes each tick's tensor as a numbered `.npy` file.
 
+use super::{Sink, TickFiles, file_sink};
 use crate::common::*;
 use wgraph_engine::npy::write_npy;
 
@@ -32,69 +33,34 @@ impl NodeKind for NpyDump {
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         let prefix = cx.file_name_part("prefix")?;
-        let node = NpyDumpNode {
+        let sink = NpyDumpSink(TickFiles {
             dir: cx.output_path("dir")?,
             prefix: if prefix.is_empty() {
                 cx.name.to_string()
             } else {
                 prefix
             },
+            ext: "npy",
             keep_last: cx.output.keep_last,
-        };
-        Ok(file_sink(cx, Box::new(node)))
+        });
+        Ok(file_sink(cx, sink))
     }
 }
 
-struct NpyDumpNode {
-    dir: PathBuf,
-    prefix: String,
-    /// `--keep-last N`: only the newest N files are kept.
-    keep_last: Option<std::num::NonZeroU64>,
-}
+/// A configured `.npy` sink: any tensor, a file per tick.
+struct NpyDumpSink(TickFiles);
 
-impl NpyDumpNode {
-    /// The file of tick `tick`.
-    fn path(&self, tick: u64) -> PathBuf {
-        self.dir.join(format!("{}_{:05}.npy", self.prefix, tick))
+impl Sink for NpyDumpSink {
+    type Open = ();
+    const INPUT: &'static str = "tensor";
+    fn check(&self, inputs: &[Option<ValueType>]) -> Result<(), TypeError> {
+        tensor_in(inputs, 0, "a tensor", |_| true).map(drop)
     }
-}
-
-impl Node for NpyDumpNode {
-    fn inputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::wired("tensor")]
+    fn open(&self) -> Result<(), NodeError> {
+        self.0.create()
     }
-    fn outputs(&self) -> Vec<PortSpec> {
-        vec![]
-    }
-    fn infer(
-        &self,
-        inputs: &[Option<ValueType>],
-        _: &mut dyn InferCalls,
-    ) -> Result<Vec<ValueType>, TypeError> {
-        tensor_in(inputs, 0, "a tensor", |_| true)?;
-        Ok(vec![])
-    }
-    fn init_state(&self) -> Result<State, NodeError> {
-        create_dir(&self.dir)?;
-        Ok(Box::new(()))
-    }
-    fn eval(
-        &self,
-        _: &mut State,
-        inputs: &[Option<Value>],
-        cx: &mut TickContext<'_>,
-    ) -> Result<Vec<Value>, NodeError> {
-        let path = self.path(cx.tick);
-        let bytes = write_npy(tensor_arg(inputs, 0)?)?;
-        wgraph_engine::output::write_confined(&path, &bytes).map_err(|e| {
-            NodeError::new(format!(
-                "cannot write `{}`: {}",
-                path.display(),
-                io_message(&e)
-            ))
-        })?;
-        keep_last(self.keep_last, cx.tick, |t| self.path(t))?;
-        Ok(vec![])
+    fn write(&self, _: &mut (), tensor: &Tensor, tick: u64) -> Result<(), NodeError> {
+        self.0.write(tick, |_| Ok(write_npy(tensor)?))
     }
 }
 

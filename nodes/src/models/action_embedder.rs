@@ -2,7 +2,7 @@
 //! MLP → one token), through a model, cached per key combination.
 
 use crate::common::*;
-use crate::model_io::{model_with_role, resolved_outputs, run_model};
+use crate::models::io::{model_with_role, resolved_outputs, run_model};
 use std::collections::HashMap;
 use std::sync::Arc;
 use wgraph_engine::model::Model;
@@ -113,7 +113,7 @@ impl Node for ActionEmbedderNode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model_io::fake::{build_with, fake};
+    use crate::models::io::fake::{build_with, fake};
     use wgraph_engine::params::ParamValue;
 
     #[test]

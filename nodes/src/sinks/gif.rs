@@ -11,6 +11,7 @@
 //! A write error (a full disk) fails the run naming the file; the frames
 //! before it stay valid.
 
+use super::{Sink, create_stream_file, file_sink, write_error};
 use crate::common::*;
 use crate::image_io::{RANGE_PARAM, Range, tensor_to_image};
 use image::codecs::gif::{GifEncoder, Repeat};
@@ -65,7 +66,7 @@ impl NodeKind for Gif {
             range: Range::from_params(cx)?,
             confined: true,
         };
-        Ok(file_sink(cx, Box::new(sink)))
+        Ok(file_sink(cx, sink))
     }
 }
 
@@ -82,7 +83,7 @@ pub(crate) struct GifSink {
 
 /// The open GIF: the encoder (writing into `encoded`), the file, and the
 /// size of its first frame.
-struct Open {
+pub(crate) struct Open {
     encoder: GifEncoder<Encoded>,
     encoded: Encoded,
     file: File,
@@ -91,7 +92,6 @@ struct Open {
     /// A write failed: the file holds the frames before it, and no more.
     failed: bool,
     size: Option<(u32, u32)>,
-    path: PathBuf,
 }
 
 /// Where the encoder writes: memory shared with the sink, which moves each
@@ -171,70 +171,33 @@ pub(crate) fn frame_delay(fps: f64) -> Delay {
 
 impl GifSink {
     fn error(&self, e: impl std::fmt::Display) -> NodeError {
-        NodeError::new(format!("cannot write `{}`: {e}", self.path.display()))
+        write_error(&self.path, e)
     }
 }
 
-impl Node for GifSink {
-    fn inputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::wired("image")]
-    }
-    fn outputs(&self) -> Vec<PortSpec> {
-        vec![]
-    }
-    fn infer(
-        &self,
-        inputs: &[Option<ValueType>],
-        _: &mut dyn InferCalls,
-    ) -> Result<Vec<ValueType>, TypeError> {
-        image_in(inputs, 0)?;
-        Ok(vec![])
-    }
-    fn init_state(&self) -> Result<State, NodeError> {
-        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            create_dir(parent)?;
-        }
-        let file = if self.confined {
-            wgraph_engine::output::create_confined(&self.path)
-        } else {
-            File::create(&self.path)
-        }
-        .map_err(|e| self.error(io_message(&e)))?;
+impl Sink for GifSink {
+    type Open = Open;
+    fn open(&self) -> Result<Open, NodeError> {
+        let file = create_stream_file(&self.path, self.confined)?;
         let encoded = Encoded::default();
         let mut encoder = GifEncoder::new_with_speed(encoded.clone(), 10);
         encoder
             .set_repeat(Repeat::Infinite)
             .map_err(|e| self.error(e))?;
-        Ok(Box::new(Some(Open {
+        Ok(Open {
             encoder,
             encoded,
             file,
             len: 0,
             failed: false,
             size: None,
-            path: self.path.clone(),
-        })))
+        })
     }
-    fn carry(&self, old: &State, cx: &CarryContext) -> Carry {
-        let old = old
-            .downcast_ref::<Option<Open>>()
-            .and_then(Option::as_ref)
-            .map(|o| (o.path.as_path(), o.size.is_some()));
-        carry_stream(old, &self.path, cx)
-    }
-    fn eval(
-        &self,
-        state: &mut State,
-        inputs: &[Option<Value>],
-        _: &mut TickContext<'_>,
-    ) -> Result<Vec<Value>, NodeError> {
-        let open = state_mut::<Option<Open>>(state)?
-            .as_mut()
-            .ok_or_else(|| NodeError::new("internal: GIF already finished"))?;
+    fn write(&self, open: &mut Open, image: &Tensor, _: u64) -> Result<(), NodeError> {
         if open.failed {
             return Err(self.error("an earlier write failed"));
         }
-        let rgba = tensor_to_image(tensor_arg(inputs, 0)?, self.range)?.to_rgba8();
+        let rgba = tensor_to_image(image, self.range)?.to_rgba8();
         let size = *open.size.get_or_insert(rgba.dimensions());
         if size != rgba.dimensions() {
             return Err(self.error(format!(
@@ -249,15 +212,16 @@ impl Node for GifSink {
             .encode_frame(Frame::from_parts(rgba, 0, 0, self.delay))
             .map_err(|e| self.error(e))?;
         let chunk = open.encoded.take();
-        open.append(&chunk)
-            .map_err(|e| self.error(io_message(&e)))?;
-        Ok(vec![])
+        open.append(&chunk).map_err(|e| self.error(io_message(&e)))
     }
-    fn finish(&self, state: &mut State) -> Result<(), NodeError> {
-        // The file already ends with a trailer; the one the encoder writes
-        // as it is dropped goes to memory and is discarded.
-        drop(state_mut::<Option<Open>>(state)?.take());
-        Ok(())
+    // Finishing drops the encoder: the file already ends with a trailer;
+    // the one the encoder writes as it is dropped goes to memory and is
+    // discarded.
+    fn stream(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+    fn started(open: &Open) -> bool {
+        open.size.is_some()
     }
 }
 
@@ -319,12 +283,12 @@ pub(crate) mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_full_disk_is_an_error_naming_the_file() {
-        let node = GifSink {
+        let node = super::super::SinkNode(GifSink {
             path: PathBuf::from("/dev/full"),
             delay: frame_delay(8.0),
             range: Range::Signed,
             confined: false,
-        };
+        });
         let err = run(&node, 2, |_| vec![t32(&[1, 3, 2, 2], vec![0.0; 12])]).unwrap_err();
         assert_eq!(
             err.message,

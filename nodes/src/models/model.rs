@@ -7,7 +7,7 @@
 //! tick (a constant start frame) are reused instead of recomputed.
 
 use crate::common::*;
-use crate::model_io::{
+use crate::models::io::{
     SameInputCache, model_with_role, resolved_outputs, run_model_on_device, unify_port,
 };
 use std::sync::Arc;
@@ -162,10 +162,10 @@ impl Node for ModelNode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model_io::fake::{build_with, fake};
+    use crate::models::io::fake::{build_with, fake};
     use wgraph_engine::params::ParamValue;
 
-    fn vae() -> Arc<crate::model_io::fake::FakeModel> {
+    fn vae() -> Arc<crate::models::io::fake::FakeModel> {
         fake(
             &["image:f32:batch,3,8,8"],
             &["latent:f32:batch,4,2,2"],

@@ -1,14 +1,15 @@
 //! `display`: the frames a user watches, written where the run's output
 //! configuration says — numbered PNGs in a directory, one animated GIF, or
 //! a raw YUV4MPEG2 stream (a `.y4m` file or `-`, standard output). It
-//! builds a [`PngSink`](crate::png), a [`GifSink`](crate::gif) or a
-//! [`Y4mSink`](crate::y4m).
+//! builds a [`PngSink`](super::png), a [`GifSink`](super::gif) or a
+//! [`Y4mSink`](super::y4m).
 
+use super::gif::{GifSink, frame_delay};
+use super::png::PngSink;
+use super::y4m::{Y4mSink, fps_ratio};
+use super::{Sink, SinkNode, TickFiles};
 use crate::common::*;
-use crate::gif::{GifSink, frame_delay};
 use crate::image_io::{RANGE_PARAM, Range};
-use crate::png::PngSink;
-use crate::y4m::{Y4mSink, fps_ratio};
 use wgraph_engine::node::{DisplaySpec, DisplayTarget, PixelRange};
 
 /// The `display` kind.
@@ -32,25 +33,28 @@ impl NodeKind for Display {
             Range::Unit => PixelRange::Unit,
         };
         let sink: Box<dyn Node> = match &cx.output.display {
-            DisplayTarget::PngDir(dir) => Box::new(PngSink {
-                dir: dir.clone(),
-                prefix: "frame".into(),
+            DisplayTarget::PngDir(dir) => Box::new(SinkNode(PngSink {
+                files: TickFiles {
+                    dir: dir.clone(),
+                    prefix: "frame".into(),
+                    ext: "png",
+                    keep_last: cx.output.keep_last,
+                },
                 range,
-                keep_last: cx.output.keep_last,
-            }),
-            DisplayTarget::Gif(path) => Box::new(GifSink {
+            })),
+            DisplayTarget::Gif(path) => Box::new(SinkNode(GifSink {
                 path: path.clone(),
                 delay: frame_delay(cx.settings.fps),
                 range,
                 confined: false,
-            }),
-            DisplayTarget::Y4m(path) => Box::new(Y4mSink {
+            })),
+            DisplayTarget::Y4m(path) => Box::new(SinkNode(Y4mSink {
                 path: path.clone(),
                 fps: fps_ratio(cx.settings.fps),
                 range,
                 confined: false,
-            }),
-            DisplayTarget::Discard => Box::new(DiscardSink { range }),
+            })),
+            DisplayTarget::Discard => Box::new(SinkNode(DiscardSink { range })),
         };
         Ok(Box::new(Shown(sink, pixels)))
     }
@@ -107,29 +111,13 @@ struct DiscardSink {
     range: Range,
 }
 
-impl Node for DiscardSink {
-    fn inputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::wired("image")]
+impl Sink for DiscardSink {
+    type Open = ();
+    fn open(&self) -> Result<(), NodeError> {
+        Ok(())
     }
-    fn outputs(&self) -> Vec<PortSpec> {
-        Vec::new()
-    }
-    fn infer(
-        &self,
-        inputs: &[Option<ValueType>],
-        _: &mut dyn InferCalls,
-    ) -> Result<Vec<ValueType>, TypeError> {
-        image_in(inputs, 0)?;
-        Ok(Vec::new())
-    }
-    fn eval(
-        &self,
-        _: &mut State,
-        inputs: &[Option<Value>],
-        _: &mut TickContext<'_>,
-    ) -> Result<Vec<Value>, NodeError> {
-        crate::image_io::tensor_to_image(tensor_arg(inputs, 0)?, self.range)?;
-        Ok(Vec::new())
+    fn write(&self, _: &mut (), image: &Tensor, _: u64) -> Result<(), NodeError> {
+        crate::image_io::tensor_to_image(image, self.range).map(drop)
     }
 }
 
@@ -158,14 +146,15 @@ mod tests {
         let out = OutputConfig::for_path(&dir.path().join("world.gif")).unwrap();
         let node = build_in(&Display, vec![], &out, &Settings::default()).unwrap();
         run(&*node, 3, image).unwrap();
-        let frames = crate::gif::tests::frames(&dir.path().join("world.gif"));
+        let frames = crate::sinks::gif::tests::frames(&dir.path().join("world.gif"));
         assert_eq!(frames.len(), 3);
         assert_eq!(frames[0].buffer().dimensions(), (6, 4));
 
         let out = OutputConfig::for_path(&dir.path().join("world.y4m")).unwrap();
         let node = build_in(&Display, vec![], &out, &Settings::default()).unwrap();
         run(&*node, 2, image).unwrap();
-        let p = crate::y4m::tests::parse(&std::fs::read(dir.path().join("world.y4m")).unwrap());
+        let p =
+            crate::sinks::y4m::tests::parse(&std::fs::read(dir.path().join("world.y4m")).unwrap());
         assert_eq!(p.header[1..3], ["W6", "H4"]);
         assert_eq!(p.frames.len(), 2);
         // `-` is standard output: building opens nothing.

@@ -1,7 +1,8 @@
 //! `png`: writes each tick's image as a numbered PNG file.
 
+use super::{Sink, TickFiles, file_sink};
 use crate::common::*;
-use crate::image_io::{RANGE_PARAM, Range, write_png};
+use crate::image_io::{RANGE_PARAM, Range, png_bytes};
 
 /// The `png` kind.
 pub struct Png;
@@ -33,59 +34,32 @@ impl NodeKind for Png {
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
         let sink = PngSink {
-            dir: cx.output_path("dir")?,
-            prefix: cx.file_name_part("prefix")?,
+            files: TickFiles {
+                dir: cx.output_path("dir")?,
+                prefix: cx.file_name_part("prefix")?,
+                ext: "png",
+                keep_last: cx.output.keep_last,
+            },
             range: Range::from_params(cx)?,
-            keep_last: cx.output.keep_last,
         };
-        Ok(file_sink(cx, Box::new(sink)))
+        Ok(file_sink(cx, sink))
     }
 }
 
 /// A configured PNG frame sink (also what `display` builds for a directory).
 pub(crate) struct PngSink {
-    pub(crate) dir: PathBuf,
-    pub(crate) prefix: String,
+    pub(crate) files: TickFiles,
     pub(crate) range: Range,
-    /// `--keep-last N`: only the newest N frames are kept.
-    pub(crate) keep_last: Option<std::num::NonZeroU64>,
 }
 
-impl PngSink {
-    /// The file of tick `tick`.
-    fn path(&self, tick: u64) -> PathBuf {
-        self.dir.join(format!("{}_{:05}.png", self.prefix, tick))
+impl Sink for PngSink {
+    type Open = ();
+    fn open(&self) -> Result<(), NodeError> {
+        self.files.create()
     }
-}
-
-impl Node for PngSink {
-    fn inputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::wired("image")]
-    }
-    fn outputs(&self) -> Vec<PortSpec> {
-        vec![]
-    }
-    fn infer(
-        &self,
-        inputs: &[Option<ValueType>],
-        _: &mut dyn InferCalls,
-    ) -> Result<Vec<ValueType>, TypeError> {
-        image_in(inputs, 0)?;
-        Ok(vec![])
-    }
-    fn init_state(&self) -> Result<State, NodeError> {
-        create_dir(&self.dir)?;
-        Ok(Box::new(()))
-    }
-    fn eval(
-        &self,
-        _: &mut State,
-        inputs: &[Option<Value>],
-        cx: &mut TickContext<'_>,
-    ) -> Result<Vec<Value>, NodeError> {
-        write_png(tensor_arg(inputs, 0)?, self.range, &self.path(cx.tick))?;
-        keep_last(self.keep_last, cx.tick, |t| self.path(t))?;
-        Ok(vec![])
+    fn write(&self, _: &mut (), image: &Tensor, tick: u64) -> Result<(), NodeError> {
+        self.files
+            .write(tick, |path| png_bytes(image, self.range, path))
     }
 }
 

@@ -8,8 +8,8 @@
 //! starts (Yume 1.5's action descriptions).
 
 use crate::common::*;
-use crate::model_io::{model_with_role, resolved_outputs, run_model};
-use crate::qcm::{QcmSpeeds, QcmVariant, all_captions};
+use crate::models::io::{model_with_role, resolved_outputs, run_model};
+use crate::sources::qcm::{QcmSpeeds, QcmVariant, all_captions};
 use std::collections::HashMap;
 use std::sync::Arc;
 use wgraph_engine::model::Model;
@@ -268,7 +268,7 @@ impl Node for TextEncoderNode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model_io::fake::{build_with, fake};
+    use crate::models::io::fake::{build_with, fake};
     use wgraph_engine::params::ParamValue;
 
     const TOK: &str = r#"{"type":"word","lowercase":true,"max_length":6,"pad_id":0,"unk_id":1,"vocab":["[pad]","[unk]","person","moves","forward","(",")","w","."]}"#;

@@ -5,7 +5,7 @@
 //! line set them), the live keys win; otherwise the action file plays, one
 //! line per tick. Without a `path`, a world with no live input gets no keys.
 
-use crate::action_file::parse_action_file;
+use super::action_file::parse_action_file;
 use crate::common::*;
 
 /// The `actions` kind.

@@ -20,6 +20,7 @@
 //! Yume 1.5 then compresses channels (to 96) and fuses the memory by linear
 //! attention inside the DiT; that part belongs to the model.
 
+use super::{carry_memory, load_shape, memory_latent_dims, save_shape};
 use crate::common::*;
 use crate::rng::{Stream, hash_str, mix};
 use std::collections::VecDeque;

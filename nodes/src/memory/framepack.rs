@@ -25,6 +25,7 @@
 //! only what the tiers use — so memory and per-tick cost do not grow with
 //! the run.
 
+use super::{carry_memory, load_shape, memory_latent_dims, save_shape};
 use crate::common::*;
 use std::collections::VecDeque;
 use wgraph_kernels::host::{avg_pool2d, avg_pool2d_len};

@@ -18,6 +18,7 @@
 //! once). A write error (a full disk) fails the run naming the file; a
 //! file is cut back to its whole frames.
 
+use super::{Sink, create_stream_file, file_sink, write_error};
 use crate::common::*;
 use crate::image_io::{RANGE_PARAM, Range};
 use std::fs::File;
@@ -64,7 +65,7 @@ impl NodeKind for Y4m {
             range: Range::from_params(cx)?,
             confined: true,
         };
-        Ok(file_sink(cx, Box::new(sink)))
+        Ok(file_sink(cx, sink))
     }
 }
 
@@ -95,7 +96,7 @@ pub(crate) struct Y4mSink {
 }
 
 /// Where a stream goes.
-enum Out {
+pub(crate) enum Out {
     /// A file, and the bytes of it holding the header and whole frames.
     File {
         file: File,
@@ -134,11 +135,10 @@ impl Out {
 }
 
 /// The open stream and the frame size fixed by the header.
-struct Open {
+pub(crate) struct Open {
     out: Out,
     /// (width, height) once the header is written.
     size: Option<(usize, usize)>,
-    path: PathBuf,
 }
 
 impl Y4mSink {
@@ -147,12 +147,11 @@ impl Y4mSink {
     }
 
     fn error(&self, e: impl std::fmt::Display) -> NodeError {
-        let name = if self.is_stdout() {
-            "standard output".to_string()
+        if self.is_stdout() {
+            NodeError::new(format!("cannot write standard output: {e}"))
         } else {
-            format!("`{}`", self.path.display())
-        };
-        NodeError::new(format!("cannot write {name}: {e}"))
+            write_error(&self.path, e)
+        }
     }
 }
 
@@ -205,59 +204,19 @@ pub(crate) fn yuv444(t: &Tensor, range: Range) -> Result<(usize, usize, Vec<u8>)
     Ok((w, h, out))
 }
 
-impl Node for Y4mSink {
-    fn inputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::wired("image")]
-    }
-    fn outputs(&self) -> Vec<PortSpec> {
-        vec![]
-    }
-    fn infer(
-        &self,
-        inputs: &[Option<ValueType>],
-        _: &mut dyn InferCalls,
-    ) -> Result<Vec<ValueType>, TypeError> {
-        image_in(inputs, 0)?;
-        Ok(vec![])
-    }
-    fn init_state(&self) -> Result<State, NodeError> {
+impl Sink for Y4mSink {
+    type Open = Open;
+    fn open(&self) -> Result<Open, NodeError> {
         let out = if self.is_stdout() {
             Out::Stdout(BufWriter::with_capacity(1 << 16, std::io::stdout()))
         } else {
-            if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                create_dir(parent)?;
-            }
-            let file = if self.confined {
-                wgraph_engine::output::create_confined(&self.path)
-            } else {
-                File::create(&self.path)
-            }
-            .map_err(|e| self.error(io_message(&e)))?;
+            let file = create_stream_file(&self.path, self.confined)?;
             Out::File { file, len: 0 }
         };
-        Ok(Box::new(Some(Open {
-            out,
-            size: None,
-            path: self.path.clone(),
-        })))
+        Ok(Open { out, size: None })
     }
-    fn carry(&self, old: &State, cx: &CarryContext) -> Carry {
-        let old = old
-            .downcast_ref::<Option<Open>>()
-            .and_then(Option::as_ref)
-            .map(|o| (o.path.as_path(), o.size.is_some()));
-        carry_stream(old, &self.path, cx)
-    }
-    fn eval(
-        &self,
-        state: &mut State,
-        inputs: &[Option<Value>],
-        _: &mut TickContext<'_>,
-    ) -> Result<Vec<Value>, NodeError> {
-        let open = state_mut::<Option<Open>>(state)?
-            .as_mut()
-            .ok_or_else(|| NodeError::new("internal: y4m stream already finished"))?;
-        let (w, h, planes) = yuv444(tensor_arg(inputs, 0)?, self.range)?;
+    fn write(&self, open: &mut Open, image: &Tensor, _: u64) -> Result<(), NodeError> {
+        let (w, h, planes) = yuv444(image, self.range)?;
         let mut chunk = Vec::with_capacity(planes.len() + 64);
         match open.size {
             None => chunk.extend_from_slice(header(w, h, self.fps).as_bytes()),
@@ -274,13 +233,16 @@ impl Node for Y4mSink {
             .write_chunk(&chunk)
             .map_err(|e| self.error(io_message(&e)))?;
         open.size = Some((w, h));
-        Ok(vec![])
-    }
-    fn finish(&self, state: &mut State) -> Result<(), NodeError> {
-        if let Some(mut open) = state_mut::<Option<Open>>(state)?.take() {
-            open.out.flush().map_err(|e| self.error(io_message(&e)))?;
-        }
         Ok(())
+    }
+    fn close(&self, mut open: Open) -> Result<(), NodeError> {
+        open.out.flush().map_err(|e| self.error(io_message(&e)))
+    }
+    fn stream(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+    fn started(open: &Open) -> bool {
+        open.size.is_some()
     }
 }
 
@@ -402,12 +364,12 @@ pub(crate) mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_full_disk_is_an_error_naming_the_file() {
-        let node = Y4mSink {
+        let node = super::super::SinkNode(Y4mSink {
             path: PathBuf::from("/dev/full"),
             fps: (8, 1),
             range: Range::Signed,
             confined: false,
-        };
+        });
         let err = run(&node, 2, |_| vec![t32(&[1, 3, 2, 2], vec![0.0; 12])]).unwrap_err();
         assert_eq!(
             err.message,
