@@ -15,6 +15,8 @@ mod eval;
 mod interrupt;
 mod kernels;
 mod load;
+mod loadtest;
+mod new;
 mod outputs;
 mod play;
 mod plotfile;
@@ -22,6 +24,7 @@ mod pybaseline;
 mod quality;
 mod replay;
 mod rss;
+mod run;
 mod serve;
 mod swap;
 
@@ -91,6 +94,10 @@ enum Command {
     /// pooling) on the host or the CUDA kernels: largest difference from
     /// the reference and time per op (exit 3 when the device is unusable).
     Kernels(kernels::KernelsArgs),
+    /// Scripted players on a running `wgraph serve`, each in a world of
+    /// their own: frames, fps, frames lost, key-to-frame p50/p99 per player
+    /// (exit 3 when any player was refused or got no frame).
+    Loadtest(loadtest::LoadtestArgs),
     /// Report the ONNX Runtime library, execution providers, GPUs and the
     /// CUDA step-math kernels (exit 3 when no ONNX Runtime is usable).
     Doctor {
@@ -530,6 +537,7 @@ fn main() -> ExitCode {
             | Command::Eval(_)
             | Command::Blocks(_)
             | Command::Kernels(_)
+            | Command::Loadtest(_)
             | Command::Dataset(_)
     ) {
         // SAFETY: restoring a signal's default disposition, before any thread starts.
@@ -544,14 +552,15 @@ fn main() -> ExitCode {
             backend,
         } => commands::check(&files, provider, backend),
         Command::Graph { file, format, set } => commands::graph(&file, format, &set),
-        Command::Run(args) => commands::run(&args),
+        Command::Run(args) => run::run(&args),
         Command::Kinds { kind } => commands::kinds(kind.as_deref()),
-        Command::New { name } => commands::new_world(&name),
+        Command::New { name } => new::new_world(&name),
         Command::Bench(args) => commands::bench(&args),
         Command::Doctor { json } => commands::doctor(json),
         Command::Eval(args) => eval::eval(&args),
         Command::Blocks(args) => blocks::blocks(&args),
         Command::Kernels(args) => kernels::kernels(&args),
+        Command::Loadtest(args) => loadtest::loadtest(&args),
         Command::Replay(args) => replay::replay(&args),
         Command::Serve(args) => serve::serve(&args),
         Command::Play(args) => play::play(&args),

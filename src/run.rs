@@ -1,0 +1,498 @@
+//! `wgraph run FILE`: a world opened through `wgraph-session`, run to
+//! `--frames`, a source's end, or Ctrl-C; with `--watch` it reloads as its
+//! files change. Around the session: `--events`, `--load-state` /
+//! `--save-state` / `--save-at`, `--record`, the progress bar, `--metrics`.
+
+use crate::commands::usage;
+use crate::load::PathOverride;
+use crate::{Outcome, RunArgs};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
+use std::sync::Arc;
+use wgraph_engine::node::DisplayTarget;
+use wgraph_engine::schedule::RunConfig;
+use wgraph_engine::world::{ScriptedEvent, World, WorldConfig, WorldEnd, WorldEvent};
+use wgraph_session::SessionOptions;
+
+/// `wgraph run FILE ...`: a [`World`] that runs to `--frames`, a source's
+/// end, or Ctrl-C; with `--watch` it reloads its graph as files change.
+pub fn run(args: &RunArgs) -> Outcome {
+    let output = match crate::outputs::run(args.out.as_deref(), args.watch, args.keep_last) {
+        Ok(o) => o,
+        Err(e) => return usage(&format!("--out {e}")),
+    };
+    if args.pipeline == 0 {
+        return usage("--pipeline must be at least 1");
+    }
+    if args.frames == Some(0) {
+        return usage("--frames must be at least 1");
+    }
+    if let Some(fps) = args.fps
+        && fps != 0.0
+        && let Err(e) = wgraph_engine::settings::check_fps(fps)
+    {
+        return usage(&format!("--fps: {e} (or 0: as fast as it can)"));
+    }
+    // Before anything is loaded: a signal during a long model load exits.
+    let interrupt = crate::interrupt::Interrupt::install();
+    let script = match &args.events {
+        None => Vec::new(),
+        Some(path) => match wgraph_engine::input::read_to_string(path, wgraph_engine::input::TEXT)
+            .map_err(|e| format!("--events {}: {e}", path.display()))
+            .and_then(|text| wgraph_session::parse_events(path, &text))
+        {
+            Ok(events) => events,
+            Err(e) => return usage(&e),
+        },
+    };
+    let options = SessionOptions {
+        set: args.set.clone(),
+        seed: args.seed,
+        paths: args
+            .actions
+            .as_deref()
+            .map(PathOverride::actions)
+            .into_iter()
+            .collect(),
+        output: output.clone(),
+        provider: args.provider.map(Into::into),
+        backend_kind: args.backend.map(Into::into),
+        watch: args.watch,
+        rebuilds: script
+            .iter()
+            .any(|(_, e)| matches!(e, ScriptedEvent::Set(_))),
+        record: args.record.is_some(),
+        ..crate::load::session_options(&args.file)
+    };
+    let frames = args.frames.or((!args.watch).then_some(16));
+    let mut per_tick = 1;
+    let mut max_ticks = None;
+    let session = crate::load::open_session(options, crate::load::model_cache(), |graph| {
+        check_events(graph, &script, args.events.as_deref())?;
+        crate::outputs::note_skipped(&args.file.display().to_string(), graph, &output, true);
+        per_tick = graph.settings.frames_per_tick as u64;
+        max_ticks = frames.map(|f| f.div_ceil(per_tick));
+        if let Some(ticks) = max_ticks {
+            warn_short_action_files(graph, ticks);
+        }
+        let fps = match args.fps {
+            Some(f) if f > 0.0 => Some(f),
+            Some(_) => None,
+            None => args.watch.then_some(graph.settings.fps),
+        };
+        let (on_late, degrade) =
+            wgraph_session::late_policy(graph, args.on_late.as_deref(), &args.degrade)?;
+        Ok(WorldConfig {
+            workers: args.workers.unwrap_or_else(|| RunConfig::default().workers),
+            pipeline_depth: args.pipeline,
+            max_ticks,
+            fps,
+            on_late,
+            degrade,
+            // `--fps` wins over the graph's; without it a reload re-paces.
+            follow_graph_fps: args.fps.is_none(),
+            ..WorldConfig::default()
+        })
+    });
+    let mut session = match session {
+        Ok(s) => s,
+        Err(outcome) => return outcome,
+    };
+    let files = session.files.clone();
+    let provenance = session.provenance.clone();
+    let world = &mut session.world;
+    interrupt.attach(world.handle());
+    world.script(script);
+    if let Some(path) = &args.load_state
+        && let Err(e) = load_state(world, path, args.allow_param_changes)
+    {
+        // A state that does not fit this run is a mistake in the command.
+        return usage(&format!("--load-state {}: {e}", path.display()));
+    }
+    let first_tick = world.ticks_done();
+    if let Some(ticks) = max_ticks
+        && ticks <= first_tick
+    {
+        let frames = match args.frames {
+            Some(f) => format!("--frames {f}"),
+            None => "--frames 16 (the default)".to_string(),
+        };
+        return usage(&format!(
+            "the loaded state continues at tick {first_tick}, and {frames} ends the run at tick {ticks} \
+             (--frames counts from the world's first tick): nothing would run; \
+             pass --frames {} or more",
+            first_tick.saturating_mul(per_tick).saturating_add(1)
+        ));
+    }
+    // `--save-at` names a tick the run reaches; at the run's last tick it is
+    // the state at the end.
+    if let Some(at) = args.save_at {
+        if at < first_tick {
+            return usage(&format!(
+                "--save-at {at}: the loaded state starts at tick {first_tick}, so tick {at} has already passed"
+            ));
+        }
+        if let Some(ticks) = max_ticks
+            && at > ticks
+        {
+            return usage(&format!(
+                "--save-at {at} is past the end of the run: it runs ticks {first_tick} to {}, \
+                 so the last state it can save is before tick {ticks}, its end \
+                 (--frames counts from the world's first tick)",
+                ticks - 1
+            ));
+        }
+    }
+    let save_mid_run = args.save_at.filter(|&at| Some(at) != max_ticks);
+    if let Some(tick) = save_mid_run {
+        world.script([(tick, ScriptedEvent::Snapshot)]);
+    }
+    let mut snapshot_taken = false;
+    let mut save_failed = false;
+    let mut recorder = match &args.record {
+        None => None,
+        Some(path) => {
+            match crate::replay::Recorder::create(
+                path,
+                crate::replay::header(&session.source, provenance.as_deref()),
+            ) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    eprintln!("error: {}", wgraph_grammar::diagnostic::escape_controls(&e));
+                    return Outcome::RuntimeFailure;
+                }
+            }
+        }
+    };
+    let handle = world.handle();
+    if args.watch && !args.quiet {
+        eprintln!(
+            "watching {} file{} for changes; Ctrl-C stops",
+            files.len(),
+            if files.len() == 1 { "" } else { "s" }
+        );
+    }
+    let bar = progress_bar(args.quiet, max_ticks);
+    let mut rss = crate::rss::RssSeries::new(100);
+    let result = session.run(&mut |event| match event {
+        WorldEvent::Tick { tick, input, .. } => {
+            bar.inc(1);
+            rss.tick(*tick);
+            if let Some(r) = recorder.as_mut() {
+                r.tick(*tick, input);
+                // A recording that cannot be written stops the run: what it
+                // holds so far replays, nothing after would.
+                if let Some(e) = r.take_error() {
+                    save_failed = true;
+                    bar.suspend(|| {
+                        eprintln!(
+                            "error: {e}; stopping the run (the recording replays up to tick {tick})"
+                        )
+                    });
+                    handle.stop();
+                }
+            }
+        }
+        WorldEvent::Reloaded(info) => {
+            let mut line = info.line();
+            if let Some(fps) = args.fps
+                && info
+                    .swap
+                    .diff
+                    .settings
+                    .iter()
+                    .any(|c| c.starts_with("fps "))
+            {
+                line.push_str(&format!(
+                    "; --fps {fps} wins over the graph's fps: the world keeps ticking at {}",
+                    if fps > 0.0 {
+                        format!("{fps} fps")
+                    } else {
+                        "full speed".to_string()
+                    }
+                ));
+            }
+            bar.suspend(|| eprintln!("{line}"));
+            if let Some(r) = recorder.as_mut() {
+                r.reload(info.tick, &info.cause, info.provenance.as_deref());
+                if let Some(e) = r.take_error() {
+                    save_failed = true;
+                    bar.suspend(|| eprintln!("error: {e}; stopping the run"));
+                    handle.stop();
+                }
+            }
+        }
+        WorldEvent::Degraded {
+            tick,
+            level,
+            change,
+            why,
+        } => {
+            bar.suspend(|| eprintln!("degrade level {level} at tick {tick}: {change} ({why})"));
+        }
+        WorldEvent::Snapshot { tick, snapshot } => {
+            snapshot_taken = true;
+            if let Some(path) = &args.save_state {
+                let written = snapshot
+                    .as_ref()
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| write_json(path, s));
+                match written {
+                    Ok(()) => bar.suspend(|| {
+                        eprintln!("state before tick {tick} saved to {}", path.display())
+                    }),
+                    Err(e) => {
+                        save_failed = true;
+                        bar.suspend(|| eprintln!("error: --save-state {}: {e}", path.display()));
+                    }
+                }
+            }
+        }
+        WorldEvent::ReloadFailed { cause, message } => {
+            bar.suspend(|| {
+                eprint!("{message}");
+                if !message.ends_with('\n') {
+                    eprintln!();
+                }
+                eprintln!("reload failed ({cause}); the running graph is unchanged");
+            });
+        }
+        _ => {}
+    });
+    bar.finish_and_clear();
+    let world = &mut session.world;
+    let stopped_by = match &result {
+        Ok(WorldEnd::SourceStopped(node)) => Some(format!(" (stopped early by `{node}`)")),
+        Ok(WorldEnd::Stopped) => Some(match interrupt.signal_name() {
+            Some(signal) => format!(" (stopped by {signal})"),
+            None => " (stopped)".to_string(),
+        }),
+        _ => None,
+    };
+    if result.is_ok()
+        && let Some(path) = &args.save_state
+    {
+        let ticks = world.ticks_done();
+        // Was the state `--save-at` asked for taken? Mid-run it is a
+        // scripted snapshot; at the run's last tick, the state at the end.
+        let missed = match args.save_at {
+            Some(_) if save_mid_run.is_some() => !snapshot_taken,
+            Some(at) => ticks != at,
+            None => false,
+        };
+        if missed {
+            save_failed = true;
+            eprintln!(
+                "error: --save-state {}: the run stopped at tick {ticks}, before tick {} (--save-at): no state saved",
+                path.display(),
+                args.save_at.unwrap_or_default()
+            );
+        } else if save_mid_run.is_none() {
+            let written = world
+                .snapshot()
+                .map_err(|e| e.to_string())
+                .and_then(|s| write_json(path, &s));
+            if let Err(e) = written {
+                save_failed = true;
+                eprintln!("error: --save-state {}: {e}", path.display());
+            }
+        }
+    }
+    if let Some(r) = recorder.take()
+        && let Err(e) = r.end(world.ticks_done())
+    {
+        save_failed = true;
+        eprintln!("error: {e}");
+    }
+    let reloads = world.reloads();
+    let late = world.late_ticks();
+    let graph = Arc::clone(world.graph());
+    let (report, outcome) = match world.finish() {
+        Ok(report) => (report, Outcome::Ok),
+        Err(e) => {
+            eprintln!(
+                "error: {}",
+                wgraph_grammar::diagnostic::escape_controls(&e.to_string())
+            );
+            let planned = max_ticks.map_or_else(String::new, |t| format!(" of {t}"));
+            eprintln!(
+                "{}{planned} ticks completed before the failure; their outputs are kept in {}",
+                e.report.ticks,
+                output.dir.display()
+            );
+            (*e.report, Outcome::RuntimeFailure)
+        }
+    };
+    let summary = report.metrics.report(&graph);
+    if let Some(path) = &args.metrics {
+        let json = serde_json::json!({
+            "graph": args.file.display().to_string(),
+            "workers": args.workers.unwrap_or_else(|| RunConfig::default().workers),
+            "pipeline_depth": args.pipeline,
+            "ms_per_tick": if summary.ticks > 0 { summary.wall_ms / summary.ticks as f64 } else { 0.0 },
+            "reloads": reloads,
+            "late_ticks": late,
+            "rss_kib": rss.to_json(),
+            "metrics": summary,
+        });
+        let written = serde_json::to_string_pretty(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|s| {
+                wgraph_engine::output::write_file(path, (s + "\n").as_bytes())
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = written {
+            eprintln!("error: cannot write metrics to {}: {e}", path.display());
+            return Outcome::RuntimeFailure;
+        }
+    }
+    if !args.quiet && outcome == Outcome::Ok {
+        let target = match &output.display {
+            DisplayTarget::PngDir(p) | DisplayTarget::Gif(p) | DisplayTarget::Y4m(p) => {
+                p.display().to_string()
+            }
+            DisplayTarget::Discard => "nowhere (discarded)".to_string(),
+        };
+        let live = if args.watch || reloads > 0 {
+            format!(
+                ", {reloads} reload{}, {late} late tick{}",
+                if reloads == 1 { "" } else { "s" },
+                if late == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "{} ticks in {:.1} ms, {:.2} ms per tick ({:.1} ticks/s){}{live}; outputs in {target}",
+            summary.ticks,
+            summary.wall_ms,
+            if summary.ticks > 0 {
+                summary.wall_ms / summary.ticks as f64
+            } else {
+                0.0
+            },
+            summary.ticks_per_second,
+            stopped_by.unwrap_or_default(),
+        );
+    }
+    if args.timings {
+        print!("{}", summary.table());
+    }
+    if save_failed && outcome == Outcome::Ok {
+        return Outcome::RuntimeFailure;
+    }
+    outcome
+}
+
+/// Loads the snapshot at `path` into `world` (before its first tick). A
+/// snapshot taken with other parameter values is refused unless
+/// `allow_param_changes`, and then the changes are named.
+fn load_state(world: &mut World, path: &Path, allow_param_changes: bool) -> Result<(), String> {
+    let text = wgraph_engine::input::read_to_string(path, wgraph_engine::input::DATA)
+        .map_err(|e| e.to_string())?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("not a JSON snapshot: {e}"))?;
+    let changes = wgraph_engine::snapshot::param_changes(&json, world.graph()).unwrap_or_default();
+    let options = wgraph_engine::snapshot::RestoreOptions {
+        allow_param_changes,
+    };
+    match world.restore_with(&json, options) {
+        Err(e) if !changes.is_empty() && !allow_param_changes => Err(format!(
+            "{e} (pass --allow-param-changes to load it and continue with this run's values)"
+        )),
+        Err(e) => Err(e.to_string()),
+        Ok(()) => {
+            if !changes.is_empty() {
+                eprintln!(
+                    "note: --load-state {}: continuing with other parameter values than the state was saved with: {}",
+                    path.display(),
+                    changes.join(", ")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Says once, before the run, when an `actions` node's file (`on_end =
+/// idle`) runs out before the run does: from then on it holds no keys.
+fn warn_short_action_files(graph: &wgraph_engine::graph::Graph, ticks: u64) {
+    for n in graph.nodes.iter().filter(|n| n.kind == "actions") {
+        let (Ok(path), Ok(on_end)) = (n.params.path("path"), n.params.choice("on_end")) else {
+            continue;
+        };
+        if on_end != "idle" {
+            continue;
+        }
+        let lines = wgraph_engine::input::read_to_string(&path, wgraph_engine::input::TEXT)
+            .ok()
+            .and_then(|t| wgraph_nodes::action_file::parse_action_file(&t).ok())
+            .map(|a| a.len() as u64);
+        if let Some(lines) = lines.filter(|&l| l < ticks) {
+            eprintln!(
+                "warning: action file `{}` has {lines} tick{} of keys but the run has {ticks} ticks: \
+                 `{}` holds no keys from tick {lines} on (set `on_end = loop` or `stop`, or run fewer frames)",
+                path.display(),
+                if lines == 1 { "" } else { "s" },
+                n.name
+            );
+        }
+    }
+}
+
+/// Writes a JSON document, whole or not at all (temp file + rename).
+fn write_json(path: &Path, json: &serde_json::Value) -> Result<(), String> {
+    let text = serde_json::to_string(json).map_err(|e| e.to_string())?;
+    wgraph_engine::output::write_file(path, (text + "\n").as_bytes()).map_err(|e| e.to_string())
+}
+
+/// A progress bar (a spinner when the run has no end).
+fn progress_bar(quiet: bool, ticks: Option<u64>) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let (bar, template) = match ticks {
+        Some(t) => (
+            ProgressBar::new(t),
+            "{spinner} tick {pos}/{len} [{bar:30}] {per_sec} eta {eta}",
+        ),
+        None => (ProgressBar::no_length(), "{spinner} tick {pos} {per_sec}"),
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Every scripted parameter change names a node of the graph and a
+/// parameter of its kind (a typo is a usage error before anything runs).
+fn check_events(
+    graph: &wgraph_engine::graph::Graph,
+    script: &[(u64, ScriptedEvent)],
+    path: Option<&Path>,
+) -> Result<(), String> {
+    let registry = wgraph_nodes::registry();
+    let file = path.map_or_else(String::new, |p| p.display().to_string());
+    for (tick, e) in script {
+        let ScriptedEvent::Set(set) = e else { continue };
+        let Some(id) = graph.find(&set.node) else {
+            return Err(format!(
+                "--events {file}: tick {tick}: the graph has no node `{}`",
+                set.node
+            ));
+        };
+        let kind = graph.node(id).kind;
+        let known = registry
+            .get(kind)
+            .is_some_and(|k| k.params().iter().any(|p| p.name == set.param));
+        if !known {
+            return Err(format!(
+                "--events {file}: tick {tick}: `{}` ({kind}) has no parameter `{}` (see `wgraph kinds {kind}`)",
+                set.node, set.param
+            ));
+        }
+    }
+    Ok(())
+}
