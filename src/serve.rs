@@ -210,7 +210,6 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             reopen,
         });
     }
-    let started = std::time::Instant::now();
     let config = ServeConfig {
         addr,
         access,
@@ -225,6 +224,18 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             max_worlds_per_address: args.max_worlds_per_address as usize,
         },
     };
+    // Ended worlds' threads are joined within a second, not at the end.
+    let (reaper_stop, reaper_stopped) = crossbeam_channel::bounded::<()>(0);
+    let reaper = {
+        let worlds = Arc::clone(&worlds);
+        std::thread::spawn(move || {
+            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                reaper_stopped.recv_timeout(Duration::from_secs(1))
+            {
+                worlds.lock().unwrap_or_else(|p| p.into_inner()).reap();
+            }
+        })
+    };
     let served = wgraph_web::serve(
         graphs,
         config,
@@ -237,45 +248,25 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         eprintln!("error: cannot serve on {addr}: {e}");
         outcome = Outcome::RuntimeFailure;
     }
-    let started_worlds = std::mem::take(&mut *worlds.lock().unwrap_or_else(|p| p.into_inner()));
-    for w in &started_worlds {
+    drop(reaper_stop);
+    let _ = reaper.join();
+    let mut registry = std::mem::take(&mut *worlds.lock().unwrap_or_else(|p| p.into_inner()));
+    for w in &registry.running {
         w.handle.stop();
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let mut rows = Vec::new();
-    for w in started_worlds {
-        match w.thread.join() {
-            Ok((ok, ticks, late)) => {
-                let (p50, p99, n) = w.latency.summary();
-                eprintln!(
-                    "{}: {ticks} ticks, {late} late; {}",
-                    w.label,
-                    latency_summary(p50, p99, n)
-                );
-                // No samples: no figures (a 0 would read as a measurement).
-                let (p50, p99) = if n == 0 {
-                    (None, None)
-                } else {
-                    (Some(p50), Some(p99))
-                };
-                rows.push(serde_json::json!({
-                    "world": w.name,
-                    "session": w.session,
-                    "ticks": ticks,
-                    "seconds": seconds,
-                    "fps": if seconds > 0.0 { ticks as f64 / seconds } else { 0.0 },
-                    "late_ticks": late,
-                    "latency_p50_ms": p50,
-                    "latency_p99_ms": p99,
-                    "latency_samples": n,
-                }));
-                if !ok && args.shared {
-                    outcome = Outcome::RuntimeFailure;
-                }
-            }
-            Err(_) => outcome = Outcome::RuntimeFailure,
-        }
+    for w in std::mem::take(&mut registry.running) {
+        registry.finished(w);
     }
+    if registry.failed && args.shared {
+        outcome = Outcome::RuntimeFailure;
+    }
+    if registry.dropped > 0 {
+        eprintln!(
+            "({} earlier sessions' figures were not kept: the newest {KEEP_FINISHED} are)",
+            registry.dropped
+        );
+    }
+    let rows: Vec<serde_json::Value> = registry.rows.into_iter().collect();
     if let Some(path) = &args.metrics {
         let text = serde_json::to_string_pretty(&serde_json::json!({ "worlds": rows }))
             .unwrap_or_default();
@@ -287,19 +278,90 @@ pub fn serve(args: &ServeArgs) -> Outcome {
     outcome
 }
 
-/// A world thread `serve` started, joined when the server stops.
+/// A world thread `serve` started.
 struct Started {
     name: String,
-    /// The session's number in this run (`name#N` in the log).
+    /// The session's number among its graph's (`name#N` in the log).
     session: usize,
     label: String,
     handle: WorldHandle,
     latency: LatencyProbe,
+    started: std::time::Instant,
     thread: std::thread::JoinHandle<(bool, u64, u64)>,
 }
 
-/// Every world thread started so far.
-type Worlds = Arc<Mutex<Vec<Started>>>;
+/// The figures kept of ended sessions (the newest; a server runs for days).
+const KEEP_FINISHED: usize = 256;
+
+/// Every world thread running, and the figures of those that ended: a
+/// thread is joined within a second of its end (a reaper thread, and
+/// whenever a world starts) or when the server stops, so nothing grows with
+/// the sessions served.
+#[derive(Default)]
+struct Registry {
+    running: Vec<Started>,
+    /// Sessions started so far, per graph.
+    numbers: std::collections::HashMap<String, usize>,
+    rows: std::collections::VecDeque<serde_json::Value>,
+    /// Rows let go to keep `rows` bounded.
+    dropped: u64,
+    /// A world ended on an error (or its thread panicked).
+    failed: bool,
+}
+
+impl Registry {
+    /// Joins `w`, prints its summary line, keeps its figures.
+    fn finished(&mut self, w: Started) {
+        let seconds = w.started.elapsed().as_secs_f64();
+        let Ok((ok, ticks, late)) = w.thread.join() else {
+            eprintln!("{}: the world's thread panicked", w.label);
+            self.failed = true;
+            return;
+        };
+        self.failed |= !ok;
+        let (p50, p99, n) = w.latency.summary();
+        eprintln!(
+            "{}: {ticks} ticks, {late} late; {}",
+            w.label,
+            latency_summary(p50, p99, n)
+        );
+        // No samples: no figures (a 0 would read as a measurement).
+        let (p50, p99) = if n == 0 {
+            (None, None)
+        } else {
+            (Some(p50), Some(p99))
+        };
+        if self.rows.len() == KEEP_FINISHED {
+            self.rows.pop_front();
+            self.dropped += 1;
+        }
+        self.rows.push_back(serde_json::json!({
+            "world": w.name,
+            "session": w.session,
+            "ticks": ticks,
+            "seconds": seconds,
+            "fps": if seconds > 0.0 { ticks as f64 / seconds } else { 0.0 },
+            "late_ticks": late,
+            "latency_p50_ms": p50,
+            "latency_p99_ms": p99,
+            "latency_samples": n,
+        }));
+    }
+
+    /// Joins the threads that have ended.
+    fn reap(&mut self) {
+        let (done, running): (Vec<Started>, Vec<Started>) = std::mem::take(&mut self.running)
+            .into_iter()
+            .partition(|w| w.thread.is_finished());
+        self.running = running;
+        for w in done {
+            self.finished(w);
+        }
+    }
+}
+
+/// The registry of world threads.
+type Worlds = Arc<Mutex<Registry>>;
 
 /// Starts `session`'s tick thread, bridged to a web world; registers it in
 /// `worlds`.
@@ -315,8 +377,13 @@ fn start_world(
 ) -> WebWorld {
     let handle = session.handle();
     let (mut bridge, web) = wgraph_web::channel(name, handle.clone(), prompts, token);
-    let mut started = worlds.lock().unwrap_or_else(|p| p.into_inner());
-    let number = started.iter().filter(|s| s.name == name).count() + 1;
+    let mut registry = worlds.lock().unwrap_or_else(|p| p.into_inner());
+    registry.reap();
+    let number = {
+        let n = registry.numbers.entry(name.to_string()).or_insert(0);
+        *n += 1;
+        *n
+    };
     let label = if number == 1 {
         name.to_string()
     } else {
@@ -381,12 +448,13 @@ fn start_world(
                 (false, 0, 0)
             })
         });
-    started.push(Started {
+    registry.running.push(Started {
         name: name.to_string(),
         session: number,
         label,
         handle,
         latency: web.latency_probe(),
+        started: std::time::Instant::now(),
         thread,
     });
     web

@@ -87,6 +87,10 @@ mod serve_security;
 #[path = "cli/serve_players.rs"]
 mod serve_players;
 
+/// `wgraph loadtest`: scripted players on a `wgraph serve`, refusals, loopback only.
+#[path = "cli/loadtest.rs"]
+mod loadtest;
+
 /// `wgraph play` in a pseudo-terminal.
 #[path = "cli/terminal_player.rs"]
 mod terminal_player;
