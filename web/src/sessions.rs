@@ -37,7 +37,7 @@ pub struct SessionLimits {
     pub max_worlds: usize,
     /// How long a world waits for its player to come back.
     pub resume_within: Duration,
-    /// Sessions opened from one IP address (all graphs) at once.
+    /// Sessions of one graph that one IP address has open at once.
     pub max_worlds_per_address: usize,
 }
 
