@@ -6,58 +6,13 @@
 
 use super::*;
 use serde_json::Value as Json;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "wgraph-loadtest-test-token";
 
-/// A `wgraph serve` on a free port, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(dir: &Path, args: &[&str]) -> Server {
-        let log = dir.join("serve.txt");
-        let child = Command::new(env!("CARGO_BIN_EXE_wgraph"))
-            .arg("serve")
-            .args(args)
-            .args(["--port", "0", "--token", TOKEN])
-            .current_dir(root())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut server = Server {
-            child,
-            url: String::new(),
-        };
-        let start = Instant::now();
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            // The address exactly as `serve` prints it.
-            if let Some(i) = text.find("http://") {
-                server.url = text[i..].split_whitespace().next().unwrap().to_string();
-                return server;
-            }
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("serve exited ({status}): {text}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "no address: {text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+/// `wgraph serve ARGS` with this file's token.
+fn start(dir: &Path, args: &[&str]) -> Served {
+    Served::start(dir, &[args, &["--token", TOKEN]].concat())
 }
 
 /// `wgraph loadtest ARGS`, killed if it runs past a generous hang guard.
@@ -96,7 +51,7 @@ fn loadtest(dir: &Path, args: &[&str]) -> (i32, String, String) {
 #[test]
 fn three_players_get_three_worlds_and_frames_in_each() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["examples/pan.world", "--max-worlds", "8"]);
+    let server = start(dir.path(), &["examples/pan.world", "--max-worlds", "8"]);
     let json = dir.path().join("out.json");
     let json_arg = json.to_str().unwrap();
     let (code, out, err) = loadtest(
@@ -151,7 +106,7 @@ fn three_players_get_three_worlds_and_frames_in_each() {
 #[test]
 fn a_player_beyond_max_worlds_makes_it_fail_naming_the_player() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["examples/pan.world", "--max-worlds", "1"]);
+    let server = start(dir.path(), &["examples/pan.world", "--max-worlds", "1"]);
     let (code, out, err) = loadtest(
         dir.path(),
         &[&server.url, "--players", "2", "--seconds", "2"],

@@ -8,65 +8,17 @@
 use super::*;
 use serde_json::Value as Json;
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "wgraph-players-test-token";
 
 type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>;
-
-struct Server {
-    child: Child,
-    addr: String,
-    log: PathBuf,
+/// `wgraph serve ARGS` with this file's token.
+fn start(dir: &Path, args: &[&str]) -> Served {
+    Served::start(dir, &[args, &["--token", TOKEN]].concat())
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(dir: &Path, args: &[&str]) -> Server {
-        let log = dir.join("serve.txt");
-        let child = Command::new(env!("CARGO_BIN_EXE_wgraph"))
-            .arg("serve")
-            .args(args)
-            .args(["--port", "0", "--token", TOKEN])
-            .current_dir(root())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut server = Server {
-            child,
-            addr: String::new(),
-            log,
-        };
-        let start = Instant::now();
-        loop {
-            let text = server.log();
-            if let Some(i) = text.find("http://") {
-                server.addr = text[i + 7..].split('/').next().unwrap().to_string();
-                return server;
-            }
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("serve exited ({status}): {text}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "no address: {text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
+impl Served {
     fn connect(&self, query: &str) -> Socket {
         tungstenite::connect(format!("ws://{}/w/0/ws?token={TOKEN}{query}", self.addr))
             .unwrap()
@@ -120,7 +72,7 @@ fn session_of(hello: &Json) -> (String, String) {
 fn each_player_gets_a_world_of_their_own_and_gets_it_back() {
     let dir = tempfile::tempdir().unwrap();
     // The ground truth stands still while no key is held.
-    let server = Server::start(
+    let server = start(
         dir.path(),
         &[
             "examples/world.world",
@@ -191,7 +143,7 @@ fn each_player_gets_a_world_of_their_own_and_gets_it_back() {
 #[test]
 fn one_player_beyond_max_worlds_is_told_the_server_is_full() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["examples/pan.world", "--max-worlds", "2"]);
+    let server = start(dir.path(), &["examples/pan.world", "--max-worlds", "2"]);
     let mut first = server.connect("");
     let mut second = server.connect("");
     assert_eq!(next_json(&mut first)["type"], "hello");
@@ -248,7 +200,7 @@ fn http_get(addr: &str, path: &str) -> String {
 #[test]
 fn a_world_of_ones_own_needs_the_links_token() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["examples/pan.world"]);
+    let server = start(dir.path(), &["examples/pan.world"]);
     let refused = tungstenite::connect(format!("ws://{}/w/0/ws", server.addr));
     match refused {
         Err(tungstenite::Error::Http(r)) => assert_eq!(r.status().as_u16(), 401),
@@ -278,7 +230,7 @@ fn a_world_of_ones_own_needs_the_links_token() {
 fn a_world_kept_in_the_store_comes_back_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let server = Server::start(
+    let server = start(
         dir.path(),
         &[
             "examples/world.world",
@@ -354,7 +306,7 @@ fn a_world_kept_in_the_store_comes_back_as_it_was() {
 #[test]
 fn one_address_opens_a_bounded_number_of_worlds() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
+    let server = start(
         dir.path(),
         &[
             "examples/pan.world",

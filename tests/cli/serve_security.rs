@@ -8,65 +8,12 @@ use super::*;
 use serde_json::Value as Json;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// The token these tests give `--token`.
 const TOKEN: &str = "wgraph-test-token-0123456789";
 
-struct Server {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// `wgraph serve ARGS --port 0`, once it printed its address.
-    fn start(dir: &Path, args: &[&str]) -> Server {
-        let log = dir.join("serve.txt");
-        let child = Command::new(env!("CARGO_BIN_EXE_wgraph"))
-            .arg("serve")
-            .args(args)
-            .args(["--port", "0"])
-            .current_dir(root())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut server = Server {
-            child,
-            addr: String::new(),
-            log,
-        };
-        let start = Instant::now();
-        loop {
-            let text = server.log();
-            if let Some(i) = text.find("http://") {
-                server.addr = text[i + 7..].split('/').next().unwrap().to_string();
-                return server;
-            }
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("serve exited ({status}): {text}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "no address: {text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
+impl Served {
     /// A raw HTTP/1.1 GET with these headers; the status code and body.
     fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
         let mut s = TcpStream::connect(&self.addr).unwrap();
@@ -168,7 +115,7 @@ fn with_token() -> String {
 #[test]
 fn other_origins_other_hosts_and_tokenless_sockets_cannot_steer() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["examples/pan.world", "--token", TOKEN]);
+    let server = Served::start(dir.path(), &["examples/pan.world", "--token", TOKEN]);
     let addr = server.addr.clone();
     assert!(
         server
@@ -218,7 +165,7 @@ fn other_origins_other_hosts_and_tokenless_sockets_cannot_steer() {
     // --public-view: a tokenless socket watches and cannot steer;
     // --allow-origin lets a named studio page in.
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
+    let server = Served::start(
         dir.path(),
         &[
             "examples/pan.world",
@@ -280,7 +227,7 @@ fn a_public_address_needs_tokens_or_an_explicit_flag() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     // With a token it starts, and warns.
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["examples/pan.world", "--host", "0.0.0.0"]);
+    let server = Served::start(dir.path(), &["examples/pan.world", "--host", "0.0.0.0"]);
     let log = server.log();
     assert!(log.contains("warning: serving on 0.0.0.0:"), "{log}");
     assert!(log.contains("?token="), "{log}");
@@ -292,7 +239,7 @@ fn a_public_address_needs_tokens_or_an_explicit_flag() {
 #[test]
 fn client_text_cannot_drive_the_operators_terminal_or_flood_it() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
+    let server = Served::start(
         dir.path(),
         &["graphs/yume15.world", "--token", TOKEN, "--fps", "2"],
     );
@@ -355,7 +302,7 @@ fn client_text_cannot_drive_the_operators_terminal_or_flood_it() {
 #[test]
 fn idle_and_slow_sockets_are_capped_and_timed_out() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
+    let server = Served::start(
         dir.path(),
         &[
             "examples/pan.world",
@@ -423,7 +370,7 @@ fn idle_and_slow_sockets_are_capped_and_timed_out() {
 fn a_failed_world_is_reported_on_the_page_and_in_the_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let mut server = Server::start(
+    let mut server = Served::start(
         dir.path(),
         &[
             "examples/world.world",
@@ -489,7 +436,7 @@ fn a_failed_world_is_reported_on_the_page_and_in_the_exit_code() {
 fn a_viewer_that_sends_no_keys_measures_no_latency() {
     let dir = tempfile::tempdir().unwrap();
     let metrics = dir.path().join("metrics.json");
-    let mut server = Server::start(
+    let mut server = Served::start(
         dir.path(),
         &[
             "examples/pan.world",

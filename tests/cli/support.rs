@@ -124,6 +124,67 @@ impl Drop for Killed {
     }
 }
 
+/// A `wgraph serve ARGS --port 0` on loopback, its stderr in
+/// `dir/serve.txt`, killed (and reaped) when dropped. `start` returns once
+/// the address is printed; `url` is the first address exactly as printed
+/// (with its `?token=`), `addr` its `HOST:PORT`.
+pub struct Served {
+    pub child: Child,
+    pub addr: String,
+    pub url: String,
+    pub log: PathBuf,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    pub fn start(dir: &Path, args: &[&str]) -> Served {
+        let log = dir.join("serve.txt");
+        let child = Command::new(env!("CARGO_BIN_EXE_wgraph"))
+            .arg("serve")
+            .args(args)
+            .args(["--port", "0"])
+            .current_dir(root())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut served = Served {
+            child,
+            addr: String::new(),
+            url: String::new(),
+            log,
+        };
+        let start = std::time::Instant::now();
+        loop {
+            let text = served.log();
+            if let Some(i) = text.find("http://") {
+                served.url = text[i..].split_whitespace().next().unwrap().to_string();
+                served.addr = text[i + 7..].split('/').next().unwrap().to_string();
+                return served;
+            }
+            if let Some(status) = served.child.try_wait().unwrap() {
+                panic!("serve exited ({status}): {text}");
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "no address: {text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// What the server printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
 /// One install at a time: the scripts share apt's lock.
 static INSTALLING: Mutex<()> = Mutex::new(());
 
