@@ -484,10 +484,7 @@ struct Kept {
 
 fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    wgraph_session::hex(&sha2::Sha256::digest(text.as_bytes()))
 }
 
 impl SessionStore {
@@ -513,15 +510,8 @@ impl SessionStore {
         let text = wgraph_engine::input::read_to_string(&path, wgraph_engine::input::DATA).ok()?;
         let json: serde_json::Value = serde_json::from_str(&text).ok()?;
         let stored = json["token_sha256"].as_str()?;
-        let shown = sha256_hex(token);
         // Compared in constant time, like the token itself.
-        if stored.len() != shown.len()
-            || stored
-                .bytes()
-                .zip(shown.bytes())
-                .fold(0, |a, (x, y)| a | (x ^ y))
-                != 0
-        {
+        if !wgraph_web::same_secret(stored, &sha256_hex(token)) {
             return None;
         }
         let kept = Kept {

@@ -68,9 +68,15 @@ impl Token {
     /// True when `shown` is this token. The time taken depends on the
     /// lengths only, not on where the first difference is.
     pub fn matches(&self, shown: &str) -> bool {
-        let (a, b) = (self.0.as_bytes(), shown.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        same_secret(&self.0, shown)
     }
+}
+
+/// True when two secrets (tokens, their digests) are equal; the time taken
+/// depends on the lengths only, not on where the first difference is.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl fmt::Debug for Token {

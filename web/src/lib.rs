@@ -44,7 +44,7 @@ mod server;
 mod sessions;
 
 pub use access::{
-    Access, MIN_TOKEN_LEN, Refusal, Role, Token, TokenError, is_public, parse_origin,
+    Access, MIN_TOKEN_LEN, Refusal, Role, Token, TokenError, is_public, parse_origin, same_secret,
 };
 pub use listener::Limits;
 pub use log::{Log, ViewerLog, visible};
