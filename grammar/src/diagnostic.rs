@@ -198,6 +198,26 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
     )
 }
 
+/// Text from outside (a network client's prompt or message type) made safe
+/// to print on one terminal line: like [`escape_controls`], but line ends
+/// and tabs are shown too (no forged log lines), and bidirectional
+/// overrides become U+FFFD (nothing reorders what is shown).
+pub fn escape_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(acts_on_a_line) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| if acts_on_a_line(c) { visible(c) } else { c })
+            .collect(),
+    )
+}
+
+/// Characters a terminal acts on, or that reorder the text around them.
+pub fn acts_on_a_line(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 fn needs_escape(text: &str, i: usize, c: char) -> bool {
     match c {
         '\t' | '\n' => false,

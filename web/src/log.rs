@@ -11,34 +11,19 @@
 //!   [`ViewerLog::WINDOW`]; the rest are counted and summed up in one line
 //!   when the next window opens (or when the server stops).
 
-use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Where the server's lines go (the program prints them).
 pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// Client text made safe to print on one terminal line (see the module docs).
-pub fn visible(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(hidden) {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(
-        text.chars()
-            .map(|c| match c as u32 {
-                n @ 0..=0x1f => char::from_u32(0x2400 + n).unwrap_or(char::REPLACEMENT_CHARACTER),
-                0x7f => '\u{2421}',
-                _ if hidden(c) => char::REPLACEMENT_CHARACTER,
-                _ => c,
-            })
-            .collect(),
-    )
-}
+/// Client text made safe to print on one terminal line (see the module
+/// docs): the grammar's [`escape_line`](wgraph_grammar::diagnostic::escape_line),
+/// the one escaping every terminal-bound text of wgraph goes through.
+pub use wgraph_grammar::diagnostic::escape_line as visible;
 
 /// Characters a terminal acts on, or that reorder the text around them.
-pub(crate) fn hidden(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
+pub(crate) use wgraph_grammar::diagnostic::acts_on_a_line as hidden;
 
 /// The rate-limited, sanitising sink for viewer mistakes.
 #[derive(Clone)]
