@@ -180,7 +180,7 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             let (worlds, graph_name) = (Arc::clone(&worlds), name.clone());
             Arc::new(move |id: &str, token: &str| {
                 let kept = store.take(id, token)?;
-                Some((|| {
+                let opened = (|| {
                     let mut session = open_session()?;
                     session
                         .world
@@ -200,7 +200,12 @@ pub fn serve(args: &ServeArgs) -> Outcome {
                         keep,
                         &worlds,
                     ))
-                })())
+                })();
+                match &opened {
+                    Ok(_) => kept.done(),
+                    Err(_) => kept.put_back(),
+                }
+                Some(opened)
             }) as ReopenWorld
         });
         graphs.push(ServedGraph::PerPlayer {
@@ -480,6 +485,9 @@ struct KeptPlace {
 struct Kept {
     tick: u64,
     snapshot: serde_json::Value,
+    /// Its file, and where it lies while the world is being opened.
+    path: PathBuf,
+    opening: PathBuf,
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -503,23 +511,43 @@ impl SessionStore {
         }
     }
 
-    /// Session `id`, if kept here and `token` is its token; its file is
-    /// removed (the world runs again).
+    /// Session `id`, if kept here and `token` is its token. Its file is
+    /// first renamed aside (atomic: two sockets naming the same session
+    /// never both get it); [`Kept::done`] removes it once the world runs
+    /// again, [`Kept::put_back`] returns it when the world could not start.
     fn take(&self, id: &str, token: &str) -> Option<Kept> {
         let path = self.file(id)?;
-        let text = wgraph_engine::input::read_to_string(&path, wgraph_engine::input::DATA).ok()?;
-        let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-        let stored = json["token_sha256"].as_str()?;
-        // Compared in constant time, like the token itself.
-        if !wgraph_web::same_secret(stored, &sha256_hex(token)) {
-            return None;
+        let opening = path.with_extension("json.opening");
+        std::fs::rename(&path, &opening).ok()?;
+        let kept = (|| {
+            let text =
+                wgraph_engine::input::read_to_string(&opening, wgraph_engine::input::DATA).ok()?;
+            let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let stored = json["token_sha256"].as_str()?;
+            // Compared in constant time, like the token itself.
+            wgraph_web::same_secret(stored, &sha256_hex(token)).then(|| Kept {
+                tick: json["tick"].as_u64().unwrap_or(0),
+                snapshot: json["snapshot"].clone(),
+                path: path.clone(),
+                opening: opening.clone(),
+            })
+        })();
+        if kept.is_none() {
+            let _ = std::fs::rename(&opening, &path);
         }
-        let kept = Kept {
-            tick: json["tick"].as_u64().unwrap_or(0),
-            snapshot: json["snapshot"].clone(),
-        };
-        let _ = std::fs::remove_file(&path);
-        Some(kept)
+        kept
+    }
+}
+
+impl Kept {
+    /// The world runs again: its file goes.
+    fn done(&self) {
+        let _ = std::fs::remove_file(&self.opening);
+    }
+
+    /// The world could not start: its file stays for another try.
+    fn put_back(&self) {
+        let _ = std::fs::rename(&self.opening, &self.path);
     }
 }
 

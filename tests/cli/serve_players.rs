@@ -357,3 +357,53 @@ fn one_address_opens_a_bounded_number_of_worlds() {
     let mut third = server.connect("");
     assert_eq!(next_json(&mut third)["type"], "hello");
 }
+
+/// A kept world that no longer fits its graph (the file was edited since)
+/// is refused with the reason, and stays in the store for another try.
+#[test]
+fn a_kept_world_that_no_longer_fits_stays_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = dir.path().join("g.world");
+    let text = std::fs::read_to_string(root().join("examples/world.world")).unwrap();
+    std::fs::create_dir_all(dir.path().join("actions")).unwrap();
+    std::fs::copy(
+        root().join("examples/actions/walk.txt"),
+        dir.path().join("actions/walk.txt"),
+    )
+    .unwrap();
+    std::fs::write(&graph, &text).unwrap();
+    let store = dir.path().join("store");
+    let server = start(
+        dir.path(),
+        &[
+            graph.to_str().unwrap(),
+            "--resume-within",
+            "0",
+            "--session-store",
+            store.to_str().unwrap(),
+        ],
+    );
+    let mut alice = server.connect("");
+    let (id, token) = session_of(&next_json(&mut alice));
+    next_frame(&mut alice);
+    drop(alice);
+    let start = Instant::now();
+    while !server.log().contains("kept in the session store at tick") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(&graph, text.replace("theme = dungeon", "theme = neon")).unwrap();
+    let mut alice = server.connect(&format!("&session={id}&session_token={token}"));
+    let refused = next_json(&mut alice);
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("does not fit the graph now")),
+        "{refused}"
+    );
+    assert!(store.join(format!("g0-{id}.json")).is_file(), "still kept");
+}
