@@ -4,9 +4,12 @@
 //! The engine knows backends only by [`BackendKind`]; this is the one place
 //! that depends on the backend crates (`wgraph-ort` always, `wgraph-wonnx`
 //! with the `wonnx` feature). A kind this build lacks is a load error, which
-//! the engine reports at the model's declaration.
+//! the engine reports at the model's declaration. `wgraph-triton` is always
+//! built (it is a gRPC client, no native library); `--triton-server`
+//! reaches it through [`set_triton_server`].
 
 use std::path::Path;
+use wgraph_engine::batch::BatchPolicy;
 use wgraph_engine::model::{Backend, BackendKind, LoadedModel, ModelError, ModelOptions};
 use wgraph_ort::OrtBackend;
 
@@ -15,12 +18,25 @@ use wgraph_ort::OrtBackend;
 pub const NO_WONNX: &str =
     "this wgraph was built without the wonnx feature: cargo build --release --features wonnx";
 
+/// `--triton-server`, set once by `main` before any command runs.
+static TRITON_SERVER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Every `backend = triton` model of this process goes to `server`
+/// (`--triton-server`), whatever its graph says. Called once, by `main`.
+pub fn set_triton_server(server: Option<String>) {
+    let _ = TRITON_SERVER.set(server);
+}
+
 /// Routes loads by [`ModelOptions::backend`].
 #[derive(Debug, Clone, Default)]
 pub struct Backends {
     ort: OrtBackend,
+    triton: wgraph_triton::TritonBackend,
     #[cfg(feature = "wonnx")]
     wonnx: wgraph_wonnx::WonnxBackend,
+    /// Calls from many sessions fused per model (`serve`'s players, `bench
+    /// --players`); `None`: every call on its own.
+    batch: Option<BatchPolicy>,
 }
 
 impl Backends {
@@ -30,16 +46,42 @@ impl Backends {
     pub fn new() -> Self {
         Backends {
             ort: crate::load::ort_backend(),
+            triton: wgraph_triton::TritonBackend::new()
+                .with_server(TRITON_SERVER.get().cloned().flatten()),
             #[cfg(feature = "wonnx")]
             wonnx: Default::default(),
+            batch: None,
         }
+    }
+
+    /// These backends with every batchable model they load behind a
+    /// batching executor ([`wgraph_engine::batch`]): what a server of many
+    /// sessions of one graph uses.
+    pub fn batched(mut self, policy: BatchPolicy) -> Self {
+        self.batch = Some(policy);
+        self
     }
 }
 
 impl Backend for Backends {
     fn load(&self, path: &Path, options: &ModelOptions) -> Result<LoadedModel, ModelError> {
+        let loaded = self.route(path, options)?;
+        Ok(match &self.batch {
+            Some(policy) => LoadedModel {
+                model: wgraph_engine::batch::batched(loaded.model, policy),
+                warnings: loaded.warnings,
+            },
+            None => loaded,
+        })
+    }
+}
+
+impl Backends {
+    /// The backend crate `options.backend` names loads `path`.
+    fn route(&self, path: &Path, options: &ModelOptions) -> Result<LoadedModel, ModelError> {
         match options.backend {
             BackendKind::Ort => self.ort.load(path, options),
+            BackendKind::Triton => self.triton.load(path, options),
             #[cfg(feature = "wonnx")]
             BackendKind::Wonnx => self.wonnx.load(path, options),
             #[cfg(not(feature = "wonnx"))]

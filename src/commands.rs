@@ -255,6 +255,12 @@ pub fn bench(args: &BenchArgs) -> Outcome {
     if !args.swap.is_empty() {
         return crate::swap::bench_swap(args);
     }
+    if let Some(text) = &args.players {
+        return match crate::players::parse_counts(text) {
+            Ok(counts) => crate::players::bench_players(args, &counts),
+            Err(e) => usage(&e),
+        };
+    }
     if args.pipeline == 0 {
         return usage("--pipeline must be at least 1");
     }
@@ -473,6 +479,8 @@ pub(crate) fn bench_quality_with(
         drift_fraction: 0.5,
         allow_training_seed: false,
         set: set.to_vec(),
+        instructions: None,
+        event_window: 4,
         quiet: true,
     };
     let outcome = crate::eval::eval(&eval_args);

@@ -14,9 +14,26 @@
 //! | `actions.npy` | f32 `[N, 9]`, multi-hot in the order W A S D Left Right Up Down Space |
 //! | `actions.txt` | the same keys as an action file (`wgraph run --actions` reads it) |
 //! | `poses.npy` | f32 `[N+1, 4]`: x, y, yaw (degrees), pitch after each frame's keys |
+//! | `captions.json` | the global caption (theme and layout), and the event schedule: per event its tick, first frame (tick + 1), caption and name |
+//! | `local.txt` | one line per frame: the local caption in force (the captions of the events of the latest tick with events up to that frame), `-` before any |
+//! | `events.npy` | f32 `[N+1, 4]`: per frame, whether ghost, dark, snow, door are on (the world's event state, not a detection) |
 //!
-//! and `OUT/index.json` lists the episodes, the action histogram and the
-//! position coverage (fraction of a world's floor tiles the walk visited).
+//! and `OUT/index.json` lists the episodes (with each one's global caption,
+//! layout, event count and whether its seed is held out, ≥ 1000), the action
+//! histogram and the position coverage (fraction of a world's floor tiles
+//! the walk visited).
+//!
+//! **Events.** `--events none` (the default) renders no events: the frames
+//! are what they were before events existed, and the schedule is empty.
+//! `--events auto` gives every episode the seeded script of
+//! `wgraph_world::events::script` (2–4 events: a ghost appears, the lights go
+//! out and maybe come back, it starts and maybe stops snowing, a door
+//! opens), the same for every theme of a seed; event `tick` t is applied
+//! after action t, so frame t + 1 is the first to show it.
+//!
+//! **Held-out seeds.** Seeds ≥ 1000 are for `wgraph eval`; the dataset
+//! writes them (eval sweeps read their walks) but marks them `held_out` in
+//! the index, and the training scripts refuse them.
 //!
 //! **Policies.** `random`: each decision draws one of [`COMBOS`] uniformly
 //! and holds it 1–4 ticks. `explore`: walks forward and turns when a wall or
@@ -40,6 +57,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use wgraph_engine::npy::write_npy;
 use wgraph_engine::tensor::Tensor;
+use wgraph_world::events::{self, Channel, Event, EventState};
 use wgraph_world::{Frame, Keys, MAX_DEPTH, Pose, SplitMix64, Theme, World, mix64};
 
 /// Arguments of `wgraph dataset`.
@@ -60,6 +78,9 @@ pub struct DatasetArgs {
     /// Frame height and width in pixels.
     #[arg(long, default_value_t = 64)]
     size: usize,
+    /// Text-triggered events: `none`, or `auto` (a seeded script per seed).
+    #[arg(long, value_enum, default_value_t = EventsArg::None)]
+    events: EventsArg,
     /// Output directory.
     out: PathBuf,
 }
@@ -72,6 +93,18 @@ pub enum Policy {
     /// Mostly forward, turning at walls, balanced across actions.
     Explore,
 }
+
+/// `--events` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EventsArg {
+    /// No events (the frames of datasets written before events existed).
+    None,
+    /// `wgraph_world::events::script(seed, frames)` for every seed.
+    Auto,
+}
+
+/// First held-out seed (`wgraph eval`'s).
+const FIRST_HELD_OUT_SEED: u64 = crate::eval::FIRST_HELD_OUT_SEED;
 
 /// `--theme` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -157,7 +190,10 @@ pub fn run(args: &DatasetArgs) -> Outcome {
     let mut walks = Vec::new();
     for seed in first..end {
         let world = World::new(seed, Theme::Dungeon);
-        let walk = walk(&world, args.frames, args.policy, &mut balance);
+        let mut walk = walk(&world, args.frames, args.policy, &mut balance);
+        if args.events == EventsArg::Auto {
+            walk.events = events::script(seed, args.frames as u64);
+        }
         walks.push((seed, world, walk));
     }
 
@@ -304,6 +340,8 @@ struct Walk {
     /// Floor tiles visited / floor tiles.
     coverage: f64,
     visited: usize,
+    /// Scheduled events (tick t: after action t).
+    events: Vec<Event>,
 }
 
 /// Drives `world` for `n` ticks with `policy`.
@@ -364,6 +402,7 @@ fn walk(world: &World, n: usize, policy: Policy, balance: &mut Balance) -> Walk 
         poses,
         coverage: visited as f64 / free as f64,
         visited,
+        events: Vec::new(),
     }
 }
 
@@ -489,10 +528,16 @@ fn write_episode(world: &World, walk: &Walk, size: usize, dir: &Path) -> Result<
         height: size,
         ..Frame::default()
     };
-    for pose in &walk.poses {
-        world.render_into(pose, &mut frame);
+    // Frame 0 is before any tick; frame t + 1 is after tick t (its events too).
+    let mut states = vec![EventState::default()];
+    states.extend(events::replay(world, &walk.events, &walk.poses[1..]));
+    let mut on = Vec::with_capacity(frames * 4);
+    for (f, (pose, state)) in walk.poses.iter().zip(&states).enumerate() {
+        let tick = f.saturating_sub(1) as u64;
+        world.render_events_into(pose, state, tick, &mut frame);
         rgb.extend_from_slice(&frame.rgb);
         depth.extend_from_slice(&frame.depth);
+        on.extend(Channel::ALL.map(|c| f32::from(u8::from(state.is_on(c)))));
     }
     let n = walk.actions.len();
     let hot: Vec<f32> = walk.actions.iter().flat_map(|k| k.multi_hot()).collect();
@@ -502,6 +547,7 @@ fn write_episode(world: &World, walk: &Walk, size: usize, dir: &Path) -> Result<
         ("depth.npy", Tensor::from_f32(&[frames, size, size], depth)),
         ("actions.npy", Tensor::from_f32(&[n, 9], hot)),
         ("poses.npy", Tensor::from_f32(&[frames, 4], poses)),
+        ("events.npy", Tensor::from_f32(&[frames, 4], on)),
     ];
     for (name, tensor) in tensors {
         let bytes = tensor
@@ -520,7 +566,56 @@ fn write_episode(world: &World, walk: &Walk, size: usize, dir: &Path) -> Result<
         text.push('\n');
     }
     let path = dir.join("actions.txt");
-    wgraph_engine::output::write_file(&path, text.as_bytes()).map_err(|e| io(&path, e))
+    wgraph_engine::output::write_file(&path, text.as_bytes()).map_err(|e| io(&path, e))?;
+
+    let captions = captions_json(world, &walk.events);
+    let path = dir.join("captions.json");
+    let text = serde_json::to_string_pretty(&captions)
+        .map_err(|e| format!("cannot encode captions.json: {e}"))?;
+    wgraph_engine::output::write_file(&path, (text + "\n").as_bytes()).map_err(|e| io(&path, e))?;
+    let path = dir.join("local.txt");
+    let local = local_captions(&walk.events, frames).join("\n") + "\n";
+    wgraph_engine::output::write_file(&path, local.as_bytes()).map_err(|e| io(&path, e))
+}
+
+/// An episode's `captions.json`: global caption, theme, layout, events.
+fn captions_json(world: &World, schedule: &[Event]) -> serde_json::Value {
+    use serde_json::json;
+    let layout = world.layout();
+    json!({
+        "global": events::global_caption(world.theme(), layout),
+        "theme": world.theme().name(),
+        "layout": layout.name(),
+        "events": schedule.iter().map(|e| json!({
+            "tick": e.tick,
+            "frame": e.tick + 1,
+            "caption": e.kind.caption(),
+            "event": e.kind.name(),
+        })).collect::<Vec<_>>(),
+        "channels": Channel::ALL.map(Channel::name),
+    })
+}
+
+/// Per frame, the local caption in force: the captions of the latest tick
+/// with events at or before the frame's tick (frame f shows tick f − 1),
+/// joined by " and "; `-` before any.
+fn local_captions(schedule: &[Event], frames: usize) -> Vec<String> {
+    (0..frames)
+        .map(|f| {
+            let Some(tick) = f.checked_sub(1).map(|t| t as u64) else {
+                return "-".to_string();
+            };
+            let Some(last) = schedule.iter().rev().find(|e| e.tick <= tick) else {
+                return "-".to_string();
+            };
+            schedule
+                .iter()
+                .filter(|e| e.tick == last.tick)
+                .map(|e| e.kind.caption())
+                .collect::<Vec<_>>()
+                .join(" and ")
+        })
+        .collect()
 }
 
 fn mean_coverage(walks: &[(u64, World, Walk)]) -> f64 {
@@ -540,7 +635,11 @@ fn index_json(
             episodes.push(json!({
                 "dir": format!("{t}_{seed}"),
                 "seed": seed,
+                "held_out": *seed >= FIRST_HELD_OUT_SEED,
                 "theme": t.name(),
+                "layout": world.layout().name(),
+                "global_caption": events::global_caption(*t, world.layout()),
+                "events": walk.events.len(),
                 "coverage": walk.coverage,
                 "visited_tiles": walk.visited,
                 "free_tiles": world.map().free_tiles(),
@@ -565,6 +664,8 @@ fn index_json(
         "actions_per_episode": args.frames,
         "size": [args.size, args.size],
         "policy": policy_name(args.policy),
+        "events": match args.events { EventsArg::None => "none", EventsArg::Auto => "auto" },
+        "event_captions": wgraph_world::EventKind::ALL.map(wgraph_world::EventKind::caption),
         "key_order": Keys::NAMES,
         "max_depth": MAX_DEPTH,
         "episodes": episodes,

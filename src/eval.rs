@@ -18,10 +18,30 @@
 //! theme of the ground truth (`--theme`) changes the look only, so running
 //! eval twice with two themes (and the graph's style prompt set to match)
 //! shows whether a restyle moved the geometry.
+//!
+//! **Detail over time**: per tick, the generated frame's high-frequency power
+//! over the ground truth's (`quality::detail_ratio`), and the first tick it
+//! falls below one half — a rollout blurring to the scene's mean colours
+//! shows here even where PSNR stays high.
+//!
+//! **Instruction following** (`--instructions auto|FILE`): a schedule of
+//! event captions ("12: a ghost appears"; `auto` is
+//! [`wgraph_world::events::script`] for the world seed) goes to the ground
+//! truth and to the graph — every `prompt_schedule` node's `schedule`
+//! (tick 0: the global caption of the theme and layout) and every `world`
+//! node's `events` are set to it. A detector of events from pixels
+//! ([`wgraph_world::detect`]) reads both frame streams; an event is followed
+//! when its effect is seen within `--event-window` ticks of its tick, and a
+//! channel nobody asked for must never be seen
+//! ([`wgraph_world::score_instructions`]). The ground truth's own score is
+//! reported next to the graph's, as the detector's check.
 
 use crate::backends::Backends;
 use crate::load::{LoadConfig, Loaded, PathOverride, load};
-use crate::quality::{Drift, PlotLabels, drift_tick, edges_kept, plot_svg, psnr, ssim, strip};
+use crate::quality::{
+    Drift, PlotLabels, detail_half_tick, detail_ratio, drift_tick, edges_kept, plot_svg, psnr,
+    ssim, strip,
+};
 use crate::{EvalArgs, Outcome};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
@@ -33,6 +53,7 @@ use wgraph_engine::schedule::{RunConfig, Runner};
 use wgraph_engine::tensor::Tensor;
 use wgraph_engine::value::Actions;
 use wgraph_nodes::image_io::{Range, image_to_tensor, tensor_to_image};
+use wgraph_world::events::{self, Event, EventState};
 use wgraph_world::{Keys, MAX_DEPTH, Theme, World, depth_to_signed, signed_to_depth};
 
 /// Seeds below this are used for training data; eval refuses them unless asked.
@@ -97,8 +118,16 @@ pub fn eval(args: &EvalArgs) -> Outcome {
             ));
         }
     };
+    let schedule = match &args.instructions {
+        None => None,
+        Some(a) if a == "auto" => Some(events::script(args.world_seed, args.frames)),
+        Some(file) => match read_instructions(Path::new(file)) {
+            Ok(s) => Some(s),
+            Err(m) => return usage(m),
+        },
+    };
     let work = std::env::temp_dir().join(format!("wgraph-eval-{}", std::process::id()));
-    let outcome = evaluate(args, theme, &actions, &work);
+    let outcome = evaluate(args, theme, &actions, schedule.as_deref(), &work);
     let _ = std::fs::remove_dir_all(&work);
     outcome
 }
@@ -118,7 +147,98 @@ fn rgb(frame: &wgraph_world::Frame) -> Result<RgbImage, String> {
         .ok_or_else(|| "internal: frame size".to_string())
 }
 
-fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> Outcome {
+/// An `--instructions` file: `TICK: caption` lines (`#` comments, blank
+/// lines ignored); errors name the file and line.
+fn read_instructions(path: &Path) -> Result<Vec<Event>, String> {
+    let text = wgraph_engine::input::read_to_string(path, wgraph_engine::input::TEXT)
+        .map_err(|e| format!("--instructions {}: {e}", path.display()))?;
+    let mut out: Vec<Event> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line.contains(['"', '\\']) {
+            return Err(format!(
+                "--instructions {}:{}: a caption may not contain `\"` or `\\`",
+                path.display(),
+                i + 1
+            ));
+        }
+        let mut events = events::parse_schedule(&[line]).map_err(|m| {
+            format!(
+                "--instructions {}:{}: {}",
+                path.display(),
+                i + 1,
+                m.trim_start_matches("entry 1: ")
+            )
+        })?;
+        if let (Some(prev), Some(e)) = (out.last(), events.first())
+            && e.tick < prev.tick
+        {
+            return Err(format!(
+                "--instructions {}:{}: tick {} is before the previous line's",
+                path.display(),
+                i + 1,
+                e.tick
+            ));
+        }
+        out.append(&mut events);
+    }
+    Ok(out)
+}
+
+/// The `--set` flags that hand `schedule` to the graph: every
+/// `prompt_schedule` node's `schedule` (tick 0 carries the global caption,
+/// captions of one tick are joined by " and ") and every `world` node's
+/// `events`.
+fn instruction_sets(file: &Path, schedule: &[Event], global: &str) -> Vec<String> {
+    let mut sources = wgraph_grammar::source::SourceMap::new();
+    let Ok(parsed) = wgraph_grammar::load_graph(file, &mut sources, &wgraph_grammar::FsLoader)
+    else {
+        return Vec::new();
+    };
+    let quote = |entries: &[String]| {
+        let items: Vec<String> = entries.iter().map(|e| format!("\"{e}\"")).collect();
+        format!("[{}]", items.join(", "))
+    };
+    // prompt_schedule: one entry per tick, strictly increasing from 0.
+    let mut prompts: Vec<(u64, String)> = vec![(0, global.to_string())];
+    for e in schedule {
+        match prompts.last_mut() {
+            Some((t, text)) if *t == e.tick => {
+                text.push_str(if e.tick == 0 { "; " } else { " and " });
+                text.push_str(e.kind.caption());
+            }
+            _ => prompts.push((e.tick, e.kind.caption().to_string())),
+        }
+    }
+    let prompts: Vec<String> = prompts.iter().map(|(t, c)| format!("{t}: {c}")).collect();
+    let world_events = events::schedule_entries(schedule);
+    let mut sets = Vec::new();
+    for st in &parsed.statements {
+        if let wgraph_grammar::ast::Statement::Node(n) = st {
+            match n.kind.name.as_str() {
+                "prompt_schedule" => {
+                    sets.push(format!("{}.schedule={}", n.name.name, quote(&prompts)))
+                }
+                "world" if !world_events.is_empty() => {
+                    sets.push(format!("{}.events={}", n.name.name, quote(&world_events)));
+                }
+                _ => {}
+            }
+        }
+    }
+    sets
+}
+
+fn evaluate(
+    args: &EvalArgs,
+    theme: Theme,
+    actions: &[Actions],
+    schedule: Option<&[Event]>,
+    work: &Path,
+) -> Outcome {
     let frames_dir = work.join("frames");
     if let Err(e) = std::fs::create_dir_all(&frames_dir) {
         return fail(format!("cannot create {}: {e}", work.display()));
@@ -131,8 +251,15 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
     // output paths stay inside it), in a folder no other sink uses.
     let out_dir = work.join("out");
     let depth_dir = out_dir.join(DEPTH_DIR);
+    // The start files must exist before the graph is built (its sources read them).
+    let world = World::new(args.world_seed, theme);
+    let mut set = args.set.clone();
+    if let Some(schedule) = schedule {
+        let global = events::global_caption(theme, world.layout());
+        set.extend(instruction_sets(&args.file, schedule, global));
+    }
     let config = LoadConfig {
-        set: &args.set,
+        set: &set,
         seed: None,
         paths: vec![
             PathOverride::actions(&args.actions),
@@ -170,8 +297,6 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
         backend_kind: None,
         backend: &backend,
     };
-    // The start files must exist before the graph is built (its sources read them).
-    let world = World::new(args.world_seed, theme);
     let (h, w) = graph_resolution(&args.file).unwrap_or((64, 64));
     let mut pose = world.start_pose();
     let start = world.render(&pose, w, h);
@@ -203,10 +328,16 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
     // Ground truth.
     let mut truth = Vec::with_capacity(args.frames as usize);
     let mut truth_depth = Vec::with_capacity(args.frames as usize);
+    let schedule = schedule.unwrap_or(&[]);
+    let (mut state, mut next) = (EventState::default(), 0);
     for t in 0..args.frames as usize {
         let keys = actions.get(t).copied().map(keys_of).unwrap_or(Keys::NONE);
         world.step(&mut pose, keys);
-        let frame = world.render(&pose, w, h);
+        while let Some(e) = schedule.get(next).filter(|e| e.tick <= t as u64) {
+            world.apply_event(&mut state, e.kind, &pose);
+            next += 1;
+        }
+        let frame = world.render_events(&pose, &state, t as u64, w, h);
         match rgb(&frame) {
             Ok(i) => truth.push(i),
             Err(e) => return fail(e),
@@ -258,6 +389,14 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
         db: args.drift_db,
     };
     let drift_tick = drift_tick(&edges_kept_per_tick, &psnr_per_tick, drift);
+    let detail_per_tick: Vec<f64> = (0..n)
+        .map(|t| detail_ratio(&truth[t], &generated[t]))
+        .collect();
+    let detail_half = detail_half_tick(&detail_per_tick);
+    // Ticks 20-32 (1-based), the late frames of a 32-tick walk.
+    let detail_late = (n >= 32).then(|| detail_per_tick[19..32].iter().sum::<f64>() / 13.0);
+    let instructions = (!schedule.is_empty() || args.instructions.is_some())
+        .then(|| instruction_report(schedule, &truth[..n], &generated, args.event_window));
     // A malformed depth stream is reported (and fails the run) after the
     // JSON with every other figure is written: nothing measured is lost.
     let (depth_error_per_tick, depth_problem) = match depth_errors(&depth_dir, &truth_depth[..n]) {
@@ -314,7 +453,16 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
         "drift_tick": drift_tick,
         "drift_definition": drift.definition(),
         "ms_per_tick": ms_per_tick,
+        "detail_per_tick": detail_per_tick,
+        "detail_mean_1_n": mean(&detail_per_tick, n),
+        "detail_mean_20_32": detail_late,
+        "detail_half_tick": detail_half,
+        "detail_definition": "high-frequency power (mean square of luma minus its 3x3 box blur) of the generated frame over the ground truth's, per tick; detail_half_tick: the first tick under 0.5",
     });
+    let mut json = json;
+    if let (Some(report), Some(obj)) = (&instructions, json.as_object_mut()) {
+        obj.insert("instruction_following".into(), report.json.clone());
+    }
     if let Some(path) = &args.strip {
         let count = n.min(12);
         let picks: Vec<usize> = (0..count)
@@ -392,6 +540,18 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
             },
         );
         println!("  drift: {}", drift.definition());
+        println!(
+            "  detail (high-frequency power vs ground truth): ticks 1-{n} {}{}; {}",
+            fmt(mean(&detail_per_tick, n)),
+            detail_late.map_or(String::new(), |d| format!(", ticks 20-32 {d:.2}")),
+            match detail_half {
+                Some(t) => format!("below half at tick {t}"),
+                None => format!("never below half in {n} ticks"),
+            }
+        );
+        if let Some(r) = &instructions {
+            println!("  {}", r.line);
+        }
     }
     let written = serde_json::to_string_pretty(&json)
         .map_err(|e| e.to_string())
@@ -406,6 +566,78 @@ fn evaluate(args: &EvalArgs, theme: Theme, actions: &[Actions], work: &Path) -> 
         },
         Err(e) => fail(format!("cannot write {}: {e}", args.json.display())),
     }
+}
+
+/// Instruction following, as JSON and as a summary line.
+struct InstructionReport {
+    json: serde_json::Value,
+    line: String,
+}
+
+/// Scores the generated and ground-truth frames against `schedule`.
+fn instruction_report(
+    schedule: &[Event],
+    truth: &[RgbImage],
+    generated: &[RgbImage],
+    window: u64,
+) -> InstructionReport {
+    use serde_json::json;
+    let signals = |frames: &[RgbImage]| -> Vec<events::Signals> {
+        frames
+            .iter()
+            .map(|f| events::detect(f.as_raw(), f.width() as usize, f.height() as usize))
+            .collect()
+    };
+    let (sg, st) = (signals(generated), signals(truth));
+    let gen_score = events::score_instructions(&sg, schedule, window);
+    let truth_score = events::score_instructions(&st, schedule, window);
+    let per_event: Vec<serde_json::Value> = gen_score
+        .followed
+        .iter()
+        .zip(&truth_score.followed)
+        .map(|((e, ok), (_, ok_truth))| {
+            json!({
+                "tick": e.tick,
+                "caption": e.kind.caption(),
+                "event": e.kind.name(),
+                "followed": ok,
+                "followed_ground_truth": ok_truth,
+            })
+        })
+        .collect();
+    let unasked = |s: &events::InstructionScore| -> serde_json::Map<String, serde_json::Value> {
+        s.unasked
+            .iter()
+            .map(|(c, at)| (c.name().to_string(), json!(at)))
+            .collect()
+    };
+    let seen: Vec<Vec<&str>> = sg
+        .iter()
+        .map(|s| s.channels().iter().map(|c| c.name()).collect())
+        .collect();
+    let (ok, trials) = gen_score.counts();
+    let (ok_t, _) = truth_score.counts();
+    let json = json!({
+        "score": gen_score.score(),
+        "score_ground_truth": truth_score.score(),
+        "successes": ok,
+        "successes_ground_truth": ok_t,
+        "trials": trials,
+        "window": window,
+        "schedule": events::schedule_entries(schedule),
+        "events": per_event,
+        "unasked_first_seen": unasked(&gen_score),
+        "unasked_first_seen_ground_truth": unasked(&truth_score),
+        "seen_per_tick": seen,
+        "definition": format!("trials: each scheduled event (its effect seen within {window} ticks of its tick) and each channel (ghost, dark, snow, door: never seen where the schedule has it off); score = successes / trials"),
+    });
+    let line = format!(
+        "instruction following {:.2} ({ok}/{trials}; ground truth {:.2}) over {} events, window {window} ticks",
+        gen_score.score(),
+        truth_score.score(),
+        schedule.len()
+    );
+    InstructionReport { json, line }
 }
 
 /// The `npy_dump` node whose tensors eval reads as the graph's depth stream.

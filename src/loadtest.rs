@@ -430,7 +430,7 @@ fn play(
                         p.status = Status::Refused(message);
                         break;
                     }
-                    Some("error") if !hello => {
+                    Some("unavailable" | "error") if !hello => {
                         p.status = Status::Failed(message);
                         break;
                     }

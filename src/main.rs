@@ -19,6 +19,7 @@ mod loadtest;
 mod new;
 mod outputs;
 mod play;
+mod players;
 mod plotfile;
 mod pybaseline;
 mod quality;
@@ -27,6 +28,7 @@ mod rss;
 mod run;
 mod serve;
 mod swap;
+mod triton_repo;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -41,6 +43,10 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The Triton server (gRPC HOST:PORT) of every `backend = triton` model,
+    /// replacing the graph's `server` and `world { triton_server }`.
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    triton_server: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,6 +85,8 @@ enum Command {
     Bench(BenchArgs),
     /// Write episodes of the ground-truth world: frames, depth, actions, poses.
     Dataset(dataset::DatasetArgs),
+    /// Write a Triton model repository for a graph's models (one folder per model, named as in the graph).
+    TritonRepo(triton_repo::TritonRepoArgs),
     /// Play worlds in a browser: frames over a WebSocket, keys and prompts back.
     Serve(ServeArgs),
     /// Play a world in the terminal: truecolor half blocks, keys, a HUD; q quits.
@@ -161,6 +169,25 @@ pub struct BenchArgs {
     /// (NODE.PARAM=VALUE or NODE=KIND, repeatable; default sampler.steps=32, or sampler=ddim sampler.steps=32 for a sampler without steps).
     #[arg(long, value_name = "NODE.PARAM=VALUE")]
     reference: Vec<String>,
+    /// Many players: run 1, 2, 4, … sessions of the graph at once — in this
+    /// process with their model calls batched, unbatched, and as separate
+    /// `wgraph run` processes — and compare session-ticks/s, fps and tick
+    /// latency per player (e.g. `--players 1,2,4,8`).
+    #[arg(long, value_name = "N,N,...", conflicts_with_all = ["swap", "baseline_steps"])]
+    players: Option<String>,
+    /// With --players: run each count's worlds (seeds --seed, --seed + 1,
+    /// …) batched and each alone, compare every frame, and fail when
+    /// batching changed one by more than --tolerance.
+    #[arg(long, requires = "players")]
+    verify_batching: bool,
+    /// With --verify-batching: the largest difference allowed (0: bit for bit).
+    #[arg(long, default_value_t = 0.0, requires = "verify_batching")]
+    tolerance: f64,
+    /// With --players: the first world's seed (default: the graph's).
+    #[arg(long)]
+    seed: Option<u64>,
+    #[command(flatten)]
+    batch: players::BatchArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -265,6 +292,23 @@ pub struct ServeArgs {
     /// return, instead of ending it.
     #[arg(long, value_name = "DIR")]
     session_store: Option<PathBuf>,
+    /// With --session-store: seconds a world with no player runs before it
+    /// is kept in the store and its memory freed.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(0..=604_800))]
+    idle: u32,
+    /// With --session-store: keep every player's world there every N ticks
+    /// too, so a server that dies loses at most N ticks of it (another
+    /// replica sharing the store brings it back).
+    #[arg(long, value_name = "N", requires = "session_store",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    snapshot_every: Option<u64>,
+    /// Memory players' worlds may use (e.g. 8G, 512M; default: 80% of the
+    /// machine's): `serve` prints each graph's memory plan and turns away a
+    /// player whose world would not fit.
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
+    #[command(flatten)]
+    batch: players::BatchArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -362,6 +406,16 @@ pub struct EvalArgs {
     /// Override a parameter: NODE.PARAM=VALUE (repeatable).
     #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
     set: Vec<String>,
+    /// Score instruction following: `auto` (a seeded script of 2-4 events
+    /// for this world seed) or a file of `TICK: caption` lines. The events
+    /// go to the ground truth and to the graph (every `prompt_schedule`
+    /// node's schedule, every `world` node's `events`).
+    #[arg(long, value_name = "auto|FILE")]
+    instructions: Option<String>,
+    /// Instruction following: ticks after an event's tick within which its
+    /// effect must be seen.
+    #[arg(long, default_value_t = 4, value_name = "K")]
+    event_window: u64,
     /// No summary line on stdout (when `bench --swap` evaluates each
     /// combination, its table has the figures).
     #[arg(skip)]
@@ -391,6 +445,8 @@ pub enum BackendArg {
     Ort,
     /// wonnx: WebGPU through wgpu (Vulkan, Metal, DX12); static shapes only.
     Wonnx,
+    /// A Triton Inference Server over gRPC (`--triton-server HOST:PORT`).
+    Triton,
 }
 
 impl From<BackendArg> for wgraph_engine::model::BackendKind {
@@ -398,6 +454,7 @@ impl From<BackendArg> for wgraph_engine::model::BackendKind {
         match b {
             BackendArg::Ort => Self::Ort,
             BackendArg::Wonnx => Self::Wonnx,
+            BackendArg::Triton => Self::Triton,
         }
     }
 }
@@ -522,6 +579,10 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    // Model digests kept across runs: an unchanged model is not hashed at start.
+    if let Some(base) = wgraph_ort::runtime::cache_base() {
+        wgraph_engine::model::remember_digests_in(base.join("model-digests.json"));
+    }
     // Commands that print reports (`kinds | head`, `check … | grep -m1`) end
     // quietly when the reader goes away, as `cat` does, instead of
     // panicking in `println!`. Commands that stream frames keep SIGPIPE
@@ -539,12 +600,14 @@ fn main() -> ExitCode {
             | Command::Kernels(_)
             | Command::Loadtest(_)
             | Command::Dataset(_)
+            | Command::TritonRepo(_)
     ) {
         // SAFETY: restoring a signal's default disposition, before any thread starts.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
+    backends::set_triton_server(cli.triton_server.clone());
     let outcome = match cli.command {
         Command::Check {
             files,
@@ -565,6 +628,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(&args),
         Command::Play(args) => play::play(&args),
         Command::Dataset(args) => dataset::run(&args),
+        Command::TritonRepo(args) => triton_repo::triton_repo(&args),
     };
     ExitCode::from(outcome as u8)
 }

@@ -119,6 +119,55 @@ pub fn edges_kept(truth: &RgbImage, generated: &RgbImage) -> f64 {
     }
 }
 
+/// High-frequency power of a frame: the mean square of its luma minus the
+/// luma's 3×3 box blur (edges clamped), i.e. the energy a blur removes.
+pub fn hf_power(img: &RgbImage) -> f64 {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if w == 0 || h == 0 {
+        return 0.0;
+    }
+    let luma: Vec<f64> = img
+        .pixels()
+        .map(|p| 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
+        .collect();
+    let at = |x: isize, y: isize| {
+        let x = x.clamp(0, w as isize - 1) as usize;
+        let y = y.clamp(0, h as isize - 1) as usize;
+        luma[y * w + x]
+    };
+    let mut total = 0.0;
+    for y in 0..h as isize {
+        for x in 0..w as isize {
+            let mut blur = 0.0;
+            for dy in -1..=1 {
+                for dx in -1..=1 {
+                    blur += at(x + dx, y + dy);
+                }
+            }
+            let d = at(x, y) - blur / 9.0;
+            total += d * d;
+        }
+    }
+    total / (w * h) as f64
+}
+
+/// Detail kept: the generated frame's [`hf_power`] over the ground truth's
+/// (1 for the truth itself, near 0 for a blur, above 1 for added noise;
+/// 1 when the truth has no detail at all).
+pub fn detail_ratio(truth: &RgbImage, generated: &RgbImage) -> f64 {
+    let t = hf_power(truth);
+    if t < 1e-9 {
+        1.0
+    } else {
+        hf_power(generated) / t
+    }
+}
+
+/// The first tick (1-based) whose detail ratio falls below one half.
+pub fn detail_half_tick(detail: &[f64]) -> Option<usize> {
+    detail.iter().position(|&d| d < 0.5).map(|t| t + 1)
+}
+
 /// How `wgraph eval` decides that a run drifted (see [`drift_tick`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Drift {
@@ -470,6 +519,20 @@ mod tests {
             d.definition()
                 .contains("under 50% of the ground-truth edges that tick 1 kept")
         );
+    }
+
+    #[test]
+    fn detail_is_one_for_the_truth_small_for_a_blur() {
+        let a = noisy(1, 40);
+        assert!((detail_ratio(&a, &a) - 1.0).abs() < 1e-12);
+        let blur = image::imageops::blur(&a, 2.0);
+        let d = detail_ratio(&a, &blur);
+        assert!(d < 0.3, "{d}");
+        let flat = RgbImage::from_pixel(16, 16, Rgb([10, 20, 30]));
+        assert!(hf_power(&flat) < 1e-12);
+        assert_eq!(detail_ratio(&flat, &a), 1.0);
+        assert_eq!(detail_half_tick(&[1.0, 0.7, 0.49, 0.8]), Some(3));
+        assert_eq!(detail_half_tick(&[1.0, 0.5]), None);
     }
 
     #[test]

@@ -67,7 +67,7 @@ impl RssSeries {
 }
 
 /// `VmRSS` of this process in KiB (Linux).
-fn current_rss_kib() -> Option<u64> {
+pub fn current_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()

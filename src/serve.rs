@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 use wgraph_engine::graph::Graph;
+use wgraph_engine::memory::{MemoryPlan, human_bytes};
 use wgraph_engine::world::{WorldConfig, WorldEvent, WorldHandle};
 use wgraph_session::{OpenError, Session, SessionOptions};
 use wgraph_web::{Access, Limits, Prompt, ServeConfig, Token, is_public, parse_origin};
@@ -55,6 +56,14 @@ pub fn serve(args: &ServeArgs) -> Outcome {
     let Some(access) = access_policy(args, &addr) else {
         return Outcome::Usage;
     };
+    let budget = match memory_budget(args.memory.as_deref()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: --memory {e}");
+            return Outcome::Usage;
+        }
+    };
+
     // One token for every world (`--token`), or a random one each.
     let fixed_token = match args.token.as_deref().map(Token::parse).transpose() {
         Ok(t) => t,
@@ -76,6 +85,16 @@ pub fn serve(args: &ServeArgs) -> Outcome {
     let output = crate::outputs::front_end(args.out.as_deref(), args.keep_last);
     let mut graphs = Vec::new();
     let mut links = Vec::new();
+    // This server among replicas sharing a session store.
+    let owner: Arc<str> = match Token::random() {
+        Ok(t) => format!("{}-{}", std::process::id(), &t.as_str()[..8]).into(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::RuntimeFailure;
+        }
+    };
+    // Per-player graphs' memory plans (name, plan, index in `graphs`).
+    let mut plans: Vec<(String, MemoryPlan, usize)> = Vec::new();
     // Every world thread started, shared or per player, joined at the end.
     let worlds: Worlds = Arc::default();
     for file in &args.files {
@@ -95,8 +114,14 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         let mut prompts = Vec::new();
         let mut name = file.display().to_string();
         let mut config = WorldConfig::default();
-        // The graph's models, loaded once for every session of it.
-        let models = crate::load::model_cache();
+        // The graph's models, loaded once for every session of it; with
+        // players, their calls fused (`--batch-across-players`).
+        let batch = (!args.shared).then(|| args.batch.policy()).flatten();
+        let batch_stats = batch.as_ref().map(|p| Arc::clone(&p.stats));
+        let models = Arc::new(wgraph_engine::model::ModelCache::new(match batch {
+            Some(policy) => Backends::new().batched(policy),
+            None => Backends::new(),
+        }));
         let session = crate::load::open_session(options.clone(), Arc::clone(&models), |graph| {
             crate::outputs::note_skipped(&file.display().to_string(), graph, &output, false);
             prompts = prompts_of(graph);
@@ -114,11 +139,12 @@ pub fn serve(args: &ServeArgs) -> Outcome {
                 stats_every: Some(Duration::from_secs(1)),
                 // An edit of `world { fps }` re-paces the world unless --fps was given.
                 follow_graph_fps: args.fps.is_none(),
+                snapshot_every: args.snapshot_every.and_then(std::num::NonZeroU64::new),
                 ..WorldConfig::default()
             };
             Ok(config.clone())
         });
-        let session = match session {
+        let mut session = match session {
             Ok(s) => s,
             Err(outcome) => return outcome,
         };
@@ -139,11 +165,31 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             continue;
         }
         // Per player: the graph is checked; each player's world is opened
-        // like this one when they come (this one is not needed).
+        // like this one when they come (this one is not needed, but for
+        // the memory plan its state is measured).
+        let plan = match measure_world(&mut session) {
+            Ok(snapshot) => MemoryPlan::of(session.graph(), snapshot.as_ref()),
+            Err(e) => {
+                eprintln!(
+                    "error: {}: the world fails on its first ticks: {e}",
+                    file.display()
+                );
+                return Outcome::RuntimeFailure;
+            }
+        };
         drop(session);
+        plans.push((name.clone(), plan, graphs.len()));
         let store = args.session_store.as_ref().map(|dir| SessionStore {
             dir: dir.clone(),
             graph: graphs.len(),
+            owner: Arc::clone(&owner),
+            lease: args
+                .snapshot_every
+                .zip(config.fps)
+                .and_then(|(every, fps)| Duration::try_from_secs_f64(3.0 * every as f64 / fps).ok())
+                .filter(|l| *l > LEASE)
+                .unwrap_or(LEASE),
+            periodic: args.snapshot_every.is_some(),
         });
         let open_session = {
             let (options, models) = (options.clone(), Arc::clone(&models));
@@ -179,7 +225,10 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         let reopen: Option<ReopenWorld> = store.map(|store| {
             let (worlds, graph_name) = (Arc::clone(&worlds), name.clone());
             Arc::new(move |id: &str, token: &str| {
-                let kept = store.take(id, token)?;
+                let kept = match store.take(id, token)? {
+                    Ok(kept) => kept,
+                    Err(elsewhere) => return Some(Err(elsewhere)),
+                };
                 let opened = (|| {
                     let mut session = open_session()?;
                     session
@@ -187,7 +236,21 @@ pub fn serve(args: &ServeArgs) -> Outcome {
                         .restore(&kept.snapshot)
                         .map_err(|e| format!("the kept world does not fit the graph now: {e}"))?;
                     let token = Token::parse(token).map_err(|e| e.to_string())?;
-                    let keep = Some(store.place(id, &token));
+                    let keep = store.place(id, &token);
+                    // Replicas share the store: claimed for this server at
+                    // once (see `LEASE`).
+                    if store.periodic {
+                        match keep.write(kept.tick, &kept.snapshot, true) {
+                            Ok(()) => {}
+                            Err(StoreError::Io(e)) => {
+                                return Err(format!("the session store: {e}"));
+                            }
+                            Err(StoreError::Taken) => {
+                                return Err("the world was taken meanwhile".into());
+                            }
+                        }
+                    }
+                    let keep = Some(keep);
                     eprintln!(
                         "{graph_name}: session {id} back from the store at tick {}",
                         kept.tick
@@ -213,7 +276,13 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             link: token,
             open,
             reopen,
+            batch: batch_stats,
+            max_worlds: None,
         });
+    }
+    if let Err(e) = apply_memory_plans(&plans, budget, args.max_worlds as usize, &mut graphs) {
+        eprintln!("error: {e}");
+        return Outcome::Usage;
     }
     let config = ServeConfig {
         addr,
@@ -226,6 +295,7 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         sessions: SessionLimits {
             max_worlds: args.max_worlds as usize,
             resume_within: Duration::from_secs(u64::from(args.resume_within)),
+            idle: Duration::from_secs(u64::from(args.idle)),
             max_worlds_per_address: args.max_worlds_per_address as usize,
         },
     };
@@ -281,6 +351,122 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         }
     }
     outcome
+}
+
+/// Runs a throwaway world of a per-player graph for two ticks (at most
+/// about five seconds) and snapshots it: what one player's world holds
+/// once it runs. A world that fails here would fail for every player.
+fn measure_world(session: &mut Session<Backends>) -> Result<Option<serde_json::Value>, String> {
+    let handle = session.handle();
+    let started = std::time::Instant::now();
+    let mut ticks = 0;
+    session
+        .run(&mut |event| {
+            if matches!(event, WorldEvent::Tick { .. }) {
+                ticks += 1;
+            }
+            if ticks >= 2 || started.elapsed() > Duration::from_secs(5) {
+                handle.stop();
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(session.world.snapshot().ok())
+}
+
+/// The memory players' worlds may use: `--memory` (a size), or 80% of
+/// what the machine has; `None` where neither is known.
+fn memory_budget(flag: Option<&str>) -> Result<Option<(u64, String)>, String> {
+    if let Some(text) = flag {
+        let bytes = wgraph_engine::memory::parse_bytes(text)?;
+        return Ok(Some((bytes, format!("--memory {}", human_bytes(bytes)))));
+    }
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
+        let line = t.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    });
+    Ok(total.map(|t| {
+        let bytes = t / 5 * 4;
+        (
+            bytes,
+            format!(
+                "--memory {} (80% of this machine's {})",
+                human_bytes(bytes),
+                human_bytes(t)
+            ),
+        )
+    }))
+}
+
+/// Prints each per-player graph's memory plan and bounds its worlds by it:
+/// the budget less what the server holds now (the models are loaded),
+/// shared evenly by the per-player graphs.
+fn apply_memory_plans(
+    plans: &[(String, MemoryPlan, usize)],
+    budget: Option<(u64, String)>,
+    max_worlds: usize,
+    graphs: &mut [ServedGraph],
+) -> Result<(), String> {
+    if plans.is_empty() {
+        return Ok(());
+    }
+    let in_use = crate::rss::current_rss_kib().map_or(0, |k| k * 1024);
+    for (name, plan, index) in plans {
+        let mut line = format!(
+            "{name}: memory plan: model weights {} (loaded once, shared by every player); each player's world {} (state {} + {} of values per tick{})",
+            human_bytes(plan.weights_bytes),
+            human_bytes(plan.per_world()),
+            human_bytes(plan.state_bytes),
+            human_bytes(plan.values_bytes),
+            if plan.unknown_values > 0 {
+                format!(
+                    "; {} outputs of unknown shape not counted",
+                    plan.unknown_values
+                )
+            } else {
+                String::new()
+            }
+        );
+        match &budget {
+            Some((bytes, said)) => {
+                let share = bytes.saturating_sub(in_use) / plans.len() as u64;
+                let fit = plan.worlds_that_fit(share);
+                let fit_usize = usize::try_from(fit).unwrap_or(usize::MAX);
+                line.push_str(&format!(
+                    "; {said}, {} in use now{}: room for {fit} worlds",
+                    human_bytes(in_use),
+                    if plans.len() > 1 {
+                        format!(", shared by {} graphs", plans.len())
+                    } else {
+                        String::new()
+                    }
+                ));
+                if fit_usize < max_worlds {
+                    line.push_str(&format!(
+                        " (fewer than --max-worlds {max_worlds}: the plan is the limit)"
+                    ));
+                } else {
+                    line.push_str(&format!(" (--max-worlds {max_worlds} is the limit)"));
+                }
+                if fit == 0 {
+                    eprintln!("{line}");
+                    return Err(format!(
+                        "{said} leaves no room for a world of {name}: {} in use now, {} per world",
+                        human_bytes(in_use),
+                        human_bytes(plan.per_world())
+                    ));
+                }
+                if let Some(ServedGraph::PerPlayer { max_worlds, .. }) = graphs.get_mut(*index) {
+                    *max_worlds = Some(fit_usize);
+                }
+            }
+            None => {
+                line.push_str("; the machine's memory is not known: bounded by --max-worlds only")
+            }
+        }
+        eprintln!("{line}");
+    }
+    Ok(())
 }
 
 /// A world thread `serve` started.
@@ -399,9 +585,33 @@ fn start_world(
         .name(format!("world {label}"))
         .spawn(move || {
             let label = world_label;
+            let mut store_failed = false;
+            let mut taken = false;
+            let stopper = session.handle();
             let result = session.run(&mut |event| {
                 bridge.on_event(event);
                 match event {
+                    // `--snapshot-every`: the world, claimed for this server.
+                    WorldEvent::Snapshot {
+                        tick,
+                        snapshot: Ok(snapshot),
+                    } => {
+                        match keep.as_ref().map(|p| p.write(*tick, snapshot, true)) {
+                            Some(Err(StoreError::Taken)) if !taken => {
+                                taken = true;
+                                eprintln!(
+                                    "{label}: another server has taken this world from the session store; stopping this copy"
+                                );
+                                stopper.stop();
+                            }
+                            Some(Err(StoreError::Io(e)))
+                                if !std::mem::replace(&mut store_failed, true) =>
+                            {
+                                eprintln!("{label}: error: cannot write the session store: {e}");
+                            }
+                            _ => {}
+                        }
+                    }
                     WorldEvent::Reloaded(info) => eprintln!("{label}: {}", info.line()),
                     WorldEvent::Degraded {
                         tick,
@@ -428,6 +638,7 @@ fn start_world(
             // Its player is gone: keep the world as it is, to come back to.
             if result.is_ok()
                 && bridge.evicted()
+                && !taken
                 && let Some(place) = &keep
             {
                 match place.keep(&session.world) {
@@ -473,12 +684,49 @@ struct SessionStore {
     dir: PathBuf,
     /// The graph's place on the command line (its files' prefix).
     graph: usize,
+    /// This server among the replicas sharing the store.
+    owner: Arc<str>,
+    /// How long a periodic snapshot claims a world: [`LEASE`], or three
+    /// snapshot intervals at the graph's fps when that is longer.
+    lease: Duration,
+    /// Worlds are written every `--snapshot-every` ticks too (replicas).
+    periodic: bool,
+}
+
+/// How long (at least) a running world's periodic snapshot claims it for
+/// its server: another replica sharing the store takes the world only once
+/// the claim has run out (its server stopped writing: it died). A world
+/// kept on eviction claims nothing. A replica that took a world writes its
+/// own claim at once, and the first server, finding its file gone or
+/// claimed by another at its next snapshot, stops its copy: no world runs on
+/// two replicas for longer than one snapshot interval, and only when its
+/// first server stalled past the claim.
+const LEASE: Duration = Duration::from_secs(3);
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Where one session is kept.
 struct KeptPlace {
     path: PathBuf,
     token_sha256: String,
+    owner: Arc<str>,
+    /// How long a periodic snapshot claims the world (see [`LEASE`]).
+    lease: Duration,
+    /// This server has written the world's file (so a missing file means
+    /// another replica took it).
+    claimed: std::cell::Cell<bool>,
+}
+
+/// Why a world's file could not be written.
+enum StoreError {
+    /// Another replica took the world (its file is gone, or names another
+    /// owner): this copy must stop.
+    Taken,
+    Io(String),
 }
 
 /// A session read back from the store.
@@ -508,6 +756,9 @@ impl SessionStore {
                 .file(id)
                 .unwrap_or_else(|| self.dir.join(format!("g{}-invalid.json", self.graph))),
             token_sha256: sha256_hex(token.as_str()),
+            owner: Arc::clone(&self.owner),
+            lease: self.lease,
+            claimed: std::cell::Cell::new(false),
         }
     }
 
@@ -515,7 +766,8 @@ impl SessionStore {
     /// first renamed aside (atomic: two sockets naming the same session
     /// never both get it); [`Kept::done`] removes it once the world runs
     /// again, [`Kept::put_back`] returns it when the world could not start.
-    fn take(&self, id: &str, token: &str) -> Option<Kept> {
+    /// `Some(Err(_))`: the world is running on another replica now.
+    fn take(&self, id: &str, token: &str) -> Option<Result<Kept, String>> {
         let path = self.file(id)?;
         let opening = path.with_extension("json.opening");
         std::fs::rename(&path, &opening).ok()?;
@@ -525,14 +777,26 @@ impl SessionStore {
             let json: serde_json::Value = serde_json::from_str(&text).ok()?;
             let stored = json["token_sha256"].as_str()?;
             // Compared in constant time, like the token itself.
-            wgraph_web::same_secret(stored, &sha256_hex(token)).then(|| Kept {
+            if !wgraph_web::same_secret(stored, &sha256_hex(token)) {
+                return None;
+            }
+            let until = json["live_until_ms"].as_u64().unwrap_or(0);
+            let owner = json["owner"].as_str().unwrap_or_default();
+            let now = unix_ms();
+            if until > now && owner != &*self.owner {
+                return Some(Err(format!(
+                    "this world is running on another server; try again in {:.1} s",
+                    (until - now) as f64 / 1e3
+                )));
+            }
+            Some(Ok(Kept {
                 tick: json["tick"].as_u64().unwrap_or(0),
                 snapshot: json["snapshot"].clone(),
                 path: path.clone(),
                 opening: opening.clone(),
-            })
+            }))
         })();
-        if kept.is_none() {
+        if !matches!(kept, Some(Ok(_))) {
             let _ = std::fs::rename(&opening, &path);
         }
         kept
@@ -557,18 +821,46 @@ impl KeptPlace {
     fn keep(&self, world: &wgraph_engine::world::World) -> Result<u64, String> {
         let snapshot = world.snapshot().map_err(|e| e.to_string())?;
         let tick = world.ticks_done();
+        match self.write(tick, &snapshot, false) {
+            Ok(()) => Ok(tick),
+            Err(StoreError::Taken) => Err("another server has taken the world".into()),
+            Err(StoreError::Io(e)) => Err(e),
+        }
+    }
+
+    /// Writes a snapshot taken at `tick`; `live`: the world runs on here,
+    /// claimed for [`KeptPlace::lease`]. A live write first checks that the
+    /// world is still this server's.
+    fn write(&self, tick: u64, snapshot: &serde_json::Value, live: bool) -> Result<(), StoreError> {
+        if live && self.claimed.get() {
+            let owner = std::fs::read_to_string(&self.path).ok().and_then(|t| {
+                let json: serde_json::Value = serde_json::from_str(&t).ok()?;
+                Some(json["owner"].as_str()?.to_string())
+            });
+            if owner.as_deref() != Some(&*self.owner) {
+                return Err(StoreError::Taken);
+            }
+        }
+        let live_until_ms = if live {
+            unix_ms().saturating_add(self.lease.as_millis() as u64)
+        } else {
+            0
+        };
         let text = serde_json::json!({
             "wgraph_session": 1,
             "token_sha256": self.token_sha256,
             "tick": tick,
+            "owner": &*self.owner,
+            "live_until_ms": live_until_ms,
             "snapshot": snapshot,
         })
         .to_string();
         let tmp = self.path.with_extension("json.tmp");
         wgraph_engine::output::write_file(&tmp, text.as_bytes())
             .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
-        Ok(tick)
+            .map_err(|e| StoreError::Io(format!("{}: {e}", self.path.display())))?;
+        self.claimed.set(true);
+        Ok(())
     }
 }
 

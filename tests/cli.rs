@@ -71,6 +71,11 @@ mod misc;
 #[path = "cli/live.rs"]
 mod live;
 
+/// Models with external data: writes to running weights, what reloads and
+/// what is hashed, memory across reloads.
+#[path = "cli/large_models.rs"]
+mod large_models;
+
 /// Yan-Edit restyled and re-themed while it runs.
 #[path = "cli/yan_edit_live.rs"]
 mod yan_edit_live;
@@ -90,6 +95,14 @@ mod serve_players;
 /// `wgraph loadtest`: scripted players on a `wgraph serve`, refusals, loopback only.
 #[path = "cli/loadtest.rs"]
 mod loadtest;
+
+/// Batching across players: `bench --players`, `--verify-batching` per sampler.
+#[path = "cli/batching.rs"]
+mod batching;
+
+/// Two replicas behind HAProxy sharing a session store; one dies.
+#[path = "cli/failover.rs"]
+mod failover;
 
 /// `wgraph play` in a pseudo-terminal.
 #[path = "cli/terminal_player.rs"]
@@ -119,6 +132,11 @@ mod bench_swap;
 #[path = "cli/sampler_reference.rs"]
 mod sampler_reference;
 
+/// Samplers against diffusers / k-diffusion on an exported UNet (committed
+/// references): `cargo test --workspace --all-features --test cli -- sampler_parity::`.
+#[path = "cli/sampler_parity.rs"]
+mod sampler_parity;
+
 /// Yume's block cache and `wgraph blocks`.
 #[path = "cli/block_cache.rs"]
 mod block_cache;
@@ -146,6 +164,10 @@ mod gpu_paths;
 /// The wonnx (WebGPU) backend, on lavapipe where there is no GPU.
 #[path = "cli/wonnx.rs"]
 mod wonnx;
+
+/// The triton backend and `wgraph triton-repo`, against a real Triton server.
+#[path = "cli/triton.rs"]
+mod triton;
 
 /// `wgraph kernels` and the CUDA kernels.
 #[path = "cli/kernels.rs"]

@@ -37,6 +37,7 @@
 
 mod binding;
 pub mod doctor;
+mod private;
 pub mod runtime;
 pub mod tensorrt;
 
@@ -431,9 +432,17 @@ fn commit(
             .with_execution_providers(eps)
             .map_err(|e| Failure::Commit(format!("cannot register provider `{provider}`: {e}")))?;
     }
-    builder
-        .commit_from_file(path)
-        .map_err(|e| Failure::Commit(e.to_string()))
+    // ONNX Runtime maps external-data files; a write to a mapped file
+    // (an in-place `cp`) would fault the process. It maps a private copy.
+    let copy = private::copy(path).map_err(Failure::Setup)?;
+    let from = copy.as_ref().map_or(path, |c| c.model.as_path());
+    builder.commit_from_file(from).map_err(|e| {
+        let message = e.to_string();
+        Failure::Commit(match &copy {
+            Some(c) => c.unprivate(&message),
+            None => message,
+        })
+    })
 }
 
 /// The execution providers to register for one attempt. The first one must

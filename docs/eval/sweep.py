@@ -60,9 +60,14 @@ def main():
         return sum(v) / len(v) if v else None
 
     f = lambda v: "" if v is None else f"{v:.2f}"  # noqa: E731
+
+    def median_half(ds):
+        """Median over walks of the first tick whose detail falls below half (never: n + 1)."""
+        ticks = sorted(d.get("detail_half_tick") or d["frames"] + 1 for d in ds)
+        return ticks[len(ticks) // 2] if ticks else ""
     print(f"Held-out seeds {args.seeds}, {args.frames} ticks, explore walks; means over walks.\n")
-    print("| graph, sampler | theme | walks | PSNR tick 1 | PSNR 1-8 | PSNR 1-32 | SSIM 1-32 | action acc. gen / GT (ratio) | depth error (cells) |")
-    print("|---|---|---:|---:|---:|---:|---:|---|---:|")
+    print("| graph, sampler | theme | walks | PSNR tick 1 | PSNR 1-8 | PSNR 1-32 | SSIM 1-32 | action acc. gen / GT (ratio) | depth error (cells) | detail 1-32 | detail 20-32 | detail < ½ at tick (median) |")
+    print("|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
     order = {t: i for i, t in enumerate(["all", "dungeon", "neon", "forest"])}
     for (name, theme), ds in sorted(rows.items(), key=lambda kv: ([r[0] for r in RUNS].index(kv[0][0]),
                                                                    order.get(kv[0][1], 9))):
@@ -71,7 +76,8 @@ def main():
         ratio = gen / gt if gen is not None and gt else None
         print(f"| {name} | {theme} | {len(ds)} | {f(tick1)} | {f(mean(ds, 'psnr_mean_1_8'))} | "
               f"{f(mean(ds, 'psnr_mean_1_32'))} | {f(mean(ds, 'ssim_mean_1_32'))} | {f(gen)} / {f(gt)} ({f(ratio)}) | "
-              f"{f(mean(ds, 'depth_error_mean_1_32'))} |")
+              f"{f(mean(ds, 'depth_error_mean_1_32'))} | {f(mean(ds, 'detail_mean_1_n'))} | "
+              f"{f(mean(ds, 'detail_mean_20_32'))} | {median_half(ds)} |")
     sys.stdout.flush()
 
 

@@ -61,7 +61,19 @@ pub const MODEL_OPTIONS: &[ParamSpec] = &[
         "backend",
         ParamType::Choice(BACKENDS),
         Default::Choice("default"),
-        "model backend: ort (ONNX Runtime) or wonnx (WebGPU); default: the world's",
+        "model backend: ort (ONNX Runtime), wonnx (WebGPU) or triton (Triton Inference Server); default: the world's",
+    ),
+    ParamSpec::optional(
+        "server",
+        ParamType::Str,
+        Default::Absent,
+        "backend = triton: the server's gRPC HOST:PORT (default: the world's `triton_server`, else 127.0.0.1:8001; `--triton-server` replaces it); the model on the server has the declaration's name",
+    ),
+    ParamSpec::optional(
+        "timeout_ms",
+        ParamType::Int,
+        Default::Absent,
+        "backend = triton: deadline of one call in milliseconds (default 10000)",
     ),
     ParamSpec::optional("device_id", ParamType::Int, Default::Int(0), "GPU index"),
     ParamSpec::optional(
@@ -499,6 +511,46 @@ impl Builder<'_> {
                 .or_else(|| BackendKind::parse(&settings.backend))
                 .unwrap_or_default()
         });
+        // A remote model's address, name on the server and deadline; local
+        // backends take none (a declaration that gives them is told so).
+        let remote = backend_kind == BackendKind::Triton;
+        if !remote {
+            for key in ["server", "timeout_ms"] {
+                if let Some(span) = options.span(key) {
+                    self.diags.push(Diagnostic::warning(
+                        span,
+                        format!(
+                            "model `{}`: `{key}` is ignored: the model runs on backend `{backend_kind}`, not `triton`",
+                            m.name.name
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Ok(t) = options.int("timeout_ms")
+            && !(1..=3_600_000).contains(&t)
+        {
+            let span = options.span("timeout_ms").unwrap_or(m.span);
+            self.diags.push(Diagnostic::error(
+                span,
+                format!(
+                    "model `{}`: `timeout_ms` must be between 1 and 3600000, found {t}",
+                    m.name.name
+                ),
+            ));
+            return;
+        }
+        let server = options
+            .string("server")
+            .ok()
+            .or_else(|| Some(settings.triton_server.clone()))
+            .filter(|s| remote && !s.is_empty());
+        let timeout_ms = options
+            .int("timeout_ms")
+            .ok()
+            .and_then(|t| u64::try_from(t).ok())
+            .filter(|_| remote);
+        let remote_name = remote.then(|| m.name.name.clone());
         let engine_cache = options
             .path("engine_cache")
             .ok()
@@ -521,13 +573,16 @@ impl Builder<'_> {
                 .filter(|&t| t > 0),
             io_binding: options.bool("io_binding").ok(),
             cuda_graph: options.bool("cuda_graph").unwrap_or(false),
+            server,
+            remote_name,
+            timeout_ms,
         };
         let key = (
             path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
             model_options.clone(),
         );
         if let Some(model) = self.loaded.get(&key) {
-            let model = crate::model::with_metadata(Arc::clone(model), metadata_overrides(options));
+            let model = backend.with_metadata(Arc::clone(model), metadata_overrides(options));
             table.insert(m.name.name.clone(), model);
             return;
         }
@@ -540,7 +595,7 @@ impl Builder<'_> {
                         format!("model `{}`: {w}", m.name.name),
                     ));
                 }
-                let model = crate::model::with_metadata(loaded.model, metadata_overrides(options));
+                let model = backend.with_metadata(loaded.model, metadata_overrides(options));
                 table.insert(m.name.name.clone(), model);
             }
             Err(e) => {

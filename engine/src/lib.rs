@@ -24,6 +24,7 @@
 //! API boundary: this crate knows the grammar's AST but nothing of specific
 //! node kinds (those live in `wgraph-nodes`), of the CLI, or of terminals.
 
+pub mod batch;
 pub mod build;
 /// Reading user-named files: regular files only, size limits (from the grammar crate).
 pub use wgraph_grammar::input;
@@ -31,10 +32,12 @@ pub mod describe;
 pub mod frame;
 pub mod graph;
 pub mod load;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod node;
 pub mod npy;
+pub mod onnx_data;
 pub mod output;
 pub mod params;
 pub mod registry;

@@ -5,8 +5,9 @@
 //! typed inputs and outputs plus string metadata) and a `run` that maps input
 //! tensors to output tensors. A [`Backend`] loads models from files. ONNX
 //! Runtime is one backend (crate `wgraph-ort`), wonnx (WebGPU, crate
-//! `wgraph-wonnx`) another; a remote serving engine would be a third
-//! (ROADMAP §4, §5). The engine and the node kinds see only these traits and
+//! `wgraph-wonnx`) another, a Triton Inference Server over gRPC (crate
+//! `wgraph-triton`; [`ModelOptions::server`], `remote_name`, `timeout_ms`)
+//! a third. The engine and the node kinds see only these traits and
 //! a model's [`BackendKind`] (a name in [`ModelOptions`]): it never depends
 //! on a backend crate; the program routes each load by kind.
 //!
@@ -111,17 +112,21 @@ pub enum BackendKind {
     Ort,
     /// wonnx (crate `wgraph-wonnx`): WebGPU through wgpu (Vulkan, Metal, DX12).
     Wonnx,
+    /// NVIDIA Triton Inference Server (crate `wgraph-triton`): model calls
+    /// over the KServe v2 gRPC API to [`ModelOptions::server`].
+    Triton,
 }
 
 impl BackendKind {
     /// Every backend kind, in the order the docs list them.
-    pub const ALL: &[BackendKind] = &[BackendKind::Ort, BackendKind::Wonnx];
+    pub const ALL: &[BackendKind] = &[BackendKind::Ort, BackendKind::Wonnx, BackendKind::Triton];
 
-    /// `ort` or `wonnx`.
+    /// `ort`, `wonnx` or `triton`.
     pub fn parse(s: &str) -> Option<BackendKind> {
         match s {
             "ort" => Some(BackendKind::Ort),
             "wonnx" => Some(BackendKind::Wonnx),
+            "triton" => Some(BackendKind::Triton),
             _ => None,
         }
     }
@@ -130,6 +135,7 @@ impl BackendKind {
         match self {
             BackendKind::Ort => "ort",
             BackendKind::Wonnx => "wonnx",
+            BackendKind::Triton => "triton",
         }
     }
 }
@@ -143,7 +149,7 @@ impl fmt::Display for BackendKind {
 /// How to load one model.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModelOptions {
-    /// The backend that loads it (`backend = ort | wonnx`).
+    /// The backend that loads it (`backend = ort | wonnx | triton`).
     pub backend: BackendKind,
     pub provider: Provider,
     pub device_id: u32,
@@ -163,6 +169,15 @@ pub struct ModelOptions {
     /// CUDA provider). Implies IoBinding with fixed-address buffers, which
     /// the CPU provider also honours (without a graph).
     pub cuda_graph: bool,
+    /// A remote backend's address, `HOST:PORT` (`server = "…"`, else
+    /// `world { triton_server }` or `--triton-server`). `None` for local backends.
+    pub server: Option<String>,
+    /// The model's name on a remote server: the graph's `model` declaration
+    /// name (what `wgraph triton-repo` writes). `None` for local backends.
+    pub remote_name: Option<String>,
+    /// A remote call's deadline in milliseconds (`timeout_ms`); `None`: the
+    /// backend's default.
+    pub timeout_ms: Option<u64>,
 }
 
 impl Default for ModelOptions {
@@ -177,6 +192,9 @@ impl Default for ModelOptions {
             threads: None,
             io_binding: None,
             cuda_graph: false,
+            server: None,
+            remote_name: None,
+            timeout_ms: None,
         }
     }
 }
@@ -266,6 +284,19 @@ pub struct LoadedModel {
 pub trait Backend: Send + Sync {
     /// Loads `path`; the same backend may be asked for many models.
     fn load(&self, path: &Path, options: &ModelOptions) -> Result<LoadedModel, ModelError>;
+
+    /// `model` (one [`Backend::load`] gave) with the graph's metadata
+    /// `overrides` (see [`with_metadata`]). A [`ModelCache`] hands back the
+    /// same wrapper for the same session and overrides, so the graph's
+    /// `model … { role = … }` metadata is part of a model's identity and
+    /// a rebuild with unchanged metadata is not a new model.
+    fn with_metadata(
+        &self,
+        model: Arc<dyn Model>,
+        overrides: BTreeMap<String, String>,
+    ) -> Arc<dyn Model> {
+        with_metadata(model, overrides)
+    }
 }
 
 /// The models of a built graph, by declared name.
@@ -298,6 +329,10 @@ impl fmt::Debug for ModelTable {
 /// A [`Backend`] that remembers what it loaded: asked again for a file whose
 /// *contents* (SHA-256) and options are unchanged, it hands back the same
 /// session, so a hot reload reloads only the models that really changed.
+/// Contents are hashed only when a file's [`FileStamp`] changed (see
+/// [`model_digest`]): a rebuild for a parameter edit reads no model file.
+/// The graph's metadata for a model ([`Backend::with_metadata`]) is part of
+/// its identity: the same session and metadata give the same model back.
 ///
 /// Entries are keyed by file, options and contents, so the session a
 /// running graph uses is still found after a failed edit loaded another
@@ -311,13 +346,29 @@ pub struct ModelCache<B> {
     inserted: std::sync::atomic::AtomicU64,
     /// Time spent in the inner backend since the last [`ModelCache::take_load_time`].
     load_nanos: std::sync::atomic::AtomicU64,
+    /// Model files hashed since the last [`ModelCache::take_hashed`] (bounded).
+    hashed: std::sync::Mutex<Vec<Hashed>>,
 }
 
 type CacheKey = (PathBuf, ModelOptions, [u8; 32]);
 
+/// Most metadata variants kept per session.
+const WRAPPERS: usize = 8;
+
 struct CachedModel {
     age: u64,
     loaded: LoadedModel,
+    /// The session with the graphs' metadata, oldest first.
+    wrappers: Vec<(BTreeMap<String, String>, Arc<dyn Model>)>,
+}
+
+/// One model whose files were read and hashed because their stamps changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hashed {
+    /// The model file (its external data included in `bytes`).
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub took: std::time::Duration,
 }
 
 impl<B: Backend> ModelCache<B> {
@@ -328,6 +379,7 @@ impl<B: Backend> ModelCache<B> {
             entries: std::sync::Mutex::new(HashMap::new()),
             inserted: std::sync::atomic::AtomicU64::new(0),
             load_nanos: std::sync::atomic::AtomicU64::new(0),
+            hashed: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -342,6 +394,20 @@ impl<B: Backend> ModelCache<B> {
         )
     }
 
+    /// The models whose files were hashed since the last call (their
+    /// size, mtime or inode had changed, or they were new).
+    pub fn take_hashed(&self) -> Vec<Hashed> {
+        std::mem::take(&mut *self.hashed.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The models hashed since the last [`ModelCache::take_hashed`], kept.
+    pub fn peek_hashed(&self) -> Vec<Hashed> {
+        self.hashed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The wrapped backend.
     pub fn inner(&self) -> &B {
         &self.inner
@@ -353,8 +419,10 @@ impl<B: Backend> ModelCache<B> {
             .iter()
             .map(|(_, m)| Arc::as_ptr(m).cast::<()>())
             .collect();
+        let is_used = |m: &Arc<dyn Model>| used.contains(&Arc::as_ptr(m).cast::<()>());
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.retain(|_, c| used.contains(&Arc::as_ptr(&c.loaded.model).cast::<()>()));
+        entries
+            .retain(|_, c| is_used(&c.loaded.model) || c.wrappers.iter().any(|(_, w)| is_used(w)));
     }
 
     /// Number of cached sessions.
@@ -368,17 +436,141 @@ impl<B: Backend> ModelCache<B> {
     }
 }
 
-/// SHA-256 of a file's contents; for a model, of the model file and its
-/// external-data files ([`model_files`]), so a retrained `.onnx.data` alone
-/// is a new model.
-pub fn file_digest(path: &Path) -> std::io::Result<[u8; 32]> {
+/// What a file looked like: its path, size, modification and change times,
+/// device and inode. A write in place, a `cp` over it, a rename over it or
+/// a `touch` changes it; reading it does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStamp {
+    pub path: PathBuf,
+    pub len: u64,
+    pub modified: Option<std::time::SystemTime>,
+    /// Status change time (ns since the epoch; Unix only, else 0): a
+    /// write that restores the old mtime still changes it.
+    pub changed: i128,
+    pub device: u64,
+    pub inode: u64,
+}
+
+/// How recent a change must be for a stamp not to be trusted (see
+/// [`model_digest`]).
+const RACY: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl FileStamp {
+    /// The file changed within [`RACY`] of `now`.
+    fn is_racy(&self, now: std::time::SystemTime) -> bool {
+        let Some(limit) = now.checked_sub(RACY) else {
+            return true;
+        };
+        let since_epoch = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i128)
+        };
+        self.modified.is_none_or(|m| m > limit)
+            || (self.changed != 0 && self.changed > since_epoch(limit))
+    }
+}
+
+/// The stamp of `path` (following links), its errors naming the file.
+pub fn file_stamp(path: &Path) -> std::io::Result<FileStamp> {
+    let m = std::fs::metadata(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    #[cfg(unix)]
+    let (changed, device, inode) = {
+        use std::os::unix::fs::MetadataExt;
+        (
+            i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+            m.dev(),
+            m.ino(),
+        )
+    };
+    #[cfg(not(unix))]
+    let (changed, device, inode) = (0, 0, 0);
+    Ok(FileStamp {
+        path: path.to_path_buf(),
+        len: m.len(),
+        modified: m.modified().ok(),
+        changed,
+        device,
+        inode,
+    })
+}
+
+/// A model's identity: the digest of every file it reads, and whether
+/// this call had to hash them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelDigest {
+    /// SHA-256 over the model file and its external-data files ([`model_files`]).
+    pub digest: [u8; 32],
+    /// The files, the model file first.
+    pub files: Vec<PathBuf>,
+    /// Bytes hashed and how long it took; `None` when every file's stamp
+    /// was unchanged since the last digest and it was remembered.
+    pub hashed: Option<(u64, std::time::Duration)>,
+}
+
+/// What [`model_digest`] remembers of one model file.
+struct Remembered {
+    /// The model file's stamp when its external data were listed.
+    model: FileStamp,
+    files: Vec<PathBuf>,
+    /// `files` were read from the model (not guessed from its neighbours).
+    read: bool,
+    /// Every file's stamp when `digest` was computed (empty: not yet).
+    stamps: Vec<FileStamp>,
+    digest: [u8; 32],
+}
+
+/// Digests remembered, per model file (process-wide, bounded).
+static REMEMBERED: std::sync::LazyLock<std::sync::Mutex<HashMap<PathBuf, Remembered>>> =
+    std::sync::LazyLock::new(Default::default);
+const REMEMBERED_MAX: usize = 256;
+
+fn remembered() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Remembered>> {
+    REMEMBERED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A model's identity ([`ModelDigest`]): the files it reads are the model
+/// file and every external-data file its tensors name ([`model_files`]);
+/// their contents are hashed only when one of their [`FileStamp`]s (path,
+/// size, mtime, ctime, inode) changed since the last call for that model,
+/// so a rebuild for a parameter edit reads no model file.
+pub fn model_digest(path: &Path) -> std::io::Result<ModelDigest> {
     use sha2::Digest;
+    let key = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let (files, read) = files_of(path);
+    let now = std::time::SystemTime::now();
+    let stamps = files
+        .iter()
+        .map(|f| file_stamp(f))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    if let Some(r) = remembered().get(&key)
+        && r.files == files
+        && r.stamps == stamps
+    {
+        return Ok(ModelDigest {
+            digest: r.digest,
+            files,
+            hashed: None,
+        });
+    }
+    if let Some(digest) = store::lookup(&key, &stamps) {
+        remember(key, read, stamps, digest);
+        return Ok(ModelDigest {
+            digest,
+            files,
+            hashed: None,
+        });
+    }
+    let started = std::time::Instant::now();
     let mut hasher = sha2::Sha256::new();
-    for (i, file) in model_files(path).iter().enumerate() {
+    let mut bytes = 0u64;
+    let folder = path.parent().unwrap_or(Path::new(""));
+    for (i, file) in files.iter().enumerate() {
         if i > 0 {
-            // Separate the files, and name each companion (renaming one changes the model).
+            // Separate the files, and name each one (renaming one changes the model).
             hasher.update(b"\0");
-            hasher.update(file.file_name().unwrap_or_default().as_encoded_bytes());
+            let name = file.strip_prefix(folder).unwrap_or(file);
+            hasher.update(name.as_os_str().as_encoded_bytes());
             hasher.update(b"\0");
         }
         // A device or FIFO would be read forever.
@@ -387,43 +579,237 @@ pub fn file_digest(path: &Path) -> std::io::Result<[u8; 32]> {
         } else {
             crate::input::MODEL_DATA
         };
-        crate::input::check(file, limit)?;
-        let mut file = std::fs::File::open(file)?;
-        std::io::copy(&mut file, &mut hasher)?;
+        crate::input::check(file, limit)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", file.display())))?;
+        let mut f = std::fs::File::open(file)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", file.display())))?;
+        bytes += std::io::copy(&mut f, &mut hasher)?;
     }
-    Ok(hasher.finalize().into())
+    let digest: [u8; 32] = hasher.finalize().into();
+    let took = started.elapsed();
+    // Remembered only when nothing changed while it was read, and no file
+    // changed just before it was looked at: file times are coarse (a few
+    // ms), so a second write within that time could keep the stamp.
+    let after: Option<Vec<FileStamp>> = files.iter().map(|f| file_stamp(f).ok()).collect();
+    if after.as_ref() == Some(&stamps) && !stamps.iter().any(|s| s.is_racy(now)) {
+        store::save(&key, &stamps, &digest);
+        remember(key, read, stamps, digest);
+    }
+    Ok(ModelDigest {
+        digest,
+        files,
+        hashed: Some((bytes, took)),
+    })
 }
 
-/// `path` and, when it is an ONNX model, the external-data files next to it
-/// that exporters write (`NAME.onnx.data`, PyTorch's default;
-/// `NAME.onnx_data`; `NAME.data`), those that exist.
+fn remember(key: PathBuf, read: bool, stamps: Vec<FileStamp>, digest: [u8; 32]) {
+    let mut memo = remembered();
+    if memo.len() >= REMEMBERED_MAX && !memo.contains_key(&key) {
+        memo.clear();
+    }
+    memo.insert(
+        key,
+        Remembered {
+            model: stamps[0].clone(),
+            files: stamps.iter().map(|s| s.path.clone()).collect(),
+            read,
+            stamps,
+            digest,
+        },
+    );
+}
+
+/// Keeps model digests across runs: `wgraph` names a file in its cache
+/// ([`remember_digests_in`]), and a model whose files all have the stamps
+/// they had when it was last hashed is not hashed again at start.
+pub fn remember_digests_in(file: PathBuf) {
+    let _ = store::FILE.set(file);
+}
+
+mod store {
+    //! The file [`super::remember_digests_in`] names: JSON, one entry per
+    //! model file (at most [`MAX`]), each its files' stamps and digest.
+    //! A store that cannot be read or written is no store.
+    use super::FileStamp;
+    use serde_json::{Value, json};
+    use std::path::{Path, PathBuf};
+
+    pub(super) static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    const MAX: usize = 256;
+
+    fn stamp_json(s: &FileStamp) -> Value {
+        let ns = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+                .to_string()
+        };
+        json!({
+            "path": s.path.display().to_string(),
+            "len": s.len,
+            "modified": s.modified.map(ns),
+            "changed": s.changed.to_string(),
+            "device": s.device,
+            "inode": s.inode,
+        })
+    }
+
+    fn hex(d: &[u8; 32]) -> String {
+        d.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn read(file: &Path) -> serde_json::Map<String, Value> {
+        crate::input::read_to_string(file, crate::input::DATA)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v.get("models").and_then(Value::as_object).cloned())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn lookup(key: &Path, stamps: &[FileStamp]) -> Option<[u8; 32]> {
+        let file = FILE.get()?;
+        let models = read(file);
+        let entry = models.get(&key.display().to_string())?;
+        let want: Vec<Value> = stamps.iter().map(stamp_json).collect();
+        if entry.get("stamps")?.as_array()? != &want {
+            return None;
+        }
+        let text = entry.get("digest")?.as_str()?;
+        let mut digest = [0u8; 32];
+        if text.len() != 64 {
+            return None;
+        }
+        for (i, b) in digest.iter_mut().enumerate() {
+            *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(digest)
+    }
+
+    pub(super) fn save(key: &Path, stamps: &[FileStamp], digest: &[u8; 32]) {
+        let Some(file) = FILE.get() else { return };
+        let mut models = read(file);
+        let name = key.display().to_string();
+        if models.len() >= MAX && !models.contains_key(&name) {
+            models.clear();
+        }
+        models.insert(
+            name,
+            json!({
+                "stamps": stamps.iter().map(stamp_json).collect::<Vec<_>>(),
+                "digest": hex(digest),
+            }),
+        );
+        let text = json!({ "version": 1, "models": models }).to_string();
+        if let Some(dir) = file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = crate::output::write_file(file, text.as_bytes());
+    }
+}
+
+/// SHA-256 of a model: of the model file and its external-data files
+/// ([`model_files`]), so a retrained `.onnx.data` (or `weights.bin`) alone
+/// is a new model. Remembered while the files' stamps are unchanged (see
+/// [`model_digest`]).
+pub fn file_digest(path: &Path) -> std::io::Result<[u8; 32]> {
+    model_digest(path).map(|d| d.digest)
+}
+
+/// `path` and the external-data files it reads: for an ONNX model, every
+/// file its tensors name (`location`, read from the model:
+/// [`crate::onnx_data`]), whatever the exporter called it. A `.onnx` file
+/// that cannot be read as ONNX gets the files next to it that exporters
+/// write (`NAME.onnx.data`, PyTorch's default; `NAME.onnx_data`;
+/// `NAME.data`), those that exist. The list is remembered while the model
+/// file's stamp is unchanged.
 pub fn model_files(path: &Path) -> Vec<PathBuf> {
+    files_of(path).0
+}
+
+/// [`model_files`], and whether they were read from the model.
+fn files_of(path: &Path) -> (Vec<PathBuf>, bool) {
+    let key = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let Ok(stamp) = file_stamp(path) else {
+        return (vec![path.to_path_buf()], false);
+    };
+    if let Some(r) = remembered().get(&key)
+        && r.read
+        && r.model == stamp
+    {
+        return (r.files.clone(), true);
+    }
+    let (files, read) = list_model_files(path);
+    if !read {
+        // Guessed from the files next to it: looked at again every time.
+        return (files, false);
+    }
+    let mut memo = remembered();
+    if memo.len() >= REMEMBERED_MAX && !memo.contains_key(&key) {
+        memo.clear();
+    }
+    memo.insert(
+        key,
+        Remembered {
+            model: stamp,
+            files: files.clone(),
+            read,
+            stamps: Vec::new(),
+            digest: [0; 32],
+        },
+    );
+    (files, read)
+}
+
+/// The files of [`model_files`], and whether they were read from the model.
+fn list_model_files(path: &Path) -> (Vec<PathBuf>, bool) {
     let mut files = vec![path.to_path_buf()];
-    if path.extension().is_some_and(|e| e == "onnx") {
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-        for companion in [
-            format!("{name}.data"),
-            format!("{name}_data"),
-            format!("{stem}.data"),
-        ] {
-            let p = path.with_file_name(companion);
-            if p.is_file() {
-                files.push(p);
+    let folder = path.parent().unwrap_or(Path::new(""));
+    match crate::onnx_data::external_locations(path) {
+        Ok(locations) => {
+            for l in locations {
+                let p = folder.join(l);
+                if !files.contains(&p) {
+                    files.push(p);
+                }
+            }
+            return (files, true);
+        }
+        Err(_) if path.extension().is_some_and(|e| e == "onnx") => {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+            for companion in [
+                format!("{name}.data"),
+                format!("{name}_data"),
+                format!("{stem}.data"),
+            ] {
+                let p = path.with_file_name(companion);
+                if p.is_file() {
+                    files.push(p);
+                }
             }
         }
+        Err(_) => {}
     }
-    files
+    (files, false)
 }
 
 impl<B: Backend> Backend for ModelCache<B> {
     fn load(&self, path: &Path, options: &ModelOptions) -> Result<LoadedModel, ModelError> {
-        let digest = file_digest(path)
+        let identity = model_digest(path)
             .map_err(|e| ModelError::Load(format!("cannot read `{}`: {e}", path.display())))?;
+        if let Some((bytes, took)) = identity.hashed {
+            let mut hashed = self.hashed.lock().unwrap_or_else(|p| p.into_inner());
+            if hashed.len() < Self::CAPACITY {
+                hashed.push(Hashed {
+                    path: path.to_path_buf(),
+                    bytes,
+                    took,
+                });
+            }
+        }
         let key = (
             path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
             options.clone(),
-            digest,
+            identity.digest,
         );
         {
             let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -457,9 +843,36 @@ impl<B: Backend> Backend for ModelCache<B> {
             CachedModel {
                 age,
                 loaded: loaded.clone(),
+                wrappers: Vec::new(),
             },
         );
         Ok(loaded)
+    }
+
+    fn with_metadata(
+        &self,
+        model: Arc<dyn Model>,
+        overrides: BTreeMap<String, String>,
+    ) -> Arc<dyn Model> {
+        if overrides.is_empty() {
+            return model;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(entry) = entries
+            .values_mut()
+            .find(|c| Arc::ptr_eq(&c.loaded.model, &model))
+        else {
+            return with_metadata(model, overrides);
+        };
+        if let Some((_, w)) = entry.wrappers.iter().find(|(o, _)| *o == overrides) {
+            return Arc::clone(w);
+        }
+        let wrapped = with_metadata(model, overrides.clone());
+        if entry.wrappers.len() >= WRAPPERS {
+            entry.wrappers.remove(0);
+        }
+        entry.wrappers.push((overrides, Arc::clone(&wrapped)));
+        wrapped
     }
 }
 
@@ -556,5 +969,118 @@ mod tests {
             load().unwrap();
         }
         assert!(cache.len() <= ModelCache::<Counting>::CAPACITY);
+    }
+
+    /// A minimal ONNX protobuf whose one tensor is stored in `location`.
+    fn model_naming(location: &str) -> Vec<u8> {
+        fn field(number: u8, body: &[u8], out: &mut Vec<u8>) {
+            out.push(number << 3 | 2);
+            out.push(body.len() as u8);
+            out.extend_from_slice(body);
+        }
+        let mut entry = Vec::new();
+        field(1, b"location", &mut entry);
+        field(2, location.as_bytes(), &mut entry);
+        let mut tensor = Vec::new();
+        field(8, b"w", &mut tensor);
+        field(13, &entry, &mut tensor);
+        tensor.extend_from_slice(&[14 << 3, 1]); // data_location = EXTERNAL
+        let mut graph = Vec::new();
+        field(5, &tensor, &mut graph);
+        let mut model = Vec::new();
+        field(7, &graph, &mut model);
+        model
+    }
+
+    /// Files older than the racy window, so their stamps are trusted.
+    fn settle() {
+        std::thread::sleep(RACY + std::time::Duration::from_millis(50));
+    }
+
+    /// The files a model reads are named by the model (`weights.bin`), and
+    /// their contents are hashed only when a stamp changed: a second
+    /// digest of unchanged files reads nothing; new bytes, or a touch, are
+    /// hashed again (the touch finds the same digest).
+    #[test]
+    fn a_model_is_hashed_only_when_its_files_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m.onnx");
+        let data = dir.path().join("weights.bin");
+        std::fs::write(&model, model_naming("weights.bin")).unwrap();
+        std::fs::write(&data, b"weights v1").unwrap();
+        settle();
+        assert_eq!(model_files(&model), [model.clone(), data.clone()]);
+        let first = model_digest(&model).unwrap();
+        assert!(first.hashed.is_some());
+        let again = model_digest(&model).unwrap();
+        assert_eq!((again.digest, again.hashed), (first.digest, None));
+        std::fs::write(&data, b"weights v2").unwrap(); // same size, in place
+        settle();
+        let changed = model_digest(&model).unwrap();
+        assert!(changed.hashed.is_some() && changed.digest != first.digest);
+        let f = std::fs::File::options().append(true).open(&data).unwrap();
+        f.set_modified(std::time::SystemTime::now()).unwrap();
+        drop(f);
+        settle();
+        let touched = model_digest(&model).unwrap();
+        assert!(touched.hashed.is_some());
+        assert_eq!(touched.digest, changed.digest);
+        assert_eq!(model_digest(&model).unwrap().hashed, None);
+        // A missing data file is an error naming it.
+        std::fs::remove_file(&data).unwrap();
+        let e = model_digest(&model).unwrap_err().to_string();
+        assert!(e.contains("weights.bin"), "{e}");
+    }
+
+    /// The graph's metadata for a model is part of its identity: the same
+    /// session and metadata give the same model on every build (so a
+    /// rebuild is no reload), other metadata another wrapper around the
+    /// same session, and a graph that holds only the wrapper keeps the
+    /// session cached.
+    #[test]
+    fn graph_metadata_is_part_of_a_models_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.onnx");
+        std::fs::write(&path, "v1").unwrap();
+        let cache = ModelCache::new(Counting(AtomicUsize::new(0)));
+        let opts = ModelOptions::default();
+        let meta = |role: &str| BTreeMap::from([("wgraph.role".to_string(), role.to_string())]);
+        let build = |role: &str| {
+            let inner = cache.load(&path, &opts).unwrap().model;
+            cache.with_metadata(inner, meta(role))
+        };
+        let a = build("denoiser");
+        assert_eq!(a.signature().meta("wgraph.role"), Some("denoiser"));
+        let mut table = ModelTable::new();
+        table.insert("m", Arc::clone(&a));
+        cache.retain(&table);
+        assert_eq!(cache.len(), 1, "the session behind the graph's model stays");
+        assert!(Arc::ptr_eq(&a, &build("denoiser")));
+        let b = build("encoder");
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(cache.inner().0.load(Ordering::SeqCst), 1);
+    }
+
+    /// Digests kept in the store survive the process's memory: a model
+    /// whose files kept their stamps is not hashed at the next start.
+    #[test]
+    fn digests_are_kept_across_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        remember_digests_in(
+            std::env::temp_dir().join(format!("wgraph-test-digests-{}.json", std::process::id())),
+        );
+        let model = dir.path().join("kept.onnx");
+        std::fs::write(&model, model_naming("kept.bin")).unwrap();
+        std::fs::write(dir.path().join("kept.bin"), b"weights").unwrap();
+        settle();
+        let first = model_digest(&model).unwrap();
+        assert!(first.hashed.is_some());
+        // Forgotten in memory, as a new process starts.
+        remembered().remove(&std::path::absolute(&model).unwrap());
+        let next = model_digest(&model).unwrap();
+        assert_eq!((next.digest, next.hashed), (first.digest, None));
+        if let Some(f) = store::FILE.get() {
+            let _ = std::fs::remove_file(f);
+        }
     }
 }

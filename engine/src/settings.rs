@@ -6,7 +6,7 @@ use crate::params::{Default, ParamSpec, ParamType, Params};
 pub const PROVIDERS: &[&str] = &["cpu", "cuda", "tensorrt"];
 
 /// Model backends a graph may ask for (see [`crate::model::BackendKind`]).
-pub const BACKENDS: &[&str] = &["ort", "wonnx"];
+pub const BACKENDS: &[&str] = &["ort", "wonnx", "triton"];
 
 /// The `world { }` settings table.
 pub const SETTINGS: &[ParamSpec] = &[
@@ -50,7 +50,13 @@ pub const SETTINGS: &[ParamSpec] = &[
         "backend",
         ParamType::Choice(BACKENDS),
         Default::Choice("ort"),
-        "default backend of models: ort (ONNX Runtime) or wonnx (WebGPU; static shapes, a build with the `wonnx` feature)",
+        "default backend of models: ort (ONNX Runtime), wonnx (WebGPU; static shapes, a build with the `wonnx` feature) or triton (a Triton Inference Server over gRPC)",
+    ),
+    ParamSpec::optional(
+        "triton_server",
+        ParamType::Str,
+        Default::Str(""),
+        "default HOST:PORT (gRPC) of `backend = triton` models without their own `server` (empty: 127.0.0.1:8001)",
     ),
     ParamSpec::optional(
         "on_late",
@@ -130,8 +136,10 @@ pub struct Settings {
     pub width: usize,
     pub frames_per_tick: usize,
     pub provider: String,
-    /// Default backend of models (`ort`, `wonnx`).
+    /// Default backend of models (`ort`, `wonnx`, `triton`).
     pub backend: String,
+    /// Default gRPC address of `backend = triton` models (empty: the backend's default).
+    pub triton_server: String,
     pub on_late: LatePolicy,
     /// `NODE.PARAM = VALUE` entries, checked for form.
     pub degrade: Vec<String>,
@@ -150,6 +158,7 @@ impl std::default::Default for Settings {
             frames_per_tick: 1,
             provider: "cpu".into(),
             backend: "ort".into(),
+            triton_server: String::new(),
             on_late: LatePolicy::Drop,
             degrade: Vec::new(),
             allow_nonfinite: false,
@@ -227,6 +236,9 @@ impl Settings {
         if let Ok(b) = p.choice("backend") {
             s.backend = b;
         }
+        if let Ok(server) = p.string("triton_server") {
+            s.triton_server = server;
+        }
         if let Ok(pv) = p.choice("provider") {
             s.provider = pv;
         }
@@ -285,6 +297,11 @@ impl Settings {
         );
         diff("provider", self.provider.clone(), new.provider.clone());
         diff("backend", self.backend.clone(), new.backend.clone());
+        diff(
+            "triton_server",
+            self.triton_server.clone(),
+            new.triton_server.clone(),
+        );
         let late = |p: LatePolicy| match p {
             LatePolicy::Drop => "drop".to_string(),
             LatePolicy::Degrade => "degrade".to_string(),

@@ -467,6 +467,10 @@ pub struct WorldConfig {
     /// re-paces the world from the swap on. False when the owner fixed the
     /// rate (a command line's `--fps`), or for an unpaced world.
     pub follow_graph_fps: bool,
+    /// Publish a [`WorldEvent::Snapshot`] before every tick that is a
+    /// multiple of this (after the first tick the run starts at): what a
+    /// server keeps so that a crash loses at most this many ticks.
+    pub snapshot_every: Option<std::num::NonZeroU64>,
 }
 
 impl Default for WorldConfig {
@@ -481,6 +485,7 @@ impl Default for WorldConfig {
             on_late: LatePolicy::Drop,
             degrade: Vec::new(),
             follow_graph_fps: false,
+            snapshot_every: None,
         }
     }
 }
@@ -616,6 +621,7 @@ impl World {
     /// short); subscribers get them through their channels.
     pub fn run(&mut self, observer: &mut dyn FnMut(&WorldEvent)) -> Result<WorldEnd, NodeFailure> {
         let mut clock = Clock::new(self.config.fps, self.runner.ticks_done());
+        let first_tick = self.runner.ticks_done();
         let mut last_stats = Instant::now();
         let mut recent_latency_s = 0.0;
         loop {
@@ -649,9 +655,18 @@ impl World {
                 }
                 clock.retime(self.config.fps, self.runner.ticks_done());
             }
-            // Run until the next scripted event, the tick limit, or a control.
+            let every = self.config.snapshot_every.map(std::num::NonZeroU64::get);
+            if let Some(every) = every
+                && now > first_tick
+                && now.is_multiple_of(every)
+            {
+                self.apply_scripted(ScriptedEvent::Snapshot, observer);
+            }
+            // Run until the next scripted event or periodic snapshot, the
+            // tick limit, or a control.
+            let next_snapshot = every.map(|e| (now / e).saturating_add(1).saturating_mul(e));
             let next_event = self.script.keys().next().copied();
-            let limit = [next_event, self.config.max_ticks]
+            let limit = [next_event, next_snapshot, self.config.max_ticks]
                 .into_iter()
                 .flatten()
                 .min()

@@ -1079,6 +1079,47 @@ mod live {
     }
 
     #[test]
+    fn a_world_snapshots_every_n_ticks_and_a_snapshot_restores_where_it_was_taken() {
+        let source = Arc::new(Source {
+            builds: AtomicU64::new(0),
+            prefix: "n_",
+        });
+        let graph = Arc::new(source.build(&[]).unwrap().graph);
+        let config = WorldConfig {
+            max_ticks: Some(10),
+            snapshot_every: std::num::NonZeroU64::new(3),
+            ..WorldConfig::default()
+        };
+        let mut world = World::new(Arc::clone(&graph), None, Vec::new(), config.clone()).unwrap();
+        let mut taken = Vec::new();
+        world
+            .run(&mut |e| {
+                if let WorldEvent::Snapshot { tick, snapshot } = e {
+                    taken.push((*tick, snapshot.clone().unwrap()));
+                }
+            })
+            .unwrap();
+        // Before ticks 3, 6 and 9: never before the first, never past the last.
+        assert_eq!(
+            taken.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            vec![3, 6, 9]
+        );
+        // A world restored from the tick-6 snapshot snapshots next at 9, not at 6 again.
+        let mut again = World::new(graph, None, Vec::new(), config).unwrap();
+        again.restore(&taken[1].1).unwrap();
+        let mut later = Vec::new();
+        again
+            .run(&mut |e| {
+                if let WorldEvent::Snapshot { tick, .. } = e {
+                    later.push(*tick);
+                }
+            })
+            .unwrap();
+        assert_eq!(later, vec![9]);
+        assert_eq!(again.ticks_done(), 10);
+    }
+
+    #[test]
     fn a_world_applies_scripted_events_at_their_tick_and_reports_failures() {
         let source = Arc::new(Source {
             builds: AtomicU64::new(0),

@@ -2,8 +2,8 @@
 //! that renders RGB **and depth** from the same actions the graphs use.
 //!
 //! Models are trained on its frames, and `wgraph eval` compares generated
-//! frames with it, so it is deterministic (a pure function of seed, theme and
-//! actions, identical on every run), fast (a 64×64 frame in well under a
+//! frames with it, so it is deterministic (a pure function of seed, theme,
+//! actions and the events asked for, identical on every run), fast (a 64×64 frame in well under a
 //! millisecond) and plain Rust with no dependencies.
 //!
 //! # Main types
@@ -20,6 +20,10 @@
 //! - [`Frame`]: [`World::render`]'s output, `rgb` u8 `[H, W, 3]` and `depth`
 //!   f32 `[H, W]` in world units, both row-major.
 //! - [`Map`]: the tile map ([`World::map`]); one tile is one world unit ("cell").
+//! - [`events`]: text-triggered events ([`EventKind`], [`Event`],
+//!   [`EventState`], [`World::apply_event`], [`World::render_events`]), their
+//!   detector ([`detect`], [`score_instructions`]) and the global captions of
+//!   theme and [`Layout`] ([`global_caption`], [`parse_global_caption`]).
 //!
 //! # Coordinates and motion
 //! `x` grows east, `y` south, in tiles. `yaw` is in degrees, 0 = facing +x,
@@ -56,11 +60,16 @@
 
 #![warn(missing_docs)]
 
+pub mod events;
 mod maze;
 mod render;
 mod rng;
 mod texture;
 
+pub use events::{
+    Channel, DoorFace, Event, EventKind, EventState, InstructionScore, Layout, Signals, detect,
+    global_caption, parse_global_caption, score_instructions,
+};
 pub use maze::{MAZE_CELLS, Map, SPRITE_RADIUS, Sprite, SpriteKind, TINTS, Tile, TileKind};
 pub use rng::{SplitMix64, mix64};
 pub use texture::{TEX, TINT_RGB};

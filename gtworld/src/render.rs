@@ -2,6 +2,7 @@
 //! floor and ceiling/sky per pixel, then billboard objects against the
 //! per-pixel depth buffer, with distance fog throughout.
 
+use crate::events::{self, EventState};
 use crate::maze::{Map, SpriteKind, Tile, TileKind};
 use crate::texture::{
     Rgb, SKY_H, SKY_MAX_ELEV, SKY_W, TEX, Texture, ThemeTextures, mip_level, tint,
@@ -21,6 +22,8 @@ pub(crate) struct Hit {
     pub ty: i32,
     /// Texture coordinate along the wall, left to right as seen.
     pub u: f32,
+    /// Outward normal of the face hit: 0 = +x, 1 = −x, 2 = +y, 3 = −y.
+    pub side: u8,
 }
 
 /// Casts a ray from (`px`, `py`) along (`dx`, `dy`); returns the distance in
@@ -74,11 +77,18 @@ pub(crate) fn cast(map: &Map, px: f32, py: f32, dx: f32, dy: f32) -> (f32, Hit) 
     if (x_side && dx < 0.0) || (!x_side && dy > 0.0) {
         u = 1.0 - u;
     }
+    let side = match (x_side, if x_side { sx } else { sy } > 0) {
+        (true, true) => 1,
+        (true, false) => 0,
+        (false, true) => 3,
+        (false, false) => 2,
+    };
     let hit = Hit {
         tile: map.tile(mx, my),
         tx: mx,
         ty: my,
         u,
+        side,
     };
     (dist, hit)
 }
@@ -132,6 +142,17 @@ struct Row {
 }
 
 pub(crate) fn render(world: &World, pose: &Pose, frame: &mut Frame) {
+    render_with(world, pose, &EventState::default(), 0, frame);
+}
+
+/// [`render`] with the effects of `events` at `tick` (see `events.rs`).
+pub(crate) fn render_with(
+    world: &World,
+    pose: &Pose,
+    events: &EventState,
+    tick: u64,
+    frame: &mut Frame,
+) {
     let (w, h) = (frame.width, frame.height);
     let Some(n) = w.checked_mul(h).filter(|n| n.checked_mul(3).is_some()) else {
         frame.rgb.clear();
@@ -155,6 +176,13 @@ pub(crate) fn render(world: &World, pose: &Pose, frame: &mut Frame) {
     let (px, py) = (pose.x, pose.y);
     let density = tex.fog_density;
     let fog = tex.fog;
+    // Pixels that give light (an open doorway): the dark and the overcast
+    // leave them lit.
+    let mut lit = if (events.dark || events.snow) && events.door.is_some() {
+        vec![false; n]
+    } else {
+        Vec::new()
+    };
 
     let rows: Vec<Row> = (0..h)
         .map(|y| {
@@ -228,8 +256,21 @@ pub(crate) fn render(world: &World, pose: &Pose, frame: &mut Frame) {
                 };
                 put(rgb, i, c);
             } else if yc < bottom {
-                let c = wall_at((yc - top) / span);
-                put(rgb, i, fogged(c, fog, wall_vis));
+                let v = (yc - top) / span;
+                let door = events
+                    .door
+                    .filter(|d| (d.tx, d.ty, d.side) == (hit.tx, hit.ty, hit.side))
+                    .and_then(|_| events::door_colour(hit.u, v));
+                match door {
+                    Some((c, true)) => {
+                        put(rgb, i, fogged(c, c, 1.0));
+                        if let Some(l) = lit.get_mut(i) {
+                            *l = true;
+                        }
+                    }
+                    Some((c, false)) => put(rgb, i, fogged(c, fog, wall_vis)),
+                    None => put(rgb, i, fogged(wall_at(v), fog, wall_vis)),
+                }
                 depth[i] = wall_depth;
             } else {
                 let fd = row.dist;
@@ -286,6 +327,71 @@ pub(crate) fn render(world: &World, pose: &Pose, frame: &mut Frame) {
                 let (c, glow) = sprite_colour(world.theme, s.kind, s.tint, sx, sz);
                 let v = if glow { vis.sqrt() } else { vis };
                 put(rgb, i, fogged(c, fog, v));
+            }
+        }
+    }
+
+    if events.dark || events.snow {
+        let k = if events.dark {
+            [events::DARK_FACTOR; 3]
+        } else {
+            events::OVERCAST
+        };
+        for (i, px) in rgb.chunks_exact_mut(3).enumerate() {
+            if !lit.get(i).copied().unwrap_or(false) {
+                for (c, k) in px.iter_mut().zip(k) {
+                    *c = (f32::from(*c) * k).round() as u8;
+                }
+            }
+        }
+    }
+    if let Some([gx, gy]) = events.ghost {
+        draw_ghost(&mut frame.rgb, &frame.depth, (w, h), pose, [gx, gy], tick);
+    }
+    if events.snow {
+        events::draw_snow(world.seed, tick, events.dark, w, h, &mut frame.rgb);
+    }
+}
+
+/// The ghost at world position `at`: a billboard tested against `depth`
+/// (which it does not change: an apparition), unfogged, bobbing with `tick`.
+fn draw_ghost(
+    rgb: &mut [u8],
+    depth: &[f32],
+    (w, h): (usize, usize),
+    pose: &Pose,
+    at: [f32; 2],
+    tick: u64,
+) {
+    let tan_half = tan_half_fov();
+    let f = w as f32 * 0.5 / tan_half;
+    let hz = h as f32 * (0.5 + pose.pitch);
+    let eye = EYE_HEIGHT + pose.z;
+    let (dir, right) = pose.axes();
+    let (ox, oy) = (at[0] - pose.x, at[1] - pose.y);
+    let ds = ox * dir[0] + oy * dir[1];
+    if !(0.05..MAX_DEPTH).contains(&ds) {
+        return;
+    }
+    let bob = 0.04 * (tick as f32 * 0.7).sin();
+    let lat = ox * right[0] + oy * right[1];
+    let xc = w as f32 * 0.5 + f * lat / ds;
+    let half = f * events::GHOST_HALF_WIDTH / ds;
+    let clip = |v: f32, hi: usize| (v.max(0.0) as usize).min(hi);
+    let (x0, x1) = (clip((xc - half).floor(), w), clip((xc + half).ceil(), w));
+    let top = hz - (events::GHOST_TOP + 0.05 - eye) * f / ds;
+    let bottom = hz + eye * f / ds;
+    let (y0, y1) = (clip(top.floor(), h), clip(bottom.ceil(), h));
+    for y in y0..y1 {
+        let sz = eye - (y as f32 + 0.5 - hz) * ds / f;
+        for x in x0..x1 {
+            let i = y * w + x;
+            if ds >= depth[i] {
+                continue;
+            }
+            let sx = (x as f32 + 0.5 - xc) * ds / f;
+            if let Some(c) = events::ghost_colour(sx, sz, bob, tick) {
+                put(rgb, i, fogged(c, c, 1.0));
             }
         }
     }

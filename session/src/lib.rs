@@ -106,8 +106,6 @@ pub enum OpenError {
 /// A live world, where its graphs come from, and who watches its files.
 pub struct Session<B: Backend> {
     pub world: World,
-    /// The graph the session opened with (a reload replaces the world's).
-    pub graph: Arc<Graph>,
     /// Every file that graph read.
     pub files: Vec<PathBuf>,
     /// What the first build was made from (with `record`).
@@ -147,7 +145,7 @@ impl<B: Backend + 'static> Session<B> {
         let rebuilds = options.watch || options.rebuilds || !config.degrade.is_empty();
         let graph = Arc::new(built.graph);
         let world = World::new(
-            Arc::clone(&graph),
+            graph,
             rebuilds.then(|| Arc::clone(&source) as Arc<dyn GraphSource>),
             Vec::new(),
             config,
@@ -158,15 +156,22 @@ impl<B: Backend + 'static> Session<B> {
         } else {
             None
         };
+        // The world holds the only reference to its graph: once a reload
+        // commits, the old graph and its model sessions are released.
         Ok(Session {
             world,
-            graph,
             files: built.files,
             provenance: built.provenance,
             source,
             watcher,
             notices: options.notices,
         })
+    }
+
+    /// The graph running now (a reload replaces it; the session keeps no
+    /// other, so an old graph's models are released when a reload commits).
+    pub fn graph(&self) -> &Arc<Graph> {
+        self.world.graph()
     }
 
     /// The world's handle (keys, parameter changes, stop).

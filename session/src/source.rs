@@ -142,12 +142,17 @@ impl<B: Backend> FileSource<B> {
             let sets: Vec<String> = self.set.iter().chain(extra).cloned().collect();
             Arc::new(provenance(&sets, &loaded.sources, &loaded.files))
         });
+        // Model files are hashed only when their stamps changed: a
+        // parameter edit hashes nothing, and the reload line says so by
+        // having no `models hashed` phase.
+        let hashed = self.models.take_hashed();
+        let mut phases = vec![("parse", loaded.parse), ("check+build", loaded.build)];
+        if !hashed.is_empty() {
+            phases.push(("models hashed", hashed.iter().map(|h| h.took).sum()));
+        }
+        phases.push(("models loaded", self.models.take_load_time()));
         Built {
-            phases: vec![
-                ("parse", loaded.parse),
-                ("check+build", loaded.build),
-                ("models loaded", self.models.take_load_time()),
-            ],
+            phases,
             graph: loaded.graph,
             files: loaded.files,
             provenance,
@@ -161,13 +166,22 @@ impl<B: Backend> GraphSource for FileSource<B> {
             .iter()
             .map(|s| format!("{}.{}={}", s.node, s.param, s.value))
             .collect();
-        // Model load time counts from here (not failed builds before).
+        // Model load and hash times count from here (not failed builds before).
         let _ = self.models.take_load_time();
+        let _ = self.models.take_hashed();
         match self.load(&extra) {
             Ok(loaded) => {
                 self.warn(&loaded);
                 // The cache keeps only what the new graph uses (bounded).
                 self.models.retain(&loaded.graph.model_table);
+                for h in self.models.peek_hashed() {
+                    (self.notices)(&format!(
+                        "note: model {} hashed again ({:.1} MiB in {:.0} ms): its files' size, mtime or inode changed",
+                        wgraph_grammar::diagnostic::escape_controls(&h.path.display().to_string()),
+                        h.bytes as f64 / (1024.0 * 1024.0),
+                        h.took.as_secs_f64() * 1e3
+                    ));
+                }
                 Ok(self.built(loaded, &extra))
             }
             Err(Failure::Errors(text)) => Err(text),

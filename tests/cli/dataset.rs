@@ -189,3 +189,121 @@ fn all_themes_share_the_walk_and_bad_arguments_fail() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("cannot write"), "{}", stderr(&o));
 }
+
+#[test]
+fn events_and_captions_are_written_and_replay_through_the_world_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("d");
+    let o = wgraph(&[
+        "dataset",
+        "--seeds",
+        "1000..1002",
+        "--frames",
+        "20",
+        "--events",
+        "auto",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["events"], "auto");
+    assert_eq!(index["episodes"][0]["held_out"], true);
+    let ep = out.join("dungeon_1000");
+    let captions: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ep.join("captions.json")).unwrap()).unwrap();
+    let world = wgraph_world::World::new(1000, wgraph_world::Theme::Dungeon);
+    assert_eq!(
+        captions["global"],
+        wgraph_world::global_caption(wgraph_world::Theme::Dungeon, world.layout())
+    );
+    assert_eq!(index["episodes"][0]["global_caption"], captions["global"]);
+    let schedule = wgraph_world::events::script(1000, 20);
+    let events = captions["events"].as_array().unwrap();
+    assert_eq!(events.len(), schedule.len());
+    let entries: Vec<String> = events
+        .iter()
+        .map(|e| format!("{}: {}", e["tick"], e["caption"].as_str().unwrap()))
+        .collect();
+    assert_eq!(entries, wgraph_world::events::schedule_entries(&schedule));
+    // local.txt: one caption per frame, `-` before the first event.
+    let local = std::fs::read_to_string(ep.join("local.txt")).unwrap();
+    let lines: Vec<&str> = local.lines().collect();
+    assert_eq!(lines.len(), 21);
+    let first = schedule[0].tick as usize + 1;
+    assert!(lines[..first].iter().all(|l| *l == "-"), "{lines:?}");
+    assert_eq!(lines[first], schedule[0].kind.caption());
+    // events.npy: the channel of the first event is on from its frame.
+    let on = npy(&ep.join("events.npy"));
+    assert_eq!(on.shape(), [21, 4]);
+    let on = on.host_f32().unwrap();
+    let (ch, _) = schedule[0].kind.effect();
+    let c = wgraph_world::Channel::ALL
+        .iter()
+        .position(|x| *x == ch)
+        .unwrap();
+    assert_eq!(on[(first - 1) * 4 + c], 0.0);
+    assert_eq!(on[first * 4 + c], 1.0);
+
+    // The world node with the same events shows frames 1..=20 exactly.
+    let list = format!(
+        "gt.events=[{}]",
+        entries
+            .iter()
+            .map(|e| format!("\"{e}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let shown = dir.path().join("shown");
+    let o = wgraph(&[
+        "run",
+        "examples/world.world",
+        "--frames",
+        "20",
+        "--seed",
+        "1000",
+        "--set",
+        &list,
+        "--actions",
+        ep.join("actions.txt").to_str().unwrap(),
+        "--out",
+        shown.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let frames = npy(&ep.join("frames.npy"));
+    let bytes = frames.host_u8().unwrap();
+    let pngs = pngs(&shown);
+    assert_eq!(pngs.len(), 20);
+    for (t, p) in pngs.iter().enumerate() {
+        let img = image::open(p).unwrap().to_rgb8().into_raw();
+        assert_eq!(
+            img,
+            bytes[(t + 1) * 64 * 64 * 3..][..64 * 64 * 3],
+            "frame {t}"
+        );
+    }
+    // Without --events the frames are those of a quiet world.
+    let quiet = dir.path().join("q");
+    let o = wgraph(&[
+        "dataset",
+        "--seeds",
+        "1000",
+        "--frames",
+        "20",
+        quiet.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_ne!(
+        std::fs::read(quiet.join("dungeon_1000/frames.npy")).unwrap(),
+        std::fs::read(ep.join("frames.npy")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(quiet.join("dungeon_1000/depth.npy")).unwrap(),
+        std::fs::read(ep.join("depth.npy")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(quiet.join("dungeon_1000/local.txt")).unwrap(),
+        "-\n".repeat(21)
+    );
+}

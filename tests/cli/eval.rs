@@ -196,3 +196,87 @@ fn training_seeds_are_refused() {
         stderr(&o)
     );
 }
+
+#[test]
+fn instruction_following_and_detail_over_time_on_a_short_run() {
+    // The ground truth as a graph gets the script through `gt.events`: it
+    // follows every instruction, as the ground truth itself does.
+    let v = eval_json(&[
+        "examples/world.world",
+        "--world-seed",
+        "1003",
+        "--actions",
+        "examples/actions/walk.txt",
+        "--frames",
+        "16",
+        "--set",
+        "gt.seed=1003",
+        "--instructions",
+        "auto",
+    ]);
+    let psnr = v["psnr_per_tick"].as_array().unwrap();
+    assert!(psnr.iter().all(|p| p.as_f64() == Some(100.0)), "{psnr:?}");
+    let i = &v["instruction_following"];
+    assert_eq!(i["score"], 1.0, "{i}");
+    assert_eq!(i["score_ground_truth"], 1.0, "{i}");
+    assert_eq!(i["window"], 4);
+    let script = wgraph_world::events::script(1003, 16);
+    assert_eq!(i["events"].as_array().unwrap().len(), script.len());
+    assert_eq!(i["trials"].as_u64().unwrap() as usize, script.len() + 4);
+    let detail = v["detail_per_tick"].as_array().unwrap();
+    assert_eq!(detail.len(), 16);
+    assert!(detail.iter().all(|d| d.as_f64() == Some(1.0)), "{detail:?}");
+    assert!(v["detail_half_tick"].is_null());
+    assert!(v["detail_mean_20_32"].is_null(), "16 ticks have no 20-32");
+
+    // A graph that ignores the instructions (a panned start frame) misses
+    // them; the ground truth follows them. Instructions from a file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ask.txt");
+    std::fs::write(
+        &file,
+        "# two events\n2: a ghost appears\n5: the lights go out\n",
+    )
+    .unwrap();
+    let v = eval_json(&[
+        "examples/pan.world",
+        "--world-seed",
+        "1003",
+        "--actions",
+        "examples/actions/walk.txt",
+        "--frames",
+        "10",
+        "--instructions",
+        file.to_str().unwrap(),
+    ]);
+    let i = &v["instruction_following"];
+    assert_eq!(i["score_ground_truth"], 1.0, "{i}");
+    assert!(i["score"].as_f64().unwrap() < 1.0, "{i}");
+    assert_eq!(i["events"][0]["followed"], false, "{i}");
+    assert_eq!(i["events"][0]["followed_ground_truth"], true, "{i}");
+    assert_eq!(
+        i["schedule"],
+        serde_json::json!(["2: a ghost appears", "5: the lights go out"])
+    );
+
+    // Bad files are usage errors naming the line.
+    std::fs::write(&file, "2: a ghost appears\n3: a green valley\n").unwrap();
+    let o = wgraph(&[
+        "eval",
+        "examples/world.world",
+        "--world-seed",
+        "1003",
+        "--actions",
+        "examples/actions/walk.txt",
+        "--instructions",
+        file.to_str().unwrap(),
+        "--json",
+        "/dev/null",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("ask.txt:2: `a green valley` names no event"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -224,7 +224,7 @@ fn a_world_of_ones_own_needs_the_links_token() {
 }
 
 /// With `--session-store`, a world whose player has been gone past
-/// `--resume-within` is kept on disk and freed; the player's return brings
+/// `--idle` is kept on disk and freed; the player's return brings
 /// it back as it was (the same view, the tick going on), and only their
 /// token opens it.
 #[test]
@@ -237,7 +237,7 @@ fn a_world_kept_in_the_store_comes_back_as_it_was() {
             "examples/world.world",
             "--fps",
             "10",
-            "--resume-within",
+            "--idle",
             "1",
             "--session-store",
             store.to_str().unwrap(),
@@ -377,7 +377,7 @@ fn a_kept_world_that_no_longer_fits_stays_in_the_store() {
         dir.path(),
         &[
             graph.to_str().unwrap(),
-            "--resume-within",
+            "--idle",
             "0",
             "--session-store",
             store.to_str().unwrap(),
@@ -406,4 +406,177 @@ fn a_kept_world_that_no_longer_fits_stays_in_the_store() {
         "{refused}"
     );
     assert!(store.join(format!("g0-{id}.json")).is_file(), "still kept");
+}
+
+#[test]
+fn players_model_calls_are_batched_and_counted_in_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["graphs/yan-sim.world"]);
+    let mut first = server.connect("");
+    let mut second = server.connect("");
+    assert_eq!(next_json(&mut first)["type"], "hello");
+    assert_eq!(next_json(&mut second)["type"], "hello");
+    let (t, _) = next_frame(&mut first);
+    frame_at(&mut first, t + 2);
+    next_frame(&mut second);
+    let metrics = http_get(&server.addr, "/metrics");
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{graph=")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    let (calls, model_calls) = (
+        value("wgraph_session_model_calls_total"),
+        value("wgraph_model_calls_total"),
+    );
+    assert!(
+        calls > 0 && model_calls > 0 && model_calls <= calls,
+        "{metrics}"
+    );
+    assert_eq!(value("wgraph_batch_size_count"), model_calls, "{metrics}");
+    assert!(
+        metrics.contains("# TYPE wgraph_batch_size histogram"),
+        "{metrics}"
+    );
+    drop((first, second));
+    // `--batch-across-players off`: no batch figures.
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        &["graphs/yan-sim.world", "--batch-across-players", "off"],
+    );
+    let mut player = server.connect("");
+    assert_eq!(next_json(&mut player)["type"], "hello");
+    next_frame(&mut player);
+    let metrics = http_get(&server.addr, "/metrics");
+    assert!(!metrics.contains("wgraph_model_calls_total{"), "{metrics}");
+}
+
+#[test]
+fn serve_prints_each_graphs_memory_plan_and_refuses_a_budget_without_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["graphs/yan-sim.world", "--memory", "64G"]);
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("memory plan"))
+        .unwrap_or_else(|| panic!("no memory plan in {log}"));
+    for part in [
+        "model weights",
+        "shared by every player",
+        "each player's world",
+        "state",
+        "values per tick",
+        "--memory 64.0 GB",
+        "room for",
+        "(--max-worlds 16 is the limit)",
+    ] {
+        assert!(line.contains(part), "{part}: {line}");
+    }
+    drop(server);
+    // A budget smaller than what the server holds once its models are loaded.
+    let o = wgraph(&[
+        "serve",
+        "graphs/yan-sim.world",
+        "--port",
+        "0",
+        "--memory",
+        "1M",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("error: --memory 1.00 MB leaves no room for a world of yan-sim"),
+        "{}",
+        stderr(&o)
+    );
+    let o = wgraph(&[
+        "serve",
+        "graphs/yan-sim.world",
+        "--port",
+        "0",
+        "--memory",
+        "lots",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--memory `lots`"), "{}", stderr(&o));
+}
+
+/// Two servers share a session store (`--snapshot-every`): a player's
+/// world is written every few ticks, claimed by the server running it; the
+/// other server refuses it while that claim holds, and once the first
+/// server is killed it brings the world back — the same world, at most
+/// `--snapshot-every` ticks behind where the player left it.
+#[test]
+fn a_world_survives_its_server_through_a_shared_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (dir_a, dir_b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&dir_a).unwrap();
+    std::fs::create_dir_all(&dir_b).unwrap();
+    let args = [
+        "examples/world.world",
+        "--fps",
+        "10",
+        "--session-store",
+        store.to_str().unwrap(),
+        "--snapshot-every",
+        "2",
+    ];
+    let a = start(&dir_a, &args);
+    let b = start(&dir_b, &args);
+    let mut alice = server_connect(&a, "");
+    let (id, token) = session_of(&next_json(&mut alice));
+    let (t0, _) = next_frame(&mut alice);
+    let (last_tick, _) = frame_at(&mut alice, t0 + 6);
+    // Written while it runs, claimed by its server.
+    let file = store.join(format!("g0-{id}.json"));
+    let kept: Json = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(
+        kept["live_until_ms"].as_u64().unwrap() > 0,
+        "{}",
+        kept["owner"]
+    );
+    assert!(kept["tick"].as_u64().unwrap() >= 2);
+    // While its server runs it, the other one refuses it.
+    let back = format!("&session={id}&session_token={token}");
+    let mut elsewhere = server_connect(&b, &back);
+    let refused = next_json(&mut elsewhere);
+    assert_eq!(refused["type"], "unavailable", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("running on another server")),
+        "{refused}"
+    );
+    drop(elsewhere);
+    // Its server dies (SIGKILL: nothing is written on the way out).
+    drop(alice);
+    drop(a);
+    let died = Instant::now();
+    let (mut alice, first) = loop {
+        assert!(died.elapsed() < Duration::from_secs(30), "{}", b.log());
+        let mut ws = server_connect(&b, &back);
+        let j = next_json(&mut ws);
+        if j["type"] == "hello" {
+            break (ws, j);
+        }
+        assert_eq!(j["type"], "unavailable", "{j}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(session_of(&first).0, id);
+    let (tick, _) = next_frame(&mut alice);
+    // At most --snapshot-every ticks were lost.
+    assert!(tick + 2 >= last_tick, "back at {tick}, left at {last_tick}");
+    assert!(
+        b.log()
+            .contains(&format!("session {id} back from the store")),
+        "{}",
+        b.log()
+    );
+}
+
+fn server_connect(server: &Served, query: &str) -> Socket {
+    server.connect(query)
 }

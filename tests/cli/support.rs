@@ -226,6 +226,20 @@ pub fn models_env_turn() -> MutexGuard<'static, ()> {
     MODELS_ENV.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// HAProxy (Debian's), installed by `tests/support/install-haproxy.sh` on
+/// first need (once per test process).
+pub fn haproxy() -> PathBuf {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    if let Err(e) = DONE.get_or_init(|| install("install-haproxy.sh")) {
+        panic!("no HAProxy for the failover test: {e}");
+    }
+    ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("haproxy"))
+}
+
 /// The browser: `WGRAPH_CHROMIUM`, or Debian's chromium, installed by
 /// `tests/support/install-chromium.sh` on first need (once per test
 /// process).

@@ -93,22 +93,40 @@ def dynamic_sigmas(c, shape):
     return list(np.exp(mu) / (np.exp(mu) + (1.0 / t - 1.0))) + [0.0]
 
 
-def sigmas_of(c, x):
+def sigmas_of(c, x, kind="flow"):
+    if kind.startswith("vp"):
+        return vp_flow_sigmas(c["steps"])
     if c.get("dynamic_shift"):
         return dynamic_sigmas(c, x.shape)
     return flow_sigmas(c["steps"], c.get("shift", 1.0))
 
 
+# A VP model's σ table √((1−ᾱ)/ᾱ) (VE), ascending in t.
+VE = np.sqrt((1.0 - AC) / AC)
+LOG_VE = np.log(VE)
+
+
+def vp_flow_sigmas(steps):
+    """A VP model's default levels: σ at diffusers' trailing timesteps, as flow σ."""
+    ts = (np.round(np.arange(1000, 0, -1000 / steps)) - 1).astype(np.int64)[:steps]
+    ve = VE[ts]
+    return list(ve / (1.0 + ve)) + [0.0]
+
+
+def vp_entry(sigma):
+    """The start noise as the VP point x_T, in flow units at flow level sigma."""
+    ve = sigma / (1.0 - sigma)
+    return np.sqrt(ve * ve + 1.0) / (1.0 + ve)
+
+
 def vp_point(sigma):
-    """VP/flow correspondence: the (fractional) timestep and its ᾱ for flow σ."""
-    target = 0.0 if sigma >= 1.0 else 1.0 / (1.0 + (sigma / (1.0 - sigma)) ** 2)
-    if target >= AC[0]:
-        return 0.0, AC[0]
-    if target <= AC[-1]:
-        return float(len(AC) - 1), AC[-1]
-    i = int(np.argmax(AC < target))  # first index below the target
-    hi, lo = AC[i - 1], AC[i]
-    return (i - 1) + (hi - target) / (hi - lo), target
+    """VP/flow correspondence: the (fractional) timestep of flow σ — its VE σ
+    interpolated in log σ (diffusers' _sigma_to_t) — and its ᾱ."""
+    ve = np.clip(sigma / (1.0 - sigma) if sigma < 1.0 else np.inf, VE[0], VE[-1])
+    ls = np.log(ve)
+    low = int(np.clip(np.cumsum(ls - LOG_VE >= 0).argmax(), 0, len(VE) - 2))
+    w = np.clip((LOG_VE[low] - ls) / (LOG_VE[low] - LOG_VE[low + 1]), 0.0, 1.0)
+    return (1.0 - w) * low + w * (low + 1), 1.0 / (1.0 + ve * ve)
 
 
 def denoise(kind, x, sigma):
@@ -136,7 +154,9 @@ def vp_estimates(kind, xv, y, a):
 
 
 def euler(c, kind, x, z):
-    s = sigmas_of(c, x)
+    s = sigmas_of(c, x, kind)
+    if kind.startswith("vp"):
+        x = x * vp_entry(s[0])
     for i in range(c["steps"]):
         x0, eps = denoise(kind, x, s[i])
         x = x + (s[i + 1] - s[i]) * (eps - x0)
@@ -146,7 +166,9 @@ def euler(c, kind, x, z):
 def sde(c, kind, x, z):
     # Yume: x0 = x − σv; score = −(x − (1−σ)x0)/σ²;
     # x ← x + dσ·v − ½η²·score·dσ + η·√(σᵢ−σᵢ₊₁)·ε
-    s, eta = sigmas_of(c, x), c.get("eta", 0.3)
+    s, eta = sigmas_of(c, x, kind), c.get("eta", 0.3)
+    if kind.startswith("vp"):
+        x = x * vp_entry(s[0])
     for i in range(c["steps"]):
         x0, eps = denoise(kind, x, s[i])
         v, ds = eps - x0, s[i + 1] - s[i]
@@ -158,7 +180,9 @@ def sde(c, kind, x, z):
 def tts(c, kind, x, z, stochastic):
     # Yume's code form of Alg. 3: every `interval`-th step, look ahead `depth`
     # Euler steps and use the velocity found at the deepest point.
-    n, s = c["steps"], flow_sigmas(c["steps"], c.get("shift", 1.0))
+    n, s = c["steps"], sigmas_of(c, x, kind)
+    if kind.startswith("vp"):
+        x = x * vp_entry(s[0])
     interval, depth = c.get("interval", 2), c.get("depth", 2)
     eta = c.get("eta", 0.3) if stochastic else 0.0
     for i in range(n):
@@ -183,6 +207,11 @@ def self_forcing(c, kind, x, z):
     levels = np.array(c.get("timesteps", [1000, 750, 500, 250]), dtype=np.float64) / 1000.0
     sh = c.get("shift", 5.0)
     sig = sh * levels / (1.0 + (sh - 1.0) * levels)
+    if kind.startswith("vp"):
+        # Level σ is the VP timestep σ·T − 1 (σ linear between timesteps).
+        ve = np.interp(sig * 1000.0 - 1.0, np.arange(1000), VE)
+        sig = ve / (1.0 + ve)
+        x = x * vp_entry(sig[0])
     for i, s in enumerate(sig):
         x0, _ = denoise(kind, x, s)
         if i + 1 < len(sig):
@@ -242,7 +271,7 @@ def aam(c, kind, x, z):
     # Yume Alg. 2: a full Euler pass gives z_orig; the refinement pass starts
     # from the same noise and, before each of its first K steps, takes the low
     # frequencies B(z_orig,σ) of the re-noised first pass and its own high ones.
-    s = sigmas_of(c, x)
+    s = sigmas_of(c, x, kind)
     n, k = c["steps"], min(c.get("refine", 5), c["steps"])
     h, w = x.shape[-2], x.shape[-1]
     if c.get("filter", "pinv_blur") == "gaussian":
@@ -255,11 +284,13 @@ def aam(c, kind, x, z):
         return bh @ v @ bw.T
 
     noise = x.copy()
+    if kind.startswith("vp"):
+        x = (x * vp_entry(s[0])).astype(np.float32).astype(np.float64)
     orig = x.copy()
     for i in range(n):
         x0, eps = denoise(kind, orig, s[i])
         orig = (orig + (s[i + 1] - s[i]) * (eps - x0)).astype(np.float32).astype(np.float64)
-    y = noise.copy()
+    y = x.copy()
     for i in range(n):
         if i < k:
             renoised = ((1 - s[i]) * orig + s[i] * noise).astype(np.float32).astype(np.float64)

@@ -262,7 +262,9 @@ impl Bridge {
             }),
             WorldEvent::Stats(report) => {
                 let latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-                let ms = |q: f64| latency.quantile(q).as_secs_f64() * 1e3;
+                // No key changes yet: no figures (a 0 would read as a measurement).
+                let ms =
+                    |q: f64| (latency.count() > 0).then(|| latency.quantile(q).as_secs_f64() * 1e3);
                 json!({
                     "type": "hud",
                     "tick_p50_ms": report.tick.p50_ms,

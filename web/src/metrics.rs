@@ -6,6 +6,7 @@
 use crate::WebWorld;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
+use wgraph_engine::batch::BatchSummary;
 
 /// One world's figures under `labels`.
 pub fn world(out: &mut String, labels: &str, w: &WebWorld) {
@@ -32,6 +33,38 @@ pub fn world(out: &mut String, labels: &str, w: &WebWorld) {
     let _ = writeln!(out, "wgraph_key_to_frame_ms_count{{{labels}}} {n}");
 }
 
+/// A graph's fused model calls under `labels`: sessions' calls, model
+/// calls, and how many calls each model call carried (a histogram).
+pub fn batches(out: &mut String, labels: &str, summary: &BatchSummary) {
+    let _ = writeln!(
+        out,
+        "wgraph_session_model_calls_total{{{labels}}} {}",
+        summary.calls
+    );
+    let _ = writeln!(
+        out,
+        "wgraph_model_calls_total{{{labels}}} {}",
+        summary.batches
+    );
+    let mut cumulative = 0;
+    let mut sum = 0;
+    for (i, n) in summary.sizes.iter().enumerate() {
+        cumulative += n;
+        sum += n * (i as u64 + 1);
+        let _ = writeln!(
+            out,
+            "wgraph_batch_size_bucket{{{labels},le=\"{}\"}} {cumulative}",
+            i + 1
+        );
+    }
+    let _ = writeln!(
+        out,
+        "wgraph_batch_size_bucket{{{labels},le=\"+Inf\"}} {cumulative}"
+    );
+    let _ = writeln!(out, "wgraph_batch_size_sum{{{labels}}} {sum}");
+    let _ = writeln!(out, "wgraph_batch_size_count{{{labels}}} {cumulative}");
+}
+
 /// The header lines of every metric, once.
 pub const HEADER: &str = "\
 # HELP wgraph_worlds Worlds running, by graph.
@@ -42,6 +75,12 @@ pub const HEADER: &str = "\
 # TYPE wgraph_late_ticks_total counter
 # HELP wgraph_key_to_frame_ms Key change to the frame reflecting it, handed to the player's socket.
 # TYPE wgraph_key_to_frame_ms summary
+# HELP wgraph_session_model_calls_total Model calls sessions made (a graph's players, batching on).
+# TYPE wgraph_session_model_calls_total counter
+# HELP wgraph_model_calls_total Model calls run after fusing sessions' calls.
+# TYPE wgraph_model_calls_total counter
+# HELP wgraph_batch_size Sessions' calls carried by one model call.
+# TYPE wgraph_batch_size histogram
 # HELP wgraph_players_refused_total Players told the server was full.
 # TYPE wgraph_players_refused_total counter
 ";

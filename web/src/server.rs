@@ -104,7 +104,11 @@ pub fn serve(
                         link,
                         open,
                         reopen,
-                    } => Served::PerPlayer(Arc::new(Players::new(name, link, open, reopen))),
+                        batch,
+                        max_worlds,
+                    } => Served::PerPlayer(Arc::new(Players::new(
+                        name, link, open, reopen, batch, max_worlds,
+                    ))),
                 })
                 .collect(),
             next_client: AtomicU64::new(1),
@@ -176,7 +180,7 @@ async fn reap(state: Arc<AppState>, log: Log) {
         every.tick().await;
         for g in &state.graphs {
             if let Served::PerPlayer(p) = g {
-                for line in p.reap(&state.worlds_running, state.sessions.resume_within) {
+                for line in p.reap(&state.worlds_running, p.grace(&state.sessions)) {
                     log(&format!("web: `{}`: {line}", p.name));
                 }
             }
@@ -227,6 +231,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                 });
                 out.push_str(&format!("wgraph_worlds{{graph=\"{graph}\"}} {running}\n"));
                 out.push_str(&body);
+                if let Some(stats) = &p.batch {
+                    crate::metrics::batches(
+                        &mut out,
+                        &format!("graph=\"{graph}\""),
+                        &stats.summary(),
+                    );
+                }
             }
         }
     }
@@ -372,6 +383,10 @@ async fn socket(
                 let _ = socket.send(Message::Close(None)).await;
             }
             Err(refused) => {
+                let kind = match refused {
+                    Refused::Failed(_) => "unavailable",
+                    Refused::Full(_) | Refused::TooManyHere(_) => "full",
+                };
                 let message = match refused {
                     Refused::Full(n) => {
                         state.refused.fetch_add(1, Ordering::Relaxed);
@@ -387,7 +402,7 @@ async fn socket(
                 };
                 log.line(&format!("web: `{}`: {message}", players.name));
                 let _ = socket
-                    .send(text(&json!({ "type": "full", "message": message })))
+                    .send(text(&json!({ "type": kind, "message": message })))
                     .await;
                 let _ = socket.send(Message::Close(None)).await;
             }

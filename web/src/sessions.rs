@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use wgraph_engine::batch::BatchStats;
 
 /// Makes a new world of a graph (a session and its tick thread) for the
 /// session id it is given; the error is ready to show to the player.
@@ -35,10 +36,13 @@ pub struct SessionLimits {
     /// Sessions of all graphs at once; one more player is told the server
     /// is full.
     pub max_worlds: usize,
-    /// How long a world waits for its player to come back.
+    /// How long a world waits for its player to come back (then it ends).
     pub resume_within: Duration,
     /// Sessions of one graph that one IP address has open at once.
     pub max_worlds_per_address: usize,
+    /// With a session store: how long a world with no player runs before it
+    /// is kept in the store and its memory freed (instead of ending).
+    pub idle: Duration,
 }
 
 impl Default for SessionLimits {
@@ -47,6 +51,7 @@ impl Default for SessionLimits {
             max_worlds: 16,
             resume_within: Duration::from_secs(60),
             max_worlds_per_address: 4,
+            idle: Duration::from_secs(300),
         }
     }
 }
@@ -63,6 +68,11 @@ pub enum ServedGraph {
         open: OpenWorld,
         /// Brings back stored sessions (`serve --session-store`).
         reopen: Option<ReopenWorld>,
+        /// How the sessions' model calls were fused (`None`: they are not).
+        batch: Option<Arc<BatchStats>>,
+        /// Most worlds of this graph (its memory plan); `None`: only the
+        /// server's `max_worlds` bounds them.
+        max_worlds: Option<usize>,
     },
 }
 
@@ -82,6 +92,10 @@ pub struct Players {
     pub link: crate::Token,
     open: OpenWorld,
     reopen: Option<ReopenWorld>,
+    /// How the sessions' model calls were fused, for `/metrics`.
+    pub batch: Option<Arc<BatchStats>>,
+    /// Most worlds of this graph at once (its memory plan).
+    max_worlds: Option<usize>,
     sessions: Mutex<HashMap<String, Live>>,
 }
 
@@ -102,12 +116,16 @@ impl Players {
         link: crate::Token,
         open: OpenWorld,
         reopen: Option<ReopenWorld>,
+        batch: Option<Arc<BatchStats>>,
+        max_worlds: Option<usize>,
     ) -> Self {
         Players {
             name,
             link,
             open,
             reopen,
+            batch,
+            max_worlds,
             sessions: Mutex::new(HashMap::new()),
         }
     }
@@ -198,6 +216,11 @@ impl Players {
         if here >= limits.max_worlds_per_address {
             return Err(Refused::TooManyHere(here));
         }
+        // The graph's memory plan: one more world would not fit.
+        let running = self.lock().len();
+        if self.max_worlds.is_some_and(|m| running >= m) {
+            return Err(Refused::Full(running));
+        }
         let taken = count.fetch_add(1, Ordering::SeqCst);
         if taken >= limits.max_worlds {
             count.fetch_sub(1, Ordering::SeqCst);
@@ -257,6 +280,16 @@ impl Players {
         ended
     }
 
+    /// How long one of this graph's worlds may have no player before the
+    /// reaper takes it: `idle` when a store keeps it, else `resume_within`.
+    pub fn grace(&self, limits: &SessionLimits) -> Duration {
+        if self.reopen.is_some() {
+            limits.idle
+        } else {
+            limits.resume_within
+        }
+    }
+
     /// Calls `f` with each running session's id and world.
     pub fn each(&self, mut f: impl FnMut(&str, &WebWorld)) {
         for (id, live) in self.lock().iter() {
@@ -266,8 +299,10 @@ impl Players {
 
     /// Stops every session (the server is stopping).
     pub fn stop_all(&self) {
+        // As if every player left: a session store keeps each world, so a
+        // restarted server (or another replica) brings it back.
         for live in self.lock().values() {
-            live.world.handle.stop();
+            live.world.evict();
         }
     }
 }

@@ -24,7 +24,7 @@
 //!   matrices, normalised per output cell.
 
 use super::step::latent_output;
-use super::{DENOISER, DenoiserCall, FlowCall, FlowSchedule, flow_sampler_params};
+use super::{DENOISER, DenoiserCall, FlowCall, Schedule, flow_sampler_params};
 use crate::common::*;
 use nalgebra::DMatrix;
 use wgraph_kernels::host;
@@ -84,7 +84,7 @@ impl NodeKind for Aam {
         PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
-        let schedule = FlowSchedule::from_params(cx)?;
+        let schedule = Schedule::from_params(cx)?;
         let refine = cx.params.int("refine")?;
         let refine = usize::try_from(refine)
             .map_err(|_| {
@@ -238,7 +238,7 @@ fn apply(bh: &DMatrix<f64>, bw: &DMatrix<f64>, x: &[f32], h: usize, w: usize) ->
 }
 
 struct AamNode {
-    schedule: FlowSchedule,
+    schedule: Schedule,
     refine: usize,
     filter: Filter,
     denoiser: String,
@@ -279,11 +279,11 @@ impl AamNode {
         name: &str,
         shape: &[usize],
         noise: &[f32],
-        sigmas: &[f64],
+        (sigmas, entry): (&[f64], f32),
         orig: Option<(&[f32], &DMatrix<f64>, &DMatrix<f64>)>,
     ) -> Result<Vec<f32>, NodeError> {
         let (h, w) = plane(shape);
-        let mut x = noise.to_vec();
+        let mut x: Vec<f32> = noise.iter().map(|v| v * entry).collect();
         for (i, pair) in sigmas.windows(2).enumerate() {
             let s = pair[0];
             if let Some((orig, bh, bw)) = orig
@@ -349,14 +349,14 @@ impl Node for AamNode {
         let noise = tensor_arg(inputs, 0)?;
         let shape = noise.shape().to_vec();
         let z = noise.host_f32()?;
-        let sigmas = self.schedule.sigmas(&shape);
+        let (sigmas, entry) = self.schedule.enter_flow(self.first.get().model(), &shape);
         let orig = self.pass(
             cx,
             self.first.get(),
             &self.denoiser,
             &shape,
             z,
-            &sigmas,
+            (&sigmas, entry),
             None,
         )?;
         let computed;
@@ -374,7 +374,7 @@ impl Node for AamNode {
             refiner,
             &shape,
             z,
-            &sigmas,
+            (&sigmas, entry),
             Some((&orig, &op.bh, &op.bw)),
         )?;
         f32_out(&shape, out)

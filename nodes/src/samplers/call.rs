@@ -8,9 +8,10 @@
 //! call chosen at build time for the ticks.
 
 use super::diffusion::{
-    Readout, Spacing, VpAsFlow, alpha_at, alphas_cumprod, ddim_timesteps, flow_schedule,
-    flow_sigma_of_alpha, vp_scale,
+    Readout, Spacing, alpha_at, ddim_timesteps, flow_schedule, flow_sigma_of_alpha, vp_scale,
+    vp_timestep,
 };
+use super::schedule::{NoiseModel, VpTable};
 use crate::common::*;
 
 /// When the callee's output names are known (a model's outputs, a kind's
@@ -165,7 +166,7 @@ pub(crate) fn infer_readout(
 #[derive(Debug, Clone)]
 pub(crate) struct FlowCall {
     readout: Readout,
-    vp: Option<VpAsFlow>,
+    model: NoiseModel,
     /// Which of the node's callables it is (`Node::calls` order).
     callee: usize,
 }
@@ -174,7 +175,7 @@ impl FlowCall {
     /// A rectified-flow velocity model (the default before inference).
     pub(crate) const VELOCITY: FlowCall = FlowCall {
         readout: Readout::FlowVelocity,
-        vp: None,
+        model: NoiseModel::Flow,
         callee: 0,
     };
 
@@ -192,28 +193,68 @@ impl FlowCall {
     ) -> Result<(Vec<ValueType>, FlowCall), TypeError> {
         let (types, readout, prediction) =
             infer_readout(inputs, calls, index, denoiser, kind, epsilon_ok, rows)?;
-        let vp = match prediction.map(|p| p.process) {
+        let model = match prediction.map(|p| p.process) {
             Some(NoiseProcess::Vp {
                 beta_start,
                 beta_end,
                 train_steps,
                 scaled,
-            }) if readout.is_vp() => Some(VpAsFlow::new(alphas_cumprod(
+            }) if readout.is_vp() => NoiseModel::Vp(VpTable::from_betas(
                 beta_start,
                 beta_end,
                 train_steps,
                 scaled,
-            ))),
-            _ => None,
+            )),
+            _ => NoiseModel::Flow,
         };
         Ok((
             types,
             FlowCall {
                 readout,
-                vp,
+                model,
                 callee: index,
             },
         ))
+    }
+
+    /// The model's noise levels (flow, or its VP table).
+    pub(crate) fn model(&self) -> &NoiseModel {
+        &self.model
+    }
+
+    /// Calls the denoiser at native level σ ([`super::schedule`]: the flow
+    /// level of a flow model, the VE σ of a VP model, whose input is then
+    /// `x/√(σ²+1)` at the timestep of σ interpolated in log σ) on `x` at
+    /// that level (`x = α·x₀ + σ·ε`, α = 1−σ for flow, 1 for VP); returns
+    /// the (x₀, ε) estimates.
+    pub(crate) fn denoise_native(
+        &self,
+        cx: &mut TickContext<'_>,
+        denoiser: &str,
+        shape: &[usize],
+        x: &[f32],
+        sigma: f64,
+    ) -> Result<(Vec<f32>, Vec<f32>), NodeError> {
+        let level = match &self.model {
+            NoiseModel::Vp(vp) => {
+                let s = sigma.clamp(vp.sigma_min(), vp.sigma_max());
+                let t = vp.t_of_sigma(s);
+                let a = 1.0 / (1.0 + s * s);
+                Level {
+                    t: t as f32,
+                    scale: a.sqrt(),
+                    sigma,
+                    alpha: a,
+                }
+            }
+            NoiseModel::Flow => Level {
+                t: (1000.0 * sigma) as f32,
+                scale: 1.0,
+                sigma,
+                alpha: 0.0,
+            },
+        };
+        self.run(cx, denoiser, shape, x, &[level])
     }
 
     /// How the denoiser's output reads.
@@ -251,23 +292,47 @@ impl FlowCall {
         sigmas: &[f64],
     ) -> Result<(Vec<f32>, Vec<f32>), NodeError> {
         // Per row: the model's t, the flow → model scale, and ᾱ (VP).
-        let levels: Vec<(f32, f64, f64)> = sigmas
+        let levels: Vec<Level> = sigmas
             .iter()
-            .map(|&sigma| match &self.vp {
-                Some(vp) => {
-                    let (t, a) = vp.timestep(sigma);
-                    (t as f32, vp_scale(a), a)
+            .map(|&sigma| match &self.model {
+                NoiseModel::Vp(vp) => {
+                    let (t, a) = vp_timestep(vp, sigma);
+                    Level {
+                        t: t as f32,
+                        scale: vp_scale(a),
+                        sigma,
+                        alpha: a,
+                    }
                 }
-                None => ((1000.0 * sigma) as f32, 1.0, 0.0),
+                NoiseModel::Flow => Level {
+                    t: (1000.0 * sigma) as f32,
+                    scale: 1.0,
+                    sigma,
+                    alpha: 0.0,
+                },
             })
             .collect();
-        let row = x.len() / sigmas.len().max(1);
-        let t = Tensor::from_f32(&[levels.len()], levels.iter().map(|l| l.0).collect())?;
+        self.run(cx, denoiser, shape, x, &levels)
+    }
+
+    /// One call on `x` with a row per level: the model's input is each row
+    /// times its `scale`, read back at (`sigma`, `alpha`).
+    fn run(
+        &self,
+        cx: &mut TickContext<'_>,
+        denoiser: &str,
+        shape: &[usize],
+        x: &[f32],
+        levels: &[Level],
+    ) -> Result<(Vec<f32>, Vec<f32>), NodeError> {
+        let row = x.len() / levels.len().max(1);
+        let t = Tensor::from_f32(&[levels.len()], levels.iter().map(|l| l.t).collect())?;
         let xt = Tensor::from_f32(
             shape,
             x.chunks(row.max(1))
-                .zip(&levels)
-                .flat_map(|(r, &(_, scale, _))| {
+                .zip(levels)
+                .flat_map(|(r, l)| {
+                    let scale = l.scale;
                     r.iter().map(move |v| (f64::from(*v) * scale) as f32)
                 })
                 .collect(),
@@ -283,15 +348,11 @@ impl FlowCall {
             }
         };
         let (mut x0, mut eps) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
-        for ((xr, yr), (&sigma, &(_, scale, alpha))) in x
-            .chunks(row.max(1))
-            .zip(y.chunks(row.max(1)))
-            .zip(sigmas.iter().zip(&levels))
-        {
+        for ((xr, yr), l) in x.chunks(row.max(1)).zip(y.chunks(row.max(1))).zip(levels) {
             for (&xv, &yv) in xr.iter().zip(yr) {
                 let (a, e) =
                     self.readout
-                        .estimate(f64::from(xv) * scale, f64::from(yv), sigma, alpha);
+                        .estimate(f64::from(xv) * l.scale, f64::from(yv), l.sigma, l.alpha);
                 x0.push(a as f32);
                 eps.push(e as f32);
             }
@@ -303,12 +364,12 @@ impl FlowCall {
     /// level σ₀: 1 for a flow model (σ₀ = 1); for a VP model DDIM's start
     /// x_T = noise is a VP point, whose flow point is `noise/(√ᾱ + √(1−ᾱ))`.
     pub(crate) fn entry_scale(&self, sigma0: f64) -> f64 {
-        match &self.vp {
-            Some(vp) => {
-                let (_, a) = vp.timestep(sigma0);
+        match &self.model {
+            NoiseModel::Vp(vp) => {
+                let (_, a) = vp_timestep(vp, sigma0);
                 1.0 / vp_scale(a)
             }
-            None => 1.0,
+            NoiseModel::Flow => 1.0,
         }
     }
 
@@ -317,15 +378,26 @@ impl FlowCall {
     /// timesteps (so a window of 4 visits DDIM-4's levels), a flow model's
     /// [`flow_schedule`] with `shift`.
     pub(crate) fn window_levels(&self, frames: usize, shift: f64) -> Vec<f64> {
-        match &self.vp {
-            Some(vp) => ddim_timesteps(frames, vp.train_steps(), Spacing::Trailing)
+        match &self.model {
+            NoiseModel::Vp(vp) => ddim_timesteps(frames, vp.train_steps(), Spacing::Trailing)
                 .into_iter()
-                .map(|t| flow_sigma_of_alpha(alpha_at(vp.table(), t as f64)))
+                .map(|t| flow_sigma_of_alpha(alpha_at(vp.alphas_cumprod(), t as f64)))
                 .chain([0.0])
                 .collect(),
-            None => flow_schedule(frames, shift),
+            NoiseModel::Flow => flow_schedule(frames, shift),
         }
     }
+}
+
+/// One row's level in a call: the model's timestep, the factor from the
+/// sampler's point to the model's input, and the (σ, ᾱ) its output is read
+/// at ([`Readout::estimate`]).
+#[derive(Debug, Clone, Copy)]
+struct Level {
+    t: f32,
+    scale: f64,
+    sigma: f64,
+    alpha: f64,
 }
 
 /// How a flow sampler calls its denoiser, chosen once when the graph is

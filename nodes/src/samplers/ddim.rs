@@ -6,7 +6,7 @@
 //!   = `linspace(β₀, β₁, T)`; ᾱₜ = ∏ₛ≤ₜ (1 − βₛ). Computed in f64 (diffusers
 //!   uses f32: the values agree to ~2e-6 relative).
 //! - Timesteps ([`ddim_timesteps`]): `leading`, `trailing` or `linspace`
-//!   spacing, with `steps_offset = 0`.
+//!   spacing, `steps_offset` added to `leading` ones.
 //! - Each step calls the denoiser at `(x, t)` (t: `f32[1]` holding the integer
 //!   timestep) for ε, then, with the previous timestep `t − T//N` (ᾱ = 1
 //!   below 0: `set_alpha_to_one`):
@@ -14,7 +14,8 @@
 //!   `σ = η·√((1−ᾱₚ)/(1−ᾱₜ)·(1 − ᾱₜ/ᾱₚ))`,
 //!   `x ← √ᾱₚ·x₀ + √(1−ᾱₚ−σ²)·ε + σ·z`
 //!   (the square root's argument is clamped at 0, which only matters for
-//!   η > 1). No `clip_sample`, no thresholding (diffusers' defaults for
+//!   η > 1). `clip_sample` clamps x₀ to ±`clip_sample_range`; no
+//!   thresholding (diffusers' defaults for
 //!   latent models).
 //! - `z` is Gaussian from the counter-based RNG keyed by the world seed and
 //!   the node's name (so two samplers draw independent noise), the tick and
@@ -26,14 +27,17 @@
 //! (velocity or x₀; its metadata names no beta schedule) is called at the
 //! flow point of the same ᾱ, `σ = √(1−ᾱ)/(√ᾱ + √(1−ᾱ))`,
 //! `x_flow = x/(√ᾱ + √(1−ᾱ))`, `t = 1000σ` — a velocity gives
-//! `ε = x_flow + (1−σ)·v`. The ᾱ table is always this node's own parameters.
+//! `ε = x_flow + (1−σ)·v`. The ᾱ table is the one a VP model declares
+//! (`VpParams::table`); this node's β parameters are for models that
+//! declare none, and contradicting the model's is an error at `check`.
 //!
 //! Like diffusers, the result is the sample at the last step's previous
 //! timestep: clean when that is below 0 (always for `leading` and
 //! `linspace`), at timestep 0 (ᾱ₀ = 1 − β₀) otherwise (`trailing` when
 //! `T//N` ≤ the last timestep, e.g. N = 6 or 7 for T = 1000).
 
-use super::diffusion::{alphas_cumprod, flow_sigma_of_alpha, vp_scale};
+use super::diffusion::{flow_sigma_of_alpha, vp_scale};
+use super::schedule::{NoiseModel, VpTable};
 use super::{Sampler, Sampling, StepRule};
 use crate::common::*;
 use wgraph_kernels::{DdimCoef, host};
@@ -44,9 +48,9 @@ pub use super::diffusion::{Spacing, ddim_timesteps};
 pub struct Ddim;
 
 /// The choices of `spacing`.
-const SPACINGS: &[&str] = &["leading", "trailing", "linspace"];
+pub(crate) const SPACINGS: &[&str] = &["leading", "trailing", "linspace"];
 /// The choices of `schedule`.
-const SCHEDULES: &[&str] = &["scaled_linear", "linear"];
+pub(crate) const SCHEDULES: &[&str] = &["scaled_linear", "linear"];
 
 impl NodeKind for Ddim {
     fn name(&self) -> &'static str {
@@ -56,58 +60,57 @@ impl NodeKind for Ddim {
         "DDIM sampler (Yan-Sim's few-step deterministic sampler): denoises `noise` with a denoiser(x, t) — VP ε, v or x₀, or a flow model, converted"
     }
     fn params(&self) -> &'static [ParamSpec] {
-        const PARAMS: &[ParamSpec] = &[
-            ParamSpec::optional(
-                "steps",
-                ParamType::Int,
-                ParamDefault::Int(4),
-                "number of denoiser calls (1 to train_steps)",
-            ),
+        const PARAMS: &[ParamSpec] = vp_sampler_params![
             ParamSpec::optional(
                 "eta",
                 ParamType::Float,
                 ParamDefault::Float(0.0),
                 "η >= 0: 0 = deterministic DDIM, 1 = DDPM-like fresh noise each step",
             ),
-            ParamSpec::optional(
-                "spacing",
-                ParamType::Choice(SPACINGS),
-                ParamDefault::Choice("trailing"),
-                "timestep spacing (diffusers' `timestep_spacing`); trailing starts at T-1",
-            ),
-            ParamSpec::optional(
-                "beta_start",
-                ParamType::Float,
-                ParamDefault::Float(0.00085),
-                "β of the first training timestep (0 < beta_start <= beta_end < 1)",
-            ),
-            ParamSpec::optional(
-                "beta_end",
-                ParamType::Float,
-                ParamDefault::Float(0.012),
-                "β of the last training timestep",
-            ),
-            ParamSpec::optional(
-                "train_steps",
-                ParamType::Int,
-                ParamDefault::Int(1000),
-                "number of training timesteps T (diffusers' `num_train_timesteps`)",
-            ),
-            ParamSpec::optional(
-                "schedule",
-                ParamType::Choice(SCHEDULES),
-                ParamDefault::Choice("scaled_linear"),
-                "β schedule: scaled_linear = linspace(√β₀, √β₁, T)², linear = linspace(β₀, β₁, T)",
-            ),
             ParamSpec::required(
                 "denoiser",
                 ParamType::NodeRef,
-                "the denoiser (call inputs x and t): VP ε / v / x₀ on this node's schedule, or flow velocity / x₀ (converted)",
+                "the denoiser (call inputs x and t): VP ε / v / x₀ (its declared betas), or flow velocity / x₀ (converted)",
             ),
         ];
         PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
+        let vp = VpParams::from_params(cx)?;
+        let eta = finite_param(cx, "eta")?;
+        if eta < 0.0 {
+            return Err(BuildError::param(
+                "eta",
+                format!("`eta` must not be negative, found {eta}"),
+            ));
+        }
+        Sampler::node(cx, DdimRule { vp, eta })
+    }
+}
+
+/// The VP parameters of the VP-space samplers (`ddim`, `ddpm`, `lcm`):
+/// steps, spacing and the β schedule — the model's declared one unless the
+/// node sets its own (`beta_start`, `beta_end`, `train_steps`, `schedule`;
+/// setting them on a model that declares other betas is an error at
+/// `check`) — and diffusers' `steps_offset`, `set_alpha_to_one`,
+/// `clip_sample` / `clip_sample_range`.
+#[derive(Debug, Clone)]
+pub(crate) struct VpParams {
+    pub steps: usize,
+    pub spacing: Spacing,
+    pub steps_offset: usize,
+    pub set_alpha_to_one: bool,
+    pub clip: Option<f64>,
+    /// This node's own betas (the defaults, or what it sets).
+    pub own: (f64, f64, usize, bool),
+    /// Whether any of the β parameters is written on the node.
+    pub explicit: bool,
+    /// The table of `own` (for flow models and undeclared ones).
+    pub own_table: VpTable,
+}
+
+impl VpParams {
+    pub(crate) fn from_params(cx: &BuildContext<'_>) -> Result<VpParams, BuildError> {
         let train_steps = cx.params.int("train_steps")?;
         let train_steps = usize::try_from(train_steps)
             .ok()
@@ -130,13 +133,6 @@ impl NodeKind for Ddim {
                     ),
                 )
             })?;
-        let eta = finite_param(cx, "eta")?;
-        if eta < 0.0 {
-            return Err(BuildError::param(
-                "eta",
-                format!("`eta` must not be negative, found {eta}"),
-            ));
-        }
         let (b0, b1) = (
             finite_param(cx, "beta_start")?,
             finite_param(cx, "beta_end")?,
@@ -155,38 +151,173 @@ impl NodeKind for Ddim {
         }
         let spacing = Spacing::parse(&cx.params.choice("spacing")?);
         let scaled = cx.params.choice("schedule")? == "scaled_linear";
-        let ac = alphas_cumprod(b0, b1, train_steps, scaled);
-        let ratio = train_steps / steps;
-        let plan = ddim_timesteps(steps, train_steps, spacing)
-            .into_iter()
-            .map(|t| {
-                let a_t = ac[t];
-                let a_p = t.checked_sub(ratio).map_or(1.0, |p| ac[p]);
-                let var = (1.0 - a_p) / (1.0 - a_t) * (1.0 - a_t / a_p);
-                Step {
-                    t,
-                    a_t,
-                    a_p,
-                    std: eta * var.max(0.0).sqrt(),
-                }
-            })
-            .collect();
-        Sampler::node(cx, DdimRule { plan })
+        let offset = cx.params.int("steps_offset")?;
+        let steps_offset = usize::try_from(offset)
+            .ok()
+            .filter(|o| *o < train_steps)
+            .ok_or_else(|| {
+                BuildError::param(
+                    "steps_offset",
+                    format!("`steps_offset` must be between 0 and train_steps − 1, found {offset}"),
+                )
+            })?;
+        let clip = if cx.params.bool("clip_sample")? {
+            let r = finite_param(cx, "clip_sample_range")?;
+            if r <= 0.0 {
+                return Err(BuildError::param(
+                    "clip_sample_range",
+                    format!("`clip_sample_range` must be positive, found {r}"),
+                ));
+            }
+            Some(r)
+        } else {
+            None
+        };
+        // Written on the node (or, where no source position is known,
+        // different from the default).
+        let explicit = ["beta_start", "beta_end", "train_steps", "schedule"]
+            .iter()
+            .any(|p| cx.params.span(p).is_some())
+            || (b0, b1, train_steps, scaled) != (0.00085, 0.012, 1000, true);
+        Ok(VpParams {
+            steps,
+            spacing,
+            steps_offset,
+            set_alpha_to_one: cx.params.bool("set_alpha_to_one")?,
+            clip,
+            own: (b0, b1, train_steps, scaled),
+            explicit,
+            own_table: VpTable::from_betas(b0, b1, train_steps, scaled),
+        })
+    }
+
+    /// The ᾱ table the sampler runs on: a VP model's declared one unless
+    /// this node sets its own; this node's for a flow model.
+    pub(crate) fn table<'a>(&'a self, model: &'a NoiseModel) -> &'a VpTable {
+        match model {
+            NoiseModel::Vp(vp) if !self.explicit => vp,
+            _ => &self.own_table,
+        }
+    }
+
+    /// At `check`: betas written on the node that differ from the ones the
+    /// model declares are an error (one of them is wrong).
+    pub(crate) fn check(&self, kind: &str, model: &NoiseModel) -> Result<(), TypeError> {
+        if let NoiseModel::Vp(vp) = model
+            && self.explicit
+            && vp.alphas_cumprod() != self.own_table.alphas_cumprod()
+        {
+            return Err(TypeError::node(format!(
+                "`{kind}` sets betas {} {}–{} over {} steps, but its denoiser's model declares other ones: remove `beta_start`/`beta_end`/`schedule`/`train_steps` from the sampler (it reads the model's)",
+                if self.own.3 {
+                    "scaled_linear"
+                } else {
+                    "linear"
+                },
+                self.own.0,
+                self.own.1,
+                self.own.2
+            )));
+        }
+        Ok(())
+    }
+
+    /// The inference timesteps (descending) on a table of `train_steps`.
+    pub(crate) fn timesteps(&self, train_steps: usize) -> Vec<usize> {
+        let mut ts = ddim_timesteps(self.steps, train_steps, self.spacing);
+        if self.spacing == Spacing::Leading {
+            ts.iter_mut()
+                .for_each(|t| *t = (*t + self.steps_offset).min(train_steps - 1));
+        }
+        ts
+    }
+
+    /// ᾱ of the step before `t` (`t − T//N`); below 0 it is 1
+    /// (`set_alpha_to_one`) or ᾱ₀.
+    pub(crate) fn alpha_prev(&self, ac: &[f64], t: usize) -> f64 {
+        let ratio = ac.len() / self.steps;
+        match t.checked_sub(ratio) {
+            Some(p) => ac[p],
+            None if self.set_alpha_to_one => 1.0,
+            None => ac[0],
+        }
     }
 }
 
-/// One DDIM step, precomputed at build.
-#[derive(Debug, Clone, Copy)]
-struct Step {
-    t: usize,
-    a_t: f64,
-    a_p: f64,
-    std: f64,
+/// The parameters of the VP-space samplers, then the kind's own.
+macro_rules! vp_sampler_params {
+    ($($own:expr),* $(,)?) => {
+        &[
+            ParamSpec::optional(
+                "steps",
+                ParamType::Int,
+                ParamDefault::Int(4),
+                "number of denoiser calls (1 to train_steps)",
+            ),
+            ParamSpec::optional(
+                "spacing",
+                ParamType::Choice(SPACINGS),
+                ParamDefault::Choice("trailing"),
+                "timestep spacing (diffusers' `timestep_spacing`); trailing starts at T-1",
+            ),
+            ParamSpec::optional(
+                "steps_offset",
+                ParamType::Int,
+                ParamDefault::Int(0),
+                "added to `leading` timesteps (diffusers' `steps_offset`; 1 for Stable Diffusion)",
+            ),
+            ParamSpec::optional(
+                "set_alpha_to_one",
+                ParamType::Bool,
+                ParamDefault::Bool(true),
+                "ᾱ before timestep 0: 1 (true) or ᾱ₀ (diffusers' `set_alpha_to_one`)",
+            ),
+            ParamSpec::optional(
+                "clip_sample",
+                ParamType::Bool,
+                ParamDefault::Bool(false),
+                "clamp the x₀ estimate to ±clip_sample_range (diffusers' `clip_sample`)",
+            ),
+            ParamSpec::optional(
+                "clip_sample_range",
+                ParamType::Float,
+                ParamDefault::Float(1.0),
+                "the clamp of `clip_sample`",
+            ),
+            ParamSpec::optional(
+                "beta_start",
+                ParamType::Float,
+                ParamDefault::Float(0.00085),
+                "β of the first training timestep (0 < beta_start <= beta_end < 1); default: the model's declared schedule, else 0.00085",
+            ),
+            ParamSpec::optional(
+                "beta_end",
+                ParamType::Float,
+                ParamDefault::Float(0.012),
+                "β of the last training timestep; default: the model's, else 0.012",
+            ),
+            ParamSpec::optional(
+                "train_steps",
+                ParamType::Int,
+                ParamDefault::Int(1000),
+                "number of training timesteps T (diffusers' `num_train_timesteps`); default: the model's, else 1000",
+            ),
+            ParamSpec::optional(
+                "schedule",
+                ParamType::Choice(SCHEDULES),
+                ParamDefault::Choice("scaled_linear"),
+                "β schedule: scaled_linear = linspace(√β₀, √β₁, T)², linear = linspace(β₀, β₁, T); default: the model's",
+            ),
+            $($own),*
+        ]
+    };
 }
+pub(crate) use vp_sampler_params;
 
-/// DDIM's step rule over its precomputed plan.
+/// DDIM's step rule.
 struct DdimRule {
-    plan: Vec<Step>,
+    vp: VpParams,
+    eta: f64,
 }
 
 impl StepRule for DdimRule {
@@ -197,56 +328,91 @@ impl StepRule for DdimRule {
     fn kind(&self) -> &'static str {
         "ddim"
     }
+    fn check(&self, model: &NoiseModel) -> Result<(), TypeError> {
+        self.vp.check("ddim", model)
+    }
     fn noise_draws(&self) -> Option<usize> {
-        Some(self.plan.len())
+        Some(self.vp.steps)
     }
     fn sample(&self, m: &mut Sampling<'_, '_>, mut x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
         let mut z = Vec::new();
-        let readout = m.readout();
-        let flow = !readout.is_vp();
-        for (i, s) in self.plan.iter().enumerate() {
-            // A flow model is called at the flow point of this ᾱ:
-            // σ = √(1−ᾱ)/(√ᾱ+√(1−ᾱ)), x_flow = x/(√ᾱ+√(1−ᾱ)), t = 1000σ.
-            let norm = if flow { vp_scale(s.a_t) } else { 1.0 };
-            let sigma = flow_sigma_of_alpha(s.a_t);
-            let (t, xt) = if flow {
-                let scaled: Vec<f32> = x.iter().map(|v| (f64::from(*v) / norm) as f32).collect();
-                ((1000.0 * sigma) as f32, scaled)
-            } else {
-                (s.t as f32, x.clone())
-            };
-            let y = m.call_raw(xt, t)?;
-            let y = y.host_f32()?;
-            // ε from the model's output at its input point (the flow point's
-            // ε is the VP point's: x_vp = norm·x_flow).
-            let eps: Vec<f32> = x
-                .iter()
-                .zip(y)
-                .map(|(&xv, &yv)| {
-                    let xm = f64::from(xv) / norm;
-                    readout.estimate(xm, f64::from(yv), sigma, s.a_t).1 as f32
-                })
-                .collect();
-            if s.std > 0.0 {
+        let table = self.vp.table(m.model()).clone();
+        let ac = table.alphas_cumprod();
+        for (i, t) in self.vp.timesteps(ac.len()).into_iter().enumerate() {
+            let (a_t, a_p) = (ac[t], self.vp.alpha_prev(ac, t));
+            let var = (1.0 - a_p) / (1.0 - a_t) * (1.0 - a_t / a_p);
+            let std = self.eta * var.max(0.0).sqrt();
+            let (x0, eps) = vp_denoise(m, &x, t, a_t)?;
+            if std > 0.0 {
                 m.step_noise(i, &mut z, x.len())?;
             }
-            let coef = DdimCoef {
-                sa_t: s.a_t.sqrt(),
-                sb_t: (1.0 - s.a_t).sqrt(),
-                sa_p: s.a_p.sqrt(),
-                dir: (1.0 - s.a_p - s.std * s.std).max(0.0).sqrt(),
-                std: s.std,
-            };
-            host::ddim_step(&mut x, &eps, (s.std > 0.0).then_some(&z[..]), &coef);
+            match self.vp.clip {
+                None => {
+                    let coef = DdimCoef {
+                        sa_t: a_t.sqrt(),
+                        sb_t: (1.0 - a_t).sqrt(),
+                        sa_p: a_p.sqrt(),
+                        dir: (1.0 - a_p - std * std).max(0.0).sqrt(),
+                        std,
+                    };
+                    host::ddim_step(&mut x, &eps, (std > 0.0).then_some(&z[..]), &coef);
+                }
+                Some(r) => {
+                    let dir = (1.0 - a_p - std * std).max(0.0).sqrt();
+                    for (k, v) in x.iter_mut().enumerate() {
+                        let x0 = f64::from(x0[k]).clamp(-r, r);
+                        let noise = if std > 0.0 {
+                            std * f64::from(z[k])
+                        } else {
+                            0.0
+                        };
+                        *v = (a_p.sqrt() * x0 + dir * f64::from(eps[k]) + noise) as f32;
+                    }
+                }
+            }
         }
         Ok(x)
     }
+}
+
+/// The denoiser at VP timestep `t` (ᾱ = `a_t`) on the VP point `x`: a VP
+/// model is called as it is at `(x, t)`; a flow model at the flow point of
+/// the same ᾱ, `σ = √(1−ᾱ)/(√ᾱ + √(1−ᾱ))`, `x/(√ᾱ + √(1−ᾱ))`, `t = 1000σ`.
+/// Returns the (x₀, ε) estimates (the VP point's; ε is the flow point's too).
+pub(crate) fn vp_denoise(
+    m: &mut Sampling<'_, '_>,
+    x: &[f32],
+    t: usize,
+    a_t: f64,
+) -> Result<(Vec<f32>, Vec<f32>), NodeError> {
+    let readout = m.readout();
+    let flow = !readout.is_vp();
+    let norm = if flow { vp_scale(a_t) } else { 1.0 };
+    let sigma = flow_sigma_of_alpha(a_t);
+    let (tm, xt) = if flow {
+        let scaled: Vec<f32> = x.iter().map(|v| (f64::from(*v) / norm) as f32).collect();
+        ((1000.0 * sigma) as f32, scaled)
+    } else {
+        (t as f32, x.to_vec())
+    };
+    let y = m.call_raw(xt, tm)?;
+    let y = y.host_f32()?;
+    let (mut x0, mut eps) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
+    for (&xv, &yv) in x.iter().zip(y) {
+        let xm = f64::from(xv) / norm;
+        let (a, e) = readout.estimate(xm, f64::from(yv), sigma, a_t);
+        // A flow model's x₀ is the VP point's; its ε too.
+        x0.push(a as f32);
+        eps.push(e as f32);
+    }
+    Ok((x0, eps))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::common::testing::*;
+    use crate::samplers::diffusion::alphas_cumprod;
     use crate::samplers::testing::PerfectFlow;
     use wgraph_engine::node::Callees;
     use wgraph_engine::params::ParamValue as P;
@@ -505,5 +671,84 @@ mod tests {
             let e = build(&Ddim, p, dir.path()).unwrap_err();
             assert_eq!(e.param.as_deref(), Some(param), "{}", e.message);
         }
+    }
+
+    /// A perfect ε model on the betas a model declares (linear
+    /// 0.0001–0.02, DDPM's), with that declaration as its metadata.
+    struct Declared {
+        inner: Exact,
+    }
+
+    impl Callees for Declared {
+        fn call(&mut self, index: usize, args: Vec<Value>) -> Result<Vec<Value>, NodeError> {
+            self.inner.call(index, args)
+        }
+    }
+
+    impl InferCalls for Declared {
+        fn callee_prediction(&self, _: usize) -> Option<Prediction> {
+            Some(Prediction {
+                output: "epsilon".into(),
+                process: NoiseProcess::Vp {
+                    beta_start: 0.0001,
+                    beta_end: 0.02,
+                    train_steps: 1000,
+                    scaled: false,
+                },
+            })
+        }
+        fn callee_outputs(&self, _: usize) -> Vec<String> {
+            vec!["epsilon".into()]
+        }
+        fn infer_call(
+            &mut self,
+            _: usize,
+            args: &[ValueType],
+        ) -> Result<Vec<ValueType>, TypeError> {
+            Ok(vec![args[0].clone()])
+        }
+    }
+
+    fn declared(x0: &[f32]) -> Declared {
+        let mut inner = exact(x0);
+        inner.ac = alphas_cumprod(0.0001, 0.02, 1000, false);
+        Declared { inner }
+    }
+
+    /// Issue 21's first bug: `ddim` left at its defaults used scaled_linear
+    /// 0.00085–0.012 on a model declaring `schedule = linear, beta_start =
+    /// 0.0001, beta_end = 0.02`. It reads the model's: with a perfect
+    /// denoiser on those betas, `leading` DDIM lands on x₀.
+    #[test]
+    fn ddim_runs_on_the_betas_the_model_declares() {
+        let dir = tempfile::tempdir().unwrap();
+        let x0: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
+        let noise: Vec<f32> = (0..24).map(|i| (i as f32 * 1.3).cos()).collect();
+        for steps in [1, 4, 10] {
+            let node = build(&Ddim, params(steps, "leading", 0.0), dir.path()).unwrap();
+            let (mut model, mut inf) = (declared(&x0), declared(&x0));
+            let out = run_with(
+                &*node,
+                1,
+                |_| vec![t32(&[1, 24], noise.clone())],
+                &mut model,
+                &mut inf,
+            )
+            .unwrap();
+            let err = f32s(&out[0].0, 0)
+                .iter()
+                .zip(&x0)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(err < 1e-4, "steps {steps}: error {err}");
+        }
+        // Betas written on the sampler that contradict the model's: an
+        // error at check, naming both.
+        let mut p = params(4, "leading", 0.0);
+        p.push(("beta_end", P::Float(0.015)));
+        let node = build(&Ddim, p, dir.path()).unwrap();
+        let noise_t = [Some(ValueType::tensor(DType::F32, &[1, 24]))];
+        let e = node.infer(&noise_t, &mut declared(&x0)).unwrap_err();
+        assert!(e.message.contains("declares other ones"), "{}", e.message);
     }
 }

@@ -4,8 +4,8 @@
 //!
 //! - Flow schedules: σ from 1 to 0 ([`flow_schedule`]), warped by the shift
 //!   `σ ← s·σ/(1 + (s−1)·σ)` ([`shifted`]; Yume, SD3, Self-Forcing's level
-//!   lists), fixed or from the latent's size ([`FlowSchedule`],
-//!   [`DynamicShift`]).
+//!   lists), fixed or from the latent's size ([`DynamicShift`]; the schedules
+//!   themselves are [`super::schedule`]'s).
 //! - VP schedules: ᾱ from the betas ([`alphas_cumprod`]), DDIM's inference
 //!   timesteps ([`ddim_timesteps`], [`Spacing`]), ᾱ at a fractional
 //!   timestep ([`alpha_at`]).
@@ -32,21 +32,6 @@ pub fn flow_schedule(steps: usize, shift: f64) -> Vec<f64> {
         .map(|s| shifted(s, shift))
         .chain([0.0])
         .collect()
-}
-
-/// The σ schedule of a flow-space sampler: `steps` levels from σ = 1 to 0,
-/// warped by a fixed `shift` (Yume, SD3) or by one computed from the
-/// latent's size (`dynamic_shift`, Flux / diffusers' `use_dynamic_shifting`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct FlowSchedule {
-    steps: usize,
-    shift: Shift,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Shift {
-    Fixed(f64),
-    Dynamic(DynamicShift),
 }
 
 /// Resolution-dependent shift: `μ` is linear in the latent's token count
@@ -79,129 +64,51 @@ impl DynamicShift {
     }
 }
 
-impl FlowSchedule {
-    /// A fixed-shift schedule.
-    pub fn fixed(steps: usize, shift: f64) -> FlowSchedule {
-        FlowSchedule {
-            steps,
-            shift: Shift::Fixed(shift),
-        }
-    }
-
-    /// The number of denoiser steps.
-    pub fn steps(&self) -> usize {
-        self.steps
-    }
-
-    /// The `steps + 1` noise levels for a latent of `shape`.
-    pub fn sigmas(&self, shape: &[usize]) -> Vec<f64> {
-        let shift = match &self.shift {
-            Shift::Fixed(s) => *s,
-            Shift::Dynamic(d) => d.shift(shape),
-        };
-        flow_schedule(self.steps, shift)
-    }
-
-    /// Reads `steps`, `shift` and the dynamic-shift parameters
-    /// (`flow_sampler_params!`); `shift` written together with
-    /// `dynamic_shift = true` is an error (one of them decides).
-    pub(crate) fn from_params(cx: &BuildContext<'_>) -> Result<FlowSchedule, BuildError> {
-        let steps = super::steps_param(cx)?;
-        let positive = |name: &str| -> Result<f64, BuildError> {
-            let v = finite_param(cx, name)?;
-            if v > 0.0 {
-                Ok(v)
-            } else {
-                Err(BuildError::param(
-                    name,
-                    format!("`{name}` must be positive, found {v}"),
-                ))
-            }
-        };
-        let shift = positive("shift")?;
-        if !cx.params.bool("dynamic_shift")? {
-            return Ok(FlowSchedule::fixed(steps, shift));
-        }
-        if cx.params.span("shift").is_some() {
-            return Err(BuildError::param(
-                "shift",
-                "`shift` and `dynamic_shift = true` both set the schedule's shift: remove one",
-            ));
-        }
-        let dynamic = DynamicShift {
-            base_shift: finite_param(cx, "base_shift")?,
-            max_shift: finite_param(cx, "max_shift")?,
-            base_tokens: positive("base_tokens")?,
-            max_tokens: positive("max_tokens")?,
-            patch: usize::try_from(cx.params.int("patch")?)
-                .ok()
-                .filter(|p| (1..=64).contains(p))
-                .ok_or_else(|| BuildError::param("patch", "`patch` must be between 1 and 64"))?,
-        };
-        if dynamic.max_tokens <= dynamic.base_tokens {
-            return Err(BuildError::param(
-                "max_tokens",
-                format!(
-                    "`max_tokens` ({}) must be above `base_tokens` ({})",
-                    dynamic.max_tokens, dynamic.base_tokens
-                ),
-            ));
-        }
-        Ok(FlowSchedule {
-            steps,
-            shift: Shift::Dynamic(dynamic),
-        })
-    }
-}
-
-/// A VP ε-model seen as a flow model: its ᾱ table.
+/// A VP ε-model seen as a flow model: its ᾱ table (and σ table).
 #[derive(Debug, Clone)]
 pub struct VpAsFlow {
-    alphas_cumprod: Vec<f64>,
+    table: super::schedule::VpTable,
 }
 
 impl VpAsFlow {
     pub fn new(alphas_cumprod: Vec<f64>) -> Self {
-        VpAsFlow { alphas_cumprod }
+        VpAsFlow {
+            table: super::schedule::VpTable::new(alphas_cumprod),
+        }
     }
 
     /// The ᾱ table.
     pub fn table(&self) -> &[f64] {
-        &self.alphas_cumprod
+        self.table.alphas_cumprod()
+    }
+
+    /// The ᾱ and σ tables.
+    pub fn vp_table(&self) -> &super::schedule::VpTable {
+        &self.table
     }
 
     /// The model's training timesteps (the table's length).
     pub fn train_steps(&self) -> usize {
-        self.alphas_cumprod.len()
+        self.table.train_steps()
     }
 
-    /// The (fractional) timestep whose ᾱ matches flow σ, and that ᾱ
-    /// (clamped to the table's range).
+    /// The (fractional) timestep of flow level σ — its VE σ `σ/(1−σ)`
+    /// interpolated in log σ between the table's neighbours, as diffusers'
+    /// `_sigma_to_t` — and its ᾱ `1/(1 + σ_VE²)` (both clamped to the
+    /// table's range).
     pub fn timestep(&self, sigma: f64) -> (f64, f64) {
-        let ac = &self.alphas_cumprod;
-        let last = ac.len().saturating_sub(1);
-        let sigma = sigma.clamp(0.0, 1.0);
-        let target = if sigma >= 1.0 {
-            0.0
-        } else {
-            let r = sigma / (1.0 - sigma);
-            1.0 / (1.0 + r * r)
-        };
-        if ac.is_empty() {
-            return (0.0, 1.0);
-        }
-        if target >= ac[0] {
-            return (0.0, ac[0]);
-        }
-        if target <= ac[last] {
-            return (last as f64, ac[last]);
-        }
-        // ᾱ decreases with t: the first index whose ᾱ is below the target.
-        let i = ac.partition_point(|&a| a >= target).max(1);
-        let (hi, lo) = (ac[i - 1], ac[i]);
-        let frac = (hi - target) / (hi - lo);
-        ((i - 1) as f64 + frac, target)
+        vp_timestep(&self.table, sigma)
     }
+}
+
+/// [`VpAsFlow::timestep`] over a [`VpTable`](super::schedule::VpTable).
+pub fn vp_timestep(table: &super::schedule::VpTable, sigma: f64) -> (f64, f64) {
+    if table.train_steps() == 0 {
+        return (0.0, 1.0);
+    }
+    let ve = super::schedule::from_flow(sigma.clamp(0.0, 1.0))
+        .clamp(table.sigma_min(), table.sigma_max());
+    (table.t_of_sigma(ve), 1.0 / (1.0 + ve * ve))
 }
 
 /// How a denoiser's output is read (decided at build time from what its

@@ -1,6 +1,7 @@
 //! `euler`: a rectified-flow Euler sampler that calls a denoiser.
 //!
-//! Starting from `x = noise` at σ = 1 it takes `steps` steps
+//! Starting from the noise at the schedule's first level (σ = 1 on a flow
+//! model; a VP model's largest, see [`super::schedule`]) it takes `steps` steps
 //! `x ← x + (σ_{i+1} − σ_i)·v`, where `v` is the denoiser's velocity at
 //! `(x, t = 1000·σ_i)`, ending at σ = 0. The σ schedule is Yume's shifted
 //! linear one ([`flow_schedule`]), or with `dynamic_shift = true` one whose
@@ -13,7 +14,7 @@
 //! model's ᾱ table); the model's ε gives `x₀ = (x_vp − √(1−ᾱ)·ε)/√ᾱ` and the
 //! velocity `v = ε − x₀`.
 
-use super::{DENOISER, FlowSchedule, Sampler, Sampling, StepRule, flow_sampler_params};
+use super::{DENOISER, Sampler, Sampling, Schedule, StepRule, flow_sampler_params};
 use crate::common::*;
 use wgraph_kernels::host;
 
@@ -34,14 +35,14 @@ impl NodeKind for Euler {
         PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
-        let schedule = FlowSchedule::from_params(cx)?;
+        let schedule = Schedule::from_params(cx)?;
         Sampler::node(cx, EulerRule { schedule })
     }
 }
 
 /// Euler's step rule: `x ← x + (σ_{i+1} − σ_i)·v` down the schedule.
 struct EulerRule {
-    schedule: FlowSchedule,
+    schedule: Schedule,
 }
 
 impl StepRule for EulerRule {
@@ -52,7 +53,7 @@ impl StepRule for EulerRule {
         None
     }
     fn sample(&self, m: &mut Sampling<'_, '_>, mut x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
-        for pair in self.schedule.sigmas(m.shape()).windows(2) {
+        for pair in m.enter_flow(&self.schedule, &mut x).windows(2) {
             let (x0, eps) = m.denoise(&x, pair[0])?;
             let dt = (pair[1] - pair[0]) as f32;
             host::axpy_diff(&mut x, &eps, &x0, dt);
@@ -174,14 +175,19 @@ mod tests {
         target: Vec<f32>,
         ac: Vec<f64>,
         calls: Vec<f32>,
+        /// The x of each call.
+        xs: Vec<Vec<f32>>,
     }
 
     impl VpEps {
+        /// ᾱ at a fractional timestep: σ interpolated in log σ (diffusers).
         fn alpha(&self, t: f32) -> f64 {
             let t = f64::from(t).clamp(0.0, (self.ac.len() - 1) as f64);
             let i = (t.floor() as usize).min(self.ac.len() - 2);
             let f = t - i as f64;
-            self.ac[i] + (self.ac[i + 1] - self.ac[i]) * f
+            let ls = |a: f64| (((1.0 - a) / a).sqrt()).ln();
+            let s = ((1.0 - f) * ls(self.ac[i]) + f * ls(self.ac[i + 1])).exp();
+            1.0 / (1.0 + s * s)
         }
     }
 
@@ -192,6 +198,7 @@ mod tests {
             };
             let t = t.host_f32()?[0];
             self.calls.push(t);
+            self.xs.push(x.host_f32()?.to_vec());
             let a = self.alpha(t);
             let eps: Vec<f32> = x
                 .host_f32()?
@@ -249,11 +256,13 @@ mod tests {
                 target: target.clone(),
                 ac: ac.clone(),
                 calls: Vec::new(),
+                xs: Vec::new(),
             };
             let mut inf = VpEps {
                 target: target.clone(),
                 ac: ac.clone(),
                 calls: Vec::new(),
+                xs: Vec::new(),
             };
             let out = run_with(
                 &*node,
@@ -264,7 +273,10 @@ mod tests {
             )
             .unwrap();
             assert_eq!(model.calls.len(), steps as usize);
-            assert_eq!(model.calls[0], 999.0, "σ = 1 is the table's last timestep");
+            assert_eq!(
+                model.calls[0], 999.0,
+                "the first level is the table's last timestep"
+            );
             // Non-increasing: σ above the table's largest (≈ 0.936) clamps to t = 999.
             assert!(
                 model.calls.windows(2).all(|w| w[1] <= w[0]),
@@ -365,5 +377,54 @@ mod tests {
             build(&Euler, bad, dir.path()).unwrap_err().param.as_deref(),
             Some("shift")
         );
+    }
+
+    /// Issue 21's second bug: flow-space samplers on a VP model started at
+    /// flow σ = 1, a level the model does not have — its first call saw
+    /// 1.066 × the noise. The levels are the model's (the first at its last
+    /// timestep) and the noise enters as DDIM's x_T: the first call gets the
+    /// noise itself, for every flow-space sampler.
+    #[test]
+    fn flow_samplers_enter_a_vp_model_at_its_top_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let target: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
+        let noise: Vec<f32> = (0..24).map(|i| (i as f32 * 1.3).cos()).collect();
+        let ac = crate::samplers::diffusion::alphas_cumprod(0.00085, 0.012, 1000, true);
+        let kinds: [&dyn NodeKind; 4] = [
+            &Euler,
+            &crate::samplers::sde::Sde,
+            &crate::samplers::tts::TTS_ODE,
+            &crate::samplers::aam::Aam,
+        ];
+        for kind in kinds {
+            let params = vec![("steps", P::Int(4)), ("denoiser", P::NodeRef("d".into()))];
+            let node = build(kind, params, dir.path()).unwrap();
+            let vp = || VpEps {
+                target: target.clone(),
+                ac: ac.clone(),
+                calls: Vec::new(),
+                xs: Vec::new(),
+            };
+            let (mut model, mut inf) = (vp(), vp());
+            run_with(
+                &*node,
+                1,
+                |_| vec![t32(&[1, 1, 4, 6], noise.clone())],
+                &mut model,
+                &mut inf,
+            )
+            .unwrap();
+            assert_eq!(model.calls[0], 999.0, "{}", kind.name());
+            let err = model.xs[0]
+                .iter()
+                .zip(&noise)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                err < 1e-6,
+                "{}: first call off the noise by {err}",
+                kind.name()
+            );
+        }
     }
 }

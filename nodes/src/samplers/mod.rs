@@ -37,15 +37,19 @@ pub mod ddim;
 pub mod df_window;
 pub mod diffusion;
 pub mod euler;
+pub mod kdiffusion;
+pub mod schedule;
 pub mod sde;
 pub mod self_forcing;
 mod step;
 pub mod tts;
+pub mod vp;
 
 use crate::common::*;
 
 pub(crate) use call::{DenoiserCall, FlowCall};
-pub use diffusion::{DynamicShift, FlowSchedule, Readout, flow_schedule};
+pub use diffusion::{DynamicShift, Readout, flow_schedule};
+pub use schedule::{NoiseModel, Schedule, Scheduler, VpTable};
 pub(crate) use step::{Sampler, Sampling, StepRule};
 
 /// `steps` (1..=10000), checked.
@@ -114,6 +118,42 @@ pub(crate) const PATCH: ParamSpec = ParamSpec::optional(
     "dynamic shift: tokens = latent positions / patch²",
 );
 
+/// `scheduler`: how the levels are spread ([`schedule::Scheduler`]).
+pub(crate) const SCHEDULER: ParamSpec = ParamSpec::optional(
+    "scheduler",
+    ParamType::Choice(schedule::SCHEDULERS),
+    ParamDefault::Choice("default"),
+    "levels: default (flow: simple, VP: normal), normal (flow: SD3's; VP: diffusers' spaced timesteps), simple, karras, exponential, sgm_uniform",
+);
+/// `sigmas`: an explicit list of levels.
+pub(crate) const SIGMAS: ParamSpec = ParamSpec::optional(
+    "sigmas",
+    ParamType::FloatList,
+    ParamDefault::Absent,
+    "explicit native levels, decreasing (flow σ, or a VP model's √((1−ᾱ)/ᾱ)); replaces `scheduler` and `steps`",
+);
+/// `spacing`: a VP model's timestep spacing (`normal` scheduler).
+pub(crate) const SPACING: ParamSpec = ParamSpec::optional(
+    "spacing",
+    ParamType::Choice(&["leading", "trailing", "linspace"]),
+    ParamDefault::Choice("trailing"),
+    "VP models, normal scheduler: diffusers' `timestep_spacing` (trailing starts at T-1)",
+);
+/// `steps_offset`: added to `leading` timesteps.
+pub(crate) const STEPS_OFFSET: ParamSpec = ParamSpec::optional(
+    "steps_offset",
+    ParamType::Int,
+    ParamDefault::Int(0),
+    "VP models, leading spacing: diffusers' `steps_offset` (1 for Stable Diffusion)",
+);
+/// `init_noise`: how the start noise enters ([`schedule::Init`]).
+pub(crate) const INIT_NOISE: ParamSpec = ParamSpec::optional(
+    "init_noise",
+    ParamType::Choice(schedule::INITS),
+    ParamDefault::Choice("vp"),
+    "start noise: vp = the VP point x_T (DDIM, DPMSolver; flow: x = noise), sigma = noise·σ₀ (k-diffusion)",
+);
+
 /// `eta` of the SDE samplers.
 pub(crate) const ETA: ParamSpec = ParamSpec::optional(
     "eta",
@@ -153,6 +193,11 @@ macro_rules! flow_sampler_params {
             super::BASE_TOKENS,
             super::MAX_TOKENS,
             super::PATCH,
+            super::SCHEDULER,
+            super::SIGMAS,
+            super::SPACING,
+            super::STEPS_OFFSET,
+            super::INIT_NOISE,
             $($own),*
         ]
     };

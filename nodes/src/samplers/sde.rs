@@ -7,9 +7,7 @@
 //! (Yume's `sample_sde`, η = 0.3 there). `z` is the step noise (the seeded
 //! RNG, or the wired `step_noise`). η = 0 is `euler`.
 
-use super::{
-    DENOISER, ETA, FlowSchedule, Sampler, Sampling, StepRule, eta_param, flow_sampler_params,
-};
+use super::{DENOISER, ETA, Sampler, Sampling, Schedule, StepRule, eta_param, flow_sampler_params};
 use crate::common::*;
 use wgraph_kernels::{SdeCoef, host};
 
@@ -28,7 +26,7 @@ impl NodeKind for Sde {
         PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
-        let schedule = FlowSchedule::from_params(cx)?;
+        let schedule = Schedule::from_params(cx)?;
         let eta = eta_param(cx)?;
         Sampler::node(cx, SdeRule { schedule, eta })
     }
@@ -36,7 +34,7 @@ impl NodeKind for Sde {
 
 /// Yume's Euler–Maruyama step rule.
 struct SdeRule {
-    schedule: FlowSchedule,
+    schedule: Schedule,
     eta: f64,
 }
 
@@ -49,7 +47,7 @@ impl StepRule for SdeRule {
     }
     fn sample(&self, m: &mut Sampling<'_, '_>, mut x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
         let mut z = Vec::new();
-        for (i, pair) in self.schedule.sigmas(m.shape()).windows(2).enumerate() {
+        for (i, pair) in m.enter_flow(&self.schedule, &mut x).windows(2).enumerate() {
             let (s, s_next) = (pair[0], pair[1]);
             let (x0, eps) = m.denoise(&x, s)?;
             m.step_noise(i, &mut z, x.len())?;

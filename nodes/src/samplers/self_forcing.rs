@@ -6,6 +6,7 @@
 //! The fresh noise is the step noise (the seeded RNG, or the wired
 //! `step_noise`).
 
+use super::schedule::{NoiseModel, from_flow, to_flow};
 use super::{DENOISER, Sampler, Sampling, StepRule};
 use crate::common::*;
 use wgraph_kernels::host;
@@ -110,11 +111,27 @@ impl StepRule for SelfForcingRule {
         Some(self.sigmas.len().saturating_sub(1))
     }
     fn sample(&self, m: &mut Sampling<'_, '_>, mut x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
+        // A VP model has no flow level 1: level l (σ = l/1000 after the
+        // warp) is its timestep σ·T − 1 (1000 → T−1, as `trailing`), and
+        // the start noise is the VP point there.
+        let sigmas: Vec<f64> = match m.model() {
+            NoiseModel::Flow => self.sigmas.clone(),
+            NoiseModel::Vp(vp) => self
+                .sigmas
+                .iter()
+                .map(|&s| to_flow(vp.sigma_at(s * vp.train_steps() as f64 - 1.0)))
+                .collect(),
+        };
+        if let (NoiseModel::Vp(_), Some(&s0)) = (m.model(), sigmas.first()) {
+            let ve = from_flow(s0);
+            let entry = ((ve * ve + 1.0).sqrt() / (1.0 + ve)) as f32;
+            x.iter_mut().for_each(|v| *v *= entry);
+        }
         let mut x0 = x.clone();
         let mut z = Vec::new();
-        for (i, &s) in self.sigmas.iter().enumerate() {
+        for (i, &s) in sigmas.iter().enumerate() {
             x0 = m.denoise(&x, s)?.0;
-            if let Some(&next) = self.sigmas.get(i + 1) {
+            if let Some(&next) = sigmas.get(i + 1) {
                 m.step_noise(i, &mut z, x.len())?;
                 host::renoise(&mut x, &x0, &z, next);
             }

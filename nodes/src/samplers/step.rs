@@ -13,6 +13,7 @@
 
 use super::call::{DenoiserCall, FlowCall, denoiser_call};
 use super::diffusion::Readout;
+use super::schedule::{NoiseModel, Schedule};
 use crate::common::*;
 use crate::rng::{Stream, hash_str, mix};
 
@@ -26,6 +27,11 @@ pub(crate) trait StepRule: Send + Sync + 'static {
 
     /// The kind's name, for messages.
     fn kind(&self) -> &'static str;
+
+    /// A build-time check against the denoiser's noise levels (at `check`).
+    fn check(&self, _model: &NoiseModel) -> Result<(), TypeError> {
+        Ok(())
+    }
 
     /// How many step-noise tensors a tick draws — the optional
     /// `step_noise` input must hold that many — or `None` for a
@@ -47,11 +53,6 @@ pub(crate) struct Sampling<'a, 'cx> {
 }
 
 impl Sampling<'_, '_> {
-    /// The latent's shape (the `noise` input's).
-    pub(crate) fn shape(&self) -> &[usize] {
-        self.shape
-    }
-
     /// The denoiser at flow level σ on `x` (see [`FlowCall::denoise`]):
     /// its (x₀, ε) estimates.
     pub(crate) fn denoise(
@@ -61,6 +62,38 @@ impl Sampling<'_, '_> {
     ) -> Result<(Vec<f32>, Vec<f32>), NodeError> {
         self.call
             .denoise(self.cx, self.denoiser, self.shape, x, sigma)
+    }
+
+    /// The model's noise levels (flow, or its VP table).
+    pub(crate) fn model(&self) -> &NoiseModel {
+        self.call.model()
+    }
+
+    /// Enters a flow-space schedule: the flow levels of `schedule` for this
+    /// model, `x` (unit start noise) scaled to the first ([`Init`]).
+    ///
+    /// [`Init`]: super::schedule::Init
+    pub(crate) fn enter_flow(&self, schedule: &Schedule, x: &mut [f32]) -> Vec<f64> {
+        let (levels, entry) = schedule.enter_flow(self.call.model(), self.shape);
+        x.iter_mut().for_each(|v| *v *= entry);
+        levels
+    }
+
+    /// Enters a native schedule (k-diffusion's σ): the native levels of
+    /// `schedule`, `x` scaled to the first.
+    pub(crate) fn enter_native(&self, schedule: &Schedule, x: &mut [f32]) -> Vec<f64> {
+        let (levels, entry) = schedule.enter_native(self.call.model(), self.shape);
+        x.iter_mut().for_each(|v| *v *= entry);
+        levels
+    }
+
+    /// The denoiser at native level σ ([`FlowCall::denoise_native`]): its
+    /// x₀ estimate.
+    pub(crate) fn denoise_native(&mut self, x: &[f32], sigma: f64) -> Result<Vec<f32>, NodeError> {
+        Ok(self
+            .call
+            .denoise_native(self.cx, self.denoiser, self.shape, x, sigma)?
+            .0)
     }
 
     /// How the denoiser's output reads (chosen at build time).
@@ -150,6 +183,7 @@ impl<R: StepRule> Node for Sampler<R> {
             1,
             R::EPSILON_OK,
         )?;
+        self.rule.check(call.model())?;
         self.call.set(call);
         Ok(types)
     }

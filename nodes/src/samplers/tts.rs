@@ -10,9 +10,7 @@
 //! look-ahead back up a level, line 9), this follows the code; with
 //! `depth = 0` both are `euler` / `sde`.
 
-use super::{
-    DENOISER, ETA, FlowSchedule, Sampler, Sampling, StepRule, eta_param, flow_sampler_params,
-};
+use super::{DENOISER, ETA, Sampler, Sampling, Schedule, StepRule, eta_param, flow_sampler_params};
 use crate::common::*;
 use wgraph_kernels::host;
 
@@ -58,7 +56,7 @@ impl NodeKind for Tts {
         if self.sde { SDE_PARAMS } else { ODE_PARAMS }
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
-        let schedule = FlowSchedule::from_params(cx)?;
+        let schedule = Schedule::from_params(cx)?;
         let count = |name: &str, lo: i64| -> Result<usize, BuildError> {
             let v = cx.params.int(name)?;
             usize::try_from(v)
@@ -86,7 +84,7 @@ impl NodeKind for Tts {
 /// Time Travel Sampling's step rule.
 struct TtsRule {
     kind: &'static str,
-    schedule: FlowSchedule,
+    schedule: Schedule,
     interval: usize,
     depth: usize,
     eta: f64,
@@ -122,7 +120,7 @@ impl StepRule for TtsRule {
         Some(self.schedule.steps())
     }
     fn sample(&self, m: &mut Sampling<'_, '_>, mut x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
-        let sigmas = self.schedule.sigmas(m.shape());
+        let sigmas = m.enter_flow(&self.schedule, &mut x);
         let n = self.schedule.steps();
         let mut z = Vec::new();
         let velocity = |x0: &[f32], eps: &[f32]| -> Vec<f64> {

@@ -104,7 +104,9 @@
     const h = state.hud;
     let text = `tick ${state.lastTick}  ${state.fps} fps  skipped ${state.skipped}`;
     if (h) {
-      text += `\nkey→frame p50 ${h.latency_p50_ms.toFixed(1)} ms  p99 ${h.latency_p99_ms.toFixed(1)} ms`;
+      text += h.latency_count > 0 && h.latency_p50_ms != null
+        ? `\nkey→frame p50 ${h.latency_p50_ms.toFixed(1)} ms  p99 ${h.latency_p99_ms.toFixed(1)} ms`
+        : `\nkey→frame: no key changes yet`;
       text += `\ntick p50 ${h.tick_p50_ms.toFixed(2)} ms  late ticks ${h.late_ticks}`;
       for (const n of h.nodes) text += `\n  ${n.name.padEnd(14)} ${n.mean_ms.toFixed(2)} ms`;
     }
@@ -154,8 +156,9 @@
     ws.onmessage = (e) => {
       if (typeof e.data !== "string") { drawFrame(e.data); return; }
       const m = JSON.parse(e.data);
-      if (m.type === "full") {
-        // No world for us now: say so, and try again later.
+      if (m.type === "full" || m.type === "unavailable") {
+        // No world for us now (the server is full, or the world could not
+        // start here yet): say so, and try again later.
         state.full = m.message; errorBox.hidden = false; errorBox.textContent = m.message;
         return;
       }

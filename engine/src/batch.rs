@@ -1,0 +1,689 @@
+//! Batching across sessions: calls of one model from many live worlds run
+//! as one call.
+//!
+//! A server that gives every player their own world (`wgraph serve`, `wgraph
+//! bench --players`) loads each model once ([`ModelCache`](crate::model::ModelCache))
+//! and every player's session calls that one model from its own tick
+//! thread. [`batched`] wraps such a model in a [`BatchedModel`]: callers hand
+//! their inputs to one executor thread per model, which takes every call
+//! waiting (up to [`BatchPolicy::max_rows`] rows), stacks them on the batch
+//! axis, runs the model once and splits the outputs back, row for row.
+//!
+//! - **When calls are fused.** The executor takes what is queued when it is
+//!   free. It waits for more (at most [`BatchPolicy::wait`]) only while it
+//!   has fewer calls than the largest of its last few batches: a lone player
+//!   never waits, and players whose ticks line up are caught together even
+//!   when their threads reach the call a little apart. Under load, calls
+//!   queue while a batch runs, so batches grow by themselves.
+//! - **What is batchable.** A model whose every input and output has a
+//!   dynamic first axis (a named or unnamed dimension, never a fixed size);
+//!   a model fixed to batch 1 is returned unwrapped and called one call at a
+//!   time as before. Calls are fused only when their inputs agree in dtype
+//!   and in every axis after the first, and all are in host memory; any
+//!   other call runs on its own, in its caller's thread.
+//! - **Results.** A batch of one is the unbatched call itself. Fused rows
+//!   equal the rows run alone exactly when the backend's kernels do not
+//!   depend on the batch size (ONNX Runtime on the CPU, for the shipped
+//!   Yan-Sim models: tested) and within the kernels' rounding otherwise.
+//!   Sessions that must stay bit-exact for replay run unbatched
+//!   (`--batch-across-players off`).
+//! - **Failures stay with their caller.** When a fused call fails, or its
+//!   outputs do not come back batch-major, each call is run again on its own,
+//!   so one player's bad input is that player's error only. If the executor
+//!   is gone, calls run directly.
+//! - **Bounded.** The queue holds at most one call per calling thread (each
+//!   caller waits for its answer); [`BatchStats`] are fixed-size counters.
+
+use crate::model::{Model, ModelError, ModelSignature, Provider};
+use crate::tensor::{HostData, Storage, Tensor};
+use crate::types::Dim;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How calls are fused.
+#[derive(Debug, Clone)]
+pub struct BatchPolicy {
+    /// Most rows in one fused call (at least 1).
+    pub max_rows: usize,
+    /// Longest an executor waits for more calls once it has one; zero never
+    /// waits (it still takes every call already queued).
+    pub wait: Duration,
+    /// Calls an executor waits for (up to `wait`) before it runs a batch,
+    /// at least: 1 (or 0) lets it adapt (see the module docs); a tool that
+    /// wants every call of N lock-step sessions fused (`bench
+    /// --verify-batching`) sets N once they run. Shared, so it can change
+    /// while the executors run.
+    pub min_calls: Arc<std::sync::atomic::AtomicUsize>,
+    /// Where the fused calls are counted (shared by every model of a graph).
+    pub stats: Arc<BatchStats>,
+}
+
+impl Default for BatchPolicy {
+    fn default() -> Self {
+        BatchPolicy {
+            max_rows: 16,
+            wait: Duration::from_micros(500),
+            min_calls: Arc::new(std::sync::atomic::AtomicUsize::new(1)),
+            stats: Arc::default(),
+        }
+    }
+}
+
+/// Largest batch size counted on its own in [`BatchStats::sizes`]; larger
+/// ones are counted in its last bucket.
+pub const SIZE_BUCKETS: usize = 64;
+
+/// Counters of the calls a set of [`BatchedModel`]s made: fixed size.
+#[derive(Debug)]
+pub struct BatchStats {
+    calls: AtomicU64,
+    batches: AtomicU64,
+    /// `sizes[k]`: model calls that carried `k + 1` callers' calls (the
+    /// last bucket: that many or more).
+    sizes: [AtomicU64; SIZE_BUCKETS],
+    /// Fused calls that failed and were run again one by one.
+    split_retries: AtomicU64,
+}
+
+impl Default for BatchStats {
+    fn default() -> Self {
+        BatchStats {
+            calls: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            sizes: std::array::from_fn(|_| AtomicU64::new(0)),
+            split_retries: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A reading of [`BatchStats`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchSummary {
+    /// Calls sessions made.
+    pub calls: u64,
+    /// Model calls those became.
+    pub batches: u64,
+    /// `sizes[k]`: model calls that carried `k + 1` sessions' calls.
+    pub sizes: Vec<u64>,
+    /// Fused calls that failed and were run again one by one.
+    pub split_retries: u64,
+}
+
+impl BatchSummary {
+    /// Sessions' calls per model call (1.0 when nothing was fused; 0 when
+    /// nothing ran).
+    pub fn mean_batch(&self) -> f64 {
+        if self.batches == 0 {
+            0.0
+        } else {
+            self.calls as f64 / self.batches as f64
+        }
+    }
+}
+
+impl BatchStats {
+    fn record(&self, callers: usize) {
+        self.calls.fetch_add(callers as u64, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        let bucket = callers.clamp(1, SIZE_BUCKETS) - 1;
+        self.sizes[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sets every counter to zero.
+    pub fn reset(&self) {
+        for c in [&self.calls, &self.batches, &self.split_retries]
+            .into_iter()
+            .chain(&self.sizes)
+        {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The counters now.
+    pub fn summary(&self) -> BatchSummary {
+        let mut sizes: Vec<u64> = self
+            .sizes
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .collect();
+        while sizes.last() == Some(&0) {
+            sizes.pop();
+        }
+        BatchSummary {
+            calls: self.calls.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
+            sizes,
+            split_retries: self.split_retries.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// True when every input and output of `signature` has a dynamic first
+/// axis, so calls can be stacked on it.
+pub fn is_batchable(signature: &ModelSignature) -> bool {
+    let ports = signature.inputs.iter().chain(&signature.outputs);
+    let mut named: Option<&str> = None;
+    for port in ports {
+        match port.ty.shape.first() {
+            Some(Dim::Sym(name)) if !name.starts_with(crate::types::UNNAMED) => {
+                // Two named first axes must be one name (one batch).
+                if named.is_some_and(|n| n != name) {
+                    return false;
+                }
+                named = Some(name);
+            }
+            Some(Dim::Sym(_)) => {}
+            _ => return false,
+        }
+    }
+    !signature.inputs.is_empty() && !signature.outputs.is_empty()
+}
+
+/// `model` behind a batching executor when it [`is_batchable`] and the
+/// policy allows more than one row; otherwise `model` itself.
+pub fn batched(model: Arc<dyn Model>, policy: &BatchPolicy) -> Arc<dyn Model> {
+    if policy.max_rows < 2 || !is_batchable(model.signature()) {
+        return model;
+    }
+    Arc::new(BatchedModel::new(model, policy.clone()))
+}
+
+/// One call waiting for the executor.
+struct Call {
+    inputs: Vec<Tensor>,
+    rows: usize,
+    reply: Sender<Result<Vec<Tensor>, ModelError>>,
+}
+
+/// A model whose calls from many threads are fused (see the module docs).
+pub struct BatchedModel {
+    inner: Arc<dyn Model>,
+    queue: Option<Sender<Call>>,
+    executor: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BatchedModel {
+    /// Starts the executor thread of `inner`.
+    pub fn new(inner: Arc<dyn Model>, policy: BatchPolicy) -> Self {
+        let (queue, calls) = crossbeam_channel::unbounded();
+        let executor = {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("wgraph-batch".into())
+                .spawn(move || execute(&*inner, &calls, &policy))
+                .ok()
+        };
+        BatchedModel {
+            inner,
+            // Without an executor (the thread could not start) calls run directly.
+            queue: executor.as_ref().map(|_| queue),
+            executor,
+        }
+    }
+}
+
+impl BatchedModel {
+    /// Calls waiting for the executor now.
+    pub fn queued(&self) -> usize {
+        self.queue.as_ref().map_or(0, Sender::len)
+    }
+}
+
+impl Drop for BatchedModel {
+    fn drop(&mut self) {
+        // Closing the queue ends the executor; joining it frees the model now.
+        self.queue = None;
+        if let Some(thread) = self.executor.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Model for BatchedModel {
+    fn signature(&self) -> &ModelSignature {
+        self.inner.signature()
+    }
+    fn provider(&self) -> Provider {
+        self.inner.provider()
+    }
+    fn prepare(&self, input_shapes: &[Vec<usize>]) -> Result<(), ModelError> {
+        self.inner.prepare(input_shapes)
+    }
+    fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ModelError> {
+        let (Some(queue), Some(rows)) = (&self.queue, rows_of(inputs)) else {
+            return self.inner.run(inputs);
+        };
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let call = Call {
+            inputs: inputs.to_vec(),
+            rows,
+            reply,
+        };
+        if let Err(returned) = queue.send(call) {
+            return self.inner.run(&returned.0.inputs);
+        }
+        answer.recv().unwrap_or_else(|_| {
+            Err(ModelError::Run(
+                "the batching executor stopped before answering".into(),
+            ))
+        })
+    }
+}
+
+/// The rows of a call that can be fused: every input in host memory with
+/// the same first axis.
+fn rows_of(inputs: &[Tensor]) -> Option<usize> {
+    let rows = *inputs.first()?.shape().first()?;
+    let fits = inputs
+        .iter()
+        .all(|t| t.is_host() && t.shape().first() == Some(&rows));
+    (fits && rows > 0).then_some(rows)
+}
+
+/// True when `b` can be stacked under `a`: same dtypes, same axes after the first.
+fn compatible(a: &Call, b: &Call) -> bool {
+    a.inputs.len() == b.inputs.len()
+        && a.inputs
+            .iter()
+            .zip(&b.inputs)
+            .all(|(x, y)| x.dtype() == y.dtype() && x.shape()[1..] == y.shape()[1..])
+}
+
+/// Batch sizes remembered to decide how long to wait for the next.
+const RECENT: usize = 8;
+
+/// The executor: takes calls, fuses them, answers each.
+fn execute(model: &dyn Model, calls: &Receiver<Call>, policy: &BatchPolicy) {
+    let max_rows = policy.max_rows.max(1);
+    let mut recent = [1usize; RECENT];
+    let mut next = 0;
+    let mut held: Option<Call> = None;
+    loop {
+        let first = match held.take() {
+            Some(call) => call,
+            None => match calls.recv() {
+                Ok(call) => call,
+                Err(_) => return,
+            },
+        };
+        let expected = recent
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(1)
+            .max(policy.min_calls.load(Ordering::Relaxed));
+        let deadline = Instant::now() + policy.wait;
+        let mut rows = first.rows;
+        let mut group = vec![first];
+        while rows < max_rows {
+            let more = if group.len() < expected && !policy.wait.is_zero() {
+                calls.recv_deadline(deadline).map_err(|e| match e {
+                    RecvTimeoutError::Timeout => TryRecvError::Empty,
+                    RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+                })
+            } else {
+                calls.try_recv()
+            };
+            let Ok(call) = more else { break };
+            if compatible(&group[0], &call) && rows + call.rows <= max_rows {
+                rows += call.rows;
+                group.push(call);
+            } else {
+                held = Some(call);
+                break;
+            }
+        }
+        recent[next] = group.len();
+        next = (next + 1) % RECENT;
+        run_group(model, group, rows, &policy.stats);
+    }
+}
+
+/// Runs `group` as one call (or each alone when it cannot be fused) and answers every caller.
+fn run_group(model: &dyn Model, group: Vec<Call>, rows: usize, stats: &BatchStats) {
+    if group.len() == 1 {
+        stats.record(1);
+        let call = &group[0];
+        let _ = call.reply.send(model.run(&call.inputs));
+        return;
+    }
+    stats.record(group.len());
+    match fused(model, &group, rows) {
+        Some(outputs) => {
+            for (call, out) in group.iter().zip(outputs) {
+                let _ = call.reply.send(Ok(out));
+            }
+        }
+        None => {
+            stats.split_retries.fetch_add(1, Ordering::Relaxed);
+            for call in &group {
+                stats.record(1);
+                let _ = call.reply.send(model.run(&call.inputs));
+            }
+        }
+    }
+}
+
+/// The group's calls stacked, run once and split: each caller's outputs, or
+/// `None` when any step fails (the caller then runs them one by one).
+fn fused(model: &dyn Model, group: &[Call], rows: usize) -> Option<Vec<Vec<Tensor>>> {
+    let inputs = (0..group[0].inputs.len())
+        .map(|i| {
+            let parts: Vec<&HostData> = group
+                .iter()
+                .map(|c| c.inputs[i].host().ok())
+                .collect::<Option<_>>()?;
+            let mut shape = group[0].inputs[i].shape().to_vec();
+            shape[0] = rows;
+            Tensor::from_host(&shape, HostData::concat(&parts).ok()?).ok()
+        })
+        .collect::<Option<Vec<Tensor>>>()?;
+    let outputs = model.run(&inputs).ok()?;
+    let mut split: Vec<Vec<Tensor>> = group.iter().map(|_| Vec::new()).collect();
+    for output in &outputs {
+        let output = output.to_host().ok()?;
+        let shape = output.shape();
+        if shape.first() != Some(&rows) {
+            return None;
+        }
+        let row_len = output.len() / rows;
+        let Storage::Host(data) = output.storage() else {
+            return None;
+        };
+        let mut start = 0;
+        for (call, out) in group.iter().zip(&mut split) {
+            let mut part_shape = shape.to_vec();
+            part_shape[0] = call.rows;
+            let len = call.rows * row_len;
+            out.push(Tensor::from_host(&part_shape, data.slice(start..start + len)).ok()?);
+            start += len;
+        }
+    }
+    Some(split)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelPort;
+    use crate::tensor::DType;
+    use crate::types::TensorType;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::{Barrier, Mutex};
+
+    /// y = 2x + row index within the call (so a wrong split shows), counting calls.
+    struct Doubler {
+        signature: ModelSignature,
+        calls: AtomicUsize,
+        largest: AtomicUsize,
+        fail_batches: bool,
+        /// When set, the first call waits for a message here.
+        gate: Mutex<Option<Receiver<()>>>,
+    }
+
+    fn port(name: &str, first: Dim) -> ModelPort {
+        ModelPort {
+            name: name.into(),
+            ty: TensorType {
+                dtype: DType::F32,
+                shape: vec![first, Dim::Known(3)],
+            },
+        }
+    }
+
+    fn doubler(first: Dim, fail_batches: bool) -> Arc<Doubler> {
+        Arc::new(Doubler {
+            signature: ModelSignature {
+                inputs: vec![port("x", first.clone())],
+                outputs: vec![port("y", first)],
+                metadata: Default::default(),
+            },
+            calls: AtomicUsize::new(0),
+            largest: AtomicUsize::new(0),
+            fail_batches,
+            gate: Mutex::new(None),
+        })
+    }
+
+    impl Model for Doubler {
+        fn signature(&self) -> &ModelSignature {
+            &self.signature
+        }
+        fn provider(&self) -> Provider {
+            Provider::Cpu
+        }
+        fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ModelError> {
+            let x = inputs[0]
+                .host_f32()
+                .map_err(|e| ModelError::Run(e.to_string()))?;
+            let rows = inputs[0].shape()[0];
+            let gate = self.gate.lock().unwrap().take();
+            if let Some(gate) = gate {
+                gate.recv().unwrap();
+            }
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.largest.fetch_max(rows, Ordering::SeqCst);
+            if self.fail_batches && rows > 1 {
+                return Err(ModelError::Run("no batches here".into()));
+            }
+            if x.iter().any(|v| v.is_nan()) {
+                return Err(ModelError::Run("NaN input".into()));
+            }
+            let y = x.iter().map(|v| v * 2.0).collect();
+            Ok(vec![
+                Tensor::from_f32(inputs[0].shape(), y)
+                    .map_err(|e| ModelError::Run(e.to_string()))?,
+            ])
+        }
+    }
+
+    fn input(value: f32) -> Tensor {
+        Tensor::from_f32(&[1, 3], vec![value, value + 1.0, value + 2.0]).unwrap()
+    }
+
+    /// `threads` callers at once, each `rounds` calls; every answer checked.
+    fn hammer(model: &Arc<dyn Model>, threads: usize, rounds: usize) {
+        let barrier = Arc::new(Barrier::new(threads));
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (model, barrier) = (Arc::clone(model), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    for r in 0..rounds {
+                        barrier.wait();
+                        let v = (t * 1000 + r) as f32;
+                        let out = model.run(&[input(v)]).unwrap();
+                        assert_eq!(out[0].shape(), &[1, 3]);
+                        assert_eq!(
+                            out[0].host_f32().unwrap(),
+                            &[2.0 * v, 2.0 * (v + 1.0), 2.0 * (v + 2.0)]
+                        );
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn calls_queued_while_the_model_runs_are_fused_and_split_back_row_for_row() {
+        let inner = doubler(Dim::Sym("batch".into()), false);
+        let (open, gate) = crossbeam_channel::bounded(1);
+        *inner.gate.lock().unwrap() = Some(gate);
+        let policy = BatchPolicy {
+            max_rows: 8,
+            wait: Duration::ZERO,
+            ..BatchPolicy::default()
+        };
+        let model = Arc::new(BatchedModel::new(inner.clone(), policy.clone()));
+        let call = |v: f32| {
+            let model = Arc::clone(&model);
+            std::thread::spawn(move || model.run(&[input(v)]).unwrap())
+        };
+        // The first call holds the model; three more queue behind it.
+        let first = call(0.0);
+        while inner.gate.lock().unwrap().is_some() {
+            std::thread::yield_now();
+        }
+        let rest: Vec<_> = [10.0, 20.0, 30.0]
+            .into_iter()
+            .map(|v| (v, call(v)))
+            .collect();
+        while model.queued() < 3 {
+            std::thread::yield_now();
+        }
+        open.send(()).unwrap();
+        assert_eq!(
+            first.join().unwrap()[0].host_f32().unwrap(),
+            &[0.0, 2.0, 4.0]
+        );
+        for (v, t) in rest {
+            let out = t.join().unwrap();
+            assert_eq!(out[0].shape(), &[1, 3]);
+            assert_eq!(
+                out[0].host_f32().unwrap(),
+                &[2.0 * v, 2.0 * v + 2.0, 2.0 * v + 4.0]
+            );
+        }
+        // Two model calls: the first alone, then the three queued as one.
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 2);
+        assert_eq!(inner.largest.load(Ordering::SeqCst), 3);
+        let summary = policy.stats.summary();
+        assert_eq!((summary.calls, summary.batches), (4, 2));
+        assert_eq!(summary.sizes, vec![1, 0, 1]);
+        assert_eq!(summary.mean_batch(), 2.0);
+    }
+
+    #[test]
+    fn many_callers_get_their_own_rows_back() {
+        let inner = doubler(Dim::Sym("batch".into()), false);
+        let policy = BatchPolicy {
+            max_rows: 3,
+            wait: Duration::from_millis(5),
+            ..BatchPolicy::default()
+        };
+        let model = batched(inner.clone(), &policy);
+        hammer(&model, 4, 20);
+        assert_eq!(policy.stats.summary().calls, 80);
+        assert!(inner.largest.load(Ordering::SeqCst) <= 3);
+    }
+
+    #[test]
+    fn a_lone_caller_runs_unfused() {
+        let inner = doubler(Dim::Sym("batch".into()), false);
+        let policy = BatchPolicy::default();
+        let model = batched(inner.clone(), &policy);
+        hammer(&model, 1, 10);
+        assert_eq!(inner.largest.load(Ordering::SeqCst), 1);
+        assert_eq!(policy.stats.summary().mean_batch(), 1.0);
+    }
+
+    #[test]
+    fn a_model_fixed_to_batch_one_is_not_wrapped() {
+        let fixed = doubler(Dim::Known(1), false);
+        let wrapped = batched(fixed.clone(), &BatchPolicy::default());
+        assert!(std::ptr::addr_eq(
+            Arc::as_ptr(&wrapped),
+            Arc::as_ptr(&fixed)
+        ));
+        // Two names for the first axis are two batches: not stackable.
+        let mut two = doubler(Dim::Sym("a".into()), false);
+        Arc::get_mut(&mut two).unwrap().signature.outputs[0]
+            .ty
+            .shape[0] = Dim::Sym("b".into());
+        assert!(!is_batchable(&two.signature));
+        assert!(is_batchable(
+            &doubler(Dim::unnamed("input x", 0), false).signature
+        ));
+    }
+
+    /// `inner` behind a batcher whose first call waits until `values`'
+    /// calls have queued behind it: the answers, in `values`' order.
+    fn fused_behind_a_held_call(
+        inner: &Arc<Doubler>,
+        values: &[f32],
+        policy: &BatchPolicy,
+    ) -> Vec<Result<Vec<Tensor>, ModelError>> {
+        let (open, gate) = crossbeam_channel::bounded(1);
+        *inner.gate.lock().unwrap() = Some(gate);
+        let model = Arc::new(BatchedModel::new(inner.clone(), policy.clone()));
+        let call = |x: Tensor| {
+            let model = Arc::clone(&model);
+            std::thread::spawn(move || model.run(&[x]))
+        };
+        let first = call(input(0.0));
+        while inner.gate.lock().unwrap().is_some() {
+            std::thread::yield_now();
+        }
+        let rest: Vec<_> = values
+            .iter()
+            .map(|&v| {
+                call(if v.is_nan() {
+                    Tensor::from_f32(&[1, 3], vec![v; 3]).unwrap()
+                } else {
+                    input(v)
+                })
+            })
+            .collect();
+        while model.queued() < values.len() {
+            std::thread::yield_now();
+        }
+        open.send(()).unwrap();
+        assert!(first.join().unwrap().is_ok());
+        rest.into_iter().map(|t| t.join().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_failing_fused_call_is_retried_alone_and_errors_stay_with_their_caller() {
+        let policy = BatchPolicy {
+            max_rows: 8,
+            wait: Duration::ZERO,
+            ..BatchPolicy::default()
+        };
+        // A model that refuses batches: each call is run again alone, and answered.
+        let refuses = doubler(Dim::Sym("batch".into()), true);
+        let answers = fused_behind_a_held_call(&refuses, &[1.0, 2.0], &policy);
+        assert_eq!(
+            answers[0].as_ref().unwrap()[0].host_f32().unwrap(),
+            &[2.0, 4.0, 6.0]
+        );
+        assert_eq!(
+            answers[1].as_ref().unwrap()[0].host_f32().unwrap(),
+            &[4.0, 6.0, 8.0]
+        );
+        assert_eq!(policy.stats.summary().split_retries, 1);
+        // A bad input among good ones fails its own call only.
+        let answers = fused_behind_a_held_call(
+            &doubler(Dim::Sym("batch".into()), false),
+            &[1.0, f32::NAN, 3.0],
+            &policy,
+        );
+        assert!(answers[0].is_ok() && answers[2].is_ok());
+        assert!(answers[1].is_err());
+    }
+
+    #[test]
+    fn calls_of_other_shapes_are_not_stacked() {
+        let inner = doubler(Dim::Sym("batch".into()), false);
+        let policy = BatchPolicy {
+            max_rows: 8,
+            wait: Duration::from_millis(20),
+            ..BatchPolicy::default()
+        };
+        let model = batched(inner, &policy);
+        let (m1, m2) = (Arc::clone(&model), Arc::clone(&model));
+        let a = std::thread::spawn(move || m1.run(&[input(1.0)]).unwrap());
+        let b = std::thread::spawn(move || {
+            m2.run(&[Tensor::from_f32(&[2, 2], vec![1.0, 2.0, 3.0, 4.0]).unwrap()])
+                .unwrap()
+        });
+        assert_eq!(a.join().unwrap()[0].shape(), &[1, 3]);
+        assert_eq!(
+            b.join().unwrap()[0].host_f32().unwrap(),
+            &[2.0, 4.0, 6.0, 8.0]
+        );
+    }
+}

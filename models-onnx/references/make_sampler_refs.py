@@ -1,0 +1,302 @@
+"""Reference outputs of wgraph's samplers from the public libraries, on a
+small real exported model, for tests/cli/sampler_parity.rs.
+
+Builds a tiny diffusers `UNet2DModel` (seeded, random weights), exports it
+with `torch.onnx.export` (unet_tiny.onnx: inputs `x` f32[1, 2, 8, 8] and
+`t` f32[1], output `out`), then runs each case's sampler from diffusers'
+schedulers or k-diffusion's `sample_*` on that ONNX file (through ONNX
+Runtime, the runtime wgraph uses, so both sides evaluate the same network)
+from the same start noise (noise.npy) and, for stochastic samplers, the same
+step noise (step_noise.npy, one tensor per step, as wgraph's `step_noise`
+input takes it). Writes <case>.npy and cases.json (the table the Rust test
+reads: the wgraph sampler kind, the model declaration, its parameters).
+
+    python3.11 -m venv /work/venv-ref   # outside the repository
+    /work/venv-ref/bin/pip install torch diffusers k-diffusion onnx onnxruntime
+    /work/venv-ref/bin/python models-onnx/references/make_sampler_refs.py
+
+CPU only; deterministic (fixed seeds, one thread).
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+torch.set_num_threads(1)
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHAPE = (1, 2, 8, 8)
+T = 1000
+# The model's declared VP schedule: DDPM's linear betas (not the
+# scaled_linear default that `ddim` used to assume).
+BETAS = dict(beta_schedule="linear", beta_start=0.0001, beta_end=0.02, num_train_timesteps=T)
+VP_DECL = "{ role = denoiser, prediction = epsilon, schedule = linear, beta_start = 0.0001, beta_end = 0.02 }"
+FLOW_DECL = "{ role = denoiser, prediction = velocity, schedule = rectified_flow }"
+
+
+def export():
+    from diffusers import UNet2DModel
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(
+        sample_size=8,
+        in_channels=2,
+        out_channels=2,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+    ).eval()
+
+    class Wrap(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x, t):
+            return self.m(x, t).sample
+
+    path = os.path.join(HERE, "unet_tiny.onnx")
+    x = torch.zeros(SHAPE)
+    t = torch.tensor([500.0])
+    kwargs = dict(input_names=["x", "t"], output_names=["out"], opset_version=17)
+    try:
+        torch.onnx.export(Wrap(unet), (x, t), path, dynamo=False, **kwargs)
+    except TypeError:
+        torch.onnx.export(Wrap(unet), (x, t), path, **kwargs)
+    return path
+
+
+class Net:
+    """The exported network through ONNX Runtime: eps/velocity at (x, t)."""
+
+    def __init__(self, path):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        self.s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x, t):
+        x = np.asarray(x.detach().cpu() if torch.is_tensor(x) else x, dtype=np.float32)
+        t = np.asarray(t.detach().cpu() if torch.is_tensor(t) else t, dtype=np.float32).reshape(1)
+        return torch.from_numpy(self.s.run(None, {"x": x, "t": t})[0])
+
+
+def acs():
+    return torch.cumprod(1.0 - torch.linspace(0.0001, 0.02, T, dtype=torch.float64), 0)
+
+
+def diffusers_loop(sched, net, noise, steps, step_kwargs=None, patch=None, z=None, last_denoised=False,
+                   flow_t=False):
+    """The scheduler's loop. `flow_t`: the model is called at t = 1000σ of
+    the step's σ (the multistep schedulers keep `use_flow_sigmas` timesteps
+    as int64, which truncates 1000σ; wgraph and FlowMatch do not)."""
+    sched.set_timesteps(steps)
+    x = torch.from_numpy(noise) * getattr(sched, "init_noise_sigma", 1.0)
+    mod, step = None, [0]
+    if patch:
+        import importlib
+
+        # The scheduler's noise is step i's injected tensor (a step that
+        # draws nothing — LCM's last, DDPM's at t = 0 — skips its draw).
+        mod = importlib.import_module(patch)
+        saved = mod.randn_tensor
+        mod.randn_tensor = lambda *a, **k: torch.from_numpy(z[step[0]].copy())
+    try:
+        for i, t in enumerate(sched.timesteps):
+            step[0] = i
+            scale = getattr(sched, "scale_model_input", None)
+            xin = scale(x, t) if scale else x
+            tm = float(sched.sigmas[i]) * 1000.0 if flow_t else float(t)
+            y = net(xin, torch.tensor([tm]))
+            out = sched.step(y, t, x, **(step_kwargs or {}))
+            x = out.prev_sample
+            if last_denoised:
+                den = out.denoised
+    finally:
+        if mod is not None:
+            mod.randn_tensor = saved
+    return (den if last_denoised else x).numpy()
+
+
+def kdiff(name, net, noise, sigmas, z=None, **kw):
+    import k_diffusion.sampling as ks
+    from k_diffusion.external import DiscreteEpsDDPMDenoiser
+
+    class Inner(torch.nn.Module):
+        def forward(self, x, t):
+            return net(x, t)
+
+    model = DiscreteEpsDDPMDenoiser(Inner(), acs(), quantize=False)
+    x = torch.from_numpy(noise).double() * sigmas[0]
+    x = x.float()
+    extra = {}
+    if z is not None:
+        steps = iter(range(len(z)))
+        extra["noise_sampler"] = lambda s, sn: torch.from_numpy(z[next(steps)].copy())
+    return getattr(ks, name)(model, x, sigmas.float(), disable=True, **extra, **kw).numpy()
+
+
+def model_sigmas():
+    ac = acs()
+    s = ((1 - ac) / ac) ** 0.5
+    return float(s[0]), float(s[-1])
+
+
+def main():
+    path = export()
+    net = Net(path)
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(SHAPE).astype(np.float32)
+    z = rng.standard_normal((10,) + SHAPE).astype(np.float32)
+    np.save(os.path.join(HERE, "noise.npy"), noise)
+    np.save(os.path.join(HERE, "step_noise.npy"), z)
+
+    import diffusers as d
+    import k_diffusion.sampling as ks
+
+    smin, smax = model_sigmas()
+    karras = lambda n: ks.get_sigmas_karras(n, smin, smax, rho=7.0, device="cpu").double()
+    expo = lambda n: ks.get_sigmas_exponential(n, smin, smax, device="cpu").double()
+    cases = []
+
+    def case(name, sampler, model, params, ref, draws=0, matches=""):
+        out = ref()
+        np.save(os.path.join(HERE, f"{name}.npy"), out.astype(np.float32))
+        cases.append(dict(name=name, sampler=sampler, model=model, params=params,
+                          draws=draws, matches=matches))
+        print(f"{name}: |x| {np.abs(out).max():.3f}", file=sys.stderr)
+
+    # DDIM: the model's declared linear betas (issue 21's first bug).
+    case("ddim_trailing", "ddim", "vp", "steps = 4",
+         lambda: diffusers_loop(d.DDIMScheduler(**BETAS, timestep_spacing="trailing", clip_sample=False), net, noise, 4),
+         matches="diffusers DDIMScheduler(trailing)")
+    case("ddim_leading_offset_clip", "ddim", "vp",
+         'steps = 5, spacing = "leading", steps_offset = 1, set_alpha_to_one = false, clip_sample = true, clip_sample_range = 1.5',
+         lambda: diffusers_loop(d.DDIMScheduler(**BETAS, timestep_spacing="leading", steps_offset=1, set_alpha_to_one=False,
+                                                clip_sample=True, clip_sample_range=1.5), net, noise, 5),
+         matches="diffusers DDIMScheduler(leading, steps_offset=1, set_alpha_to_one=False, clip_sample)")
+
+    def ddim_eta():
+        s = d.DDIMScheduler(**BETAS, timestep_spacing="trailing", clip_sample=False)
+        s.set_timesteps(3)
+        x = torch.from_numpy(noise)
+        for i, t in enumerate(s.timesteps):
+            y = net(x, torch.tensor([float(t)]))
+            x = s.step(y, t, x, eta=1.0, variance_noise=torch.from_numpy(z[i].copy())).prev_sample
+        return x.numpy()
+
+    case("ddim_eta1", "ddim", "vp", "steps = 3, eta = 1.0", ddim_eta, draws=3,
+         matches="diffusers DDIMScheduler(eta=1, variance_noise)")
+    case("ddpm", "ddpm", "vp", "steps = 4",
+         lambda: diffusers_loop(d.DDPMScheduler(**BETAS, timestep_spacing="trailing", clip_sample=False), net, noise, 4,
+                                patch="diffusers.schedulers.scheduling_ddpm", z=z),
+         draws=4, matches="diffusers DDPMScheduler(trailing, fixed_small)")
+    case("uni_pc", "uni_pc", "vp", "steps = 5",
+         lambda: diffusers_loop(d.UniPCMultistepScheduler(**BETAS, timestep_spacing="trailing"), net, noise, 5),
+         matches="diffusers UniPCMultistepScheduler(bh2, order 2, trailing)")
+    case("uni_pc_order3", "uni_pc", "vp", "steps = 6, order = 3",
+         lambda: diffusers_loop(d.UniPCMultistepScheduler(**BETAS, timestep_spacing="trailing", solver_order=3), net, noise, 6),
+         matches="diffusers UniPCMultistepScheduler(bh2, order 3, trailing)")
+    case("lcm", "lcm", "vp", "steps = 4",
+         lambda: diffusers_loop(d.LCMScheduler(**BETAS), net, noise, 4,
+                                patch="diffusers.schedulers.scheduling_lcm", z=z, last_denoised=True),
+         draws=4, matches="diffusers LCMScheduler")
+    # Euler (flow-space in wgraph) on the VP model: diffusers' spacing.
+    case("euler_vp_trailing", "euler", "vp", 'steps = 4, init_noise = "sigma"',
+         lambda: diffusers_loop(d.EulerDiscreteScheduler(**BETAS, timestep_spacing="trailing"), net, noise, 4),
+         matches="diffusers EulerDiscreteScheduler(trailing)")
+    case("euler_vp_leading", "euler", "vp", 'steps = 4, spacing = "leading", steps_offset = 1',
+         lambda: diffusers_loop(d.EulerDiscreteScheduler(**BETAS, timestep_spacing="leading", steps_offset=1), net, noise, 4),
+         matches="diffusers EulerDiscreteScheduler(leading, steps_offset=1)")
+    case("euler_vp_linspace", "euler", "vp", 'steps = 5, spacing = "linspace", init_noise = "sigma"',
+         lambda: diffusers_loop(d.EulerDiscreteScheduler(**BETAS, timestep_spacing="linspace"), net, noise, 5),
+         matches="diffusers EulerDiscreteScheduler(linspace)")
+    # k-diffusion, Karras / exponential σ of the model.
+    case("euler_karras", "euler", "vp", 'steps = 6, scheduler = "karras", init_noise = "sigma"',
+         lambda: kdiff("sample_euler", net, noise, karras(6)), matches="k-diffusion sample_euler, get_sigmas_karras")
+    case("euler_ancestral_karras", "euler_ancestral", "vp", 'steps = 6, scheduler = "karras", init_noise = "sigma"',
+         lambda: kdiff("sample_euler_ancestral", net, noise, karras(6), z=z), draws=6,
+         matches="k-diffusion sample_euler_ancestral")
+    case("heun_karras", "heun", "vp", 'steps = 4, scheduler = "karras", init_noise = "sigma"',
+         lambda: kdiff("sample_heun", net, noise, karras(4)), matches="k-diffusion sample_heun")
+    case("dpmpp_2m_karras", "dpmpp_2m", "vp", 'steps = 6, scheduler = "karras", init_noise = "sigma"',
+         lambda: kdiff("sample_dpmpp_2m", net, noise, karras(6)), matches="k-diffusion sample_dpmpp_2m")
+    case("dpmpp_2m_exponential", "dpmpp_2m", "vp", 'steps = 5, scheduler = "exponential", init_noise = "sigma"',
+         lambda: kdiff("sample_dpmpp_2m", net, noise, expo(5)),
+         matches="k-diffusion sample_dpmpp_2m, get_sigmas_exponential")
+    case("dpmpp_2m_sde_karras", "dpmpp_2m_sde", "vp", 'steps = 6, scheduler = "karras", init_noise = "sigma"',
+         lambda: kdiff("sample_dpmpp_2m_sde", net, noise, karras(6), z=z), draws=6,
+         matches="k-diffusion sample_dpmpp_2m_sde(midpoint)")
+    case("dpmpp_3m_sde_karras", "dpmpp_3m_sde", "vp", 'steps = 6, scheduler = "karras", init_noise = "sigma"',
+         lambda: kdiff("sample_dpmpp_3m_sde", net, noise, karras(6), z=z), draws=6,
+         matches="k-diffusion sample_dpmpp_3m_sde")
+    # ComfyUI's beta and sgm_uniform schedulers (their formulas over the
+    # model's σ table), run by k-diffusion's sample_euler.
+    import scipy.stats
+
+    table = ((1 - acs()) / acs()) ** 0.5
+    ts = np.rint(scipy.stats.beta.ppf(1 - np.linspace(0, 1, 6, endpoint=False), 0.6, 0.6) * (T - 1))
+    beta_sig = torch.cat([table[[int(t) for t in dict.fromkeys(ts)]], torch.zeros(1, dtype=torch.float64)])
+    case("euler_beta", "euler", "vp", 'steps = 6, scheduler = "beta", init_noise = "sigma"',
+         lambda: kdiff("sample_euler", net, noise, beta_sig), matches="ComfyUI beta_scheduler (scipy beta.ppf), k-diffusion sample_euler")
+
+    def sgm():
+        from k_diffusion.external import DiscreteSchedule
+
+        sched = DiscreteSchedule(table, quantize=False)
+        t = torch.linspace(T - 1, 0, 7, dtype=torch.float64)[:-1]
+        return torch.cat([sched.t_to_sigma(t), torch.zeros(1, dtype=torch.float64)])
+
+    sgm_sig = sgm()
+    case("dpmpp_2m_sgm_uniform", "dpmpp_2m", "vp", 'steps = 6, scheduler = "sgm_uniform", init_noise = "sigma"',
+         lambda: kdiff("sample_dpmpp_2m", net, noise, sgm_sig),
+         matches="ComfyUI sgm_uniform (k-diffusion t_to_sigma), k-diffusion sample_dpmpp_2m")
+    sig = karras(5)
+    lst = ", ".join(repr(float(v)) for v in sig[:-1])
+    case("dpmpp_2m_sigmas", "dpmpp_2m", "vp", f'sigmas = [{lst}], init_noise = "sigma"',
+         lambda: kdiff("sample_dpmpp_2m", net, noise, sig), matches="k-diffusion sample_dpmpp_2m, explicit σ")
+    # The same file as a rectified-flow velocity model: diffusers' FlowMatch.
+    case("euler_flow_sd3", "euler", "flow", 'steps = 4, scheduler = "normal", shift = 3.0',
+         lambda: diffusers_loop(d.FlowMatchEulerDiscreteScheduler(shift=3.0), net, noise, 4),
+         matches="diffusers FlowMatchEulerDiscreteScheduler(shift=3)")
+
+    def flow_dynamic():
+        s = d.FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                                              base_image_seq_len=256, max_image_seq_len=4096)
+        tokens = SHAPE[2] * SHAPE[3] / 4
+        m = (1.15 - 0.5) / (4096 - 256)
+        mu = tokens * m + (0.5 - m * 256)
+        s.set_timesteps(4, mu=mu)
+        x = torch.from_numpy(noise)
+        for t in s.timesteps:
+            y = net(x, torch.tensor([float(t)]))
+            x = s.step(y, t, x).prev_sample
+        return x.numpy()
+
+    case("euler_flow_dynamic", "euler", "flow", 'steps = 4, scheduler = "normal", dynamic_shift = true', flow_dynamic,
+         matches="diffusers FlowMatchEulerDiscreteScheduler(use_dynamic_shifting)")
+    # The k-diffusion-family rules on the flow model (α = 1 − σ), on
+    # diffusers' flow σ list (`use_flow_sigmas`, shift 3) given as `sigmas`.
+    def flow_case(name, sampler, cls, extra, draws=0, patch=None, **kw):
+        mk = lambda: cls(use_flow_sigmas=True, prediction_type="flow_prediction", flow_shift=3.0, **kw)
+        probe = mk()
+        probe.set_timesteps(5)
+        lst = ", ".join(repr(float(v)) for v in probe.sigmas[:-1])
+        case(name, sampler, "flow", f"sigmas = [{lst}]{extra}",
+             lambda: diffusers_loop(mk(), net, noise, 5, patch=patch, z=z, flow_t=True), draws=draws,
+             matches=f"diffusers {cls.__name__}(use_flow_sigmas, flow_shift=3{', ' if kw else ''}{', '.join(f'{k}={v}' for k, v in kw.items())})")
+
+    flow_case("dpmpp_2m_flow", "dpmpp_2m", d.DPMSolverMultistepScheduler, "")
+    flow_case("dpmpp_2m_sde_flow", "dpmpp_2m_sde", d.DPMSolverMultistepScheduler, "", draws=5,
+              patch="diffusers.schedulers.scheduling_dpmsolver_multistep", algorithm_type="sde-dpmsolver++")
+    flow_case("uni_pc_flow", "uni_pc", d.UniPCMultistepScheduler, "")
+    json.dump(dict(shape=list(SHAPE), vp=VP_DECL, flow=FLOW_DECL, cases=cases),
+              open(os.path.join(HERE, "cases.json"), "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
