@@ -321,7 +321,8 @@ fn external_data_under_another_name_is_watched_and_reloads() {
 /// Each reload that loads new weights releases the old ones once it
 /// commits: after three weight changes the process holds about one copy
 /// (RSS within half the weights of what it held after the first load),
-/// and the peak never held more than two (the old session and the new).
+/// and the peak never held more than two (the old session and the new,
+/// with half the weights' margin).
 #[test]
 fn reloads_release_the_old_weights() {
     let _turn = take_turns();
@@ -350,7 +351,7 @@ fn reloads_release_the_old_weights() {
          (weights {weights_kib} KiB): old sessions are kept alive"
     );
     assert!(
-        peak < first + weights_kib,
+        peak < first + weights_kib * 3 / 2,
         "peak RSS {peak} KiB during the reloads, {first} KiB after the first load \
          (weights {weights_kib} KiB): more than two copies at once"
     );

@@ -580,3 +580,70 @@ fn a_world_survives_its_server_through_a_shared_store() {
 fn server_connect(server: &Served, query: &str) -> Socket {
     server.connect(query)
 }
+
+/// A server that runs for days sees players come and go: 2,000 players
+/// who each open a world, see a frame and leave leave the server's
+/// resident memory where it was after the first 1,000 (±5%).
+#[test]
+fn two_thousand_players_come_and_go_and_memory_stays_put() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        &[
+            "examples/pan.world",
+            "--fps",
+            "200",
+            "--resume-within",
+            "0",
+            "--max-worlds",
+            "64",
+            "--max-worlds-per-address",
+            "64",
+            "--max-per-address",
+            "256",
+        ],
+    );
+    let pid = server.child.id();
+    let rss_kib = || -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap()
+    };
+    // `players` come and go, 8 at a time; then every world has ended.
+    let churn = |players: usize| {
+        std::thread::scope(|s| {
+            for lane in 0..8 {
+                let server = &server;
+                s.spawn(move || {
+                    for _ in (lane..players).step_by(8) {
+                        let mut ws = server.connect("");
+                        assert_eq!(next_json(&mut ws)["type"], "hello");
+                        next_frame(&mut ws);
+                    }
+                });
+            }
+        });
+        let start = Instant::now();
+        while !http_get(&server.addr, "/metrics").contains("wgraph_worlds{graph=\"pan\"} 0\n") {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "worlds never ended"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // The allocator's arenas and caches settle in the first thousand or so
+    // (seen here: +7% over the first 2,200, then flat within ±2% for 4,000 more).
+    churn(1000);
+    let before = rss_kib();
+    churn(2000);
+    let after = rss_kib();
+    eprintln!("RSS after 1,000 players: {before} KiB; after 2,000 more: {after} KiB");
+    assert!(
+        after * 100 <= before * 105,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+}
