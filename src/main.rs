@@ -166,9 +166,26 @@ pub struct BenchArgs {
     #[arg(long, value_name = "OUT.png", requires = "swap")]
     plot: Option<PathBuf>,
     /// With --swap: the high-quality run the others are compared with
-    /// (NODE.PARAM=VALUE or NODE=KIND, repeatable; default sampler.steps=32, or sampler=ddim sampler.steps=32 for a sampler without steps).
+    /// (NODE.PARAM=VALUE or NODE=KIND, repeatable or several in one
+    /// quoted flag: `--reference "sampler=dpmpp_2m sampler.steps=50"`;
+    /// default sampler.steps=32, or sampler=ddim sampler.steps=32 for a
+    /// sampler without steps). The table names it.
     #[arg(long, value_name = "NODE.PARAM=VALUE")]
     reference: Vec<String>,
+    /// With --swap: the last line recommends the best-quality setting that
+    /// runs at least this many ticks per second.
+    #[arg(
+        long,
+        value_name = "FPS",
+        requires = "swap",
+        conflicts_with = "target_psnr"
+    )]
+    target_fps: Option<f64>,
+    /// With --swap: the last line recommends the fastest setting whose PSNR
+    /// (against the ground truth with --world-seed, else the reference)
+    /// is at least this (dB).
+    #[arg(long, value_name = "DB", requires = "swap")]
+    target_psnr: Option<f64>,
     /// Many players: run 1, 2, 4, … sessions of the graph at once — in this
     /// process with their model calls batched, unbatched, and as separate
     /// `wgraph run` processes — and compare session-ticks/s, fps and tick

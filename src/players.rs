@@ -579,7 +579,14 @@ fn histogram() -> Histogram<u64> {
 
 /// N `wgraph run` processes at once; each reports its own tick loop.
 fn processes(args: &BenchArgs, n: usize, scratch: &Path) -> Result<Figures, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this wgraph: {e}"))?;
+    // This very binary, even if a rebuild replaced its file meanwhile
+    // (Linux: /proc/self/exe, resolved in the child, is its parent's image).
+    let proc_exe = std::path::Path::new("/proc/self/exe");
+    let exe = if proc_exe.exists() {
+        proc_exe.to_path_buf()
+    } else {
+        std::env::current_exe().map_err(|e| format!("cannot find this wgraph: {e}"))?
+    };
     let mut children = Vec::with_capacity(n);
     for i in 0..n {
         let metrics: PathBuf = scratch.join(format!("run-{n}-{i}.json"));

@@ -167,7 +167,7 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         // Per player: the graph is checked; each player's world is opened
         // like this one when they come (this one is not needed, but for
         // the memory plan its state is measured).
-        let plan = match measure_world(&mut session) {
+        let mut plan = match measure_world(&mut session) {
             Ok(snapshot) => MemoryPlan::of(session.graph(), snapshot.as_ref()),
             Err(e) => {
                 eprintln!(
@@ -178,7 +178,6 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             }
         };
         drop(session);
-        plans.push((name.clone(), plan, graphs.len()));
         let store = args.session_store.as_ref().map(|dir| SessionStore {
             dir: dir.clone(),
             graph: graphs.len(),
@@ -203,6 +202,10 @@ pub fn serve(args: &ServeArgs) -> Outcome {
                 )
             }
         };
+        // What a world really holds once it runs (its thread, runner,
+        // the backend's scratch): two more, side by side.
+        plan.measured_bytes = measure_rss_per_world(&open_session, 2);
+        plans.push((name.clone(), plan, graphs.len()));
         let open: OpenWorld = {
             let (open_session, worlds, store) =
                 (open_session.clone(), Arc::clone(&worlds), store.clone());
@@ -373,6 +376,34 @@ fn measure_world(session: &mut Session<Backends>) -> Result<Option<serde_json::V
     Ok(session.world.snapshot().ok())
 }
 
+/// Resident bytes one more world adds: `count` worlds opened (models
+/// already loaded), each run two ticks on a thread of its own as `serve`
+/// runs them, held together; the growth of this process over `count`.
+/// `None` where resident memory cannot be read or a world fails.
+fn measure_rss_per_world(
+    open: &(dyn Fn() -> Result<Session<Backends>, String> + Sync),
+    count: usize,
+) -> Option<u64> {
+    let before = crate::rss::current_rss_kib()?;
+    let worlds: Vec<Session<Backends>> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..count)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut session = open().ok()?;
+                    measure_world(&mut session).ok()?;
+                    Some(session)
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .filter_map(|t| t.join().ok().flatten())
+            .collect()
+    });
+    let after = crate::rss::current_rss_kib()?;
+    (worlds.len() == count).then(|| after.saturating_sub(before) * 1024 / count as u64)
+}
+
 /// The memory players' worlds may use: `--memory` (a size), or 80% of
 /// what the machine has; `None` where neither is known.
 fn memory_budget(flag: Option<&str>) -> Result<Option<(u64, String)>, String> {
@@ -413,9 +444,14 @@ fn apply_memory_plans(
     let in_use = crate::rss::current_rss_kib().map_or(0, |k| k * 1024);
     for (name, plan, index) in plans {
         let mut line = format!(
-            "{name}: memory plan: model weights {} (loaded once, shared by every player); each player's world {} (state {} + {} of values per tick{})",
+            "{name}: memory plan: model weights {} (loaded once, shared by every player); each player's world {} ({}state {} + {} of values per tick{})",
             human_bytes(plan.weights_bytes),
             human_bytes(plan.per_world()),
+            if plan.measured_bytes.is_some() {
+                "measured: two worlds running, without viewers; of it "
+            } else {
+                ""
+            },
             human_bytes(plan.state_bytes),
             human_bytes(plan.values_bytes),
             if plan.unknown_values > 0 {

@@ -299,6 +299,122 @@ fn default_reference(args: &BenchArgs, models: &ModelCache<Backends>, dir: &Path
     }
 }
 
+/// `--reference` flags, each one or several settings separated by spaces
+/// (`"sampler=dpmpp_2m sampler.steps=50"`); spaces inside quotes, lists
+/// and records belong to the value.
+pub fn split_settings(flags: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for flag in flags {
+        let (mut current, mut depth, mut quoted) = (String::new(), 0i32, false);
+        for c in flag.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                '[' | '{' if !quoted => depth += 1,
+                ']' | '}' if !quoted => depth -= 1,
+                c if c.is_whitespace() && depth == 0 && !quoted => {
+                    // A space next to `=` or a comma belongs to the value.
+                    let ends_open = current.ends_with('=') || current.ends_with(',');
+                    if !current.is_empty() && !ends_open {
+                        out.push(std::mem::take(&mut current));
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            current.push(c);
+        }
+        if !current.is_empty() {
+            out.push(current);
+        }
+    }
+    out
+}
+
+/// Why a combination was skipped: the first error line of its failure.
+fn skip_reason(error: &str) -> String {
+    let line = error
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("error"))
+        .or_else(|| error.lines().map(str::trim).find(|l| !l.is_empty()))
+        .unwrap_or("failed");
+    let line = line.strip_prefix("error:").unwrap_or(line).trim();
+    let mut short: String = line.chars().take(120).collect();
+    if line.chars().count() > 120 {
+        short.push('…');
+    }
+    short
+}
+
+/// Quality differences below this (dB) are ties: settings whose frames
+/// agree to rounding are equally good, and the faster one wins.
+const QUALITY_TIE_DB: f64 = 0.01;
+
+/// Indices of the rows on the Pareto front of (time, quality): no other
+/// row is at least as fast and at least as good, and better in one
+/// (qualities within [`QUALITY_TIE_DB`] count as equal).
+pub fn pareto_front(points: &[(usize, f64, f64)]) -> Vec<usize> {
+    let eps = QUALITY_TIE_DB;
+    points
+        .iter()
+        .filter(|&&(i, ms, q)| {
+            !points.iter().any(|&(j, ms2, q2)| {
+                j != i && ms2 <= ms && q2 >= q - eps && (ms2 < ms || q2 > q + eps)
+            })
+        })
+        .map(|&(i, _, _)| i)
+        .collect()
+}
+
+/// The recommendation for a target: `(row, why)`, or `None` and a line
+/// saying why none fits. `rows`: (index, ms p50, fps, quality).
+pub fn recommend(
+    rows: &[(usize, f64, f64, f64)],
+    target_fps: Option<f64>,
+    target_psnr: Option<f64>,
+) -> Result<usize, String> {
+    let best = |a: &&(usize, f64, f64, f64), b: &&(usize, f64, f64, f64)| {
+        a.3.total_cmp(&b.3).then(b.1.total_cmp(&a.1))
+    };
+    if let Some(f) = target_fps {
+        return rows
+            .iter()
+            .filter(|r| r.2 >= f)
+            .max_by(best)
+            .map(|r| r.0)
+            .ok_or_else(|| format!("no setting reaches {f} fps"));
+    }
+    if let Some(p) = target_psnr {
+        return rows
+            .iter()
+            .filter(|r| r.3 >= p)
+            .min_by(|a, b| a.1.total_cmp(&b.1).then(b.3.total_cmp(&a.3)))
+            .map(|r| r.0)
+            .ok_or_else(|| format!("no setting reaches {p} dB"));
+    }
+    Err("give --target-fps or --target-psnr for a recommendation".into())
+}
+
+/// A combination: built and timed, or skipped (it does not apply to this
+/// graph: a parameter the swapped kind lacks, a type that does not fit).
+enum Slot<'a> {
+    Ready(Box<Prepared<'a>>),
+    Skipped(String),
+}
+
+/// The path of the ground-truth plot beside `plot`: `NAME-gt.EXT`.
+pub fn truth_plot_path(plot: &Path) -> std::path::PathBuf {
+    let stem = plot
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = plot
+        .extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "png".into());
+    plot.with_file_name(format!("{stem}-gt.{ext}"))
+}
+
 /// `wgraph bench FILE --swap ...`
 pub fn bench_swap(args: &BenchArgs) -> Outcome {
     let swaps: Vec<Swap> = match args.swap.iter().map(|s| parse_swap(s)).collect() {
@@ -314,13 +430,24 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
         eprintln!("error: --plot: {e}");
         return Outcome::Usage;
     }
+    for (flag, v) in [
+        ("--target-fps", args.target_fps),
+        ("--target-psnr", args.target_psnr),
+    ] {
+        if let Some(v) = v
+            && !(v.is_finite() && v > 0.0)
+        {
+            eprintln!("error: {flag} must be a positive number, found {v}");
+            return Outcome::Usage;
+        }
+    }
     let combos = combinations(&swaps);
     let work = std::env::temp_dir().join(format!("wgraph-swap-{}", std::process::id()));
     let models = ModelCache::new(Backends::new());
     let reference: Vec<String> = if args.reference.is_empty() {
         default_reference(args, &models, &work.join("probe"))
     } else {
-        args.reference.clone()
+        split_settings(&args.reference)
     };
     let ticks = args.frames;
     let bar = ProgressBar::new(combos.len() as u64 + 1);
@@ -330,71 +457,72 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
             .progress_chars("=> "),
     );
     bar.set_message(format!("reference {}", reference.join(" ")));
+    let with_truth = args.world_seed.is_some() && args.actions.is_some();
     let result = (|| -> Result<(Json, String), String> {
-        let mut reference_run = prepare(args, &models, &reference, ticks, &work.join("reference"))?;
+        let mut reference_run = prepare(args, &models, &reference, ticks, &work.join("reference"))
+            .map_err(|e| format!("the reference ({}) does not run: {e}", reference.join(" ")))?;
         reference_run.round(args, ticks)?;
         let reference_run = reference_run.measured()?;
         bar.inc(1);
         // Every combination built and warmed up first, then timed in
         // interleaved rounds (round r of each before round r + 1 of any), so
-        // a change in the machine's load falls on all of them alike.
-        let mut prepared = combos
+        // a change in the machine's load falls on all of them alike. One
+        // that does not apply is skipped, not fatal.
+        let mut slots: Vec<Slot> = combos
             .iter()
             .enumerate()
-            .map(|(i, sets)| prepare(args, &models, sets, ticks, &work.join(format!("run{i}"))))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(i, sets)| {
+                match prepare(args, &models, sets, ticks, &work.join(format!("run{i}"))) {
+                    Ok(p) => Slot::Ready(Box::new(p)),
+                    Err(e) => Slot::Skipped(skip_reason(&e)),
+                }
+            })
+            .collect();
         for _ in 0..args.rounds.max(1) {
-            for p in &mut prepared {
-                p.round(args, ticks)?;
+            for slot in &mut slots {
+                if let Slot::Ready(p) = slot
+                    && let Err(e) = p.round(args, ticks)
+                {
+                    *slot = Slot::Skipped(skip_reason(&e));
+                }
             }
         }
         let mut rows = Vec::new();
-        let mut table = format!(
-            "{:<36} {:>9} {:>9} {:>7} {:>9} {:>7} {:>9} {:>7}",
-            "combination", "p50 ms", "p99 ms", "fps", "denoiser", "passes", "PSNR ref", "SSIM"
-        );
-        let with_truth = args.world_seed.is_some() && args.actions.is_some();
-        if with_truth {
-            table.push_str(&format!(" {:>9} {:>7}", "PSNR GT", "SSIM GT"));
-        }
-        table.push('\n');
-        for (i, (sets, p)) in combos.iter().zip(&prepared).enumerate() {
+        for (i, (sets, slot)) in combos.iter().zip(&slots).enumerate() {
             bar.set_message(sets.join(" "));
-            let m = p.measured()?;
+            let settings: serde_json::Map<String, Json> = sets
+                .iter()
+                .filter_map(|s| s.split_once('='))
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            let measured = match slot {
+                Slot::Ready(p) => p.measured(),
+                Slot::Skipped(why) => Err(why.clone()),
+            };
+            let m = match measured {
+                Ok(m) => m,
+                Err(why) => {
+                    rows.push(json!({"combination": settings, "skipped": why}));
+                    bar.inc(1);
+                    continue;
+                }
+            };
             let (psnr, ssim) = mean_quality(&m.frames, &reference_run.frames);
             let truth = match (args.world_seed, &args.actions) {
                 (Some(seed), Some(actions)) => {
                     let all: Vec<String> = args.set.iter().chain(sets).cloned().collect();
-                    let q = crate::commands::bench_quality_with(
+                    crate::commands::bench_quality_with(
                         args,
                         &all,
                         seed,
                         actions,
                         &work.join(format!("eval{i}")),
                     )
-                    .map_err(|_| format!("eval of {} failed", sets.join(" ")))?;
-                    Some(q)
+                    .ok()
                 }
                 _ => None,
             };
-            let label = sets.join(" ");
-            table.push_str(&format!(
-                "{label:<36} {:>9.2} {:>9.2} {:>7.1} {:>9.1} {:>7.1} {:>9.2} {:>7.3}",
-                m.p50_ms, m.p99_ms, m.fps, m.denoiser_calls, m.denoiser_passes, psnr, ssim
-            ));
-            if let Some(q) = &truth {
-                table.push_str(&format!(
-                    " {:>9.2} {:>7.3}",
-                    q["psnr_mean_1_n"].as_f64().unwrap_or(f64::NAN),
-                    q["ssim_mean_1_n"].as_f64().unwrap_or(f64::NAN)
-                ));
-            }
-            table.push('\n');
-            let settings: serde_json::Map<String, Json> = sets
-                .iter()
-                .filter_map(|s| s.split_once('='))
-                .map(|(k, v)| (k.to_string(), json!(v)))
-                .collect();
+            let gt = |k: &str| truth.as_ref().and_then(|q| q[k].as_f64());
             rows.push(json!({
                 "combination": settings,
                 "ms_per_tick_p50": m.p50_ms,
@@ -405,17 +533,134 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
                 "model_calls_per_tick": m.model_calls,
                 "psnr_vs_reference": psnr,
                 "ssim_vs_reference": ssim,
+                "psnr_vs_ground_truth": gt("psnr_mean_1_n"),
+                "ssim_vs_ground_truth": gt("ssim_mean_1_n"),
                 "ground_truth": truth,
             }));
             bar.inc(1);
         }
+        // Quality for the front and the recommendation: against the ground
+        // truth when there is one, else against the reference.
+        let quality_key = if with_truth {
+            "psnr_vs_ground_truth"
+        } else {
+            "psnr_vs_reference"
+        };
+        let figures: Vec<(usize, f64, f64, f64)> = rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                Some((
+                    i,
+                    r["ms_per_tick_p50"].as_f64()?,
+                    r["fps"].as_f64()?,
+                    r[quality_key].as_f64()?,
+                ))
+            })
+            .collect();
+        let front = pareto_front(
+            &figures
+                .iter()
+                .map(|&(i, ms, _, q)| (i, ms, q))
+                .collect::<Vec<_>>(),
+        );
+        for (i, r) in rows.iter_mut().enumerate() {
+            if r.get("skipped").is_none() {
+                r["pareto"] = json!(front.contains(&i));
+            }
+        }
+        let recommended = recommend(&figures, args.target_fps, args.target_psnr);
+        let label = |i: usize| combos[i].join(" ");
+        let mut table = format!(
+            "reference: {} ({:.2} ms/tick p50); quality: {}\n",
+            reference.join(" "),
+            reference_run.p50_ms,
+            if with_truth {
+                "PSNR against the ground truth (world seed)"
+            } else {
+                "PSNR against the reference"
+            }
+        );
+        table.push_str(&format!(
+            "{:<40} {:>9} {:>9} {:>7} {:>9} {:>7} {:>9} {:>7}",
+            "combination", "p50 ms", "p99 ms", "fps", "denoiser", "passes", "PSNR ref", "SSIM"
+        ));
+        if with_truth {
+            table.push_str(&format!(" {:>9} {:>7}", "PSNR GT", "SSIM GT"));
+        }
+        table.push_str(" front\n");
+        let num = |v: &Json| v.as_f64().unwrap_or(f64::NAN);
+        for (i, r) in rows.iter().enumerate() {
+            let name = label(i);
+            if let Some(why) = r["skipped"].as_str() {
+                table.push_str(&format!("{name:<40} skipped: {why}\n"));
+                continue;
+            }
+            table.push_str(&format!(
+                "{name:<40} {:>9.2} {:>9.2} {:>7.1} {:>9.1} {:>7.1} {:>9.2} {:>7.3}",
+                num(&r["ms_per_tick_p50"]),
+                num(&r["ms_per_tick_p99"]),
+                num(&r["fps"]),
+                num(&r["denoiser_calls_per_tick"]),
+                num(&r["denoiser_passes_per_tick"]),
+                num(&r["psnr_vs_reference"]),
+                num(&r["ssim_vs_reference"])
+            ));
+            if with_truth {
+                table.push_str(&format!(
+                    " {:>9.2} {:>7.3}",
+                    num(&r["psnr_vs_ground_truth"]),
+                    num(&r["ssim_vs_ground_truth"])
+                ));
+            }
+            table.push_str(if front.contains(&i) { "     *\n" } else { "\n" });
+        }
+        let skipped = rows.iter().filter(|r| r.get("skipped").is_some()).count();
+        table.push_str(&format!(
+            "* Pareto front: fastest for its quality ({} of {} ran{})\n",
+            rows.len() - skipped,
+            rows.len(),
+            if skipped > 0 {
+                format!(", {skipped} skipped: they do not apply")
+            } else {
+                String::new()
+            }
+        ));
+        let target = match (args.target_fps, args.target_psnr) {
+            (Some(f), _) => format!("for ≥ {f} fps"),
+            (_, Some(p)) => format!("for ≥ {p} dB"),
+            _ => String::new(),
+        };
+        let recommendation = match &recommended {
+            Ok(i) => {
+                let r = &rows[*i];
+                table.push_str(&format!(
+                    "recommended {target}: {} ({:.1} fps, {:.2} ms/tick p50, {:.2} dB)\n",
+                    label(*i),
+                    num(&r["fps"]),
+                    num(&r["ms_per_tick_p50"]),
+                    num(&r[quality_key])
+                ));
+                json!({"combination": r["combination"], "target_fps": args.target_fps, "target_psnr": args.target_psnr})
+            }
+            Err(why) => {
+                let names: Vec<String> = front.iter().map(|&i| label(i)).collect();
+                table.push_str(&format!(
+                    "recommended: none: {why} (the front: {})\n",
+                    names.join("; ")
+                ));
+                Json::Null
+            }
+        };
         let json = json!({
             "graph": args.file.display().to_string(),
             "frames": ticks,
             "reference": reference,
             "reference_ms_per_tick_p50": reference_run.p50_ms,
+            "quality": quality_key,
             "swaps": swaps.iter().map(|s| json!({"target": s.target, "values": s.values})).collect::<Vec<_>>(),
             "rows": rows,
+            "recommended": recommendation,
         });
         Ok((json, table))
     })();
@@ -430,9 +675,22 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
     };
     print!("{table}");
     if let Some(path) = &args.plot {
-        if let Err(e) = crate::plotfile::save(path, &plot_svg(&json)) {
-            eprintln!("error: {e}");
-            return Outcome::RuntimeFailure;
+        let mut plots = vec![(path.clone(), plot_svg(&json))];
+        if with_truth {
+            plots.push((
+                truth_plot_path(path),
+                plot_svg_of(
+                    &json,
+                    "psnr_vs_ground_truth",
+                    "PSNR against the ground truth (dB)",
+                ),
+            ));
+        }
+        for (path, svg) in plots {
+            if let Err(e) = crate::plotfile::save(&path, &svg) {
+                eprintln!("error: {e}");
+                return Outcome::RuntimeFailure;
+            }
         }
     }
     if let Some(path) = &args.json {
@@ -458,22 +716,42 @@ fn escape_xml(s: &str) -> String {
 }
 
 /// Quality (PSNR against the reference, dB) over speed (ms per tick, p50):
-/// one labelled point per combination, axes with ticks, labels and units.
+/// one labelled point per combination, axes with ticks, labels and units;
+/// the Pareto front in red, joined by a line.
 pub fn plot_svg(json: &Json) -> String {
+    let reference = json["reference"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(Json::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    plot_svg_of(
+        json,
+        "psnr_vs_reference",
+        &format!("PSNR against the reference, {reference} (dB)"),
+    )
+}
+
+/// [`plot_svg`] of the quality figure `key` of each row, the y axis titled
+/// `y_title`.
+pub fn plot_svg_of(json: &Json, key: &str, y_title: &str) -> String {
     let empty = Vec::new();
     let rows = json["rows"].as_array().unwrap_or(&empty);
-    let points: Vec<(f64, f64, String)> = rows
+    let points: Vec<(f64, f64, String, bool)> = rows
         .iter()
         .filter_map(|r| {
             let x = r["ms_per_tick_p50"].as_f64()?;
-            let y = r["psnr_vs_reference"].as_f64()?;
+            let y = r[key].as_f64()?;
             let label = r["combination"]
                 .as_object()?
                 .iter()
                 .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
                 .collect::<Vec<_>>()
                 .join(" ");
-            Some((x, y, label))
+            Some((x, y, label, r["pareto"].as_bool().unwrap_or(false)))
         })
         .collect();
     let (w, h, left, right, top, bottom) = (900.0, 560.0, 80.0, 260.0, 50.0, 70.0);
@@ -496,7 +774,7 @@ pub fn plot_svg(json: &Json) -> String {
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"24\" font-size=\"15\">{}: quality against speed</text>\n",
+         <text x=\"{}\" y=\"24\" font-size=\"15\">{}: quality against speed (red: the Pareto front)</text>\n",
         left,
         escape_xml(json["graph"].as_str().unwrap_or(""))
     );
@@ -521,28 +799,36 @@ pub fn plot_svg(json: &Json) -> String {
             y = py(yv),
         ));
     }
-    let reference = json["reference"]
-        .as_array()
-        .map(|r| {
-            r.iter()
-                .filter_map(Json::as_str)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default();
     svg.push_str(&format!(
         "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">time per tick, p50 (ms)</text>\n\
-         <text transform=\"translate(22 {}) rotate(-90)\" text-anchor=\"middle\">PSNR against the reference, {} (dB)</text>\n",
+         <text transform=\"translate(22 {}) rotate(-90)\" text-anchor=\"middle\">{}</text>\n",
         (ax0 + ax1) / 2.0,
         h - 25.0,
         (ay0 + ay1) / 2.0,
-        escape_xml(&reference)
+        escape_xml(y_title)
     ));
+    // The front, joined in order of time.
+    let mut front: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| p.3)
+        .map(|p| (px(p.0), py(p.1)))
+        .collect();
+    front.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if front.len() > 1 {
+        let pts: Vec<String> = front
+            .iter()
+            .map(|(x, y)| format!("{x:.1},{y:.1}"))
+            .collect();
+        svg.push_str(&format!(
+            "<polyline class=\"pareto\" points=\"{}\" fill=\"none\" stroke=\"#d62728\" stroke-dasharray=\"5 3\"/>\n",
+            pts.join(" ")
+        ));
+    }
     // Labels go right of their point, moved up or down (or to the left)
     // when they would overlap a label already placed; boxes are estimated
     // from the text length at 12 px.
     let mut placed: Vec<(f64, f64, f64, f64)> = Vec::new();
-    for (x, y, label) in &points {
+    for (x, y, label, on_front) in &points {
         let (cx, cy) = (px(*x), py(*y));
         let width = 6.8 * label.chars().count() as f64;
         const SHIFTS: [f64; 9] = [0.0, -14.0, 14.0, -28.0, 28.0, -42.0, 42.0, -56.0, 56.0];
@@ -579,8 +865,9 @@ pub fn plot_svg(json: &Json) -> String {
         } else {
             String::new()
         };
+        let fill = if *on_front { "#d62728" } else { "#1f77b4" };
         svg.push_str(&format!(
-            "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"4\" fill=\"#1f77b4\"/>{leader}<text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+            "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"4\" fill=\"{fill}\"/>{leader}<text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
             chosen.0,
             chosen.1,
             escape_xml(label)
@@ -616,6 +903,50 @@ mod tests {
         assert_eq!(
             c.values,
             ["[0, 1]", "[0.2, 0.8]", "{a = 1, b = 2}", "\"x, y\""]
+        );
+    }
+
+    #[test]
+    fn reference_flags_split_into_settings() {
+        assert_eq!(
+            split_settings(&["sampler=dpmpp_2m sampler.steps=50".into(), "dit.x=1".into()]),
+            ["sampler=dpmpp_2m", "sampler.steps=50", "dit.x=1"]
+        );
+        assert_eq!(
+            split_settings(&["dit.guidance_interval=[0, 0.6] a.b=\"x y\"".into()]),
+            ["dit.guidance_interval=[0, 0.6]", "a.b=\"x y\""]
+        );
+    }
+
+    #[test]
+    fn the_front_and_the_recommendation() {
+        // (row, ms, quality): 1 is slower and worse than 0; 3 is the best.
+        let pts = [
+            (0, 5.0, 20.0),
+            (1, 6.0, 19.0),
+            (2, 9.0, 30.0),
+            (3, 12.0, 31.0),
+        ];
+        assert_eq!(pareto_front(&pts), [0, 2, 3]);
+        // A tie to rounding: the faster of the two only.
+        let tie = [(0, 7.0, 24.4893), (1, 6.0, 24.4892), (2, 9.0, 30.0)];
+        assert_eq!(pareto_front(&tie), [1, 2]);
+        let rows: Vec<(usize, f64, f64, f64)> = pts
+            .iter()
+            .map(|&(i, ms, q)| (i, ms, 1000.0 / ms, q))
+            .collect();
+        assert_eq!(recommend(&rows, Some(100.0), None), Ok(2));
+        assert_eq!(recommend(&rows, None, Some(25.0)), Ok(2));
+        assert_eq!(recommend(&rows, None, Some(30.5)), Ok(3));
+        assert!(
+            recommend(&rows, Some(500.0), None)
+                .unwrap_err()
+                .contains("500 fps")
+        );
+        assert!(recommend(&rows, None, None).is_err());
+        assert_eq!(
+            truth_plot_path(Path::new("out/s.png")),
+            Path::new("out/s-gt.png")
         );
     }
 

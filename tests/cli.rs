@@ -137,6 +137,11 @@ mod sampler_reference;
 #[path = "cli/sampler_parity.rs"]
 mod sampler_parity;
 
+/// Exports wired unedited (port mappings, timestep conversion, batch-1
+/// exports): `cargo test --workspace --all-features --test cli -- export_variants::`.
+#[path = "cli/export_variants.rs"]
+mod export_variants;
+
 /// Yume's block cache and `wgraph blocks`.
 #[path = "cli/block_cache.rs"]
 mod block_cache;

@@ -168,6 +168,19 @@ pub const MODEL_OPTIONS: &[ParamSpec] = &[
         Default::Absent,
         "action embedders: the key order of the multi-hot input, comma-separated (wgraph.keys)",
     ),
+    // The role's port names mapped onto the file's: an export runs unedited.
+    ParamSpec::optional(
+        "inputs",
+        ParamType::Record,
+        Default::Absent,
+        "the role's input names mapped onto the file's: { x = \"sample\", t = \"timestep\", … }",
+    ),
+    ParamSpec::optional(
+        "outputs",
+        ParamType::Record,
+        Default::Absent,
+        "the role's output names mapped onto the file's: { epsilon = \"noise_pred\" }",
+    ),
 ];
 
 /// The roles a model can have (`wgraph.role`).
@@ -212,7 +225,69 @@ fn metadata_overrides(options: &Params) -> std::collections::BTreeMap<String, St
         };
         out.insert(format!("wgraph.{key}"), value);
     }
+    for (param, prefix) in [
+        ("inputs", crate::model_ports::INPUT_PREFIX),
+        ("outputs", crate::model_ports::OUTPUT_PREFIX),
+    ] {
+        if let Some(ParamValue::Record(r)) = options.get(param) {
+            for e in &r.entries {
+                if let ast::ValueKind::Str(file) = &e.value.kind {
+                    out.insert(format!("{prefix}{}", e.key.name), file.clone());
+                }
+            }
+        }
+    }
     out
+}
+
+/// The `inputs`/`outputs` records of a `model` declaration: every value a
+/// string (the file's port name); an error at the first that is not.
+fn check_port_mappings(m: &ast::ModelDecl, options: &Params) -> Result<(), Diagnostic> {
+    use crate::params::ParamValue;
+    for param in ["inputs", "outputs"] {
+        let Some(ParamValue::Record(r)) = options.get(param) else {
+            continue;
+        };
+        for (k, e) in r.entries.iter().enumerate() {
+            if !matches!(e.value.kind, ast::ValueKind::Str(_)) {
+                return Err(Diagnostic::error(
+                    e.value.span,
+                    format!(
+                        "model `{}`: `{param}.{}` must be the file's port name, a string",
+                        m.name.name, e.key.name
+                    ),
+                )
+                .with_help(format!("write it quoted: `{} = \"…\"`", e.key.name)));
+            }
+            if r.entries[..k].iter().any(|o| o.key.name == e.key.name) {
+                return Err(Diagnostic::error(
+                    e.key.span,
+                    format!(
+                        "model `{}`: `{param}.{}` is mapped twice",
+                        m.name.name, e.key.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where the mapping entry an [`AdaptError`](crate::model_ports::AdaptError)
+/// is about was written: its value, else the record, else the declaration.
+fn adapt_error_span(
+    m: &ast::ModelDecl,
+    options: &Params,
+    e: &crate::model_ports::AdaptError,
+) -> Span {
+    use crate::params::ParamValue;
+    let Some((side, key)) = &e.entry else {
+        return options.span("inputs").unwrap_or(m.span);
+    };
+    match options.get(side.param()) {
+        Some(ParamValue::Record(r)) => r.get(key).map(|entry| entry.value.span).unwrap_or(r.span),
+        _ => m.span,
+    }
 }
 
 /// Where element `index` of list parameter `param` of `decl` was written.
@@ -581,9 +656,16 @@ impl Builder<'_> {
             path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
             model_options.clone(),
         );
+        if let Err(d) = check_port_mappings(m, options) {
+            self.diags.push(d);
+            return;
+        }
         if let Some(model) = self.loaded.get(&key) {
-            let model = backend.with_metadata(Arc::clone(model), metadata_overrides(options));
-            table.insert(m.name.name.clone(), model);
+            let model = Arc::clone(model);
+            if self.check_adaptation(m, options, &*model) {
+                let model = backend.with_metadata(model, metadata_overrides(options));
+                table.insert(m.name.name.clone(), model);
+            }
             return;
         }
         match backend.load(path, &model_options) {
@@ -595,8 +677,10 @@ impl Builder<'_> {
                         format!("model `{}`: {w}", m.name.name),
                     ));
                 }
-                let model = backend.with_metadata(loaded.model, metadata_overrides(options));
-                table.insert(m.name.name.clone(), model);
+                if self.check_adaptation(m, options, &*loaded.model) {
+                    let model = backend.with_metadata(loaded.model, metadata_overrides(options));
+                    table.insert(m.name.name.clone(), model);
+                }
             }
             Err(e) => {
                 let mut d = Diagnostic::error(
@@ -612,6 +696,31 @@ impl Builder<'_> {
                     d = d.with_secondary(span, format!("backend `{backend_kind}` chosen here"));
                 }
                 self.diags.push(d)
+            }
+        }
+    }
+
+    /// Checks that `model`'s ports adapt as the declaration says (names
+    /// mapped, timestep convertible); false (with an error at the mapping)
+    /// when they do not.
+    fn check_adaptation(
+        &mut self,
+        m: &ast::ModelDecl,
+        options: &Params,
+        model: &dyn crate::model::Model,
+    ) -> bool {
+        match crate::model_ports::adaptation(model.signature(), &metadata_overrides(options)) {
+            Ok(_) => true,
+            Err(e) => {
+                let mut d = Diagnostic::error(
+                    adapt_error_span(m, options, &e),
+                    format!("model `{}`: {}", m.name.name, e.message),
+                );
+                if let Some(h) = &e.help {
+                    d = d.with_help(h.clone());
+                }
+                self.diags.push(d);
+                false
             }
         }
     }

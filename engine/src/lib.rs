@@ -35,6 +35,7 @@ pub mod load;
 pub mod memory;
 pub mod metrics;
 pub mod model;
+pub mod model_ports;
 pub mod node;
 pub mod npy;
 pub mod onnx_data;

@@ -30,6 +30,10 @@ pub struct MemoryPlan {
     pub values_bytes: u64,
     /// Output ports whose shape is not known at build time (not counted).
     pub unknown_values: usize,
+    /// What one more running world was measured to add to the process's
+    /// resident memory (its thread, its runner's buffers, the backend's
+    /// scratch as well), when the caller measured it.
+    pub measured_bytes: Option<u64>,
 }
 
 impl MemoryPlan {
@@ -41,12 +45,14 @@ impl MemoryPlan {
             state_bytes: snapshot.map_or(0, state_bytes),
             values_bytes,
             unknown_values,
+            measured_bytes: None,
         }
     }
 
-    /// Bytes one more world holds: its state and a tick's values.
+    /// Bytes one more world holds: its state and a tick's values, or what
+    /// was measured when that is more.
     pub fn per_world(&self) -> u64 {
-        self.state_bytes + self.values_bytes
+        (self.state_bytes + self.values_bytes).max(self.measured_bytes.unwrap_or(0))
     }
 
     /// Worlds whose own memory fits in `budget` bytes (the weights are
@@ -186,8 +192,14 @@ mod tests {
             state_bytes: 30,
             values_bytes: 70,
             unknown_values: 0,
+            measured_bytes: None,
         };
         assert_eq!(plan.per_world(), 100);
         assert_eq!(plan.worlds_that_fit(1050), 10);
+        let measured = MemoryPlan {
+            measured_bytes: Some(300),
+            ..plan
+        };
+        assert_eq!(measured.per_world(), 300);
     }
 }

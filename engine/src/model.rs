@@ -239,9 +239,16 @@ pub trait Model: Send + Sync {
 /// declaration's contract keys (`role`, `prediction`, `schedule`, …)
 /// replace the file's `wgraph.*` entries; inputs, outputs and runs are the
 /// inner model's.
+///
+/// The declaration's port mappings (`inputs = { x = "sample" }`, as
+/// `wgraph.input.x` entries) and the engine's timestep and batch-1
+/// adaptation for the roles a sampler calls are applied here too
+/// ([`crate::model_ports`]): the wrapper presents the role's names and
+/// converts each call.
 struct WithMetadata {
     inner: Arc<dyn Model>,
     signature: ModelSignature,
+    adapt: Option<crate::model_ports::Adaptation>,
 }
 
 impl Model for WithMetadata {
@@ -252,24 +259,42 @@ impl Model for WithMetadata {
         self.inner.provider()
     }
     fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ModelError> {
-        self.inner.run(inputs)
+        match &self.adapt {
+            Some(a) => a.run(&*self.inner, inputs),
+            None => self.inner.run(inputs),
+        }
     }
     fn prepare(&self, input_shapes: &[Vec<usize>]) -> Result<(), ModelError> {
-        self.inner.prepare(input_shapes)
+        match &self.adapt {
+            Some(a) => self.inner.prepare(&a.file_shapes(input_shapes)),
+            None => self.inner.prepare(input_shapes),
+        }
     }
 }
 
 /// `model` with `overrides` (full keys, e.g. `wgraph.role`) replacing its
-/// metadata entries; the model itself when there are none.
+/// metadata entries and its ports adapted as they say
+/// ([`crate::model_ports::adaptation`]; one that fails is not applied —
+/// `build_graph` reports it); the model itself when there is nothing to do.
 pub fn with_metadata(model: Arc<dyn Model>, overrides: BTreeMap<String, String>) -> Arc<dyn Model> {
-    if overrides.is_empty() {
+    let adapt = crate::model_ports::adaptation(model.signature(), &overrides)
+        .ok()
+        .flatten();
+    if overrides.is_empty() && adapt.is_none() {
         return model;
     }
-    let mut signature = model.signature().clone();
-    signature.metadata.extend(overrides);
+    let signature = match &adapt {
+        Some(a) => a.signature().clone(),
+        None => {
+            let mut signature = model.signature().clone();
+            signature.metadata.extend(overrides);
+            signature
+        }
+    };
     Arc::new(WithMetadata {
         inner: model,
         signature,
+        adapt,
     })
 }
 
@@ -854,7 +879,7 @@ impl<B: Backend> Backend for ModelCache<B> {
         model: Arc<dyn Model>,
         overrides: BTreeMap<String, String>,
     ) -> Arc<dyn Model> {
-        if overrides.is_empty() {
+        if !crate::model_ports::needs_wrapper(model.signature(), &overrides) {
             return model;
         }
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());

@@ -199,3 +199,153 @@ fn cheaper_guidance_runs_fewer_denoiser_passes() {
         assert!(stdout(&o).contains(p), "{}", stdout(&o));
     }
 }
+
+/// "Which sampler?": a combination that does not apply (`df_window` has no
+/// `steps`) is skipped and marked, not fatal; the reference is named and
+/// set in one flag; with `--world-seed` the ground-truth columns and a
+/// second plot appear; the Pareto front is marked in the table, the JSON
+/// and the plots; the last line recommends a setting for the target.
+#[test]
+fn the_bench_recommends_a_sampler_and_skips_what_does_not_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("swap.json");
+    let plot = dir.path().join("swap.svg");
+    let o = wgraph(&[
+        "bench",
+        "graphs/yan-sim.world",
+        "--swap",
+        "sampler=ddim,euler,df_window",
+        "--swap",
+        "sampler.steps=1,2",
+        "--reference",
+        "sampler=ddim sampler.steps=4",
+        "--world-seed",
+        "1001",
+        "--actions",
+        "docs/eval/seed1001-actions.txt",
+        "--target-psnr",
+        "1",
+        "--frames",
+        "2",
+        "--rounds",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let table = stdout(&o);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("reference: sampler=ddim sampler.steps=4 ("),
+        "{table}"
+    );
+    assert!(
+        lines[1].contains("PSNR GT") && lines[1].contains("front"),
+        "{table}"
+    );
+    // df_window × steps: skipped, with the reason, in the table and the JSON.
+    let skipped: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("sampler=") && l.contains(" skipped: "))
+        .collect();
+    assert_eq!(skipped.len(), 2, "{table}");
+    assert!(
+        skipped
+            .iter()
+            .all(|l| l.starts_with("sampler=df_window") && l.contains("steps")),
+        "{table}"
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = j["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    assert_eq!(
+        j["reference"],
+        serde_json::json!(["sampler=ddim", "sampler.steps=4"])
+    );
+    let ran: Vec<&serde_json::Value> = rows.iter().filter(|r| r.get("skipped").is_none()).collect();
+    assert_eq!(ran.len(), 4);
+    for r in &ran {
+        assert!(r["psnr_vs_ground_truth"].as_f64().is_some(), "{r}");
+    }
+    // The front: no row on it is slower and worse than another row.
+    let key = "psnr_vs_ground_truth";
+    let front: Vec<&&serde_json::Value> = ran.iter().filter(|r| r["pareto"] == true).collect();
+    assert!(!front.is_empty());
+    for f in &front {
+        let (ms, q) = (
+            f["ms_per_tick_p50"].as_f64().unwrap(),
+            f[key].as_f64().unwrap(),
+        );
+        assert!(
+            !ran.iter().any(|r| {
+                let (ms2, q2) = (
+                    r["ms_per_tick_p50"].as_f64().unwrap(),
+                    r[key].as_f64().unwrap(),
+                );
+                ms2 <= ms && q2 >= q - 0.01 && (ms2 < ms || q2 > q + 0.01)
+            }),
+            "{f} is dominated"
+        );
+    }
+    let starred = lines.iter().filter(|l| l.ends_with('*')).count();
+    assert_eq!(starred, front.len(), "{table}");
+    // The recommendation: the fastest row at ≥ 1 dB, named on the last line.
+    let best = ran
+        .iter()
+        .filter(|r| r[key].as_f64().unwrap() >= 1.0)
+        .min_by(|a, b| {
+            a["ms_per_tick_p50"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["ms_per_tick_p50"].as_f64().unwrap())
+        })
+        .unwrap();
+    assert_eq!(j["recommended"]["combination"], best["combination"]);
+    let last = lines.last().unwrap();
+    let name = format!(
+        "sampler={} sampler.steps={}",
+        best["combination"]["sampler"].as_str().unwrap(),
+        best["combination"]["sampler.steps"].as_str().unwrap()
+    );
+    assert!(
+        last.starts_with("recommended for ≥ 1 dB: ") && last.contains(&name),
+        "{table}"
+    );
+    // Two plots: against the reference and against the ground truth, the
+    // front marked in each.
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.contains("PSNR against the reference, sampler=ddim sampler.steps=4"));
+    let gt = std::fs::read_to_string(dir.path().join("swap-gt.svg")).unwrap();
+    assert!(gt.contains("PSNR against the ground truth"));
+    for s in [&svg, &gt] {
+        assert_eq!(s.matches("<circle").count(), 4);
+        assert!(s.contains("fill=\"#d62728\""));
+    }
+    // A target nothing meets: said on the last line, still exit 0.
+    let o = wgraph(&[
+        "bench",
+        "graphs/yan-sim.world",
+        "--swap",
+        "sampler.steps=1",
+        "--reference",
+        "sampler.steps=2",
+        "--target-fps",
+        "1e12",
+        "--frames",
+        "1",
+        "--rounds",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .contains("no setting reaches 1000000000000 fps"),
+        "{out}"
+    );
+}

@@ -8,6 +8,7 @@
 use super::*;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use wgraph_engine::npy::read_npy_file;
@@ -93,6 +94,8 @@ impl Server {
             .env("OMP_NUM_THREADS", "1")
             .stdout(out.try_clone().unwrap())
             .stderr(out)
+            // Its own process group: the python backend's stubs are killed with it.
+            .process_group(0)
             .spawn()
             .expect("tritonserver starts");
         let mut server = Server {
@@ -126,8 +129,11 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Kills the server by its pid now.
+    /// Kills the server and its python backend stubs (its process group) now.
     fn kill(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

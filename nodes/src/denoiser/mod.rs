@@ -139,7 +139,9 @@ impl DenoiserNode {
             sig.input(n).map(|(i, _)| i).ok_or_else(|| {
                 BuildError::param(
                     "model",
-                    format!("denoiser `{model_name}` has no input `{n}`; a denoiser takes x and t"),
+                    format!(
+                        "denoiser `{model_name}` has no input `{n}`; a denoiser takes x and t (map the file's names in its declaration: `inputs = {{ x = \"…\", t = \"…\" }}`)"
+                    ),
                 )
             })
         };
