@@ -7,7 +7,7 @@ caption, a local (event) caption, a reference image and the action, each through
                                         # embeddings (image_encoder.onnx), captions per transition
     python3 train_gen.py captions       # the distinct global/local captions -> text_encoder.onnx,
                                         # by `wgraph run` (the vectors the graph computes)
-    python3 train_gen.py dit --minutes 30        # resumable: --resume <ckpt>/gen.pt
+    python3 train_gen.py dit --minutes 30        # resumable: --resume <ckpt>/gen.pt or ckpt/gen_fp16.pt
     python3 train_gen.py export         # -> ../trained/dit_gen.onnx + action_embedder_gen.onnx
     python3 train_gen.py pack           # the fp16 state dict (a few MB) -> ckpt/gen_fp16.pt, to resume elsewhere
 
@@ -468,7 +468,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--save-every", type=int, default=200)
-    ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--width", type=int, default=96)
     ap.add_argument("--depth", type=int, default=3)
     ap.add_argument("--drop", type=float, default=0.1, help="per-condition dropout (CFG)")
     ap.add_argument("--ctx-noise", type=float, default=0.3)

@@ -115,7 +115,7 @@ fn project(location: &str, fps: u32) -> tempfile::TempDir {
         dir.path().join("g.world"),
         format!(
             "world {{ fps = {fps} }}\n\
-             model m = \"big.onnx\" {{ role = denoiser, prediction = epsilon }}\n\
+             model m = \"big.onnx\" {{ role = vae_decoder }}\n\
              node x: constant {{ shape = [1], value = 0.25 }}\n\
              node net: model {{ model = m }}\n\
              node out: npy_dump {{ dir = \"o\" }}\n\
