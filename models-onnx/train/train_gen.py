@@ -36,7 +36,6 @@ trained on.
 
 import argparse
 import json
-import math
 import os
 import sys
 
