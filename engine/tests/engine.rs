@@ -1082,7 +1082,7 @@ mod live {
     fn a_world_snapshots_every_n_ticks_and_a_snapshot_restores_where_it_was_taken() {
         let source = Arc::new(Source {
             builds: AtomicU64::new(0),
-            prefix: "n_",
+            prefix: "sn_",
         });
         let graph = Arc::new(source.build(&[]).unwrap().graph);
         let config = WorldConfig {
