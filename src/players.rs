@@ -372,7 +372,7 @@ fn verify(args: &BenchArgs, counts: &[usize]) -> Outcome {
     };
     // Lock-step: every world's call waits for the others', so as many calls
     // as can be are fused (a check, not a timing).
-    policy.wait = policy.wait.max(Duration::from_millis(200));
+    policy.wait = policy.wait.max(Duration::from_secs(1));
     let base_seed = args.seed.unwrap_or(0);
     let mut worst = 0.0f64;
     let mut exact = true;

@@ -48,8 +48,15 @@ fn batched_worlds_equal_each_world_run_alone_for_every_sampler_case() {
             failures.push(format!("{case}: {}{}", out, stderr(&o)));
             continue;
         }
-        // Every call was fused (two lock-step worlds), and the players' worlds differ.
-        if !out.contains("mean batch 2.00") || out.contains("alike whatever its seed") {
+        // Calls were fused (two lock-step worlds: all of them, unless the
+        // machine held a thread back past the wait), and the players'
+        // worlds differ.
+        let mean: f64 = out
+            .split("mean batch ")
+            .nth(1)
+            .and_then(|t| t.split(':').next()?.trim().parse().ok())
+            .unwrap_or(0.0);
+        if mean <= 1.5 || out.contains("alike whatever its seed") {
             failures.push(format!("{case}: {out}"));
         }
         if *tolerance == "0" && !out.contains("bit for bit") {
