@@ -526,7 +526,7 @@ fn a_world_survives_its_server_through_a_shared_store() {
     ];
     let a = start(&dir_a, &args);
     let b = start(&dir_b, &args);
-    let mut alice = server_connect(&a, "");
+    let mut alice = a.connect("");
     let (id, token) = session_of(&next_json(&mut alice));
     let (t0, _) = next_frame(&mut alice);
     let (last_tick, _) = frame_at(&mut alice, t0 + 6);
@@ -541,7 +541,7 @@ fn a_world_survives_its_server_through_a_shared_store() {
     assert!(kept["tick"].as_u64().unwrap() >= 2);
     // While its server runs it, the other one refuses it.
     let back = format!("&session={id}&session_token={token}");
-    let mut elsewhere = server_connect(&b, &back);
+    let mut elsewhere = b.connect(&back);
     let refused = next_json(&mut elsewhere);
     assert_eq!(refused["type"], "unavailable", "{refused}");
     assert!(
@@ -557,7 +557,7 @@ fn a_world_survives_its_server_through_a_shared_store() {
     let died = Instant::now();
     let (mut alice, first) = loop {
         assert!(died.elapsed() < Duration::from_secs(30), "{}", b.log());
-        let mut ws = server_connect(&b, &back);
+        let mut ws = b.connect(&back);
         let j = next_json(&mut ws);
         if j["type"] == "hello" {
             break (ws, j);
@@ -575,10 +575,6 @@ fn a_world_survives_its_server_through_a_shared_store() {
         "{}",
         b.log()
     );
-}
-
-fn server_connect(server: &Served, query: &str) -> Socket {
-    server.connect(query)
 }
 
 /// A server that runs for days sees players come and go: 2,000 players
