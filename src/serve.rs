@@ -752,9 +752,15 @@ struct KeptPlace {
     owner: Arc<str>,
     /// How long a periodic snapshot claims the world (see [`LEASE`]).
     lease: Duration,
-    /// This server has written the world's file (so a missing file means
-    /// another replica took it).
-    claimed: std::cell::Cell<bool>,
+    /// The file this server last wrote for the world (device, inode): a
+    /// missing file or another one there means another replica took it.
+    claimed: std::cell::Cell<Option<(u64, u64)>>,
+}
+
+/// A file's (device, inode), to tell one file from its replacement.
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// Why a world's file could not be written.
@@ -794,7 +800,7 @@ impl SessionStore {
             token_sha256: sha256_hex(token.as_str()),
             owner: Arc::clone(&self.owner),
             lease: self.lease,
-            claimed: std::cell::Cell::new(false),
+            claimed: std::cell::Cell::new(None),
         }
     }
 
@@ -866,16 +872,14 @@ impl KeptPlace {
 
     /// Writes a snapshot taken at `tick`; `live`: the world runs on here,
     /// claimed for [`KeptPlace::lease`]. A live write first checks that the
-    /// world is still this server's.
+    /// world is still this server's: its file is the one this server last
+    /// wrote (a stat, not a read of the snapshot).
     fn write(&self, tick: u64, snapshot: &serde_json::Value, live: bool) -> Result<(), StoreError> {
-        if live && self.claimed.get() {
-            let owner = std::fs::read_to_string(&self.path).ok().and_then(|t| {
-                let json: serde_json::Value = serde_json::from_str(&t).ok()?;
-                Some(json["owner"].as_str()?.to_string())
-            });
-            if owner.as_deref() != Some(&*self.owner) {
-                return Err(StoreError::Taken);
-            }
+        if live
+            && let Some(mine) = self.claimed.get()
+            && file_identity(&self.path) != Some(mine)
+        {
+            return Err(StoreError::Taken);
         }
         let live_until_ms = if live {
             unix_ms().saturating_add(self.lease.as_millis() as u64)
@@ -895,7 +899,7 @@ impl KeptPlace {
         wgraph_engine::output::write_file(&tmp, text.as_bytes())
             .and_then(|()| std::fs::rename(&tmp, &self.path))
             .map_err(|e| StoreError::Io(format!("{}: {e}", self.path.display())))?;
-        self.claimed.set(true);
+        self.claimed.set(file_identity(&self.path));
         Ok(())
     }
 }
