@@ -54,6 +54,11 @@ impl Backends {
         }
     }
 
+    /// The Triton backend (clones share its record of the servers used).
+    pub fn triton(&self) -> &wgraph_triton::TritonBackend {
+        &self.triton
+    }
+
     /// These backends with every batchable model they load behind a
     /// batching executor ([`wgraph_engine::batch`]): what a server of many
     /// sessions of one graph uses.

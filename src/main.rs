@@ -27,6 +27,7 @@ mod replay;
 mod rss;
 mod run;
 mod serve;
+mod session_store;
 mod swap;
 mod triton_repo;
 
@@ -319,6 +320,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", requires = "session_store",
           value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_every: Option<u64>,
+    /// With --session-store: seconds a kept world waits for its player
+    /// before it is deleted (default 7 days; at least twice a running
+    /// world's claim on its file, so only worlds no server runs expire).
+    #[arg(long, value_name = "SECONDS", default_value_t = 604_800,
+          value_parser = clap::value_parser!(u64).range(60..=315_360_000))]
+    store_keep: u64,
     /// Memory players' worlds may use (e.g. 8G, 512M; default: 80% of the
     /// machine's): `serve` prints each graph's memory plan and turns away a
     /// player whose world would not fit.

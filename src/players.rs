@@ -22,10 +22,22 @@
 //! an unpaced world), the spread of the players' p99 (slowest over median:
 //! is any player starved?) and, batched, the mean batch size. The figure
 //! printed per mode is the median of the rounds.
+//!
+//! When the graph's models are on Triton (`--backend triton
+//! --triton-server ADDR`), each mode's timed run is also bracketed by two
+//! readings of the server's per-model statistics (`ModelStatistics`), and a
+//! second table gives per model the requests, rows and executions of the
+//! runs and **requests per execution**: how many calls Triton's dynamic
+//! batcher fused. (Unbatched and process players send their own requests,
+//! which only Triton can fuse; batched players' calls arrive already fused,
+//! several rows a request.) The counters are the server's: another client
+//! of the same server during the run is counted too, and the process mode's
+//! window includes its children's start-up calls.
 
 use crate::{BenchArgs, Outcome};
 use clap::ValueEnum;
 use hdrhistogram::Histogram;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +46,7 @@ use wgraph_engine::schedule::RunConfig;
 use wgraph_engine::tensor::{DType, Tensor};
 use wgraph_engine::world::{WorldConfig, WorldEvent};
 use wgraph_session::{Session, SessionOptions};
+use wgraph_triton::{ModelCounts, TritonBackend};
 
 /// On or off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -101,6 +114,80 @@ struct Figures {
     p50_ms: Vec<f64>,
     p99_ms: Vec<f64>,
     mean_batch: Option<f64>,
+    /// Models on Triton: each model's counters over the timed run.
+    triton: Option<BTreeMap<String, ModelCounts>>,
+}
+
+/// Reads the Triton servers' per-model counters around each timed run
+/// (nothing when no model is on Triton).
+struct TritonWatch {
+    reader: TritonBackend,
+    /// The servers the in-process sessions loaded models from.
+    servers: BTreeSet<String>,
+    warned: bool,
+}
+
+impl TritonWatch {
+    fn new() -> Self {
+        TritonWatch {
+            reader: crate::backends::Backends::new().triton().clone(),
+            servers: BTreeSet::new(),
+            warned: false,
+        }
+    }
+
+    /// Every model's counters on the servers in use, by model name
+    /// (`server/model` when there are several servers); `None` when no
+    /// model is on Triton or a server's statistics cannot be read (said
+    /// once on stderr).
+    fn read(&mut self) -> Option<BTreeMap<String, ModelCounts>> {
+        if self.servers.is_empty() {
+            return None;
+        }
+        let mut all = BTreeMap::new();
+        let several = self.servers.len() > 1;
+        for server in &self.servers {
+            match self.reader.statistics(server) {
+                Ok(counts) => {
+                    for (model, c) in counts {
+                        let key = if several {
+                            format!("{server}/{model}")
+                        } else {
+                            model
+                        };
+                        all.insert(key, c);
+                    }
+                }
+                Err(e) => {
+                    if !self.warned {
+                        eprintln!("warning: no Triton statistics (requests per execution): {e}");
+                        self.warned = true;
+                    }
+                    return None;
+                }
+            }
+        }
+        Some(all)
+    }
+}
+
+/// Each model's counters between two readings (models without requests
+/// between them left out).
+fn counts_between(
+    before: Option<BTreeMap<String, ModelCounts>>,
+    after: Option<BTreeMap<String, ModelCounts>>,
+) -> Option<BTreeMap<String, ModelCounts>> {
+    let (before, after) = (before?, after?);
+    Some(
+        after
+            .into_iter()
+            .map(|(model, a)| {
+                let d = before.get(&model).map_or(a, |b| a.since(b));
+                (model, d)
+            })
+            .filter(|(_, d)| d.requests > 0 || d.executions > 0)
+            .collect(),
+    )
 }
 
 impl Figures {
@@ -169,6 +256,7 @@ fn run_all(args: &BenchArgs, counts: &[usize], policy: Option<BatchPolicy>) -> O
         eprintln!("error: {}: {e}", scratch.display());
         return Outcome::RuntimeFailure;
     }
+    let mut watch = TritonWatch::new();
     let outcome = (|| {
         // results[count][mode] = the rounds' figures
         let mut results: Vec<Vec<Vec<Figures>>> = vec![vec![Vec::new(); modes.len()]; counts.len()];
@@ -189,10 +277,12 @@ fn run_all(args: &BenchArgs, counts: &[usize], policy: Option<BatchPolicy>) -> O
                     order.reverse();
                 }
                 for mi in order {
+                    // Round 0 runs an in-process mode first: the servers
+                    // in use are known before any process mode runs.
                     let figures = match modes[mi] {
-                        Mode::Batched => in_process(args, n, policy.clone()),
-                        Mode::Unbatched => in_process(args, n, None),
-                        Mode::Processes => processes(args, n, &scratch),
+                        Mode::Batched => in_process(args, n, policy.clone(), &mut watch),
+                        Mode::Unbatched => in_process(args, n, None, &mut watch),
+                        Mode::Processes => processes(args, n, &scratch, &mut watch),
                     };
                     match figures {
                         Ok(f) => results[ci][mi].push(f),
@@ -205,7 +295,7 @@ fn run_all(args: &BenchArgs, counts: &[usize], policy: Option<BatchPolicy>) -> O
             }
             eprintln!("round {} of {} done", round + 1, args.rounds);
         }
-        report(args, counts, &modes, &results)
+        report(args, counts, &modes, &results, &watch)
     })();
     let _ = std::fs::remove_dir_all(&scratch);
     outcome
@@ -218,7 +308,9 @@ fn summarize(rounds: &[Figures]) -> serde_json::Value {
         .iter()
         .filter_map(|f| f.mean_batch)
         .collect::<Vec<_>>();
+    let triton = triton_summary(rounds);
     serde_json::json!({
+        "triton": triton,
         "session_ticks_per_s": pick(&|f| f.session_ticks_per_s),
         "fps_per_player_min": pick(&|f| f.min_fps()),
         "fps_per_player_median": pick(&|f| median(&f.fps)),
@@ -230,11 +322,46 @@ fn summarize(rounds: &[Figures]) -> serde_json::Value {
     })
 }
 
+/// Per model on Triton, the rounds' counters summed and their ratios:
+/// `{model: {requests, rows, executions, requests_per_execution,
+/// rows_per_execution}}`; null when no model is on Triton.
+fn triton_summary(rounds: &[Figures]) -> serde_json::Value {
+    let mut sum: BTreeMap<String, ModelCounts> = BTreeMap::new();
+    let mut any = false;
+    for f in rounds {
+        for (model, c) in f.triton.iter().flatten() {
+            any = true;
+            let s = sum.entry(model.clone()).or_default();
+            *s = s.plus(c);
+        }
+        any |= f.triton.is_some();
+    }
+    if !any {
+        return serde_json::Value::Null;
+    }
+    sum.into_iter()
+        .map(|(model, c)| {
+            (
+                model,
+                serde_json::json!({
+                    "requests": c.requests,
+                    "rows": c.rows,
+                    "executions": c.executions,
+                    "requests_per_execution": c.requests_per_execution(),
+                    "rows_per_execution": c.rows_per_execution(),
+                }),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 fn report(
     args: &BenchArgs,
     counts: &[usize],
     modes: &[Mode],
     results: &[Vec<Vec<Figures>>],
+    watch: &TritonWatch,
 ) -> Outcome {
     println!(
         "{:>7}  {:<9}  {:>14}  {:>10}  {:>9}  {:>9}  {:>7}  {:>6}  {:>9}",
@@ -286,6 +413,7 @@ fn report(
         "(fps/player: the slowest player's; p99: the slowest player's; spread: slowest p99 over the median player's; medians of {} rounds)",
         args.rounds
     );
+    print_triton(&rows, &watch.servers);
     if let Some(path) = &args.json {
         let doc = serde_json::json!({
             "graph": args.file.display().to_string(),
@@ -294,6 +422,7 @@ fn report(
             "batch_wait_us": args.batch.batch_wait_us,
             "batch_max_rows": args.batch.batch_max_rows,
             "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+            "triton_servers": watch.servers.iter().collect::<Vec<_>>(),
             "rows": rows,
         });
         let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
@@ -305,14 +434,65 @@ fn report(
     Outcome::Ok
 }
 
+/// The second table: per mode and model on Triton, what its dynamic
+/// batcher fused (all rounds together).
+fn print_triton(rows: &[serde_json::Value], servers: &BTreeSet<String>) {
+    if servers.is_empty() {
+        return;
+    }
+    let servers: Vec<&str> = servers.iter().map(String::as_str).collect();
+    println!();
+    println!(
+        "Triton's dynamic batcher ({}; the rounds' requests together):",
+        servers.join(", ")
+    );
+    println!(
+        "{:>7}  {:<9}  {:<16}  {:>9}  {:>9}  {:>10}  {:>9}  {:>9}",
+        "players", "mode", "model", "requests", "rows", "executions", "req/exec", "rows/exec"
+    );
+    for row in rows {
+        let Some(models) = row["triton"].as_object() else {
+            continue;
+        };
+        for (model, c) in models {
+            let ratio = |k: &str| {
+                c[k].as_f64()
+                    .map_or_else(|| "-".to_string(), |r| format!("{r:.2}"))
+            };
+            let count = |k: &str| c[k].as_u64().unwrap_or(0);
+            println!(
+                "{:>7}  {:<9}  {:<16}  {:>9}  {:>9}  {:>10}  {:>9}  {:>9}",
+                row["players"].as_u64().unwrap_or(0),
+                row["mode"].as_str().unwrap_or(""),
+                model,
+                count("requests"),
+                count("rows"),
+                count("executions"),
+                ratio("requests_per_execution"),
+                ratio("rows_per_execution"),
+            );
+        }
+    }
+    println!(
+        "(req/exec: requests per model execution, what Triton fused; rows/exec: batch rows per execution — batched players send several rows a request)"
+    );
+}
+
 /// N sessions in this process, one model cache (batched or not), run at once.
-fn in_process(args: &BenchArgs, n: usize, policy: Option<BatchPolicy>) -> Result<Figures, String> {
+fn in_process(
+    args: &BenchArgs,
+    n: usize,
+    policy: Option<BatchPolicy>,
+    watch: &mut TritonWatch,
+) -> Result<Figures, String> {
     let stats = policy.as_ref().map(|p| Arc::clone(&p.stats));
-    let sessions = open_sessions(args, n, None, policy)?;
+    let (sessions, triton) = open_sessions(args, n, None, policy)?;
+    watch.servers.extend(triton.servers_used());
     // Only the ticks' calls count (not those the sessions made as they opened).
     if let Some(s) = &stats {
         s.reset();
     }
+    let triton_before = watch.read();
     let start = Instant::now();
     let threads: Vec<_> = sessions
         .into_iter()
@@ -356,6 +536,7 @@ fn in_process(args: &BenchArgs, n: usize, policy: Option<BatchPolicy>) -> Result
     }
     figures.session_ticks_per_s = total as f64 / start.elapsed().as_secs_f64().max(1e-9);
     figures.mean_batch = stats.map(|s| s.summary().mean_batch());
+    figures.triton = counts_between(triton_before, watch.read());
     Ok(figures)
 }
 
@@ -453,7 +634,7 @@ fn frames_of(
     seeds: &[u64],
     policy: Option<BatchPolicy>,
 ) -> Result<Vec<Vec<Tensor>>, String> {
-    let sessions = open_sessions(args, seeds.len(), Some(seeds), policy.clone())?;
+    let (sessions, _) = open_sessions(args, seeds.len(), Some(seeds), policy.clone())?;
     // Opened (their build-time calls made one by one, not counted): now
     // lock-step, counted afresh.
     if let Some(p) = &policy {
@@ -529,16 +710,18 @@ fn compare(a: &Tensor, b: &Tensor) -> (f64, bool) {
 
 /// `n` sessions of the graph on one model cache (batched by `policy`, or
 /// not), unpaced, each to run `--frames`; `seeds` gives each its seed.
+/// With them, their Triton backend (which servers they loaded models from).
 fn open_sessions(
     args: &BenchArgs,
     n: usize,
     seeds: Option<&[u64]>,
     policy: Option<BatchPolicy>,
-) -> Result<Vec<Session<crate::backends::Backends>>, String> {
+) -> Result<(Vec<Session<crate::backends::Backends>>, TritonBackend), String> {
     let backends = match policy {
         Some(p) => crate::backends::Backends::new().batched(p),
         None => crate::backends::Backends::new(),
     };
+    let triton = backends.triton().clone();
     let models = Arc::new(wgraph_engine::model::ModelCache::new(backends));
     let mut sessions = Vec::with_capacity(n);
     for i in 0..n {
@@ -569,7 +752,7 @@ fn open_sessions(
         })?;
         sessions.push(session);
     }
-    Ok(sessions)
+    Ok((sessions, triton))
 }
 
 fn histogram() -> Histogram<u64> {
@@ -578,7 +761,12 @@ fn histogram() -> Histogram<u64> {
 }
 
 /// N `wgraph run` processes at once; each reports its own tick loop.
-fn processes(args: &BenchArgs, n: usize, scratch: &Path) -> Result<Figures, String> {
+fn processes(
+    args: &BenchArgs,
+    n: usize,
+    scratch: &Path,
+    watch: &mut TritonWatch,
+) -> Result<Figures, String> {
     // This very binary, even if a rebuild replaced its file meanwhile
     // (Linux: /proc/self/exe, resolved in the child, is its parent's image).
     let proc_exe = std::path::Path::new("/proc/self/exe");
@@ -587,6 +775,7 @@ fn processes(args: &BenchArgs, n: usize, scratch: &Path) -> Result<Figures, Stri
     } else {
         std::env::current_exe().map_err(|e| format!("cannot find this wgraph: {e}"))?
     };
+    let triton_before = watch.read();
     let mut children = Vec::with_capacity(n);
     for i in 0..n {
         let metrics: PathBuf = scratch.join(format!("run-{n}-{i}.json"));
@@ -604,6 +793,9 @@ fn processes(args: &BenchArgs, n: usize, scratch: &Path) -> Result<Figures, Stri
             .arg(args.pipeline.to_string());
         if let Some(w) = args.workers {
             cmd.arg("--workers").arg(w.to_string());
+        }
+        if let Some(server) = watch.reader.server_override() {
+            cmd.arg("--triton-server").arg(server);
         }
         for s in &args.set {
             cmd.arg("--set").arg(s);
@@ -675,6 +867,7 @@ fn processes(args: &BenchArgs, n: usize, scratch: &Path) -> Result<Figures, Stri
         return Err(f);
     }
     figures.session_ticks_per_s = if slowest > 0.0 { total / slowest } else { 0.0 };
+    figures.triton = counts_between(triton_before, watch.read());
     Ok(figures)
 }
 
@@ -698,5 +891,43 @@ mod tests {
         };
         assert_eq!(f.spread(), 3.0);
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+    }
+
+    /// A run's share of the server's counters, summed over rounds, with
+    /// requests per execution; no Triton, no figures.
+    #[test]
+    fn triton_counters_between_readings_sum_over_rounds() {
+        let c = |requests, rows, executions| ModelCounts {
+            requests,
+            rows,
+            executions,
+        };
+        let before = BTreeMap::from([
+            ("dit".to_string(), c(5, 5, 5)),
+            ("vae".to_string(), c(1, 1, 1)),
+        ]);
+        let after = BTreeMap::from([
+            ("dit".to_string(), c(21, 29, 9)),
+            ("vae".to_string(), c(1, 1, 1)),
+        ]);
+        let d = counts_between(Some(before.clone()), Some(after)).unwrap();
+        assert_eq!(d.len(), 1, "a model without requests is left out");
+        assert_eq!(d["dit"], c(16, 24, 4));
+        assert!(counts_between(None, Some(before)).is_none());
+        let rounds = [
+            Figures {
+                triton: Some(d.clone()),
+                ..Figures::default()
+            },
+            Figures {
+                triton: Some(d),
+                ..Figures::default()
+            },
+        ];
+        let s = triton_summary(&rounds);
+        assert_eq!(s["dit"]["requests"], 32);
+        assert_eq!(s["dit"]["requests_per_execution"], 4.0);
+        assert_eq!(s["dit"]["rows_per_execution"], 6.0);
+        assert!(triton_summary(&[Figures::default()]).is_null());
     }
 }

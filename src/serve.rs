@@ -4,15 +4,15 @@
 //! tick boundary and finishes its sinks.
 
 use crate::backends::Backends;
+use crate::session_store::{KeptPlace, LEASE, SessionStore, StoreError};
 use crate::{Outcome, ServeArgs};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 use wgraph_engine::graph::Graph;
 use wgraph_engine::memory::{MemoryPlan, human_bytes};
-use wgraph_engine::world::{WorldConfig, WorldEvent, WorldHandle};
+use wgraph_engine::world::{TickGrid, WorldConfig, WorldEvent, WorldHandle};
 use wgraph_session::{OpenError, Session, SessionOptions};
 use wgraph_web::{Access, Limits, Prompt, ServeConfig, Token, is_public, parse_origin};
 use wgraph_web::{LatencyProbe, OpenWorld, ReopenWorld, ServedGraph, SessionLimits, WebWorld};
@@ -97,6 +97,9 @@ pub fn serve(args: &ServeArgs) -> Outcome {
     let mut plans: Vec<(String, MemoryPlan, usize)> = Vec::new();
     // Every world thread started, shared or per player, joined at the end.
     let worlds: Worlds = Arc::default();
+    // The longest claim a running world's file has (the sweep keeps at
+    // least twice it).
+    let mut longest_lease = LEASE;
     for file in &args.files {
         let label = file.display().to_string();
         let options = SessionOptions {
@@ -140,6 +143,9 @@ pub fn serve(args: &ServeArgs) -> Outcome {
                 // An edit of `world { fps }` re-paces the world unless --fps was given.
                 follow_graph_fps: args.fps.is_none(),
                 snapshot_every: args.snapshot_every.and_then(std::num::NonZeroU64::new),
+                // Players' worlds of this graph tick on one clock: their
+                // model calls arrive together and are fused.
+                tick_grid: (!args.shared).then(TickGrid::new),
                 ..WorldConfig::default()
             };
             Ok(config.clone())
@@ -190,6 +196,9 @@ pub fn serve(args: &ServeArgs) -> Outcome {
                 .unwrap_or(LEASE),
             periodic: args.snapshot_every.is_some(),
         });
+        if let Some(store) = &store {
+            longest_lease = longest_lease.max(store.lease);
+        }
         let open_session = {
             let (options, models) = (options.clone(), Arc::clone(&models));
             move || {
@@ -302,15 +311,37 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             max_worlds_per_address: args.max_worlds_per_address as usize,
         },
     };
+    // The store is bounded in time: swept now and every minute.
+    let sweep_store = args.session_store.clone().map(|dir| {
+        let keep = Duration::from_secs(args.store_keep).max(2 * longest_lease);
+        move || match crate::session_store::sweep(&dir, keep, std::time::SystemTime::now()) {
+            Ok(swept) => {
+                if let Some(line) = swept.line(keep) {
+                    eprintln!("{line}");
+                }
+            }
+            Err(e) => eprintln!("warning: session store {}: {e}", dir.display()),
+        }
+    });
+    if let Some(sweep) = &sweep_store {
+        sweep();
+    }
     // Ended worlds' threads are joined within a second, not at the end.
     let (reaper_stop, reaper_stopped) = crossbeam_channel::bounded::<()>(0);
     let reaper = {
         let worlds = Arc::clone(&worlds);
         std::thread::spawn(move || {
+            let mut swept = std::time::Instant::now();
             while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
                 reaper_stopped.recv_timeout(Duration::from_secs(1))
             {
                 worlds.lock().unwrap_or_else(|p| p.into_inner()).reap();
+                if let Some(sweep) = &sweep_store
+                    && swept.elapsed() >= crate::session_store::SWEEP_EVERY
+                {
+                    swept = std::time::Instant::now();
+                    sweep();
+                }
             }
         })
     };
@@ -710,198 +741,6 @@ fn start_world(
         thread,
     });
     web
-}
-
-/// `--session-store DIR`: per-player worlds whose player is gone are kept
-/// here (one JSON file each: the snapshot and a SHA-256 of the session's
-/// token) and come back as they were when the player returns.
-#[derive(Clone)]
-struct SessionStore {
-    dir: PathBuf,
-    /// The graph's place on the command line (its files' prefix).
-    graph: usize,
-    /// This server among the replicas sharing the store.
-    owner: Arc<str>,
-    /// How long a periodic snapshot claims a world: [`LEASE`], or three
-    /// snapshot intervals at the graph's fps when that is longer.
-    lease: Duration,
-    /// Worlds are written every `--snapshot-every` ticks too (replicas).
-    periodic: bool,
-}
-
-/// How long (at least) a running world's periodic snapshot claims it for
-/// its server: another replica sharing the store takes the world only once
-/// the claim has run out (its server stopped writing: it died). A world
-/// kept on eviction claims nothing. A replica that took a world writes its
-/// own claim at once, and the first server, finding its file gone or
-/// claimed by another at its next snapshot, stops its copy: no world runs on
-/// two replicas for longer than one snapshot interval, and only when its
-/// first server stalled past the claim.
-const LEASE: Duration = Duration::from_secs(3);
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Where one session is kept.
-struct KeptPlace {
-    path: PathBuf,
-    token_sha256: String,
-    owner: Arc<str>,
-    /// How long a periodic snapshot claims the world (see [`LEASE`]).
-    lease: Duration,
-    /// The file this server last wrote for the world (device, inode): a
-    /// missing file or another one there means another replica took it.
-    claimed: std::cell::Cell<Option<(u64, u64)>>,
-}
-
-/// A file's (device, inode), to tell one file from its replacement.
-fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
-/// Why a world's file could not be written.
-enum StoreError {
-    /// Another replica took the world (its file is gone, or names another
-    /// owner): this copy must stop.
-    Taken,
-    Io(String),
-}
-
-/// A session read back from the store.
-struct Kept {
-    tick: u64,
-    snapshot: serde_json::Value,
-    /// Its file, and where it lies while the world is being opened.
-    path: PathBuf,
-    opening: PathBuf,
-}
-
-fn sha256_hex(text: &str) -> String {
-    use sha2::Digest;
-    wgraph_session::hex(&sha2::Sha256::digest(text.as_bytes()))
-}
-
-impl SessionStore {
-    /// Session ids are 12 hex digits (they name files).
-    fn file(&self, id: &str) -> Option<PathBuf> {
-        (id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| self.dir.join(format!("g{}-{id}.json", self.graph)))
-    }
-
-    fn place(&self, id: &str, token: &Token) -> KeptPlace {
-        KeptPlace {
-            path: self
-                .file(id)
-                .unwrap_or_else(|| self.dir.join(format!("g{}-invalid.json", self.graph))),
-            token_sha256: sha256_hex(token.as_str()),
-            owner: Arc::clone(&self.owner),
-            lease: self.lease,
-            claimed: std::cell::Cell::new(None),
-        }
-    }
-
-    /// Session `id`, if kept here and `token` is its token. Its file is
-    /// first renamed aside (atomic: two sockets naming the same session
-    /// never both get it); [`Kept::done`] removes it once the world runs
-    /// again, [`Kept::put_back`] returns it when the world could not start.
-    /// `Some(Err(_))`: the world is running on another replica now.
-    fn take(&self, id: &str, token: &str) -> Option<Result<Kept, String>> {
-        let path = self.file(id)?;
-        let opening = path.with_extension("json.opening");
-        std::fs::rename(&path, &opening).ok()?;
-        let kept = (|| {
-            let text =
-                wgraph_engine::input::read_to_string(&opening, wgraph_engine::input::DATA).ok()?;
-            let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-            let stored = json["token_sha256"].as_str()?;
-            // Compared in constant time, like the token itself.
-            if !wgraph_web::same_secret(stored, &sha256_hex(token)) {
-                return None;
-            }
-            let until = json["live_until_ms"].as_u64().unwrap_or(0);
-            let owner = json["owner"].as_str().unwrap_or_default();
-            let now = unix_ms();
-            if until > now && owner != &*self.owner {
-                return Some(Err(format!(
-                    "this world is running on another server; try again in {:.1} s",
-                    (until - now) as f64 / 1e3
-                )));
-            }
-            Some(Ok(Kept {
-                tick: json["tick"].as_u64().unwrap_or(0),
-                snapshot: json["snapshot"].clone(),
-                path: path.clone(),
-                opening: opening.clone(),
-            }))
-        })();
-        if !matches!(kept, Some(Ok(_))) {
-            let _ = std::fs::rename(&opening, &path);
-        }
-        kept
-    }
-}
-
-impl Kept {
-    /// The world runs again: its file goes.
-    fn done(&self) {
-        let _ = std::fs::remove_file(&self.opening);
-    }
-
-    /// The world could not start: its file stays for another try.
-    fn put_back(&self) {
-        let _ = std::fs::rename(&self.opening, &self.path);
-    }
-}
-
-impl KeptPlace {
-    /// Writes `world`'s snapshot (to a temporary file renamed into place, so
-    /// a crash never leaves half a session); returns its tick.
-    fn keep(&self, world: &wgraph_engine::world::World) -> Result<u64, String> {
-        let snapshot = world.snapshot().map_err(|e| e.to_string())?;
-        let tick = world.ticks_done();
-        match self.write(tick, &snapshot, false) {
-            Ok(()) => Ok(tick),
-            Err(StoreError::Taken) => Err("another server has taken the world".into()),
-            Err(StoreError::Io(e)) => Err(e),
-        }
-    }
-
-    /// Writes a snapshot taken at `tick`; `live`: the world runs on here,
-    /// claimed for [`KeptPlace::lease`]. A live write first checks that the
-    /// world is still this server's: its file is the one this server last
-    /// wrote (a stat, not a read of the snapshot).
-    fn write(&self, tick: u64, snapshot: &serde_json::Value, live: bool) -> Result<(), StoreError> {
-        if live
-            && let Some(mine) = self.claimed.get()
-            && file_identity(&self.path) != Some(mine)
-        {
-            return Err(StoreError::Taken);
-        }
-        let live_until_ms = if live {
-            unix_ms().saturating_add(self.lease.as_millis() as u64)
-        } else {
-            0
-        };
-        let text = serde_json::json!({
-            "wgraph_session": 1,
-            "token_sha256": self.token_sha256,
-            "tick": tick,
-            "owner": &*self.owner,
-            "live_until_ms": live_until_ms,
-            "snapshot": snapshot,
-        })
-        .to_string();
-        let tmp = self.path.with_extension("json.tmp");
-        wgraph_engine::output::write_file(&tmp, text.as_bytes())
-            .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .map_err(|e| StoreError::Io(format!("{}: {e}", self.path.display())))?;
-        self.claimed.set(file_identity(&self.path));
-        Ok(())
-    }
 }
 
 /// The key-to-frame latency as the summary line says it: percentiles only

@@ -51,7 +51,7 @@ pub mod proto {
 pub use runtime::runtime;
 
 use proto::grpc_inference_service_client::GrpcInferenceServiceClient;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -115,6 +115,8 @@ pub struct TritonBackend {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     /// Replaces every model's server (`--triton-server`).
     server_override: Option<String>,
+    /// The servers this backend (and its clones) loaded models from.
+    used: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl std::fmt::Debug for TritonBackend {
@@ -136,6 +138,44 @@ impl TritonBackend {
     pub fn with_server(mut self, server: Option<String>) -> Self {
         self.server_override = server;
         self
+    }
+
+    /// `--triton-server`, when given: every model's server.
+    pub fn server_override(&self) -> Option<&str> {
+        self.server_override.as_deref()
+    }
+
+    /// The servers this backend or a clone of it has loaded a model from.
+    pub fn servers_used(&self) -> Vec<String> {
+        self.used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Every model's counters on `server` (Triton's `ModelStatistics`, all
+    /// models, all versions summed), by model name: how many requests it
+    /// answered and in how many executions (what its dynamic batcher fused).
+    /// Counters are the server's since it started, whoever called:
+    /// [`ModelCounts::since`] of two readings gives one run's share.
+    pub fn statistics(&self, server: &str) -> Result<BTreeMap<String, ModelCounts>, String> {
+        let at = format!("Triton at {server}");
+        let channel = self.channel(server).map_err(|e| format!("{at}: {e}"))?;
+        let mut client = GrpcInferenceServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(usize::MAX);
+        let timeout = Duration::from_millis(DEFAULT_TIMEOUT_MS);
+        let response = runtime::block_on(async move {
+            call(timeout, |t| {
+                client.model_statistics(request(proto::ModelStatisticsRequest::default(), t))
+            })
+            .await
+        })
+        .map_err(|e| format!("{at}: {e}"))?
+        .map_err(|e| format!("{at}: ModelStatistics failed: {e}"))?;
+        Ok(ModelCounts::of_response(&response))
     }
 
     /// The address a model with `options` is asked at.
@@ -165,6 +205,65 @@ impl TritonBackend {
         let channel = endpoint.connect_lazy();
         channels.insert(server.to_string(), channel.clone());
         Ok(channel)
+    }
+}
+
+/// One model's counters on a server, from Triton's `ModelStatistics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModelCounts {
+    /// Requests answered successfully (`inference_stats.success.count`).
+    pub requests: u64,
+    /// Rows inferred: requests times their batch size (`inference_count`).
+    pub rows: u64,
+    /// Model executions (`execution_count`): a request the dynamic batcher
+    /// fused with others shares one execution with them.
+    pub executions: u64,
+}
+
+impl ModelCounts {
+    /// Per model name, from a `ModelStatistics` answer (versions summed).
+    pub fn of_response(response: &proto::ModelStatisticsResponse) -> BTreeMap<String, ModelCounts> {
+        let mut out: BTreeMap<String, ModelCounts> = BTreeMap::new();
+        for m in &response.model_stats {
+            let c = out.entry(m.name.clone()).or_default();
+            c.requests += m
+                .inference_stats
+                .as_ref()
+                .and_then(|s| s.success.as_ref())
+                .map_or(0, |s| s.count);
+            c.rows += m.inference_count;
+            c.executions += m.execution_count;
+        }
+        out
+    }
+
+    /// What happened between the reading `before` and this one.
+    pub fn since(&self, before: &ModelCounts) -> ModelCounts {
+        ModelCounts {
+            requests: self.requests.saturating_sub(before.requests),
+            rows: self.rows.saturating_sub(before.rows),
+            executions: self.executions.saturating_sub(before.executions),
+        }
+    }
+
+    /// These counts and `other`'s together.
+    pub fn plus(&self, other: &ModelCounts) -> ModelCounts {
+        ModelCounts {
+            requests: self.requests + other.requests,
+            rows: self.rows + other.rows,
+            executions: self.executions + other.executions,
+        }
+    }
+
+    /// Requests per execution: how many requests the dynamic batcher fused
+    /// into one execution, on average (`None` without executions).
+    pub fn requests_per_execution(&self) -> Option<f64> {
+        (self.executions > 0).then(|| self.requests as f64 / self.executions as f64)
+    }
+
+    /// Rows (batch entries) per execution (`None` without executions).
+    pub fn rows_per_execution(&self) -> Option<f64> {
+        (self.executions > 0).then(|| self.rows as f64 / self.executions as f64)
     }
 }
 
@@ -355,6 +454,10 @@ impl Backend for TritonBackend {
             )),
             FetchError::Other(e) => ModelError::Load(format!("{at}: {e}")),
         })?;
+        self.used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(server.clone());
         let reshapes = Reshapes::apply(&mut metadata, config.as_ref());
         let (signature, input_dims) =
             signature_of(&metadata, config.as_ref(), local.as_ref(), path)
@@ -887,6 +990,54 @@ mod tests {
             err.contains("input `x` is INT64[-1, 5] on the server but FP32[batch, 4] in m.onnx"),
             "{err}"
         );
+    }
+
+    /// `ModelStatistics` read into counts: versions of one model summed, a
+    /// run's share the difference of two readings, fusion the ratios.
+    #[test]
+    fn statistics_give_requests_per_execution() {
+        let stats =
+            |name: &str, requests: u64, rows: u64, executions: u64| proto::ModelStatistics {
+                name: name.into(),
+                inference_count: rows,
+                execution_count: executions,
+                inference_stats: Some(proto::InferStatistics {
+                    success: Some(proto::StatisticDuration {
+                        count: requests,
+                        ns: 1,
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+        let before = ModelCounts::of_response(&proto::ModelStatisticsResponse {
+            model_stats: vec![stats("dit", 10, 10, 10), stats("vae", 0, 0, 0)],
+        });
+        let after = ModelCounts::of_response(&proto::ModelStatisticsResponse {
+            model_stats: vec![
+                stats("dit", 40, 70, 15),
+                stats("dit", 2, 2, 2),
+                stats("vae", 0, 0, 0),
+            ],
+        });
+        let dit = after["dit"].since(&before["dit"]);
+        assert_eq!(
+            dit,
+            ModelCounts {
+                requests: 32,
+                rows: 62,
+                executions: 7
+            }
+        );
+        assert_eq!(dit.requests_per_execution(), Some(32.0 / 7.0));
+        assert_eq!(dit.rows_per_execution(), Some(62.0 / 7.0));
+        assert_eq!(
+            after["vae"].since(&before["vae"]).requests_per_execution(),
+            None
+        );
+        assert_eq!(dit.plus(&dit).requests, 64);
+        // A counter that went down (the server restarted) is not negative.
+        assert_eq!(before["dit"].since(&after["dit"]).requests, 0);
     }
 
     /// A server that is not there: a load error naming the model, the

@@ -13,8 +13,10 @@
 //! backend, which also runs TensorRT: GPU servers) and `python` (Triton's
 //! python backend running `1/model.py`, [`MODEL_PY`], which runs the ONNX
 //! file with onnxruntime on the CPU: what the `nvidia-pytriton` wheel can
-//! run). Each request of a fused batch runs as its own onnxruntime call in
-//! the python flavour.
+//! run). In the python flavour the requests Triton's dynamic batcher hands
+//! one `execute` are stacked on the batch axis and run as one onnxruntime
+//! call (split back per request; each runs alone when they cannot be
+//! stacked or the stacked call fails).
 
 use crate::onnx::{LocalDim, LocalModel, LocalPort};
 use crate::triton_dtype;
@@ -78,25 +80,67 @@ class TritonPythonModel:
         self.config = json.loads(args["model_config"])
 
     def execute(self, requests):
-        responses = []
-        for request in requests:
-            try:
-                feed = {}
+        # The requests Triton's dynamic batcher gave this call run as one
+        # batch (stacked on the batch axis, split back) when they can.
+        if len(requests) > 1 and self.config.get("max_batch_size", 0) > 0:
+            fused = self._fused(requests)
+            if fused is not None:
+                return fused
+        return [self._one(request) for request in requests]
+
+    def _feed(self, request):
+        feed = {}
+        for name in self.inputs:
+            tensor = pb_utils.get_input_tensor_by_name(request, name)
+            if tensor is None:
+                raise ValueError("missing input `%s`" % name)
+            feed[name] = tensor.as_numpy()
+        return feed
+
+    def _answer(self, results):
+        tensors = [
+            pb_utils.Tensor(name, np.ascontiguousarray(value))
+            for name, value in zip(self.outputs, results)
+        ]
+        return pb_utils.InferenceResponse(output_tensors=tensors)
+
+    def _one(self, request):
+        try:
+            return self._answer(self.session.run(self.outputs, self._feed(request)))
+        except Exception as e:  # one bad request fails alone
+            return pb_utils.InferenceResponse(
+                output_tensors=[], error=pb_utils.TritonError(str(e))
+            )
+
+    def _fused(self, requests):
+        # None (each request then runs alone) when the requests cannot be
+        # stacked or the stacked run fails.
+        try:
+            feeds = [self._feed(request) for request in requests]
+            if not self.inputs:
+                return None
+            rows = []
+            for feed in feeds:
+                n = None
                 for name in self.inputs:
-                    tensor = pb_utils.get_input_tensor_by_name(request, name)
-                    if tensor is None:
-                        raise ValueError("missing input `%s`" % name)
-                    feed[name] = tensor.as_numpy()
-                results = self.session.run(self.outputs, feed)
-                tensors = [
-                    pb_utils.Tensor(name, np.ascontiguousarray(value))
-                    for name, value in zip(self.outputs, results)
-                ]
-                responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
-            except Exception as e:  # one bad request fails alone
-                responses.append(
-                    pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(str(e)))
-                )
+                    value, first = feed[name], feeds[0][name]
+                    if value.ndim == 0 or value.dtype != first.dtype or value.shape[1:] != first.shape[1:]:
+                        return None
+                    if n is None:
+                        n = value.shape[0]
+                    elif value.shape[0] != n:
+                        return None
+                rows.append(n)
+            stacked = {name: np.concatenate([feed[name] for feed in feeds]) for name in self.inputs}
+            results = self.session.run(self.outputs, stacked)
+            if any(np.ndim(value) == 0 or len(value) != sum(rows) for value in results):
+                return None
+        except Exception:
+            return None
+        responses, start = [], 0
+        for n in rows:
+            responses.append(self._answer([value[start:start + n] for value in results]))
+            start += n
         return responses
 "#;
 

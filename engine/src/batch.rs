@@ -11,9 +11,12 @@
 //!
 //! - **When calls are fused.** The executor takes what is queued when it is
 //!   free. It waits for more (at most [`BatchPolicy::wait`]) only while it
-//!   has fewer calls than the largest of its last few batches: a lone player
-//!   never waits, and players whose ticks line up are caught together even
-//!   when their threads reach the call a little apart. Under load, calls
+//!   has fewer calls than there are callers: the threads that called the
+//!   model in the last [`ACTIVE`] (a bounded record of the last
+//!   [`CALLERS`] calls). A lone player never waits, and players whose ticks
+//!   line up (a server's players tick on one clock,
+//!   [`TickGrid`](crate::world::TickGrid)) are caught together even when a
+//!   busy machine wakes their threads a little apart. Under load, calls
 //!   queue while a batch runs, so batches grow by themselves.
 //! - **What is batchable.** A model whose every input and output has a
 //!   dynamic first axis (a named or unnamed dimension, never a fixed size);
@@ -40,6 +43,7 @@ use crate::types::Dim;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 /// How calls are fused.
@@ -195,6 +199,45 @@ struct Call {
     inputs: Vec<Tensor>,
     rows: usize,
     reply: Sender<Result<Vec<Tensor>, ModelError>>,
+    /// The calling thread (a world's tick thread or one of its workers).
+    caller: ThreadId,
+}
+
+/// A caller counts as active this long after its last call.
+pub const ACTIVE: Duration = Duration::from_secs(1);
+/// Calls remembered to count the active callers.
+pub const CALLERS: usize = 64;
+
+/// The threads that called lately: a fixed-size record of the last
+/// [`CALLERS`] calls.
+struct Callers {
+    seen: [Option<(ThreadId, Instant)>; CALLERS],
+    next: usize,
+}
+
+impl Callers {
+    fn new() -> Self {
+        Callers {
+            seen: [None; CALLERS],
+            next: 0,
+        }
+    }
+
+    fn record(&mut self, caller: ThreadId, at: Instant) {
+        self.seen[self.next] = Some((caller, at));
+        self.next = (self.next + 1) % CALLERS;
+    }
+
+    /// Distinct threads that called within [`ACTIVE`] before `now`.
+    fn active(&self, now: Instant) -> usize {
+        let mut ids: Vec<ThreadId> = Vec::with_capacity(CALLERS);
+        for (id, at) in self.seen.iter().flatten() {
+            if now.saturating_duration_since(*at) <= ACTIVE && !ids.contains(id) {
+                ids.push(*id);
+            }
+        }
+        ids.len()
+    }
 }
 
 /// A model whose calls from many threads are fused (see the module docs).
@@ -260,6 +303,7 @@ impl Model for BatchedModel {
             inputs: inputs.to_vec(),
             rows,
             reply,
+            caller: std::thread::current().id(),
         };
         if let Err(returned) = queue.send(call) {
             return self.inner.run(&returned.0.inputs);
@@ -291,14 +335,10 @@ fn compatible(a: &Call, b: &Call) -> bool {
             .all(|(x, y)| x.dtype() == y.dtype() && x.shape()[1..] == y.shape()[1..])
 }
 
-/// Batch sizes remembered to decide how long to wait for the next.
-const RECENT: usize = 8;
-
 /// The executor: takes calls, fuses them, answers each.
 fn execute(model: &dyn Model, calls: &Receiver<Call>, policy: &BatchPolicy) {
     let max_rows = policy.max_rows.max(1);
-    let mut recent = [1usize; RECENT];
-    let mut next = 0;
+    let mut callers = Callers::new();
     let mut held: Option<Call> = None;
     loop {
         let first = match held.take() {
@@ -308,13 +348,12 @@ fn execute(model: &dyn Model, calls: &Receiver<Call>, policy: &BatchPolicy) {
                 Err(_) => return,
             },
         };
-        let expected = recent
-            .iter()
-            .copied()
-            .max()
-            .unwrap_or(1)
+        let now = Instant::now();
+        callers.record(first.caller, now);
+        let expected = callers
+            .active(now)
             .max(policy.min_calls.load(Ordering::Relaxed));
-        let deadline = Instant::now() + policy.wait;
+        let deadline = now + policy.wait;
         let mut rows = first.rows;
         let mut group = vec![first];
         while rows < max_rows {
@@ -327,6 +366,7 @@ fn execute(model: &dyn Model, calls: &Receiver<Call>, policy: &BatchPolicy) {
                 calls.try_recv()
             };
             let Ok(call) = more else { break };
+            callers.record(call.caller, Instant::now());
             if compatible(&group[0], &call) && rows + call.rows <= max_rows {
                 rows += call.rows;
                 group.push(call);
@@ -335,8 +375,6 @@ fn execute(model: &dyn Model, calls: &Receiver<Call>, policy: &BatchPolicy) {
                 break;
             }
         }
-        recent[next] = group.len();
-        next = (next + 1) % RECENT;
         run_group(model, group, rows, &policy.stats);
     }
 }
@@ -569,6 +607,32 @@ mod tests {
         hammer(&model, 4, 20);
         assert_eq!(policy.stats.summary().calls, 80);
         assert!(inner.largest.load(Ordering::SeqCst) <= 3);
+    }
+
+    /// The executor waits for as many calls as threads called lately:
+    /// distinct threads, within [`ACTIVE`], from a fixed-size record.
+    #[test]
+    fn active_callers_are_the_distinct_threads_of_the_last_second() {
+        let mut callers = Callers::new();
+        let t0 = Instant::now();
+        let me = std::thread::current().id();
+        let other = std::thread::spawn(|| std::thread::current().id())
+            .join()
+            .unwrap();
+        assert_eq!(callers.active(t0), 0);
+        for _ in 0..3 {
+            callers.record(me, t0);
+        }
+        callers.record(other, t0 + Duration::from_millis(10));
+        assert_eq!(callers.active(t0 + Duration::from_millis(20)), 2);
+        // `me` last called more than ACTIVE ago.
+        let later = t0 + ACTIVE + Duration::from_millis(5);
+        assert_eq!(callers.active(later), 1);
+        // The record is bounded: old calls are overwritten.
+        for _ in 0..CALLERS {
+            callers.record(me, later);
+        }
+        assert_eq!(callers.active(later), 1);
     }
 
     #[test]

@@ -128,9 +128,9 @@ pub const MODEL_OPTIONS: &[ParamSpec] = &[
     ),
     ParamSpec::optional(
         "schedule",
-        ParamType::Choice(&["scaled_linear", "linear", "rectified_flow"]),
+        ParamType::Choice(&["scaled_linear", "linear", "rectified_flow", "ve"]),
         Default::Absent,
-        "denoisers: the noise process (wgraph.schedule); VP schedules need beta_start and beta_end",
+        "denoisers: the noise process (wgraph.schedule); VP schedules need beta_start and beta_end, ve (x = x₀ + σ·ε, called with σ: k-diffusion's D(x, σ)) sigma_min and sigma_max",
     ),
     ParamSpec::optional(
         "beta_start",
@@ -149,6 +149,18 @@ pub const MODEL_OPTIONS: &[ParamSpec] = &[
         ParamType::Int,
         Default::Absent,
         "VP denoisers: training timesteps T (wgraph.train_steps, default 1000)",
+    ),
+    ParamSpec::optional(
+        "sigma_min",
+        ParamType::Float,
+        Default::Absent,
+        "ve denoisers: the smallest σ it was trained on (wgraph.sigma_min)",
+    ),
+    ParamSpec::optional(
+        "sigma_max",
+        ParamType::Float,
+        Default::Absent,
+        "ve denoisers: the largest σ it was trained on (wgraph.sigma_max)",
     ),
     ParamSpec::optional(
         "time_scale",
@@ -199,13 +211,15 @@ pub const MODEL_ROLES: &[&str] = &[
 ];
 
 /// The `model` declaration options that are contract metadata (`wgraph.KEY`).
-const CONTRACT_KEYS: [&str; 9] = [
+const CONTRACT_KEYS: [&str; 11] = [
     "role",
     "prediction",
     "schedule",
     "beta_start",
     "beta_end",
     "train_steps",
+    "sigma_min",
+    "sigma_max",
     "time_scale",
     "tokenizer",
     "keys",
@@ -543,7 +557,7 @@ impl Builder<'_> {
         // Contract values written in the graph, checked where they are written
         // (combinations, e.g. a VP schedule without betas, are checked by the
         // node kinds that read them, as for the file's own metadata).
-        let ranges: [(&str, f64, f64, &str); 4] = [
+        let ranges: [(&str, f64, f64, &str); 6] = [
             (
                 "time_scale",
                 0.0,
@@ -553,6 +567,8 @@ impl Builder<'_> {
             ("beta_start", 0.0, 1.0, "between 0 and 1"),
             ("beta_end", 0.0, 1.0, "between 0 and 1"),
             ("train_steps", 0.0, 100_000.0, "between 1 and 100000"),
+            ("sigma_min", 0.0, 1e6, "positive"),
+            ("sigma_max", 0.0, 1e6, "positive"),
         ];
         for (key, lo, hi, what) in ranges {
             let Some(v) = options

@@ -416,6 +416,10 @@ pub enum NoiseProcess {
         train_steps: usize,
         scaled: bool,
     },
+    /// Variance exploding, k-diffusion's own convention: `x = x₀ + σ·ε` for
+    /// σ in [`sigma_min`, `sigma_max`], the model called with σ itself (a
+    /// k-diffusion denoiser `D(x, σ)`, or an ε model on the same terms).
+    Ve { sigma_min: f64, sigma_max: f64 },
 }
 
 /// What a denoiser predicts, and under which noise process.

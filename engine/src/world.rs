@@ -471,6 +471,51 @@ pub struct WorldConfig {
     /// multiple of this (after the first tick the run starts at): what a
     /// server keeps so that a crash loses at most this many ticks.
     pub snapshot_every: Option<std::num::NonZeroU64>,
+    /// Start ticks on this shared grid instead of the world's own: every
+    /// world given the same grid (a server's players of one graph) starts
+    /// its ticks at the same instants, so their model calls arrive together
+    /// and are fused ([`crate::batch`]), and a world that fell behind
+    /// rejoins the others at the next instant. `None`: the world's clock
+    /// starts when it does.
+    pub tick_grid: Option<TickGrid>,
+}
+
+/// The instants at which a graph's worlds start their ticks: one clock for
+/// every session of a graph (see [`WorldConfig::tick_grid`]). A world paced
+/// at `fps` starts its ticks at `epoch + k / fps`; worlds at the same rate
+/// tick in step, however late each one opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickGrid {
+    epoch: Instant,
+}
+
+impl TickGrid {
+    /// A grid whose instants start now.
+    pub fn new() -> Self {
+        TickGrid {
+            epoch: Instant::now(),
+        }
+    }
+
+    /// The first instant of the grid of `period` at or after `now`.
+    pub fn next_at(&self, now: Instant, period: Duration) -> Instant {
+        let Some(since) = now.checked_duration_since(self.epoch) else {
+            return self.epoch;
+        };
+        let period_ns = period.as_nanos().max(1);
+        let steps = since.as_nanos().div_ceil(period_ns);
+        let offset = steps.saturating_mul(period_ns);
+        u64::try_from(offset)
+            .ok()
+            .and_then(|ns| self.epoch.checked_add(Duration::from_nanos(ns)))
+            .unwrap_or(now)
+    }
+}
+
+impl Default for TickGrid {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Default for WorldConfig {
@@ -486,6 +531,7 @@ impl Default for WorldConfig {
             degrade: Vec::new(),
             follow_graph_fps: false,
             snapshot_every: None,
+            tick_grid: None,
         }
     }
 }
@@ -620,7 +666,11 @@ impl World {
     /// failure. `observer` sees every event on the tick thread (keep it
     /// short); subscribers get them through their channels.
     pub fn run(&mut self, observer: &mut dyn FnMut(&WorldEvent)) -> Result<WorldEnd, NodeFailure> {
-        let mut clock = Clock::new(self.config.fps, self.runner.ticks_done());
+        let mut clock = Clock::new(
+            self.config.fps,
+            self.runner.ticks_done(),
+            self.config.tick_grid,
+        );
         let first_tick = self.runner.ticks_done();
         let mut last_stats = Instant::now();
         let mut recent_latency_s = 0.0;
@@ -944,11 +994,17 @@ fn publish(
     });
 }
 
+/// A late tick on a [`TickGrid`] waits at most this fraction of a period
+/// (1/8) for the grid's next sub-instant.
+pub const LATE_STEPS: u32 = 8;
+
 /// The graph's clock: tick `t` starts no earlier than `base + (t − base_tick) / fps`.
 struct Clock {
     period: Option<Duration>,
     base: Instant,
     base_tick: u64,
+    /// Bases snap to this grid's instants (a server's shared clock).
+    grid: Option<TickGrid>,
 }
 
 /// How a wait for a tick's time ended.
@@ -973,17 +1029,28 @@ fn period(fps: Option<f64>) -> Option<Duration> {
 }
 
 impl Clock {
-    fn new(fps: Option<f64>, tick: u64) -> Self {
-        Clock {
+    fn new(fps: Option<f64>, tick: u64, grid: Option<TickGrid>) -> Self {
+        let mut clock = Clock {
             period: period(fps),
             base: Instant::now(),
             base_tick: tick,
-        }
+            grid,
+        };
+        clock.rebase(tick);
+        clock
     }
 
-    /// Restarts the clock at `tick` (after a pause: no burst of catch-up ticks).
+    /// Restarts the clock at `tick` (after a pause: no burst of catch-up
+    /// ticks): now, or the grid's next instant.
     fn rebase(&mut self, tick: u64) {
-        self.base = Instant::now();
+        self.rebase_at(tick, Instant::now());
+    }
+
+    fn rebase_at(&mut self, tick: u64, now: Instant) {
+        self.base = match (self.grid, self.period) {
+            (Some(grid), Some(period)) => grid.next_at(now, period),
+            _ => now,
+        };
         self.base_tick = tick;
     }
 
@@ -993,6 +1060,28 @@ impl Clock {
         self.rebase(tick);
     }
 
+    /// When tick `tick` is due on a clock of `period`.
+    fn due(&self, tick: u64, period: Duration) -> Option<Instant> {
+        let n = u32::try_from(tick.saturating_sub(self.base_tick)).unwrap_or(u32::MAX);
+        self.base.checked_add(period.saturating_mul(n))
+    }
+
+    /// Tick `tick` is more than a period late at `now`. Without a grid the
+    /// clock restarts from it and it starts now (`None`). On a grid it
+    /// starts at the grid's next [`LATE_STEPS`]th of a period (returned), so
+    /// worlds that fell behind together start together again (their model
+    /// calls fuse), and the ticks after it are back on the grid's instants.
+    fn late_at(&mut self, tick: u64, now: Instant, period: Duration) -> Option<Instant> {
+        let Some(grid) = self.grid else {
+            self.rebase_at(tick, now);
+            return None;
+        };
+        let start = grid.next_at(now, period / LATE_STEPS);
+        self.base = grid.next_at(start + Duration::from_nanos(1), period);
+        self.base_tick = tick.saturating_add(1);
+        Some(start)
+    }
+
     /// Waits for tick `tick`'s start, or until a message arrives on
     /// `controls` or `wake` passes, whichever is first (a stop never waits
     /// for the next tick). Never sleeps blind: the wait is on the channel.
@@ -1000,36 +1089,35 @@ impl Clock {
         let Some(period) = self.period else {
             return Waited::OnTime;
         };
-        let n = u32::try_from(tick.saturating_sub(self.base_tick)).unwrap_or(u32::MAX);
         // `None`: further away than an `Instant` reaches; only a control ends it.
-        let due = self.base.checked_add(period.saturating_mul(n));
+        let due = self.due(tick, period);
         let now = Instant::now();
-        match due {
-            Some(due) if now >= due => {
-                if now - due > period {
-                    self.rebase(tick);
-                    Waited::Late
-                } else {
-                    Waited::OnTime
+        let (due, late) = match due {
+            Some(due) if now >= due && now - due > period => {
+                match self.late_at(tick, now, period) {
+                    None => return Waited::Late,
+                    start => (start, true),
                 }
             }
-            _ => {
-                let until = [due, wake].into_iter().flatten().min();
-                let mut select = crossbeam_channel::Select::new();
-                select.recv(controls);
-                let ready = match until {
-                    Some(until) => select.ready_deadline(until).is_ok(),
-                    None => {
-                        select.ready();
-                        true
-                    }
-                };
-                if ready || due.is_none_or(|due| Instant::now() < due) {
-                    Waited::Interrupted
-                } else {
-                    Waited::OnTime
-                }
+            Some(due) if now >= due => return Waited::OnTime,
+            due => (due, false),
+        };
+        let until = [due, wake].into_iter().flatten().min();
+        let mut select = crossbeam_channel::Select::new();
+        select.recv(controls);
+        let ready = match until {
+            Some(until) => select.ready_deadline(until).is_ok(),
+            None => {
+                select.ready();
+                true
             }
+        };
+        if ready || due.is_none_or(|due| Instant::now() < due) {
+            Waited::Interrupted
+        } else if late {
+            Waited::Late
+        } else {
+            Waited::OnTime
         }
     }
 }
@@ -1155,5 +1243,89 @@ impl TickHooks for Hooks<'_> {
         } else {
             ControlFlow::Break(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_grid_gives_its_next_instant_at_or_after_now() {
+        let grid = TickGrid::new();
+        let e = grid.epoch;
+        let p = 50 * MS;
+        assert_eq!(grid.next_at(e, p), e);
+        assert_eq!(grid.next_at(e + Duration::from_nanos(1), p), e + p);
+        assert_eq!(grid.next_at(e + p, p), e + p);
+        assert_eq!(grid.next_at(e + 120 * MS, p), e + 150 * MS);
+        // Before the epoch (a clock read before the grid was made).
+        if let Some(before) = e.checked_sub(MS) {
+            assert_eq!(grid.next_at(before, p), e);
+        }
+    }
+
+    /// Worlds opened at different times on one grid start their ticks at
+    /// the same instants; without a grid each keeps its own phase.
+    #[test]
+    fn worlds_on_one_grid_tick_in_step_however_late_they_open() {
+        let grid = TickGrid::new();
+        let (e, p) = (grid.epoch, 50 * MS);
+        let clock_at = |opened: Duration, first_tick: u64, grid: Option<TickGrid>| {
+            let mut clock = Clock {
+                period: Some(p),
+                base: e,
+                base_tick: 0,
+                grid,
+            };
+            clock.rebase_at(first_tick, e + opened);
+            clock
+        };
+        let early = clock_at(Duration::ZERO, 0, Some(grid));
+        let late = clock_at(37 * MS, 0, Some(grid));
+        let restored = clock_at(260 * MS, 40, Some(grid));
+        assert_eq!(early.due(2, p), Some(e + 100 * MS));
+        assert_eq!(late.due(1, p), Some(e + 100 * MS));
+        assert_eq!(restored.due(41, p), Some(e + 350 * MS));
+        for clock in [&early, &late, &restored] {
+            for tick in clock.base_tick..clock.base_tick + 5 {
+                let due = clock.due(tick, p).unwrap() - e;
+                assert!(due.as_nanos() % p.as_nanos() == 0, "{due:?}");
+            }
+        }
+        let own = clock_at(37 * MS, 0, None);
+        assert_eq!(own.due(1, p), Some(e + 87 * MS));
+    }
+
+    /// A world more than a period behind starts its late tick at the grid's
+    /// next eighth of a period and its next one on the grid, back in step.
+    #[test]
+    fn a_late_world_rejoins_the_grid_at_its_next_instant() {
+        let grid = TickGrid::new();
+        let (e, p) = (grid.epoch, 50 * MS);
+        let mut clock = Clock {
+            period: Some(p),
+            base: e,
+            base_tick: 0,
+            grid: Some(grid),
+        };
+        // Tick 3 was due at 150 ms; at 260 ms it waits for the next eighth
+        // of a period (262.5 ms), and tick 4 is back on the grid.
+        let start = clock.late_at(3, e + 260 * MS, p);
+        assert_eq!(start, Some(e + Duration::from_micros(262_500)));
+        assert_eq!(clock.due(4, p), Some(e + 300 * MS));
+        assert_eq!(clock.due(5, p), Some(e + 350 * MS));
+        // Late just before a grid instant: the next tick is a period on.
+        let start = clock.late_at(9, e + 499 * MS, p);
+        assert_eq!(start, Some(e + 500 * MS));
+        assert_eq!(clock.due(10, p), Some(e + 550 * MS));
+        let mut own = Clock {
+            grid: None,
+            ..clock
+        };
+        assert_eq!(own.late_at(3, e + 260 * MS, p), None);
+        assert_eq!(own.due(4, p), Some(e + 310 * MS));
     }
 }

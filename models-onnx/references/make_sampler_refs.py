@@ -11,6 +11,18 @@ step noise (step_noise.npy, one tensor per step, as wgraph's `step_noise`
 input takes it). Writes <case>.npy and cases.json (the table the Rust test
 reads: the wgraph sampler kind, the model declaration, its parameters).
 
+Also a k-diffusion-style model (kd_tiny.onnx, a few KB): a tiny seeded conv
+net inside k-diffusion's own Karras preconditioner `layers.Denoiser`
+(σ_data 0.5), exported whole, so the file is k-diffusion's denoiser
+D(x, σ) -> x₀ on the VE process x = x₀ + σ·ε, called with σ itself
+(inputs `input`, `sigma`, output `denoised`); wgraph declares it
+`schedule = ve, sigma_min = 0.002, sigma_max = 80, prediction = sample`.
+Its references are k-diffusion's `sample_*` on it. And README's "Bring your
+own model" graphs' references (byo_*.npy, tests/cli/sampler_parity.rs reads
+README itself): k-diffusion on kd_tiny.onnx, diffusers / k-diffusion on
+unet_tiny_native.onnx (diffusers' port names; made by
+make_export_variants.py, run that first).
+
     python3.11 -m venv /work/venv-ref   # outside the repository
     /work/venv-ref/bin/pip install torch diffusers k-diffusion onnx onnxruntime
     /work/venv-ref/bin/python models-onnx/references/make_sampler_refs.py
@@ -73,7 +85,8 @@ def export():
 class Net:
     """The exported network through ONNX Runtime: eps/velocity at (x, t)."""
 
-    def __init__(self, path):
+    def __init__(self, path, names=("x", "t")):
+        self.names = names
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1
         so.inter_op_num_threads = 1
@@ -82,7 +95,7 @@ class Net:
     def __call__(self, x, t):
         x = np.asarray(x.detach().cpu() if torch.is_tensor(x) else x, dtype=np.float32)
         t = np.asarray(t.detach().cpu() if torch.is_tensor(t) else t, dtype=np.float32).reshape(1)
-        return torch.from_numpy(self.s.run(None, {"x": x, "t": t})[0])
+        return torch.from_numpy(self.s.run(None, {self.names[0]: x, self.names[1]: t})[0])
 
 
 def acs():
@@ -123,21 +136,90 @@ def diffusers_loop(sched, net, noise, steps, step_kwargs=None, patch=None, z=Non
 
 
 def kdiff(name, net, noise, sigmas, z=None, **kw):
-    import k_diffusion.sampling as ks
+    """k-diffusion's sampler `name` on the VP ε export, through its
+    `DiscreteEpsDDPMDenoiser` over the model's ᾱ."""
     from k_diffusion.external import DiscreteEpsDDPMDenoiser
 
     class Inner(torch.nn.Module):
         def forward(self, x, t):
             return net(x, t)
 
-    model = DiscreteEpsDDPMDenoiser(Inner(), acs(), quantize=False)
-    x = torch.from_numpy(noise).double() * sigmas[0]
-    x = x.float()
+    return ksample(name, DiscreteEpsDDPMDenoiser(Inner(), acs(), quantize=False), noise, sigmas, z, **kw)
+
+
+def ksample(name, model, noise, sigmas, z=None, **kw):
+    """k-diffusion's sampler `name` on a denoiser D(x, σ): x = noise·σ₀,
+    step i's noise the injected z[i]."""
+    import k_diffusion.sampling as ks
+
+    x = (torch.from_numpy(noise).double() * sigmas[0]).float()
     extra = {}
     if z is not None:
         steps = iter(range(len(z)))
         extra["noise_sampler"] = lambda s, sn: torch.from_numpy(z[next(steps)].copy())
     return getattr(ks, name)(model, x, sigmas.float(), disable=True, **extra, **kw).numpy()
+
+
+KD_DECL = "{ role = denoiser, prediction = sample, schedule = ve, sigma_min = 0.002, sigma_max = 80.0, inputs = { x = \"input\", t = \"sigma\" } }"
+KD_SIGMA = (0.002, 80.0)
+
+
+def export_kd():
+    """k-diffusion's Karras preconditioner around a tiny σ-conditioned conv
+    net (seeded random weights): D(input, sigma) -> denoised."""
+    from k_diffusion.layers import Denoiser
+
+    class Inner(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv_in = torch.nn.Conv2d(2, 8, 3, padding=1)
+            self.emb = torch.nn.Linear(2, 8)
+            self.conv_out = torch.nn.Conv2d(8, 2, 3, padding=1)
+
+        def forward(self, x, sigma):
+            c_noise = sigma.log() / 4  # EDM's noise conditioning
+            e = self.emb(torch.stack([c_noise, torch.cos(3 * c_noise)], -1))
+            h = torch.nn.functional.silu(self.conv_in(x) + e[:, :, None, None])
+            return self.conv_out(h)
+
+    torch.manual_seed(1)
+    model = Denoiser(Inner(), sigma_data=0.5).eval()
+    path = os.path.join(HERE, "kd_tiny.onnx")
+    args = (torch.zeros(SHAPE), torch.tensor([1.0]))
+    kwargs = dict(input_names=["input", "sigma"], output_names=["denoised"], opset_version=17)
+    try:
+        torch.onnx.export(model, args, path, dynamo=False, **kwargs)
+    except TypeError:
+        torch.onnx.export(model, args, path, **kwargs)
+    return path
+
+
+def const_model(net):
+    """ComfyUI's CONST model sampling (rectified flow) as a k-diffusion
+    denoiser: the velocity model called at t = 1000σ on x as is,
+    D(x, σ) = x − σ·v."""
+    return lambda x, sigma: x - sigma.reshape(-1, 1, 1, 1) * net(x, sigma * 1000.0)
+
+
+def euler_ancestral_rf(model, x, sigmas, noise, eta=1.0, s_noise=1.0):
+    """What ComfyUI runs for `euler_ancestral` on a CONST (flow) model
+    (comfy/k_diffusion/sampling.py, `sample_euler_ancestral_RF`): Euler to
+    σ_down = σ'·(1 + (σ'/σ − 1)·η), then re-noised by α'/α_down and
+    √(σ'² − σ_down²·α'²/α_down²)·z."""
+    for i in range(len(sigmas) - 1):
+        s, s1 = sigmas[i], sigmas[i + 1]
+        denoised = model(x, s.reshape(1))
+        if s1 == 0:
+            x = denoised
+            continue
+        down = s1 * (1 + (s1 / s - 1) * eta)
+        a1, ad = 1 - s1, 1 - down
+        renoise = (s1 ** 2 - down ** 2 * a1 ** 2 / ad ** 2) ** 0.5
+        r = down / s
+        x = r * x + (1 - r) * denoised
+        if eta > 0:
+            x = (a1 / ad) * x + noise(i) * s_noise * renoise
+    return x
 
 
 def model_sigmas():
@@ -163,12 +245,15 @@ def main():
     expo = lambda n: ks.get_sigmas_exponential(n, smin, smax, device="cpu").double()
     cases = []
 
-    def case(name, sampler, model, params, ref, draws=0, matches=""):
+    def save(name, ref):
         out = ref()
         np.save(os.path.join(HERE, f"{name}.npy"), out.astype(np.float32))
+        print(f"{name}: |x| {np.abs(out).max():.3f}", file=sys.stderr)
+
+    def case(name, sampler, model, params, ref, draws=0, matches=""):
+        save(name, ref)
         cases.append(dict(name=name, sampler=sampler, model=model, params=params,
                           draws=draws, matches=matches))
-        print(f"{name}: |x| {np.abs(out).max():.3f}", file=sys.stderr)
 
     # DDIM: the model's declared linear betas (issue 21's first bug).
     case("ddim_trailing", "ddim", "vp", "steps = 4",
@@ -294,8 +379,51 @@ def main():
     flow_case("dpmpp_2m_sde_flow", "dpmpp_2m_sde", d.DPMSolverMultistepScheduler, "", draws=5,
               patch="diffusers.schedulers.scheduling_dpmsolver_multistep", algorithm_type="sde-dpmsolver++")
     flow_case("uni_pc_flow", "uni_pc", d.UniPCMultistepScheduler, "")
-    json.dump(dict(shape=list(SHAPE), vp=VP_DECL, flow=FLOW_DECL, cases=cases),
+    # k-diffusion's Heun and Euler ancestral on the flow model the way
+    # ComfyUI runs them on a CONST model: `sample_heun` on D(x, σ) = x − σ·v,
+    # `euler_ancestral` as `sample_euler_ancestral_RF`. Flux's schedule
+    # shift(linspace(1, 0, N+1)[:N]), shift 3: wgraph's default.
+    flow_sig = torch.linspace(1, 0, 6, dtype=torch.float64)
+    flow_sig = 3 * flow_sig / (1 + 2 * flow_sig)
+    const = const_model(net)
+    case("heun_flow", "heun", "flow", "steps = 5, shift = 3.0",
+         lambda: ks.sample_heun(const, torch.from_numpy(noise), flow_sig.float(), disable=True).numpy(),
+         matches="k-diffusion sample_heun on the flow model as ComfyUI's CONST (D = x − σ·v)")
+    case("euler_ancestral_flow", "euler_ancestral", "flow", "steps = 5, shift = 3.0",
+         lambda: euler_ancestral_rf(const, torch.from_numpy(noise), flow_sig.float(),
+                                    lambda i: torch.from_numpy(z[i].copy())).numpy(), draws=5,
+         matches="ComfyUI sample_euler_ancestral_RF (k-diffusion's Euler ancestral on a CONST flow model)")
+    # The k-diffusion-style model: k-diffusion's own samplers on D(x, σ).
+    kd = Net(export_kd(), names=("input", "sigma"))
+    kd_karras = lambda n: ks.get_sigmas_karras(n, *KD_SIGMA, rho=7.0, device="cpu").double()
+    case("euler_ancestral_ve", "euler_ancestral", "ve", 'steps = 6, scheduler = "karras"',
+         lambda: ksample("sample_euler_ancestral", kd, noise, kd_karras(6), z=z), draws=6,
+         matches="k-diffusion sample_euler_ancestral on a k-diffusion Denoiser")
+    case("dpmpp_2m_sde_ve", "dpmpp_2m_sde", "ve", 'steps = 6, scheduler = "karras"',
+         lambda: ksample("sample_dpmpp_2m_sde", kd, noise, kd_karras(6), z=z), draws=6,
+         matches="k-diffusion sample_dpmpp_2m_sde on a k-diffusion Denoiser")
+    case("dpmpp_2m_exponential_ve", "dpmpp_2m", "ve", 'steps = 5, scheduler = "exponential"',
+         lambda: ksample("sample_dpmpp_2m", kd, noise,
+                          ks.get_sigmas_exponential(5, *KD_SIGMA, device="cpu").double()),
+         matches="k-diffusion sample_dpmpp_2m, get_sigmas_exponential, on a k-diffusion Denoiser")
+    json.dump(dict(shape=list(SHAPE), vp=VP_DECL, flow=FLOW_DECL, ve=KD_DECL, files=dict(ve="kd_tiny.onnx"),
+                   cases=cases),
               open(os.path.join(HERE, "cases.json"), "w"), indent=1)
+
+    # README's "Bring your own model" graphs (three samplers on each model).
+    byo = save
+    byo("byo_kd_euler", lambda: ksample("sample_euler", kd, noise, kd_karras(6)))
+    byo("byo_kd_heun", lambda: ksample("sample_heun", kd, noise, kd_karras(4)))
+    byo("byo_kd_dpmpp_2m", lambda: ksample("sample_dpmpp_2m", kd, noise, kd_karras(6)))
+    native = os.path.join(HERE, "unet_tiny_native.onnx")
+    if not os.path.exists(native):
+        sys.exit("unet_tiny_native.onnx is missing: run make_export_variants.py first")
+    unet = Net(native, names=("sample", "timestep"))
+    byo("byo_unet_ddim", lambda: diffusers_loop(d.DDIMScheduler(**BETAS, timestep_spacing="trailing", clip_sample=False),
+                                                unet, noise, 4))
+    byo("byo_unet_uni_pc", lambda: diffusers_loop(d.UniPCMultistepScheduler(**BETAS, timestep_spacing="trailing"),
+                                                  unet, noise, 5))
+    byo("byo_unet_dpmpp_2m", lambda: kdiff("sample_dpmpp_2m", unet, noise, karras(6)))
 
 
 if __name__ == "__main__":

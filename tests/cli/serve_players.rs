@@ -226,11 +226,29 @@ fn a_world_of_ones_own_needs_the_links_token() {
 /// With `--session-store`, a world whose player has been gone past
 /// `--idle` is kept on disk and freed; the player's return brings
 /// it back as it was (the same view, the tick going on), and only their
-/// token opens it.
+/// token opens it. Worlds nobody came back for within `--store-keep` are
+/// deleted.
 #[test]
 fn a_world_kept_in_the_store_comes_back_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
+    // The store is bounded in time: a world nobody came back for within
+    // --store-keep is deleted when the server starts (and every minute).
+    std::fs::create_dir(&store).unwrap();
+    let day = Duration::from_secs(86_400);
+    let (forgotten, recent) = (
+        store.join("g0-0123456789ab.json"),
+        store.join("g0-ba9876543210.json"),
+    );
+    for (path, age) in [(&forgotten, 2 * day), (&recent, day / 2)] {
+        std::fs::write(path, "{}").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - age)
+            .unwrap();
+    }
     let server = start(
         dir.path(),
         &[
@@ -241,7 +259,17 @@ fn a_world_kept_in_the_store_comes_back_as_it_was() {
             "1",
             "--session-store",
             store.to_str().unwrap(),
+            "--store-keep",
+            "86400",
         ],
+    );
+    assert!(!forgotten.exists() && recent.is_file(), "{}", server.log());
+    assert!(
+        server
+            .log()
+            .contains("session store: 1 kept world(s) nobody came back for in 86400 s deleted"),
+        "{}",
+        server.log()
     );
     let mut alice = server.connect("");
     let (id, token) = session_of(&next_json(&mut alice));
@@ -452,6 +480,63 @@ fn players_model_calls_are_batched_and_counted_in_metrics() {
     next_frame(&mut player);
     let metrics = http_get(&server.addr, "/metrics");
     assert!(!metrics.contains("wgraph_model_calls_total{"), "{metrics}");
+}
+
+/// Players' worlds of one graph tick on one clock (the graph's tick grid),
+/// so their model calls arrive together and are fused: two paced players
+/// opened at different times run most calls as one. (On their own clocks
+/// two worlds' calls meet only when their phases happen to fall within the
+/// batch wait: about one tick in six here.) A check of the grid, not a
+/// timing: the 5 ms wait is long beside a thread's wake-up on a busy machine.
+#[test]
+fn players_worlds_tick_in_step_so_their_calls_fuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        &[
+            "graphs/yan-sim.world",
+            "--batch-wait-us",
+            "5000",
+            "--fps",
+            "4",
+        ],
+    );
+    let mut first = server.connect("");
+    assert_eq!(next_json(&mut first)["type"], "hello");
+    next_frame(&mut first);
+    std::thread::sleep(Duration::from_millis(37));
+    let mut second = server.connect("");
+    assert_eq!(next_json(&mut second)["type"], "hello");
+    next_frame(&mut second);
+    let counts = || {
+        let metrics = http_get(&server.addr, "/metrics");
+        let value = |name: &str| -> f64 {
+            metrics
+                .lines()
+                .find(|l| l.starts_with(&format!("{name}{{graph=")))
+                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+        };
+        (
+            value("wgraph_session_model_calls_total"),
+            value("wgraph_model_calls_total"),
+        )
+    };
+    let before = counts();
+    let (t, _) = next_frame(&mut first);
+    frame_at(&mut first, t + 8);
+    next_frame(&mut second);
+    let after = counts();
+    let (calls, runs) = (after.0 - before.0, after.1 - before.1);
+    eprintln!(
+        "FUSE {runs} runs for {calls} calls\n{}",
+        http_get(&server.addr, "/metrics")
+    );
+    // Every pair fused: runs = calls / 2; none: runs = calls.
+    assert!(
+        calls > 0.0 && runs <= 0.7 * calls,
+        "{runs} model runs for {calls} players' calls"
+    );
 }
 
 #[test]

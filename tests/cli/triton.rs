@@ -305,6 +305,8 @@ fn yan_sim_on_triton_matches_local_onnx_runtime() {
     eprintln!("yan-sim, 8 ticks: max |triton - local ort| = {d:.3e}");
     assert!(d <= TOL, "Triton differs from local ONNX Runtime by {d}");
 
+    bench_players_reads_the_dynamic_batchers_fusion(dir.path(), &addr);
+
     // The graph's own syntax: `world { backend = triton, triton_server }`
     // and a model naming its server.
     let own = dir.path().join("own.world");
@@ -420,6 +422,67 @@ fn yan_sim_on_triton_matches_local_onnx_runtime() {
         ),
         "{err}"
     );
+}
+
+/// `bench --players 2` with the models on Triton (the server of
+/// [`yan_sim_on_triton_matches_local_onnx_runtime`], to keep CI time small):
+/// every mode runs through the server, and the server's statistics, read
+/// over gRPC (`ModelStatistics`) before and after each timed run, give each
+/// model's requests, rows and executions — requests per execution is what
+/// Triton's dynamic batcher fused.
+fn bench_players_reads_the_dynamic_batchers_fusion(dir: &Path, addr: &str) {
+    let json = dir.join("players.json");
+    let o = wgraph(&[
+        "bench",
+        YAN_SIM,
+        "--players",
+        "2",
+        "--frames",
+        "2",
+        "--rounds",
+        "1",
+        "--backend",
+        "triton",
+        "--triton-server",
+        addr,
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(0), "{}\n{out}", stderr(&o));
+    assert!(out.contains("Triton's dynamic batcher"), "{out}");
+    assert!(
+        !stderr(&o).contains("no Triton statistics"),
+        "{}",
+        stderr(&o)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["triton_servers"], serde_json::json!([addr]), "{doc}");
+    let rows = doc["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{doc}");
+    let dit = |mode: &str| {
+        let row = rows.iter().find(|r| r["mode"] == mode).unwrap();
+        row["triton"]["sim_dit"].clone()
+    };
+    for mode in ["batched", "unbatched", "processes"] {
+        let c = dit(mode);
+        let (requests, rows, executions) = (
+            c["requests"].as_u64().unwrap_or(0),
+            c["rows"].as_u64().unwrap_or(0),
+            c["executions"].as_u64().unwrap_or(0),
+        );
+        // 2 players × 2 ticks, the denoiser called at least once a tick.
+        assert!(rows >= 4 && requests >= 1 && executions >= 1, "{mode}: {c}");
+        assert!(rows >= requests && requests >= executions, "{mode}: {c}");
+        let fused = c["requests_per_execution"].as_f64().unwrap();
+        assert!(
+            (fused - requests as f64 / executions as f64).abs() < 1e-9,
+            "{mode}: {c}"
+        );
+    }
+    // The same ticks in process, fused by wgraph or not: the same rows.
+    assert_eq!(dit("batched")["rows"], dit("unbatched")["rows"], "{doc}");
 }
 
 /// A server that accepts connections and never answers: the model's

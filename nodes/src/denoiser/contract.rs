@@ -17,6 +17,8 @@ pub(crate) const PREDICTIONS: &[&str] =
 /// - `wgraph.schedule = scaled_linear | linear` with `wgraph.beta_start`,
 ///   `wgraph.beta_end` (0 < β₀ ≤ β₁ < 1) and optional `wgraph.train_steps`
 ///   (default 1000): VP; the model is called at integer-valued timesteps.
+/// - `ve` with `wgraph.sigma_min` < `wgraph.sigma_max`: variance exploding
+///   (k-diffusion's `x = x₀ + σ·ε`), the model called with σ itself.
 /// - `rectified_flow` or no schedule: flow, with `wgraph.time_scale`
 ///   (default 1000) > 0.
 pub(crate) fn noise_process(
@@ -67,6 +69,33 @@ pub(crate) fn noise_process(
                 None,
             ))
         }
+        Some("ve") => {
+            let (Some(lo), Some(hi)) = (num("wgraph.sigma_min")?, num("wgraph.sigma_max")?) else {
+                return Err(
+                    "wgraph.schedule = ve needs wgraph.sigma_min and wgraph.sigma_max (the σ range it was trained on, e.g. 0.002 and 80)"
+                        .into(),
+                );
+            };
+            if !(lo > 0.0 && lo < hi) {
+                return Err(format!(
+                    "the σ range must satisfy 0 < sigma_min < sigma_max, found {lo} and {hi}"
+                ));
+            }
+            for key in ["wgraph.time_scale", "wgraph.beta_start", "wgraph.beta_end"] {
+                if meta.contains_key(key) {
+                    return Err(format!(
+                        "{key} is not for a ve model: it is called with σ itself, x = x₀ + σ·ε"
+                    ));
+                }
+            }
+            Ok((
+                NoiseProcess::Ve {
+                    sigma_min: lo,
+                    sigma_max: hi,
+                },
+                None,
+            ))
+        }
         None | Some("rectified_flow") => match num("wgraph.time_scale")? {
             None => Ok((NoiseProcess::Flow, None)),
             Some(s) if s > 0.0 && s <= 1e6 => {
@@ -78,7 +107,7 @@ pub(crate) fn noise_process(
             )),
         },
         Some(other) => Err(format!(
-            "wgraph.schedule `{other}` is not one this engine runs (scaled_linear, linear, rectified_flow)"
+            "wgraph.schedule `{other}` is not one this engine runs (scaled_linear, linear, rectified_flow, ve)"
         )),
     }
 }

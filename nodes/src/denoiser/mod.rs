@@ -243,12 +243,19 @@ impl DenoiserNode {
     }
 
     /// The noise level of a call at the samplers' `t`: (flow σ, ᾱ) — ᾱ of
-    /// the timestep for a VP model, 0 for a flow model.
+    /// the timestep for a VP model, of σ = t for a ve model, 0 for a flow
+    /// model.
     fn level(&self, t: f32) -> (f64, f64) {
         match &self.alphas {
             Some(table) => {
                 let alpha = alpha_at(table, f64::from(t));
                 (flow_sigma_of_alpha(alpha), alpha)
+            }
+            // A ve model is called with σ: its flow level, and the ᾱ of the
+            // VE σ (1/(1+σ²)), which its readout reads σ from.
+            None if matches!(self.process, NoiseProcess::Ve { .. }) => {
+                let s = f64::from(t);
+                (crate::samplers::schedule::to_flow(s), 1.0 / (1.0 + s * s))
             }
             None => (f64::from(t) / 1000.0, 0.0),
         }

@@ -11,7 +11,7 @@ use super::diffusion::{
     Readout, Spacing, alpha_at, ddim_timesteps, flow_schedule, flow_sigma_of_alpha, vp_scale,
     vp_timestep,
 };
-use super::schedule::{NoiseModel, VpTable};
+use super::schedule::{NoiseModel, VpTable, from_flow, to_flow};
 use crate::common::*;
 
 /// When the callee's output names are known (a model's outputs, a kind's
@@ -205,6 +205,13 @@ impl FlowCall {
                 train_steps,
                 scaled,
             )),
+            Some(NoiseProcess::Ve {
+                sigma_min,
+                sigma_max,
+            }) if readout.is_ve() => NoiseModel::Ve {
+                sigma_min,
+                sigma_max,
+            },
             _ => NoiseModel::Flow,
         };
         Ok((
@@ -224,9 +231,10 @@ impl FlowCall {
 
     /// Calls the denoiser at native level σ ([`super::schedule`]: the flow
     /// level of a flow model, the VE σ of a VP model, whose input is then
-    /// `x/√(σ²+1)` at the timestep of σ interpolated in log σ) on `x` at
-    /// that level (`x = α·x₀ + σ·ε`, α = 1−σ for flow, 1 for VP); returns
-    /// the (x₀, ε) estimates.
+    /// `x/√(σ²+1)` at the timestep of σ interpolated in log σ, the σ of a
+    /// ve model, called at `(x, σ)`) on `x` at that level
+    /// (`x = α·x₀ + σ·ε`, α = 1−σ for flow, 1 for VP and VE); returns the
+    /// (x₀, ε) estimates.
     pub(crate) fn denoise_native(
         &self,
         cx: &mut TickContext<'_>,
@@ -247,6 +255,7 @@ impl FlowCall {
                     alpha: a,
                 }
             }
+            NoiseModel::Ve { .. } => ve_level(sigma, 1.0),
             NoiseModel::Flow => Level {
                 t: (1000.0 * sigma) as f32,
                 scale: 1.0,
@@ -303,6 +312,12 @@ impl FlowCall {
                         sigma,
                         alpha: a,
                     }
+                }
+                NoiseModel::Ve { sigma_max, .. } => {
+                    // The flow point times 1 + σ is the VE point (flow
+                    // level 1, pure noise, is read at σ_max).
+                    let ve = from_flow(sigma.clamp(0.0, 1.0)).min(*sigma_max);
+                    ve_level(ve, 1.0 + ve)
                 }
                 NoiseModel::Flow => Level {
                     t: (1000.0 * sigma) as f32,
@@ -369,6 +384,8 @@ impl FlowCall {
                 let (_, a) = vp_timestep(vp, sigma0);
                 1.0 / vp_scale(a)
             }
+            // x = noise·σ₀ (VE), whose flow point is noise·σ₀/(1+σ₀).
+            NoiseModel::Ve { .. } => sigma0,
             NoiseModel::Flow => 1.0,
         }
     }
@@ -384,8 +401,28 @@ impl FlowCall {
                 .map(|t| flow_sigma_of_alpha(alpha_at(vp.alphas_cumprod(), t as f64)))
                 .chain([0.0])
                 .collect(),
+            // A ve model: log-linear from σ_max down to σ_min.
+            NoiseModel::Ve {
+                sigma_min,
+                sigma_max,
+            } => super::schedule::linspace(sigma_max.ln(), sigma_min.ln(), frames)
+                .into_iter()
+                .map(|l| to_flow(l.exp()))
+                .chain([0.0])
+                .collect(),
             NoiseModel::Flow => flow_schedule(frames, shift),
         }
+    }
+}
+
+/// A ve model's level: called with `t = σ` on the sampler's point times
+/// `scale`, read at ᾱ = 1/(1+σ²) ([`Readout::estimate`]).
+fn ve_level(sigma: f64, scale: f64) -> Level {
+    Level {
+        t: sigma as f32,
+        scale,
+        sigma,
+        alpha: 1.0 / (1.0 + sigma * sigma),
     }
 }
 

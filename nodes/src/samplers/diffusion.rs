@@ -126,12 +126,32 @@ pub enum Readout {
     VpV,
     /// VP, the clean sample x₀.
     VpSample,
+    /// VE (`x = x₀ + σ·ε`, called with σ), the clean sample x₀:
+    /// k-diffusion's denoiser `D(x, σ)`.
+    VeSample,
+    /// VE, the noise ε.
+    VeEpsilon,
+}
+
+/// The VE σ of a noise level given as ᾱ = 1/(1+σ²) (how a ve model's
+/// level reaches [`Readout::estimate`]).
+fn ve_sigma(alpha: f64) -> f64 {
+    ((1.0 - alpha) / alpha).sqrt()
 }
 
 impl Readout {
     /// The readout of a model that says what it predicts; an error says why
     /// the pair cannot be read (for the sampler's message).
     pub fn of(prediction: &Prediction) -> Result<Readout, String> {
+        if let NoiseProcess::Ve { .. } = prediction.process {
+            return match prediction.output.as_str() {
+                "sample" | "x0" => Ok(Readout::VeSample),
+                "epsilon" => Ok(Readout::VeEpsilon),
+                other => Err(format!(
+                    "it predicts `{other}` on the ve process, where a model predicts `sample` (k-diffusion's D(x, σ)) or `epsilon`"
+                )),
+            };
+        }
         let vp = matches!(prediction.process, NoiseProcess::Vp { .. });
         match (prediction.output.as_str(), vp) {
             ("velocity", false) => Ok(Readout::FlowVelocity),
@@ -158,12 +178,20 @@ impl Readout {
         matches!(self, Readout::VpEpsilon | Readout::VpV | Readout::VpSample)
     }
 
+    /// Whether the model is called with the VE σ on `x = x₀ + σ·ε`.
+    pub fn is_ve(self) -> bool {
+        matches!(self, Readout::VeSample | Readout::VeEpsilon)
+    }
+
     /// The (x₀, ε) estimates from the model's output `y` at its input `xm`:
     /// the flow point at level σ for flow models (`xm = (1−σ)·x₀ + σ·ε`),
-    /// the VP point at ᾱ for VP models (`xm = √ᾱ·x₀ + √(1−ᾱ)·ε`).
+    /// the VP point at ᾱ for VP models (`xm = √ᾱ·x₀ + √(1−ᾱ)·ε`), the VE
+    /// point for ve models (`xm = x₀ + σ·ε`, σ given as ᾱ = 1/(1+σ²)).
     pub fn estimate(self, xm: f64, y: f64, sigma: f64, alpha: f64) -> (f64, f64) {
         let (sa, sb) = (alpha.sqrt(), (1.0 - alpha).sqrt());
         match self {
+            Readout::VeSample => (y, (xm - y) / ve_sigma(alpha)),
+            Readout::VeEpsilon => (xm - ve_sigma(alpha) * y, y),
             Readout::FlowVelocity => (xm - sigma * y, xm + (1.0 - sigma) * y),
             Readout::FlowSample => (y, (xm - (1.0 - sigma) * y) / sigma),
             Readout::VpEpsilon => ((xm - sb * y) / sa, y),
@@ -183,6 +211,8 @@ impl Readout {
             Readout::FlowSample | Readout::VpSample => x0,
             Readout::VpEpsilon => (xm - sa * x0) / sb,
             Readout::VpV => sa * (xm - sa * x0) / sb - sb * x0,
+            Readout::VeSample => x0,
+            Readout::VeEpsilon => (xm - x0) / ve_sigma(alpha),
         }
     }
 }
@@ -315,12 +345,16 @@ mod tests {
             Readout::VpEpsilon,
             Readout::VpV,
             Readout::VpSample,
+            Readout::VeSample,
+            Readout::VeEpsilon,
         ] {
             let (sigma, alpha) = (0.4, 0.6);
             let y = readout.prediction(xm, x0, sigma, alpha);
             let (a, e) = readout.estimate(xm, y, sigma, alpha);
             assert!((a - x0).abs() < 1e-12, "{readout:?}: x0 {a}");
-            let want = if readout.is_vp() {
+            let want = if readout.is_ve() {
+                (xm - x0) / ((1.0 - alpha) / alpha).sqrt()
+            } else if readout.is_vp() {
                 (xm - alpha.sqrt() * x0) / (1.0 - alpha).sqrt()
             } else {
                 (xm - (1.0 - sigma) * x0) / sigma

@@ -1,12 +1,14 @@
 //! The k-diffusion samplers, named as ComfyUI and k-diffusion users know
 //! them: `euler_ancestral`, `heun`, `dpmpp_2m`, `dpmpp_2m_sde`,
-//! `dpmpp_3m_sde`. Each is k-diffusion's `sample_*` over the model's
-//! native σ ([`super::schedule`]): on a VP model the VE form
-//! `x = x₀ + σ·ε` exactly as k-diffusion (and diffusers' Euler-ancestral,
-//! Heun and DPMSolverMultistep schedulers, which agree with it); on a flow
-//! model the same rules with `α = 1 − σ` in `x = α·x₀ + σ·ε` (ComfyUI's
-//! and diffusers' flow forms: `euler_ancestral` is ComfyUI's `_RF` rule, the
-//! DPM-Solver++ ones use λ = log(α/σ)).
+//! `dpmpp_3m_sde`, and `uni_pc`. Each is a short function over
+//! [`Run::steps`] (k-diffusion's loop: the x₀ estimate D at each σ, then the
+//! rule's step to σ'), as k-diffusion's `sample_*` over the model's native σ
+//! ([`super::schedule`]): on a VP or ve model the VE form `x = x₀ + σ·ε`
+//! exactly as k-diffusion (and diffusers' Euler-ancestral, Heun and
+//! DPMSolverMultistep schedulers, which agree with it); on a flow model the
+//! same rules with `α = 1 − σ` in `x = α·x₀ + σ·ε` (ComfyUI's and diffusers'
+//! flow forms: `euler_ancestral` is ComfyUI's `_RF` rule, the DPM-Solver++
+//! ones use λ = log(α/σ), [`NoiseModel::lambda`]).
 //!
 //! Stochastic ones draw their noise through the sampler's step noise (the
 //! seeded RNG, or the wired `step_noise`, one tensor per step: draw i is
@@ -137,10 +139,6 @@ impl NodeKind for KSampler {
     }
 }
 
-/// A multistep sampler's memory of an earlier step: its x₀ estimate and
-/// its step size in λ.
-type Past = (Vec<f32>, f64);
-
 struct KRule {
     kind: &'static str,
     rule: Rule,
@@ -148,22 +146,6 @@ struct KRule {
     eta: f64,
     s_noise: f64,
     order: usize,
-}
-
-/// `α` of `x = α·x₀ + σ·ε` at native σ: 1 (VE), 1 − σ (flow).
-fn alpha(model: &NoiseModel, sigma: f64) -> f64 {
-    match model {
-        NoiseModel::Flow => 1.0 - sigma,
-        NoiseModel::Vp(_) => 1.0,
-    }
-}
-
-/// λ = log(α/σ) (k-diffusion's t = −log σ on VE).
-fn lambda(model: &NoiseModel, sigma: f64) -> f64 {
-    match model {
-        NoiseModel::Flow => (1.0 - sigma).ln() - sigma.ln(),
-        NoiseModel::Vp(_) => -sigma.ln(),
-    }
 }
 
 impl StepRule for KRule {
@@ -179,18 +161,73 @@ impl StepRule for KRule {
     fn sample(&self, m: &mut Sampling<'_, '_>, mut x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
         let sigmas = m.enter_native(&self.schedule, &mut x);
         let model = m.model().clone();
+        let run = Run {
+            m,
+            model: &model,
+            sigmas: &sigmas,
+        };
         match self.rule {
-            Rule::EulerAncestral => self.euler_ancestral(m, &model, &sigmas, x),
-            Rule::Heun => heun(m, &sigmas, x),
-            Rule::Dpmpp2m => dpmpp_2m(m, &model, &sigmas, x),
-            Rule::Dpmpp2mSde => self.dpmpp_2m_sde(m, &model, &sigmas, x),
-            Rule::Dpmpp3mSde => self.dpmpp_3m_sde(m, &model, &sigmas, x),
-            Rule::UniPc => self.uni_pc(m, &model, &sigmas, x),
+            Rule::EulerAncestral => self.euler_ancestral(run, x),
+            Rule::Heun => heun(run, x),
+            // DPM-Solver++(2M) is the 2M SDE's midpoint rule at η = 0.
+            Rule::Dpmpp2m | Rule::Dpmpp2mSde => self.dpmpp_2m_sde(run, x),
+            Rule::Dpmpp3mSde => self.dpmpp_3m_sde(run, x),
+            Rule::UniPc => self.uni_pc(run, x),
         }
     }
 }
 
-/// `x ← a·x + b·d + c·z` in f64, element-wise.
+/// What a sampler runs over: the denoiser, the model's noise levels and
+/// the σ list (k-diffusion's `model, x, sigmas`).
+struct Run<'r, 'a, 'cx> {
+    m: &'r mut Sampling<'a, 'cx>,
+    model: &'r NoiseModel,
+    sigmas: &'r [f64],
+}
+
+/// One step of the σ list: from σ to σ' > 0, h = λ(σ') − λ(σ) (λ =
+/// log(α/σ)), α' = α(σ').
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    i: usize,
+    s: f64,
+    s1: f64,
+    h: f64,
+    a1: f64,
+}
+
+impl Run<'_, '_, '_> {
+    /// k-diffusion's loop: the denoiser's x₀ estimate D at each σ, then
+    /// `rule`'s step from σ to σ'. A step to σ' = 0 lands on D (every
+    /// rule's last step: k-diffusion's `x + d·(0 − σ)` is D).
+    fn steps(
+        self,
+        mut x: Vec<f32>,
+        mut rule: impl FnMut(
+            &mut Sampling<'_, '_>,
+            Step,
+            &mut Vec<f32>,
+            Vec<f32>,
+        ) -> Result<(), NodeError>,
+    ) -> Result<Vec<f32>, NodeError> {
+        for (i, w) in self.sigmas.windows(2).enumerate() {
+            let (s, s1) = (w[0], w[1]);
+            let den = self.m.denoise_native(&x, s)?;
+            if s1 == 0.0 {
+                x = den;
+                continue;
+            }
+            let (h, a1) = (
+                self.model.lambda(s1) - self.model.lambda(s),
+                self.model.alpha(s1),
+            );
+            rule(&mut *self.m, Step { i, s, s1, h, a1 }, &mut x, den)?;
+        }
+        Ok(x)
+    }
+}
+
+/// `x ← a·x + Σ c·t` in f64, element-wise.
 fn combine(x: &mut [f32], a: f64, terms: &[(f64, &[f32])]) {
     for (k, v) in x.iter_mut().enumerate() {
         let mut acc = a * f64::from(*v);
@@ -201,221 +238,228 @@ fn combine(x: &mut [f32], a: f64, terms: &[(f64, &[f32])]) {
     }
 }
 
-fn heun(m: &mut Sampling<'_, '_>, sigmas: &[f64], mut x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
-    for w in sigmas.windows(2) {
-        let (s, s1) = (w[0], w[1]);
-        let den = m.denoise_native(&x, s)?;
-        let d: Vec<f64> = x
-            .iter()
-            .zip(&den)
-            .map(|(&xv, &dv)| (f64::from(xv) - f64::from(dv)) / s)
-            .collect();
-        let dt = s1 - s;
-        if s1 == 0.0 {
-            for (v, dv) in x.iter_mut().zip(&d) {
-                *v = (f64::from(*v) + dv * dt) as f32;
-            }
-            continue;
-        }
-        let x2: Vec<f32> = x
-            .iter()
-            .zip(&d)
-            .map(|(&v, dv)| (f64::from(v) + dv * dt) as f32)
-            .collect();
-        let den2 = m.denoise_native(&x2, s1)?;
-        for (k, v) in x.iter_mut().enumerate() {
-            let d2 = (f64::from(x2[k]) - f64::from(den2[k])) / s1;
-            *v = (f64::from(*v) + (d[k] + d2) / 2.0 * dt) as f32;
-        }
-    }
-    Ok(x)
+/// The Karras ODE derivative `d = (x − D)/σ` (k-diffusion's `to_d`).
+fn to_d(x: &[f32], den: &[f32], sigma: f64) -> Vec<f64> {
+    x.iter()
+        .zip(den)
+        .map(|(&xv, &dv)| (f64::from(xv) - f64::from(dv)) / sigma)
+        .collect()
 }
 
-fn dpmpp_2m(
-    m: &mut Sampling<'_, '_>,
-    model: &NoiseModel,
-    sigmas: &[f64],
-    mut x: Vec<f32>,
-) -> Result<Vec<f32>, NodeError> {
-    let mut old: Option<Vec<f32>> = None;
-    for i in 0..sigmas.len() - 1 {
-        let (s, s1) = (sigmas[i], sigmas[i + 1]);
-        let den = m.denoise_native(&x, s)?;
-        if s1 == 0.0 {
-            x.clone_from(&den);
-        } else {
-            let h = lambda(model, s1) - lambda(model, s);
-            let (ratio, a1) = (s1 / s, alpha(model, s1));
-            let c = -a1 * (-h).exp_m1();
-            match &old {
-                Some(prev) if i > 0 => {
-                    let r = (lambda(model, s) - lambda(model, sigmas[i - 1])) / h;
-                    let (p, q) = (1.0 + 1.0 / (2.0 * r), 1.0 / (2.0 * r));
-                    combine(&mut x, ratio, &[(c * p, &den), (-c * q, prev)]);
-                }
-                _ => combine(&mut x, ratio, &[(c, &den)]),
-            }
-        }
-        old = Some(den);
-    }
-    Ok(x)
+/// `x + d·dt`.
+fn euler_to(x: &[f32], d: &[f64], dt: f64) -> Vec<f32> {
+    x.iter()
+        .zip(d)
+        .map(|(&v, dv)| (f64::from(v) + dv * dt) as f32)
+        .collect()
+}
+
+/// `sample_heun` (s_churn = 0): Euler to σ', the slope there, the average.
+fn heun(run: Run<'_, '_, '_>, x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
+    run.steps(x, |m, st, x, den| {
+        let (d, dt) = (to_d(x, &den, st.s), st.s1 - st.s);
+        let x2 = euler_to(x, &d, dt);
+        let d2 = to_d(&x2, &m.denoise_native(&x2, st.s1)?, st.s1);
+        let avg: Vec<f64> = d.iter().zip(&d2).map(|(a, b)| (a + b) / 2.0).collect();
+        *x = euler_to(x, &avg, dt);
+        Ok(())
+    })
 }
 
 impl KRule {
-    fn euler_ancestral(
-        &self,
-        m: &mut Sampling<'_, '_>,
-        model: &NoiseModel,
-        sigmas: &[f64],
-        mut x: Vec<f32>,
-    ) -> Result<Vec<f32>, NodeError> {
+    /// `sample_euler_ancestral`: Euler to σ_down, then `σ_up·z`; on a flow
+    /// model ComfyUI's `sample_euler_ancestral_RF`.
+    fn euler_ancestral(&self, run: Run<'_, '_, '_>, x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
+        let (eta, flow) = (self.eta, matches!(run.model, NoiseModel::Flow));
         let mut z = Vec::new();
-        for i in 0..sigmas.len() - 1 {
-            let (s, s1) = (sigmas[i], sigmas[i + 1]);
-            let den = m.denoise_native(&x, s)?;
-            if s1 == 0.0 {
-                // k-diffusion: d·(0 − σ) lands on the estimate; RF: x = x₀.
-                x.clone_from(&den);
-                continue;
-            }
+        run.steps(x, |m, Step { i, s, s1, .. }, x, den| {
             m.step_noise(i, &mut z, x.len())?;
-            match model {
-                NoiseModel::Vp(_) => {
-                    // get_ancestral_step(σ, σ', η).
-                    let up = if self.eta > 0.0 {
-                        s1.min(self.eta * (s1 * s1 * (s * s - s1 * s1) / (s * s)).max(0.0).sqrt())
-                    } else {
-                        0.0
-                    };
-                    let down = (s1 * s1 - up * up).max(0.0).sqrt();
-                    // x + d·(σ_down − σ), d = (x − x₀)/σ.
-                    let f = (down - s) / s;
-                    combine(&mut x, 1.0 + f, &[(-f, &den), (up * self.s_noise, &z)]);
+            // The step as x ← a·(r·x + (1 − r)·D) + c·z, r = σ_down/σ.
+            let (r, a, c) = if flow {
+                let down = s1 * (1.0 + (s1 / s - 1.0) * eta);
+                let (a1, ad) = (1.0 - s1, 1.0 - down);
+                let up = (s1 * s1 - down * down * a1 * a1 / (ad * ad))
+                    .max(0.0)
+                    .sqrt();
+                match eta > 0.0 {
+                    true => (down / s, a1 / ad, up),
+                    false => (down / s, 1.0, 0.0),
                 }
-                NoiseModel::Flow => {
-                    // ComfyUI's sample_euler_ancestral_RF.
-                    let ratio = 1.0 + (s1 / s - 1.0) * self.eta;
-                    let down = s1 * ratio;
-                    let (a1, ad) = (1.0 - s1, 1.0 - down);
-                    let renoise = (s1 * s1 - down * down * a1 * a1 / (ad * ad))
-                        .max(0.0)
-                        .sqrt();
-                    let r = down / s;
-                    let k = if self.eta > 0.0 { a1 / ad } else { 1.0 };
-                    let amp = if self.eta > 0.0 {
-                        renoise * self.s_noise
-                    } else {
-                        0.0
-                    };
-                    combine(&mut x, k * r, &[(k * (1.0 - r), &den), (amp, &z)]);
-                }
-            }
-        }
-        Ok(x)
+            } else {
+                // get_ancestral_step(σ, σ', η).
+                let up = s1.min(eta * (s1 * s1 * (s * s - s1 * s1) / (s * s)).max(0.0).sqrt());
+                let down = (s1 * s1 - up * up).max(0.0).sqrt();
+                (down / s, 1.0, up)
+            };
+            combine(x, a * r, &[(a * (1.0 - r), &den), (c * self.s_noise, &z)]);
+            Ok(())
+        })
     }
 
-    fn dpmpp_2m_sde(
+    /// The DPM-Solver++ (SDE) update: `x ← (σ'/σ)·e^{−ηh}·x + Σ terms`,
+    /// plus fresh noise `σ'·√(1 − e^{−2ηh})·s_noise·z` at η > 0.
+    fn sde_update<'t>(
         &self,
         m: &mut Sampling<'_, '_>,
-        model: &NoiseModel,
-        sigmas: &[f64],
-        mut x: Vec<f32>,
-    ) -> Result<Vec<f32>, NodeError> {
-        let mut z = Vec::new();
-        let mut old: Option<(Vec<f32>, f64)> = None;
-        for i in 0..sigmas.len() - 1 {
-            let (s, s1) = (sigmas[i], sigmas[i + 1]);
-            let den = m.denoise_native(&x, s)?;
-            if s1 == 0.0 {
-                x.clone_from(&den);
-                old = Some((den, 0.0));
-                continue;
-            }
-            let h = lambda(model, s1) - lambda(model, s);
-            let eta_h = self.eta * h;
-            let a1 = alpha(model, s1);
-            let c = -a1 * (-h - eta_h).exp_m1();
+        st: Step,
+        x: &mut [f32],
+        z: &'t mut Vec<f32>,
+        mut terms: Vec<(f64, &'t [f32])>,
+    ) -> Result<(), NodeError> {
+        let eta = self.eta;
+        if eta > 0.0 {
+            m.step_noise(st.i, z, x.len())?;
+            let z: &'t Vec<f32> = z;
+            let amp = st.s1 * (-(-2.0 * eta * st.h).exp_m1()).sqrt() * self.s_noise;
+            terms.push((amp, z));
+        }
+        combine(x, st.s1 / st.s * (-eta * st.h).exp(), &terms);
+        Ok(())
+    }
+
+    /// `sample_dpmpp_2m_sde` (midpoint), and at η = 0 `sample_dpmpp_2m`:
+    /// `x ← (σ'/σ)·e^{−ηh}·x + c·D + ½·c/r·(D − D₋₁) + noise`,
+    /// c = α'·(1 − e^{−h−ηh}), r = h₋₁/h.
+    fn dpmpp_2m_sde(&self, run: Run<'_, '_, '_>, x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
+        let (eta, mut z) = (self.eta, Vec::new());
+        let mut last: Option<(Vec<f32>, f64)> = None;
+        run.steps(x, |m, st, x, den| {
+            let c = -st.a1 * (-st.h - eta * st.h).exp_m1();
             let mut terms: Vec<(f64, &[f32])> = vec![(c, &den)];
-            if let Some((prev, h_last)) = &old {
-                let r = h_last / h;
-                // midpoint: ½·(1 − e^{−h−ηh})·(1/r)·(D − D_old).
-                terms[0].0 += 0.5 * c / r;
-                terms.push((-0.5 * c / r, prev));
+            if let Some((prev, h_last)) = &last {
+                let half = 0.5 * c * st.h / h_last;
+                terms[0].0 += half;
+                terms.push((-half, prev));
             }
-            if self.eta > 0.0 {
-                m.step_noise(i, &mut z, x.len())?;
-                terms.push((s1 * (-(-2.0 * eta_h).exp_m1()).sqrt() * self.s_noise, &z));
-            }
-            combine(&mut x, s1 / s * (-eta_h).exp(), &terms);
-            old = Some((den, h));
-        }
-        Ok(x)
+            self.sde_update(m, st, x, &mut z, terms)?;
+            last = Some((den, st.h));
+            Ok(())
+        })
     }
 
-    fn dpmpp_3m_sde(
-        &self,
-        m: &mut Sampling<'_, '_>,
-        model: &NoiseModel,
-        sigmas: &[f64],
-        mut x: Vec<f32>,
-    ) -> Result<Vec<f32>, NodeError> {
-        let mut z = Vec::new();
-        // (denoised, h) of the last two steps.
-        let (mut d1, mut d2): (Option<Past>, Option<Past>) = (None, None);
-        for i in 0..sigmas.len() - 1 {
-            let (s, s1) = (sigmas[i], sigmas[i + 1]);
-            let den = m.denoise_native(&x, s)?;
-            if s1 == 0.0 {
-                x.clone_from(&den);
-                continue;
-            }
-            let h = lambda(model, s1) - lambda(model, s);
-            let h_eta = h * (self.eta + 1.0);
-            let a1 = alpha(model, s1);
-            let lead = s1 / s * (-self.eta * h).exp();
-            // Coefficients of D, D₁, D₂ in α'·(1 − e^{−h_η})·D + α'·(φ₂·d₁ − φ₃·d₂).
-            let mut c = [-a1 * (-h_eta).exp_m1(), 0.0, 0.0];
+    /// `sample_dpmpp_3m_sde`: the exponential-integrator step with φ₂, φ₃
+    /// corrections from the last two estimates.
+    fn dpmpp_3m_sde(&self, run: Run<'_, '_, '_>, x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
+        let (eta, mut z) = (self.eta, Vec::new());
+        // (D, h) of the last two steps, the latest first.
+        let mut past: std::collections::VecDeque<(Vec<f32>, f64)> = Default::default();
+        run.steps(x, |m, st, x, den| {
+            let h_eta = st.h * (eta + 1.0);
             let phi2 = (-h_eta).exp_m1() / h_eta + 1.0;
-            match (&d1, &d2) {
-                (Some((_, h1)), Some((_, h2))) => {
-                    let (r0, r1) = (h1 / h, h2 / h);
-                    let phi3 = phi2 / h_eta - 0.5;
-                    // d1_0 = (D − D₁)/r0, d1_1 = (D₁ − D₂)/r1,
-                    // d₁ = d1_0 + (d1_0 − d1_1)·r0/(r0+r1), d₂ = (d1_0 − d1_1)/(r0+r1).
-                    let a = [1.0 / r0, -1.0 / r0, 0.0];
-                    let b = [0.0, 1.0 / r1, -1.0 / r1];
+            let phi3 = phi2 / h_eta - 0.5;
+            // Coefficients of D, D₁, D₂ in α'·(1 − e^{−h_η})·D + α'·(φ₂·d₁ − φ₃·d₂):
+            // d1_0 = (D − D₁)/r0, d1_1 = (D₁ − D₂)/r1 (r = h_past/h), and with
+            // both d₁ = d1_0 + (d1_0 − d1_1)·r0/(r0+r1), d₂ = (d1_0 − d1_1)/(r0+r1);
+            // with one, d₁ = d1_0.
+            let mut c = [-st.a1 * (-h_eta).exp_m1(), 0.0, 0.0];
+            let r: Vec<f64> = past.iter().map(|(_, h)| h / st.h).collect();
+            let r0 = r.first().copied().unwrap_or(1.0);
+            let d1_0 = [1.0 / r0, -1.0 / r0, 0.0];
+            match r[..] {
+                [r0, r1] => {
+                    let d1_1 = [0.0, 1.0 / r1, -1.0 / r1];
                     for j in 0..3 {
-                        let diff = a[j] - b[j];
-                        let d1c = a[j] + diff * r0 / (r0 + r1);
-                        let d2c = diff / (r0 + r1);
-                        c[j] += a1 * (phi2 * d1c - phi3 * d2c);
+                        let diff = d1_0[j] - d1_1[j];
+                        let d1 = d1_0[j] + diff * r0 / (r0 + r1);
+                        c[j] += st.a1 * (phi2 * d1 - phi3 * diff / (r0 + r1));
                     }
                 }
-                (Some((_, h1)), None) => {
-                    let r = h1 / h;
-                    c[0] += a1 * phi2 / r;
-                    c[1] -= a1 * phi2 / r;
-                }
+                [_] => (0..2).for_each(|j| c[j] += st.a1 * phi2 * d1_0[j]),
                 _ => {}
             }
             let mut terms: Vec<(f64, &[f32])> = vec![(c[0], &den)];
-            if let Some((den1, _)) = &d1 {
-                terms.push((c[1], den1));
-            }
-            if let Some((den2, _)) = &d2 {
-                terms.push((c[2], den2));
-            }
-            if self.eta > 0.0 {
-                m.step_noise(i, &mut z, x.len())?;
-                let amp = s1 * (-(-2.0 * h * self.eta).exp_m1()).sqrt() * self.s_noise;
-                terms.push((amp, &z));
-            }
-            combine(&mut x, lead, &terms);
-            d2 = d1.take();
-            d1 = Some((den, h));
-        }
-        Ok(x)
+            terms.extend(past.iter().zip(&c[1..]).map(|((d, _), &cj)| (cj, &d[..])));
+            self.sde_update(m, st, x, &mut z, terms)?;
+            past.push_front((den, st.h));
+            past.truncate(2);
+            Ok(())
+        })
     }
+
+    /// diffusers' `UniPCMultistepScheduler` (bh2, `predict_x0`,
+    /// `lower_order_final`): each step first corrects the latent it just
+    /// evaluated with the new estimate (UniC), then predicts the next
+    /// (UniP) from the last `order` estimates.
+    fn uni_pc(&self, run: Run<'_, '_, '_>, x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
+        let (model, sigmas, n) = (run.model, run.sigmas, run.sigmas.len() - 1);
+        // The x₀ estimates of the last `order` steps, oldest first; the
+        // latent the last was made at; the order of the last step.
+        let mut outs: std::collections::VecDeque<Vec<f32>> = Default::default();
+        let (mut at, mut order) = (Vec::new(), 0usize);
+        run.steps(x, |_, st, x, den| {
+            if st.i > 0 {
+                // UniC from step i − 1 to i, with the new estimate.
+                *x = unipc(model, sigmas, &outs, st.i - 1, order, &at, Some(&den));
+            }
+            outs.push_back(den);
+            if outs.len() > self.order {
+                outs.pop_front();
+            }
+            order = self.order.min(n - st.i).min(st.i + 1);
+            at.clone_from(x);
+            // UniP from step i to i + 1.
+            *x = unipc(model, sigmas, &outs, st.i, order, x, None);
+            Ok(())
+        })
+    }
+}
+
+/// UniPC's update of `x` (at level j, where the last of `outs` was
+/// estimated) to level j + 1, of `order`: `(σ'/σ)·x − α'·h_φ₁·m₀ −
+/// α'·B_h·Σ ρₖ·D1ₖ`, D1ₖ = (mₖ − m₀)/rₖ over the earlier estimates; the
+/// corrector (UniC) adds `ρ_t·(D − m₀)` for the new estimate D and solves
+/// the full order system, the predictor (UniP) one order lower.
+fn unipc(
+    model: &NoiseModel,
+    sigmas: &[f64],
+    outs: &std::collections::VecDeque<Vec<f32>>,
+    j: usize,
+    order: usize,
+    x: &[f32],
+    corrector: Option<&[f32]>,
+) -> Vec<f32> {
+    let lam = |i: usize| model.lambda(sigmas[i]);
+    let m0 = &outs[outs.len() - 1];
+    let h = lam(j + 1) - lam(j);
+    let mut rks = Vec::new();
+    let mut d1s: Vec<Vec<f64>> = Vec::new();
+    for k in 1..order {
+        let rk = (lam(j - k) - lam(j)) / h;
+        rks.push(rk);
+        d1s.push(
+            outs[outs.len() - 1 - k]
+                .iter()
+                .zip(m0)
+                .map(|(&a, &b)| (f64::from(a) - f64::from(b)) / rk)
+                .collect(),
+        );
+    }
+    rks.push(1.0);
+    let (h_phi_1, b_h, r, b) = unipc_terms(h, &rks);
+    let rhos: Vec<f64> = match (corrector, order) {
+        (Some(_), 1) | (None, 2) => vec![0.5],
+        (Some(_), _) => solve(r, b),
+        (None, 1) => vec![],
+        (None, _) => {
+            let k = order - 1;
+            solve(
+                r[..k].iter().map(|row| row[..k].to_vec()).collect(),
+                b[..k].to_vec(),
+            )
+        }
+    };
+    let (a_t, ratio) = (model.alpha(sigmas[j + 1]), sigmas[j + 1] / sigmas[j]);
+    x.iter()
+        .enumerate()
+        .map(|(k, &v)| {
+            let m0k = f64::from(m0[k]);
+            let mut corr: f64 = d1s.iter().zip(&rhos).map(|(d, r)| r * d[k]).sum();
+            if let (Some(den), Some(rho_t)) = (corrector, rhos.last()) {
+                corr += rho_t * (f64::from(den[k]) - m0k);
+            }
+            (ratio * f64::from(v) - a_t * h_phi_1 * m0k - a_t * b_h * corr) as f32
+        })
+        .collect()
 }
 
 /// UniPC's coefficients for a step of size `h` in λ and `order`, with the
@@ -464,113 +508,6 @@ fn solve(mut a: Vec<Vec<f64>>, mut y: Vec<f64>) -> Vec<f64> {
         x[r] = (y[r] - s) / a[r][r];
     }
     x
-}
-
-impl KRule {
-    /// diffusers' `UniPCMultistepScheduler` (bh2, `predict_x0`,
-    /// `lower_order_final`): each step first corrects the latent it just
-    /// evaluated with the new estimate (UniC), then predicts the next
-    /// (UniP) from the last `order` estimates.
-    fn uni_pc(
-        &self,
-        m: &mut Sampling<'_, '_>,
-        model: &NoiseModel,
-        sigmas: &[f64],
-        mut x: Vec<f32>,
-    ) -> Result<Vec<f32>, NodeError> {
-        let n = sigmas.len() - 1;
-        let lam = |i: usize| lambda(model, sigmas[i]);
-        // The x₀ estimates of the last `order` steps, oldest first.
-        let mut outs: std::collections::VecDeque<Vec<f32>> = Default::default();
-        let mut last: Option<Vec<f32>> = None;
-        let (mut this_order, mut lower) = (0usize, 0usize);
-        for i in 0..n {
-            let den = m.denoise_native(&x, sigmas[i])?;
-            if let (Some(prev), true) = (&last, i > 0) {
-                // UniC from step i − 1 to i, with the new estimate.
-                let order = this_order;
-                let m0 = &outs[outs.len() - 1];
-                let h = lam(i) - lam(i - 1);
-                let mut rks = Vec::new();
-                let mut d1s: Vec<Vec<f64>> = Vec::new();
-                for k in 1..order {
-                    let mi = &outs[outs.len() - 1 - k];
-                    let rk = (lam(i - 1 - k) - lam(i - 1)) / h;
-                    rks.push(rk);
-                    d1s.push(
-                        mi.iter()
-                            .zip(m0)
-                            .map(|(&a, &b)| (f64::from(a) - f64::from(b)) / rk)
-                            .collect(),
-                    );
-                }
-                rks.push(1.0);
-                let (h_phi_1, b_h, r, b) = unipc_terms(h, &rks);
-                let rhos = if order == 1 { vec![0.5] } else { solve(r, b) };
-                let a_t = alpha(model, sigmas[i]);
-                let ratio = sigmas[i] / sigmas[i - 1];
-                for (k, v) in x.iter_mut().enumerate() {
-                    let m0k = f64::from(m0[k]);
-                    let corr: f64 = d1s.iter().zip(&rhos).map(|(d, r)| r * d[k]).sum();
-                    let d1_t = f64::from(den[k]) - m0k;
-                    let rho_t = rhos[rhos.len() - 1];
-                    *v = (ratio * f64::from(prev[k])
-                        - a_t * h_phi_1 * m0k
-                        - a_t * b_h * (corr + rho_t * d1_t)) as f32;
-                }
-            }
-            outs.push_back(den);
-            if outs.len() > self.order {
-                outs.pop_front();
-            }
-            this_order = self.order.min(n - i).min(lower + 1);
-            last = Some(x.clone());
-            // UniP from step i to i + 1.
-            let m0 = &outs[outs.len() - 1];
-            if sigmas[i + 1] == 0.0 {
-                x.clone_from(m0);
-            } else {
-                let order = this_order;
-                let h = lam(i + 1) - lam(i);
-                let mut rks = Vec::new();
-                let mut d1s: Vec<Vec<f64>> = Vec::new();
-                for k in 1..order {
-                    let mi = &outs[outs.len() - 1 - k];
-                    let rk = (lam(i - k) - lam(i)) / h;
-                    rks.push(rk);
-                    d1s.push(
-                        mi.iter()
-                            .zip(m0)
-                            .map(|(&a, &b)| (f64::from(a) - f64::from(b)) / rk)
-                            .collect(),
-                    );
-                }
-                rks.push(1.0);
-                let (h_phi_1, b_h, r, b) = unipc_terms(h, &rks);
-                let rhos: Vec<f64> = match order {
-                    1 => vec![],
-                    2 => vec![0.5],
-                    _ => {
-                        let k = order - 1;
-                        let r: Vec<Vec<f64>> = r[..k].iter().map(|row| row[..k].to_vec()).collect();
-                        solve(r, b[..k].to_vec())
-                    }
-                };
-                let a_t = alpha(model, sigmas[i + 1]);
-                let ratio = sigmas[i + 1] / sigmas[i];
-                for (k, v) in x.iter_mut().enumerate() {
-                    let pred: f64 = d1s.iter().zip(&rhos).map(|(d, r)| r * d[k]).sum();
-                    *v = (ratio * f64::from(*v)
-                        - a_t * h_phi_1 * f64::from(m0[k])
-                        - a_t * b_h * pred) as f32;
-                }
-            }
-            if lower < self.order {
-                lower += 1;
-            }
-        }
-        Ok(x)
-    }
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ pub(crate) const SCHEDULER: ParamSpec = ParamSpec::optional(
     "scheduler",
     ParamType::Choice(schedule::SCHEDULERS),
     ParamDefault::Choice("default"),
-    "levels: default (flow: simple, VP: normal), normal (flow: SD3's; VP: diffusers' spaced timesteps), simple, karras, exponential, sgm_uniform",
+    "levels: default (flow: simple, VP: normal, ve: karras), normal (flow: SD3's; VP: diffusers' spaced timesteps), simple, karras, exponential, sgm_uniform, beta",
 );
 /// `sigmas`: an explicit list of levels.
 pub(crate) const SIGMAS: ParamSpec = ParamSpec::optional(
@@ -165,7 +165,7 @@ pub(crate) const ETA: ParamSpec = ParamSpec::optional(
 pub(crate) const DENOISER: ParamSpec = ParamSpec::required(
     "denoiser",
     ParamType::NodeRef,
-    "the denoiser: flow velocity / x₀, or VP ε / v / x₀ (converted from its metadata)",
+    "the denoiser: flow velocity / x₀, VP ε / v / x₀, or ve x₀ / ε (converted from its metadata)",
 );
 
 /// `eta`, checked (>= 0).

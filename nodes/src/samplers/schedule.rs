@@ -5,7 +5,9 @@
 //! - a rectified-flow model: the flow level σ ∈ (0, 1], `x = (1−σ)·x₀ + σ·ε`;
 //! - a VP (DDPM) model: `σ = √((1−ᾱ)/ᾱ)` (the VE level, `x = x₀ + σ·ε`),
 //!   called at `x/√(σ²+1)` and the timestep of σ interpolated in log σ
-//!   ([`VpTable::t_of_sigma`], diffusers' and k-diffusion's `_sigma_to_t`).
+//!   ([`VpTable::t_of_sigma`], diffusers' and k-diffusion's `_sigma_to_t`);
+//! - a ve model (`schedule = ve`, k-diffusion's own models): σ itself on
+//!   `x = x₀ + σ·ε`, called at `(x, σ)` — k-diffusion's `model(x, sigma)`.
 //!
 //! A [`Schedule`] (the `scheduler`, `sigmas`, `spacing`, `steps_offset`,
 //! `shift` … parameters every sampler shares) resolves against a
@@ -28,16 +30,53 @@ pub enum NoiseModel {
     Flow,
     /// VP (DDPM): native σ is `√((1−ᾱ)/ᾱ)` over its ᾱ table.
     Vp(VpTable),
+    /// VE (k-diffusion): native σ is the model's own input, in
+    /// [`sigma_min`, `sigma_max`].
+    Ve { sigma_min: f64, sigma_max: f64 },
 }
 
 impl NoiseModel {
-    /// The native σ as a flow level: σ/(1+σ) for VP, itself for flow.
+    /// The native σ as a flow level: σ/(1+σ) for VP and VE, itself for
+    /// flow.
     pub fn to_flow(&self, sigma: f64) -> f64 {
         match self {
             NoiseModel::Flow => sigma,
-            NoiseModel::Vp(_) => to_flow(sigma),
+            NoiseModel::Vp(_) | NoiseModel::Ve { .. } => to_flow(sigma),
         }
     }
+
+    /// α of `x = α·x₀ + σ·ε` at native σ: 1 − σ (flow), 1 (VP, VE).
+    pub fn alpha(&self, sigma: f64) -> f64 {
+        match self {
+            NoiseModel::Flow => 1.0 - sigma,
+            NoiseModel::Vp(_) | NoiseModel::Ve { .. } => 1.0,
+        }
+    }
+
+    /// λ = log(α/σ) at native σ (k-diffusion's t = −log σ on VP and VE).
+    pub fn lambda(&self, sigma: f64) -> f64 {
+        self.alpha(sigma).ln() - sigma.ln()
+    }
+}
+
+/// ComfyUI's σ table of a ve model (`ModelSamplingContinuousEDM`): 1000
+/// levels log-linear from σ_min to σ_max, for `simple` and `beta`.
+fn ve_table(sigma_min: f64, sigma_max: f64) -> Vec<f64> {
+    linspace(sigma_min.ln(), sigma_max.ln(), FLOW_TRAIN_STEPS)
+        .into_iter()
+        .map(f64::exp)
+        .collect()
+}
+
+/// ComfyUI's `simple`: σ at `T−1 − ⌊i·T/N⌋` of a table of T levels.
+fn simple_levels(table: &[f64], n: usize) -> Vec<f64> {
+    let t = table.len();
+    (0..n)
+        .map(|i| {
+            let k = (i as f64 * t as f64 / n as f64).floor() as usize;
+            table[t.saturating_sub(1 + k.min(t - 1))]
+        })
+        .collect()
 }
 
 /// The flow level of a VE σ: `σ/(1+σ)` (∞ → 1).
@@ -323,15 +362,7 @@ impl Schedule {
                     .map(|t| vp.sigma_at(t))
                     .collect()
             }
-            (Scheduler::Simple, NoiseModel::Vp(vp)) => {
-                let t = vp.train_steps();
-                (0..n)
-                    .map(|i| {
-                        let k = (i as f64 * t as f64 / n as f64).floor() as usize;
-                        vp.sigmas()[t.saturating_sub(1 + k.min(t - 1))]
-                    })
-                    .collect()
-            }
+            (Scheduler::Simple, NoiseModel::Vp(vp)) => simple_levels(vp.sigmas(), n),
             (Scheduler::SgmUniform, NoiseModel::Vp(vp)) => {
                 let tmax = vp.t_of_sigma(vp.sigma_max());
                 let tmin = vp.t_of_sigma(vp.sigma_min());
@@ -346,6 +377,53 @@ impl Schedule {
                 .into_iter()
                 .map(|t| vp.sigmas()[t])
                 .collect(),
+            // A ve model: k-diffusion's Karras by default; ComfyUI's EDM
+            // sampling otherwise (its timestep is log σ / 4, so `normal` is
+            // log-linear, as `exponential`).
+            (
+                Scheduler::Default | Scheduler::Karras | Scheduler::Exponential | Scheduler::Normal,
+                &NoiseModel::Ve {
+                    sigma_min,
+                    sigma_max,
+                },
+            ) => {
+                let scheduler = match self.scheduler {
+                    Scheduler::Default | Scheduler::Karras => Scheduler::Karras,
+                    _ => Scheduler::Exponential,
+                };
+                ramp(&scheduler, n, sigma_min, sigma_max)
+            }
+            (
+                Scheduler::SgmUniform,
+                &NoiseModel::Ve {
+                    sigma_min,
+                    sigma_max,
+                },
+            ) => {
+                let mut ls = linspace(sigma_max.ln(), sigma_min.ln(), n + 1);
+                ls.pop();
+                ls.into_iter().map(f64::exp).collect()
+            }
+            (
+                Scheduler::Simple,
+                &NoiseModel::Ve {
+                    sigma_min,
+                    sigma_max,
+                },
+            ) => simple_levels(&ve_table(sigma_min, sigma_max), n),
+            (
+                Scheduler::Beta,
+                &NoiseModel::Ve {
+                    sigma_min,
+                    sigma_max,
+                },
+            ) => {
+                let table = ve_table(sigma_min, sigma_max);
+                beta_timesteps(n, table.len())
+                    .into_iter()
+                    .map(|t| table[t])
+                    .collect()
+            }
             (Scheduler::Beta, NoiseModel::Flow) => {
                 // ComfyUI's flow table: σ(t) = shift((t + 1)/T).
                 let shift = self.shift_for(shape);
@@ -390,7 +468,8 @@ impl Schedule {
     pub fn entry_native(&self, model: &NoiseModel, sigma0: f64) -> f64 {
         match (self.init, model) {
             (Init::Vp, NoiseModel::Vp(_)) => (sigma0 * sigma0 + 1.0).sqrt(),
-            (Init::Sigma, _) => sigma0,
+            // A ve model has no VP point: k-diffusion's `noise·σ₀` either way.
+            (Init::Sigma, _) | (Init::Vp, NoiseModel::Ve { .. }) => sigma0,
             (Init::Vp, NoiseModel::Flow) => 1.0,
         }
     }
@@ -399,7 +478,9 @@ impl Schedule {
     pub fn entry_flow(&self, model: &NoiseModel, sigma0: f64) -> f64 {
         match model {
             NoiseModel::Flow => self.entry_native(model, sigma0),
-            NoiseModel::Vp(_) => self.entry_native(model, sigma0) / (1.0 + sigma0),
+            NoiseModel::Vp(_) | NoiseModel::Ve { .. } => {
+                self.entry_native(model, sigma0) / (1.0 + sigma0)
+            }
         }
     }
 
@@ -770,6 +851,39 @@ mod tests {
         assert_eq!(l, want);
         let d = Schedule::fixed(2, 1.0).levels(&NoiseModel::Flow, &[1]);
         assert_eq!(d, [1.0, 0.5, 0.0]);
+    }
+
+    /// A ve model: Karras by default, `normal` log-linear (ComfyUI's EDM),
+    /// `simple` from its σ_max, and the start noise `noise·σ₀`.
+    #[test]
+    fn ve_levels_span_the_declared_range() {
+        let m = NoiseModel::Ve {
+            sigma_min: 0.002,
+            sigma_max: 80.0,
+        };
+        let d = Schedule::fixed(5, 1.0).levels(&m, &[1]);
+        let k = Schedule::fixed(5, 1.0)
+            .with_scheduler(Scheduler::Karras)
+            .levels(&m, &[1]);
+        assert_eq!(d, k);
+        assert!(
+            (d[0] - 80.0).abs() < 1e-9 && (d[4] - 0.002).abs() < 1e-12,
+            "{d:?}"
+        );
+        let n = Schedule::fixed(3, 1.0)
+            .with_scheduler(Scheduler::Normal)
+            .levels(&m, &[1]);
+        assert!((n[1] - (80.0f64 * 0.002).sqrt()).abs() < 1e-9, "{n:?}");
+        let s = Schedule::fixed(4, 1.0)
+            .with_scheduler(Scheduler::Simple)
+            .levels(&m, &[1]);
+        assert!((s[0] - 80.0).abs() < 1e-9 && s[3] > 0.002, "{s:?}");
+        let u = Schedule::fixed(2, 1.0)
+            .with_scheduler(Scheduler::SgmUniform)
+            .levels(&m, &[1]);
+        assert!((u[1] - (80.0f64.ln() / 2.0 + 0.002f64.ln() / 2.0).exp()).abs() < 1e-9);
+        assert_eq!(Schedule::fixed(4, 1.0).entry_native(&m, 80.0), 80.0);
+        assert!((m.lambda(2.0) + 2.0f64.ln()).abs() < 1e-12 && m.alpha(2.0) == 1.0);
     }
 
     #[test]

@@ -114,6 +114,8 @@ impl StepRule for SelfForcingRule {
         // A VP model has no flow level 1: level l (σ = l/1000 after the
         // warp) is its timestep σ·T − 1 (1000 → T−1, as `trailing`), and
         // the start noise is the VP point there.
+        // A ve model: level l is σ log-linear in l from σ_min to σ_max
+        // (ComfyUI's EDM timesteps), the start noise `noise·σ₀`.
         let sigmas: Vec<f64> = match m.model() {
             NoiseModel::Flow => self.sigmas.clone(),
             NoiseModel::Vp(vp) => self
@@ -121,11 +123,23 @@ impl StepRule for SelfForcingRule {
                 .iter()
                 .map(|&s| to_flow(vp.sigma_at(s * vp.train_steps() as f64 - 1.0)))
                 .collect(),
+            NoiseModel::Ve {
+                sigma_min,
+                sigma_max,
+            } => self
+                .sigmas
+                .iter()
+                .map(|&s| to_flow((sigma_min.ln() + s * (sigma_max / sigma_min).ln()).exp()))
+                .collect(),
         };
-        if let (NoiseModel::Vp(_), Some(&s0)) = (m.model(), sigmas.first()) {
-            let ve = from_flow(s0);
-            let entry = ((ve * ve + 1.0).sqrt() / (1.0 + ve)) as f32;
-            x.iter_mut().for_each(|v| *v *= entry);
+        match (m.model(), sigmas.first()) {
+            (NoiseModel::Vp(_), Some(&s0)) => {
+                let ve = from_flow(s0);
+                let entry = ((ve * ve + 1.0).sqrt() / (1.0 + ve)) as f32;
+                x.iter_mut().for_each(|v| *v *= entry);
+            }
+            (NoiseModel::Ve { .. }, Some(&s0)) => x.iter_mut().for_each(|v| *v *= s0 as f32),
+            _ => {}
         }
         let mut x0 = x.clone();
         let mut z = Vec::new();
