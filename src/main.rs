@@ -208,6 +208,15 @@ pub struct BenchArgs {
     batch: players::BatchArgs,
 }
 
+/// Whose clock players' worlds tick on (`serve --tick-clock`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TickClock {
+    /// One clock for every player's world of a graph.
+    Shared,
+    /// Each world its own, from when it opened.
+    Own,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
     /// One or more graph files: one world each.
@@ -320,6 +329,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", requires = "session_store",
           value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_every: Option<u64>,
+    /// Players' worlds of a graph start their ticks on one clock (`shared`:
+    /// their model calls arrive together and are fused) or each on its own
+    /// from when it opened (`own`).
+    #[arg(long, value_enum, default_value_t = TickClock::Shared)]
+    tick_clock: TickClock,
     /// With --session-store: seconds a kept world waits for its player
     /// before it is deleted (default 7 days; at least twice a running
     /// world's claim on its file, so only worlds no server runs expire).

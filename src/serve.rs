@@ -145,7 +145,8 @@ pub fn serve(args: &ServeArgs) -> Outcome {
                 snapshot_every: args.snapshot_every.and_then(std::num::NonZeroU64::new),
                 // Players' worlds of this graph tick on one clock: their
                 // model calls arrive together and are fused.
-                tick_grid: (!args.shared).then(TickGrid::new),
+                tick_grid: (!args.shared && args.tick_clock == crate::TickClock::Shared)
+                    .then(TickGrid::new),
                 ..WorldConfig::default()
             };
             Ok(config.clone())

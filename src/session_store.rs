@@ -263,15 +263,11 @@ pub(crate) fn sweep(dir: &Path, keep: Duration, now: SystemTime) -> std::io::Res
             continue;
         };
         match kind {
-            StoreFile::World if age > keep => {
-                if std::fs::remove_file(&path).is_ok() {
-                    swept.expired += 1;
-                }
+            StoreFile::World if age > keep && std::fs::remove_file(&path).is_ok() => {
+                swept.expired += 1;
             }
-            StoreFile::Temporary if age > OPENING_STALE => {
-                if std::fs::remove_file(&path).is_ok() {
-                    swept.temporary += 1;
-                }
+            StoreFile::Temporary if age > OPENING_STALE && std::fs::remove_file(&path).is_ok() => {
+                swept.temporary += 1;
             }
             StoreFile::Opening if age > OPENING_STALE => {
                 let world = dir.join(format!("{stem}.json"));
