@@ -222,6 +222,63 @@ def euler_ancestral_rf(model, x, sigmas, noise, eta=1.0, s_noise=1.0):
     return x
 
 
+def sample_ddpm(model, x, sigmas, noise):
+    """ComfyUI's `sample_ddpm` (comfy/k_diffusion/sampling.py:
+    `generic_step_sampler` with `DDPMSampler_step`): the DDPM posterior
+    between two σ on the VP point x/√(1+σ²), re-scaled to the VE form."""
+    for i in range(len(sigmas) - 1):
+        s, s1 = sigmas[i], sigmas[i + 1]
+        denoised = model(x, s.reshape(1))
+        eps = (x - denoised) / s
+        xv = x / torch.sqrt(1.0 + s ** 2.0)
+        ac, ac1 = 1 / (s * s + 1), 1 / (s1 * s1 + 1)
+        alpha = ac / ac1
+        mu = (1.0 / alpha).sqrt() * (xv - (1 - alpha) * eps / (1 - ac).sqrt())
+        if s1 > 0:
+            mu += ((1 - alpha) * (1.0 - ac1) / (1.0 - ac)).sqrt() * noise(i)
+        x = mu
+        if s1 != 0:
+            x = x * torch.sqrt(1.0 + s1 ** 2.0)
+    return x
+
+
+def sample_lcm(model, x, sigmas, noise):
+    """ComfyUI's `sample_lcm`: the consistency estimate, re-noised to the
+    next σ with fresh noise (EPS `noise_scaling`: x = D + σ'·z)."""
+    for i in range(len(sigmas) - 1):
+        x = model(x, sigmas[i].reshape(1))
+        if sigmas[i + 1] > 0:
+            x = x + sigmas[i + 1] * noise(i)
+    return x
+
+
+def lcm_model(den, scaling=10.0):
+    """An LCM's consistency function as a k-diffusion denoiser: diffusers'
+    boundary condition `c_skip·x_vp + c_out·x₀` at the fractional timestep
+    of σ (`sigma_to_t`), x_vp = x/√(1+σ²) the point the model is called at."""
+
+    def d(x, sigma):
+        t = den.sigma_to_t(sigma).double() * scaling
+        c_skip, c_out = 0.25 / (t * t + 0.25), t / (t * t + 0.25) ** 0.5
+        x0 = den(x, sigma).double()
+        xv = x.double() / (1 + sigma.double() ** 2) ** 0.5
+        return (c_out * x0 + c_skip * xv).float()
+
+    return d
+
+
+def eps_denoiser(net):
+    """k-diffusion's `DiscreteEpsDDPMDenoiser` over the VP ε export (the
+    model called at the fractional timestep of σ)."""
+    from k_diffusion.external import DiscreteEpsDDPMDenoiser
+
+    class Inner(torch.nn.Module):
+        def forward(self, x, t):
+            return net(x, t)
+
+    return DiscreteEpsDDPMDenoiser(Inner(), acs(), quantize=False)
+
+
 def model_sigmas():
     ac = acs()
     s = ((1 - ac) / ac) ** 0.5
@@ -344,6 +401,34 @@ def main():
     lst = ", ".join(repr(float(v)) for v in sig[:-1])
     case("dpmpp_2m_sigmas", "dpmpp_2m", "vp", f'sigmas = [{lst}], init_noise = "sigma"',
          lambda: kdiff("sample_dpmpp_2m", net, noise, sig), matches="k-diffusion sample_dpmpp_2m, explicit σ")
+    # ddim, ddpm and lcm off the default scheduler: σ-space steps on the
+    # scheduler's levels, as k-diffusion / ComfyUI run them.
+    case("ddim_karras", "ddim", "vp", 'steps = 5, scheduler = "karras", init_noise = "sigma"',
+         lambda: kdiff("sample_euler", net, noise, karras(5)),
+         matches="k-diffusion sample_euler (DDIM, eta = 0), get_sigmas_karras")
+    zs = lambda i: torch.from_numpy(z[i].copy())
+
+    def ddpm_karras():
+        den, sig = eps_denoiser(net), karras(6)
+        x = (torch.from_numpy(noise).double() * sig[0]).float()
+        out = sample_ddpm(den, x, sig.float(), zs).numpy()
+        anc = kdiff("sample_euler_ancestral", net, noise, sig, z=z)
+        gap = np.linalg.norm(out - anc) / np.linalg.norm(anc)
+        print(f"ddpm_karras: ComfyUI sample_ddpm vs k-diffusion sample_euler_ancestral(eta=1): {gap:.2e}",
+              file=sys.stderr)
+        return out
+
+    case("ddpm_karras", "ddpm", "vp", 'steps = 6, scheduler = "karras", init_noise = "sigma"', ddpm_karras,
+         draws=6, matches="ComfyUI sample_ddpm (= k-diffusion sample_euler_ancestral, eta = 1), get_sigmas_karras")
+
+    def lcm_exponential():
+        sig = expo(4)
+        x = (torch.from_numpy(noise).double() * sig[0]).float()
+        return sample_lcm(lcm_model(eps_denoiser(net)), x, sig.float(), zs).numpy()
+
+    case("lcm_exponential", "lcm", "vp", 'steps = 4, scheduler = "exponential", init_noise = "sigma"',
+         lcm_exponential, draws=4,
+         matches="ComfyUI sample_lcm, diffusers' LCM boundary condition, get_sigmas_exponential")
     # The same file as a rectified-flow velocity model: diffusers' FlowMatch.
     case("euler_flow_sd3", "euler", "flow", 'steps = 4, scheduler = "normal", shift = 3.0',
          lambda: diffusers_loop(d.FlowMatchEulerDiscreteScheduler(shift=3.0), net, noise, 4),

@@ -166,6 +166,9 @@ parity![
     dpmpp_2m_sigmas,
     euler_beta,
     dpmpp_2m_sgm_uniform,
+    ddim_karras,
+    ddpm_karras,
+    lcm_exponential,
     euler_flow_sd3,
     euler_flow_dynamic,
     dpmpp_2m_flow,
@@ -284,6 +287,48 @@ fn a_ve_model_is_checked() {
     let e = check("prediction = velocity, schedule = ve, sigma_min = 0.002, sigma_max = 80.0");
     assert!(
         e.contains("`heun` cannot run `@dit`: it predicts `velocity` on the ve process"),
+        "{e}"
+    );
+}
+
+/// `ddim`, `ddpm` and `lcm` take every scheduler, stepping in σ off the
+/// default one; a combination that has no meaning there is refused at
+/// `check`, located at the parameter: DDIM's η (its noise is defined
+/// between whole timesteps), `init_noise` on the default scheduler (diffusers
+/// starts at x_T = noise), `lcm`'s `original_steps` beside a scheduler.
+#[test]
+fn vp_samplers_refuse_what_a_scheduler_does_not_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |sampler: &str| -> String {
+        let g = dir.path().join("g.world");
+        std::fs::write(
+            &g,
+            format!(
+                "model m = \"{}\" {}\nnode noise: npy {{ path = \"{}\" }}\nnode dit: denoiser {{ model = m }}\n\
+                 node sampler: {sampler}, denoiser = @dit }}\nnoise.out -> sampler.noise\n",
+                refs().join("unet_tiny.onnx").display(),
+                table()["vp"].as_str().unwrap(),
+                refs().join("noise.npy").display()
+            ),
+        )
+        .unwrap();
+        let o = wgraph(&["check", g.to_str().unwrap()]);
+        assert_ne!(o.status.code(), Some(0), "{sampler}");
+        stderr(&o)
+    };
+    let e = check("ddim { steps = 4, scheduler = \"karras\", eta = 1.0");
+    assert!(
+        e.contains("g.world:4:") && e.contains("`eta = 1` is DDIM's noise"),
+        "{e}"
+    );
+    let e = check("ddpm { steps = 4, init_noise = \"sigma\"");
+    assert!(
+        e.contains("g.world:4:") && e.contains("`init_noise` applies with a `scheduler`"),
+        "{e}"
+    );
+    let e = check("lcm { scheduler = \"karras\", original_steps = 20");
+    assert!(
+        e.contains("g.world:4:") && e.contains("`original_steps` picks"),
         "{e}"
     );
 }

@@ -486,8 +486,9 @@ fn players_model_calls_are_batched_and_counted_in_metrics() {
 /// so their model calls arrive together and are fused: two paced players
 /// opened at different times run most calls as one. (On their own clocks
 /// two worlds' calls meet only when their phases happen to fall within the
-/// batch wait: about one tick in six here.) A check of the grid, not a
-/// timing: the 5 ms wait is long beside a thread's wake-up on a busy machine.
+/// batch wait, and these are half a period apart.) A check of the shared
+/// clock, not a timing: the 20 ms wait is long beside a thread's wake-up on
+/// a busy machine, and a world that falls behind rejoins the clock by itself.
 #[test]
 fn players_worlds_tick_in_step_so_their_calls_fuse() {
     let dir = tempfile::tempdir().unwrap();
@@ -496,15 +497,17 @@ fn players_worlds_tick_in_step_so_their_calls_fuse() {
         &[
             "graphs/yan-sim.world",
             "--batch-wait-us",
-            "5000",
+            "20000",
             "--fps",
-            "4",
+            "2",
         ],
     );
     let mut first = server.connect("");
     assert_eq!(next_json(&mut first)["type"], "hello");
     next_frame(&mut first);
-    std::thread::sleep(Duration::from_millis(37));
+    // Half a period after the first: on their own clocks their ticks
+    // would not overlap.
+    std::thread::sleep(Duration::from_millis(250));
     let mut second = server.connect("");
     assert_eq!(next_json(&mut second)["type"], "hello");
     next_frame(&mut second);
@@ -524,17 +527,14 @@ fn players_worlds_tick_in_step_so_their_calls_fuse() {
     };
     let before = counts();
     let (t, _) = next_frame(&mut first);
-    frame_at(&mut first, t + 8);
+    frame_at(&mut first, t + 6);
     next_frame(&mut second);
     let after = counts();
     let (calls, runs) = (after.0 - before.0, after.1 - before.1);
-    eprintln!(
-        "FUSE {runs} runs for {calls} calls\n{}",
-        http_get(&server.addr, "/metrics")
-    );
+    eprintln!("{runs} model runs for {calls} players' calls");
     // Every pair fused: runs = calls / 2; none: runs = calls.
     assert!(
-        calls > 0.0 && runs <= 0.7 * calls,
+        calls > 0.0 && runs <= 0.8 * calls,
         "{runs} model runs for {calls} players' calls"
     );
 }

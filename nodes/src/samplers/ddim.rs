@@ -31,13 +31,23 @@
 //! (`VpParams::table`); this node's β parameters are for models that
 //! declare none, and contradicting the model's is an error at `check`.
 //!
+//! With a `scheduler` (or `sigmas`) other than the default, `ddim` steps in
+//! σ on that scheduler's levels of the same VP table ([`VpParams::sigma_steps`]:
+//! the model called at `x/√(σ²+1)` and σ's fractional timestep): the DDIM
+//! step there is Euler's, `x ← D + (σ'/σ)·(x − D)` (k-diffusion's
+//! `sample_euler`, ComfyUI's `ddim`); η > 0 is refused (DDIM's noise is
+//! defined between whole timesteps: `ddpm` or `euler_ancestral` add noise on
+//! such levels).
+//!
 //! Like diffusers, the result is the sample at the last step's previous
 //! timestep: clean when that is below 0 (always for `leading` and
 //! `linspace`), at timestep 0 (ᾱ₀ = 1 − β₀) otherwise (`trailing` when
 //! `T//N` ≤ the last timestep, e.g. N = 6 or 7 for T = 1000).
 
 use super::diffusion::{flow_sigma_of_alpha, vp_scale};
-use super::schedule::{NoiseModel, VpTable};
+use super::schedule::{
+    Init, NoiseModel, Schedule, Scheduler, VpTable, init_param, scheduler_param,
+};
 use super::{Sampler, Sampling, StepRule};
 use crate::common::*;
 use wgraph_kernels::{DdimCoef, host};
@@ -84,6 +94,14 @@ impl NodeKind for Ddim {
                 format!("`eta` must not be negative, found {eta}"),
             ));
         }
+        if eta > 0.0 && vp.sigma.is_some() {
+            return Err(BuildError::param(
+                "eta",
+                format!(
+                    "`eta = {eta}` is DDIM's noise between whole timesteps of the default scheduler; with `scheduler` or `sigmas` `ddim` is the deterministic step (η = 0): remove `eta`, or use `ddpm` / `euler_ancestral` for fresh noise on these levels"
+                ),
+            ));
+        }
         Sampler::node(cx, DdimRule { vp, eta })
     }
 }
@@ -107,6 +125,10 @@ pub(crate) struct VpParams {
     pub explicit: bool,
     /// The table of `own` (for flow models and undeclared ones).
     pub own_table: VpTable,
+    /// Off the default scheduler (`scheduler` or `sigmas`): the levels the
+    /// sampler steps on, σ of its VP table ([`VpParams::sigma_steps`]);
+    /// `None`: diffusers' whole timesteps.
+    pub sigma: Option<Schedule>,
 }
 
 impl VpParams {
@@ -121,7 +143,11 @@ impl VpParams {
                     format!("`train_steps` must be between 1 and 100000, found {train_steps}"),
                 )
             })?;
-        let steps = cx.params.int("steps")?;
+        let scheduler = scheduler_param(cx)?;
+        let steps = match &scheduler {
+            Scheduler::Explicit(list) => list.len() as i64,
+            _ => cx.params.int("steps")?,
+        };
         let steps = usize::try_from(steps)
             .ok()
             .filter(|s| (1..=train_steps).contains(s))
@@ -161,6 +187,24 @@ impl VpParams {
                     format!("`steps_offset` must be between 0 and train_steps − 1, found {offset}"),
                 )
             })?;
+        let init = init_param(cx)?;
+        let sigma = match scheduler {
+            // Written on the node (or, where no source position is known,
+            // not the default).
+            Scheduler::Default if cx.params.span("init_noise").is_some() || init != Init::Vp => {
+                return Err(BuildError::param(
+                    "init_noise",
+                    "`init_noise` applies with a `scheduler` or `sigmas`: on the default one the sampler starts, as diffusers', at the VP point x_T = noise",
+                ));
+            }
+            Scheduler::Default => None,
+            scheduler => Some(
+                Schedule::fixed(steps, 1.0)
+                    .with_scheduler(scheduler)
+                    .with_spacing(spacing, steps_offset)
+                    .with_init(init),
+            ),
+        };
         let clip = if cx.params.bool("clip_sample")? {
             let r = finite_param(cx, "clip_sample_range")?;
             if r <= 0.0 {
@@ -188,6 +232,7 @@ impl VpParams {
             own: (b0, b1, train_steps, scaled),
             explicit,
             own_table: VpTable::from_betas(b0, b1, train_steps, scaled),
+            sigma,
         })
     }
 
@@ -242,6 +287,83 @@ impl VpParams {
             None => ac[0],
         }
     }
+
+    /// Off the default scheduler: k-diffusion's loop on the levels of
+    /// `schedule`, σ of the sampler's VP table in the VE form
+    /// `x = x₀ + σ·ε` (the start noise entered per `init_noise`). At each σ
+    /// the denoiser is called at `x/√(σ²+1)` and the fractional timestep of
+    /// σ (log-σ interpolation, [`VpTable::t_of_sigma`]; a flow model at the
+    /// flow point of that ᾱ, [`vp_denoise`]) for D, the x₀ estimate
+    /// (clipped per `clip_sample`; with `lcm`'s boundary condition, see
+    /// [`lcm_boundary`]); then `step(m, i, σ, σ', x, D)`, except the step to
+    /// σ' = 0, which lands on D.
+    pub(crate) fn sigma_steps(
+        &self,
+        schedule: &Schedule,
+        m: &mut Sampling<'_, '_>,
+        mut x: Vec<f32>,
+        lcm_scaling: Option<f64>,
+        mut step: impl FnMut(
+            &mut Sampling<'_, '_>,
+            usize,
+            f64,
+            f64,
+            &mut [f32],
+            &[f32],
+        ) -> Result<(), NodeError>,
+    ) -> Result<Vec<f32>, NodeError> {
+        let table = self.table(m.model()).clone();
+        let (levels, entry) = schedule.enter_native(&NoiseModel::Vp(table.clone()), &[]);
+        x.iter_mut().for_each(|v| *v *= entry as f32);
+        for (i, w) in levels.windows(2).enumerate() {
+            let (s, s1) = (w[0], w[1]);
+            let c = s.clamp(table.sigma_min(), table.sigma_max());
+            let (t, a) = (table.t_of_sigma(c), 1.0 / (1.0 + c * c));
+            let xin: Vec<f32> = x
+                .iter()
+                .map(|v| (f64::from(*v) * a.sqrt()) as f32)
+                .collect();
+            let (mut den, _) = vp_denoise(m, &xin, t, a)?;
+            for (k, d) in den.iter_mut().enumerate() {
+                let mut v = f64::from(*d);
+                if let Some(r) = self.clip {
+                    v = v.clamp(-r, r);
+                }
+                if let Some(scaling) = lcm_scaling {
+                    let (c_skip, c_out) = lcm_boundary(t, scaling);
+                    v = c_out * v + c_skip * f64::from(xin[k]);
+                }
+                *d = v as f32;
+            }
+            if s1 == 0.0 {
+                x = den;
+            } else {
+                step(m, i, s, s1, &mut x, &den)?;
+            }
+        }
+        Ok(x)
+    }
+}
+
+/// LCM's consistency boundary condition at timestep `t` (σ_data = 0.5):
+/// `(c_skip, c_out)` of `c_skip·x + c_out·x₀`, x the VP point the model is
+/// called at (diffusers' `LCMScheduler`).
+pub(crate) fn lcm_boundary(t: f64, scaling: f64) -> (f64, f64) {
+    let (scaled, sd2) = (t * scaling, 0.25);
+    (
+        sd2 / (scaled * scaled + sd2),
+        scaled / (scaled * scaled + sd2).sqrt(),
+    )
+}
+
+/// `x ← D + r·(x − D) + c·z` in f64, element-wise (the σ-space steps:
+/// r = σ'/σ for DDIM, σ_down/σ for DDPM, 0 for LCM).
+pub(crate) fn toward(x: &mut [f32], den: &[f32], r: f64, noise: Option<(f64, &[f32])>) {
+    for (k, v) in x.iter_mut().enumerate() {
+        let d = f64::from(den[k]);
+        let z = noise.map_or(0.0, |(c, z)| c * f64::from(z[k]));
+        *v = (d + r * (f64::from(*v) - d) + z) as f32;
+    }
 }
 
 /// The parameters of the VP-space samplers, then the kind's own.
@@ -259,6 +381,19 @@ macro_rules! vp_sampler_params {
                 ParamType::Choice(SPACINGS),
                 ParamDefault::Choice("trailing"),
                 "timestep spacing (diffusers' `timestep_spacing`); trailing starts at T-1",
+            ),
+            ParamSpec::optional(
+                "scheduler",
+                ParamType::Choice(super::schedule::SCHEDULERS),
+                ParamDefault::Choice("default"),
+                "levels: default = diffusers' whole timesteps (`spacing`); normal, simple, karras, exponential, sgm_uniform, beta = that scheduler's σ of the model's table, stepped in σ (k-diffusion / ComfyUI)",
+            ),
+            super::SIGMAS,
+            ParamSpec::optional(
+                "init_noise",
+                ParamType::Choice(super::schedule::INITS),
+                ParamDefault::Choice("vp"),
+                "with `scheduler` or `sigmas`: start noise at the VP point x_T (vp) or noise·σ₀ (sigma, k-diffusion)",
             ),
             ParamSpec::optional(
                 "steps_offset",
@@ -335,6 +470,16 @@ impl StepRule for DdimRule {
         Some(self.vp.steps)
     }
     fn sample(&self, m: &mut Sampling<'_, '_>, mut x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
+        if let Some(schedule) = &self.vp.sigma {
+            // η = 0 (checked at build): the DDIM step in σ is Euler's,
+            // x ← D + (σ'/σ)·(x − D) (k-diffusion's `sample_euler`).
+            return self
+                .vp
+                .sigma_steps(schedule, m, x, None, |_, _, s, s1, x, den| {
+                    toward(x, den, s1 / s, None);
+                    Ok(())
+                });
+        }
         let mut z = Vec::new();
         let table = self.vp.table(m.model()).clone();
         let ac = table.alphas_cumprod();
@@ -342,7 +487,7 @@ impl StepRule for DdimRule {
             let (a_t, a_p) = (ac[t], self.vp.alpha_prev(ac, t));
             let var = (1.0 - a_p) / (1.0 - a_t) * (1.0 - a_t / a_p);
             let std = self.eta * var.max(0.0).sqrt();
-            let (x0, eps) = vp_denoise(m, &x, t, a_t)?;
+            let (x0, eps) = vp_denoise(m, &x, t as f64, a_t)?;
             if std > 0.0 {
                 m.step_noise(i, &mut z, x.len())?;
             }
@@ -375,14 +520,15 @@ impl StepRule for DdimRule {
     }
 }
 
-/// The denoiser at VP timestep `t` (ᾱ = `a_t`) on the VP point `x`: a VP
+/// The denoiser at VP timestep `t` (ᾱ = `a_t`; whole on the default
+/// scheduler, fractional off it) on the VP point `x`: a VP
 /// model is called as it is at `(x, t)`; a flow model at the flow point of
 /// the same ᾱ, `σ = √(1−ᾱ)/(√ᾱ + √(1−ᾱ))`, `x/(√ᾱ + √(1−ᾱ))`, `t = 1000σ`.
 /// Returns the (x₀, ε) estimates (the VP point's; ε is the flow point's too).
 pub(crate) fn vp_denoise(
     m: &mut Sampling<'_, '_>,
     x: &[f32],
-    t: usize,
+    t: f64,
     a_t: f64,
 ) -> Result<(Vec<f32>, Vec<f32>), NodeError> {
     let readout = m.readout();
@@ -546,6 +692,98 @@ mod tests {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0, f32::max);
             assert!(err < 1e-4, "steps {steps}: error {err}");
+        }
+    }
+
+    /// Off the default scheduler `ddim`, `ddpm` and `lcm` step in σ on the
+    /// scheduler's levels of their VP table, the model called at
+    /// fractional timesteps: on a perfect flow model `ddim` and `ddpm` end
+    /// on its x₀; `lcm` on its last consistency estimate (at t = 0,
+    /// `c_skip = 1`: the input at σ_min, within σ_min of x₀).
+    #[test]
+    fn vp_samplers_step_on_any_scheduler() {
+        let dir = tempfile::tempdir().unwrap();
+        let x0: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
+        let noise: Vec<f32> = (0..24).map(|i| (i as f32 * 1.3).cos()).collect();
+        let kinds: [(&dyn NodeKind, f32); 3] = [
+            (&Ddim, 1e-4),
+            (&crate::samplers::vp::Ddpm, 1e-4),
+            (&crate::samplers::vp::Lcm, 0.1),
+        ];
+        for (kind, tol) in kinds {
+            for scheduler in [
+                "normal",
+                "simple",
+                "karras",
+                "exponential",
+                "sgm_uniform",
+                "beta",
+            ] {
+                let p = vec![
+                    ("steps", P::Int(5)),
+                    ("scheduler", P::Choice(scheduler.into())),
+                    ("denoiser", P::NodeRef("d".into())),
+                ];
+                let node = build(kind, p, dir.path()).unwrap();
+                let (mut model, mut inf) = (PerfectFlow::new(&x0), PerfectFlow::new(&x0));
+                let out = run_with(
+                    &*node,
+                    1,
+                    |_| vec![t32(&[1, 24], noise.clone())],
+                    &mut model,
+                    &mut inf,
+                )
+                .unwrap();
+                let name = kind.name();
+                assert!(
+                    model.ts.len() <= 5 && model.ts.len() >= 4,
+                    "{name} {scheduler}"
+                );
+                assert!(
+                    model.ts.iter().any(|t| t.fract() != 0.0),
+                    "{name} {scheduler}: {:?}",
+                    model.ts
+                );
+                let err = f32s(&out[0].0, 0)
+                    .iter()
+                    .zip(&x0)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f32::max);
+                assert!(err < tol, "{name} {scheduler}: error {err}");
+            }
+        }
+        // `sigmas` sets the levels and the step count.
+        let p = vec![
+            ("sigmas", P::FloatList(vec![10.0, 2.0, 0.5, 0.1])),
+            ("denoiser", P::NodeRef("d".into())),
+        ];
+        let node = build(&Ddim, p, dir.path()).unwrap();
+        let (mut model, mut inf) = (PerfectFlow::new(&x0), PerfectFlow::new(&x0));
+        run_with(
+            &*node,
+            1,
+            |_| vec![t32(&[1, 24], noise.clone())],
+            &mut model,
+            &mut inf,
+        )
+        .unwrap();
+        assert_eq!(model.ts.len(), 4);
+        // What has no meaning off the default scheduler is refused, located.
+        for (kind, bad, param) in [
+            (&Ddim as &dyn NodeKind, ("eta", P::Float(0.5)), "eta"),
+            (
+                &crate::samplers::vp::Lcm,
+                ("original_steps", P::Int(20)),
+                "original_steps",
+            ),
+        ] {
+            let p = vec![
+                ("scheduler", P::Choice("karras".into())),
+                bad,
+                ("denoiser", P::NodeRef("d".into())),
+            ];
+            let e = build(kind, p, dir.path()).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some(param), "{}", e.message);
         }
     }
 

@@ -533,48 +533,11 @@ impl Schedule {
         } else {
             Shift::Fixed(shift)
         };
-        let mut scheduler = match cx.params.choice("scheduler")?.as_str() {
-            "normal" => Scheduler::Normal,
-            "simple" => Scheduler::Simple,
-            "karras" => Scheduler::Karras,
-            "exponential" => Scheduler::Exponential,
-            "sgm_uniform" => Scheduler::SgmUniform,
-            "beta" => Scheduler::Beta,
-            _ => Scheduler::Default,
+        let scheduler = scheduler_param(cx)?;
+        let steps = match &scheduler {
+            Scheduler::Explicit(list) => list.len(),
+            _ => steps,
         };
-        let mut steps = steps;
-        if let Ok(list) = cx.params.float_list("sigmas") {
-            if cx.params.span("scheduler").is_some() {
-                return Err(BuildError::param(
-                    "sigmas",
-                    "`sigmas` and `scheduler` both choose the levels: remove one",
-                ));
-            }
-            if cx.params.span("steps").is_some() {
-                return Err(BuildError::param(
-                    "sigmas",
-                    "`sigmas` lists the levels, so `steps` is its length: remove `steps`",
-                ));
-            }
-            let mut list = list.clone();
-            if list.last() == Some(&0.0) {
-                list.pop();
-            }
-            let ok = !list.is_empty()
-                && list.len() <= 10_000
-                && list.iter().all(|s| s.is_finite() && *s > 0.0)
-                && list.windows(2).all(|w| w[1] < w[0]);
-            if !ok {
-                return Err(BuildError::param(
-                    "sigmas",
-                    format!(
-                        "`sigmas` must be positive native noise levels, strictly decreasing (a final 0 is optional), found {list:?}"
-                    ),
-                ));
-            }
-            steps = list.len();
-            scheduler = Scheduler::Explicit(list);
-        }
         let spacing = Spacing::parse(&cx.params.choice("spacing")?);
         let offset = cx.params.int("steps_offset")?;
         let steps_offset = usize::try_from(offset)
@@ -586,10 +549,7 @@ impl Schedule {
                     format!("`steps_offset` must be between 0 and 1000, found {offset}"),
                 )
             })?;
-        let init = match cx.params.choice("init_noise")?.as_str() {
-            "sigma" => Init::Sigma,
-            _ => Init::Vp,
-        };
+        let init = init_param(cx)?;
         Ok(Schedule {
             steps,
             scheduler,
@@ -599,6 +559,60 @@ impl Schedule {
             init,
         })
     }
+}
+
+/// Reads `scheduler` and `sigmas` (an explicit list replaces `scheduler`
+/// and `steps`: writing either beside it is an error).
+pub(crate) fn scheduler_param(cx: &BuildContext<'_>) -> Result<Scheduler, BuildError> {
+    let scheduler = match cx.params.choice("scheduler")?.as_str() {
+        "normal" => Scheduler::Normal,
+        "simple" => Scheduler::Simple,
+        "karras" => Scheduler::Karras,
+        "exponential" => Scheduler::Exponential,
+        "sgm_uniform" => Scheduler::SgmUniform,
+        "beta" => Scheduler::Beta,
+        _ => Scheduler::Default,
+    };
+    let Ok(list) = cx.params.float_list("sigmas") else {
+        return Ok(scheduler);
+    };
+    if cx.params.span("scheduler").is_some() {
+        return Err(BuildError::param(
+            "sigmas",
+            "`sigmas` and `scheduler` both choose the levels: remove one",
+        ));
+    }
+    if cx.params.span("steps").is_some() {
+        return Err(BuildError::param(
+            "sigmas",
+            "`sigmas` lists the levels, so `steps` is its length: remove `steps`",
+        ));
+    }
+    let mut list = list.clone();
+    if list.last() == Some(&0.0) {
+        list.pop();
+    }
+    let ok = !list.is_empty()
+        && list.len() <= 10_000
+        && list.iter().all(|s| s.is_finite() && *s > 0.0)
+        && list.windows(2).all(|w| w[1] < w[0]);
+    if !ok {
+        return Err(BuildError::param(
+            "sigmas",
+            format!(
+                "`sigmas` must be positive native noise levels, strictly decreasing (a final 0 is optional), found {list:?}"
+            ),
+        ));
+    }
+    Ok(Scheduler::Explicit(list))
+}
+
+/// Reads `init_noise`.
+pub(crate) fn init_param(cx: &BuildContext<'_>) -> Result<Init, BuildError> {
+    Ok(match cx.params.choice("init_noise")?.as_str() {
+        "sigma" => Init::Sigma,
+        _ => Init::Vp,
+    })
 }
 
 /// ComfyUI's `beta_scheduler` timesteps (α = β = 0.6) on a table of

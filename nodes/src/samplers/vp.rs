@@ -11,8 +11,18 @@
 //!   with fresh noise to the next timestep; the output is the last estimate.
 //!
 //! Both draw their noise through the step noise (draw i in step i).
+//!
+//! With a `scheduler` (or `sigmas`) other than the default, both step in σ
+//! on that scheduler's levels of their VP table instead
+//! ([`VpParams::sigma_steps`], as ComfyUI runs them): `ddpm` the DDPM
+//! posterior between two σ (k-diffusion's ancestral step at η = 1,
+//! ComfyUI's `sample_ddpm`), `lcm` the consistency estimate re-noised
+//! `x ← D + σ'·z` (ComfyUI's `sample_lcm`, with diffusers' boundary
+//! condition at the fractional timestep).
 
-use super::ddim::{SCHEDULES, SPACINGS, VpParams, vp_denoise, vp_sampler_params};
+use super::ddim::{
+    SCHEDULES, SPACINGS, VpParams, lcm_boundary, toward, vp_denoise, vp_sampler_params,
+};
 use super::schedule::NoiseModel;
 use super::{Sampler, Sampling, StepRule};
 use crate::common::*;
@@ -59,9 +69,23 @@ impl StepRule for DdpmRule {
         Some(self.vp.steps)
     }
     fn sample(&self, m: &mut Sampling<'_, '_>, mut x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
+        let mut z = Vec::new();
+        if let Some(schedule) = &self.vp.sigma {
+            // The DDPM posterior between two σ, in the VE form: k-diffusion's
+            // ancestral step at η = 1 (`get_ancestral_step`), ComfyUI's
+            // `sample_ddpm`.
+            return self
+                .vp
+                .sigma_steps(schedule, m, x, None, |m, i, s, s1, x, den| {
+                    let up = s1.min((s1 * s1 * (s * s - s1 * s1) / (s * s)).max(0.0).sqrt());
+                    let down = (s1 * s1 - up * up).max(0.0).sqrt();
+                    m.step_noise(i, &mut z, x.len())?;
+                    toward(x, den, down / s, Some((up, &z)));
+                    Ok(())
+                });
+        }
         let table = self.vp.table(m.model()).clone();
         let ac = table.alphas_cumprod();
-        let mut z = Vec::new();
         for (i, t) in self.vp.timesteps(ac.len()).into_iter().enumerate() {
             let a_t = ac[t];
             // DDPM's ᾱ before timestep 0 is always 1.
@@ -78,7 +102,7 @@ impl StepRule for DdpmRule {
             } else {
                 0.0
             };
-            let (x0, _) = vp_denoise(m, &x, t, a_t)?;
+            let (x0, _) = vp_denoise(m, &x, t as f64, a_t)?;
             if t > 0 {
                 m.step_noise(i, &mut z, x.len())?;
             }
@@ -128,7 +152,7 @@ impl NodeKind for Lcm {
         let original = cx.params.int("original_steps")?;
         let original = usize::try_from(original)
             .ok()
-            .filter(|o| (vp.steps..=vp.own.2).contains(o))
+            .filter(|o| vp.sigma.is_some() || (vp.steps..=vp.own.2).contains(o))
             .ok_or_else(|| {
                 BuildError::param(
                     "original_steps",
@@ -138,6 +162,12 @@ impl NodeKind for Lcm {
                     ),
                 )
             })?;
+        if vp.sigma.is_some() && (cx.params.span("original_steps").is_some() || original != 50) {
+            return Err(BuildError::param(
+                "original_steps",
+                "`original_steps` picks diffusers' LCM timesteps on the default scheduler; with `scheduler` or `sigmas` the levels are that scheduler's: remove one",
+            ));
+        }
         let scaling = finite_param(cx, "timestep_scaling")?;
         Sampler::node(
             cx,
@@ -184,18 +214,27 @@ impl StepRule for LcmRule {
         Some(self.vp.steps)
     }
     fn sample(&self, m: &mut Sampling<'_, '_>, mut x: Vec<f32>) -> Result<Vec<f32>, NodeError> {
+        let mut z = Vec::new();
+        if let Some(schedule) = &self.vp.sigma {
+            // The consistency estimate D, re-noised to σ' with fresh noise
+            // (ComfyUI's `sample_lcm`; the output is the last D).
+            let scaling = Some(self.scaling);
+            return self
+                .vp
+                .sigma_steps(schedule, m, x, scaling, |m, i, _, s1, x, den| {
+                    m.step_noise(i, &mut z, x.len())?;
+                    toward(x, den, 0.0, Some((s1, &z)));
+                    Ok(())
+                });
+        }
         let table = self.vp.table(m.model()).clone();
         let ac = table.alphas_cumprod();
         let ts = lcm_timesteps(self.vp.steps, self.original, ac.len());
-        let mut z = Vec::new();
-        let sd2 = 0.25;
         let mut out = x.clone();
         for (i, &t) in ts.iter().enumerate() {
             let a_t = ac[t];
-            let scaled = t as f64 * self.scaling;
-            let c_skip = sd2 / (scaled * scaled + sd2);
-            let c_out = scaled / (scaled * scaled + sd2).sqrt();
-            let (x0, _) = vp_denoise(m, &x, t, a_t)?;
+            let (c_skip, c_out) = lcm_boundary(t as f64, self.scaling);
+            let (x0, _) = vp_denoise(m, &x, t as f64, a_t)?;
             for (k, o) in out.iter_mut().enumerate() {
                 let mut x0k = f64::from(x0[k]);
                 if let Some(r) = self.vp.clip {
