@@ -7,35 +7,14 @@
 //! end, pass or fail.
 
 use super::*;
-use serde_json::Value as Json;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Stdio};
+use std::net::TcpStream;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tungstenite::client::IntoClientRequest;
 
 const TOKEN: &str = "wgraph-failover-test-token";
 const SNAPSHOT_EVERY: u64 = 2;
-
-type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>;
-
-/// A process killed when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The page through HAProxy: the replica cookie it sets.
 fn page_cookie(front: &str) -> Option<String> {
@@ -67,27 +46,6 @@ fn connect(front: &str, cookie: &str, query: &str) -> Option<Socket> {
         let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
     }
     Some(ws)
-}
-
-/// The next JSON message that is not a tick or HUD update.
-fn next_json(ws: &mut Socket) -> Option<Json> {
-    loop {
-        if let tungstenite::Message::Text(t) = ws.read().ok()? {
-            let j: Json = serde_json::from_str(&t).ok()?;
-            if j["type"] != "hud" && j["type"] != "tick" {
-                return Some(j);
-            }
-        }
-    }
-}
-
-/// The next frame's tick (a binary frame: a tag byte, then the tick, little-endian).
-fn next_tick(ws: &mut Socket) -> Option<u32> {
-    loop {
-        if let tungstenite::Message::Binary(b) = ws.read().ok()? {
-            return Some(u32::from_le_bytes(b.get(1..5)?.try_into().ok()?));
-        }
-    }
 }
 
 struct Player {
@@ -160,7 +118,7 @@ fn players_keep_their_worlds_when_a_replica_behind_haproxy_dies() {
         .map(|_| {
             let cookie = page_cookie(&front).expect("the page, through HAProxy");
             let mut ws = connect(&front, &cookie, "").expect("a world, through HAProxy");
-            let hello = next_json(&mut ws).expect("hello");
+            let hello = try_next_json(&mut ws).expect("hello");
             assert_eq!(hello["type"], "hello", "{hello}");
             let s = &hello["session"];
             Player {
@@ -179,10 +137,10 @@ fn players_keep_their_worlds_when_a_replica_behind_haproxy_dies() {
     // Everyone plays a few ticks (written to the store every 2).
     let mut left_at = Vec::new();
     for p in &mut players {
-        let t0 = next_tick(&mut p.ws).expect("a frame");
+        let t0 = try_next_frame(&mut p.ws).map(|f| f.0).expect("a frame");
         let mut t = t0;
         while t < t0 + 4 {
-            t = next_tick(&mut p.ws).expect("a frame");
+            t = try_next_frame(&mut p.ws).map(|f| f.0).expect("a frame");
         }
         left_at.push(t);
     }
@@ -193,7 +151,9 @@ fn players_keep_their_worlds_when_a_replica_behind_haproxy_dies() {
     for (p, &left) in players.iter_mut().zip(&left_at) {
         if p.cookie.ends_with("=r2") {
             // r2's players never noticed.
-            next_tick(&mut p.ws).expect("r2's players play on");
+            try_next_frame(&mut p.ws)
+                .map(|f| f.0)
+                .expect("r2's players play on");
             continue;
         }
         let query = format!("&session={}&session_token={}", p.id, p.token);
@@ -205,7 +165,7 @@ fn players_keep_their_worlds_when_a_replica_behind_haproxy_dies() {
                 r2.log()
             );
             if let Some(mut ws) = connect(&front, &p.cookie, &query)
-                && let Some(j) = next_json(&mut ws)
+                && let Some(j) = try_next_json(&mut ws)
                 && j["type"] == "hello"
             {
                 break (ws, j);
@@ -214,7 +174,9 @@ fn players_keep_their_worlds_when_a_replica_behind_haproxy_dies() {
         };
         slowest = slowest.max(died.elapsed());
         assert_eq!(hello["session"]["id"], p.id.as_str(), "the same world");
-        let tick = next_tick(&mut ws).expect("a frame from r2");
+        let tick = try_next_frame(&mut ws)
+            .map(|f| f.0)
+            .expect("a frame from r2");
         assert!(
             u64::from(tick) + SNAPSHOT_EVERY >= u64::from(left),
             "back at tick {tick}, left at {left}: at most {SNAPSHOT_EVERY} ticks lost"

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 const TOKEN: &str = "wgraph-players-test-token";
 
-type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>;
 /// `wgraph serve ARGS` with this file's token.
 fn start(dir: &Path, args: &[&str]) -> Served {
     Served::start(dir, &[args, &["--token", TOKEN]].concat())
@@ -23,40 +22,6 @@ impl Served {
         tungstenite::connect(format!("ws://{}/w/0/ws?token={TOKEN}{query}", self.addr))
             .unwrap()
             .0
-    }
-}
-
-/// The next JSON message that is not a tick or HUD update.
-fn next_json(ws: &mut Socket) -> Json {
-    loop {
-        if let tungstenite::Message::Text(t) = ws.read().unwrap() {
-            let j: Json = serde_json::from_str(t.as_str()).unwrap();
-            if j["type"] != "tick" && j["type"] != "hud" {
-                return j;
-            }
-        }
-    }
-}
-
-/// The next frame: its tick and its pixels.
-fn next_frame(ws: &mut Socket) -> (u32, Vec<u8>) {
-    loop {
-        if let tungstenite::Message::Binary(b) = ws.read().unwrap() {
-            return (
-                u32::from_le_bytes([b[1], b[2], b[3], b[4]]),
-                b[9..].to_vec(),
-            );
-        }
-    }
-}
-
-/// Frames until one from tick `tick` or later.
-fn frame_at(ws: &mut Socket, tick: u32) -> (u32, Vec<u8>) {
-    loop {
-        let f = next_frame(ws);
-        if f.0 >= tick {
-            return f;
-        }
     }
 }
 

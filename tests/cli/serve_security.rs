@@ -91,20 +91,6 @@ fn hung_up_on(s: &mut TcpStream) -> bool {
     }
 }
 
-type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>;
-
-/// The next JSON message that is not a tick or HUD update.
-fn next_json(ws: &mut Socket) -> Json {
-    loop {
-        if let tungstenite::Message::Text(t) = ws.read().unwrap() {
-            let j: Json = serde_json::from_str(t.as_str()).unwrap();
-            if j["type"] != "tick" && j["type"] != "hud" {
-                return j;
-            }
-        }
-    }
-}
-
 fn with_token() -> String {
     format!("?token={TOKEN}")
 }

@@ -263,3 +263,60 @@ pub fn chromium() -> PathBuf {
     );
     path
 }
+
+/// A WebSocket client to `wgraph serve`.
+pub type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The next JSON message that is not a tick or HUD update; `None` when the
+/// socket ends or errs (a server that died).
+pub fn try_next_json(ws: &mut Socket) -> Option<serde_json::Value> {
+    loop {
+        if let tungstenite::Message::Text(t) = ws.read().ok()? {
+            let j: serde_json::Value = serde_json::from_str(t.as_str()).ok()?;
+            if j["type"] != "tick" && j["type"] != "hud" {
+                return Some(j);
+            }
+        }
+    }
+}
+
+/// The next JSON message that is not a tick or HUD update.
+pub fn next_json(ws: &mut Socket) -> serde_json::Value {
+    try_next_json(ws).expect("a JSON message from the server")
+}
+
+/// The next frame (a binary message: a tag byte, the tick little-endian,
+/// four more header bytes, the pixels): its tick and its pixels; `None`
+/// when the socket ends or errs.
+pub fn try_next_frame(ws: &mut Socket) -> Option<(u32, Vec<u8>)> {
+    loop {
+        if let tungstenite::Message::Binary(b) = ws.read().ok()? {
+            let tick = u32::from_le_bytes(b.get(1..5)?.try_into().ok()?);
+            return Some((tick, b.get(9..).unwrap_or_default().to_vec()));
+        }
+    }
+}
+
+/// The next frame: its tick and its pixels.
+pub fn next_frame(ws: &mut Socket) -> (u32, Vec<u8>) {
+    try_next_frame(ws).expect("a frame from the server")
+}
+
+/// Frames until one from tick `tick` or later.
+pub fn frame_at(ws: &mut Socket, tick: u32) -> (u32, Vec<u8>) {
+    loop {
+        let f = next_frame(ws);
+        if f.0 >= tick {
+            return f;
+        }
+    }
+}

@@ -314,7 +314,7 @@ impl VpParams {
     ) -> Result<Vec<f32>, NodeError> {
         let table = self.table(m.model()).clone();
         let (levels, entry) = schedule.enter_native(&NoiseModel::Vp(table.clone()), &[]);
-        x.iter_mut().for_each(|v| *v *= entry as f32);
+        x.iter_mut().for_each(|v| *v *= entry);
         for (i, w) in levels.windows(2).enumerate() {
             let (s, s1) = (w[0], w[1]);
             let c = s.clamp(table.sigma_min(), table.sigma_max());
