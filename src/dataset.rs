@@ -1,5 +1,5 @@
 //! `wgraph dataset`: episodes of the ground-truth world (crate
-//! `wgraph-world`) as training data.
+//! `wgraph-groundtruth`) as training data.
 //!
 //! For each seed of `--seeds` a policy drives the player for `--frames` ticks;
 //! the trajectory (keys and poses) depends only on the geometry, so with
@@ -26,7 +26,7 @@
 //! **Events.** `--events none` (the default) renders no events: the frames
 //! are what they were before events existed, and the schedule is empty.
 //! `--events auto` gives every episode the seeded script of
-//! `wgraph_world::events::script` (2–4 events: a ghost appears, the lights go
+//! `wgraph_groundtruth::events::script` (2–4 events: a ghost appears, the lights go
 //! out and maybe come back, it starts and maybe stops snowing, a door
 //! opens), the same for every theme of a seed; event `tick` t is applied
 //! after action t, so frame t + 1 is the first to show it.
@@ -57,8 +57,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use wgraph_engine::npy::write_npy;
 use wgraph_engine::tensor::Tensor;
-use wgraph_world::events::{self, Channel, Event, EventState};
-use wgraph_world::{Frame, Keys, MAX_DEPTH, Pose, SplitMix64, Theme, World, mix64};
+use wgraph_groundtruth::events::{self, Channel, Event, EventState};
+use wgraph_groundtruth::{Frame, Keys, MAX_DEPTH, Pose, SplitMix64, Theme, World, mix64};
 
 /// Arguments of `wgraph dataset`.
 #[derive(clap::Args, Debug)]
@@ -99,7 +99,7 @@ pub enum Policy {
 pub enum EventsArg {
     /// No events (the frames of datasets written before events existed).
     None,
-    /// `wgraph_world::events::script(seed, frames)` for every seed.
+    /// `wgraph_groundtruth::events::script(seed, frames)` for every seed.
     Auto,
 }
 
@@ -411,7 +411,7 @@ fn walk(world: &World, n: usize, policy: Policy, balance: &mut Balance) -> Walk 
 fn turn_ticks(yaw: f32, delta: f32) -> i32 {
     let target = ((yaw + delta) / 90.0).round() * 90.0;
     let diff = (target - yaw + 540.0).rem_euclid(360.0) - 180.0;
-    (diff / wgraph_world::TURN_DEG).round() as i32
+    (diff / wgraph_groundtruth::TURN_DEG).round() as i32
 }
 
 fn push_turn(plan: &mut VecDeque<Keys>, ticks: i32) {
@@ -665,7 +665,7 @@ fn index_json(
         "size": [args.size, args.size],
         "policy": policy_name(args.policy),
         "events": match args.events { EventsArg::None => "none", EventsArg::Auto => "auto" },
-        "event_captions": wgraph_world::EventKind::ALL.map(wgraph_world::EventKind::caption),
+        "event_captions": wgraph_groundtruth::EventKind::ALL.map(wgraph_groundtruth::EventKind::caption),
         "key_order": Keys::NAMES,
         "max_depth": MAX_DEPTH,
         "episodes": episodes,

@@ -1,6 +1,6 @@
 //! `wgraph eval`: a graph against the ground-truth world.
 //!
-//! The ground truth ([`wgraph_world::World`], held-out seed) renders the start
+//! The ground truth ([`wgraph_groundtruth::World`], held-out seed) renders the start
 //! view and, tick by tick, the view after each action. The graph is run from
 //! that same start view (every `image` node's `path`, and an `npy` node named
 //! `start_depth`, are pointed at it) with the same actions (every `actions`
@@ -26,14 +26,14 @@
 //!
 //! **Instruction following** (`--instructions auto|FILE`): a schedule of
 //! event captions ("12: a ghost appears"; `auto` is
-//! [`wgraph_world::events::script`] for the world seed) goes to the ground
+//! [`wgraph_groundtruth::events::script`] for the world seed) goes to the ground
 //! truth and to the graph — every `prompt_schedule` node's `schedule`
 //! (tick 0: the global caption of the theme and layout) and every `world`
 //! node's `events` are set to it. A detector of events from pixels
-//! ([`wgraph_world::detect`]) reads both frame streams; an event is followed
+//! ([`wgraph_groundtruth::detect`]) reads both frame streams; an event is followed
 //! when its effect is seen within `--event-window` ticks of its tick, and a
 //! channel nobody asked for must never be seen
-//! ([`wgraph_world::score_instructions`]). The ground truth's own score is
+//! ([`wgraph_groundtruth::score_instructions`]). The ground truth's own score is
 //! reported next to the graph's, as the detector's check.
 
 use crate::backends::Backends;
@@ -53,8 +53,8 @@ use wgraph_engine::schedule::{RunConfig, Runner};
 use wgraph_engine::tensor::Tensor;
 use wgraph_engine::value::Actions;
 use wgraph_nodes::image_io::{Range, image_to_tensor, tensor_to_image};
-use wgraph_world::events::{self, Event, EventState};
-use wgraph_world::{Keys, MAX_DEPTH, Theme, World, depth_to_signed, signed_to_depth};
+use wgraph_groundtruth::events::{self, Event, EventState};
+use wgraph_groundtruth::{Keys, MAX_DEPTH, Theme, World, depth_to_signed, signed_to_depth};
 
 /// Seeds below this are used for training data; eval refuses them unless asked.
 pub const FIRST_HELD_OUT_SEED: u64 = 1000;
@@ -142,7 +142,7 @@ fn keys_of(a: Actions) -> Keys {
     Keys::from_bits(bits)
 }
 
-fn rgb(frame: &wgraph_world::Frame) -> Result<RgbImage, String> {
+fn rgb(frame: &wgraph_groundtruth::Frame) -> Result<RgbImage, String> {
     RgbImage::from_raw(frame.width as u32, frame.height as u32, frame.rgb.clone())
         .ok_or_else(|| "internal: frame size".to_string())
 }

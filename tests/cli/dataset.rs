@@ -212,20 +212,20 @@ fn events_and_captions_are_written_and_replay_through_the_world_node() {
     let ep = out.join("dungeon_1000");
     let captions: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(ep.join("captions.json")).unwrap()).unwrap();
-    let world = wgraph_world::World::new(1000, wgraph_world::Theme::Dungeon);
+    let world = wgraph_groundtruth::World::new(1000, wgraph_groundtruth::Theme::Dungeon);
     assert_eq!(
         captions["global"],
-        wgraph_world::global_caption(wgraph_world::Theme::Dungeon, world.layout())
+        wgraph_groundtruth::global_caption(wgraph_groundtruth::Theme::Dungeon, world.layout())
     );
     assert_eq!(index["episodes"][0]["global_caption"], captions["global"]);
-    let schedule = wgraph_world::events::script(1000, 20);
+    let schedule = wgraph_groundtruth::events::script(1000, 20);
     let events = captions["events"].as_array().unwrap();
     assert_eq!(events.len(), schedule.len());
     let entries: Vec<String> = events
         .iter()
         .map(|e| format!("{}: {}", e["tick"], e["caption"].as_str().unwrap()))
         .collect();
-    assert_eq!(entries, wgraph_world::events::schedule_entries(&schedule));
+    assert_eq!(entries, wgraph_groundtruth::events::schedule_entries(&schedule));
     // local.txt: one caption per frame, `-` before the first event.
     let local = std::fs::read_to_string(ep.join("local.txt")).unwrap();
     let lines: Vec<&str> = local.lines().collect();
@@ -238,7 +238,7 @@ fn events_and_captions_are_written_and_replay_through_the_world_node() {
     assert_eq!(on.shape(), [21, 4]);
     let on = on.host_f32().unwrap();
     let (ch, _) = schedule[0].kind.effect();
-    let c = wgraph_world::Channel::ALL
+    let c = wgraph_groundtruth::Channel::ALL
         .iter()
         .position(|x| *x == ch)
         .unwrap();

@@ -220,7 +220,7 @@ fn instruction_following_and_detail_over_time_on_a_short_run() {
     assert_eq!(i["score"], 1.0, "{i}");
     assert_eq!(i["score_ground_truth"], 1.0, "{i}");
     assert_eq!(i["window"], 4);
-    let script = wgraph_world::events::script(1003, 16);
+    let script = wgraph_groundtruth::events::script(1003, 16);
     assert_eq!(i["events"].as_array().unwrap().len(), script.len());
     assert_eq!(i["trials"].as_u64().unwrap() as usize, script.len() + 4);
     let detail = v["detail_per_tick"].as_array().unwrap();

@@ -13,7 +13,7 @@
 //! | `qcm.rs` | `qcm` — Yume's Quantized Camera Motion captions |
 //! | `prompt_schedule.rs` | `prompt_schedule` — text changing at given ticks |
 //! | `pan.rs` | `pan` — a toy camera scrolled by the keys |
-//! | `world.rs` | `world` — the ground-truth world (crate `wgraph-world`): RGB, depth, pose |
+//! | `world.rs` | `world` — the ground-truth world (crate `wgraph-groundtruth`): RGB, depth, pose |
 //!
 //! [`action_file`] parses action files (also used by the CLI, as
 //! `wgraph_nodes::action_file`).

@@ -1,4 +1,4 @@
-//! `world`: the ground-truth world (crate `wgraph-world`) as a source — a
+//! `world`: the ground-truth world (crate `wgraph-groundtruth`) as a source — a
 //! seeded first-person maze that renders what the player's keys show, RGB
 //! and depth, at the world resolution.
 //!
@@ -10,7 +10,7 @@
 //! at tick `t` is frame `t + 1` of a `wgraph dataset` episode with the same
 //! seed and keys (frame 0 is `start`).
 //!
-//! **Events** (`wgraph_world::events`): the `events` parameter schedules
+//! **Events** (`wgraph_groundtruth::events`): the `events` parameter schedules
 //! captions (`["4: a ghost appears", "12: the lights go out"]`), and the
 //! optional `text` input takes the graph's prompt — each time the text
 //! changes, the events it names happen at that tick (wire a
@@ -26,9 +26,9 @@
 
 use crate::common::*;
 use std::sync::Arc;
-pub use wgraph_world::depth_to_signed;
-use wgraph_world::events::{self, Event, EventKind, EventState};
-use wgraph_world::{Frame, Keys, Pose, Theme, World};
+pub use wgraph_groundtruth::depth_to_signed;
+use wgraph_groundtruth::events::{self, Event, EventKind, EventState};
+use wgraph_groundtruth::{Frame, Keys, Pose, Theme, World};
 
 /// Theme names, in [`Theme::ALL`] order.
 const THEMES: &[&str] = &["dungeon", "neon", "forest"];

@@ -50,7 +50,7 @@
 //! mapping to [-1, 1] that the `world` node kind uses.
 //!
 //! ```
-//! use wgraph_world::{Keys, Theme, World};
+//! use wgraph_groundtruth::{Keys, Theme, World};
 //! let world = World::new(7, Theme::Neon);
 //! let mut pose = world.start_pose();
 //! world.step(&mut pose, Keys::W | Keys::LEFT);

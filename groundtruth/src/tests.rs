@@ -298,7 +298,7 @@ fn keys_format_and_parse() {
     assert_eq!(signed_to_depth(depth_to_signed(4.0)), 4.0);
 }
 
-/// `cargo test --release -p wgraph-world -- --ignored --nocapture render_speed`
+/// `cargo test --release -p wgraph-groundtruth -- --ignored --nocapture render_speed`
 #[test]
 #[ignore]
 fn render_speed() {
