@@ -52,9 +52,9 @@ use wgraph_engine::node::{DisplayTarget, OutputConfig};
 use wgraph_engine::schedule::{RunConfig, Runner};
 use wgraph_engine::tensor::Tensor;
 use wgraph_engine::value::Actions;
-use wgraph_nodes::image_io::{Range, image_to_tensor, tensor_to_image};
 use wgraph_groundtruth::events::{self, Event, EventState};
 use wgraph_groundtruth::{Keys, MAX_DEPTH, Theme, World, depth_to_signed, signed_to_depth};
+use wgraph_nodes::image_io::{Range, image_to_tensor, tensor_to_image};
 
 /// Seeds below this are used for training data; eval refuses them unless asked.
 pub const FIRST_HELD_OUT_SEED: u64 = 1000;

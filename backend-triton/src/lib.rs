@@ -288,6 +288,9 @@ pub struct TritonModel {
 struct Reshapes {
     /// The model has a batch axis (`max_batch_size > 0`).
     batch: bool,
+    /// The server's `max_batch_size` (0: no batch axis): a call of more
+    /// rows is sent in parts of at most this many.
+    max_batch: usize,
     /// Per input: the `dims` it is sent with, when reshaped.
     inputs: Vec<Option<Vec<i64>>>,
     /// Per output name: the reshape's shape, when reshaped.
@@ -311,6 +314,7 @@ impl Reshapes {
         let prefix: &[i64] = if batch { &[-1] } else { &[] };
         let mut r = Reshapes {
             batch,
+            max_batch: usize::try_from(config.max_batch_size.max(0)).unwrap_or(0),
             ..Reshapes::default()
         };
         for t in &mut metadata.inputs {
@@ -863,7 +867,74 @@ impl Model for TritonModel {
         Provider::Cpu
     }
 
+    /// A call of more rows than the server's `max_batch_size` (a batch of
+    /// players' calls, a window) is sent in parts and joined back.
     fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ModelError> {
+        let max = self.reshapes.max_batch;
+        let rows = inputs.first().and_then(|t| t.shape().first().copied());
+        match rows {
+            Some(rows)
+                if self.reshapes.batch
+                    && max > 0
+                    && rows > max
+                    && inputs.iter().all(|t| t.shape().first() == Some(&rows)) =>
+            {
+                let mut parts = Vec::new();
+                for start in (0..rows).step_by(max) {
+                    let part = rows_of(inputs, start..(start + max).min(rows))?;
+                    parts.push(self.run_once(&part)?);
+                }
+                join_rows(&parts)
+            }
+            _ => self.run_once(inputs),
+        }
+    }
+}
+
+/// Rows `range` of every tensor (all batch-major, in host memory).
+fn rows_of(inputs: &[Tensor], range: std::ops::Range<usize>) -> Result<Vec<Tensor>, ModelError> {
+    inputs
+        .iter()
+        .map(|t| {
+            let host = t.to_host().map_err(|e| ModelError::Run(e.to_string()))?;
+            let rows = host.shape()[0].max(1);
+            let row_len = host.len() / rows;
+            let data = host.host().map_err(|e| ModelError::Run(e.to_string()))?;
+            let mut shape = host.shape().to_vec();
+            shape[0] = range.len();
+            Tensor::from_host(
+                &shape,
+                data.slice(range.start * row_len..range.end * row_len),
+            )
+            .map_err(|e| ModelError::Run(e.to_string()))
+        })
+        .collect()
+}
+
+/// The parts' outputs joined on the batch axis, output by output.
+fn join_rows(parts: &[Vec<Tensor>]) -> Result<Vec<Tensor>, ModelError> {
+    let Some(first) = parts.first() else {
+        return Ok(Vec::new());
+    };
+    (0..first.len())
+        .map(|i| {
+            let pieces: Vec<&Tensor> = parts.iter().filter_map(|p| p.get(i)).collect();
+            let data = pieces
+                .iter()
+                .map(|t| t.host())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ModelError::Run(e.to_string()))?;
+            let mut shape = first[i].shape().to_vec();
+            shape[0] = pieces.iter().map(|t| t.shape()[0]).sum();
+            let joined = HostData::concat(&data).map_err(|e| ModelError::Run(e.to_string()))?;
+            Tensor::from_host(&shape, joined).map_err(|e| ModelError::Run(e.to_string()))
+        })
+        .collect()
+}
+
+impl TritonModel {
+    /// One ModelInfer (retried while the server restarts).
+    fn run_once(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ModelError> {
         let request_message = self.infer_request(inputs)?;
         let client = self.client.clone();
         let timeout = self.timeout;
@@ -912,6 +983,37 @@ impl Model for TritonModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A call of more rows than the server takes is sent in parts and
+    /// joined back: the parts' rows, in order, equal the whole.
+    #[test]
+    fn a_call_splits_into_parts_of_at_most_max_rows_and_joins_back() {
+        let x = Tensor::from_host(
+            &[5, 2],
+            HostData::F32((0..10).map(|v| v as f32).collect::<Vec<_>>().into()),
+        )
+        .unwrap();
+        let t =
+            Tensor::from_host(&[5], HostData::F32(vec![0.1, 0.2, 0.3, 0.4, 0.5].into())).unwrap();
+        let parts: Vec<Vec<Tensor>> = (0..5)
+            .step_by(2)
+            .map(|start| rows_of(&[x.clone(), t.clone()], start..(start + 2).min(5)).unwrap())
+            .collect();
+        assert_eq!(
+            parts.iter().map(|p| p[0].shape()[0]).collect::<Vec<_>>(),
+            [2, 2, 1]
+        );
+        assert_eq!(
+            parts[2][0].host().unwrap(),
+            &HostData::F32(vec![8.0, 9.0].into())
+        );
+        assert_eq!(
+            parts[1][1].host().unwrap(),
+            &HostData::F32(vec![0.3, 0.4].into())
+        );
+        let joined = join_rows(&parts).unwrap();
+        assert_eq!(joined, vec![x, t]);
+    }
 
     #[test]
     fn dtype_names_round_trip() {

@@ -225,7 +225,10 @@ fn events_and_captions_are_written_and_replay_through_the_world_node() {
         .iter()
         .map(|e| format!("{}: {}", e["tick"], e["caption"].as_str().unwrap()))
         .collect();
-    assert_eq!(entries, wgraph_groundtruth::events::schedule_entries(&schedule));
+    assert_eq!(
+        entries,
+        wgraph_groundtruth::events::schedule_entries(&schedule)
+    );
     // local.txt: one caption per frame, `-` before the first event.
     let local = std::fs::read_to_string(ep.join("local.txt")).unwrap();
     let lines: Vec<&str> = local.lines().collect();

@@ -1,21 +1,29 @@
-"""Independent NumPy implementations of the published sampler formulas, for
-tests/cli.rs (mod sampler_reference): given the case (sampler, model,
+"""Independent NumPy implementations of the published sampler formulas, the
+oracle of tests/cli/sampler_reference.rs: given a case (sampler, model,
 parameters), the initial noise and the injected step noise, computes the
-sampler's output on the analytic denoiser of make_models.py and compares it
-with wgraph's. Prints {"max_abs_error": ...}.
+sampler's output on the analytic denoisers of make_models.py.
 
-    python3 samplers.py CASE.json NOISE.npy STEPS.npy WGRAPH_OUT.npy [CONDS_DIR]
+    python3 samplers.py --write-fixtures [DIR]   # DIR: tests/reference/samplers
 
-A case with "guidance" runs the conditioned model (flow_cond / vp_cond) on
-the conditions in CONDS_DIR (c.npy, ctx.npy) under the denoiser's guidance:
-nested CFG over the listed conditions (dropped = zeros), only inside
-"guidance_interval" (flow σ; a VP timestep's ᾱ read as the flow σ of the
-same level), and with "guidance_mode": "residual" the all-dropped
-prediction replaced by StreamDiffusion's virtual residual toward
-"residual_reference" (zeros if absent): the output whose x0 estimate is the
-reference, ε = (x − √ᾱ·r)/√(1−ᾱ), flow v = (x − r)/σ.
+reads DIR/cases.json (the tests' cases, their parameters written as the
+graphs write them), writes the inputs every case shares (noise.npy
+[1, 4, 2, 2]; step_noise.npy [8, 1, 4, 2, 2], a case with step noise using
+its first draws; c.npy and ctx.npy, the conditions) and, per case, NAME.npy:
+the reference output in float64 (df_window: one row per tick). The test runs
+wgraph on the same inputs and compares, no Python at test time. Rerunning
+the script rewrites the fixtures byte for byte.
+
+A guidance case runs the conditioned model (flow_cond / vp_cond) on the
+conditions c and ctx under the denoiser's guidance: nested CFG over the
+listed conditions (dropped = zeros), only inside "guidance_interval" (flow σ;
+a VP timestep's ᾱ read as the flow σ of the same level), and with
+"guidance_mode": "residual" the all-dropped prediction replaced by
+StreamDiffusion's virtual residual toward "residual_reference" (zeros if
+absent): the output whose x0 estimate is the reference,
+ε = (x − √ᾱ·r)/√(1−ᾱ), flow v = (x − r)/σ.
 """
 import json
+import os
 import sys
 
 import numpy as np
@@ -359,22 +367,77 @@ SAMPLERS = {
     "ddim": ddim,
 }
 
+def inputs():
+    """The shared inputs, float32: cos/sin of float32 multiples, rounded from float64."""
+    f = np.float32
+    i, j = np.arange(16, dtype=f), np.arange(8 * 16, dtype=f)
+
+    def rounded(fn, x):
+        return fn(x.astype(np.float64)).astype(f)
+
+    return {
+        "noise": rounded(np.cos, i * f(1.3)).reshape(1, 4, 2, 2),
+        "step_noise": rounded(np.sin, j * f(0.37)).reshape(8, 1, 4, 2, 2),
+        "c": (rounded(np.sin, i * f(0.7)) * f(0.8)).reshape(1, 4, 2, 2),
+        "ctx": (rounded(np.cos, i * f(0.45) + f(1.0)) * f(0.6)).reshape(1, 4, 2, 2),
+    }
+
+
+def split_top(s):
+    """`a = 1, b = [1, 2], c = { x = 1 }` -> its top-level entries."""
+    out, cur, depth = [], "", 0
+    for ch in s:
+        depth += ch in "[{"
+        depth -= ch in "]}"
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return out + ([cur] if cur.strip() else [])
+
+
+def settings(case):
+    """The case as the reference reads it: its graph parameters (sampler's,
+    then denoiser's), each value JSON but `guidance = { name = scale, ... }`
+    ([[name, scale], ...]) and `guidance_mode` (a bare word)."""
+    c = {"sampler": case["sampler"], "model": case["model"]}
+    for kv in split_top(case["params"]) + split_top(case.get("denoiser", "")):
+        k, v = (p.strip() for p in kv.split("=", 1))
+        if k == "guidance":
+            c[k] = [[n.strip(), float(s)] for n, s in (e.split("=") for e in split_top(v.strip("{}")))]
+        elif k == "guidance_mode":
+            c[k] = v
+        else:
+            c[k] = json.loads(v)
+    return c
+
+
+def write_fixtures(out):
+    global NET
+    table = json.load(open(os.path.join(out, "cases.json")))
+    given = inputs()
+    for name, a in given.items():
+        np.save(os.path.join(out, f"{name}.npy"), a)
+    x = given["noise"].astype(np.float64)
+    steps = given["step_noise"].astype(np.float64)
+    conds = {n: given[n].astype(np.float64) for n in ("c", "ctx")}
+    for group in ("samplers", "guidance"):
+        for case in table[group]:
+            c = settings(case)
+            NET = guided(c, conds) if "guidance" in c else model
+            z = steps[: max(case["step_noise"], 1)]
+            want = SAMPLERS[c["sampler"]](c, c["model"], x, z)
+            np.save(os.path.join(out, f"{case['name']}.npy"), np.asarray(want, dtype=np.float64))
+    NET = model
+    for case in table["df_window"]:
+        # Six ticks, as the test runs them.
+        z = steps[: max(case["frames"] - 1, 1)]
+        want = df_window(case, conds["ctx"], x, z, 6)
+        np.save(os.path.join(out, f"{case['name']}.npy"), want.astype(np.float64))
+
+
 if __name__ == "__main__":
-    case = json.load(open(sys.argv[1]))
-    x = np.load(sys.argv[2]).astype(np.float64)
-    z = np.load(sys.argv[3]).astype(np.float64)
-    if case["sampler"] == "df_window":
-        # argv[4]: the run's output folder (one npy per tick); argv[5]: ctx.npy.
-        import glob
-        outs = sorted(glob.glob(f"{sys.argv[4]}/out_*.npy"))
-        got = np.concatenate([np.load(o).astype(np.float64) for o in outs])
-        want = df_window(case, np.load(sys.argv[5]).astype(np.float64), x, z, len(outs))
-        print(json.dumps({"max_abs_error": float(np.abs(got - want).max()),
-                          "max_abs_value": float(np.abs(want).max()), "ticks": len(outs)}))
-        sys.exit(0)
-    got = np.load(sys.argv[4]).astype(np.float64)
-    if "guidance" in case:
-        # CONDS_DIR holds c.npy and ctx.npy, the conditions the graph wired.
-        NET = guided(case, {n: np.load(f"{sys.argv[5]}/{n}.npy").astype(np.float64) for n in ("c", "ctx")})
-    want = SAMPLERS[case["sampler"]](case, case.get("as", case["model"]), x, z)
-    print(json.dumps({"max_abs_error": float(np.abs(got - want).max()), "max_abs_value": float(np.abs(want).max())}))
+    if sys.argv[1:2] != ["--write-fixtures"]:
+        sys.exit(__doc__)
+    write_fixtures(sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "samplers"))
