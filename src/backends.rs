@@ -37,6 +37,9 @@ pub struct Backends {
     /// Calls from many sessions fused per model (`serve`'s players, `bench
     /// --players`); `None`: every call on its own.
     batch: Option<BatchPolicy>,
+    /// Fuse calls of models on a Triton server too (otherwise its dynamic
+    /// batcher does).
+    batch_remote: bool,
 }
 
 impl Backends {
@@ -51,6 +54,7 @@ impl Backends {
             #[cfg(feature = "wonnx")]
             wonnx: Default::default(),
             batch: None,
+            batch_remote: false,
         }
     }
 
@@ -61,9 +65,11 @@ impl Backends {
 
     /// These backends with every batchable model they load behind a
     /// batching executor ([`wgraph_engine::batch`]): what a server of many
-    /// sessions of one graph uses.
-    pub fn batched(mut self, policy: BatchPolicy) -> Self {
+    /// sessions of one graph uses. `remote`: models on a Triton server too
+    /// (otherwise they are left to its dynamic batcher).
+    pub fn batched(mut self, policy: BatchPolicy, remote: bool) -> Self {
         self.batch = Some(policy);
+        self.batch_remote = remote;
         self
     }
 }
@@ -71,12 +77,13 @@ impl Backends {
 impl Backend for Backends {
     fn load(&self, path: &Path, options: &ModelOptions) -> Result<LoadedModel, ModelError> {
         let loaded = self.route(path, options)?;
+        let remote = options.backend == BackendKind::Triton;
         Ok(match &self.batch {
-            Some(policy) => LoadedModel {
+            Some(policy) if self.batch_remote || !remote => LoadedModel {
                 model: wgraph_engine::batch::batched(loaded.model, policy),
                 warnings: loaded.warnings,
             },
-            None => loaded,
+            _ => loaded,
         })
     }
 }

@@ -48,10 +48,15 @@ use wgraph_engine::world::{WorldConfig, WorldEvent};
 use wgraph_session::{Session, SessionOptions};
 use wgraph_triton::{ModelCounts, TritonBackend};
 
-/// On or off.
+/// Whether players' calls are fused (`--batch-across-players`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Switch {
+    /// Fused for models run in this process; models on a Triton server are
+    /// left to its dynamic batcher (fusing in both was measured slower).
+    Auto,
+    /// Fused for every model, on a server or not.
     On,
+    /// Every call on its own (bit-exact for replay).
     Off,
 }
 
@@ -61,8 +66,9 @@ pub struct BatchArgs {
     /// Fuse calls of one model from different players' worlds into one
     /// batched call (results equal each world run alone where the backend's
     /// kernels do not depend on the batch size; `off` keeps every world
-    /// bit-exact for replay).
-    #[arg(long, value_enum, default_value_t = Switch::On)]
+    /// bit-exact for replay; `auto` leaves models on a Triton server to its
+    /// dynamic batcher).
+    #[arg(long, value_enum, default_value_t = Switch::Auto)]
     pub batch_across_players: Switch,
     /// Longest a batch waits for more players' calls, in microseconds (0:
     /// never waits; calls already queued are still fused).
@@ -78,7 +84,7 @@ pub struct BatchArgs {
 impl BatchArgs {
     /// The policy these flags ask for; `None` when batching is off.
     pub fn policy(&self) -> Option<BatchPolicy> {
-        (self.batch_across_players == Switch::On).then(|| BatchPolicy {
+        (self.batch_across_players != Switch::Off).then(|| BatchPolicy {
             max_rows: self.batch_max_rows as usize,
             wait: Duration::from_micros(u64::from(self.batch_wait_us)),
             ..BatchPolicy::default()
@@ -548,7 +554,7 @@ fn in_process(
 fn verify(args: &BenchArgs, counts: &[usize]) -> Outcome {
     let Some(mut policy) = args.batch.policy() else {
         return crate::commands::usage(
-            "--verify-batching compares batched worlds: it needs --batch-across-players on",
+            "--verify-batching compares batched worlds: it needs --batch-across-players on or auto",
         );
     };
     // Lock-step: every world's call waits for the others', so as many calls
@@ -718,7 +724,8 @@ fn open_sessions(
     policy: Option<BatchPolicy>,
 ) -> Result<(Vec<Session<crate::backends::Backends>>, TritonBackend), String> {
     let backends = match policy {
-        Some(p) => crate::backends::Backends::new().batched(p),
+        Some(p) => crate::backends::Backends::new()
+            .batched(p, args.batch.batch_across_players == Switch::On),
         None => crate::backends::Backends::new(),
     };
     let triton = backends.triton().clone();

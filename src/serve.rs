@@ -122,7 +122,10 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         let batch = (!args.shared).then(|| args.batch.policy()).flatten();
         let batch_stats = batch.as_ref().map(|p| Arc::clone(&p.stats));
         let models = Arc::new(wgraph_engine::model::ModelCache::new(match batch {
-            Some(policy) => Backends::new().batched(policy),
+            Some(policy) => Backends::new().batched(
+                policy,
+                args.batch.batch_across_players == crate::players::Switch::On,
+            ),
             None => Backends::new(),
         }));
         let session = crate::load::open_session(options.clone(), Arc::clone(&models), |graph| {
