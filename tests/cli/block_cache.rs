@@ -1,7 +1,9 @@
 //! Yume's block cache (`block_denoiser`): the cache arithmetic against
-//! NumPy (tests/reference/blocks.py) on the analytic block-split denoiser of
-//! tests/reference/make_models.py; the shipped block split of Yume's
-//! denoiser against the monolithic model; `wgraph blocks`.
+//! NumPy (tests/reference/blocks.py; its references are committed fixtures
+//! in `tests/reference/blocks/`, no Python at test time) on the analytic
+//! block-split denoiser of tests/reference/make_models.py; the shipped
+//! block split of Yume's denoiser against the monolithic model; `wgraph
+//! blocks`.
 
 use super::*;
 use wgraph_engine::npy::read_npy;
@@ -14,40 +16,70 @@ fn npy_f32(path: &Path) -> Vec<f32> {
         .to_vec()
 }
 
+/// The committed NumPy references of the cache arithmetic and their
+/// inputs (`python3 tests/reference/blocks.py --write-fixtures` wrote them,
+/// byte for byte again on a rerun).
+fn fixtures() -> PathBuf {
+    root().join("tests/reference/blocks")
+}
+
+/// The values of the committed `NAME.npy`, as f64, and its shape.
+fn fixture(name: &str) -> (Vec<f64>, Vec<usize>) {
+    let path = fixtures().join(format!("{name}.npy"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let t = read_npy(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let values = match t.host_f64() {
+        Ok(v) => v.to_vec(),
+        Err(_) => t.host_f32().unwrap().iter().map(|&v| v as f64).collect(),
+    };
+    (values, t.shape().to_vec())
+}
+
+/// The max abs difference of `a` and `b`.
+fn max_abs_difference(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
 /// 3 ticks of Euler on the analytic split denoiser, for several cache
-/// sets and l_c = 1 and 2, against the NumPy reference (residuals
-/// rounded to bf16 there too): max abs error ≤ 1e-5. A cache that
-/// changes nothing would pass the error bound too, so each cached case
-/// must also differ from the uncached run.
+/// sets and l_c = 1 and 2 (tests/reference/blocks/cases.json), against the
+/// NumPy reference (residuals rounded to bf16 there too): max abs error
+/// ≤ 1e-5. A cache that changes nothing would pass the error bound too,
+/// so each cached case must also differ from the uncached reference.
 #[test]
 fn cache_arithmetic_matches_the_numpy_reference() {
-    let python = sampler_reference::python();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let noise: Vec<f32> = (0..48).map(|i| (i as f32 * 1.3).cos()).collect();
-    let cond: Vec<f32> = (0..16).map(|i| (i as f32 * 0.7).sin() * 0.5).collect();
-    write_npy(&d.join("noise.npy"), &[3, 1, 4, 2, 2], &noise);
-    write_npy(&d.join("cond.npy"), &[1, 4, 2, 2], &cond);
+    let path = fixtures().join("cases.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let table: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ticks = table["ticks"].as_u64().unwrap() as usize;
+    let cases = table["cases"].as_array().unwrap();
+    assert!(!cases.is_empty(), "no cases in {}", path.display());
     let reference = root().join("tests/reference");
-    // (steps, shift, cache, cache_steps)
-    let cases: &[(usize, f64, &[usize], usize)] = &[
-        (4, 3.0, &[], 1),
-        (4, 3.0, &[1], 1),
-        (5, 3.0, &[0, 2], 2),
-        (3, 1.0, &[0, 1, 2], 1),
-        (6, 2.0, &[2, 0], 2),
-        (5, 3.0, &[1, 2], 1),
-    ];
-    for (i, (steps, shift, cache, cache_steps)) in cases.iter().enumerate() {
-        let case_dir = d.join(format!("case{i}"));
+    let model = |n: &str| {
+        reference
+            .join(format!("block_{n}.onnx"))
+            .display()
+            .to_string()
+    };
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let steps = case["steps"].as_u64().unwrap();
+        let shift = case["shift"].as_f64().unwrap();
+        let cache_steps = case["cache_steps"].as_u64().unwrap();
+        let cache: Vec<u64> = case["cache"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        let case_dir = d.join(name);
         std::fs::create_dir(&case_dir).unwrap();
         let list: Vec<String> = cache.iter().map(ToString::to_string).collect();
-        let model = |n: &str| {
-            reference
-                .join(format!("block_{n}.onnx"))
-                .display()
-                .to_string()
-        };
         let graph = format!(
             "model e = \"{}\"\nmodel b0 = \"{}\"\nmodel b1 = \"{}\"\nmodel b2 = \"{}\"\nmodel hd = \"{}\"\n\
              node noise: npy {{ path = \"{}\", sequence = true }}\nnode cond: npy {{ path = \"{}\" }}\n\
@@ -60,8 +92,8 @@ fn cache_arithmetic_matches_the_numpy_reference() {
             model("b1"),
             model("b2"),
             model("head"),
-            d.join("noise.npy").display(),
-            d.join("cond.npy").display(),
+            fixtures().join("noise.npy").display(),
+            fixtures().join("cond.npy").display(),
             list.join(", "),
         );
         let file = case_dir.join("g.world");
@@ -70,35 +102,35 @@ fn cache_arithmetic_matches_the_numpy_reference() {
             "run",
             file.to_str().unwrap(),
             "--frames",
-            "3",
+            &ticks.to_string(),
             "--out",
             case_dir.join("run").to_str().unwrap(),
         ]);
-        assert_eq!(o.status.code(), Some(0), "case {i}: {}", stderr(&o));
-        let case = serde_json::json!({
-            "steps": steps, "shift": shift, "cache": cache, "cache_steps": cache_steps,
-        });
-        let case_path = case_dir.join("case.json");
-        std::fs::write(&case_path, case.to_string()).unwrap();
-        let r = Command::new(&python)
-            .arg(root().join("tests/reference/blocks.py"))
-            .arg(&case_path)
-            .arg(d.join("noise.npy"))
-            .arg(d.join("cond.npy"))
-            .arg(case_dir.join("run/out"))
-            .output()
-            .unwrap();
-        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-        let j: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
-        eprintln!("{case}: {j}");
-        assert_eq!(j["ticks"], 3, "{j}");
-        let err = j["max_abs_error"].as_f64().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        let out = case_dir.join("run/out");
+        assert!(
+            !out.join(format!("out_{ticks:05}.npy")).exists(),
+            "{name}: more than {ticks} ticks"
+        );
+        let got: Vec<f64> = (0..ticks)
+            .flat_map(|t| npy_f32(&out.join(format!("out_{t:05}.npy"))))
+            .map(f64::from)
+            .collect();
+        // Row 0: the case's cache; row 1: the same run without a cache.
+        let (want, shape) = fixture(name);
+        assert_eq!(shape, [2, ticks, 1, 4, 2, 2], "{name}.npy");
+        let (cached, uncached) = want.split_at(want.len() / 2);
+        let err = max_abs_difference(&got, cached);
+        let changed = max_abs_difference(&got, uncached);
+        eprintln!("{case}: max abs error {err:.3e}, difference from uncached {changed:.3e}");
         assert!(err <= 1e-5, "{case}: max abs error {err}");
-        let changed = j["difference_from_uncached"].as_f64().unwrap();
         if cache.is_empty() {
-            assert!(changed <= 1e-5, "{case}: {j}");
+            assert!(changed <= 1e-5, "{case}: {changed}");
         } else {
-            assert!(changed > 1e-4, "{case}: the cache changed nothing: {j}");
+            assert!(
+                changed > 1e-4,
+                "{case}: the cache changed nothing: {changed}"
+            );
         }
     }
 }

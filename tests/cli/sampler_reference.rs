@@ -11,54 +11,6 @@
 
 use super::*;
 
-/// An interpreter with numpy: `$WGRAPH_PYTHON`, `python3` if it has
-/// numpy, else the environment `wgraph bench --baseline python` makes
-/// (`block_cache`'s reference still runs in it).
-pub(crate) fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("WGRAPH_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let has_numpy = |p: &Path| {
-        Command::new(p)
-            .args(["-c", "import numpy"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if has_numpy(Path::new("python3")) {
-        return PathBuf::from("python3");
-    }
-    // wgraph's cache folder, as backend-ort/src/runtime.rs finds it.
-    let nonempty = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let home = nonempty("WGRAPH_CACHE_DIR")
-        .or_else(|| {
-            nonempty("XDG_CACHE_HOME")
-                .filter(|x| x.is_absolute())
-                .map(|x| x.join("wgraph"))
-        })
-        .or_else(|| nonempty("HOME").map(|h| h.join(".cache/wgraph")))
-        .expect("a cache folder");
-    let venv = home.join("python-baseline/bin/python");
-    if !has_numpy(&venv) {
-        // wgraph makes it (onnxruntime + numpy) on first use.
-        let o = wgraph(&[
-            "bench",
-            "graphs/yan-sim.world",
-            "--baseline",
-            "python",
-            "--frames",
-            "1",
-            "--rounds",
-            "1",
-        ]);
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    }
-    venv
-}
-
 /// The committed references and their inputs.
 fn fixtures() -> PathBuf {
     root().join("tests/reference/samplers")

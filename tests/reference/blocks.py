@@ -1,20 +1,26 @@
-"""Yume's block cache (arXiv 2507.17744, §5.6.2, eqs. 12–13) in NumPy, for
-tests/cli.rs (mod block_cache): the block-split analytic denoiser of
+"""Yume's block cache (arXiv 2507.17744, §5.6.2, eqs. 12–13) in NumPy, the
+oracle of tests/cli/block_cache.rs: the block-split analytic denoiser of
 make_models.py (block_embed, block_b0..b2, block_head) under rectified-flow
 Euler, with the residuals of the cached blocks stored in bfloat16.
 
-    python3 blocks.py CASE.json NOISE.npy COND.npy WGRAPH_OUT_DIR
+    python3 blocks.py --write-fixtures [DIR]   # DIR: tests/reference/blocks
 
-CASE: {"steps", "shift", "cache": [block indices], "cache_steps": l_c}.
-NOISE holds one [1, 4, 2, 2] noise per tick (axis 0); WGRAPH_OUT_DIR the
-run's out_00000.npy, out_00001.npy, … (the sampler's latent per tick).
+writes DIR/cases.json (CASES below: name, steps, shift, cache = [block
+indices], cache_steps = l_c), the inputs every case shares (noise.npy
+[3, 1, 4, 2, 2], one [1, 4, 2, 2] noise per tick; cond.npy [1, 4, 2, 2]) and,
+per case, NAME.npy [2, 3, 1, 4, 2, 2] in float64: row 0 the reference latent
+of each of the 3 ticks with the case's cache, row 1 the same run without a
+cache (the test checks that a cache changed the result). The test runs
+wgraph on the same inputs and compares, no Python at test time. Rerunning
+the script rewrites the fixtures byte for byte.
+
 Within a tick the denoiser's calls go full, l_c cached, full, …: a full call
 runs every block and keeps C^l = bf16(Block^l(h) − h) of each cached block;
 a cached call computes h + C^l for those blocks and runs the others. The
-first call of every tick is full. Prints {"max_abs_error": ...}.
+first call of every tick is full.
 """
-import glob
 import json
+import os
 import sys
 
 import numpy as np
@@ -85,21 +91,54 @@ def euler(case, net, noise, cond):
     return x
 
 
+# The test's cases: (steps, shift, cache, cache_steps), 3 ticks each.
+CASES = [
+    (4, 3.0, [], 1),
+    (4, 3.0, [1], 1),
+    (5, 3.0, [0, 2], 2),
+    (3, 1.0, [0, 1, 2], 1),
+    (6, 2.0, [2, 0], 2),
+    (5, 3.0, [1, 2], 1),
+]
+TICKS = 3
+
+
+def inputs():
+    """The shared inputs, float32: cos/sin of float32 multiples, rounded from float64."""
+    f = np.float32
+    i, j = np.arange(TICKS * 16, dtype=f), np.arange(16, dtype=f)
+    return {
+        "noise": np.cos((i * f(1.3)).astype(np.float64)).astype(f).reshape(TICKS, 1, 4, 2, 2),
+        "cond": (np.sin((j * f(0.7)).astype(np.float64)).astype(f) * f(0.5)).reshape(1, 4, 2, 2),
+    }
+
+
+def write_fixtures(out):
+    os.makedirs(out, exist_ok=True)
+    table = []
+    for n, (steps, shift, cache, cache_steps) in enumerate(CASES):
+        blocks = "".join(map(str, cache)) or "none"
+        table.append({"name": f"b{n:02d}_steps{steps}_cache_{blocks}_lc{cache_steps}",
+                      "steps": steps, "shift": shift, "cache": cache, "cache_steps": cache_steps})
+    with open(os.path.join(out, "cases.json"), "w", encoding="utf-8") as f:
+        f.write(json.dumps({"ticks": TICKS, "cases": table}, indent=1) + "\n")
+    given = inputs()
+    for name, a in given.items():
+        np.save(os.path.join(out, f"{name}.npy"), a)
+    noise, cond = given["noise"], given["cond"]
+    for case in table:
+        cached, exact = Denoiser(case["cache"], case["cache_steps"]), Denoiser([], 1)
+        rows = []
+        for net in (cached, exact):
+            ticks = []
+            for tick in range(TICKS):
+                net.new_tick()
+                ticks.append(euler(case, net, noise[tick], cond))
+            rows.append(ticks)
+        np.save(os.path.join(out, f"{case['name']}.npy"), np.asarray(rows, dtype=np.float64))
+
+
 if __name__ == "__main__":
-    case = json.load(open(sys.argv[1]))
-    noise, cond = np.load(sys.argv[2]), np.load(sys.argv[3])
-    outs = sorted(glob.glob(f"{sys.argv[4]}/out_*.npy"))
-    assert outs, f"no outputs in {sys.argv[4]}"
-    net = Denoiser(case["cache"], case["cache_steps"])
-    err, top = 0.0, 0.0
-    for tick, path in enumerate(outs):
-        net.new_tick()
-        want = euler(case, net, noise[tick], cond)
-        got = np.load(path).astype(np.float64)
-        err = max(err, float(np.abs(got - want).max()))
-        top = max(top, float(np.abs(want).max()))
-    # The same run without a cache, to show that caching changed the result.
-    exact = Denoiser([], 1)
-    uncached = max(float(np.abs(euler(case, exact, noise[t], cond) - np.load(p)).max()) for t, p in enumerate(outs))
-    print(json.dumps({"max_abs_error": err, "max_abs_value": top, "ticks": len(outs),
-                      "difference_from_uncached": uncached}))
+    if sys.argv[1:2] != ["--write-fixtures"]:
+        sys.exit(__doc__)
+    write_fixtures(sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "blocks"))
