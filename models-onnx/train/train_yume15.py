@@ -25,8 +25,9 @@ The graph's contract (`wgraph check graphs/yume15.world`): the denoiser gets
                          zeros for missing slots; each latent 2x2-patchified to 64 tokens of 64
 and returns the velocity. There is no `context` port: the previous latent is the memory's last 64
 tokens, which the network un-patchifies exactly and uses as Yan-Gen/Yume's prior (x0 ~ N(context, s²),
-EDM-style preconditioning, x0 = m + √P·F). The other memory tokens (+ slot and position embeddings)
-are fused by linear attention in every block (Yume 1.5's TSCM fusion).
+EDM-style preconditioning, x0 = m + √P·F). The 7 older latents' 8x8 token grids are average-pooled to
+4x4 (TSCM's stronger compression of the past: 112 tokens), embedded with slot and position embeddings
+and fused by linear attention in every block (Yume 1.5's TSCM fusion).
 
 Network: train_gen.py's GenDiT blocks (adaLN self-attention, decoupled cross-attention, MLP) with
 three cross-attention streams (event text through two key/value projections — warm-started from
@@ -41,7 +42,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import numpy as np
 import torch
@@ -565,7 +565,8 @@ def main():
     ap.add_argument("--latents", default="/work/ckpt/gen", help="train_gen.py latents' --ckpt")
     ap.add_argument("--val", default="/work/data/gen-val")
     ap.add_argument("--out", default=TRAINED)
-    ap.add_argument("--init", default="/work/ckpt/gen/gen.pt",
+    gen = "/work/ckpt/gen/gen.pt"
+    ap.add_argument("--init", default=gen if os.path.exists(gen) else os.path.join(HERE, "ckpt", "gen_fp16.pt"),
                     help="warm start from a Yan-Gen gen.pt / ckpt/gen_fp16.pt ('' = from scratch)")
     ap.add_argument("--pack-to", default=os.path.join(HERE, "ckpt", "yume15_fp16.pt"))
     ap.add_argument("--wgraph", default=os.path.join(ROOT, "target", "release", "wgraph"))
