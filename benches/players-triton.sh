@@ -14,9 +14,12 @@
 # Triton row also gives, from the server's statistics over that run, each
 # model's requests per execution (what Triton's dynamic batcher fused; serve
 # batches players' calls itself too, so a request carries several rows).
-# WAYS picks the serves (default "local triton triton_off"; triton_off is
-# `--backend triton --batch-across-players off`: every player's call its
-# own request, so only Triton's dynamic batcher fuses them). A graph
+# WAYS picks the serves (default "local triton triton_on"; triton is
+# `--backend triton` with the default `--batch-across-players auto`: every
+# player's call its own request, so only Triton's dynamic batcher fuses
+# them; triton_on is `--batch-across-players on`: wgraph fuses players'
+# calls before they reach Triton; triton_off, `off`, is the same requests as
+# auto for a graph whose models are all on Triton). A graph
 # without models (the ground-truth world) runs local only.
 #
 #   cargo build --release
@@ -64,7 +67,7 @@ PY
 
 backends="local"
 if [ "$models" -gt 0 ]; then
-    backends=${WAYS:-"local triton triton_off"}
+    backends=${WAYS:-"local triton triton_on"}
     venv="$(tests/support/install-triton.sh | tail -1)"
     "$bin" triton-repo "$graph" "$work/repo" --platform python >/dev/null 2>&1
     grpc=$(port); http=$(port)
@@ -101,7 +104,9 @@ for b in $backends; do
         triton) serve_one triton --backend triton --triton-server "127.0.0.1:$grpc" ;;
         triton_off) serve_one triton_off --backend triton --triton-server "127.0.0.1:$grpc" \
             --batch-across-players off ;;
-        *) echo "unknown way $b (local, triton, triton_off)" >&2; exit 2 ;;
+        triton_on) serve_one triton_on --backend triton --triton-server "127.0.0.1:$grpc" \
+            --batch-across-players on ;;
+        *) echo "unknown way $b (local, triton, triton_on, triton_off)" >&2; exit 2 ;;
     esac
 done
 

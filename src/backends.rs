@@ -77,9 +77,8 @@ impl Backends {
 impl Backend for Backends {
     fn load(&self, path: &Path, options: &ModelOptions) -> Result<LoadedModel, ModelError> {
         let loaded = self.route(path, options)?;
-        let remote = options.backend == BackendKind::Triton;
         Ok(match &self.batch {
-            Some(policy) if self.batch_remote || !remote => LoadedModel {
+            Some(policy) if self.fuses(options.backend) => LoadedModel {
                 model: wgraph_engine::batch::batched(loaded.model, policy),
                 warnings: loaded.warnings,
             },
@@ -89,6 +88,13 @@ impl Backend for Backends {
 }
 
 impl Backends {
+    /// Whether calls of a model on `backend` are fused across sessions:
+    /// with a batch policy, always for models run here, for models on a
+    /// Triton server only when asked (`--batch-across-players on`).
+    fn fuses(&self, backend: BackendKind) -> bool {
+        self.batch.is_some() && (self.batch_remote || backend != BackendKind::Triton)
+    }
+
     /// The backend crate `options.backend` names loads `path`.
     fn route(&self, path: &Path, options: &ModelOptions) -> Result<LoadedModel, ModelError> {
         match options.backend {
@@ -209,6 +215,24 @@ pub fn wonnx_report() -> (String, serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `on` fuses every model's calls; `auto` leaves models on Triton to
+    /// its dynamic batcher; without a policy nothing is fused.
+    #[test]
+    fn which_models_are_fused_across_sessions() {
+        let policy = BatchPolicy::default();
+        let on = Backends::new().batched(policy.clone(), true);
+        let auto = Backends::new().batched(policy, false);
+        let off = Backends::new();
+        for (backends, ort, triton) in [
+            (&on, true, true),
+            (&auto, true, false),
+            (&off, false, false),
+        ] {
+            assert_eq!(backends.fuses(BackendKind::Ort), ort);
+            assert_eq!(backends.fuses(BackendKind::Triton), triton);
+        }
+    }
 
     /// Without the feature, `backend = wonnx` is a plain error naming the
     /// feature and the build command; with it, the load reaches wonnx (a

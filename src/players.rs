@@ -51,11 +51,11 @@ use wgraph_triton::{ModelCounts, TritonBackend};
 /// Whether players' calls are fused (`--batch-across-players`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Switch {
-    /// Fused for models run in this process; models on a Triton server are
-    /// left to its dynamic batcher (fusing in both was measured slower).
-    Auto,
-    /// Fused for every model, on a server or not.
+    /// Fused for every model, on a Triton server or not.
     On,
+    /// Fused for models run in this process; models on a Triton server are
+    /// left to its dynamic batcher (one request per player's call).
+    Auto,
     /// Every call on its own (bit-exact for replay).
     Off,
 }
@@ -68,7 +68,7 @@ pub struct BatchArgs {
     /// kernels do not depend on the batch size; `off` keeps every world
     /// bit-exact for replay; `auto` leaves models on a Triton server to its
     /// dynamic batcher).
-    #[arg(long, value_enum, default_value_t = Switch::Auto)]
+    #[arg(long, value_enum, default_value_t = Switch::On)]
     pub batch_across_players: Switch,
     /// Longest a batch waits for more players' calls, in microseconds (0:
     /// never waits; calls already queued are still fused).
