@@ -142,11 +142,28 @@ impl TritonWatch {
         }
     }
 
+    /// Every model's counters on the servers in use, once they have
+    /// settled: Triton counts a request after it has answered it, so a
+    /// reading right after the last answer may miss it. Read until two
+    /// readings 50 ms apart agree (at most 1 s).
+    fn read(&mut self) -> Option<BTreeMap<String, ModelCounts>> {
+        let mut last = self.read_once()?;
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(50));
+            let next = self.read_once()?;
+            if next == last {
+                break;
+            }
+            last = next;
+        }
+        Some(last)
+    }
+
     /// Every model's counters on the servers in use, by model name
     /// (`server/model` when there are several servers); `None` when no
     /// model is on Triton or a server's statistics cannot be read (said
     /// once on stderr).
-    fn read(&mut self) -> Option<BTreeMap<String, ModelCounts>> {
+    fn read_once(&mut self) -> Option<BTreeMap<String, ModelCounts>> {
         if self.servers.is_empty() {
             return None;
         }
