@@ -1005,6 +1005,9 @@ struct Clock {
     base_tick: u64,
     /// Bases snap to this grid's instants (a server's shared clock).
     grid: Option<TickGrid>,
+    /// A late tick on the grid and when it starts (kept while a control or
+    /// a stats wake-up interrupts its short wait).
+    late_start: Option<(u64, Instant)>,
 }
 
 /// How a wait for a tick's time ended.
@@ -1035,6 +1038,7 @@ impl Clock {
             base: Instant::now(),
             base_tick: tick,
             grid,
+            late_start: None,
         };
         clock.rebase(tick);
         clock
@@ -1047,6 +1051,7 @@ impl Clock {
     }
 
     fn rebase_at(&mut self, tick: u64, now: Instant) {
+        self.late_start = None;
         self.base = match (self.grid, self.period) {
             (Some(grid), Some(period)) => grid.next_at(now, period),
             _ => now,
@@ -1079,6 +1084,7 @@ impl Clock {
         let start = grid.next_at(now, period / LATE_STEPS);
         self.base = grid.next_at(start + Duration::from_nanos(1), period);
         self.base_tick = tick.saturating_add(1);
+        self.late_start = Some((tick, start));
         Some(start)
     }
 
@@ -1090,9 +1096,11 @@ impl Clock {
             return Waited::OnTime;
         };
         // `None`: further away than an `Instant` reaches; only a control ends it.
-        let due = self.due(tick, period);
         let now = Instant::now();
-        let (due, late) = match due {
+        let pending = self.late_start.filter(|(t, _)| *t == tick);
+        let (due, late) = match pending.map(|(_, start)| start).or(self.due(tick, period)) {
+            // A late tick already placed on the grid (its wait was interrupted).
+            Some(start) if pending.is_some() => (Some(start), true),
             Some(due) if now >= due && now - due > period => {
                 match self.late_at(tick, now, period) {
                     None => return Waited::Late,
@@ -1115,6 +1123,7 @@ impl Clock {
         if ready || due.is_none_or(|due| Instant::now() < due) {
             Waited::Interrupted
         } else if late {
+            self.late_start = None;
             Waited::Late
         } else {
             Waited::OnTime
@@ -1279,6 +1288,7 @@ mod tests {
                 base: e,
                 base_tick: 0,
                 grid,
+                late_start: None,
             };
             clock.rebase_at(first_tick, e + opened);
             clock
@@ -1299,6 +1309,35 @@ mod tests {
         assert_eq!(own.due(1, p), Some(e + 87 * MS));
     }
 
+    /// A late tick's short wait for the grid, interrupted (a control, a
+    /// stats wake-up), resumes at the same start and still counts as late.
+    #[test]
+    fn an_interrupted_late_wait_resumes_at_the_same_start() {
+        let grid = TickGrid::new();
+        let p = 400 * MS;
+        let mut clock = Clock {
+            period: Some(p),
+            // Tick 3 was due 0.8 s ago: more than a period late.
+            base: Instant::now()
+                .checked_sub(Duration::from_secs(2))
+                .expect("the clock has run 2 s"),
+            base_tick: 0,
+            grid: Some(grid),
+            late_start: None,
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        tx.send(Control::Stop).unwrap();
+        assert_eq!(clock.wait(3, &rx, None), Waited::Interrupted);
+        let (tick, start) = clock.late_start.expect("the late tick is placed");
+        assert_eq!(tick, 3);
+        rx.try_recv().unwrap();
+        // At most an eighth of a period (50 ms) later: late, at that start.
+        assert_eq!(clock.wait(3, &rx, None), Waited::Late);
+        assert!(Instant::now() >= start);
+        assert_eq!(clock.late_start, None);
+        assert_eq!(clock.base_tick, 4);
+    }
+
     /// A world more than a period behind starts its late tick at the grid's
     /// next eighth of a period and its next one on the grid, back in step.
     #[test]
@@ -1310,11 +1349,17 @@ mod tests {
             base: e,
             base_tick: 0,
             grid: Some(grid),
+            late_start: None,
         };
         // Tick 3 was due at 150 ms; at 260 ms it waits for the next eighth
         // of a period (262.5 ms), and tick 4 is back on the grid.
         let start = clock.late_at(3, e + 260 * MS, p);
         assert_eq!(start, Some(e + Duration::from_micros(262_500)));
+        // Kept for a retry of tick 3's wait (a stats wake-up interrupted it).
+        assert_eq!(
+            clock.late_start,
+            Some((3, e + Duration::from_micros(262_500)))
+        );
         assert_eq!(clock.due(4, p), Some(e + 300 * MS));
         assert_eq!(clock.due(5, p), Some(e + 350 * MS));
         // Late just before a grid instant: the next tick is a period on.
@@ -1326,6 +1371,7 @@ mod tests {
             ..clock
         };
         assert_eq!(own.late_at(3, e + 260 * MS, p), None);
+        assert_eq!(own.late_start, None);
         assert_eq!(own.due(4, p), Some(e + 310 * MS));
     }
 }
