@@ -208,6 +208,41 @@ fn bench_has_quality_columns_with_a_ground_truth() {
 /// must make in `yan_gen_frames_follow_the_global_caption`.
 const MIN_CAPTION_EFFECT: f64 = 4.0;
 
+/// The RGB frames of `wgraph run GRAPH --frames N EXTRA...` into `dir/name`.
+fn run_frames(dir: &Path, name: &str, graph: &str, frames: usize, extra: &[&str]) -> Vec<Vec<u8>> {
+    let out = dir.join(name);
+    let n = frames.to_string();
+    let mut args = vec![
+        "run",
+        graph,
+        "--frames",
+        &n,
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    let o = wgraph(&args);
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+    let pngs = pngs(&out);
+    assert_eq!(pngs.len(), frames, "{name}");
+    pngs.iter()
+        .map(|f| image::open(f).unwrap().to_rgb8().into_raw())
+        .collect()
+}
+
+/// Mean absolute difference (0–255) between two runs' frames, from frame `from` on.
+fn mean_abs_difference(a: &[Vec<u8>], b: &[Vec<u8>], from: usize) -> f64 {
+    let (mut sum, mut n) = (0.0f64, 0usize);
+    for (a, b) in a.iter().zip(b).skip(from) {
+        for (x, y) in a.iter().zip(b) {
+            sum += (f64::from(*x) - f64::from(*y)).abs();
+            n += 1;
+        }
+    }
+    sum / n.max(1) as f64
+}
+
 /// Yan-Gen's trained denoiser obeys its global caption: the same start
 /// frame, keys and noise under two captions of the ground-truth world
 /// ("a torch-lit stone dungeon corridor ...", the graph's own, and "a snowy
@@ -216,27 +251,8 @@ const MIN_CAPTION_EFFECT: f64 = 4.0;
 #[test]
 fn yan_gen_frames_follow_the_global_caption() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |name: &str, extra: &[&str]| {
-        let out = dir.path().join(name);
-        let mut args = vec![
-            "run",
-            "graphs/yan-gen.world",
-            "--frames",
-            "6",
-            "--out",
-            out.to_str().unwrap(),
-            "-q",
-        ];
-        args.extend_from_slice(extra);
-        let o = wgraph(&args);
-        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
-        let frames = pngs(&out);
-        assert_eq!(frames.len(), 6, "{name}");
-        frames
-            .iter()
-            .map(|f| image::open(f).unwrap().to_rgb8().into_raw())
-            .collect::<Vec<_>>()
-    };
+    let run =
+        |name: &str, extra: &[&str]| run_frames(dir.path(), name, "graphs/yan-gen.world", 6, extra);
     let own = run("own", &[]);
     let again = run("again", &[]);
     assert_eq!(own, again, "a run with the same caption is deterministic");
@@ -247,14 +263,7 @@ fn yan_gen_frames_follow_the_global_caption() {
             "global.text=\"a snowy forest path between hedges\"",
         ],
     );
-    let (mut sum, mut n) = (0.0f64, 0usize);
-    for (a, b) in own.iter().zip(&forest) {
-        for (x, y) in a.iter().zip(b) {
-            sum += (f64::from(*x) - f64::from(*y)).abs();
-            n += 1;
-        }
-    }
-    let mad = sum / n as f64;
+    let mad = mean_abs_difference(&own, &forest, 0);
     assert!(
         mad > MIN_CAPTION_EFFECT,
         "mean abs difference {mad:.2} (0-255)"
@@ -277,27 +286,8 @@ fn yume15_frames_follow_the_event_text() {
         "yume15 runs the trained denoiser"
     );
     let dir = tempfile::tempdir().unwrap();
-    let run = |name: &str, extra: &[&str]| {
-        let out = dir.path().join(name);
-        let mut args = vec![
-            "run",
-            "graphs/yume15.world",
-            "--frames",
-            "4",
-            "--out",
-            out.to_str().unwrap(),
-            "-q",
-        ];
-        args.extend_from_slice(extra);
-        let o = wgraph(&args);
-        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
-        let frames = pngs(&out);
-        assert_eq!(frames.len(), 4, "{name}");
-        frames
-            .iter()
-            .map(|f| image::open(f).unwrap().to_rgb8().into_raw())
-            .collect::<Vec<_>>()
-    };
+    let run =
+        |name: &str, extra: &[&str]| run_frames(dir.path(), name, "graphs/yume15.world", 4, extra);
     let own = run("own", &[]);
     let ghost = run(
         "ghost",
@@ -307,14 +297,7 @@ fn yume15_frames_follow_the_event_text() {
         ],
     );
     assert_eq!(own[0], ghost[0], "tick 0 has the same event text in both");
-    let (mut sum, mut n) = (0.0f64, 0usize);
-    for (a, b) in own.iter().zip(&ghost).skip(1) {
-        for (x, y) in a.iter().zip(b) {
-            sum += (f64::from(*x) - f64::from(*y)).abs();
-            n += 1;
-        }
-    }
-    let mad = sum / n as f64;
+    let mad = mean_abs_difference(&own, &ghost, 1);
     assert!(
         mad > MIN_EVENT_EFFECT,
         "mean abs difference {mad:.2} (0-255)"
