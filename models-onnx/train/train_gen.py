@@ -299,6 +299,27 @@ def load_model(ck):
     return model
 
 
+def event_weighted_pairs(train, event_weight, onset_weight):
+    """Every (episode, tick) transition and its sampling weight: 1, `event_weight`
+    when an event is on in the next frame, `onset_weight` when one starts or
+    ends there (normalised); also how many transitions have an event on."""
+    pairs, weights = [], []
+    for i, e in enumerate(train):
+        ev = e["e"]
+        for t in range(len(e["a"])):
+            pairs.append((i, t))
+            w = 1.0
+            if ev[t + 1].any():
+                w = event_weight
+            if (ev[t + 1] != ev[t]).any():
+                w = onset_weight
+            weights.append(w)
+    pairs = np.array(pairs)
+    weights = np.array(weights) / np.sum(weights)
+    n_event = int(sum(1 for i, t in pairs if train[i]["e"][t + 1].any()))
+    return pairs, weights, n_event
+
+
 def train_dit(args):
     torch.manual_seed(0)
     train, names = load_split(args, "train")
@@ -320,20 +341,7 @@ def train_dit(args):
         done_steps, done_minutes = ck["steps"], ck["minutes"]
     else:
         model = GenFlow(args.width, args.depth, zc, latent, prior_var)
-    pairs, weights = [], []
-    for i, e in enumerate(train):
-        ev = e["e"]
-        for t in range(len(e["a"])):
-            pairs.append((i, t))
-            w = 1.0
-            if ev[t + 1].any():
-                w = args.event_weight
-            if (ev[t + 1] != ev[t]).any():
-                w = args.onset_weight
-            weights.append(w)
-    pairs = np.array(pairs)
-    weights = np.array(weights) / np.sum(weights)
-    n_event = int(sum(1 for i, t in pairs if train[i]["e"][t + 1].any()))
+    pairs, weights, n_event = event_weighted_pairs(train, args.event_weight, args.onset_weight)
     print(f"gen dit {n_params(model)/1e6:.3f}M params; {len(pairs)} transitions ({n_event} with an event); "
           f"prior_var {prior_var:.4f}", flush=True)
     Z = [torch.from_numpy(z) for z in zs]

@@ -52,7 +52,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (KEYS, TrainLoop, load_episodes, psnr, record, round_weights_fp16,  # noqa: E402
                     run_graph_dump, save_png, store_fp16, to_image, to_u8)
 from models import n_params, timestep_embedding  # noqa: E402
-from train_gen import NEUTRAL, GenBlock, decode, euler_sigmas, ort_session, shifted  # noqa: E402
+from train_gen import (NEUTRAL, GenBlock, decode, euler_sigmas, event_weighted_pairs,  # noqa: E402
+                       ort_session, shifted)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -383,20 +384,7 @@ def train_dit(args):
             prior_var = model.prior_var = g["prior_var"]
             warm = dict(path=os.path.relpath(args.init, ROOT) if args.init.startswith(ROOT) else args.init,
                         steps=g["steps"], minutes=round(g["minutes"], 1))
-    pairs, weights = [], []
-    for i, e in enumerate(train):
-        ev = e["e"]
-        for t in range(len(e["a"])):
-            pairs.append((i, t))
-            w = 1.0
-            if ev[t + 1].any():
-                w = args.event_weight
-            if (ev[t + 1] != ev[t]).any():
-                w = args.onset_weight
-            weights.append(w)
-    pairs = np.array(pairs)
-    weights = np.array(weights) / np.sum(weights)
-    n_event = int(sum(1 for i, t in pairs if train[i]["e"][t + 1].any()))
+    pairs, weights, n_event = event_weighted_pairs(train, args.event_weight, args.onset_weight)
     print(f"yume15 dit {n_params(model)/1e6:.3f}M params; {len(pairs)} transitions ({n_event} with an event); "
           f"prior_var {prior_var:.4f}", flush=True)
     Z = [torch.from_numpy(z) for z in zs]
