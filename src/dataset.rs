@@ -104,7 +104,7 @@ pub enum EventsArg {
 }
 
 /// First held-out seed (`wgraph eval`'s).
-const FIRST_HELD_OUT_SEED: u64 = crate::eval::FIRST_HELD_OUT_SEED;
+use wgraph_groundtruth::FIRST_HELD_OUT_SEED;
 
 /// `--theme` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

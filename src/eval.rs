@@ -57,7 +57,7 @@ use wgraph_groundtruth::{Keys, MAX_DEPTH, Theme, World, depth_to_signed, signed_
 use wgraph_nodes::image_io::{Range, image_to_tensor, tensor_to_image};
 
 /// Seeds below this are used for training data; eval refuses them unless asked.
-pub const FIRST_HELD_OUT_SEED: u64 = 1000;
+pub const FIRST_HELD_OUT_SEED: u64 = wgraph_groundtruth::FIRST_HELD_OUT_SEED;
 
 fn fail(message: String) -> Outcome {
     eprintln!(

@@ -77,6 +77,10 @@ pub use texture::{TEX, TINT_RGB};
 use std::fmt;
 use std::sync::Arc;
 
+/// World seeds at or above this are held out: `wgraph dataset` marks them
+/// `held_out` and `wgraph eval` refuses a lower one unless told to.
+pub const FIRST_HELD_OUT_SEED: u64 = 1000;
+
 /// Distance forward/back per tick of W/S (world units).
 pub const MOVE_STEP: f32 = 0.25;
 /// Distance sideways per tick of A/D (world units).
