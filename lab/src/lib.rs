@@ -6,6 +6,7 @@
 //! a [`LabError`] the binary maps to an exit code.
 //!
 //! # Modules
+//! - [`load`]: graphs loaded with the caller's [`load::Models`].
 //! - [`quality`]: frame metrics (PSNR, SSIM, detail) and strips.
 //! - [`plot`]: line plots drawn as SVG and rasterised to PNG.
 //! - [`eval`]: a graph's rollouts scored against the ground-truth world.
@@ -13,6 +14,7 @@
 //! - [`bench`]: one graph's tick timings (and the Python baseline, [`pybaseline`]).
 //! - [`blocks`]: the block cache's accuracy/speed trade-off.
 //! - [`players`]: many sessions of one graph in one process, batched or not.
+//! - [`dataset`]: ground-truth episodes written as training data.
 //! - [`loadtest`]: scripted players against a running `wgraph serve`.
 //!
 //! # Dependency rule
@@ -22,7 +24,9 @@
 
 pub mod bench;
 pub mod blocks;
+pub mod dataset;
 pub mod eval;
+pub mod load;
 pub mod loadtest;
 pub mod players;
 pub mod plot;

@@ -1,0 +1,1 @@
+//! (being moved here from the binary's src/dataset.rs)
