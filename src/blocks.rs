@@ -1,29 +1,13 @@
-//! `wgraph blocks FILE NODE`: which blocks of a `block_denoiser` Yume's block
-//! cache can skip — the MSE importance of each block (Yume, arXiv 2507.17744,
-//! §5.6.2, eq. 14), measured on the graph's own run.
-//!
-//! The graph runs `--frames` ticks with the node's `importance = true`
-//! (and `cache_steps = --cache-steps` when given): every call of the
-//! denoiser runs in full, and in each segment of 1 + l_c calls — a full call
-//! at t_n, then l_c more — the call at t_{n−l_c} also runs once per block i
-//! with that block alone replaced by its residual cached at t_n (bf16), and
-//! scores the MSE of the denoiser's output against the real one. The node's
-//! state holds the sums ([`wgraph_nodes::block_importance`], read with
-//! `Runner::inspect_state` after the run); the score of a block is its mean
-//! over every segment of every tick. The `--propose` lowest-scoring blocks
-//! are printed as a `cache = [...]` line to paste into the graph (Yume
-//! caches its 10 lowest of 40).
+//! `wgraph blocks FILE NODE`: flags → [`wgraph_lab::blocks`] → the table
+//! and the `cache = [...]` line to paste into the graph (and `--json`).
+//! The measurement (Yume's block importance, eq. 14) is the lab's.
 
 use crate::backends::Backends;
-use crate::load::{Failure, LoadConfig, PathOverride, load_quiet, print_warnings};
+use crate::commands::{lab_failure, lab_models};
 use crate::{BackendArg, Outcome, ProviderArg};
-use serde_json::json;
 use std::path::PathBuf;
-use std::sync::Arc;
 use wgraph_engine::model::ModelCache;
-use wgraph_engine::node::{DisplayTarget, OutputConfig};
-use wgraph_engine::schedule::{RunConfig, Runner};
-use wgraph_grammar::FsLoader;
+use wgraph_lab::blocks::BlocksOptions;
 
 /// Arguments of `wgraph blocks`.
 #[derive(clap::Args, Debug)]
@@ -62,246 +46,36 @@ pub struct BlocksArgs {
     backend: Option<BackendArg>,
 }
 
-/// One block's figures.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BlockScore {
-    pub index: usize,
-    pub model: String,
-    pub mse: f64,
-    /// 1 = the least important (lowest score).
-    pub rank: usize,
-}
-
-/// Ranks `scores` (lowest first: rank 1) and returns the blocks in index
-/// order with their ranks, and the `k` lowest as ascending indices (ties
-/// broken by index).
-pub fn rank(models: &[String], scores: &[f64], k: usize) -> (Vec<BlockScore>, Vec<usize>) {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
-    let mut ranks = vec![0; scores.len()];
-    for (r, &i) in order.iter().enumerate() {
-        ranks[i] = r + 1;
-    }
-    let table = scores
-        .iter()
-        .enumerate()
-        .map(|(i, &mse)| BlockScore {
-            index: i,
-            model: models.get(i).cloned().unwrap_or_default(),
-            mse,
-            rank: ranks[i],
-        })
-        .collect();
-    let mut proposal: Vec<usize> = order.into_iter().take(k).collect();
-    proposal.sort_unstable();
-    (table, proposal)
-}
-
-/// The line to paste into the graph.
-pub fn cache_line(proposal: &[usize]) -> String {
-    let list: Vec<String> = proposal.iter().map(ToString::to_string).collect();
-    format!("cache = [{}]", list.join(", "))
-}
-
 /// `wgraph blocks FILE NODE ...`
 pub fn blocks(args: &BlocksArgs) -> Outcome {
-    // Sinks other than the display (discarded) write here.
-    let scratch = std::env::temp_dir().join(format!("wgraph-blocks-{}", std::process::id()));
-    let result = measure(args, &scratch);
-    let _ = std::fs::remove_dir_all(&scratch);
-    match result {
-        Ok(()) => Outcome::Ok,
-        Err((outcome, message)) => {
-            if !message.is_empty() {
-                eprintln!("{message}");
-            }
-            outcome
-        }
-    }
-}
-
-type Failed = (Outcome, String);
-
-fn usage(message: String) -> Failed {
-    (Outcome::Usage, format!("error: {message}"))
-}
-
-fn measure(args: &BlocksArgs, scratch: &std::path::Path) -> Result<(), Failed> {
-    let models = ModelCache::new(Backends::new());
-    let load = |extra: &[String]| -> Result<Arc<wgraph_engine::graph::Graph>, Failed> {
-        let config = LoadConfig {
-            set: &args.set,
-            seed: args.seed,
-            paths: args
-                .actions
-                .as_deref()
-                .map(PathOverride::actions)
-                .into_iter()
-                .collect(),
-            output: OutputConfig {
-                dir: scratch.to_path_buf(),
-                display: DisplayTarget::Discard,
-                ..OutputConfig::default()
-            },
-            provider: args.provider.map(Into::into),
-            backend_kind: args.backend.map(Into::into),
-            backend: &models,
-        };
-        match load_quiet(&args.file, &config, extra, &FsLoader) {
-            Ok(q) => {
-                print_warnings(&q);
-                Ok(Arc::new(q.graph))
-            }
-            Err(Failure::Errors(text)) => Err((Outcome::GraphErrors, text.trim_end().into())),
-            Err(Failure::Usage(u)) => Err(usage(u)),
-        }
+    let options = BlocksOptions {
+        file: args.file.clone(),
+        node: args.node.clone(),
+        frames: args.frames,
+        cache_steps: args.cache_steps,
+        propose: args.propose,
+        actions: args.actions.clone(),
+        set: args.set.clone(),
+        seed: args.seed,
+        // Sinks other than the display (discarded) write here.
+        work: std::env::temp_dir().join(format!("wgraph-blocks-{}", std::process::id())),
     };
-    // The graph as written: the node must be a block_denoiser.
-    let plain = load(&[])?;
-    let candidates: Vec<&str> = plain
-        .nodes
-        .iter()
-        .filter(|n| n.kind == "block_denoiser")
-        .map(|n| n.name.as_str())
-        .collect();
-    let listed = if candidates.is_empty() {
-        "it has none".to_string()
-    } else {
-        format!("it has {}", candidates.join(", "))
-    };
-    let Some(id) = plain.find(&args.node) else {
-        return Err(usage(format!(
-            "{} has no node `{}` (block_denoiser nodes: {listed})",
-            args.file.display(),
-            args.node
-        )));
-    };
-    let node = plain.node(id);
-    if node.kind != "block_denoiser" {
-        return Err(usage(format!(
-            "`{}` is a `{}` node; `wgraph blocks` measures a `block_denoiser` ({listed})",
-            args.node, node.kind
-        )));
-    }
-    let block_models = node.params.model_ref_list("blocks").unwrap_or_default();
-    let k = args.propose.unwrap_or((block_models.len() / 4).max(1));
-    if k == 0 || k > block_models.len() {
-        return Err(usage(format!(
-            "--propose {k}: `{}` has {} blocks; propose between 1 and {}",
-            args.node,
-            block_models.len(),
-            block_models.len()
-        )));
-    }
-    let mut extra = vec![format!("{}.importance=true", args.node)];
-    if let Some(l) = args.cache_steps {
-        extra.push(format!("{}.cache_steps={l}", args.node));
-    }
-    let graph = load(&extra)?;
-    let cache_steps = graph
-        .find(&args.node)
-        .and_then(|id| graph.node(id).params.int("cache_steps").ok())
-        .unwrap_or(1);
-    let mut runner = Runner::new(Arc::clone(&graph))
-        .map_err(|e| (Outcome::RuntimeFailure, format!("error: {e}")))?;
-    let run = RunConfig {
-        ticks: args.frames,
-        workers: 0,
-        pipeline_depth: 1,
-    };
-    let report = runner
-        .run(&run, &mut |_| {})
-        .map_err(|e| (Outcome::RuntimeFailure, format!("error: {e}")))?;
-    let importance = runner
-        .inspect_state(&args.node, |s| wgraph_nodes::block_importance(s).cloned())
-        .flatten()
-        .ok_or_else(|| {
-            (
-                Outcome::RuntimeFailure,
-                format!("error: internal: `{}` has no importance state", args.node),
-            )
-        })?;
-    let Some(scores) = importance.scores() else {
-        return Err((
-            Outcome::RuntimeFailure,
-            format!(
-                "error: no segment measured in {} ticks: `{}` must be called at least cache_steps + 1 = {} times per tick (its sampler's steps) for a call to come {cache_steps} after a full one",
-                report.ticks,
-                args.node,
-                cache_steps + 1
-            ),
-        ));
-    };
-    let (table, proposal) = rank(&block_models, &scores, k);
-    let width = block_models
-        .iter()
-        .map(|m| m.chars().count())
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    println!(
-        "block importance of `{}` ({}): {} ticks, {} segments, l_c = {cache_steps}",
-        args.node,
-        args.file.display(),
-        report.ticks,
-        importance.segments
+    let models = lab_models(
+        ModelCache::new(Backends::new()),
+        args.provider,
+        args.backend,
     );
-    println!(
-        "{:>5}  {:<width$}  {:>12}  {:>4}",
-        "block", "model", "MSE score", "rank"
-    );
-    for b in &table {
-        println!(
-            "{:>5}  {:<width$}  {:>12.4e}  {:>4}",
-            b.index, b.model, b.mse, b.rank
-        );
-    }
-    println!(
-        "score: mean over segments of the MSE of `{}`'s output with the block alone replaced by its residual cached {cache_steps} call(s) earlier (Yume eq. 14); rank 1 = the least important",
-        args.node
-    );
-    println!(
-        "proposed: the {k} lowest-scoring block(s), for `{}`:",
-        args.node
-    );
-    println!("{}", cache_line(&proposal));
+    let report = match wgraph_lab::blocks::blocks(&options, &models) {
+        Ok(r) => r,
+        Err(e) => return lab_failure(e),
+    };
+    print!("{}", report.text());
     if let Some(path) = &args.json {
-        let doc = json!({
-            "graph": args.file.display().to_string(),
-            "node": args.node,
-            "ticks": report.ticks,
-            "cache_steps": cache_steps,
-            "segments": importance.segments,
-            "blocks": table.iter().map(|b| json!({
-                "index": b.index, "model": b.model, "mse": b.mse, "rank": b.rank,
-            })).collect::<Vec<_>>(),
-            "propose": k,
-            "cache": proposal,
-        });
-        let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
-        wgraph_engine::output::write_file(path, text.as_bytes()).map_err(|e| {
-            (
-                Outcome::RuntimeFailure,
-                format!("error: cannot write {}: {e}", path.display()),
-            )
-        })?;
+        let text = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
+        if let Err(e) = wgraph_engine::output::write_file(path, text.as_bytes()) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return Outcome::RuntimeFailure;
+        }
     }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lowest_scores_rank_first_and_are_proposed_in_index_order() {
-        let models: Vec<String> = (0..5).map(|i| format!("b{i}")).collect();
-        let (table, proposal) = rank(&models, &[0.5, 0.01, 0.3, 0.02, 0.01], 3);
-        let ranks: Vec<usize> = table.iter().map(|b| b.rank).collect();
-        // Ties go to the lower index.
-        assert_eq!(ranks, [5, 1, 4, 3, 2]);
-        assert_eq!(proposal, [1, 3, 4]);
-        assert_eq!(cache_line(&proposal), "cache = [1, 3, 4]");
-        assert_eq!(cache_line(&[]), "cache = []");
-    }
+    Outcome::Ok
 }

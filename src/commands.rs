@@ -2,14 +2,16 @@
 //! in `run.rs`, `new` in `new.rs`, each bigger command in a file of its own.
 
 use crate::backends::Backends;
-use crate::bench::RecordingBackend;
 use crate::load::{LoadConfig, Loaded, load};
 use crate::{BackendArg, BenchArgs, GraphFormat, Outcome, ProviderArg};
 use std::path::{Path, PathBuf};
 use wgraph_engine::describe;
-use wgraph_engine::node::{DisplayTarget, OutputConfig};
+use wgraph_engine::node::OutputConfig;
 use wgraph_engine::params::{ParamSpec, ParamType};
-use wgraph_engine::schedule::{RunConfig, Runner};
+use wgraph_lab::LabError;
+use wgraph_lab::bench::{Baseline as LabBaseline, BenchOptions};
+use wgraph_lab::load::Models;
+use wgraph_lab::pybaseline::PythonSetup;
 
 pub(crate) fn usage(message: &str) -> Outcome {
     eprintln!(
@@ -244,7 +246,9 @@ pub fn doctor(json: bool) -> Outcome {
     outcome
 }
 
-/// `wgraph bench FILE --baseline raw`
+/// `wgraph bench FILE`: `--swap` and `--players` have commands of their
+/// own; one graph is timed by [`wgraph_lab::bench`], its quality columns
+/// are `wgraph eval` on the same graph.
 pub fn bench(args: &BenchArgs) -> Outcome {
     if args.frames == 0 || args.rounds == 0 {
         return usage("--frames and --rounds must be at least 1");
@@ -256,182 +260,44 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         return crate::swap::bench_swap(args);
     }
     if let Some(text) = &args.players {
-        return match crate::players::parse_counts(text) {
-            Ok(counts) => crate::players::bench_players(args, &counts),
-            Err(e) => usage(&e),
-        };
+        return crate::players::bench_players(args, text);
     }
-    if args.pipeline == 0 {
-        return usage("--pipeline must be at least 1");
-    }
-    let out_dir = std::env::temp_dir().join(format!("wgraph-bench-{}", std::process::id()));
-    let ort = Backends::new();
-    let recording = RecordingBackend::new(&ort);
-    let config = LoadConfig {
-        set: &args.set,
-        seed: None,
-        paths: Vec::new(),
-        output: OutputConfig {
-            dir: out_dir.clone(),
-            display: DisplayTarget::Discard,
-            ..OutputConfig::default()
+    let work = std::env::temp_dir().join(format!("wgraph-bench-{}", std::process::id()));
+    let baseline = match args.baseline {
+        crate::Baseline::Raw => LabBaseline::Raw,
+        crate::Baseline::Python => LabBaseline::Python {
+            steps: args.baseline_steps,
+            setup: PythonSetup {
+                cache_base: wgraph_ort::runtime::cache_base(),
+                onnxruntime_version: wgraph_ort::runtime::MANAGED_VERSION.into(),
+                notice: Some(|line| eprintln!("{line}")),
+            },
         },
-        provider: args.provider.map(Into::into),
-        backend_kind: args.backend.map(Into::into),
-        backend: &recording,
     };
-    let graph = match load(&args.file, &config) {
-        Loaded::Graph(g) => g,
-        Loaded::Errors => return Outcome::GraphErrors,
-        Loaded::Usage(u) => return usage(&u),
+    let options = BenchOptions {
+        file: args.file.clone(),
+        frames: args.frames,
+        rounds: args.rounds,
+        set: args.set.clone(),
+        workers: args.workers,
+        pipeline: args.pipeline,
+        baseline,
+        work: work.clone(),
     };
-    let ticks = args.frames.div_ceil(graph.settings.frames_per_tick as u64);
-    let run_config = RunConfig {
-        ticks,
-        workers: args.workers.unwrap_or_else(|| RunConfig::default().workers),
-        pipeline_depth: args.pipeline,
+    let models = lab_models(Backends::new(), args.provider, args.backend);
+    let mut report = match wgraph_lab::bench::bench(&options, &models) {
+        Ok(r) => r,
+        Err(e) => return lab_failure(e),
     };
-    let engine_round =
-        || -> Result<(std::time::Duration, wgraph_engine::schedule::RunReport), String> {
-            let mut runner =
-                Runner::new(std::sync::Arc::clone(&graph)).map_err(|e| e.to_string())?;
-            let start = std::time::Instant::now();
-            let report = runner
-                .run(&run_config, &mut |_| {})
-                .map_err(|e| e.to_string())?;
-            Ok((start.elapsed(), report))
-        };
-    let python = if args.baseline == crate::Baseline::Python {
-        let prepared = crate::pybaseline::inputs(&graph).and_then(|(models, actions)| {
-            let python = crate::pybaseline::python()?;
-            std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
-            let script = out_dir.join("yan_sim.py");
-            std::fs::write(&script, crate::pybaseline::SCRIPT).map_err(|e| e.to_string())?;
-            let steps = args.baseline_steps.unwrap_or_else(|| {
-                graph
-                    .find("sampler")
-                    .and_then(|id| graph.node(id).params.int("steps").ok())
-                    .unwrap_or(4) as u64
-            });
-            Ok((python, script, models, actions, steps))
-        });
-        match prepared {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Outcome::Usage;
-            }
-        }
-    } else {
-        None
-    };
-    let mut engine_ms = Vec::new();
-    let mut raw_ms = Vec::new();
-    let mut calls_per_tick = 0.0;
-    let mut last_report = None;
-    // Round 0 warms up (sessions, allocations) and is not timed.
-    for round in 0..=args.rounds {
-        recording.take();
-        let (elapsed, report) = match engine_round() {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e}");
-                let _ = std::fs::remove_dir_all(&out_dir);
-                return Outcome::RuntimeFailure;
-            }
-        };
-        let done = report.ticks.max(1);
-        let calls = recording.take();
-        let baseline_ms = match &python {
-            Some((python, script, models, actions, steps)) => {
-                crate::pybaseline::round(python, script, models, actions.as_deref(), done, *steps)
-            }
-            None => recording
-                .replay(&calls)
-                .map(|d| d.as_secs_f64() * 1e3 / done as f64)
-                .map_err(|e| format!("raw loop: {e}")),
-        };
-        let baseline_ms = match baseline_ms {
-            Ok(ms) => ms,
-            Err(e) => {
-                eprintln!("error: {e}");
-                let _ = std::fs::remove_dir_all(&out_dir);
-                return Outcome::RuntimeFailure;
-            }
-        };
-        if round > 0 {
-            engine_ms.push(elapsed.as_secs_f64() * 1e3 / done as f64);
-            raw_ms.push(baseline_ms);
-            calls_per_tick = calls.len() as f64 / done as f64;
-            last_report = Some(report);
+    if let (Some(world_seed), Some(actions)) = (args.world_seed, &args.actions) {
+        match bench_quality(args, world_seed, actions, &work) {
+            Ok(q) => report.quality = Some(q),
+            Err(outcome) => return outcome,
         }
     }
-    let _ = std::fs::remove_dir_all(&out_dir);
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let (engine, raw) = (mean(&engine_ms), mean(&raw_ms));
-    let nodes = last_report.map(|r| r.metrics.report(&graph));
-    let quality = match (args.world_seed, &args.actions) {
-        (Some(world_seed), Some(actions)) => {
-            match bench_quality(args, world_seed, actions, &out_dir) {
-                Ok(q) => Some(q),
-                Err(outcome) => return outcome,
-            }
-        }
-        _ => None,
-    };
-    let baseline_name = if python.is_some() { "python" } else { "raw" };
-    let python_steps = python.as_ref().map(|p| p.4);
-    let json = serde_json::json!({
-        "graph": args.file.display().to_string(),
-        "baseline": baseline_name,
-        "baseline_steps": python_steps,
-        "ticks_per_round": ticks,
-        "rounds": args.rounds,
-        "workers": run_config.workers,
-        "pipeline_depth": run_config.pipeline_depth,
-        "model_calls_per_tick": calls_per_tick,
-        "raw_ms_per_tick": raw,
-        "engine_ms_per_tick": engine,
-        "engine_over_raw": if raw > 0.0 { engine / raw } else { 0.0 },
-        "baseline_ms_per_tick": raw,
-        "engine_over_baseline": if raw > 0.0 { engine / raw } else { 0.0 },
-        "engine_fps": if engine > 0.0 { 1e3 / engine } else { 0.0 },
-        "raw_ms_per_tick_rounds": raw_ms,
-        "engine_ms_per_tick_rounds": engine_ms,
-        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
-        // Unpaced, keys are read as a tick starts and its frame is out as it
-        // ends: the action-to-frame latency is the tick's latency (a paced
-        // world adds the wait for the next tick; `serve --metrics` measures it).
-        "action_to_frame_p50_ms": nodes.as_ref().map(|n| n.tick.p50_ms),
-        "action_to_frame_p99_ms": nodes.as_ref().map(|n| n.tick.p99_ms),
-        "metrics": nodes,
-        "quality": quality,
-    });
-    if let Some(n) = &nodes {
-        println!(
-            "action-to-frame (key read at a tick's start, frame out at its end): p50 {:.2} ms, p99 {:.2} ms",
-            n.tick.p50_ms, n.tick.p99_ms
-        );
-    }
-    if python.is_some() {
-        println!(
-            "{}: engine {engine:.3} ms/tick ({:.1} fps), Python loop (onnxruntime + numpy, DDIM {} steps) {raw:.3} ms/tick ({:.1} fps); engine/python = {:.3}",
-            args.file.display(),
-            if engine > 0.0 { 1e3 / engine } else { 0.0 },
-            python_steps.unwrap_or(0),
-            if raw > 0.0 { 1e3 / raw } else { 0.0 },
-            if raw > 0.0 { engine / raw } else { 0.0 },
-        );
-    } else {
-        println!(
-            "{}: engine {engine:.3} ms/tick ({:.1} fps), raw loop of the same {calls_per_tick:.0} model calls {raw:.3} ms/tick; engine/raw = {:.3}",
-            args.file.display(),
-            if engine > 0.0 { 1e3 / engine } else { 0.0 },
-            if raw > 0.0 { engine / raw } else { 0.0 },
-        );
-    }
+    print!("{}", report.summary());
     if let Some(path) = &args.json {
-        let written = serde_json::to_string_pretty(&json)
+        let written = serde_json::to_string_pretty(&report)
             .map_err(|e| e.to_string())
             .and_then(|s| {
                 wgraph_engine::output::write_file(path, (s + "\n").as_bytes())
@@ -445,6 +311,40 @@ pub fn bench(args: &BenchArgs) -> Outcome {
     Outcome::Ok
 }
 
+/// The lab's [`Models`]: `backend` with `--provider`/`--backend` applied,
+/// the nearest shipped graphs named for a missing file, warnings on stderr.
+pub(crate) fn lab_models(
+    backend: impl wgraph_engine::model::Backend + 'static,
+    provider: Option<ProviderArg>,
+    backend_kind: Option<BackendArg>,
+) -> Models {
+    Models {
+        provider: provider.map(Into::into),
+        backend_kind: backend_kind.map(Into::into),
+        missing_file_help: Some(crate::load::missing_graph_help),
+        warnings: Some(|text| eprint!("{text}")),
+        ..Models::new(std::sync::Arc::new(backend))
+    }
+}
+
+/// Prints why a lab entry point failed, as the CLI prints errors; its exit code.
+pub(crate) fn lab_failure(error: LabError) -> Outcome {
+    match error {
+        LabError::Graph(text) => {
+            eprint!("{text}");
+            Outcome::GraphErrors
+        }
+        LabError::Usage(message) => usage(&message),
+        other => {
+            eprintln!(
+                "error: {}",
+                wgraph_grammar::diagnostic::escape_controls(&other.to_string())
+            );
+            Outcome::RuntimeFailure
+        }
+    }
+}
+
 /// The quality columns of a bench: `wgraph eval` on the same graph, settings
 /// and frame count.
 pub(crate) fn bench_quality(
@@ -456,44 +356,20 @@ pub(crate) fn bench_quality(
     bench_quality_with(args, &args.set, world_seed, actions, work)
 }
 
-/// [`bench_quality`] with these `--set` flags.
+/// [`bench_quality`] with these `--set` flags: the lab's evaluation, in memory.
 pub(crate) fn bench_quality_with(
     args: &BenchArgs,
     set: &[String],
     world_seed: u64,
     actions: &Path,
-    work: &Path,
+    _work: &Path,
 ) -> Result<serde_json::Value, Outcome> {
-    let json = work.with_extension("quality.json");
-    let eval_args = crate::EvalArgs {
+    crate::eval::quality(&wgraph_lab::eval::EvalOptions {
         file: args.file.clone(),
         world_seed,
-        theme: "dungeon".into(),
         actions: actions.to_path_buf(),
         frames: args.frames,
-        json: json.clone(),
-        strip: None,
-        plot: None,
-        idm: None,
-        drift_db: 15.0,
-        drift_fraction: 0.5,
-        allow_training_seed: false,
         set: set.to_vec(),
-        instructions: None,
-        event_window: 4,
-        quiet: true,
-    };
-    let outcome = crate::eval::eval(&eval_args);
-    if outcome != Outcome::Ok {
-        return Err(outcome);
-    }
-    let text = std::fs::read_to_string(&json).map_err(|e| {
-        eprintln!("error: {e}");
-        Outcome::RuntimeFailure
-    })?;
-    let _ = std::fs::remove_file(&json);
-    serde_json::from_str(&text).map_err(|e| {
-        eprintln!("error: {e}");
-        Outcome::RuntimeFailure
+        ..Default::default()
     })
 }

@@ -7,7 +7,6 @@
 //! 0 success, 1 graph errors, 2 usage errors, 3 runtime failure.
 
 mod backends;
-mod bench;
 mod blocks;
 mod commands;
 mod dataset;
@@ -20,14 +19,9 @@ mod new;
 mod outputs;
 mod play;
 mod players;
-mod plotfile;
-mod pybaseline;
-mod quality;
 mod replay;
-mod rss;
 mod run;
 mod serve;
-mod session_store;
 mod swap;
 mod triton_repo;
 
@@ -454,10 +448,6 @@ pub struct EvalArgs {
     /// effect must be seen.
     #[arg(long, default_value_t = 4, value_name = "K")]
     event_window: u64,
-    /// No summary line on stdout (when `bench --swap` evaluates each
-    /// combination, its table has the figures).
-    #[arg(skip)]
-    quiet: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

@@ -8,6 +8,8 @@
 //! which we ask for) release keys exactly; elsewhere a key counts as held
 //! until [`HOLD`] after its last press or auto-repeat. `q`, Esc or Ctrl-C
 //! quit; the terminal is restored on every way out, a panic included.
+//! The world's side (its thread, the newest frame) is
+//! `wgraph_session::view`'s.
 
 use crate::{Outcome, PlayArgs};
 use crossterm::event::{
@@ -23,22 +25,13 @@ use std::time::{Duration, Instant};
 use wgraph_engine::frame::RgbFrame;
 use wgraph_engine::metrics::Timings;
 use wgraph_engine::value::{Actions, Key};
-use wgraph_engine::world::{WorldConfig, WorldEvent};
+use wgraph_engine::world::WorldConfig;
 use wgraph_session::SessionOptions;
+use wgraph_session::view::{View, spawn_viewed};
 
 /// How long a key counts as held after a press where the terminal reports
 /// no releases (auto-repeat renews it).
 pub const HOLD: Duration = Duration::from_millis(150);
-
-/// What the world thread hands the terminal.
-#[derive(Default)]
-struct Shared {
-    frame: Option<(u64, RgbFrame, Option<Instant>)>,
-    status: String,
-    late_ticks: u64,
-    last_reload: String,
-    done: bool,
-}
 
 /// Puts the terminal back however the player ends.
 struct TerminalGuard;
@@ -246,53 +239,15 @@ pub fn play(args: &PlayArgs) -> Outcome {
             ..WorldConfig::default()
         })
     });
-    let mut session = match session {
+    let session = match session {
         Ok(s) => s,
         Err(outcome) => return outcome,
     };
     let handle = session.handle();
     // The player starts with no keys held (not a key change: no latency).
     handle.hold_no_keys();
-    let shared = Arc::new(Mutex::new(Shared::default()));
-    let world_side = Arc::clone(&shared);
-    let world_thread = std::thread::spawn(move || {
-        let result = session.run(&mut |event| {
-            let mut s = world_side.lock().unwrap_or_else(|p| p.into_inner());
-            match event {
-                WorldEvent::Frame {
-                    tick,
-                    image,
-                    range,
-                    input_at,
-                } => {
-                    if let Ok(f) = RgbFrame::from_tensor(image, *range) {
-                        // An unseen key change stays with the next frame drawn.
-                        let input_at = input_at.or(s.frame.as_ref().and_then(|f| f.2));
-                        s.frame = Some((*tick, f, input_at));
-                    }
-                }
-                WorldEvent::Tick { late, .. } => s.late_ticks += u64::from(*late),
-                WorldEvent::Reloaded(info) => {
-                    s.last_reload = format!("reloaded at tick {}", info.tick);
-                }
-                WorldEvent::ReloadFailed { cause, .. } => {
-                    s.last_reload = format!("reload failed ({cause}); old graph runs");
-                }
-                WorldEvent::Degraded { level, change, .. } => {
-                    s.last_reload = format!("degrade {level}: {change}");
-                }
-                _ => {}
-            }
-        });
-        let world = &mut session.world;
-        let finished = world.finish();
-        let mut s = world_side.lock().unwrap_or_else(|p| p.into_inner());
-        s.done = true;
-        if let Err(e) = &result {
-            s.status = format!("error: {e}");
-        }
-        (result.is_ok() && finished.is_ok(), world.ticks_done())
-    });
+    let shared = Arc::new(Mutex::new(View::default()));
+    let world_thread = spawn_viewed(session, Arc::clone(&shared));
 
     // Restore the terminal before a panic message is printed.
     let default_hook = std::panic::take_hook();
@@ -316,7 +271,7 @@ pub fn play(args: &PlayArgs) -> Outcome {
                 "{ticks} ticks; {} frames drawn ({} distinct); {}",
                 stats.drawn,
                 stats.distinct,
-                crate::serve::latency_summary(p50, p99, stats.latency.count())
+                wgraph_web::worlds::latency_summary(p50, p99, stats.latency.count())
             );
         }
         Err(e) => eprintln!("error: terminal: {e}"),
@@ -338,7 +293,7 @@ struct UiStats {
 }
 
 fn run_ui(
-    shared: &Mutex<Shared>,
+    shared: &Mutex<View>,
     handle: &wgraph_engine::world::WorldHandle,
     graphics: Graphics,
 ) -> std::io::Result<UiStats> {

@@ -68,12 +68,14 @@ pub fn run(args: &RunArgs) -> Outcome {
     let mut per_tick = 1;
     let mut max_ticks = None;
     let session = crate::load::open_session(options, crate::load::model_cache(), |graph| {
-        check_events(graph, &script, args.events.as_deref())?;
+        wgraph_session::checks::check_events(graph, &script, args.events.as_deref())?;
         crate::outputs::note_skipped(&args.file.display().to_string(), graph, &output, true);
         per_tick = graph.settings.frames_per_tick as u64;
         max_ticks = frames.map(|f| f.div_ceil(per_tick));
         if let Some(ticks) = max_ticks {
-            warn_short_action_files(graph, ticks);
+            for warning in wgraph_session::checks::short_action_files(graph, ticks) {
+                eprintln!("{warning}");
+            }
         }
         let fps = match args.fps {
             Some(f) if f > 0.0 => Some(f),
@@ -110,38 +112,14 @@ pub fn run(args: &RunArgs) -> Outcome {
         return usage(&format!("--load-state {}: {e}", path.display()));
     }
     let first_tick = world.ticks_done();
-    if let Some(ticks) = max_ticks
-        && ticks <= first_tick
-    {
-        let frames = match args.frames {
-            Some(f) => format!("--frames {f}"),
-            None => "--frames 16 (the default)".to_string(),
-        };
-        return usage(&format!(
-            "the loaded state continues at tick {first_tick}, and {frames} ends the run at tick {ticks} \
-             (--frames counts from the world's first tick): nothing would run; \
-             pass --frames {} or more",
-            first_tick.saturating_mul(per_tick).saturating_add(1)
-        ));
-    }
-    // `--save-at` names a tick the run reaches; at the run's last tick it is
-    // the state at the end.
-    if let Some(at) = args.save_at {
-        if at < first_tick {
-            return usage(&format!(
-                "--save-at {at}: the loaded state starts at tick {first_tick}, so tick {at} has already passed"
-            ));
-        }
-        if let Some(ticks) = max_ticks
-            && at > ticks
-        {
-            return usage(&format!(
-                "--save-at {at} is past the end of the run: it runs ticks {first_tick} to {}, \
-                 so the last state it can save is before tick {ticks}, its end \
-                 (--frames counts from the world's first tick)",
-                ticks - 1
-            ));
-        }
+    let span = wgraph_session::checks::RunSpan {
+        first_tick,
+        max_ticks,
+        frames: args.frames,
+        per_tick,
+    };
+    if let Err(e) = span.check(args.save_at) {
+        return usage(&e);
     }
     let save_mid_run = args.save_at.filter(|&at| Some(at) != max_ticks);
     if let Some(tick) = save_mid_run {
@@ -152,9 +130,9 @@ pub fn run(args: &RunArgs) -> Outcome {
     let mut recorder = match &args.record {
         None => None,
         Some(path) => {
-            match crate::replay::Recorder::create(
+            match wgraph_session::replay::Recorder::create(
                 path,
-                crate::replay::header(&session.source, provenance.as_deref()),
+                wgraph_session::replay::header(&session.source, provenance.as_deref()),
             ) {
                 Ok(r) => Some(r),
                 Err(e) => {
@@ -173,7 +151,7 @@ pub fn run(args: &RunArgs) -> Outcome {
         );
     }
     let bar = progress_bar(args.quiet, max_ticks);
-    let mut rss = crate::rss::RssSeries::new(100);
+    let mut rss = wgraph_session::rss::RssSeries::new(100);
     let result = session.run(&mut |event| match event {
         WorldEvent::Tick { tick, input, .. } => {
             bar.inc(1);
@@ -236,7 +214,7 @@ pub fn run(args: &RunArgs) -> Outcome {
                 let written = snapshot
                     .as_ref()
                     .map_err(|e| e.to_string())
-                    .and_then(|s| write_json(path, s));
+                    .and_then(|s| wgraph_session::state_file::write_json(path, s));
                 match written {
                     Ok(()) => bar.suspend(|| {
                         eprintln!("state before tick {tick} saved to {}", path.display())
@@ -291,7 +269,7 @@ pub fn run(args: &RunArgs) -> Outcome {
             let written = world
                 .snapshot()
                 .map_err(|e| e.to_string())
-                .and_then(|s| write_json(path, &s));
+                .and_then(|s| wgraph_session::state_file::write_json(path, &s));
             if let Err(e) = written {
                 save_failed = true;
                 eprintln!("error: --save-state {}: {e}", path.display());
@@ -384,66 +362,19 @@ pub fn run(args: &RunArgs) -> Outcome {
     outcome
 }
 
-/// Loads the snapshot at `path` into `world` (before its first tick). A
-/// snapshot taken with other parameter values is refused unless
-/// `allow_param_changes`, and then the changes are named.
+/// Loads the snapshot at `path` into `world` (before its first tick),
+/// naming on stderr the parameter values that differ (with
+/// `allow_param_changes`).
 fn load_state(world: &mut World, path: &Path, allow_param_changes: bool) -> Result<(), String> {
-    let text = wgraph_engine::input::read_to_string(path, wgraph_engine::input::DATA)
-        .map_err(|e| e.to_string())?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("not a JSON snapshot: {e}"))?;
-    let changes = wgraph_engine::snapshot::param_changes(&json, world.graph()).unwrap_or_default();
-    let options = wgraph_engine::snapshot::RestoreOptions {
-        allow_param_changes,
-    };
-    match world.restore_with(&json, options) {
-        Err(e) if !changes.is_empty() && !allow_param_changes => Err(format!(
-            "{e} (pass --allow-param-changes to load it and continue with this run's values)"
-        )),
-        Err(e) => Err(e.to_string()),
-        Ok(()) => {
-            if !changes.is_empty() {
-                eprintln!(
-                    "note: --load-state {}: continuing with other parameter values than the state was saved with: {}",
-                    path.display(),
-                    changes.join(", ")
-                );
-            }
-            Ok(())
-        }
+    let changes = wgraph_session::state_file::load_state(world, path, allow_param_changes)?;
+    if !changes.is_empty() {
+        eprintln!(
+            "note: --load-state {}: continuing with other parameter values than the state was saved with: {}",
+            path.display(),
+            changes.join(", ")
+        );
     }
-}
-
-/// Says once, before the run, when an `actions` node's file (`on_end =
-/// idle`) runs out before the run does: from then on it holds no keys.
-fn warn_short_action_files(graph: &wgraph_engine::graph::Graph, ticks: u64) {
-    for n in graph.nodes.iter().filter(|n| n.kind == "actions") {
-        let (Ok(path), Ok(on_end)) = (n.params.path("path"), n.params.choice("on_end")) else {
-            continue;
-        };
-        if on_end != "idle" {
-            continue;
-        }
-        let lines = wgraph_engine::input::read_to_string(&path, wgraph_engine::input::TEXT)
-            .ok()
-            .and_then(|t| wgraph_nodes::action_file::parse_action_file(&t).ok())
-            .map(|a| a.len() as u64);
-        if let Some(lines) = lines.filter(|&l| l < ticks) {
-            eprintln!(
-                "warning: action file `{}` has {lines} tick{} of keys but the run has {ticks} ticks: \
-                 `{}` holds no keys from tick {lines} on (set `on_end = loop` or `stop`, or run fewer frames)",
-                path.display(),
-                if lines == 1 { "" } else { "s" },
-                n.name
-            );
-        }
-    }
-}
-
-/// Writes a JSON document, whole or not at all (temp file + rename).
-fn write_json(path: &Path, json: &serde_json::Value) -> Result<(), String> {
-    let text = serde_json::to_string(json).map_err(|e| e.to_string())?;
-    wgraph_engine::output::write_file(path, (text + "\n").as_bytes()).map_err(|e| e.to_string())
+    Ok(())
 }
 
 /// A progress bar (a spinner when the run has no end).
@@ -464,35 +395,4 @@ fn progress_bar(quiet: bool, ticks: Option<u64>) -> ProgressBar {
             .progress_chars("=> "),
     );
     bar
-}
-
-/// Every scripted parameter change names a node of the graph and a
-/// parameter of its kind (a typo is a usage error before anything runs).
-fn check_events(
-    graph: &wgraph_engine::graph::Graph,
-    script: &[(u64, ScriptedEvent)],
-    path: Option<&Path>,
-) -> Result<(), String> {
-    let registry = wgraph_nodes::registry();
-    let file = path.map_or_else(String::new, |p| p.display().to_string());
-    for (tick, e) in script {
-        let ScriptedEvent::Set(set) = e else { continue };
-        let Some(id) = graph.find(&set.node) else {
-            return Err(format!(
-                "--events {file}: tick {tick}: the graph has no node `{}`",
-                set.node
-            ));
-        };
-        let kind = graph.node(id).kind;
-        let known = registry
-            .get(kind)
-            .is_some_and(|k| k.params().iter().any(|p| p.name == set.param));
-        if !known {
-            return Err(format!(
-                "--events {file}: tick {tick}: `{}` ({kind}) has no parameter `{}` (see `wgraph kinds {kind}`)",
-                set.node, set.param
-            ));
-        }
-    }
-    Ok(())
 }

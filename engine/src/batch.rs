@@ -9,6 +9,10 @@
 //! waiting (up to [`BatchPolicy::max_rows`] rows), stacks them on the batch
 //! axis, runs the model once and splits the outputs back, row for row.
 //!
+//! - **A lone caller runs in its own thread.** While one thread alone has
+//!   called the model in the last [`ACTIVE`] and no other call is in
+//!   flight, its call runs inline: a single player pays no hand-off to the
+//!   executor (counted as a batch of one). A second caller turns it off.
 //! - **When calls are fused.** The executor takes what is queued when it is
 //!   free. It waits for more (at most [`BatchPolicy::wait`]) only while it
 //!   has fewer calls than there are callers: the threads that called the
@@ -62,6 +66,9 @@ pub struct BatchPolicy {
     pub min_calls: Arc<std::sync::atomic::AtomicUsize>,
     /// Where the fused calls are counted (shared by every model of a graph).
     pub stats: Arc<BatchStats>,
+    /// A lone caller's call runs in its own thread (see the module docs);
+    /// false sends every call through the executor.
+    pub inline_lone_caller: bool,
 }
 
 impl Default for BatchPolicy {
@@ -71,6 +78,7 @@ impl Default for BatchPolicy {
             wait: Duration::from_micros(500),
             min_calls: Arc::new(std::sync::atomic::AtomicUsize::new(1)),
             stats: Arc::default(),
+            inline_lone_caller: true,
         }
     }
 }
@@ -199,8 +207,6 @@ struct Call {
     inputs: Vec<Tensor>,
     rows: usize,
     reply: Sender<Result<Vec<Tensor>, ModelError>>,
-    /// The calling thread (a world's tick thread or one of its workers).
-    caller: ThreadId,
 }
 
 /// A caller counts as active this long after its last call.
@@ -240,22 +246,51 @@ impl Callers {
     }
 }
 
+/// What the callers and the executor share: who called lately, and how
+/// many calls are in flight.
+struct Lane {
+    callers: std::sync::Mutex<Callers>,
+    /// Calls running inline, queued or with the executor.
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+impl Lane {
+    /// Records a call of `caller` now; the distinct callers of the last [`ACTIVE`].
+    fn record(&self, caller: ThreadId) -> usize {
+        let now = Instant::now();
+        let mut callers = self.callers.lock().unwrap_or_else(|p| p.into_inner());
+        callers.record(caller, now);
+        callers.active(now)
+    }
+
+    fn active(&self) -> usize {
+        let callers = self.callers.lock().unwrap_or_else(|p| p.into_inner());
+        callers.active(Instant::now())
+    }
+}
+
 /// A model whose calls from many threads are fused (see the module docs).
 pub struct BatchedModel {
     inner: Arc<dyn Model>,
     queue: Option<Sender<Call>>,
     executor: Option<std::thread::JoinHandle<()>>,
+    lane: Arc<Lane>,
+    policy: BatchPolicy,
 }
 
 impl BatchedModel {
     /// Starts the executor thread of `inner`.
     pub fn new(inner: Arc<dyn Model>, policy: BatchPolicy) -> Self {
         let (queue, calls) = crossbeam_channel::unbounded();
+        let lane = Arc::new(Lane {
+            callers: std::sync::Mutex::new(Callers::new()),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+        });
         let executor = {
-            let inner = Arc::clone(&inner);
+            let (inner, lane, policy) = (Arc::clone(&inner), Arc::clone(&lane), policy.clone());
             std::thread::Builder::new()
                 .name("wgraph-batch".into())
-                .spawn(move || execute(&*inner, &calls, &policy))
+                .spawn(move || execute(&*inner, &calls, &policy, &lane))
                 .ok()
         };
         BatchedModel {
@@ -263,6 +298,8 @@ impl BatchedModel {
             // Without an executor (the thread could not start) calls run directly.
             queue: executor.as_ref().map(|_| queue),
             executor,
+            lane,
+            policy,
         }
     }
 }
@@ -298,12 +335,28 @@ impl Model for BatchedModel {
         let (Some(queue), Some(rows)) = (&self.queue, rows_of(inputs)) else {
             return self.inner.run(inputs);
         };
+        let active = self.lane.record(std::thread::current().id());
+        let lone = self.policy.inline_lone_caller
+            && active == 1
+            && self.policy.min_calls.load(Ordering::Relaxed) <= 1;
+        if lone
+            && self
+                .lane
+                .in_flight
+                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            let _flight = InFlight(&self.lane);
+            self.policy.stats.record(1);
+            return self.inner.run(inputs);
+        }
+        self.lane.in_flight.fetch_add(1, Ordering::AcqRel);
+        let _flight = InFlight(&self.lane);
         let (reply, answer) = crossbeam_channel::bounded(1);
         let call = Call {
             inputs: inputs.to_vec(),
             rows,
             reply,
-            caller: std::thread::current().id(),
         };
         if let Err(returned) = queue.send(call) {
             return self.inner.run(&returned.0.inputs);
@@ -313,6 +366,15 @@ impl Model for BatchedModel {
                 "the batching executor stopped before answering".into(),
             ))
         })
+    }
+}
+
+/// One call in flight until dropped (also when the model panics).
+struct InFlight<'a>(&'a Lane);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -336,9 +398,8 @@ fn compatible(a: &Call, b: &Call) -> bool {
 }
 
 /// The executor: takes calls, fuses them, answers each.
-fn execute(model: &dyn Model, calls: &Receiver<Call>, policy: &BatchPolicy) {
+fn execute(model: &dyn Model, calls: &Receiver<Call>, policy: &BatchPolicy, lane: &Lane) {
     let max_rows = policy.max_rows.max(1);
-    let mut callers = Callers::new();
     let mut held: Option<Call> = None;
     loop {
         let first = match held.take() {
@@ -349,10 +410,7 @@ fn execute(model: &dyn Model, calls: &Receiver<Call>, policy: &BatchPolicy) {
             },
         };
         let now = Instant::now();
-        callers.record(first.caller, now);
-        let expected = callers
-            .active(now)
-            .max(policy.min_calls.load(Ordering::Relaxed));
+        let expected = lane.active().max(policy.min_calls.load(Ordering::Relaxed));
         let deadline = now + policy.wait;
         let mut rows = first.rows;
         let mut group = vec![first];
@@ -366,7 +424,6 @@ fn execute(model: &dyn Model, calls: &Receiver<Call>, policy: &BatchPolicy) {
                 calls.try_recv()
             };
             let Ok(call) = more else { break };
-            callers.record(call.caller, Instant::now());
             if compatible(&group[0], &call) && rows + call.rows <= max_rows {
                 rows += call.rows;
                 group.push(call);
@@ -459,6 +516,8 @@ mod tests {
         fail_batches: bool,
         /// When set, the first call waits for a message here.
         gate: Mutex<Option<Receiver<()>>>,
+        /// The names of the threads the model ran in, in order.
+        threads: Mutex<Vec<Option<String>>>,
     }
 
     fn port(name: &str, first: Dim) -> ModelPort {
@@ -482,6 +541,7 @@ mod tests {
             largest: AtomicUsize::new(0),
             fail_batches,
             gate: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
         })
     }
 
@@ -502,6 +562,8 @@ mod tests {
                 gate.recv().unwrap();
             }
             self.calls.fetch_add(1, Ordering::SeqCst);
+            let thread = std::thread::current().name().map(str::to_owned);
+            self.threads.lock().unwrap().push(thread);
             self.largest.fetch_max(rows, Ordering::SeqCst);
             if self.fail_batches && rows > 1 {
                 return Err(ModelError::Run("no batches here".into()));
@@ -551,9 +613,11 @@ mod tests {
         let inner = doubler(Dim::Sym("batch".into()), false);
         let (open, gate) = crossbeam_channel::bounded(1);
         *inner.gate.lock().unwrap() = Some(gate);
+        // The held first call must be the executor's, not run inline.
         let policy = BatchPolicy {
             max_rows: 8,
             wait: Duration::ZERO,
+            inline_lone_caller: false,
             ..BatchPolicy::default()
         };
         let model = Arc::new(BatchedModel::new(inner.clone(), policy.clone()));
@@ -643,6 +707,63 @@ mod tests {
         hammer(&model, 1, 10);
         assert_eq!(inner.largest.load(Ordering::SeqCst), 1);
         assert_eq!(policy.stats.summary().mean_batch(), 1.0);
+        assert_eq!(policy.stats.summary().calls, 10);
+    }
+
+    /// A lone caller's calls run in its own thread (no hand-off); once a
+    /// second thread calls, calls go through the executor, and with the
+    /// option off every call does.
+    #[test]
+    fn a_lone_caller_runs_in_its_own_thread_until_a_second_one_calls() {
+        let inner = doubler(Dim::Sym("batch".into()), false);
+        let policy = BatchPolicy::default();
+        let model = batched(inner.clone(), &policy);
+        let ran_in = |inner: &Doubler| inner.threads.lock().unwrap().clone();
+        // One player thread: three calls, then (once the test has closed the
+        // model's gate) a fourth, held inside the model.
+        let (ready, is_ready) = crossbeam_channel::bounded(1);
+        let (go, goes) = crossbeam_channel::bounded(1);
+        let m = Arc::clone(&model);
+        let lone = std::thread::Builder::new()
+            .name("lone player".into())
+            .spawn(move || {
+                for v in 0..3 {
+                    m.run(&[input(v as f32)]).unwrap();
+                }
+                ready.send(()).unwrap();
+                goes.recv().unwrap();
+                m.run(&[input(3.0)]).unwrap();
+            })
+            .unwrap();
+        is_ready.recv().unwrap();
+        assert_eq!(ran_in(&inner), vec![Some("lone player".to_owned()); 3]);
+        let (open, gate) = crossbeam_channel::bounded(1);
+        *inner.gate.lock().unwrap() = Some(gate);
+        go.send(()).unwrap();
+        while inner.gate.lock().unwrap().is_some() {
+            std::thread::yield_now();
+        }
+        // The lone call is inside the model: another thread's call is not
+        // alone in flight, so the executor runs it.
+        let m = Arc::clone(&model);
+        std::thread::spawn(move || m.run(&[input(7.0)]).unwrap())
+            .join()
+            .unwrap();
+        open.send(()).unwrap();
+        lone.join().unwrap();
+        let threads = ran_in(&inner);
+        assert_eq!(threads[3].as_deref(), Some("wgraph-batch"));
+        assert_eq!(threads[4].as_deref(), Some("lone player"));
+        let summary = policy.stats.summary();
+        assert_eq!((summary.calls, summary.batches), (5, 5));
+
+        let inner = doubler(Dim::Sym("batch".into()), false);
+        let through = BatchPolicy {
+            inline_lone_caller: false,
+            ..BatchPolicy::default()
+        };
+        hammer(&batched(inner.clone(), &through), 1, 3);
+        assert_eq!(ran_in(&inner), vec![Some("wgraph-batch".to_owned()); 3]);
     }
 
     #[test]
@@ -705,6 +826,7 @@ mod tests {
         let policy = BatchPolicy {
             max_rows: 8,
             wait: Duration::ZERO,
+            inline_lone_caller: false,
             ..BatchPolicy::default()
         };
         // A model that refuses batches: each call is run again alone, and answered.

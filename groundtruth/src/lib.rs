@@ -24,6 +24,9 @@
 //!   [`EventState`], [`World::apply_event`], [`World::render_events`]), their
 //!   detector ([`detect`], [`score_instructions`]) and the global captions of
 //!   theme and [`Layout`] ([`global_caption`], [`parse_global_caption`]).
+//! - [`policy`]: how an episode's keys and events are chosen from a seed
+//!   ([`policy::Policy`], [`policy::walk`], [`policy::EventPolicy`]), as
+//!   `wgraph dataset` records them.
 //!
 //! # Coordinates and motion
 //! `x` grows east, `y` south, in tiles. `yaw` is in degrees, 0 = facing +x,
@@ -62,6 +65,7 @@
 
 pub mod events;
 mod maze;
+pub mod policy;
 mod render;
 mod rng;
 mod texture;

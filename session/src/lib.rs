@@ -25,8 +25,14 @@
 //! to [`SessionOptions::notices`]; errors come back as [`OpenError`]s, their
 //! text ready to print.
 
+pub mod checks;
 mod events;
+pub mod outputs;
+pub mod replay;
+pub mod rss;
 mod source;
+pub mod state_file;
+pub mod view;
 mod watch;
 
 pub use events::{late_policy, parse_events};

@@ -37,11 +37,15 @@
 //! "text": …}`, `{"type": "take"}`.
 
 mod access;
+pub mod host;
 mod listener;
 mod log;
 mod metrics;
+pub mod plan;
 mod server;
 mod sessions;
+pub mod store;
+pub mod worlds;
 
 pub use access::{
     Access, MIN_TOKEN_LEN, Refusal, Role, Token, TokenError, is_public, parse_origin, same_secret,

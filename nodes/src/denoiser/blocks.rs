@@ -2,6 +2,12 @@
 //! block — a callable denoiser like `denoiser`, with Yume's block cache
 //! (Yume, arXiv 2507.17744, §5.6.2, eqs. 12–14).
 //!
+//! The split is a `BlockNetwork`, a `Network` run by the same node as a
+//! `denoiser` (`DenoiserNode`): guidance (`guidance`, `guidance_interval`,
+//! `guidance_mode`), windows (`chain`, `chain_level`) and `max_batch` are
+//! the `denoiser`'s, on the embed's inputs. The cache is the network's
+//! state (`BlockState`) inside the node's.
+//!
 //! Three kinds of model make one denoiser:
 //! - `embed` (`wgraph.role = denoiser_embed`) takes the denoiser's inputs —
 //!   `x` and `t` from the sampler, every other input a condition wired in the
@@ -23,20 +29,29 @@
 //! (t_{n−1} … t_{n−l_c}) compute h^l = h^{l−1} + C^l for the cached blocks and
 //! run the others; then a full call again. The first call of a tick is full
 //! (a cache never crosses ticks), and so is a call whose `h` has another
-//! shape than the cache's (another batch size). The state is the tick, the
-//! calls since the last full one and one bf16 buffer per cached block,
-//! reused from call to call: nothing grows.
+//! shape than the cache's (another batch size). Under guidance each run of
+//! a call — the stacked passes, or each pass alone when they cannot be
+//! stacked — has its own cache (a `Slot`, keyed by the passes it
+//! carries), so a conditional pass never reuses an unconditional one's
+//! residuals. The state is the tick and, per slot, the call of its last
+//! full run and one bf16 buffer per cached block, reused from call to call:
+//! nothing grows (at most k + 2 slots for k guided conditions).
 //!
 //! **Importance** (eq. 14; `importance = true`, which `wgraph blocks` sets):
 //! every call runs in full, so the frames are those of `cache = []`; the call
 //! l_c after each full one also ablates each block i alone — h^i = h^{i−1} +
 //! C^i with C^i (bf16) from that full call, the later blocks and the head run
 //! as usual — and adds the MSE of that output against the real one to block
-//! i's score. [`block_importance`] reads the sums from the node's state.
+//! i's score (with guidance, once per run: each slot is measured).
+//! [`block_importance`] reads the sums from the node's state; the
+//! measuring is in `blocks/importance.rs`.
 
-use super::contract::{PREDICTIONS, noise_process};
+use super::guidance::{GUIDANCE_INTERVAL, GUIDANCE_MODE, RESIDUAL_REFERENCE};
+use super::network::{Naming, Network, Passes, Run};
+use super::window::{CHAIN, CHAIN_LEVEL};
+use super::{DenoiserNode, MAX_BATCH};
 use crate::common::*;
-use crate::models::io::{model_with_role, resolved_outputs, run_model, unify_port};
+use crate::models::io::{batchable, model_with_role, resolved_outputs, run_model_rows};
 use half::bf16;
 use std::sync::Arc;
 use wgraph_engine::model::{Model, ModelSignature};
@@ -78,6 +93,18 @@ const PARAMS: &[ParamSpec] = &[
         ParamDefault::Bool(false),
         "measure each block's importance (Yume eq. 14: the MSE of the output with the block alone replaced by its cached residual, `cache_steps` calls after a full one); every call then runs in full. Set by `wgraph blocks`",
     ),
+    ParamSpec::optional(
+        "guidance",
+        ParamType::Record,
+        ParamDefault::Absent,
+        "classifier-free guidance on the embed's conditions: { condition = scale, ... }, nested in the order written, as `denoiser`'s (each run of passes keeps its own block cache)",
+    ),
+    GUIDANCE_INTERVAL,
+    GUIDANCE_MODE,
+    RESIDUAL_REFERENCE,
+    CHAIN,
+    CHAIN_LEVEL,
+    MAX_BATCH,
 ];
 
 /// A denoiser run block by block, with Yume's block cache.
@@ -88,13 +115,14 @@ impl NodeKind for BlockDenoiser {
         KIND
     }
     fn summary(&self) -> &'static str {
-        "a denoiser split into embed → blocks → head models, a sampler's callable; `cache` reuses blocks' residuals for `cache_steps` calls (Yume's block cache)"
+        "a denoiser split into embed → blocks → head models, a sampler's callable with the denoiser's guidance and windows; `cache` reuses blocks' residuals for `cache_steps` calls (Yume's block cache)"
     }
     fn params(&self) -> &'static [ParamSpec] {
         PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
-        Ok(Box::new(BlockDenoiserNode::build(cx)?))
+        let net = BlockNetwork::build(cx)?;
+        Ok(Box::new(DenoiserNode::build(cx, Box::new(net), None)?))
     }
 }
 
@@ -105,15 +133,6 @@ enum Feed {
     Hidden,
     EmbedOut(usize),
     EmbedIn(usize),
-}
-
-/// What feeds each embed input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum EmbedIn {
-    X,
-    T,
-    /// Node input `2 + k`.
-    Condition(usize),
 }
 
 struct Part {
@@ -130,47 +149,26 @@ impl Part {
     }
 }
 
-struct BlockDenoiserNode {
+/// A denoiser split at its blocks (embed → blocks → head) with Yume's block
+/// cache: the network of a `block_denoiser`. As one model it takes the
+/// embed's inputs and gives the head's prediction under the head's
+/// contract; a part that reads one of the embed's inputs gets it as the
+/// pass has it (`t` rescaled to the head's `time_scale`, a guided
+/// condition dropped).
+pub(super) struct BlockNetwork {
     embed: Arc<dyn Model>,
     embed_name: String,
-    embed_inputs: Vec<EmbedIn>,
     /// Embed output index of `h`.
     embed_h: usize,
     blocks: Vec<Part>,
     head: Part,
+    /// The split as one model: the embed's inputs, the head's outputs and
+    /// metadata.
+    sig: ModelSignature,
     /// Per block: its residual is cached.
     cached: Vec<bool>,
     cache_steps: usize,
     importance: bool,
-    prediction: String,
-    process: NoiseProcess,
-    /// The samplers' `t` times this is the model's (`time_scale / 1000`).
-    time_factor: Option<f32>,
-}
-
-/// Running sums of Yume's eq. 14 importance: per block, the MSE of the
-/// denoiser's output with that block alone replaced by its cached residual
-/// against the real output, added once per measured segment.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BlockImportance {
-    /// Sum of the MSE scores, per block.
-    pub sums: Vec<f64>,
-    /// Segments measured (the same for every block).
-    pub segments: u64,
-}
-
-impl BlockImportance {
-    /// The mean score of each block (`None` before any segment).
-    pub fn scores(&self) -> Option<Vec<f64>> {
-        (self.segments > 0).then(|| self.sums.iter().map(|s| s / self.segments as f64).collect())
-    }
-}
-
-/// The importance sums a `block_denoiser` with `importance = true` has
-/// measured so far, from its state (`Runner::inspect_state`); `None` for the
-/// state of any other kind.
-pub fn block_importance(state: &State) -> Option<&BlockImportance> {
-    state.downcast_ref::<BlockState>().map(|s| &s.importance)
 }
 
 /// A cached residual, bf16 (eq. 12), with the shape of `h` it was taken at.
@@ -205,14 +203,63 @@ impl Residual {
     }
 }
 
+/// The block cache's state, the node's network state: a cache per kind of
+/// run ([`Slot`]) and the importance sums.
 struct BlockState {
-    /// The tick of the last call.
+    /// The tick of the last run.
     tick: Option<u64>,
-    /// Calls since the last full call of this tick; `None` before the first.
-    since_full: Option<usize>,
+    /// One per kind of run seen (at most k + 2 for k guided conditions).
+    slots: Vec<Slot>,
+    importance: BlockImportance,
+}
+
+/// The cache of the runs that carry the guidance passes `passes`.
+struct Slot {
+    passes: Passes,
+    /// The call (of this tick) of the last full run; `None` before the
+    /// first of the tick.
+    full_at: Option<u64>,
     /// One per block (empty buffers for blocks that are not cached).
     residuals: Vec<Residual>,
-    importance: BlockImportance,
+}
+
+impl BlockState {
+    /// The index of the slot of `run` in `slots`, made on its first use; a
+    /// new tick forgets every slot's full run (a cache never crosses ticks).
+    fn slot(&mut self, run: Run, blocks: usize) -> usize {
+        if self.tick != Some(run.tick) {
+            self.tick = Some(run.tick);
+            for s in &mut self.slots {
+                s.full_at = None;
+            }
+        }
+        match self.slots.iter().position(|s| s.passes == run.passes) {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    passes: run.passes,
+                    full_at: None,
+                    residuals: (0..blocks).map(|_| Residual::default()).collect(),
+                });
+                self.slots.len() - 1
+            }
+        }
+    }
+}
+
+impl Slot {
+    /// Calls since the slot's last full run in this tick (`None`: none yet).
+    fn age(&self, call: u64) -> Option<u64> {
+        self.full_at.map(|f| call.saturating_sub(f))
+    }
+
+    /// Whether every cached block (`cached[i]`) has a residual of `shape`.
+    fn fits(&self, cached: &[bool], shape: &[usize]) -> bool {
+        cached
+            .iter()
+            .zip(&self.residuals)
+            .all(|(&c, r)| !c || r.fits(shape))
+    }
 }
 
 /// The model named by element `i` of `blocks`, checked to be a block.
@@ -269,35 +316,25 @@ fn block_part(
     Ok(Part { model, name, feeds })
 }
 
-impl BlockDenoiserNode {
-    fn build(cx: &BuildContext<'_>) -> Result<Self, BuildError> {
+impl BlockNetwork {
+    /// The parts named by `embed`, `blocks` and `head`, checked against
+    /// each other by name, and the cache parameters.
+    pub(super) fn build(cx: &BuildContext<'_>) -> Result<Self, BuildError> {
         let embed = model_with_role(cx, "embed", &["denoiser_embed"], KIND)?;
         let embed_name = cx.params.model_ref("embed")?;
         let head_model = model_with_role(cx, "head", &["denoiser_head"], KIND)?;
         let head_name = cx.params.model_ref("head")?;
         let esig = embed.signature();
-        let need = |n: &str| {
-            esig.input(n).map(|(i, _)| i).ok_or_else(|| {
-                BuildError::param(
+        for n in ["x", "t"] {
+            if esig.input(n).is_none() {
+                return Err(BuildError::param(
                     "embed",
-                    format!("embed `{embed_name}` has no input `{n}`; the embed takes the denoiser's x and t"),
-                )
-            })
-        };
-        let (x, t) = (need("x")?, need("t")?);
-        let mut conditions = 0;
-        let embed_inputs: Vec<EmbedIn> = (0..esig.inputs.len())
-            .map(|i| {
-                if i == x {
-                    EmbedIn::X
-                } else if i == t {
-                    EmbedIn::T
-                } else {
-                    conditions += 1;
-                    EmbedIn::Condition(conditions - 1)
-                }
-            })
-            .collect();
+                    format!(
+                        "embed `{embed_name}` has no input `{n}`; the embed takes the denoiser's x and t"
+                    ),
+                ));
+            }
+        }
         let embed_outputs: Vec<String> = esig.outputs.iter().map(|p| p.name.clone()).collect();
         let embed_h = embed_outputs.iter().position(|o| o == "h").ok_or_else(|| {
             BuildError::param(
@@ -322,25 +359,11 @@ impl BlockDenoiserNode {
             .collect::<Result<Vec<_>, _>>()?;
         let head = head_part(head_model, head_name, &embed_outputs, esig)?;
         let hsig = head.model.signature();
-        let prediction = hsig
-            .meta("wgraph.prediction")
-            .unwrap_or(hsig.outputs[0].name.as_str())
-            .to_string();
-        if let Some(p) = hsig.meta("wgraph.prediction")
-            && !PREDICTIONS.contains(&p)
-        {
-            return Err(BuildError::param(
-                "head",
-                format!(
-                    "model `{}`: wgraph.prediction `{p}` is not one of {}",
-                    head.name,
-                    PREDICTIONS.join(", ")
-                ),
-            ));
-        }
-        let (process, time_factor) = noise_process(&hsig.metadata).map_err(|why| {
-            BuildError::param("head", format!("model `{}`'s metadata: {why}", head.name))
-        })?;
+        let sig = ModelSignature {
+            inputs: esig.inputs.clone(),
+            outputs: hsig.outputs.clone(),
+            metadata: hsig.metadata.clone(),
+        };
         let mut cached = vec![false; blocks.len()];
         if cx.params.get("cache").is_some() {
             for (k, &i) in cx.params.int_list("cache")?.iter().enumerate() {
@@ -376,29 +399,17 @@ impl BlockDenoiserNode {
                     format!("`cache_steps` must be between 1 and 1000, found {steps}"),
                 )
             })?;
-        Ok(BlockDenoiserNode {
+        Ok(BlockNetwork {
             embed,
             embed_name,
-            embed_inputs,
             embed_h,
             blocks,
             head,
+            sig,
             cached,
             cache_steps,
             importance: cx.params.bool("importance")?,
-            prediction,
-            process,
-            time_factor,
         })
-    }
-
-    /// The node input index feeding embed input `i`.
-    fn node_input(&self, e: EmbedIn) -> usize {
-        match e {
-            EmbedIn::X => 0,
-            EmbedIn::T => 1,
-            EmbedIn::Condition(k) => 2 + k,
-        }
     }
 
     /// The inputs of `part` with the token sequence `h`.
@@ -427,14 +438,15 @@ impl BlockDenoiserNode {
             .collect()
     }
 
+    /// Runs `part` on `h`, at most `rows` rows per model run (0: no limit).
     fn run_part(
         part: &Part,
         h: &Tensor,
-        embed_in: &[Tensor],
-        embed_out: &[Tensor],
+        (embed_in, embed_out): (&[Tensor], &[Tensor]),
+        rows: usize,
     ) -> Result<Tensor, NodeError> {
         let inputs = Self::part_inputs(part, h, embed_in, embed_out)?;
-        run_model(&*part.model, &part.name, &inputs)?
+        run_model_rows(&*part.model, &part.name, &inputs, rows)?
             .into_iter()
             .next()
             .ok_or_else(|| NodeError::new(format!("model `{}` gave no output", part.name)))
@@ -445,10 +457,10 @@ impl BlockDenoiserNode {
     fn run_block(
         part: &Part,
         h: &Tensor,
-        embed_in: &[Tensor],
-        embed_out: &[Tensor],
+        embed: (&[Tensor], &[Tensor]),
+        rows: usize,
     ) -> Result<Tensor, NodeError> {
-        let out = Self::run_part(part, h, embed_in, embed_out)?;
+        let out = Self::run_part(part, h, embed, rows)?;
         if out.shape() != h.shape() || out.dtype() != DType::F32 {
             return Err(NodeError::new(format!(
                 "block `{}` turned h: {} into {}",
@@ -465,13 +477,45 @@ impl BlockDenoiserNode {
         &self,
         from: usize,
         mut h: Tensor,
-        embed_in: &[Tensor],
-        embed_out: &[Tensor],
+        embed: (&[Tensor], &[Tensor]),
+        rows: usize,
     ) -> Result<Tensor, NodeError> {
         for block in &self.blocks[from..] {
-            h = Self::run_block(block, &h, embed_in, embed_out)?;
+            h = Self::run_block(block, &h, embed, rows)?;
         }
-        Self::run_part(&self.head, &h, embed_in, embed_out)
+        Self::run_part(&self.head, &h, embed, rows)
+    }
+
+    /// A run with the cache: a full run stores the cached blocks'
+    /// residuals, a run within `cache_steps` calls of its slot's last full
+    /// run (at the same shape of `h`) adds them instead of running them.
+    fn run_cached(
+        &self,
+        slot: &mut Slot,
+        call: u64,
+        mut h: Tensor,
+        embed: (&[Tensor], &[Tensor]),
+        rows: usize,
+    ) -> Result<Tensor, NodeError> {
+        let reuse = slot
+            .age(call)
+            .is_some_and(|a| (1..=self.cache_steps as u64).contains(&a))
+            && slot.fits(&self.cached, h.shape());
+        if !reuse {
+            slot.full_at = Some(call);
+        }
+        for (i, block) in self.blocks.iter().enumerate() {
+            if !self.cached[i] {
+                h = Self::run_block(block, &h, embed, rows)?;
+            } else if reuse {
+                h = slot.residuals[i].apply(&h)?;
+            } else {
+                let out = Self::run_block(block, &h, embed, rows)?;
+                slot.residuals[i].store(h.shape(), h.host_f32()?, out.host_f32()?);
+                h = out;
+            }
+        }
+        Self::run_part(&self.head, &h, embed, rows)
     }
 }
 
@@ -525,58 +569,35 @@ fn head_part(
     Ok(part)
 }
 
-impl Node for BlockDenoiserNode {
-    fn prediction(&self) -> Option<Prediction> {
-        Some(Prediction {
-            output: self.prediction.clone(),
-            process: self.process.clone(),
-        })
+impl Network for BlockNetwork {
+    fn signature(&self) -> &ModelSignature {
+        &self.sig
     }
 
-    fn inputs(&self) -> Vec<PortSpec> {
-        let sig = self.embed.signature();
-        let mut ports = vec![PortSpec::call("x"), PortSpec::call("t")];
-        for (i, e) in self.embed_inputs.iter().enumerate() {
-            if let EmbedIn::Condition(_) = e {
-                ports.push(PortSpec::wired(&sig.inputs[i].name));
-            }
+    fn naming(&self) -> Naming {
+        Naming {
+            inputs: (self.embed_name.clone(), "embed"),
+            contract: (self.head.name.clone(), "head"),
         }
-        ports
-    }
-    fn input_type(&self, port: usize) -> Option<String> {
-        // Ports: x, t (from the caller), then the embed's conditions in order.
-        let sig = self.embed.signature();
-        let i = self
-            .embed_inputs
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| matches!(e, EmbedIn::Condition(_)))
-            .nth(port.checked_sub(2)?)?
-            .0;
-        Some(sig.inputs.get(i)?.ty.to_string())
     }
 
-    fn outputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::output(&self.prediction)]
+    /// Every part's every port has a free batch axis.
+    fn batchable(&self) -> bool {
+        batchable(self.embed.signature())
+            && self
+                .blocks
+                .iter()
+                .chain([&self.head])
+                .all(|p| batchable(p.model.signature()))
     }
 
-    /// The embed against the wired inputs, each block against the embed's
+    /// The embed against the bound inputs, each block against the embed's
     /// outputs and the running `h` (which it must keep), the head against
     /// both: every shape is checked here, before anything runs.
-    fn infer(
-        &self,
-        inputs: &[Option<ValueType>],
-        _: &mut dyn InferCalls,
-    ) -> Result<Vec<ValueType>, TypeError> {
+    fn resolved_outputs(&self, b: &Bindings) -> Result<Vec<ValueType>, TypeError> {
         let esig = self.embed.signature();
-        let mut b = Bindings::new();
-        for (i, e) in self.embed_inputs.iter().enumerate() {
-            let node_input = self.node_input(*e);
-            let ty = inputs.get(node_input).and_then(Option::as_ref);
-            unify_port(&mut b, &esig.inputs[i], node_input, ty)?;
-        }
         let embed_in: Vec<TensorType> = esig.inputs.iter().map(|p| b.apply(&p.ty)).collect();
-        let embed_out: Vec<TensorType> = resolved_outputs(&*self.embed, &b)
+        let embed_out: Vec<TensorType> = resolved_outputs(&*self.embed, b)
             .map_err(|e| TypeError::node(format!("embed `{}`: {}", self.embed_name, e.message)))?
             .into_iter()
             .map(|v| {
@@ -652,142 +673,46 @@ impl Node for BlockDenoiserNode {
         })
     }
 
-    fn init_state(&self) -> Result<State, NodeError> {
-        Ok(Box::new(BlockState {
+    fn init_state(&self) -> State {
+        Box::new(BlockState {
             tick: None,
-            since_full: None,
-            residuals: self.blocks.iter().map(|_| Residual::default()).collect(),
+            slots: Vec::new(),
             importance: BlockImportance {
                 sums: vec![0.0; self.blocks.len()],
                 segments: 0,
             },
-        }))
+        })
     }
 
-    fn eval(
+    fn run(
         &self,
         state: &mut State,
-        inputs: &[Option<Value>],
-        cx: &mut TickContext<'_>,
-    ) -> Result<Vec<Value>, NodeError> {
+        run: Run,
+        inputs: &[Tensor],
+        rows: usize,
+    ) -> Result<Tensor, NodeError> {
         let st = state_mut::<BlockState>(state)?;
-        if st.tick != Some(cx.tick) {
-            st.tick = Some(cx.tick);
-            st.since_full = None;
-        }
-        let mut embed_in = Vec::with_capacity(self.embed_inputs.len());
-        for e in &self.embed_inputs {
-            let v = tensor_arg(inputs, self.node_input(*e))?;
-            embed_in.push(match (e, self.time_factor) {
-                (EmbedIn::T, Some(f)) => {
-                    let data = v.host_f32()?.iter().map(|t| t * f).collect();
-                    Tensor::from_f32(v.shape(), data)?
-                }
-                _ => v.clone(),
-            });
-        }
-        let embed_out = run_model(&*self.embed, &self.embed_name, &embed_in)?;
-        let mut h = embed_out
+        let embed_out = run_model_rows(&*self.embed, &self.embed_name, inputs, rows)?;
+        let h = embed_out
             .get(self.embed_h)
             .cloned()
             .ok_or_else(|| NodeError::new(format!("embed `{}` gave no `h`", self.embed_name)))?;
-        // A call within l_c of the last full one reuses the cache (when the
-        // cache was taken at this shape).
-        let within = st.since_full.is_some_and(|n| n < self.cache_steps);
+        let embed = (inputs, embed_out.as_slice());
         if self.importance {
-            return self.eval_importance(st, within, h, &embed_in, &embed_out);
+            let i = st.slot(run, self.blocks.len());
+            let slot = (&mut st.slots[i], &mut st.importance);
+            return self.run_importance(slot, run.call, h, embed, rows);
         }
         if !self.cached.iter().any(|&c| c) {
-            let out = self.finish_from(0, h, &embed_in, &embed_out)?;
-            return Ok(vec![out.into()]);
+            return self.finish_from(0, h, embed, rows);
         }
-        let reuse = within
-            && self
-                .cached
-                .iter()
-                .zip(&st.residuals)
-                .all(|(&c, r)| !c || r.fits(h.shape()));
-        st.since_full = Some(if reuse {
-            st.since_full.map_or(0, |n| n + 1)
-        } else {
-            0
-        });
-        for (i, block) in self.blocks.iter().enumerate() {
-            if !self.cached[i] {
-                h = Self::run_block(block, &h, &embed_in, &embed_out)?;
-            } else if reuse {
-                h = st.residuals[i].apply(&h)?;
-            } else {
-                let out = Self::run_block(block, &h, &embed_in, &embed_out)?;
-                st.residuals[i].store(h.shape(), h.host_f32()?, out.host_f32()?);
-                h = out;
-            }
-        }
-        let out = Self::run_part(&self.head, &h, &embed_in, &embed_out)?;
-        Ok(vec![out.into()])
+        let i = st.slot(run, self.blocks.len());
+        self.run_cached(&mut st.slots[i], run.call, h, embed, rows)
     }
 }
 
-impl BlockDenoiserNode {
-    /// A call in importance mode: in full; a full call of the segment stores
-    /// every block's residual, the call `cache_steps` after it measures.
-    fn eval_importance(
-        &self,
-        st: &mut BlockState,
-        within: bool,
-        mut h: Tensor,
-        embed_in: &[Tensor],
-        embed_out: &[Tensor],
-    ) -> Result<Vec<Value>, NodeError> {
-        let fits = st.residuals.iter().all(|r| r.fits(h.shape()));
-        let since = if within && fits {
-            st.since_full.map_or(0, |n| n + 1)
-        } else {
-            0
-        };
-        st.since_full = Some(since);
-        let measure = since == self.cache_steps;
-        let mut block_inputs = Vec::with_capacity(if measure { self.blocks.len() } else { 0 });
-        for (i, block) in self.blocks.iter().enumerate() {
-            let out = Self::run_block(block, &h, embed_in, embed_out)?;
-            if since == 0 {
-                st.residuals[i].store(h.shape(), h.host_f32()?, out.host_f32()?);
-            }
-            if measure {
-                block_inputs.push(h);
-            }
-            h = out;
-        }
-        let out = Self::run_part(&self.head, &h, embed_in, embed_out)?;
-        if measure {
-            let reference = out.host_f32()?;
-            for (i, before) in block_inputs.iter().enumerate() {
-                let ablated = st.residuals[i].apply(before)?;
-                let y = self.finish_from(i + 1, ablated, embed_in, embed_out)?;
-                let y = y.host_f32()?;
-                if y.len() != reference.len() {
-                    return Err(NodeError::new(format!(
-                        "importance: the output with block {i} ablated has {} values, the real one {}",
-                        y.len(),
-                        reference.len()
-                    )));
-                }
-                let mse = y
-                    .iter()
-                    .zip(reference)
-                    .map(|(a, b)| {
-                        let d = f64::from(*a) - f64::from(*b);
-                        d * d
-                    })
-                    .sum::<f64>()
-                    / reference.len().max(1) as f64;
-                st.importance.sums[i] += mse;
-            }
-            st.importance.segments += 1;
-        }
-        Ok(vec![out.into()])
-    }
-}
+mod importance;
+pub use importance::{BlockImportance, block_importance};
 
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@
 
 use super::guidance::{GUIDANCE_INTERVAL, GUIDANCE_MODE, RESIDUAL_REFERENCE};
 use super::window::{CHAIN, CHAIN_LEVEL};
-use super::{DenoiserNode, MAX_BATCH};
+use super::{DenoiserNode, MAX_BATCH, model_network};
 use crate::common::*;
 use crate::models::io::{resolved_outputs, run_model, unify_port};
 use std::sync::Arc;
@@ -94,7 +94,12 @@ impl NodeKind for ControlNet {
                 "a controlnet takes exactly (x, t, hint) and gives one output",
             ));
         }
-        Ok(Box::new(DenoiserNode::build(cx, Some(branch))?))
+        let net = model_network(cx, "controlnet")?;
+        Ok(Box::new(DenoiserNode::build(
+            cx,
+            Box::new(net),
+            Some(branch),
+        )?))
     }
 }
 
@@ -150,7 +155,7 @@ impl DenoiserNode {
             return Ok(());
         };
         let get = |i: usize| inputs.get(i).and_then(Option::as_ref);
-        let sig = self.model.signature();
+        let sig = self.net.signature();
         let csig = c.model.signature();
         let mut cb = Bindings::new();
         unify_port(&mut cb, &csig.inputs[c.x], 0, get(0))?;

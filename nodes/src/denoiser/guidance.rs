@@ -22,9 +22,10 @@
 //!   velocity is `(x − r)/σ`. Every call is defined by its own x and σ; no
 //!   state is kept. One condition then costs one pass, not two.
 
-use super::{DenoiserNode, condition_param};
+use super::network::Passes;
+use super::{DenoiserNode, DenoiserState, condition_param};
 use crate::common::*;
-use crate::models::io::{run_model_rows, stack, unstack};
+use crate::models::io::{stack, unstack};
 use crate::samplers::Readout;
 
 /// The choices of `guidance_mode`.
@@ -187,10 +188,11 @@ impl DenoiserNode {
     /// convention, one per row) on `x` at model time `t`: the passes of
     /// `guidance` (stacked into one run where the batch is free), combined
     /// by nested CFG; one plain pass when unguided or outside
-    /// `guidance_interval`. `state` holds the null conditions.
+    /// `guidance_interval`. `st` holds the null conditions and the
+    /// network's state; `call` is (tick, call of the tick).
     pub(super) fn guide(
         &self,
-        state: &mut State,
+        (st, call): (&mut DenoiserState, (u64, u64)),
         ts: &[f32],
         (x, t): (&Tensor, &Tensor),
         conds: &[Tensor],
@@ -214,9 +216,10 @@ impl DenoiserNode {
                 .is_some_and(|(lo, hi)| !(lo <= noise_level.0 && noise_level.0 <= hi))
         {
             let pass = self.pass(x, t, conds, control, (&[], &[]), level)?;
-            return Ok(vec![self.run_pass(&pass)?.into()]);
+            let alone = Passes { first: k, count: 1 };
+            return Ok(vec![self.run_passes(st, call, alone, &pass)?.into()]);
         }
-        let nulls = state_mut::<Vec<Option<Tensor>>>(state)?;
+        let nulls = &mut st.nulls;
         for &ci in &self.guided {
             if nulls[ci]
                 .as_ref()
@@ -234,16 +237,17 @@ impl DenoiserNode {
             let stacked = (0..passes[0].len())
                 .map(|i| stack(&passes.iter().map(|p| &p[i]).collect::<Vec<_>>()))
                 .collect::<Result<Vec<_>, _>>()?;
-            let out = run_model_rows(&*self.model, &self.model_name, &stacked, self.max_batch)?;
-            unstack(
-                out.first()
-                    .ok_or_else(|| NodeError::new("denoiser gave no output"))?,
-                passes.len(),
-            )?
+            let all = Passes {
+                first,
+                count: passes.len(),
+            };
+            let out = self.run_passes(st, call, all, &stacked)?;
+            unstack(&out, passes.len())?
         } else {
             passes
                 .iter()
-                .map(|p| self.run_pass(p))
+                .zip(first..)
+                .map(|(p, j)| self.run_passes(st, call, Passes { first: j, count: 1 }, p))
                 .collect::<Result<Vec<_>, _>>()?
         };
         if k == 0 {
@@ -277,7 +281,7 @@ impl DenoiserNode {
                 2 + ci,
                 format!(
                     "`residual_reference = \"{}\"` must have the type of `x` ({xt}): it is the x₀ the residual points to; found {rt}",
-                    self.model.signature().inputs[self.conditions[ci]].name
+                    self.net.signature().inputs[self.conditions[ci]].name
                 ),
             ));
         }

@@ -4,12 +4,13 @@
 //!
 //! | file | kinds / concern |
 //! |---|---|
-//! | `mod.rs` | `denoiser` — the node: ports from the model, passes, `max_batch` |
+//! | `mod.rs` | `denoiser` — the node (`DenoiserNode`, shared by every kind here but `target_flow`): ports from the network, passes, `max_batch` |
+//! | `network.rs` | `Network`: what one pass runs — one model (`ModelNetwork`) or the block split |
 //! | `contract.rs` | the noise contract a denoiser's metadata declares (`wgraph.prediction`, `wgraph.schedule`, `wgraph.time_scale`) |
 //! | `guidance.rs` | classifier-free guidance: nested CFG, `guidance_interval`, residual CFG |
 //! | `window.rs` | windows of frames (`df_window`): repeated conditions, `chain`, the context level |
 //! | `controlnet.rs` | `controlnet` — a denoiser plus a ControlNet branch on a `hint` |
-//! | `blocks.rs` | `block_denoiser` — a denoiser run as embed → blocks → head, with Yume's block cache |
+//! | `blocks.rs` | `block_denoiser` — the node over a `BlockNetwork`: embed → blocks → head, with Yume's block cache |
 //! | `target_flow.rs` | `target_flow` — the exact velocity toward a known target |
 //!
 //! **The `denoiser` kind.** A sampler calls the node with `x` (the noisy
@@ -24,21 +25,26 @@
 //! is symbolic the passes are stacked into one run, and `max_batch` caps
 //! the rows of one run (more are split into several runs and joined).
 //! A call may carry a window of frames as rows ([`window`]).
+//!
+//! **Networks.** What a pass runs is a `network::Network`: the `model`
+//! of a `denoiser` or `controlnet`, or the embed → blocks → head split of a
+//! `block_denoiser` ([`blocks`]), whose block cache lives behind the same
+//! interface — so guidance, windows and `max_batch` work the same on it.
 
 pub mod blocks;
 mod contract;
 pub mod controlnet;
 mod guidance;
+mod network;
 pub mod target_flow;
 mod window;
 
 use crate::common::*;
-use crate::models::io::{batchable, model_with_role, resolved_outputs, run_model_rows, unify_port};
+use crate::models::io::{batchable, model_with_role, unify_port};
 use crate::samplers::diffusion::{alpha_at, alphas_cumprod, flow_sigma_of_alpha};
 use controlnet::ControlBranch;
 use guidance::{GUIDANCE_INTERVAL, GUIDANCE_MODE, RESIDUAL_REFERENCE, Residual};
-use std::sync::Arc;
-use wgraph_engine::model::Model;
+use network::{ModelNetwork, Network, Passes, Run};
 use wgraph_engine::types::Bindings;
 use window::{CHAIN, CHAIN_LEVEL};
 
@@ -86,12 +92,27 @@ impl NodeKind for Denoiser {
         DENOISER_PARAMS
     }
     fn build(&self, cx: &BuildContext<'_>) -> Result<Box<dyn Node>, BuildError> {
-        Ok(Box::new(DenoiserNode::build(cx, None)?))
+        Ok(Box::new(DenoiserNode::build(
+            cx,
+            Box::new(model_network(cx, "denoiser")?),
+            None,
+        )?))
     }
 }
 
+/// The network of a `denoiser` or `controlnet`: its `model`, which must be
+/// a denoiser.
+fn model_network(cx: &BuildContext<'_>, kind: &str) -> Result<ModelNetwork, BuildError> {
+    let model = model_with_role(cx, "model", &["denoiser"], kind)?;
+    Ok(ModelNetwork::new(model, cx.params.model_ref("model")?))
+}
+
+/// A network with guidance, windows and `max_batch` (and, for
+/// `controlnet`, a control branch): every kind of this module but
+/// `target_flow`.
 struct DenoiserNode {
-    model: Arc<dyn Model>,
+    net: Box<dyn Network>,
+    /// The model the network's inputs are named after, in messages.
     model_name: String,
     /// Model input index of x, t, and of each wired condition (node input 2 + i).
     x: usize,
@@ -126,19 +147,19 @@ struct DenoiserNode {
 }
 
 impl DenoiserNode {
-    fn build(cx: &BuildContext<'_>, control: Option<ControlBranch>) -> Result<Self, BuildError> {
-        let kind = if control.is_some() {
-            "controlnet"
-        } else {
-            "denoiser"
-        };
-        let model = model_with_role(cx, "model", &["denoiser"], kind)?;
-        let model_name = cx.params.model_ref("model")?;
-        let sig = model.signature();
+    fn build(
+        cx: &BuildContext<'_>,
+        net: Box<dyn Network>,
+        control: Option<ControlBranch>,
+    ) -> Result<Self, BuildError> {
+        let naming = net.naming();
+        let (model_name, model_param) = naming.inputs;
+        let (contract_name, contract_param) = naming.contract;
+        let sig = net.signature();
         let need = |n: &str| {
             sig.input(n).map(|(i, _)| i).ok_or_else(|| {
                 BuildError::param(
-                    "model",
+                    model_param,
                     format!(
                         "denoiser `{model_name}` has no input `{n}`; a denoiser takes x and t (map the file's names in its declaration: `inputs = {{ x = \"…\", t = \"…\" }}`)"
                     ),
@@ -149,21 +170,26 @@ impl DenoiserNode {
         let control_input = match &control {
             Some(_) => Some(sig.input("control").map(|(i, _)| i).ok_or_else(|| {
                 BuildError::param(
-                    "model",
+                    model_param,
                     format!("`{model_name}` has no `control` input for a ControlNet residual"),
                 )
             })?),
             None => None,
         };
-        let level_input = window::chain_level_input(cx, sig, &model_name, (x, t, control_input))?;
+        let level_input = window::chain_level_input(
+            cx,
+            sig,
+            (&model_name, contract_param),
+            (x, t, control_input),
+        )?;
         let conditions: Vec<usize> = (0..sig.inputs.len())
             .filter(|&i| i != x && i != t && Some(i) != control_input && Some(i) != level_input)
             .collect();
         let chain = condition_param(cx, "chain", &conditions, sig, &format!("`{model_name}`"))?;
         if sig.outputs.len() != 1 {
             return Err(BuildError::param(
-                "model",
-                format!("denoiser `{model_name}` must have exactly one output"),
+                contract_param,
+                format!("denoiser `{contract_name}` must have exactly one output"),
             ));
         }
         let prediction = sig
@@ -174,18 +200,21 @@ impl DenoiserNode {
             && !PREDICTIONS.contains(&p)
         {
             return Err(BuildError::param(
-                "model",
+                contract_param,
                 format!(
-                    "model `{model_name}`: wgraph.prediction `{p}` is not one of {}",
+                    "model `{contract_name}`: wgraph.prediction `{p}` is not one of {}",
                     PREDICTIONS.join(", ")
                 ),
             ));
         }
         let (process, time_factor) = noise_process(&sig.metadata).map_err(|why| {
-            BuildError::param("model", format!("model `{model_name}`'s metadata: {why}"))
+            BuildError::param(
+                contract_param,
+                format!("model `{contract_name}`'s metadata: {why}"),
+            )
         })?;
         let guidance = guidance::guidance_param(cx, &conditions, sig, &model_name)?;
-        let batch = batchable(sig)
+        let batch = net.batchable()
             && control
                 .as_ref()
                 .is_none_or(|c| batchable(c.model.signature()));
@@ -238,7 +267,7 @@ impl DenoiserNode {
             time_factor,
             batch,
             model_name,
-            model,
+            net,
         })
     }
 
@@ -261,12 +290,17 @@ impl DenoiserNode {
         }
     }
 
-    /// Runs one pass (one call) and returns its prediction.
-    fn run_pass(&self, inputs: &[Tensor]) -> Result<Tensor, NodeError> {
-        run_model_rows(&*self.model, &self.model_name, inputs, self.max_batch)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| NodeError::new("denoiser gave no output"))
+    /// Runs the passes `passes` of call `call` (tick, call of the tick),
+    /// stacked in `inputs`, through the network: their prediction.
+    fn run_passes(
+        &self,
+        st: &mut DenoiserState,
+        (tick, call): (u64, u64),
+        passes: Passes,
+        inputs: &[Tensor],
+    ) -> Result<Tensor, NodeError> {
+        let run = Run { tick, call, passes };
+        self.net.run(&mut st.net, run, inputs, self.max_batch)
     }
 
     /// The model inputs of one guidance pass: conditions in `dropped` zeroed.
@@ -279,7 +313,7 @@ impl DenoiserNode {
         (dropped, nulls): (&[usize], &[Option<Tensor>]),
         level: Option<&Tensor>,
     ) -> Result<Vec<Tensor>, NodeError> {
-        let sig = self.model.signature();
+        let sig = self.net.signature();
         let mut inputs = Vec::with_capacity(sig.inputs.len());
         for i in 0..sig.inputs.len() {
             let tensor = if i == self.x {
@@ -356,7 +390,7 @@ impl Node for DenoiserNode {
         })
     }
     fn inputs(&self) -> Vec<PortSpec> {
-        let sig = self.model.signature();
+        let sig = self.net.signature();
         let mut ports = vec![PortSpec::call("x"), PortSpec::call("t")];
         ports.extend(
             self.conditions
@@ -371,7 +405,7 @@ impl Node for DenoiserNode {
     fn input_type(&self, port: usize) -> Option<String> {
         // Ports: x, t (from the caller), the conditions, then `hint`.
         let i = *self.conditions.get(port.checked_sub(2)?)?;
-        Some(self.model.signature().inputs.get(i)?.ty.to_string())
+        Some(self.net.signature().inputs.get(i)?.ty.to_string())
     }
 
     fn outputs(&self) -> Vec<PortSpec> {
@@ -383,7 +417,7 @@ impl Node for DenoiserNode {
         inputs: &[Option<ValueType>],
         _: &mut dyn InferCalls,
     ) -> Result<Vec<ValueType>, TypeError> {
-        let sig = self.model.signature();
+        let sig = self.net.signature();
         let mut b = Bindings::new();
         let get = |i: usize| inputs.get(i).and_then(Option::as_ref);
         unify_port(&mut b, &sig.inputs[self.x], 0, get(0))?;
@@ -417,20 +451,28 @@ impl Node for DenoiserNode {
         self.check_chain(inputs)?;
         self.check_reference(inputs)?;
         self.infer_control(inputs, &mut b)?;
-        resolved_outputs(&*self.model, &b)
+        self.net.resolved_outputs(&b)
     }
 
-    /// The null embeddings of guided conditions (zeros), made once per run.
+    /// The null embeddings of guided conditions (zeros), made once per run,
+    /// and the network's state.
     fn init_state(&self) -> Result<State, NodeError> {
-        Ok(Box::new(vec![None::<Tensor>; self.conditions.len()]))
+        Ok(Box::new(DenoiserState {
+            nulls: vec![None; self.conditions.len()],
+            tick: None,
+            call: 0,
+            net: self.net.init_state(),
+        }))
     }
 
     fn eval(
         &self,
         state: &mut State,
         inputs: &[Option<Value>],
-        _: &mut TickContext<'_>,
+        cx: &mut TickContext<'_>,
     ) -> Result<Vec<Value>, NodeError> {
+        let st = state_mut::<DenoiserState>(state)?;
+        let call = st.begin_call(cx.tick);
         let x = tensor_arg(inputs, 0)?;
         let scaled_t;
         let t = match self.time_factor {
@@ -454,7 +496,32 @@ impl Node for DenoiserNode {
             None => None,
         };
         let ts = tensor_arg(inputs, 1)?.host_f32()?;
-        self.guide(state, ts, (x, t), &conds, control.as_ref(), level)
+        self.guide((st, call), ts, (x, t), &conds, control.as_ref(), level)
+    }
+}
+
+/// The state of a [`DenoiserNode`].
+struct DenoiserState {
+    /// The null embeddings of guided conditions (zeros), by condition.
+    nulls: Vec<Option<Tensor>>,
+    /// The tick of the last call.
+    tick: Option<u64>,
+    /// The number of the last call within its tick.
+    call: u64,
+    /// The network's state ([`Network::init_state`]).
+    net: State,
+}
+
+impl DenoiserState {
+    /// Counts a call at `tick`: (tick, its number within the tick).
+    fn begin_call(&mut self, tick: u64) -> (u64, u64) {
+        if self.tick == Some(tick) {
+            self.call += 1;
+        } else {
+            self.tick = Some(tick);
+            self.call = 0;
+        }
+        (tick, self.call)
     }
 }
 
@@ -464,6 +531,7 @@ pub(super) mod testing {
     //! which conditions it saw, and the node called on it.
     pub use super::*;
     pub use crate::models::io::fake::{FakeModel, build_with, fake};
+    pub use std::sync::Arc;
     pub use wgraph_engine::node::{NoCallees, NoInferCalls};
     pub use wgraph_engine::params::ParamValue;
     pub use wgraph_engine::settings::Settings;

@@ -31,16 +31,18 @@ pub(super) const CHAIN_LEVEL: ParamSpec = ParamSpec::optional(
 /// The model input a diffusion-forcing denoiser reads its context's noise
 /// level from: `chain_level`, else the model's `wgraph.context_level_input`;
 /// checked to be an f32 `[batch]` input other than x, t and control.
+/// `model_name` names the model in messages; `meta_param` is the parameter
+/// of the model whose metadata is read.
 pub(super) fn chain_level_input(
     cx: &BuildContext<'_>,
     sig: &wgraph_engine::model::ModelSignature,
-    model_name: &str,
+    (model_name, meta_param): (&str, &'static str),
     (x, t, control): (usize, usize, Option<usize>),
 ) -> Result<Option<usize>, BuildError> {
     let (name, param) = match cx.params.string("chain_level") {
         Ok(name) => (name, "chain_level"),
         Err(_) => match sig.meta("wgraph.context_level_input") {
-            Some(name) => (name.to_string(), "model"),
+            Some(name) => (name.to_string(), meta_param),
             None => return Ok(None),
         },
     };
@@ -130,7 +132,7 @@ impl DenoiserNode {
                     2 + ci,
                     format!(
                         "`chain = \"{}\"` must have the type of one row of `x` ({row}): it is the previous frame; found {ct}",
-                        self.model.signature().inputs[self.conditions[ci]].name
+                        self.net.signature().inputs[self.conditions[ci]].name
                     ),
                 ));
             }

@@ -280,7 +280,7 @@ impl Node for DfWindowNode {
 mod tests {
     use super::*;
     use crate::common::testing::*;
-    use crate::samplers::testing::PerfectFlow;
+    use crate::samplers::test_support::PerfectFlow;
     use wgraph_engine::params::ParamValue as P;
     use wgraph_engine::settings::Settings;
 

@@ -67,6 +67,7 @@ mod tests {
     use super::*;
     use crate::common::testing::*;
     use crate::denoiser::target_flow::TargetFlow;
+    use crate::samplers::test_support::PerfectEps;
     use wgraph_engine::node::{Callees, NoCallees};
     use wgraph_engine::params::ParamValue as P;
     use wgraph_engine::settings::Settings;
@@ -169,73 +170,6 @@ mod tests {
         }
     }
 
-    /// A perfect VP ε model of a known x₀ (scaled-linear betas): ε from the
-    /// VP point and ᾱ at the (fractional) timestep it is called with.
-    struct VpEps {
-        target: Vec<f32>,
-        ac: Vec<f64>,
-        calls: Vec<f32>,
-        /// The x of each call.
-        xs: Vec<Vec<f32>>,
-    }
-
-    impl VpEps {
-        /// ᾱ at a fractional timestep: σ interpolated in log σ (diffusers).
-        fn alpha(&self, t: f32) -> f64 {
-            let t = f64::from(t).clamp(0.0, (self.ac.len() - 1) as f64);
-            let i = (t.floor() as usize).min(self.ac.len() - 2);
-            let f = t - i as f64;
-            let ls = |a: f64| (((1.0 - a) / a).sqrt()).ln();
-            let s = ((1.0 - f) * ls(self.ac[i]) + f * ls(self.ac[i + 1])).exp();
-            1.0 / (1.0 + s * s)
-        }
-    }
-
-    impl Callees for VpEps {
-        fn call(&mut self, _: usize, args: Vec<Value>) -> Result<Vec<Value>, NodeError> {
-            let (Value::Tensor(x), Value::Tensor(t)) = (&args[0], &args[1]) else {
-                panic!("tensors");
-            };
-            let t = t.host_f32()?[0];
-            self.calls.push(t);
-            self.xs.push(x.host_f32()?.to_vec());
-            let a = self.alpha(t);
-            let eps: Vec<f32> = x
-                .host_f32()?
-                .iter()
-                .zip(&self.target)
-                .map(|(&x, &c)| {
-                    ((f64::from(x) - a.sqrt() * f64::from(c)) / (1.0 - a).sqrt()) as f32
-                })
-                .collect();
-            Ok(vec![Tensor::from_f32(x.shape(), eps)?.into()])
-        }
-    }
-
-    impl InferCalls for VpEps {
-        fn callee_prediction(&self, _: usize) -> Option<Prediction> {
-            Some(Prediction {
-                output: "epsilon".into(),
-                process: NoiseProcess::Vp {
-                    beta_start: 0.00085,
-                    beta_end: 0.012,
-                    train_steps: 1000,
-                    scaled: true,
-                },
-            })
-        }
-        fn callee_outputs(&self, _: usize) -> Vec<String> {
-            vec!["epsilon".into()]
-        }
-        fn infer_call(
-            &mut self,
-            _: usize,
-            args: &[ValueType],
-        ) -> Result<Vec<ValueType>, TypeError> {
-            Ok(vec![args[0].clone()])
-        }
-    }
-
     /// `euler` runs an ε-predicting VP model (yan-sim's kind) through the
     /// flow/VP conversion and recovers its x₀; the timesteps it calls the
     /// model at decrease from the table's end.
@@ -252,18 +186,8 @@ mod tests {
                 ("denoiser", P::NodeRef("d".into())),
             ];
             let node = build(&Euler, params, dir.path()).unwrap();
-            let mut model = VpEps {
-                target: target.clone(),
-                ac: ac.clone(),
-                calls: Vec::new(),
-                xs: Vec::new(),
-            };
-            let mut inf = VpEps {
-                target: target.clone(),
-                ac: ac.clone(),
-                calls: Vec::new(),
-                xs: Vec::new(),
-            };
+            let vp = || PerfectEps::vp(&target, 0.00085, 0.012, true);
+            let (mut model, mut inf) = (vp(), vp());
             let out = run_with(
                 &*node,
                 1,
@@ -272,17 +196,13 @@ mod tests {
                 &mut inf,
             )
             .unwrap();
-            assert_eq!(model.calls.len(), steps as usize);
+            assert_eq!(model.ts.len(), steps as usize);
             assert_eq!(
-                model.calls[0], 999.0,
+                model.ts[0], 999.0,
                 "the first level is the table's last timestep"
             );
             // Non-increasing: σ above the table's largest (≈ 0.936) clamps to t = 999.
-            assert!(
-                model.calls.windows(2).all(|w| w[1] <= w[0]),
-                "{:?}",
-                model.calls
-            );
+            assert!(model.ts.windows(2).all(|w| w[1] <= w[0]), "{:?}", model.ts);
             let err = f32s(&out[0].0, 0)
                 .iter()
                 .zip(&target)
@@ -389,7 +309,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
         let noise: Vec<f32> = (0..24).map(|i| (i as f32 * 1.3).cos()).collect();
-        let ac = crate::samplers::diffusion::alphas_cumprod(0.00085, 0.012, 1000, true);
         let kinds: [&dyn NodeKind; 4] = [
             &Euler,
             &crate::samplers::sde::Sde,
@@ -399,12 +318,7 @@ mod tests {
         for kind in kinds {
             let params = vec![("steps", P::Int(4)), ("denoiser", P::NodeRef("d".into()))];
             let node = build(kind, params, dir.path()).unwrap();
-            let vp = || VpEps {
-                target: target.clone(),
-                ac: ac.clone(),
-                calls: Vec::new(),
-                xs: Vec::new(),
-            };
+            let vp = || PerfectEps::vp(&target, 0.00085, 0.012, true);
             let (mut model, mut inf) = (vp(), vp());
             run_with(
                 &*node,
@@ -414,7 +328,7 @@ mod tests {
                 &mut inf,
             )
             .unwrap();
-            assert_eq!(model.calls[0], 999.0, "{}", kind.name());
+            assert_eq!(model.ts[0], 999.0, "{}", kind.name());
             let err = model.xs[0]
                 .iter()
                 .zip(&noise)

@@ -514,7 +514,7 @@ fn solve(mut a: Vec<Vec<f64>>, mut y: Vec<f64>) -> Vec<f64> {
 mod tests {
     use super::*;
     use crate::common::testing::*;
-    use crate::samplers::testing::PerfectFlow;
+    use crate::samplers::test_support::PerfectFlow;
     use wgraph_engine::params::ParamValue as P;
 
     /// On a perfect flow model every rule (stochastic ones at η = 0, and

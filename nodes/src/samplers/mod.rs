@@ -22,7 +22,9 @@
 //!   level σ, whatever it predicts);
 //! - `step.rs` — the sampler core: a `StepRule` and the `Sampler` node
 //!   around it, step noise (the seeded RNG, or the wired `step_noise`);
-//! - here: the parameters every sampler shares.
+//! - here: the parameters every sampler shares;
+//! - `test_support.rs` (tests only) — the perfect denoisers the samplers'
+//!   unit tests run on (`PerfectFlow`, `PerfectEps`).
 //!
 //! **To add a sampler:** a file with its `NodeKind` (parameters:
 //! `flow_sampler_params![…its own…]`, built with `Sampler::node(cx, rule)`)
@@ -204,70 +206,5 @@ macro_rules! flow_sampler_params {
 }
 pub(crate) use flow_sampler_params;
 
-/// A perfect rectified-flow denoiser of a known x₀ (velocity `(x − x₀)/σ`
-/// at t = 1000σ), recording what it was called with.
 #[cfg(test)]
-pub(crate) mod testing {
-    use crate::common::*;
-    use wgraph_engine::node::Callees;
-
-    pub struct PerfectFlow {
-        pub x0: Vec<f32>,
-        pub ts: Vec<f32>,
-        pub xs: Vec<Vec<f32>>,
-    }
-
-    impl PerfectFlow {
-        pub fn new(x0: &[f32]) -> Self {
-            PerfectFlow {
-                x0: x0.to_vec(),
-                ts: Vec::new(),
-                xs: Vec::new(),
-            }
-        }
-    }
-
-    impl Callees for PerfectFlow {
-        fn call(&mut self, _: usize, args: Vec<Value>) -> Result<Vec<Value>, NodeError> {
-            let (Value::Tensor(x), Value::Tensor(t)) = (&args[0], &args[1]) else {
-                return Err(NodeError::new("expected tensors"));
-            };
-            // One t per row of x (a window call has several).
-            let ts = t.host_f32()?.to_vec();
-            let xs = x.host_f32()?;
-            let row = self.x0.len();
-            let v: Vec<f32> = xs
-                .chunks(row)
-                .zip(&ts)
-                .flat_map(|(r, &t)| {
-                    let sigma = f64::from(t) / 1000.0;
-                    r.iter()
-                        .zip(&self.x0)
-                        .map(move |(&x, &c)| ((f64::from(x) - f64::from(c)) / sigma) as f32)
-                })
-                .collect();
-            self.ts.extend(ts);
-            self.xs.push(xs.to_vec());
-            Ok(vec![Tensor::from_f32(x.shape(), v)?.into()])
-        }
-    }
-
-    impl InferCalls for PerfectFlow {
-        fn callee_prediction(&self, _: usize) -> Option<Prediction> {
-            Some(Prediction {
-                output: "velocity".into(),
-                process: NoiseProcess::Flow,
-            })
-        }
-        fn callee_outputs(&self, _: usize) -> Vec<String> {
-            vec!["velocity".into()]
-        }
-        fn infer_call(
-            &mut self,
-            _: usize,
-            args: &[ValueType],
-        ) -> Result<Vec<ValueType>, TypeError> {
-            Ok(vec![args[0].clone()])
-        }
-    }
-}
+pub(crate) mod test_support;

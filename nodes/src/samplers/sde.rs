@@ -69,7 +69,7 @@ impl StepRule for SdeRule {
 mod tests {
     use super::*;
     use crate::common::testing::*;
-    use crate::samplers::testing::PerfectFlow;
+    use crate::samplers::test_support::PerfectFlow;
     use wgraph_engine::params::ParamValue as P;
 
     /// Against an independent f64 loop of Yume's formula, with the same

@@ -158,7 +158,7 @@ impl StepRule for SelfForcingRule {
 mod tests {
     use super::*;
     use crate::common::testing::*;
-    use crate::samplers::testing::PerfectFlow;
+    use crate::samplers::test_support::PerfectFlow;
     use wgraph_engine::params::ParamValue as P;
 
     #[test]

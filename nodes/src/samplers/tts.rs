@@ -165,7 +165,7 @@ impl StepRule for TtsRule {
 mod tests {
     use super::*;
     use crate::common::testing::*;
-    use crate::samplers::testing::PerfectFlow;
+    use crate::samplers::test_support::PerfectFlow;
     use wgraph_engine::params::ParamValue as P;
 
     /// With a perfect flow model every velocity points at x₀, so the look-

@@ -16,9 +16,18 @@ fn f32s(t: &Tensor) -> Vec<f32> {
 
 /// embed: h = x + cond, c = t/1000 (one per row).
 fn embed() -> Arc<FakeModel> {
+    embed_with("batch")
+}
+
+/// [`embed`] with batch dimension `b` (`"batch"`: free, `"1"`: fixed).
+fn embed_with(b: &str) -> Arc<FakeModel> {
     fake(
-        &["x:f32:batch,4", "t:f32:batch", "cond:f32:batch,4"],
-        &["h:f32:batch,4", "c:f32:batch,1"],
+        &[
+            &format!("x:f32:{b},4"),
+            &format!("t:f32:{b}"),
+            &format!("cond:f32:{b},4"),
+        ],
+        &[&format!("h:f32:{b},4"), &format!("c:f32:{b},1")],
         &[("wgraph.role", "denoiser_embed")],
         |ins| {
             let (x, t, cond) = (f32s(&ins[0]), f32s(&ins[1]), f32s(&ins[2]));
@@ -35,9 +44,14 @@ fn embed() -> Arc<FakeModel> {
 
 /// block: h ← a·h + c.
 fn block(a: f32) -> Arc<FakeModel> {
+    block_with(a, "batch")
+}
+
+/// [`block`] with batch dimension `b`.
+fn block_with(a: f32, b: &str) -> Arc<FakeModel> {
     fake(
-        &["h:f32:batch,4", "c:f32:batch,1"],
-        &["h_out:f32:batch,4"],
+        &[&format!("h:f32:{b},4"), &format!("c:f32:{b},1")],
+        &[&format!("h_out:f32:{b},4")],
         &[("wgraph.role", "denoiser_block")],
         move |ins| {
             let (h, c) = (f32s(&ins[0]), f32s(&ins[1]));
@@ -53,9 +67,14 @@ fn block(a: f32) -> Arc<FakeModel> {
 
 /// head: velocity = h + 0.5·x (x: the denoiser's own input).
 fn head() -> Arc<FakeModel> {
+    head_with("batch")
+}
+
+/// [`head`] with batch dimension `b`.
+fn head_with(b: &str) -> Arc<FakeModel> {
     fake(
-        &["h:f32:batch,4", "x:f32:batch,4"],
-        &["velocity:f32:batch,4"],
+        &[&format!("h:f32:{b},4"), &format!("x:f32:{b},4")],
+        &[&format!("velocity:f32:{b},4")],
         &[
             ("wgraph.role", "denoiser_head"),
             ("wgraph.prediction", "velocity"),
@@ -74,9 +93,17 @@ struct Models {
 }
 
 fn build(extra: Vec<(&'static str, ParamValue)>) -> (Result<Box<dyn Node>, BuildError>, Models) {
-    let blocks: Vec<Arc<FakeModel>> = SCALES.iter().map(|&a| block(a)).collect();
+    build_batch("batch", extra)
+}
+
+/// [`build`] with parts of batch dimension `b`.
+fn build_batch(
+    b: &str,
+    extra: Vec<(&'static str, ParamValue)>,
+) -> (Result<Box<dyn Node>, BuildError>, Models) {
+    let blocks: Vec<Arc<FakeModel>> = SCALES.iter().map(|&a| block_with(a, b)).collect();
     let mut models: Vec<(&str, Arc<dyn Model>)> =
-        vec![("e", embed() as Arc<dyn Model>), ("hd", head())];
+        vec![("e", embed_with(b) as Arc<dyn Model>), ("hd", head_with(b))];
     let names = ["b0", "b1", "b2"];
     for (n, b) in names.iter().zip(&blocks) {
         models.push((n, Arc::clone(b) as Arc<dyn Model>));
@@ -113,8 +140,19 @@ fn call(node: &dyn Node, state: &mut State, tick: u64, x: &[f32], t: f32) -> Vec
 /// The reference: the blocks in turn, `cached[i]` = Some(residual) to
 /// reuse; returns (output, the residuals each block would store).
 fn reference(x: &[f32], t: f32, reuse: &[Option<Vec<f32>>]) -> (Vec<f32>, Vec<Vec<f32>>) {
+    reference_cond(x, 0.25, t, reuse)
+}
+
+/// [`reference`] with the condition `cond` everywhere (0: the null
+/// condition of an unconditional pass).
+fn reference_cond(
+    x: &[f32],
+    cond: f32,
+    t: f32,
+    reuse: &[Option<Vec<f32>>],
+) -> (Vec<f32>, Vec<Vec<f32>>) {
     let c = t / 1000.0;
-    let mut h: Vec<f32> = x.iter().map(|v| v + 0.25).collect();
+    let mut h: Vec<f32> = x.iter().map(|v| v + cond).collect();
     let mut residuals = Vec::new();
     for (a, r) in SCALES.iter().zip(reuse) {
         let out: Vec<f32> = match r {
@@ -420,4 +458,136 @@ fn wrong_models_are_refused_naming_the_parameter() {
         "{}",
         e.message
     );
+}
+
+/// `guidance = { cond = scale }` as the graph writes it.
+fn guidance(scale: f64) -> ParamValue {
+    use wgraph_engine::params::{AstEntry, AstIdent, AstRecord, AstValue, AstValueKind};
+    let span = Default::default();
+    ParamValue::Record(AstRecord {
+        entries: vec![AstEntry {
+            key: AstIdent {
+                name: "cond".into(),
+                span,
+            },
+            value: AstValue {
+                kind: AstValueKind::Float(scale),
+                span,
+            },
+        }],
+        span,
+    })
+}
+
+/// The whole split as one `denoiser` model (batch dimension `b`): embed,
+/// the blocks in turn and the head, the same fakes' arithmetic.
+fn monolithic(b: &str) -> Arc<FakeModel> {
+    let (e, hd) = (embed_with(b), head_with(b));
+    let blocks: Vec<Arc<FakeModel>> = SCALES.iter().map(|&a| block_with(a, b)).collect();
+    fake(
+        &[
+            &format!("x:f32:{b},4"),
+            &format!("t:f32:{b}"),
+            &format!("cond:f32:{b},4"),
+        ],
+        &[&format!("velocity:f32:{b},4")],
+        &[
+            ("wgraph.role", "denoiser"),
+            ("wgraph.prediction", "velocity"),
+            ("wgraph.schedule", "rectified_flow"),
+        ],
+        move |ins| {
+            let mut out = (e.f)(ins);
+            let c = out.swap_remove(1);
+            let mut h = out.swap_remove(0);
+            for block in &blocks {
+                h = (block.f)(&[h, c.clone()]).swap_remove(0);
+            }
+            (hd.f)(&[h, ins[0].clone()])
+        },
+    )
+}
+
+/// With no block skipped (no cache, or the full call of a cached
+/// segment), a guided `block_denoiser` is the guided `denoiser` on the
+/// same network, number for number: passes stacked (free batch) or run
+/// one by one (batch 1), at every call of a tick.
+#[test]
+fn guided_block_network_equals_the_guided_denoiser_when_no_block_is_skipped() {
+    for b in ["batch", "1"] {
+        let plain = build_with(
+            &super::super::Denoiser,
+            vec![
+                ("model", ParamValue::ModelRef("m".into())),
+                ("guidance", guidance(1.5)),
+            ],
+            vec![("m", monolithic(b) as Arc<dyn Model>)],
+        )
+        .unwrap();
+        let (split, _) = build_batch(b, vec![("guidance", guidance(1.5))]);
+        let split = split.unwrap();
+        let (cached, models) = build_batch(
+            b,
+            vec![
+                ("guidance", guidance(1.5)),
+                ("cache", ParamValue::IntList(vec![1])),
+                ("cache_steps", ParamValue::Int(1)),
+            ],
+        );
+        let cached = cached.unwrap();
+        let mut states = [&plain, &split, &cached].map(|n| n.init_state().unwrap());
+        let x = [0.3, -0.7, 1.9, 0.2];
+        for (k, t) in [1000.0, 750.0, 500.0].into_iter().enumerate() {
+            let want = call(&*plain, &mut states[0], 0, &x, t);
+            // CFG really acts: 1.5 × (conditional − unconditional) moves it.
+            let (p1, _) = reference_cond(&x, 0.25, t, &[None, None, None]);
+            assert!(want.iter().zip(&p1).all(|(w, p)| (w - p).abs() > 1e-3));
+            let got = call(&*split, &mut states[1], 0, &x, t);
+            assert_eq!(got, want, "{b}: call {k}, no cache");
+            let got = call(&*cached, &mut states[2], 0, &x, t);
+            if k != 1 {
+                // Calls 0 and 2 are full (cache_steps = 1).
+                assert_eq!(got, want, "{b}: call {k}, the full call");
+            }
+        }
+        // Block 1 ran on the full calls only: stacked once per call, or
+        // once per pass.
+        let passes = if b == "batch" { 1 } else { 2 };
+        assert_eq!(models.blocks[1].calls.lock().unwrap().len(), 2 * passes);
+        assert_eq!(models.blocks[0].calls.lock().unwrap().len(), 3 * passes);
+    }
+}
+
+/// Under guidance each pass reuses its own residuals: the cached call is
+/// CFG of the unconditional pass with the unconditional full call's
+/// residual and the conditional pass with the conditional one's — the same
+/// whether the passes are stacked or run one by one.
+#[test]
+fn each_guidance_pass_reuses_its_own_residuals() {
+    for b in ["batch", "1"] {
+        let (node, _) = build_batch(
+            b,
+            vec![
+                ("guidance", guidance(1.5)),
+                ("cache", ParamValue::IntList(vec![1, 2])),
+                ("cache_steps", ParamValue::Int(1)),
+            ],
+        );
+        let node = node.unwrap();
+        let mut state = node.init_state().unwrap();
+        let x = [0.3, -0.7, 1.9, 0.2];
+        call(&*node, &mut state, 0, &x, 1000.0);
+        let got = call(&*node, &mut state, 0, &x, 600.0);
+        let none = [None, None, None];
+        let (_, r0) = reference_cond(&x, 0.0, 1000.0, &none);
+        let (_, r1) = reference_cond(&x, 0.25, 1000.0, &none);
+        assert_ne!(r0[1], r1[1], "the passes' residuals differ");
+        let reuse = |r: &[Vec<f32>]| [None, Some(r[1].clone()), Some(r[2].clone())];
+        let (p0, _) = reference_cond(&x, 0.0, 600.0, &reuse(&r0));
+        let (p1, _) = reference_cond(&x, 0.25, 600.0, &reuse(&r1));
+        for ((g, u), c) in got.iter().zip(&p0).zip(&p1) {
+            let want = u + 1.5 * (c - u);
+            assert!((g - want).abs() <= 1e-5, "{b}: {got:?} vs {p0:?}, {p1:?}");
+        }
+    }
 }

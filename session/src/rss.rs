@@ -18,6 +18,7 @@ impl RssSeries {
     /// Most samples kept.
     pub const CAP: usize = 128;
 
+    /// Samples every `interval` ticks (at least 1) at first.
     pub fn new(interval: u64) -> Self {
         RssSeries {
             interval: interval.max(1),
@@ -27,7 +28,7 @@ impl RssSeries {
 
     /// Called after each tick.
     pub fn tick(&mut self, tick: u64) {
-        if tick % self.interval != 0 {
+        if !tick.is_multiple_of(self.interval) {
             return;
         }
         let Some(kib) = current_rss_kib() else { return };
@@ -41,7 +42,7 @@ impl RssSeries {
             self.interval *= 2;
             // Keep samples on the new grid only.
             let interval = self.interval;
-            self.samples.retain(|(t, _)| t % interval == 0);
+            self.samples.retain(|(t, _)| t.is_multiple_of(interval));
         }
     }
 

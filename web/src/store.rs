@@ -4,35 +4,40 @@
 //! of `--save-state`), a SHA-256 of its token, the server that runs it
 //! (`owner`) and how long that server's claim lasts (`live_until_ms`).
 //!
-//! - [`SessionStore`] — one graph's view of the store: where a session's
-//!   file is ([`SessionStore::place`]) and taking a kept world back
+//! - [`SessionStore`] — one graph's view of the store (a plain config:
+//!   directory, graph, owner, lease): where a session's file is
+//!   ([`SessionStore::place`]) and taking a kept world back
 //!   ([`SessionStore::take`], renamed aside while it reopens: two sockets
 //!   never both get it).
 //! - [`KeptPlace`] — a running world's file: written on eviction and every
 //!   `--snapshot-every` ticks ([`KeptPlace::write`], temporary file +
 //!   rename), fenced by the file's identity so no world runs on two
-//!   replicas.
+//!   replicas ([`StoreError::Taken`]).
+//! - [`Kept`] — a world read back from the store, done with or put back.
 //! - [`sweep`] — the store is bounded in time: worlds nobody came back for
 //!   within `--store-keep` are deleted, leftovers of a crash (a temporary
-//!   file, a world renamed aside while reopening) are cleaned up or put back.
+//!   file, a world renamed aside while reopening) are cleaned up or put back
+//!   ([`Swept`] says what was done).
 
+use crate::Token;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use wgraph_web::Token;
 
 /// `--session-store DIR`: per-player worlds whose player is gone are kept
 /// here (one JSON file each: the snapshot and a SHA-256 of the session's
 /// token) and come back as they were when the player returns.
-#[derive(Clone)]
-pub(crate) struct SessionStore {
+#[derive(Debug, Clone)]
+pub struct SessionStore {
+    /// The store's directory (shared by replicas).
     pub dir: PathBuf,
     /// The graph's place on the command line (its files' prefix).
     pub graph: usize,
     /// This server among the replicas sharing the store.
     pub owner: Arc<str>,
     /// How long a periodic snapshot claims a world: [`LEASE`], or three
-    /// snapshot intervals at the graph's fps when that is longer.
+    /// snapshot intervals at the graph's fps when that is longer (see
+    /// [`SessionStore::lease_for`]).
     pub lease: Duration,
     /// Worlds are written every `--snapshot-every` ticks too (replicas).
     pub periodic: bool,
@@ -46,16 +51,61 @@ pub(crate) struct SessionStore {
 /// claimed by another at its next snapshot, stops its copy: no world runs on
 /// two replicas for longer than one snapshot interval, and only when its
 /// first server stalled past the claim.
-pub(crate) const LEASE: Duration = Duration::from_secs(3);
+pub const LEASE: Duration = Duration::from_secs(3);
 
-pub(crate) fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
+/// A world renamed aside while a server reopened it is put back when it
+/// has lain there this long (that server died while opening it).
+pub const OPENING_STALE: Duration = Duration::from_secs(60);
+
+/// How often a server sweeps its store.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A file's (device, inode), to tell one file from its replacement.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    wgraph_session::hex(&sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// Why a world's file could not be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Another replica took the world (its file is gone, or names another
+    /// owner): this copy must stop.
+    #[error("another server has taken the world")]
+    Taken,
+    /// The file could not be written (the path and the system's reason).
+    #[error("{0}")]
+    Io(String),
+    /// The world could not be snapshotted.
+    #[error("{0}")]
+    Snapshot(String),
+}
+
+/// Why a kept world cannot be taken back now.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TakeError {
+    /// Another replica's claim on the world runs this much longer.
+    #[error("this world is running on another server; try again in {:.1} s", .retry_in.as_secs_f64())]
+    Elsewhere {
+        /// What is left of the other server's claim.
+        retry_in: Duration,
+    },
+}
+
 /// Where one session is kept.
-pub(crate) struct KeptPlace {
+#[derive(Debug)]
+pub struct KeptPlace {
     path: PathBuf,
     token_sha256: String,
     owner: Arc<str>,
@@ -66,41 +116,36 @@ pub(crate) struct KeptPlace {
     claimed: std::cell::Cell<Option<(u64, u64)>>,
 }
 
-/// A file's (device, inode), to tell one file from its replacement.
-pub(crate) fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
-/// Why a world's file could not be written.
-pub(crate) enum StoreError {
-    /// Another replica took the world (its file is gone, or names another
-    /// owner): this copy must stop.
-    Taken,
-    Io(String),
-}
-
 /// A session read back from the store.
-pub(crate) struct Kept {
+#[derive(Debug)]
+pub struct Kept {
+    /// The tick the world was kept at.
     pub tick: u64,
+    /// Its snapshot (the `--save-state` format).
     pub snapshot: serde_json::Value,
     /// Its file, and where it lies while the world is being opened.
     path: PathBuf,
     opening: PathBuf,
 }
 
-pub(crate) fn sha256_hex(text: &str) -> String {
-    use sha2::Digest;
-    wgraph_session::hex(&sha2::Sha256::digest(text.as_bytes()))
-}
-
 impl SessionStore {
+    /// The claim a periodic snapshot makes: three snapshot intervals
+    /// (`snapshot_every` ticks at `fps`) when that is longer than [`LEASE`].
+    pub fn lease_for(snapshot_every: Option<u64>, fps: Option<f64>) -> Duration {
+        snapshot_every
+            .zip(fps)
+            .and_then(|(every, fps)| Duration::try_from_secs_f64(3.0 * every as f64 / fps).ok())
+            .filter(|l| *l > LEASE)
+            .unwrap_or(LEASE)
+    }
+
     /// Session ids are 12 hex digits (they name files).
     fn file(&self, id: &str) -> Option<PathBuf> {
         (id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()))
             .then(|| self.dir.join(format!("g{}-{id}.json", self.graph)))
     }
 
+    /// Where session `id` (steered with `token`) is kept.
     pub fn place(&self, id: &str, token: &Token) -> KeptPlace {
         KeptPlace {
             path: self
@@ -118,7 +163,7 @@ impl SessionStore {
     /// never both get it); [`Kept::done`] removes it once the world runs
     /// again, [`Kept::put_back`] returns it when the world could not start.
     /// `Some(Err(_))`: the world is running on another replica now.
-    pub fn take(&self, id: &str, token: &str) -> Option<Result<Kept, String>> {
+    pub fn take(&self, id: &str, token: &str) -> Option<Result<Kept, TakeError>> {
         let path = self.file(id)?;
         let opening = path.with_extension("json.opening");
         std::fs::rename(&path, &opening).ok()?;
@@ -128,17 +173,16 @@ impl SessionStore {
             let json: serde_json::Value = serde_json::from_str(&text).ok()?;
             let stored = json["token_sha256"].as_str()?;
             // Compared in constant time, like the token itself.
-            if !wgraph_web::same_secret(stored, &sha256_hex(token)) {
+            if !crate::same_secret(stored, &sha256_hex(token)) {
                 return None;
             }
             let until = json["live_until_ms"].as_u64().unwrap_or(0);
             let owner = json["owner"].as_str().unwrap_or_default();
             let now = unix_ms();
             if until > now && owner != &*self.owner {
-                return Some(Err(format!(
-                    "this world is running on another server; try again in {:.1} s",
-                    (until - now) as f64 / 1e3
-                )));
+                return Some(Err(TakeError::Elsewhere {
+                    retry_in: Duration::from_millis(until - now),
+                }));
             }
             Some(Ok(Kept {
                 tick: json["tick"].as_u64().unwrap_or(0),
@@ -169,18 +213,17 @@ impl Kept {
 impl KeptPlace {
     /// Writes `world`'s snapshot (to a temporary file renamed into place, so
     /// a crash never leaves half a session); returns its tick.
-    pub fn keep(&self, world: &wgraph_engine::world::World) -> Result<u64, String> {
-        let snapshot = world.snapshot().map_err(|e| e.to_string())?;
+    pub fn keep(&self, world: &wgraph_engine::world::World) -> Result<u64, StoreError> {
+        let snapshot = world
+            .snapshot()
+            .map_err(|e| StoreError::Snapshot(e.to_string()))?;
         let tick = world.ticks_done();
-        match self.write(tick, &snapshot, false) {
-            Ok(()) => Ok(tick),
-            Err(StoreError::Taken) => Err("another server has taken the world".into()),
-            Err(StoreError::Io(e)) => Err(e),
-        }
+        self.write(tick, &snapshot, false)?;
+        Ok(tick)
     }
 
     /// Writes a snapshot taken at `tick`; `live`: the world runs on here,
-    /// claimed for [`KeptPlace::lease`]. A live write first checks that the
+    /// claimed for the store's lease. A live write first checks that the
     /// world is still this server's: its file is the one this server last
     /// wrote (a stat, not a read of the snapshot).
     pub fn write(
@@ -218,16 +261,9 @@ impl KeptPlace {
     }
 }
 
-/// A world renamed aside while a server reopened it is put back when it
-/// has lain there this long (that server died while opening it).
-pub(crate) const OPENING_STALE: Duration = Duration::from_secs(60);
-
-/// How often a server sweeps its store.
-pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(60);
-
 /// What a [`sweep`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Swept {
+pub struct Swept {
     /// Kept worlds older than the keep time, deleted.
     pub expired: usize,
     /// Worlds left renamed aside by a server that died opening them, put back.
@@ -242,7 +278,7 @@ pub(crate) struct Swept {
 /// never less than twice the longest claim, so only worlds nobody runs
 /// expire), and cleans up after crashed servers. Only the store's own file
 /// names are touched; anything else in the directory is left alone.
-pub(crate) fn sweep(dir: &Path, keep: Duration, now: SystemTime) -> std::io::Result<Swept> {
+pub fn sweep(dir: &Path, keep: Duration, now: SystemTime) -> std::io::Result<Swept> {
     let mut swept = Swept::default();
     for entry in std::fs::read_dir(dir)? {
         let Ok(entry) = entry else { continue };
@@ -387,5 +423,80 @@ mod tests {
                 "notes.json"
             ]
         );
+    }
+
+    fn store(dir: &Path, owner: &str, lease: Duration) -> SessionStore {
+        SessionStore {
+            dir: dir.to_path_buf(),
+            graph: 0,
+            owner: owner.into(),
+            lease,
+            periodic: true,
+        }
+    }
+
+    const ID: &str = "0123456789ab";
+
+    #[test]
+    fn a_kept_world_comes_back_only_with_its_token_and_only_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = store(dir.path(), "a", LEASE);
+        let token = Token::parse("s3cret-token-of-the-session").unwrap();
+        let snapshot = serde_json::json!({ "nodes": [1, 2, 3] });
+        a.place(ID, &token).write(7, &snapshot, false).unwrap();
+        // A wrong token gets nothing, and the file stays where it was.
+        assert!(a.take(ID, "another-token-of-some-length").is_none());
+        assert!(dir.path().join(format!("g0-{ID}.json")).is_file());
+        // Not a session id: nothing (ids name files).
+        assert!(a.take("../../etc/pass", token.as_str()).is_none());
+        let kept = a.take(ID, token.as_str()).unwrap().unwrap();
+        assert_eq!((kept.tick, &kept.snapshot), (7, &snapshot));
+        // Renamed aside while it opens: a second socket does not get it.
+        assert!(a.take(ID, token.as_str()).is_none());
+        kept.put_back();
+        let kept = a.take(ID, token.as_str()).unwrap().unwrap();
+        kept.done();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_claimed_world_is_fenced_between_replicas() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = Token::parse("s3cret-token-of-the-session").unwrap();
+        let snapshot = serde_json::json!({});
+        // Replica `a` runs the world, claimed for a minute.
+        let a = store(dir.path(), "a", Duration::from_secs(60));
+        let running = a.place(ID, &token);
+        running.write(1, &snapshot, true).unwrap();
+        running.write(2, &snapshot, true).unwrap();
+        // Replica `b` may not take it while the claim lasts …
+        let b = store(dir.path(), "b", Duration::from_secs(60));
+        match b.take(ID, token.as_str()) {
+            Some(Err(TakeError::Elsewhere { retry_in })) => {
+                assert!(retry_in > Duration::from_secs(50), "{retry_in:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // … and the file is back in place for `a`.
+        running.write(3, &snapshot, true).unwrap();
+        // A claim that has run out (`a` stalled) lets `b` take the world; `b`
+        // claims it at once, and `a`'s next periodic write finds it gone.
+        let a_stalled = store(dir.path(), "a", Duration::ZERO);
+        let stalled = a_stalled.place(ID, &token);
+        stalled.write(4, &snapshot, true).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let kept = b.take(ID, token.as_str()).unwrap().unwrap();
+        assert_eq!(kept.tick, 4);
+        b.place(ID, &token)
+            .write(kept.tick, &kept.snapshot, true)
+            .unwrap();
+        kept.done();
+        assert_eq!(
+            stalled.write(5, &snapshot, true),
+            Err(StoreError::Taken),
+            "a replica whose world was taken must stop its copy"
+        );
+        // `b`'s claim keeps `a` out now.
+        assert_eq!(a.take(ID, token.as_str()).map(|r| r.is_err()), Some(true));
     }
 }

@@ -1,1 +1,0 @@
-//! (being moved here from the binary's src/loadtest.rs)
