@@ -1,5 +1,5 @@
 //! wgraph's live sessions: one graph file become a running world, the way
-//! `run`, `play` and `serve` (and, next, a server of many players) all
+//! `run`, `play`, `replay` and `serve` (one world or one per player) all
 //! open one.
 //!
 //! The main types:
@@ -20,6 +20,13 @@
 //!   directories of every file a graph read, so rename-saves are seen.
 //! - [`parse_events`] and [`late_policy`] (module `events`) — `--events`
 //!   files and the `on_late`/`degrade` policy.
+//! - [`replay`] — `Recorder` (`--record`) and `Replay` (`wgraph replay`: a
+//!   recording's graph texts and inputs, frame for frame).
+//! - [`outputs`] (what a run or a live world may write), [`checks`] (a
+//!   run's flags against its graph: `--events`, short action files,
+//!   `RunSpan`), [`state_file`] (`--load-state`/`--save-state` files),
+//!   [`rss`] (a bounded resident-memory series), [`view`] (a world on its
+//!   own thread for a front end that draws its own frames).
 //!
 //! The session prints nothing: warnings of rebuilds and watcher errors go
 //! to [`SessionOptions::notices`]; errors come back as [`OpenError`]s, their

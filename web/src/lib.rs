@@ -27,6 +27,13 @@
 //!   every page, and when no world is left running the server stops (so the
 //!   program exits with an error instead of serving a dead world).
 //!
+//! - Serving many players (`wgraph serve` as a library): [`host`]
+//!   (`ServeOptions`, `serve_files`: a shared world, or one world per player
+//!   opened on demand), [`worlds`] (`Worlds`, the registry of world threads,
+//!   and its `Reaper`), [`plan`] (the memory plan and `--memory` as a bound
+//!   on worlds), [`store`] (`SessionStore`: idle worlds kept on disk and
+//!   brought back, owner leases between replicas, the sweep bounding it).
+//!
 //! The page (HTML, JS, CSS in `assets/`) is embedded in the binary.
 //!
 //! Wire format. Server → page, binary: `b'F'`, tick (u32 LE), width (u16
