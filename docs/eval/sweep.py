@@ -23,6 +23,11 @@ RUNS = [  # name, graph, extra --set values
     ("yan-edit euler 8", "graphs/yan-edit.world", ["render.steps=8"]),
     ("yume euler 4", "graphs/yume.world", []),
     ("yume euler 8", "graphs/yume.world", ["sampler.steps=8"]),
+    # the decoder fine-tuned on generated latents (models-onnx/train/train_decoder.py)
+    ("yan-sim ddim 4 rollout-decoder", "graphs/yan-sim.world", ["decode.model=vae_decoder_rollout"]),
+    ("yume euler 4 rollout-decoder", "graphs/yume.world", ["decode.model=vae_decoder_rollout"]),
+    ("yume15 euler 4", "graphs/yume15.world", []),
+    ("yume15 euler 4 rollout-decoder", "graphs/yume15.world", ["decode.model=vae_decoder_rollout"]),
 ]
 
 

@@ -28,6 +28,14 @@
 //!   `TICK: keys = W+A`), applied exactly at their tick: the world waits for
 //!   the rebuild, so a scripted run is reproducible.
 //!
+//! # Files
+//! `world/clock.rs` — [`TickGrid`] and one world's pacing on it;
+//! `world/reload.rs` — the [`Reloader`] thread; `world/tests.rs`. This file
+//! keeps the types above and `World::run`'s tick loop with its `TickHooks`
+//! (one state machine over the controls, the clock, late ticks and the
+//! degrade policy: split, its halves would share every field), so it stays
+//! near 1,000 lines.
+//!
 //! Architecture Invariants: nothing here grows per tick (subscribers are
 //! bounded channels, parameter changes are kept one per `NODE.PARAM`,
 //! timings are fixed-size summaries); a failed rebuild never touches the
@@ -50,6 +58,14 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod clock;
+mod reload;
+
+use clock::{Clock, Waited};
+pub use clock::{LATE_STEPS, TickGrid};
+use reload::ReloadRequest;
+pub use reload::Reloader;
 
 /// `NODE.PARAM = VALUE`: a parameter change, the value in graph syntax.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -324,110 +340,6 @@ impl WorldHandle {
     }
 }
 
-/// A request to the [`Reloader`].
-enum ReloadRequest {
-    Files(Vec<PathBuf>),
-    /// Rebuild now and answer on the channel (scripted: replays).
-    Rebuild(Sender<Control>),
-    /// A parameter change; with a reply channel when the world waits for it.
-    Set(ParamSet, Option<Sender<Control>>),
-    /// Drops a parameter change: the graph's own value again.
-    Unset {
-        node: String,
-        param: String,
-    },
-}
-
-/// The background thread that rebuilds a world's graph (see module docs).
-/// It ends when the world and every handle are gone (its request channel
-/// closes).
-pub struct Reloader {
-    requests: Sender<ReloadRequest>,
-}
-
-impl Reloader {
-    /// Starts the thread; its results go to `controls` (a world's channel).
-    fn start(
-        source: Arc<dyn GraphSource>,
-        controls: Sender<Control>,
-        initial: Vec<ParamSet>,
-    ) -> Self {
-        let (tx, rx) = unbounded::<ReloadRequest>();
-        // A failed spawn leaves a closed channel: reload requests then fail.
-        let _ = std::thread::Builder::new()
-            .name("wgraph-reload".into())
-            .spawn(move || reload_loop(&*source, &rx, &controls, initial));
-        Reloader { requests: tx }
-    }
-}
-
-fn reload_loop(
-    source: &dyn GraphSource,
-    requests: &Receiver<ReloadRequest>,
-    controls: &Sender<Control>,
-    mut sets: Vec<ParamSet>,
-) {
-    while let Ok(first) = requests.recv() {
-        // Coalesce a burst: every file change and parameter change waiting
-        // now goes into one rebuild; a waiting scripted event gets the reply.
-        let mut files = Vec::new();
-        let mut reply = None;
-        let mut last_set = None;
-        for request in std::iter::once(first).chain(requests.try_iter()) {
-            match request {
-                ReloadRequest::Rebuild(r) => reply = Some(r),
-                ReloadRequest::Files(f) => {
-                    for p in f {
-                        if !files.contains(&p) {
-                            files.push(p);
-                        }
-                    }
-                }
-                ReloadRequest::Unset { node, param } => {
-                    sets.retain(|s| !(s.node == node && s.param == param));
-                    last_set = Some(ReloadCause::Unset { node, param });
-                }
-                ReloadRequest::Set(set, r) => {
-                    // One entry per NODE.PARAM: the set does not grow.
-                    sets.retain(|s| !(s.node == set.node && s.param == set.param));
-                    sets.push(set.clone());
-                    last_set = Some(ReloadCause::Set(set));
-                    if r.is_some() {
-                        reply = r;
-                    }
-                }
-            }
-        }
-        let cause = match last_set {
-            Some(cause) if files.is_empty() => cause,
-            _ => ReloadCause::Files(files),
-        };
-        let started = Instant::now();
-        let control = match source.build(&sets) {
-            Ok(built) => Control::Swap(Box::new(Prepared {
-                graph: Arc::new(built.graph),
-                files: built.files,
-                provenance: built.provenance,
-                phases: built.phases,
-                cause,
-                prepare: started.elapsed(),
-            })),
-            Err(message) => {
-                if let ReloadCause::Set(bad) = &cause {
-                    // A parameter change that does not build is dropped, so
-                    // the next edit is not poisoned by it.
-                    sets.retain(|s| s != bad);
-                }
-                Control::ReloadFailed { cause, message }
-            }
-        };
-        let to = reply.as_ref().unwrap_or(controls);
-        if to.send(control).is_err() {
-            return;
-        }
-    }
-}
-
 /// A parameter or key change at a given tick (`--events` lines, and what
 /// `--record` writes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -478,44 +390,6 @@ pub struct WorldConfig {
     /// rejoins the others at the next instant. `None`: the world's clock
     /// starts when it does.
     pub tick_grid: Option<TickGrid>,
-}
-
-/// The instants at which a graph's worlds start their ticks: one clock for
-/// every session of a graph (see [`WorldConfig::tick_grid`]). A world paced
-/// at `fps` starts its ticks at `epoch + k / fps`; worlds at the same rate
-/// tick in step, however late each one opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TickGrid {
-    epoch: Instant,
-}
-
-impl TickGrid {
-    /// A grid whose instants start now.
-    pub fn new() -> Self {
-        TickGrid {
-            epoch: Instant::now(),
-        }
-    }
-
-    /// The first instant of the grid of `period` at or after `now`.
-    pub fn next_at(&self, now: Instant, period: Duration) -> Instant {
-        let Some(since) = now.checked_duration_since(self.epoch) else {
-            return self.epoch;
-        };
-        let period_ns = period.as_nanos().max(1);
-        let steps = since.as_nanos().div_ceil(period_ns);
-        let offset = steps.saturating_mul(period_ns);
-        u64::try_from(offset)
-            .ok()
-            .and_then(|ns| self.epoch.checked_add(Duration::from_nanos(ns)))
-            .unwrap_or(now)
-    }
-}
-
-impl Default for TickGrid {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 impl Default for WorldConfig {
@@ -994,143 +868,6 @@ fn publish(
     });
 }
 
-/// A late tick on a [`TickGrid`] waits at most this fraction of a period
-/// (1/8) for the grid's next sub-instant.
-pub const LATE_STEPS: u32 = 8;
-
-/// The graph's clock: tick `t` starts no earlier than `base + (t − base_tick) / fps`.
-struct Clock {
-    period: Option<Duration>,
-    base: Instant,
-    base_tick: u64,
-    /// Bases snap to this grid's instants (a server's shared clock).
-    grid: Option<TickGrid>,
-    /// A late tick on the grid and when it starts (kept while a control or
-    /// a stats wake-up interrupts its short wait).
-    late_start: Option<(u64, Instant)>,
-}
-
-/// How a wait for a tick's time ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Waited {
-    /// The tick's time came (or the world is not paced).
-    OnTime,
-    /// The tick was already late by more than a period (the clock restarts).
-    Late,
-    /// Something needs the tick thread first: a control message arrived
-    /// (a stop, a rebuilt graph) or `wake` passed.
-    Interrupted,
-}
-
-/// A tick period for `fps` ticks per second; `None` (as fast as possible)
-/// for no rate or one that is not a positive number. A rate too slow for a
-/// `Duration` (1e-300) waits the longest period there is: a stop still ends
-/// the wait at once.
-fn period(fps: Option<f64>) -> Option<Duration> {
-    fps.filter(|f| f.is_finite() && *f > 0.0)
-        .map(|f| Duration::try_from_secs_f64(1.0 / f).unwrap_or(Duration::MAX))
-}
-
-impl Clock {
-    fn new(fps: Option<f64>, tick: u64, grid: Option<TickGrid>) -> Self {
-        let mut clock = Clock {
-            period: period(fps),
-            base: Instant::now(),
-            base_tick: tick,
-            grid,
-            late_start: None,
-        };
-        clock.rebase(tick);
-        clock
-    }
-
-    /// Restarts the clock at `tick` (after a pause: no burst of catch-up
-    /// ticks): now, or the grid's next instant.
-    fn rebase(&mut self, tick: u64) {
-        self.rebase_at(tick, Instant::now());
-    }
-
-    fn rebase_at(&mut self, tick: u64, now: Instant) {
-        self.late_start = None;
-        self.base = match (self.grid, self.period) {
-            (Some(grid), Some(period)) => grid.next_at(now, period),
-            _ => now,
-        };
-        self.base_tick = tick;
-    }
-
-    /// A new rate from `tick` on (a reload changed the graph's fps).
-    fn retime(&mut self, fps: Option<f64>, tick: u64) {
-        self.period = period(fps);
-        self.rebase(tick);
-    }
-
-    /// When tick `tick` is due on a clock of `period`.
-    fn due(&self, tick: u64, period: Duration) -> Option<Instant> {
-        let n = u32::try_from(tick.saturating_sub(self.base_tick)).unwrap_or(u32::MAX);
-        self.base.checked_add(period.saturating_mul(n))
-    }
-
-    /// Tick `tick` is more than a period late at `now`. Without a grid the
-    /// clock restarts from it and it starts now (`None`). On a grid it
-    /// starts at the grid's next [`LATE_STEPS`]th of a period (returned), so
-    /// worlds that fell behind together start together again (their model
-    /// calls fuse), and the ticks after it are back on the grid's instants.
-    fn late_at(&mut self, tick: u64, now: Instant, period: Duration) -> Option<Instant> {
-        let Some(grid) = self.grid else {
-            self.rebase_at(tick, now);
-            return None;
-        };
-        let start = grid.next_at(now, period / LATE_STEPS);
-        self.base = grid.next_at(start + Duration::from_nanos(1), period);
-        self.base_tick = tick.saturating_add(1);
-        self.late_start = Some((tick, start));
-        Some(start)
-    }
-
-    /// Waits for tick `tick`'s start, or until a message arrives on
-    /// `controls` or `wake` passes, whichever is first (a stop never waits
-    /// for the next tick). Never sleeps blind: the wait is on the channel.
-    fn wait(&mut self, tick: u64, controls: &Receiver<Control>, wake: Option<Instant>) -> Waited {
-        let Some(period) = self.period else {
-            return Waited::OnTime;
-        };
-        // `None`: further away than an `Instant` reaches; only a control ends it.
-        let now = Instant::now();
-        let pending = self.late_start.filter(|(t, _)| *t == tick);
-        let (due, late) = match pending.map(|(_, start)| start).or(self.due(tick, period)) {
-            // A late tick already placed on the grid (its wait was interrupted).
-            Some(start) if pending.is_some() => (Some(start), true),
-            Some(due) if now >= due && now - due > period => {
-                match self.late_at(tick, now, period) {
-                    None => return Waited::Late,
-                    start => (start, true),
-                }
-            }
-            Some(due) if now >= due => return Waited::OnTime,
-            due => (due, false),
-        };
-        let until = [due, wake].into_iter().flatten().min();
-        let mut select = crossbeam_channel::Select::new();
-        select.recv(controls);
-        let ready = match until {
-            Some(until) => select.ready_deadline(until).is_ok(),
-            None => {
-                select.ready();
-                true
-            }
-        };
-        if ready || due.is_none_or(|due| Instant::now() < due) {
-            Waited::Interrupted
-        } else if late {
-            self.late_start = None;
-            Waited::Late
-        } else {
-            Waited::OnTime
-        }
-    }
-}
-
 struct Hooks<'a> {
     world_live: &'a Live,
     scripted_keys: Option<Option<Actions>>,
@@ -1256,122 +993,4 @@ impl TickHooks for Hooks<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MS: Duration = Duration::from_millis(1);
-
-    #[test]
-    fn a_grid_gives_its_next_instant_at_or_after_now() {
-        let grid = TickGrid::new();
-        let e = grid.epoch;
-        let p = 50 * MS;
-        assert_eq!(grid.next_at(e, p), e);
-        assert_eq!(grid.next_at(e + Duration::from_nanos(1), p), e + p);
-        assert_eq!(grid.next_at(e + p, p), e + p);
-        assert_eq!(grid.next_at(e + 120 * MS, p), e + 150 * MS);
-        // Before the epoch (a clock read before the grid was made).
-        if let Some(before) = e.checked_sub(MS) {
-            assert_eq!(grid.next_at(before, p), e);
-        }
-    }
-
-    /// Worlds opened at different times on one grid start their ticks at
-    /// the same instants; without a grid each keeps its own phase.
-    #[test]
-    fn worlds_on_one_grid_tick_in_step_however_late_they_open() {
-        let grid = TickGrid::new();
-        let (e, p) = (grid.epoch, 50 * MS);
-        let clock_at = |opened: Duration, first_tick: u64, grid: Option<TickGrid>| {
-            let mut clock = Clock {
-                period: Some(p),
-                base: e,
-                base_tick: 0,
-                grid,
-                late_start: None,
-            };
-            clock.rebase_at(first_tick, e + opened);
-            clock
-        };
-        let early = clock_at(Duration::ZERO, 0, Some(grid));
-        let late = clock_at(37 * MS, 0, Some(grid));
-        let restored = clock_at(260 * MS, 40, Some(grid));
-        assert_eq!(early.due(2, p), Some(e + 100 * MS));
-        assert_eq!(late.due(1, p), Some(e + 100 * MS));
-        assert_eq!(restored.due(41, p), Some(e + 350 * MS));
-        for clock in [&early, &late, &restored] {
-            for tick in clock.base_tick..clock.base_tick + 5 {
-                let due = clock.due(tick, p).unwrap() - e;
-                assert!(due.as_nanos() % p.as_nanos() == 0, "{due:?}");
-            }
-        }
-        let own = clock_at(37 * MS, 0, None);
-        assert_eq!(own.due(1, p), Some(e + 87 * MS));
-    }
-
-    /// A late tick's short wait for the grid, interrupted (a control, a
-    /// stats wake-up), resumes at the same start and still counts as late.
-    #[test]
-    fn an_interrupted_late_wait_resumes_at_the_same_start() {
-        let grid = TickGrid::new();
-        let p = 400 * MS;
-        let mut clock = Clock {
-            period: Some(p),
-            // Tick 3 was due 0.8 s ago: more than a period late.
-            base: Instant::now()
-                .checked_sub(Duration::from_secs(2))
-                .expect("the clock has run 2 s"),
-            base_tick: 0,
-            grid: Some(grid),
-            late_start: None,
-        };
-        let (tx, rx) = crossbeam_channel::unbounded();
-        tx.send(Control::Stop).unwrap();
-        assert_eq!(clock.wait(3, &rx, None), Waited::Interrupted);
-        let (tick, start) = clock.late_start.expect("the late tick is placed");
-        assert_eq!(tick, 3);
-        rx.try_recv().unwrap();
-        // At most an eighth of a period (50 ms) later: late, at that start.
-        assert_eq!(clock.wait(3, &rx, None), Waited::Late);
-        assert!(Instant::now() >= start);
-        assert_eq!(clock.late_start, None);
-        assert_eq!(clock.base_tick, 4);
-    }
-
-    /// A world more than a period behind starts its late tick at the grid's
-    /// next eighth of a period and its next one on the grid, back in step.
-    #[test]
-    fn a_late_world_rejoins_the_grid_at_its_next_instant() {
-        let grid = TickGrid::new();
-        let (e, p) = (grid.epoch, 50 * MS);
-        let mut clock = Clock {
-            period: Some(p),
-            base: e,
-            base_tick: 0,
-            grid: Some(grid),
-            late_start: None,
-        };
-        // Tick 3 was due at 150 ms; at 260 ms it waits for the next eighth
-        // of a period (262.5 ms), and tick 4 is back on the grid.
-        let start = clock.late_at(3, e + 260 * MS, p);
-        assert_eq!(start, Some(e + Duration::from_micros(262_500)));
-        // Kept for a retry of tick 3's wait (a stats wake-up interrupted it).
-        assert_eq!(
-            clock.late_start,
-            Some((3, e + Duration::from_micros(262_500)))
-        );
-        assert_eq!(clock.due(4, p), Some(e + 300 * MS));
-        assert_eq!(clock.due(5, p), Some(e + 350 * MS));
-        // Late just before a grid instant: the next tick is a period on.
-        let start = clock.late_at(9, e + 499 * MS, p);
-        assert_eq!(start, Some(e + 500 * MS));
-        assert_eq!(clock.due(10, p), Some(e + 550 * MS));
-        let mut own = Clock {
-            grid: None,
-            ..clock
-        };
-        assert_eq!(own.late_at(3, e + 260 * MS, p), None);
-        assert_eq!(own.late_start, None);
-        assert_eq!(own.due(4, p), Some(e + 310 * MS));
-    }
-}
+mod tests;

@@ -1,0 +1,110 @@
+//! The background thread that rebuilds a world's graph: [`Reloader`]
+//! takes [`ReloadRequest`]s (files changed, parameter changes, a scripted
+//! rebuild), coalesces a burst into one build through the world's
+//! [`GraphSource`], and sends the result to the world's control channel.
+
+use super::*;
+
+/// A request to the [`Reloader`].
+pub(super) enum ReloadRequest {
+    Files(Vec<PathBuf>),
+    /// Rebuild now and answer on the channel (scripted: replays).
+    Rebuild(Sender<Control>),
+    /// A parameter change; with a reply channel when the world waits for it.
+    Set(ParamSet, Option<Sender<Control>>),
+    /// Drops a parameter change: the graph's own value again.
+    Unset {
+        node: String,
+        param: String,
+    },
+}
+
+/// The background thread that rebuilds a world's graph (see module docs).
+/// It ends when the world and every handle are gone (its request channel
+/// closes).
+pub struct Reloader {
+    pub(super) requests: Sender<ReloadRequest>,
+}
+
+impl Reloader {
+    /// Starts the thread; its results go to `controls` (a world's channel).
+    pub(super) fn start(
+        source: Arc<dyn GraphSource>,
+        controls: Sender<Control>,
+        initial: Vec<ParamSet>,
+    ) -> Self {
+        let (tx, rx) = unbounded::<ReloadRequest>();
+        // A failed spawn leaves a closed channel: reload requests then fail.
+        let _ = std::thread::Builder::new()
+            .name("wgraph-reload".into())
+            .spawn(move || reload_loop(&*source, &rx, &controls, initial));
+        Reloader { requests: tx }
+    }
+}
+
+fn reload_loop(
+    source: &dyn GraphSource,
+    requests: &Receiver<ReloadRequest>,
+    controls: &Sender<Control>,
+    mut sets: Vec<ParamSet>,
+) {
+    while let Ok(first) = requests.recv() {
+        // Coalesce a burst: every file change and parameter change waiting
+        // now goes into one rebuild; a waiting scripted event gets the reply.
+        let mut files = Vec::new();
+        let mut reply = None;
+        let mut last_set = None;
+        for request in std::iter::once(first).chain(requests.try_iter()) {
+            match request {
+                ReloadRequest::Rebuild(r) => reply = Some(r),
+                ReloadRequest::Files(f) => {
+                    for p in f {
+                        if !files.contains(&p) {
+                            files.push(p);
+                        }
+                    }
+                }
+                ReloadRequest::Unset { node, param } => {
+                    sets.retain(|s| !(s.node == node && s.param == param));
+                    last_set = Some(ReloadCause::Unset { node, param });
+                }
+                ReloadRequest::Set(set, r) => {
+                    // One entry per NODE.PARAM: the set does not grow.
+                    sets.retain(|s| !(s.node == set.node && s.param == set.param));
+                    sets.push(set.clone());
+                    last_set = Some(ReloadCause::Set(set));
+                    if r.is_some() {
+                        reply = r;
+                    }
+                }
+            }
+        }
+        let cause = match last_set {
+            Some(cause) if files.is_empty() => cause,
+            _ => ReloadCause::Files(files),
+        };
+        let started = Instant::now();
+        let control = match source.build(&sets) {
+            Ok(built) => Control::Swap(Box::new(Prepared {
+                graph: Arc::new(built.graph),
+                files: built.files,
+                provenance: built.provenance,
+                phases: built.phases,
+                cause,
+                prepare: started.elapsed(),
+            })),
+            Err(message) => {
+                if let ReloadCause::Set(bad) = &cause {
+                    // A parameter change that does not build is dropped, so
+                    // the next edit is not poisoned by it.
+                    sets.retain(|s| s != bad);
+                }
+                Control::ReloadFailed { cause, message }
+            }
+        };
+        let to = reply.as_ref().unwrap_or(controls);
+        if to.send(control).is_err() {
+            return;
+        }
+    }
+}
