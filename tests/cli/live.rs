@@ -338,7 +338,8 @@ fn watch_reloads_a_changed_model_and_survives_a_half_written_one() {
         d,
         &["run", "graphs/yan-sim.world", "--watch", "--out", "out"],
     );
-    wait_for(d, "watching 7 files", 1);
+    // The graph, its five models (the rollout decoder is declared too), the start image and the keys.
+    wait_for(d, "watching 8 files", 1);
     std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
     let log = wait_for(d, "reload failed (dit.onnx changed)", 1);
     assert!(log.contains("cannot load model `sim_dit`"), "{log}");
