@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wgraph_engine::graph::Graph;
-use wgraph_engine::load::{LoadOptions, Loaded};
 use wgraph_engine::metrics::MetricsReport;
 use wgraph_engine::model::{
     Backend, LoadedModel, Model, ModelError, ModelOptions, ModelSignature, Provider,
@@ -32,7 +31,6 @@ use wgraph_engine::node::{DisplayTarget, OutputConfig};
 use wgraph_engine::schedule::{RunConfig, RunReport, Runner};
 use wgraph_engine::tensor::Tensor;
 use wgraph_grammar::FsLoader;
-use wgraph_session::Failure;
 
 /// One recorded call: which model (its index in load order), with which inputs.
 pub type Call = (usize, Vec<Tensor>);
@@ -274,7 +272,11 @@ fn measure(options: &BenchOptions, models: &Models) -> Result<BenchReport, LabEr
         },
         ..LoadRequest::default()
     };
-    let graph = Arc::new(load_on(&options.file, &request, models, &recording)?.graph);
+    let graph = Arc::new(
+        crate::load::load_rendered(&options.file, &request, models, &recording, &FsLoader)
+            .map_err(LabError::from)?
+            .graph,
+    );
     let ticks = options
         .frames
         .div_ceil(graph.settings.frames_per_tick as u64);
@@ -350,40 +352,6 @@ fn engine_round(graph: &Arc<Graph>, config: &RunConfig) -> Result<(Duration, Run
     let start = Instant::now();
     let report = runner.run(config, &mut |_| {}).map_err(|e| e.to_string())?;
     Ok((start.elapsed(), report))
-}
-
-/// [`crate::load::load`] with the models loaded through `backend` (a
-/// wrapper of `models.backend` that borrows it).
-fn load_on(
-    path: &Path,
-    request: &LoadRequest,
-    models: &Models,
-    backend: &dyn Backend,
-) -> Result<Loaded, LabError> {
-    let registry = wgraph_nodes::registry();
-    let options = LoadOptions {
-        registry: &registry,
-        set: request.set.clone(),
-        seed: request.seed,
-        paths: request.paths.clone(),
-        output: request.output.clone(),
-        provider: models.provider,
-        backend_kind: models.backend_kind,
-        backend: Some(backend),
-    };
-    match wgraph_session::load_rendered(path, &options, &FsLoader, models.missing_file_help) {
-        Ok(loaded) => {
-            if let Some(sink) = models.warnings {
-                let text = wgraph_session::rendered_warnings(&loaded);
-                if !text.is_empty() {
-                    sink(&text);
-                }
-            }
-            Ok(loaded)
-        }
-        Err(Failure::Errors(text)) => Err(LabError::Graph(text)),
-        Err(Failure::Usage(text)) => Err(LabError::Usage(text)),
-    }
 }
 
 #[cfg(test)]

@@ -49,3 +49,12 @@ pub enum LabError {
     #[error("{0}")]
     Runtime(String),
 }
+
+impl From<wgraph_session::Failure> for LabError {
+    fn from(failure: wgraph_session::Failure) -> Self {
+        match failure {
+            wgraph_session::Failure::Errors(text) => LabError::Graph(text),
+            wgraph_session::Failure::Usage(text) => LabError::Usage(text),
+        }
+    }
+}

@@ -66,6 +66,20 @@ pub fn load_with(
     models: &Models,
     files: &dyn FileLoader,
 ) -> Result<Loaded, LabError> {
+    load_rendered(path, request, models, models.backend.as_ref(), files).map_err(LabError::from)
+}
+
+/// The one load under every other: `request` and `models`' overrides, the
+/// models loaded through `backend` (`models.backend` or a wrapper of it,
+/// e.g. bench's recording backend), graph files read through `files`;
+/// warnings go to `models.warnings`, failures come back as rendered text.
+pub fn load_rendered(
+    path: &Path,
+    request: &LoadRequest,
+    models: &Models,
+    backend: &dyn Backend,
+    files: &dyn FileLoader,
+) -> Result<Loaded, Failure> {
     let registry = wgraph_nodes::registry();
     let options = LoadOptions {
         registry: &registry,
@@ -75,19 +89,14 @@ pub fn load_with(
         output: request.output.clone(),
         provider: models.provider,
         backend_kind: models.backend_kind,
-        backend: Some(models.backend.as_ref()),
+        backend: Some(backend),
     };
-    match wgraph_session::load_rendered(path, &options, files, models.missing_file_help) {
-        Ok(loaded) => {
-            if let Some(sink) = models.warnings {
-                let text = wgraph_session::rendered_warnings(&loaded);
-                if !text.is_empty() {
-                    sink(&text);
-                }
-            }
-            Ok(loaded)
+    let loaded = wgraph_session::load_rendered(path, &options, files, models.missing_file_help)?;
+    if let Some(sink) = models.warnings {
+        let text = wgraph_session::rendered_warnings(&loaded);
+        if !text.is_empty() {
+            sink(&text);
         }
-        Err(Failure::Errors(text)) => Err(LabError::Graph(text)),
-        Err(Failure::Usage(text)) => Err(LabError::Usage(text)),
     }
+    Ok(loaded)
 }

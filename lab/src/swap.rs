@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use wgraph_engine::graph::Graph;
-use wgraph_engine::load::{LoadOptions, Loaded};
+use wgraph_engine::load::Loaded;
 use wgraph_engine::model::Backend;
 use wgraph_engine::node::{DisplayTarget, OutputConfig};
 use wgraph_engine::schedule::{RunConfig, RunEvent, Runner, Shown};
@@ -274,26 +274,19 @@ struct Prepared<'a> {
     shown: Vec<Option<Shown>>,
 }
 
-/// Loads `path` with `request` and `models`' options, its models through
-/// `backend`, quietly (a swap reports failures as skipped rows).
+/// [`crate::load::load_rendered`] quietly (a swap reports failures as skipped
+/// rows and its warnings are the reference run's).
 fn load_through(
     path: &Path,
     request: &LoadRequest,
     models: &Models,
     backend: &dyn Backend,
 ) -> Result<Loaded, Failure> {
-    let registry = wgraph_nodes::registry();
-    let options = LoadOptions {
-        registry: &registry,
-        set: request.set.clone(),
-        seed: request.seed,
-        paths: request.paths.clone(),
-        output: request.output.clone(),
-        provider: models.provider,
-        backend_kind: models.backend_kind,
-        backend: Some(backend),
+    let quiet = Models {
+        warnings: None,
+        ..models.clone()
     };
-    wgraph_session::load_rendered(path, &options, &FsLoader, models.missing_file_help)
+    crate::load::load_rendered(path, request, &quiet, backend, &FsLoader)
 }
 
 /// Where a combination's sinks write; its display only checks frames.

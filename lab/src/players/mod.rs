@@ -301,7 +301,7 @@ pub fn bench_players(
     std::fs::create_dir_all(&scratch)
         .map_err(|e| LabError::Runtime(format!("{}: {e}", scratch.display())))?;
     let mut watch = TritonWatch::new(backends.triton(), options.progress);
-    let measured = (|| {
+    let measured = (|| -> Result<Vec<Vec<Vec<Figures>>>, LabError> {
         // results[count][mode] = the rounds' figures
         let mut results: Vec<Vec<Vec<Figures>>> =
             vec![vec![Vec::new(); modes.len()]; options.counts.len()];
