@@ -20,11 +20,13 @@
 //! On the CPU provider the same code runs with host memory everywhere,
 //! which is how the tests check it on machines without a GPU.
 
-use crate::{ModelError, describe, to_tensor};
+use crate::convert::to_tensor;
+use crate::signature::describe;
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::Session;
 use ort::value::{DynTensor, DynValue};
 use std::sync::Arc;
+use wgraph_engine::model::ModelError;
 use wgraph_engine::model::ModelSignature;
 use wgraph_engine::tensor::{DType, Device, DeviceBuffer, HostData, Storage, Tensor, TensorError};
 use wgraph_engine::transfers::{self, Direction};
@@ -279,7 +281,7 @@ fn output_tensor(name: &str, value: DynValue, device_id: i32) -> Result<Tensor, 
     let ort::value::ValueType::Tensor { ty, shape, .. } = value.dtype().clone() else {
         return Err(ModelError::Run(format!("output `{name}` is not a tensor")));
     };
-    let dtype = crate::dtype_of(ty)
+    let dtype = crate::signature::dtype_of(ty)
         .ok_or_else(|| ModelError::Run(format!("output `{name}` has unsupported dtype {ty}")))?;
     let dims: Vec<usize> = shape
         .iter()

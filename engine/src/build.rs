@@ -35,7 +35,8 @@
 //! `--set` [`Override`]s) and the settings phase; `build/models.rs` the
 //! `model` declarations ([`MODEL_OPTIONS`]), `build/nodes.rs` the node
 //! declarations, `build/wiring.rs` edges and calls, `build/infer.rs` cycles
-//! and types.
+//! and types; `build/retune.rs` a live parameter change made to the one
+//! node it names ([`retune`]), without a rebuild.
 
 use crate::graph::{Graph, GraphEdge, GraphNode, NodeId};
 use crate::model::{Backend, BackendKind, ModelOptions, Provider};
@@ -53,9 +54,11 @@ use wgraph_grammar::source::{SourceMap, Span};
 mod infer;
 mod models;
 mod nodes;
+mod retune;
 mod wiring;
 
 pub use models::{MODEL_OPTIONS, MODEL_ROLES};
+pub use retune::{RetuneError, retune};
 
 /// `--set NODE.PARAM=VALUE`: a parameter written outside the graph file.
 #[derive(Debug, Clone, PartialEq)]

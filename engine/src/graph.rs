@@ -18,6 +18,7 @@ use crate::value::Value;
 use petgraph::graph::DiGraph;
 use std::path::PathBuf;
 use std::sync::Arc;
+use wgraph_grammar::ast;
 use wgraph_grammar::diagnostic::Diagnostics;
 use wgraph_grammar::source::Span;
 
@@ -26,6 +27,7 @@ use wgraph_grammar::source::Span;
 pub struct NodeId(pub usize);
 
 /// One configured node.
+#[derive(Clone)]
 pub struct GraphNode {
     pub name: String,
     pub kind: &'static str,
@@ -44,6 +46,9 @@ pub struct GraphNode {
     pub is_callee: bool,
     /// The `node` statement.
     pub span: Span,
+    /// The declaration it was built from, `--set` changes applied: what
+    /// [`retune`](crate::build::retune) changes one parameter of.
+    pub decl: ast::NodeDecl,
 }
 
 /// Where an edge takes its value on tick `t`.

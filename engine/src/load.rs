@@ -16,7 +16,7 @@
 //! render warnings), every file the graph read (to watch them), and how
 //! long parsing and building took.
 
-use crate::build::{BuildOptions, KindOverride, Override, build_graph};
+use crate::build::{BuildOptions, KindOverride, Override, RetuneError, build_graph, retune};
 use crate::graph::Graph;
 use crate::model::{Backend, BackendKind, Provider};
 use crate::node::OutputConfig;
@@ -314,7 +314,18 @@ fn parse_set(
                 "--set `{flag}`: expected NODE.PARAM=VALUE, e.g. sampler.steps=8, or NODE=KIND, e.g. sampler=euler"
             ))
         })?;
-    let file = sources.add(format!("--set {target}"), None, text.to_string());
+    Ok(parse_override(node, param, text, sources))
+}
+
+/// `NODE.PARAM` set to `text`, parsed as graph syntax in a pseudo-file of
+/// `sources` (a bare word that does not parse is taken as a string).
+pub fn parse_override(
+    node: &str,
+    param: &str,
+    text: &str,
+    sources: &mut SourceMap,
+) -> Result<Override, Diagnostics> {
+    let file = sources.add(format!("--set {node}.{param}"), None, text.to_string());
     let value = match parse_value(sources, file) {
         Ok(v) => v,
         Err(diags) => {
@@ -323,7 +334,7 @@ fn parse_set(
                     '"', '[', '{', '@', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9',
                 ]);
             if !bare {
-                return Ok(Err(diags));
+                return Err(diags);
             }
             ast::Value {
                 kind: ValueKind::Str(text.to_string()),
@@ -331,12 +342,38 @@ fn parse_set(
             }
         }
     };
-    Ok(Ok(Override {
+    Ok(Override {
         node: node.to_string(),
         param: param.to_string(),
         span: value.span,
         value,
-    }))
+    })
+}
+
+/// A live parameter change made to a loaded graph without a rebuild:
+/// `NODE.PARAM = text` parsed as [`parse_override`] does, then
+/// [`retune`](crate::build::retune). `sources` are the graph's (the value's
+/// pseudo-file is added to them, so errors render with both).
+pub fn retune_loaded(
+    graph: &Graph,
+    sources: &mut SourceMap,
+    options: &LoadOptions<'_>,
+    node: &str,
+    param: &str,
+    text: &str,
+) -> Result<Graph, RetuneError> {
+    let change = parse_override(node, param, text, sources).map_err(RetuneError::Graph)?;
+    let build = BuildOptions {
+        registry: options.registry,
+        output: options.output.clone(),
+        overrides: Vec::new(),
+        kind_overrides: Vec::new(),
+        seed: None,
+        backend: None,
+        provider: None,
+        backend_kind: None,
+    };
+    retune(graph, sources, &build, &change)
 }
 
 /// The overrides one [`PathOverride`] makes.

@@ -88,6 +88,16 @@ pub trait GraphSource: Send + Sync {
     /// with `sets` applied. On failure returns the diagnostics, rendered as
     /// `wgraph check` prints them (file:line:col).
     fn build(&self, sets: &[ParamSet]) -> Result<Built, String>;
+
+    /// Makes one parameter change to `current` (the graph the world runs,
+    /// which this source built) without rebuilding the graph: only the node
+    /// `set` names is built again (see [`crate::build::retune`]). `None`
+    /// when this source cannot, or the change needs a rebuild; then
+    /// [`GraphSource::build`] runs with every change. On failure returns
+    /// the diagnostics rendered as [`GraphSource::build`] does.
+    fn retune(&self, _current: &Graph, _set: &ParamSet) -> Option<Result<Built, String>> {
+        None
+    }
 }
 
 /// A built graph and the files it was made from.
@@ -280,6 +290,9 @@ impl ReloadInfo {
 #[derive(Debug, Default)]
 struct Live {
     keys: Mutex<LiveKeys>,
+    /// The graph the world runs, for the reloader's in-place parameter
+    /// changes (weak: nothing but the world holds a running graph).
+    graph: Mutex<std::sync::Weak<Graph>>,
 }
 
 /// The keys a front end holds, and when they last changed (for the
@@ -465,15 +478,20 @@ impl World {
         sets: Vec<ParamSet>,
         config: WorldConfig,
     ) -> Result<World, RunError> {
+        let live = Arc::new(Live {
+            graph: Mutex::new(Arc::downgrade(&graph)),
+            ..Live::default()
+        });
         let runner = Runner::new(graph)?;
         let (controls_tx, controls) = unbounded();
-        let reloader = source.map(|s| Reloader::start(s, controls_tx.clone(), sets));
+        let reloader =
+            source.map(|s| Reloader::start(s, controls_tx.clone(), sets, Arc::clone(&live)));
         Ok(World {
             runner,
             config,
             controls_tx,
             controls,
-            live: Arc::new(Live::default()),
+            live,
             reloader,
             subscribers: Vec::new(),
             script: BTreeMap::new(),
@@ -818,6 +836,8 @@ impl World {
         match self.runner.swap_graph(Arc::clone(&prepared.graph)) {
             Ok(swap) => {
                 self.reloads += 1;
+                *self.live.graph.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Arc::downgrade(&prepared.graph);
                 let fps = prepared.graph.settings.fps;
                 if self.config.follow_graph_fps
                     && self.config.fps.is_some()

@@ -1176,6 +1176,152 @@ mod live {
         assert_eq!(ticks, 6);
     }
 
+    /// Builds `ACC` (prefixed) from a memory file, counting builds, and makes
+    /// a single parameter change in place with the engine's `retune_loaded`.
+    struct InPlace {
+        builds: AtomicU64,
+        text: String,
+        sources: Mutex<Option<wgraph_grammar::source::SourceMap>>,
+    }
+
+    impl InPlace {
+        fn new(prefix: &str) -> Self {
+            InPlace {
+                builds: AtomicU64::new(0),
+                text: ACC.replace("w_", prefix),
+                sources: Mutex::new(None),
+            }
+        }
+    }
+
+    impl GraphSource for InPlace {
+        fn build(&self, sets: &[ParamSet]) -> Result<Built, String> {
+            self.builds.fetch_add(1, Ordering::SeqCst);
+            let loader = MemLoader::new().with("t.world", self.text.as_str());
+            let registry = registry();
+            let mut options = LoadOptions::new(&registry);
+            options.set = sets
+                .iter()
+                .map(|s| format!("{}.{}={}", s.node, s.param, s.value))
+                .collect();
+            let loaded =
+                load(Path::new("t.world"), &options, &loader).map_err(|e| e.lines().join("\n"))?;
+            *self.sources.lock().unwrap() = Some(loaded.sources);
+            Ok(Built {
+                graph: loaded.graph,
+                files: Vec::new(),
+                provenance: None,
+                phases: vec![("parse", Duration::ZERO)],
+            })
+        }
+
+        fn retune(&self, current: &Graph, set: &ParamSet) -> Option<Result<Built, String>> {
+            let registry = registry();
+            let mut guard = self.sources.lock().unwrap();
+            let sources = guard.as_mut()?;
+            match wgraph_engine::load::retune_loaded(
+                current,
+                sources,
+                &LoadOptions::new(&registry),
+                &set.node,
+                &set.param,
+                &set.value,
+            ) {
+                Ok(graph) => Some(Ok(Built {
+                    graph,
+                    files: Vec::new(),
+                    provenance: None,
+                    phases: vec![("node rebuilt", Duration::ZERO)],
+                })),
+                Err(wgraph_engine::build::RetuneError::NeedsRebuild(_)) => None,
+                Err(wgraph_engine::build::RetuneError::Graph(d)) => Some(Err(d
+                    .iter()
+                    .map(|d| d.short(sources))
+                    .collect::<Vec<_>>()
+                    .join("\n"))),
+            }
+        }
+    }
+
+    /// A live change builds the node it names and nothing else: no build
+    /// of the graph, the other nodes the same objects, the same frames as a
+    /// rebuild gives; a bad value fails where it is written, and a change to
+    /// no node falls back to a rebuild (which reports it).
+    #[test]
+    fn a_parameter_change_rebuilds_only_the_node_it_names() {
+        let source = Arc::new(InPlace::new("ip_"));
+        let graph = Arc::new(source.build(&[]).unwrap().graph);
+        let recorder = graph.find("ip_r").unwrap();
+        let config = WorldConfig {
+            max_ticks: Some(6),
+            ..WorldConfig::default()
+        };
+        let mut world =
+            World::new(Arc::clone(&graph), Some(source.clone()), Vec::new(), config).unwrap();
+        let set = |node: &str, param: &str, value: &str| ParamSet {
+            node: node.into(),
+            param: param.into(),
+            value: value.into(),
+        };
+        world.script([
+            (2, ScriptedEvent::Set(set("ip_acc", "by", "5"))),
+            (3, ScriptedEvent::Set(set("ip_acc", "by", "\"five\""))),
+            (4, ScriptedEvent::Set(set("ip_acx", "by", "1"))),
+        ]);
+        let mut reloads = Vec::new();
+        let mut failures = Vec::new();
+        world
+            .run(&mut |e| match e {
+                WorldEvent::Reloaded(info) => {
+                    reloads.push((info.line(), info.phases.clone()));
+                }
+                WorldEvent::ReloadFailed { message, .. } => failures.push(message.clone()),
+                _ => {}
+            })
+            .unwrap();
+        let now = Arc::clone(world.graph());
+        world.finish().unwrap();
+        // The same values as the rebuilding source gives (see the test above).
+        assert_eq!(
+            records("ip_r"),
+            vec![
+                (0, 1.0),
+                (1, 2.0),
+                (2, 7.0),
+                (3, 12.0),
+                (4, 17.0),
+                (5, 22.0)
+            ]
+        );
+        assert_eq!(reloads.len(), 1, "{reloads:?}");
+        assert!(
+            reloads[0]
+                .0
+                .starts_with("reloaded at tick 2 (set ip_acc.by = 5): changed ip_acc.by"),
+            "{}",
+            reloads[0].0
+        );
+        assert_eq!(reloads[0].1[0].0, "node rebuilt");
+        // Only the first build: the change and the bad value were made in
+        // place; the unknown node went to a rebuild, which failed.
+        assert_eq!(source.builds.load(Ordering::SeqCst), 2);
+        assert!(Arc::ptr_eq(
+            &graph.node(recorder).node,
+            &now.node(recorder).node
+        ));
+        assert_eq!(failures.len(), 2, "{failures:?}");
+        assert!(
+            failures[0].contains("--set ip_acc.by:1:1") && failures[0].contains("`by`"),
+            "{}",
+            failures[0]
+        );
+        assert!(
+            failures[1].contains("no node named `ip_acx`"),
+            "{}",
+            failures[1]
+        );
+    }
+
     /// A shown node: `record` whose input is the frame front ends see.
     struct Shown(Fn);
 

@@ -149,6 +149,7 @@ impl<B: Backend + 'static> Session<B> {
             record: options.record,
             missing_file_help: options.missing_file_help,
             notices: Arc::clone(&options.notices),
+            last: Default::default(),
         });
         let built = source.build_first().map_err(|f| match f {
             Failure::Errors(text) => OpenError::Graph(text),

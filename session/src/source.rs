@@ -4,6 +4,12 @@
 //! ([`wgraph_engine::load::load`]) and a [`ModelCache`] (a rebuild reloads
 //! only models whose files or options changed).
 //!
+//! A live parameter change is first made to the one node it names
+//! ([`GraphSource::retune`], the engine's [`retune_loaded`]): the value is
+//! parsed into the last build's sources and checked against the node's
+//! kind; nothing is parsed again, no model looked up. A change that would
+//! rewire the graph rebuilds it.
+//!
 //! [`load_rendered`] is the front door with its diagnostics rendered as
 //! `wgraph check` prints them ([`Failure::Errors`]); [`provenance`] is what
 //! a recording keeps of one build.
@@ -11,8 +17,11 @@
 use serde_json::{Value as Json, json};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use wgraph_engine::load::{LoadError, LoadOptions, Loaded, PathOverride};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use wgraph_engine::build::RetuneError;
+use wgraph_engine::graph::Graph;
+use wgraph_engine::load::{LoadError, LoadOptions, Loaded, PathOverride, retune_loaded};
 use wgraph_engine::model::{Backend, BackendKind, ModelCache, Provider, file_digest};
 use wgraph_engine::node::OutputConfig;
 use wgraph_engine::world::{Built, GraphSource, ParamSet};
@@ -103,7 +112,26 @@ pub struct FileSource<B: Backend> {
     pub missing_file_help: Option<MissingFileHelp>,
     /// Where the warnings of each build go.
     pub notices: Notices,
+    /// What the last build left for [`GraphSource::retune`].
+    pub(crate) last: Mutex<Option<LastBuild>>,
 }
+
+/// What a live parameter change made without a rebuild needs of the build
+/// before it: its sources (the new value's errors render against them),
+/// its files, and the changes it was made with.
+pub(crate) struct LastBuild {
+    sources: SourceMap,
+    files: Vec<PathBuf>,
+    /// The live changes (`NODE.PARAM=VALUE`) on top of `--set`.
+    extra: Vec<String>,
+    /// Values parsed into `sources` since the last full build; past
+    /// [`MAX_RETUNES`] the next change rebuilds (the sources stay bounded).
+    retunes: usize,
+}
+
+/// Live changes made in place between two full builds (each adds its
+/// value's text to the sources).
+const MAX_RETUNES: usize = 256;
 
 impl<B: Backend> FileSource<B> {
     fn load(&self, extra: &[String]) -> Result<Loaded, Failure> {
@@ -138,6 +166,12 @@ impl<B: Backend> FileSource<B> {
     }
 
     fn built(&self, loaded: Loaded, extra: &[String]) -> Built {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(LastBuild {
+            sources: loaded.sources.clone(),
+            files: loaded.files.clone(),
+            extra: extra.to_vec(),
+            retunes: 0,
+        });
         let provenance = self.record.then(|| {
             let sets: Vec<String> = self.set.iter().chain(extra).cloned().collect();
             Arc::new(provenance(&sets, &loaded.sources, &loaded.files))
@@ -187,6 +221,53 @@ impl<B: Backend> GraphSource for FileSource<B> {
             Err(Failure::Errors(text)) => Err(text),
             Err(Failure::Usage(u)) => Err(format!("error: {u}\n")),
         }
+    }
+
+    fn retune(&self, current: &Graph, set: &ParamSet) -> Option<Result<Built, String>> {
+        let mut guard = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let last = guard.as_mut().filter(|l| l.retunes < MAX_RETUNES)?;
+        let registry = wgraph_nodes::registry();
+        let mut options = LoadOptions::new(&registry);
+        options.output = self.output.clone();
+        let started = Instant::now();
+        let mut sources = last.sources.clone();
+        let graph = match retune_loaded(
+            current,
+            &mut sources,
+            &options,
+            &set.node,
+            &set.param,
+            &set.value,
+        ) {
+            Ok(graph) => graph,
+            Err(RetuneError::NeedsRebuild(_)) => return None,
+            Err(RetuneError::Graph(diagnostics)) => {
+                let mut text = render(&sources, &diagnostics, std::io::stderr().is_terminal());
+                let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+                text.push_str(&format!(
+                    "{}: {errors} error{}\n",
+                    self.file.display(),
+                    if errors == 1 { "" } else { "s" }
+                ));
+                return Some(Err(text));
+            }
+        };
+        let took = started.elapsed();
+        last.sources = sources;
+        last.retunes += 1;
+        let prefix = format!("{}.{}=", set.node, set.param);
+        last.extra.retain(|s| !s.starts_with(&prefix));
+        last.extra.push(format!("{prefix}{}", set.value));
+        let provenance = self.record.then(|| {
+            let sets: Vec<String> = self.set.iter().chain(&last.extra).cloned().collect();
+            Arc::new(provenance(&sets, &last.sources, &last.files))
+        });
+        Some(Ok(Built {
+            graph,
+            files: last.files.clone(),
+            provenance,
+            phases: vec![("node rebuilt", took)],
+        }))
     }
 }
 

@@ -131,3 +131,50 @@ fn a_watched_session_follows_a_rename_save() {
     assert_eq!(reloads.len(), 1, "{reloads:?}");
     assert!(reloads[0].contains("changed c.value"), "{reloads:?}");
 }
+
+/// A live parameter change is made to the node it names: the graph file is
+/// not read again (here it no longer parses), the frames change from the
+/// tick it is set at, and a bad value fails where it is written.
+#[test]
+fn a_live_change_rebuilds_its_node_without_reading_the_graph_again() {
+    use wgraph_engine::world::{ParamSet, ScriptedEvent};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("g.world");
+    std::fs::write(&file, graph(0.5)).unwrap();
+    let options = SessionOptions {
+        rebuilds: true,
+        ..SessionOptions::new(&file)
+    };
+    let mut session = Session::open(options, models(), ticks(5)).unwrap();
+    std::fs::write(&file, "node broken:\n").unwrap();
+    let set = |value: &str| ParamSet {
+        node: "c".into(),
+        param: "value".into(),
+        value: value.into(),
+    };
+    session.world.script([
+        (2, ScriptedEvent::Set(set("0.25"))),
+        (3, ScriptedEvent::Set(set("\"dark\""))),
+    ]);
+    let (mut firsts, mut phases, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+    session
+        .run(&mut |e| match e {
+            WorldEvent::Frame { image, .. } => {
+                firsts.push(image.host_as::<f32>().unwrap()[0]);
+            }
+            WorldEvent::Reloaded(info) => {
+                phases.extend(info.phases.iter().map(|(name, _)| name.to_string()));
+            }
+            WorldEvent::ReloadFailed { message, .. } => failures.push(message.clone()),
+            _ => {}
+        })
+        .unwrap();
+    assert_eq!(firsts, vec![0.5, 0.5, 0.25, 0.25, 0.25]);
+    assert_eq!(phases, vec!["node rebuilt"]);
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        failures[0].contains("--set c.value:1:1") && failures[0].contains("g.world: 1 error"),
+        "{}",
+        failures[0]
+    );
+}

@@ -439,6 +439,16 @@ fn events_apply_at_their_tick_and_typos_are_usage_errors() {
         "{}",
         stderr(&o)
     );
+    // Made to the sampler alone: no parse, no check of the graph, no model.
+    let text = stderr(&o);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("reloaded at tick 3"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("(node rebuilt ") && !line.contains("parse") && !line.contains("models"),
+        "{line}"
+    );
     assert_eq!(pngs(&out).len(), 6);
     // The first three frames match a run without the event; later ones do not.
     let plain = dir.path().join("plain");

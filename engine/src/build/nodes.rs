@@ -250,6 +250,7 @@ impl Builder<'_> {
             call_arg_slots: Vec::new(),
             is_callee: false,
             span: decl.span,
+            decl: decl.clone(),
         })
     }
 }

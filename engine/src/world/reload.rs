@@ -2,6 +2,14 @@
 //! takes [`ReloadRequest`]s (files changed, parameter changes, a scripted
 //! rebuild), coalesces a burst into one build through the world's
 //! [`GraphSource`], and sends the result to the world's control channel.
+//!
+//! A burst that is one parameter change and nothing else is first offered
+//! to [`GraphSource::retune`], with the graph the world runs (held weakly,
+//! so only the world keeps it alive): the
+//! node it names is built again and nothing else (no parse, no model
+//! lookup); the reload's phases then read `node rebuilt`. When the source
+//! declines (a change that rewires the graph, a source that cannot), the
+//! graph is rebuilt with every change, as for a file change.
 
 use super::*;
 
@@ -32,12 +40,13 @@ impl Reloader {
         source: Arc<dyn GraphSource>,
         controls: Sender<Control>,
         initial: Vec<ParamSet>,
+        live: Arc<Live>,
     ) -> Self {
         let (tx, rx) = unbounded::<ReloadRequest>();
         // A failed spawn leaves a closed channel: reload requests then fail.
         let _ = std::thread::Builder::new()
             .name("wgraph-reload".into())
-            .spawn(move || reload_loop(&*source, &rx, &controls, initial));
+            .spawn(move || reload_loop(&*source, &rx, &controls, initial, &live));
         Reloader { requests: tx }
     }
 }
@@ -47,16 +56,27 @@ fn reload_loop(
     requests: &Receiver<ReloadRequest>,
     controls: &Sender<Control>,
     mut sets: Vec<ParamSet>,
+    live: &Live,
 ) {
+    // The graph last sent to the world: a change is made in place only to
+    // the graph the world runs once it runs that one (not while a rebuild
+    // is on its way, which the change would undo).
+    let mut sent = live.graph.lock().unwrap_or_else(|p| p.into_inner()).clone();
     while let Ok(first) = requests.recv() {
         // Coalesce a burst: every file change and parameter change waiting
         // now goes into one rebuild; a waiting scripted event gets the reply.
         let mut files = Vec::new();
         let mut reply = None;
         let mut last_set = None;
+        let mut requests_in_burst = 0;
+        let mut rebuild_asked = false;
         for request in std::iter::once(first).chain(requests.try_iter()) {
+            requests_in_burst += 1;
             match request {
-                ReloadRequest::Rebuild(r) => reply = Some(r),
+                ReloadRequest::Rebuild(r) => {
+                    reply = Some(r);
+                    rebuild_asked = true;
+                }
                 ReloadRequest::Files(f) => {
                     for p in f {
                         if !files.contains(&p) {
@@ -84,15 +104,33 @@ fn reload_loop(
             _ => ReloadCause::Files(files),
         };
         let started = Instant::now();
-        let control = match source.build(&sets) {
-            Ok(built) => Control::Swap(Box::new(Prepared {
-                graph: Arc::new(built.graph),
-                files: built.files,
-                provenance: built.provenance,
-                phases: built.phases,
-                cause,
-                prepare: started.elapsed(),
-            })),
+        // One parameter change alone: the node it names, nothing else.
+        let retuned = match &cause {
+            ReloadCause::Set(set) if requests_in_burst == 1 && !rebuild_asked => {
+                let running = live.graph.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                // Gone: the world ended.
+                let current = running.upgrade().filter(|_| running.ptr_eq(&sent));
+                current.and_then(|graph| source.retune(&graph, set))
+            }
+            _ => None,
+        };
+        let result = match retuned {
+            Some(result) => result,
+            None => source.build(&sets),
+        };
+        let control = match result {
+            Ok(built) => {
+                let graph = Arc::new(built.graph);
+                sent = Arc::downgrade(&graph);
+                Control::Swap(Box::new(Prepared {
+                    graph,
+                    files: built.files,
+                    provenance: built.provenance,
+                    phases: built.phases,
+                    cause,
+                    prepare: started.elapsed(),
+                }))
+            }
             Err(message) => {
                 if let ReloadCause::Set(bad) = &cause {
                     // A parameter change that does not build is dropped, so
