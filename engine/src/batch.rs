@@ -83,7 +83,7 @@ impl Default for BatchPolicy {
     }
 }
 
-/// Largest batch size counted on its own in [`BatchStats::sizes`]; larger
+/// Largest batch size counted on its own in `BatchStats::sizes`; larger
 /// ones are counted in its last bucket.
 pub const SIZE_BUCKETS: usize = 64;
 

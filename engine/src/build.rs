@@ -4,7 +4,7 @@
 //! phase it can reach, so one `wgraph check` shows all problems at once:
 //!
 //! 1. **settings** — the `world { }` blocks merged (the root file wins over
-//!    includes) and checked against [`SETTINGS`](crate::settings::SETTINGS);
+//!    includes) and checked against [`crate::settings::SETTINGS`];
 //! 2. **static node checks** — kind names against the registry ("did you
 //!    mean"), parameters against the kind's table, `@node` and model
 //!    references against the graph's names. No file is opened;

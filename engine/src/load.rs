@@ -4,7 +4,7 @@
 //! benches) loads a graph.
 //!
 //! [`load`] runs the pipeline: read and parse the file and its includes
-//! (through a [`FileLoader`]: disk, or a recording's texts), [`validate`]
+//! (through a [`FileLoader`]: disk, or a recording's texts), [`validate()`]
 //! names, apply [`LoadOptions::set`] (`NODE.PARAM=VALUE` parsed as graph
 //! syntax, `NODE=KIND` kind swaps) and [`PathOverride`]s (`--actions FILE`),
 //! then [`build_graph`]. Errors are collected, not thrown: name errors do not
@@ -352,7 +352,7 @@ pub fn parse_override(
 
 /// A live parameter change made to a loaded graph without a rebuild:
 /// `NODE.PARAM = text` parsed as [`parse_override`] does, then
-/// [`retune`](crate::build::retune). `sources` are the graph's (the value's
+/// [`crate::build::retune`]. `sources` are the graph's (the value's
 /// pseudo-file is added to them, so errors render with both).
 pub fn retune_loaded(
     graph: &Graph,

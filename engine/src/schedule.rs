@@ -26,7 +26,7 @@
 //!
 //! Architecture Invariant: node state is created by [`Runner::new`], owned by
 //! the runner (one mutex per node, uncontended by construction: a node's
-//! ticks never overlap), and handed to [`Node::eval`] — never stored in the
+//! ticks never overlap), and handed to [`Node::eval`](crate::node::Node::eval) — never stored in the
 //! node, so a reload can keep it.
 //!
 //! # Files

@@ -1,6 +1,6 @@
 //! Snapshots: a running world's state in a versioned file, and back.
 //!
-//! A [`Snapshot`] holds the tick counter, every node's state that cannot be
+//! A snapshot holds the tick counter, every node's state that cannot be
 //! recomputed ([`Node::save_state`](crate::node::Node::save_state): memory
 //! histories, poses, offsets — caches and stateless nodes save nothing and
 //! start fresh, which gives the same results), the last tick's values that
