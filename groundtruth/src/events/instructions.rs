@@ -133,12 +133,19 @@ pub fn script(seed: u64, frames: u64) -> Vec<Event> {
         kinds.insert(i + 1, off);
     }
     let slots = kinds.len() as u64 + 1;
+    let mut earliest = 0;
     kinds
         .into_iter()
         .enumerate()
-        .map(|(i, kind)| Event {
-            tick: (i as u64 + 1) * span / slots - 1 + rng.below(2) as u64,
-            kind,
+        .map(|(i, kind)| {
+            // A walk of a few ticks puts its first events at 0 and keeps
+            // their order (a longer one spaces them apart anyway).
+            let tick = ((i as u64 + 1) * span / slots).saturating_sub(1) + rng.below(2) as u64;
+            earliest = tick.max(earliest);
+            Event {
+                tick: earliest,
+                kind,
+            }
         })
         .collect()
 }

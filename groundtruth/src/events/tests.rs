@@ -321,3 +321,20 @@ fn the_ground_truth_follows_its_scripts() {
         .collect();
     assert_eq!(kinds.len(), 6, "{kinds:?}");
 }
+
+/// Scripts for walks of a few ticks (`wgraph dataset --frames 4 --events
+/// auto`) stay in range and keep their order instead of underflowing.
+#[test]
+fn scripts_of_short_walks_start_at_tick_zero_at_the_earliest() {
+    for frames in 0..=8 {
+        for seed in 0..200 {
+            let events = script(seed, frames);
+            assert!((2..=4).contains(&events.len()), "{frames} {seed}");
+            for pair in events.windows(2) {
+                assert!(pair[0].tick <= pair[1].tick, "{frames} {seed}: {events:?}");
+            }
+            let last = events.last().map_or(0, |e| e.tick);
+            assert!(last < frames.max(4) + 1, "{frames} {seed}: {events:?}");
+        }
+    }
+}
