@@ -20,6 +20,16 @@ impl Backend for NoModels {
     }
 }
 
+/// Options for `file` whose frames go next to it (not to `out/` in the
+/// crate's folder).
+fn in_tempdir(file: &Path) -> SessionOptions {
+    let out = file.with_file_name("out");
+    SessionOptions {
+        output: wgraph_engine::node::OutputConfig::for_path(&out).unwrap(),
+        ..SessionOptions::new(file)
+    }
+}
+
 fn models() -> Arc<ModelCache<NoModels>> {
     Arc::new(ModelCache::new(NoModels))
 }
@@ -47,7 +57,7 @@ fn a_session_opens_runs_to_its_limit_and_knows_its_files() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("g.world");
     std::fs::write(&file, graph(0.5)).unwrap();
-    let mut session = Session::open(SessionOptions::new(&file), models(), ticks(3)).unwrap();
+    let mut session = Session::open(in_tempdir(&file), models(), ticks(3)).unwrap();
     assert!(!session.watching());
     assert!(session.files.iter().any(|f| f.ends_with("g.world")));
     let mut frames = 0;
@@ -76,13 +86,13 @@ fn open_errors_say_what_kind_of_mistake_they_are() {
     }
     let file = dir.path().join("g.world");
     std::fs::write(&file, graph(0.5)).unwrap();
-    let refused = Session::open(SessionOptions::new(&file), models(), |_| {
+    let refused = Session::open(in_tempdir(&file), models(), |_| {
         Err("--fps: not here".to_string())
     });
     assert!(matches!(refused, Err(OpenError::Usage(u)) if u == "--fps: not here"));
     let options = SessionOptions {
         set: vec!["c.value".into()],
-        ..SessionOptions::new(&file)
+        ..in_tempdir(&file)
     };
     assert!(matches!(
         Session::open(options, models(), ticks(1)),
@@ -97,7 +107,7 @@ fn a_watched_session_follows_a_rename_save() {
     std::fs::write(&file, graph(0.5)).unwrap();
     let options = SessionOptions {
         watch: true,
-        ..SessionOptions::new(&file)
+        ..in_tempdir(&file)
     };
     // Bounded: 20 fps for at most 60 s; the reload stops it long before.
     let configure = |_: &wgraph_engine::graph::Graph| {
@@ -143,7 +153,7 @@ fn a_live_change_rebuilds_its_node_without_reading_the_graph_again() {
     std::fs::write(&file, graph(0.5)).unwrap();
     let options = SessionOptions {
         rebuilds: true,
-        ..SessionOptions::new(&file)
+        ..in_tempdir(&file)
     };
     let mut session = Session::open(options, models(), ticks(5)).unwrap();
     std::fs::write(&file, "node broken:\n").unwrap();
