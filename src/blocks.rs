@@ -2,9 +2,10 @@
 //! and the `cache = [...]` line to paste into the graph (and `--json`).
 //! The measurement (Yume's block importance, eq. 14) is the lab's.
 
+use crate::Outcome;
 use crate::backends::Backends;
 use crate::commands::{lab_failure, lab_models};
-use crate::{BackendArg, Outcome, ProviderArg};
+use crate::flags::{ModelFlags, SetFlags};
 use std::path::PathBuf;
 use wgraph_engine::model::ModelCache;
 use wgraph_lab::blocks::BlocksOptions;
@@ -32,18 +33,13 @@ pub struct BlocksArgs {
     /// Action file fed to the graph's `actions` nodes (one line per tick).
     #[arg(long)]
     actions: Option<PathBuf>,
-    /// Override a parameter: NODE.PARAM=VALUE (repeatable).
-    #[arg(long = "set", value_name = "NODE.PARAM=VALUE")]
-    set: Vec<String>,
+    #[command(flatten)]
+    params: SetFlags,
     /// Seed for every random source (replaces the world's seed).
     #[arg(long)]
     seed: Option<u64>,
-    /// Load every model on this execution provider.
-    #[arg(long, value_enum)]
-    provider: Option<ProviderArg>,
-    /// Load every model with this backend (`wonnx` needs a build with the `wonnx` feature).
-    #[arg(long, value_enum)]
-    backend: Option<BackendArg>,
+    #[command(flatten)]
+    model: ModelFlags,
 }
 
 /// `wgraph blocks FILE NODE ...`
@@ -55,16 +51,12 @@ pub fn blocks(args: &BlocksArgs) -> Outcome {
         cache_steps: args.cache_steps,
         propose: args.propose,
         actions: args.actions.clone(),
-        set: args.set.clone(),
+        set: args.params.set.clone(),
         seed: args.seed,
         // Sinks other than the display (discarded) write here.
         work: std::env::temp_dir().join(format!("wgraph-blocks-{}", std::process::id())),
     };
-    let models = lab_models(
-        ModelCache::new(Backends::new()),
-        args.provider,
-        args.backend,
-    );
+    let models = lab_models(ModelCache::new(Backends::new()), args.model);
     let report = match wgraph_lab::blocks::blocks(&options, &models) {
         Ok(r) => r,
         Err(e) => return lab_failure(e),

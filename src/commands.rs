@@ -1,17 +1,18 @@
-//! The small subcommands (check, graph, kinds, doctor) and `bench`; `run` is
-//! in `run.rs`, `new` in `new.rs`, each bigger command in a file of its own.
+//! The small subcommands (check, graph, kinds, doctor) and what the
+//! commands share of the lab (`lab_models`, `lab_failure`); each bigger
+//! command is in a file of its own.
 
+use crate::Outcome;
 use crate::backends::Backends;
+use crate::flags::{ModelFlags, SetFlags};
 use crate::load::{LoadConfig, Loaded, load};
-use crate::{BackendArg, BenchArgs, GraphFormat, Outcome, ProviderArg};
-use std::path::{Path, PathBuf};
+use clap::ValueEnum;
+use std::path::PathBuf;
 use wgraph_engine::describe;
 use wgraph_engine::node::OutputConfig;
 use wgraph_engine::params::{ParamSpec, ParamType};
 use wgraph_lab::LabError;
-use wgraph_lab::bench::{Baseline as LabBaseline, BenchOptions};
 use wgraph_lab::load::Models;
-use wgraph_lab::pybaseline::PythonSetup;
 
 pub(crate) fn usage(message: &str) -> Outcome {
     eprintln!(
@@ -21,30 +22,52 @@ pub(crate) fn usage(message: &str) -> Outcome {
     Outcome::Usage
 }
 
+/// `wgraph check`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    model: ModelFlags,
+}
+
+/// `wgraph graph`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct GraphArgs {
+    file: PathBuf,
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    format: GraphFormat,
+    #[command(flatten)]
+    params: SetFlags,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Json,
+    Mermaid,
+}
+
 /// `wgraph check FILE...`
-pub fn check(
-    files: &[PathBuf],
-    provider: Option<ProviderArg>,
-    backend_kind: Option<BackendArg>,
-) -> Outcome {
+pub fn check(args: &CheckArgs) -> Outcome {
     let mut outcome = Outcome::Ok;
     // A model on a backend this build lacks is checked with ONNX Runtime and
     // noted once (see `CheckBackends`); `--backend wonnx` asked for it
     // explicitly and stays an error.
     let fallback = crate::backends::CheckBackends::new();
     let plain = Backends::new();
-    let backend: &dyn wgraph_engine::model::Backend = match backend_kind {
+    let backend: &dyn wgraph_engine::model::Backend = match args.model.backend {
         Some(_) => &plain,
         None => &fallback,
     };
-    for file in files {
+    for file in &args.files {
         let config = LoadConfig {
             set: &[],
             seed: None,
             paths: Vec::new(),
             output: OutputConfig::default(),
-            provider: provider.map(Into::into),
-            backend_kind: backend_kind.map(Into::into),
+            provider: args.model.provider(),
+            backend_kind: args.model.backend_kind(),
             backend,
         };
         let loaded = load(file, &config);
@@ -77,10 +100,10 @@ pub fn check(
 }
 
 /// `wgraph graph FILE --format F`
-pub fn graph(file: &Path, format: GraphFormat, set: &[String]) -> Outcome {
+pub fn graph(args: &GraphArgs) -> Outcome {
     let backend = Backends::new();
     let config = LoadConfig {
-        set,
+        set: &args.params.set,
         seed: None,
         paths: Vec::new(),
         output: OutputConfig::default(),
@@ -88,12 +111,12 @@ pub fn graph(file: &Path, format: GraphFormat, set: &[String]) -> Outcome {
         backend_kind: None,
         backend: &backend,
     };
-    let graph = match load(file, &config) {
+    let graph = match load(&args.file, &config) {
         Loaded::Graph(g) => g,
         Loaded::Errors => return Outcome::GraphErrors,
         Loaded::Usage(u) => return usage(&u),
     };
-    let text = match format {
+    let text = match args.format {
         GraphFormat::Dot => describe::to_dot(&graph),
         GraphFormat::Mermaid => describe::to_mermaid(&graph),
         GraphFormat::Json => match serde_json::to_string_pretty(&describe::to_json(&graph)) {
@@ -246,81 +269,15 @@ pub fn doctor(json: bool) -> Outcome {
     outcome
 }
 
-/// `wgraph bench FILE`: `--swap` and `--players` have commands of their
-/// own; one graph is timed by [`wgraph_lab::bench`], its quality columns
-/// are `wgraph eval` on the same graph.
-pub fn bench(args: &BenchArgs) -> Outcome {
-    if args.frames == 0 || args.rounds == 0 {
-        return usage("--frames and --rounds must be at least 1");
-    }
-    if args.baseline_steps.is_some() && args.baseline != crate::Baseline::Python {
-        return usage("--baseline-steps sets the Python loop's steps: it needs --baseline python");
-    }
-    if !args.swap.is_empty() {
-        return crate::swap::bench_swap(args);
-    }
-    if let Some(text) = &args.players {
-        return crate::players::bench_players(args, text);
-    }
-    let work = std::env::temp_dir().join(format!("wgraph-bench-{}", std::process::id()));
-    let baseline = match args.baseline {
-        crate::Baseline::Raw => LabBaseline::Raw,
-        crate::Baseline::Python => LabBaseline::Python {
-            steps: args.baseline_steps,
-            setup: PythonSetup {
-                cache_base: wgraph_ort::runtime::cache_base(),
-                onnxruntime_version: wgraph_ort::runtime::MANAGED_VERSION.into(),
-                notice: Some(|line| eprintln!("{line}")),
-            },
-        },
-    };
-    let options = BenchOptions {
-        file: args.file.clone(),
-        frames: args.frames,
-        rounds: args.rounds,
-        set: args.set.clone(),
-        workers: args.workers,
-        pipeline: args.pipeline,
-        baseline,
-        work: work.clone(),
-    };
-    let models = lab_models(Backends::new(), args.provider, args.backend);
-    let mut report = match wgraph_lab::bench::bench(&options, &models) {
-        Ok(r) => r,
-        Err(e) => return lab_failure(e),
-    };
-    if let (Some(world_seed), Some(actions)) = (args.world_seed, &args.actions) {
-        match bench_quality(args, world_seed, actions, &work) {
-            Ok(q) => report.quality = Some(q),
-            Err(outcome) => return outcome,
-        }
-    }
-    print!("{}", report.summary());
-    if let Some(path) = &args.json {
-        let written = serde_json::to_string_pretty(&report)
-            .map_err(|e| e.to_string())
-            .and_then(|s| {
-                wgraph_engine::output::write_file(path, (s + "\n").as_bytes())
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(e) = written {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return Outcome::RuntimeFailure;
-        }
-    }
-    Outcome::Ok
-}
-
 /// The lab's [`Models`]: `backend` with `--provider`/`--backend` applied,
 /// the nearest shipped graphs named for a missing file, warnings on stderr.
 pub(crate) fn lab_models(
     backend: impl wgraph_engine::model::Backend + 'static,
-    provider: Option<ProviderArg>,
-    backend_kind: Option<BackendArg>,
+    flags: ModelFlags,
 ) -> Models {
     Models {
-        provider: provider.map(Into::into),
-        backend_kind: backend_kind.map(Into::into),
+        provider: flags.provider(),
+        backend_kind: flags.backend_kind(),
         missing_file_help: Some(crate::load::missing_graph_help),
         warnings: Some(|text| eprint!("{text}")),
         ..Models::new(std::sync::Arc::new(backend))
@@ -343,33 +300,4 @@ pub(crate) fn lab_failure(error: LabError) -> Outcome {
             Outcome::RuntimeFailure
         }
     }
-}
-
-/// The quality columns of a bench: `wgraph eval` on the same graph, settings
-/// and frame count.
-pub(crate) fn bench_quality(
-    args: &BenchArgs,
-    world_seed: u64,
-    actions: &Path,
-    work: &Path,
-) -> Result<serde_json::Value, Outcome> {
-    bench_quality_with(args, &args.set, world_seed, actions, work)
-}
-
-/// [`bench_quality`] with these `--set` flags: the lab's evaluation, in memory.
-pub(crate) fn bench_quality_with(
-    args: &BenchArgs,
-    set: &[String],
-    world_seed: u64,
-    actions: &Path,
-    _work: &Path,
-) -> Result<serde_json::Value, Outcome> {
-    crate::eval::quality(&wgraph_lab::eval::EvalOptions {
-        file: args.file.clone(),
-        world_seed,
-        actions: actions.to_path_buf(),
-        frames: args.frames,
-        set: set.to_vec(),
-        ..Default::default()
-    })
 }

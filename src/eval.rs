@@ -4,14 +4,68 @@
 //! ([`wgraph_lab::eval::evaluate`]: what is measured and how is described
 //! there), and this prints the report's summary and writes it as JSON.
 
+use crate::Outcome;
 use crate::backends::Backends;
 use crate::commands::{lab_failure, lab_models, usage};
-use crate::{EvalArgs, Outcome};
-use std::path::Path;
+use crate::flags::{ModelFlags, SetFlags};
+use std::path::{Path, PathBuf};
 use wgraph_groundtruth::Theme;
 use wgraph_lab::LabError;
 use wgraph_lab::eval::{EvalOptions, EvalReport, Instructions, evaluate};
 use wgraph_lab::quality::Drift;
+
+/// `wgraph eval`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    file: PathBuf,
+    /// Seed of the ground-truth world (held out: 1000 and above).
+    #[arg(long)]
+    world_seed: u64,
+    /// Look of the ground-truth world: dungeon, neon or forest.
+    #[arg(long, default_value = "dungeon")]
+    theme: String,
+    /// The action file fed to both the graph and the ground truth.
+    #[arg(long)]
+    actions: PathBuf,
+    /// Ticks to compare.
+    #[arg(long, default_value_t = 32)]
+    frames: u64,
+    /// Where to write the figures.
+    #[arg(long, value_name = "FILE.json")]
+    json: PathBuf,
+    /// A picture: ground truth (top row) over generated frames (bottom
+    /// row), up to 12 ticks, labelled.
+    #[arg(long, value_name = "OUT.png")]
+    strip: Option<PathBuf>,
+    /// A plot of PSNR and edges kept over ticks, with the drift tick (.png or .svg).
+    #[arg(long, value_name = "OUT.png")]
+    plot: Option<PathBuf>,
+    /// Inverse-dynamics model (default: models-onnx/trained/idm.onnx when present).
+    #[arg(long)]
+    idm: Option<PathBuf>,
+    /// Drift: the first tick whose PSNR falls below this many dB (or see --drift-fraction).
+    #[arg(long, default_value_t = 15.0)]
+    drift_db: f64,
+    /// Drift: the first tick whose frame keeps less than this share of the
+    /// ground-truth edges tick 1 kept (or see --drift-db).
+    #[arg(long, default_value_t = 0.5, value_name = "0..1")]
+    drift_fraction: f64,
+    /// Evaluate on a training seed anyway.
+    #[arg(long)]
+    allow_training_seed: bool,
+    #[command(flatten)]
+    params: SetFlags,
+    /// Score instruction following: `auto` (a seeded script of 2-4 events
+    /// for this world seed) or a file of `TICK: caption` lines. The events
+    /// go to the ground truth and to the graph (every `prompt_schedule`
+    /// node's schedule, every `world` node's `events`).
+    #[arg(long, value_name = "auto|FILE")]
+    instructions: Option<String>,
+    /// Instruction following: ticks after an event's tick within which its
+    /// effect must be seen.
+    #[arg(long, default_value_t = 4, value_name = "K")]
+    event_window: u64,
+}
 
 /// The options `args` ask for, with `theme` (parsed by the caller).
 fn options(args: &EvalArgs, theme: Theme) -> EvalOptions {
@@ -29,7 +83,7 @@ fn options(args: &EvalArgs, theme: Theme) -> EvalOptions {
             db: args.drift_db,
         },
         allow_training_seed: args.allow_training_seed,
-        set: args.set.clone(),
+        set: args.params.set.clone(),
         instructions: args.instructions.as_ref().map(|a| match a.as_str() {
             "auto" => Instructions::Auto,
             file => Instructions::File(file.into()),
@@ -53,7 +107,10 @@ pub fn eval(args: &EvalArgs) -> Outcome {
             args.theme
         ));
     }
-    let report = match evaluate(&options, &lab_models(Backends::new(), None, None)) {
+    let report = match evaluate(
+        &options,
+        &lab_models(Backends::new(), ModelFlags::default()),
+    ) {
         Ok(r) => r,
         Err(e) => return lab_failure(e),
     };
@@ -71,8 +128,8 @@ pub fn eval(args: &EvalArgs) -> Outcome {
 /// `bench`'s quality columns: the lab's evaluation of `options` as JSON,
 /// printing nothing but errors (a malformed depth stream is one).
 pub(crate) fn quality(options: &EvalOptions) -> Result<serde_json::Value, Outcome> {
-    let report =
-        evaluate(options, &lab_models(Backends::new(), None, None)).map_err(lab_failure)?;
+    let report = evaluate(options, &lab_models(Backends::new(), ModelFlags::default()))
+        .map_err(lab_failure)?;
     match report.depth_error_problem {
         Some(problem) => Err(lab_failure(LabError::Runtime(problem))),
         None => to_json(&report).map_err(|e| lab_failure(LabError::Runtime(e))),

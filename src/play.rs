@@ -1,37 +1,61 @@
 //! `wgraph play FILE`: a world in the terminal.
 //!
-//! The world ticks on its own thread at its graph's fps; this thread owns
-//! the terminal (crossterm): raw mode, the alternate screen, keys in, frames
-//! out as truecolor half blocks (`▀`: the foreground is the upper pixel,
-//! the background the lower one), scaled to the terminal, and a one-line
-//! HUD. Terminals that report key releases (the kitty keyboard protocol,
-//! which we ask for) release keys exactly; elsewhere a key counts as held
-//! until [`HOLD`] after its last press or auto-repeat. `q`, Esc or Ctrl-C
-//! quit; the terminal is restored on every way out, a panic included.
-//! The world's side (its thread, the newest frame) is
-//! `wgraph_session::view`'s.
+//! The world ticks on its own thread at its graph's fps
+//! (`wgraph_session::view`); this thread owns the terminal (crossterm):
+//! raw mode, the alternate screen (asking for the kitty keyboard protocol,
+//! so key releases are reported), keys in, frames out as
+//! `wgraph_session::terminal` draws them, and a one-line HUD. `q`, Esc or
+//! Ctrl-C quit; the terminal is restored on every way out, a panic
+//! included.
 
-use crate::{Outcome, PlayArgs};
+use crate::Outcome;
+use crate::flags::{KeepLast, LateFlags, ModelFlags, SetFlags};
 use crossterm::event::{
     self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, KeyboardEnhancementFlags,
     PopKeyboardEnhancementFlags, PushKeyboardEnhancementFlags,
 };
-use crossterm::style::{Color, Print, ResetColor, SetBackgroundColor, SetForegroundColor};
+use crossterm::style::{Print, ResetColor};
 use crossterm::{cursor, queue, terminal};
-use std::collections::HashMap;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wgraph_engine::frame::RgbFrame;
 use wgraph_engine::metrics::Timings;
-use wgraph_engine::value::{Actions, Key};
 use wgraph_engine::world::WorldConfig;
 use wgraph_session::SessionOptions;
+use wgraph_session::terminal::{Graphics, Held, frame_hash, key_of};
 use wgraph_session::view::{View, spawn_viewed};
 
-/// How long a key counts as held after a press where the terminal reports
-/// no releases (auto-repeat renews it).
-pub const HOLD: Duration = Duration::from_millis(150);
+/// `wgraph play`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct PlayArgs {
+    file: PathBuf,
+    /// How frames are drawn: truecolor half blocks, the kitty graphics
+    /// protocol (kitty, WezTerm, Ghostty), or auto (kitty where detected).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "kitty", "blocks"])]
+    graphics: String,
+    #[command(flatten)]
+    late: LateFlags,
+    /// Reload the world when its files change.
+    #[arg(long)]
+    watch: bool,
+    /// Ticks per second (default: the graph's fps).
+    #[arg(long)]
+    fps: Option<f64>,
+    /// Directory for the graph's file sinks (the displayed frames go to the
+    /// terminal); without it they write nothing.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    sinks: KeepLast,
+    #[command(flatten)]
+    params: SetFlags,
+    /// Seed for every random source.
+    #[arg(long)]
+    seed: Option<u64>,
+    #[command(flatten)]
+    model: ModelFlags,
+}
 
 /// Puts the terminal back however the player ends.
 struct TerminalGuard;
@@ -70,155 +94,16 @@ impl Drop for TerminalGuard {
     }
 }
 
-fn key_of(code: KeyCode) -> Option<Key> {
-    Some(match code {
-        KeyCode::Char('w' | 'W') => Key::W,
-        KeyCode::Char('a' | 'A') => Key::A,
-        KeyCode::Char('s' | 'S') => Key::S,
-        KeyCode::Char('d' | 'D') => Key::D,
-        KeyCode::Left => Key::Left,
-        KeyCode::Right => Key::Right,
-        KeyCode::Up => Key::Up,
-        KeyCode::Down => Key::Down,
-        KeyCode::Char(' ') => Key::Space,
-        _ => return None,
-    })
-}
-
-/// Keys held, from presses and (where reported) releases.
-#[derive(Default)]
-struct Held {
-    since: HashMap<Key, Instant>,
-    /// The terminal has reported a release: no hold timeout needed.
-    releases_seen: bool,
-}
-
-impl Held {
-    fn event(&mut self, key: Key, kind: KeyEventKind) {
-        match kind {
-            KeyEventKind::Press | KeyEventKind::Repeat => {
-                self.since.insert(key, Instant::now());
-            }
-            KeyEventKind::Release => {
-                self.releases_seen = true;
-                self.since.remove(&key);
-            }
-        }
-    }
-
-    fn actions(&mut self) -> Actions {
-        if !self.releases_seen {
-            self.since.retain(|_, t| t.elapsed() < HOLD);
-        }
-        self.since.keys().fold(Actions::none(), |a, &k| a.with(k))
-    }
-}
-
-/// How frames reach the terminal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Graphics {
-    /// Truecolor half blocks: every terminal with 24-bit colour.
-    Blocks,
-    /// The kitty graphics protocol (kitty, WezTerm, Ghostty): real pixels.
-    Kitty,
-}
-
-impl Graphics {
-    /// `auto`: kitty where the terminal says it is one that speaks it.
-    pub fn detect(choice: &str) -> Graphics {
-        match choice {
-            "kitty" => Graphics::Kitty,
-            "blocks" => Graphics::Blocks,
-            _ => {
-                let var = |k: &str| std::env::var(k).unwrap_or_default();
-                let kitty = std::env::var_os("KITTY_WINDOW_ID").is_some()
-                    || var("TERM") == "xterm-kitty"
-                    || matches!(var("TERM_PROGRAM").as_str(), "WezTerm" | "ghostty");
-                if kitty {
-                    Graphics::Kitty
-                } else {
-                    Graphics::Blocks
-                }
-            }
-        }
-    }
-}
-
-/// Draws `frame` with the kitty graphics protocol into `cols × rows` cells:
-/// one image (id 1, replaced every frame, so the terminal holds one), RGB,
-/// base64 in chunks of at most 4096 bytes, responses suppressed.
-fn draw_kitty(out: &mut Vec<u8>, frame: &RgbFrame, cols: u16, rows: u16) -> std::io::Result<()> {
-    use base64::Engine as _;
-    let (w, h) = (frame.width.max(1), frame.height.max(1));
-    // Keep the aspect: a cell is about twice as tall as wide.
-    let by_cols = usize::from(cols.max(1));
-    let by_rows = usize::from(rows.max(1)) * 2 * w / h;
-    let c = by_cols.min(by_rows).max(1);
-    let r = (c * h / w / 2).max(1);
-    queue!(out, cursor::MoveTo(0, 0))?;
-    let data = base64::engine::general_purpose::STANDARD.encode(&frame.rgb);
-    let chunks: Vec<&[u8]> = data.as_bytes().chunks(4096).collect();
-    for (i, chunk) in chunks.iter().enumerate() {
-        let more = u8::from(i + 1 < chunks.len());
-        if i == 0 {
-            write!(
-                out,
-                "\x1b_Ga=T,i=1,p=1,q=2,f=24,s={w},v={h},c={c},r={r},m={more};"
-            )?;
-        } else {
-            write!(out, "\x1b_Gm={more};")?;
-        }
-        out.extend_from_slice(chunk);
-        out.extend_from_slice(b"\x1b\\");
-    }
-    Ok(())
-}
-
-/// Draws `frame` scaled into `cols × rows` character cells (two pixels per cell).
-fn draw(out: &mut Vec<u8>, frame: &RgbFrame, cols: u16, rows: u16) -> std::io::Result<()> {
-    let (w, h) = (frame.width.max(1), frame.height.max(1));
-    let cols = usize::from(cols.max(1));
-    let rows = usize::from(rows.max(1));
-    // The largest cell grid that keeps the aspect (a cell is 1 × 2 pixels).
-    let scale = (cols as f64 / w as f64).min((rows * 2) as f64 / h as f64);
-    let (dw, dh) = (
-        ((w as f64 * scale) as usize).max(1),
-        ((h as f64 * scale) as usize / 2).max(1),
-    );
-    for row in 0..dh {
-        queue!(out, cursor::MoveTo(0, row as u16))?;
-        for col in 0..dw {
-            let x = (col * w / dw).min(w - 1);
-            let top = ((2 * row) * h / (2 * dh)).min(h - 1);
-            let bottom = ((2 * row + 1) * h / (2 * dh)).min(h - 1);
-            let [r, g, b] = frame.pixel(x, top);
-            let [r2, g2, b2] = frame.pixel(x, bottom);
-            queue!(
-                out,
-                SetForegroundColor(Color::Rgb { r, g, b }),
-                SetBackgroundColor(Color::Rgb {
-                    r: r2,
-                    g: g2,
-                    b: b2
-                }),
-                Print('▀')
-            )?;
-        }
-        queue!(out, ResetColor)?;
-    }
-    Ok(())
-}
-
 /// `wgraph play FILE`
 pub fn play(args: &PlayArgs) -> Outcome {
     let label = args.file.display().to_string();
-    let output = crate::outputs::front_end(args.out.as_deref(), args.keep_last);
+    let output = crate::outputs::front_end(args.out.as_deref(), args.sinks.keep_last);
     let options = SessionOptions {
-        set: args.set.clone(),
+        set: args.params.set.clone(),
         seed: args.seed,
         output: output.clone(),
-        provider: args.provider.map(Into::into),
-        backend_kind: args.backend.map(Into::into),
+        provider: args.model.provider(),
+        backend_kind: args.model.backend_kind(),
         watch: args.watch,
         rebuilds: true,
         ..crate::load::session_options(&args.file)
@@ -228,7 +113,7 @@ pub fn play(args: &PlayArgs) -> Outcome {
         let fps = args.fps.unwrap_or(graph.settings.fps);
         wgraph_engine::settings::check_fps(fps).map_err(|e| format!("--fps: {e}"))?;
         let (on_late, degrade) =
-            wgraph_session::late_policy(graph, args.on_late.as_deref(), &args.degrade)?;
+            wgraph_session::late_policy(graph, args.late.on_late.as_deref(), &args.late.degrade)?;
         Ok(WorldConfig {
             on_late,
             degrade,
@@ -345,10 +230,7 @@ fn run_ui(
         last_tick = Some(tick);
         let (cols, rows) = terminal::size()?;
         buf.clear();
-        match graphics {
-            Graphics::Blocks => draw(&mut buf, &frame, cols, rows.saturating_sub(1))?,
-            Graphics::Kitty => draw_kitty(&mut buf, &frame, cols, rows.saturating_sub(1))?,
-        }
+        graphics.draw(&mut buf, &frame, cols, rows.saturating_sub(1))?;
         let now = Instant::now();
         arrivals.push_back(now);
         while arrivals
@@ -377,76 +259,10 @@ fn run_ui(
             stats.latency.record(at.elapsed());
         }
         stats.drawn += 1;
-        let hash = frame.rgb.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+        let hash = frame_hash(&frame);
         if last_hash != Some(hash) {
             stats.distinct += 1;
             last_hash = Some(hash);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_hold_until_released_or_timed_out() {
-        let mut h = Held::default();
-        h.event(Key::W, KeyEventKind::Press);
-        assert!(h.actions().contains(Key::W));
-        std::thread::sleep(HOLD + Duration::from_millis(20));
-        assert!(
-            !h.actions().contains(Key::W),
-            "no release reported: timed out"
-        );
-        h.event(Key::W, KeyEventKind::Press);
-        h.event(Key::A, KeyEventKind::Release);
-        std::thread::sleep(HOLD + Duration::from_millis(20));
-        assert!(h.actions().contains(Key::W), "releases are reported: held");
-        h.event(Key::W, KeyEventKind::Release);
-        assert_eq!(h.actions(), Actions::none());
-    }
-
-    #[test]
-    fn kitty_frames_are_one_replaced_image_in_chunks() {
-        let f = RgbFrame {
-            width: 64,
-            height: 64,
-            rgb: vec![7; 64 * 64 * 3],
-        };
-        let mut out = Vec::new();
-        draw_kitty(&mut out, &f, 80, 24).unwrap();
-        let s = String::from_utf8(out).unwrap();
-        assert!(
-            s.contains("\u{1b}_Ga=T,i=1,p=1,q=2,f=24,s=64,v=64,c=48,r=24,m=1;"),
-            "{}",
-            &s[..80]
-        );
-        // 12288 bytes → 16384 base64 characters → 4 chunks of 4096.
-        assert_eq!(s.matches("\u{1b}_G").count(), 4);
-        assert!(s.ends_with("\u{1b}_Gm=0;".to_string().as_str()) || s.contains("\u{1b}_Gm=0;"));
-        assert_eq!(Graphics::detect("kitty"), Graphics::Kitty);
-        assert_eq!(Graphics::detect("blocks"), Graphics::Blocks);
-    }
-
-    #[test]
-    fn frames_draw_as_half_blocks_scaled_to_the_terminal() {
-        let f = RgbFrame {
-            width: 2,
-            height: 2,
-            rgb: vec![255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9],
-        };
-        let mut out = Vec::new();
-        draw(&mut out, &f, 4, 2).unwrap();
-        let s = String::from_utf8(out).unwrap();
-        assert_eq!(
-            s.matches('▀').count(),
-            4 * 2,
-            "2x2 pixels scaled to 4x2 cells"
-        );
-        assert!(s.contains("\u{1b}[38;2;255;0;0m"), "truecolor top pixel");
-        assert!(s.contains("\u{1b}[48;2;0;0;255m"), "truecolor bottom pixel");
     }
 }

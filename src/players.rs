@@ -2,9 +2,10 @@
 //! `wgraph bench FILE --players 1,2,4,…` ([`bench_players`]): flags →
 //! [`wgraph_lab::players`] → the tables (the measurement is the lab's).
 
+use crate::Outcome;
 use crate::backends::Backends;
+use crate::bench::BenchArgs;
 use crate::commands::{lab_failure, usage};
-use crate::{BenchArgs, Outcome};
 use clap::ValueEnum;
 use std::sync::Arc;
 use wgraph_engine::batch::BatchPolicy;
@@ -107,11 +108,11 @@ pub fn bench_players(args: &BenchArgs, counts: &str) -> Outcome {
     for (flag, value) in [
         (
             "--provider",
-            args.provider.and_then(|p| p.to_possible_value()),
+            args.model.provider.and_then(|p| p.to_possible_value()),
         ),
         (
             "--backend",
-            args.backend.and_then(|b| b.to_possible_value()),
+            args.model.backend.and_then(|b| b.to_possible_value()),
         ),
     ] {
         if let Some(v) = value {
@@ -123,12 +124,12 @@ pub fn bench_players(args: &BenchArgs, counts: &str) -> Outcome {
         counts,
         frames: args.frames,
         rounds: args.rounds,
-        set: args.set.clone(),
+        set: args.params.set.clone(),
         seed: args.seed,
         workers: args.workers,
         pipeline: args.pipeline,
-        provider: args.provider.map(Into::into),
-        backend_kind: args.backend.map(Into::into),
+        provider: args.model.provider(),
+        backend_kind: args.model.backend_kind(),
         batch: args.batch.settings(),
         output: crate::outputs::front_end(None, None),
         missing_file_help: Some(crate::load::missing_graph_help),

@@ -2,11 +2,25 @@
 //! the work is `wgraph_session::replay`'s; here the flags, Ctrl-C, the
 //! summary line and the exit code.
 
+use crate::Outcome;
 use crate::backends::Backends;
-use crate::{Outcome, ReplayArgs};
+use std::path::PathBuf;
 use std::sync::Arc;
 use wgraph_engine::node::DisplayTarget;
 use wgraph_session::replay::{Replay, ReplayError, ReplayOptions};
+
+/// `wgraph replay`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    /// A recording written by `wgraph run --record FILE`.
+    file: PathBuf,
+    /// Output directory, a .gif file, or a .y4m file (`-`: stdout) for the displayed frames.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// No summary.
+    #[arg(long, short)]
+    quiet: bool,
+}
 
 /// `wgraph replay FILE`
 ///

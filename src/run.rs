@@ -3,21 +3,98 @@
 //! files change. Around the session: `--events`, `--load-state` /
 //! `--save-state` / `--save-at`, `--record`, the progress bar, `--metrics`.
 
+use crate::Outcome;
 use crate::commands::usage;
+use crate::flags::{KeepLast, LateFlags, ModelFlags, SetFlags};
 use crate::load::PathOverride;
-use crate::{Outcome, RunArgs};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wgraph_engine::node::DisplayTarget;
 use wgraph_engine::schedule::RunConfig;
 use wgraph_engine::world::{ScriptedEvent, World, WorldConfig, WorldEnd, WorldEvent};
 use wgraph_session::SessionOptions;
 
+/// `wgraph run`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    file: PathBuf,
+    /// Number of frames to produce (ticks = frames / frames_per_tick, rounded up);
+    /// default 16, or until stopped with --watch.
+    #[arg(long)]
+    frames: Option<u64>,
+    /// Keep running and reload the graph when it, an included file, a model
+    /// or a data file changes; stop with Ctrl-C.
+    #[arg(long)]
+    watch: bool,
+    /// Scripted live edits: lines `TICK: NODE.PARAM = VALUE` or `TICK: keys = W+A`.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+    /// Start ticks on this clock (ticks per second); default: the graph's
+    /// fps with --watch, as fast as possible otherwise; 0: as fast as possible.
+    #[arg(long)]
+    fps: Option<f64>,
+    /// Write the world's state (every node's memory, the tick, feedback
+    /// values) to FILE at the end of the run, or before tick --save-at.
+    #[arg(long, value_name = "FILE")]
+    save_state: Option<PathBuf>,
+    /// With --save-state: save before this tick instead of at the end
+    /// (a tick the run reaches: at most --frames' last tick + 1).
+    #[arg(long, value_name = "TICK", requires = "save_state",
+          value_parser = clap::value_parser!(u64).range(..=wgraph_engine::snapshot::MAX_TICK))]
+    save_at: Option<u64>,
+    /// Continue from a state written by --save-state (same graph, seed,
+    /// models and parameter values); --frames counts from the world's first tick.
+    #[arg(long, value_name = "FILE")]
+    load_state: Option<PathBuf>,
+    /// With --load-state: load a state taken with other parameter values
+    /// (--set, an edited graph) and continue with this run's values.
+    #[arg(long, requires = "load_state")]
+    allow_param_changes: bool,
+    /// Write what the run received (live keys, events, reloads with their
+    /// graph texts) to FILE; `wgraph replay FILE` reproduces its frames.
+    #[arg(long, value_name = "FILE", conflicts_with = "load_state")]
+    record: Option<PathBuf>,
+    #[command(flatten)]
+    late: LateFlags,
+    /// Action file fed to the graph's `actions` nodes (one line per tick).
+    #[arg(long)]
+    actions: Option<PathBuf>,
+    /// Output directory, a .gif file, or a .y4m file (`-`: stdout) for the
+    /// displayed frames; default `out`, except with --watch: a live run
+    /// without --out writes nothing.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    sinks: KeepLast,
+    #[command(flatten)]
+    model: ModelFlags,
+    #[command(flatten)]
+    params: SetFlags,
+    /// Seed for every random source (replaces the world's seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Worker threads (0, the default: run every node on the calling thread).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Ticks in flight at once when using workers (1: no pipelining).
+    #[arg(long, default_value_t = 2)]
+    pipeline: usize,
+    /// Write per-node timings and ms per tick as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    metrics: Option<PathBuf>,
+    /// Print the per-node timing table.
+    #[arg(long)]
+    timings: bool,
+    /// No progress bar or summary.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
 /// `wgraph run FILE ...`: a [`World`] that runs to `--frames`, a source's
 /// end, or Ctrl-C; with `--watch` it reloads its graph as files change.
 pub fn run(args: &RunArgs) -> Outcome {
-    let output = match crate::outputs::run(args.out.as_deref(), args.watch, args.keep_last) {
+    let output = match crate::outputs::run(args.out.as_deref(), args.watch, args.sinks.keep_last) {
         Ok(o) => o,
         Err(e) => return usage(&format!("--out {e}")),
     };
@@ -46,7 +123,7 @@ pub fn run(args: &RunArgs) -> Outcome {
         },
     };
     let options = SessionOptions {
-        set: args.set.clone(),
+        set: args.params.set.clone(),
         seed: args.seed,
         paths: args
             .actions
@@ -55,8 +132,8 @@ pub fn run(args: &RunArgs) -> Outcome {
             .into_iter()
             .collect(),
         output: output.clone(),
-        provider: args.provider.map(Into::into),
-        backend_kind: args.backend.map(Into::into),
+        provider: args.model.provider(),
+        backend_kind: args.model.backend_kind(),
         watch: args.watch,
         rebuilds: script
             .iter()
@@ -83,7 +160,7 @@ pub fn run(args: &RunArgs) -> Outcome {
             None => args.watch.then_some(graph.settings.fps),
         };
         let (on_late, degrade) =
-            wgraph_session::late_policy(graph, args.on_late.as_deref(), &args.degrade)?;
+            wgraph_session::late_policy(graph, args.late.on_late.as_deref(), &args.late.degrade)?;
         Ok(WorldConfig {
             workers: args.workers.unwrap_or_else(|| RunConfig::default().workers),
             pipeline_depth: args.pipeline,

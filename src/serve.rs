@@ -4,14 +4,148 @@
 //! the server is `wgraph_web::host`'s. Here: checking the flags, printing
 //! the links, Ctrl-C/SIGTERM, the exit code and `--metrics`.
 
+use crate::Outcome;
 use crate::backends::Backends;
-use crate::{Outcome, ServeArgs};
+use crate::flags::{KeepLast, LateFlags, ModelFlags, SetFlags};
+use crate::players;
+use clap::ValueEnum;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use wgraph_session::SessionOptions;
 use wgraph_web::host::{GraphFile, HostError, Link, ServeOptions};
 use wgraph_web::{Access, Limits, ServeConfig, SessionLimits, Token, is_public, parse_origin};
+
+/// Whose clock players' worlds tick on (`serve --tick-clock`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TickClock {
+    /// One clock for every player's world of a graph.
+    Shared,
+    /// Each world its own, from when it opened.
+    Own,
+}
+
+/// `wgraph serve`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// One or more graph files: one world each.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Port to listen on (0: any free port; the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to bind; anything but 127.0.0.1 opens the worlds to the network.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Reload each world when its files change.
+    #[arg(long)]
+    watch: bool,
+    /// Ticks per second (default: each graph's fps).
+    #[arg(long)]
+    fps: Option<f64>,
+    /// Directory for the graphs' file sinks (the displayed frames go to the
+    /// browser); without it they write nothing.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    sinks: KeepLast,
+    #[command(flatten)]
+    params: SetFlags,
+    /// Seed for every random source.
+    #[arg(long)]
+    seed: Option<u64>,
+    #[command(flatten)]
+    model: ModelFlags,
+    /// Worker threads per world.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// At the end, write each world's ticks, fps, late ticks and key-to-frame
+    /// latency (p50, p99) as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    metrics: Option<PathBuf>,
+    #[command(flatten)]
+    late: LateFlags,
+    /// Also answer requests for this host name (default: loopback names and
+    /// the bound address only, against DNS rebinding; repeatable).
+    #[arg(long, value_name = "NAME")]
+    allow_host: Vec<String>,
+    /// Also let pages from this origin open a world's socket, e.g.
+    /// https://studio.example (default: the server's own pages only; repeatable).
+    #[arg(long, value_name = "ORIGIN")]
+    allow_origin: Vec<String>,
+    /// Let sockets without a world's token watch it (never steer).
+    #[arg(long)]
+    public_view: bool,
+    /// The token every world's URL carries (at least 16 letters, digits, `-`
+    /// or `_`; default: a random one per world, printed at start).
+    #[arg(long, value_name = "TOKEN", conflicts_with = "no_token")]
+    token: Option<String>,
+    /// Let any socket steer, without a token (loopback only, unless --public).
+    #[arg(long)]
+    no_token: bool,
+    /// Allow --no-token on a non-loopback --host: anyone who reaches the
+    /// address steers the worlds.
+    #[arg(long)]
+    public: bool,
+    /// Open connections at most, in all (the rest are closed at once).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_connections: u32,
+    /// Open connections at most from one IP address.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_per_address: u32,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    header_timeout: u32,
+    /// One world per graph for every visitor (one controls, the others
+    /// watch) instead of a world per player.
+    #[arg(long)]
+    shared: bool,
+    /// Worlds running at once, all graphs' players together; one more
+    /// player is told the server is full.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_worlds: u32,
+    /// Seconds a player's world waits for them to come back (a reload of
+    /// the page, a dropped connection) before it ends.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(0..=86_400))]
+    resume_within: u32,
+    /// Worlds one IP address may have open at once (per graph).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_worlds_per_address: u32,
+    /// Keep a player's world here when they have been gone --resume-within
+    /// seconds (its snapshot), and bring it back as it was when they
+    /// return, instead of ending it.
+    #[arg(long, value_name = "DIR")]
+    session_store: Option<PathBuf>,
+    /// With --session-store: seconds a world with no player runs before it
+    /// is kept in the store and its memory freed.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(0..=604_800))]
+    idle: u32,
+    /// With --session-store: keep every player's world there every N ticks
+    /// too, so a server that dies loses at most N ticks of it (another
+    /// replica sharing the store brings it back).
+    #[arg(long, value_name = "N", requires = "session_store",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    snapshot_every: Option<u64>,
+    /// Players' worlds of a graph start their ticks on one clock (`shared`:
+    /// their model calls arrive together and are fused) or each on its own
+    /// from when it opened (`own`).
+    #[arg(long, value_enum, default_value_t = TickClock::Shared)]
+    tick_clock: TickClock,
+    /// With --session-store: seconds a kept world waits for its player
+    /// before it is deleted (default 7 days; at least twice a running
+    /// world's claim on its file, so only worlds no server runs expire).
+    #[arg(long, value_name = "SECONDS", default_value_t = 604_800,
+          value_parser = clap::value_parser!(u64).range(60..=315_360_000))]
+    store_keep: u64,
+    /// Memory players' worlds may use (e.g. 8G, 512M; default: 80% of the
+    /// machine's): `serve` prints each graph's memory plan and turns away a
+    /// player whose world would not fit.
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
+    #[command(flatten)]
+    batch: players::BatchArgs,
+}
 
 /// `wgraph serve FILE... [--port P] [--host H] [--watch]`
 pub fn serve(args: &ServeArgs) -> Outcome {
@@ -19,7 +153,7 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         Ok(o) => o,
         Err(outcome) => return outcome,
     };
-    let output = crate::outputs::front_end(args.out.as_deref(), args.keep_last);
+    let output = crate::outputs::front_end(args.out.as_deref(), args.sinks.keep_last);
     let graphs = args
         .files
         .iter()
@@ -38,11 +172,11 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             };
             GraphFile {
                 options: SessionOptions {
-                    set: args.set.clone(),
+                    set: args.params.set.clone(),
                     seed: args.seed,
                     output: output.clone(),
-                    provider: args.provider.map(Into::into),
-                    backend_kind: args.backend.map(Into::into),
+                    provider: args.model.provider(),
+                    backend_kind: args.model.backend_kind(),
                     watch: args.watch,
                     // Prompt boxes change parameters live.
                     rebuilds: true,
@@ -154,9 +288,9 @@ fn serve_options(args: &ServeArgs) -> Result<ServeOptions, Outcome> {
         token,
         fps: args.fps,
         workers: args.workers.unwrap_or(0),
-        on_late: args.on_late.clone(),
-        degrade: args.degrade.clone(),
-        shared_clock: args.tick_clock == crate::TickClock::Shared,
+        on_late: args.late.on_late.clone(),
+        degrade: args.late.degrade.clone(),
+        shared_clock: args.tick_clock == TickClock::Shared,
         session_store: args.session_store.clone(),
         snapshot_every: args.snapshot_every,
         store_keep: Duration::from_secs(args.store_keep),

@@ -5,9 +5,10 @@
 //! under a progress bar, and this prints the table and writes the plots and
 //! the JSON.
 
+use crate::Outcome;
 use crate::backends::Backends;
+use crate::bench::BenchArgs;
 use crate::commands::{lab_failure, lab_models};
-use crate::{BenchArgs, Outcome};
 use indicatif::{ProgressBar, ProgressStyle};
 use wgraph_engine::model::ModelCache;
 use wgraph_lab::LabError;
@@ -61,7 +62,7 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
         reference: args.reference.clone(),
         frames: args.frames,
         rounds: args.rounds,
-        set: args.set.clone(),
+        set: args.params.set.clone(),
         workers: args.workers,
         pipeline: args.pipeline,
         ground_truth: match (args.world_seed, &args.actions) {
@@ -78,11 +79,7 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
         return lab_failure(e);
     }
     // One model cache: the combinations share sessions.
-    let models = lab_models(
-        ModelCache::new(Backends::new()),
-        args.provider,
-        args.backend,
-    );
+    let models = lab_models(ModelCache::new(Backends::new()), args.model);
     let bar = Bar(ProgressBar::new(0));
     bar.0.set_style(
         ProgressStyle::with_template("{spinner} {pos}/{len} runs [{bar:30}] {msg}")

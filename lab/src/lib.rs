@@ -1,9 +1,9 @@
 //! wgraph's laboratory: everything that measures a world rather than runs one.
 //!
-//! The binary's `eval`, `bench`, `loadtest` and `blocks` commands are flags
-//! and wiring over this crate: each entry point here takes an options struct
-//! (plain data, no command-line types) and returns a serializable report, or
-//! a [`LabError`] the binary maps to an exit code.
+//! The binary's `eval`, `bench`, `loadtest`, `blocks` and `kernels`
+//! commands are flags and wiring over this crate: each entry point here
+//! takes an options struct (plain data, no command-line types) and returns
+//! a serializable report, or a [`LabError`] the binary maps to an exit code.
 //!
 //! # Modules
 //! - [`load`]: graphs loaded with the caller's [`load::Models`].
@@ -16,16 +16,19 @@
 //! - [`players`]: many sessions of one graph in one process, batched or not.
 //! - [`dataset`]: ground-truth episodes written as training data.
 //! - [`loadtest`]: scripted players against a running `wgraph serve`.
+//! - [`kernels`]: the step-math cases timed and checked on a device.
 //!
 //! # Dependency rule
-//! The lab depends on the engine, the node kinds, the session and the
-//! ground-truth crates; never on the binary or the web server. Models are
-//! loaded through the `Backend` the caller passes in.
+//! The lab depends on the engine, the node kinds, the session, the
+//! ground-truth and the step-math kernels crates; never on the binary or
+//! the web server. Models are loaded through the `Backend` the caller
+//! passes in.
 
 pub mod bench;
 pub mod blocks;
 pub mod dataset;
 pub mod eval;
+pub mod kernels;
 pub mod load;
 pub mod loadtest;
 pub mod players;

@@ -26,7 +26,8 @@
 //!   run's flags against its graph: `--events`, short action files,
 //!   `RunSpan`), [`state_file`] (`--load-state`/`--save-state` files),
 //!   [`rss`] (a bounded resident-memory series), [`view`] (a world on its
-//!   own thread for a front end that draws its own frames).
+//!   own thread for a front end that draws its own frames), [`terminal`]
+//!   (frames as terminal bytes and keys held, for `wgraph play`).
 //!
 //! The session prints nothing: warnings of rebuilds and watcher errors go
 //! to [`SessionOptions::notices`]; errors come back as [`OpenError`]s, their
@@ -39,6 +40,7 @@ pub mod replay;
 pub mod rss;
 mod source;
 pub mod state_file;
+pub mod terminal;
 pub mod view;
 mod watch;
 
