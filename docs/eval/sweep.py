@@ -2,7 +2,7 @@
 """Held-out sweep: every trained graph, two samplers each, on world seeds 1000..1009 in all three
 themes (30 walks of 32 ticks from `wgraph dataset --policy explore`), averaged per graph and theme.
 
-    python3 docs/eval/sweep.py [--seeds 1000..1010] [--frames 32] [--out out/sweep] [--only yan-edit]
+    python3 docs/eval/sweep.py [--seeds 1000..1010] [--frames 32] [--out out/sweep] [--only yan-edit [--exact]]
 
 Run from the repository root after `cargo build --release`. Prints a markdown table of means
 (PSNR ticks 1-8 and 1-32, SSIM 1-32, action accuracy on generated and ground-truth pairs and
@@ -38,6 +38,7 @@ def main():
     ap.add_argument("--out", default="out/sweep")
     ap.add_argument("--wgraph", default="./target/release/wgraph")
     ap.add_argument("--only", default="", help="run only the graphs whose name contains this")
+    ap.add_argument("--exact", action="store_true", help="--only names one run exactly")
     args = ap.parse_args()
     data = os.path.join(args.out, "walks")
     if not os.path.isdir(data):
@@ -46,7 +47,7 @@ def main():
     walks = sorted(d for d in os.listdir(data) if os.path.isdir(os.path.join(data, d)))
     rows = {}
     for name, graph, sets in RUNS:
-        if args.only not in name:
+        if args.only not in name or (args.exact and args.only != name):
             continue
         for walk in walks:
             theme, seed = walk.rsplit("_", 1)
