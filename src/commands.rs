@@ -10,7 +10,6 @@ use clap::ValueEnum;
 use std::path::PathBuf;
 use wgraph_engine::describe;
 use wgraph_engine::node::OutputConfig;
-use wgraph_engine::params::{ParamSpec, ParamType};
 use wgraph_lab::LabError;
 use wgraph_lab::load::Models;
 
@@ -134,108 +133,24 @@ pub fn graph(args: &GraphArgs) -> Outcome {
 /// `wgraph kinds [KIND]`
 pub fn kinds(kind: Option<&str>) -> Outcome {
     let registry = wgraph_nodes::registry();
-    match kind {
-        None => {
-            // One column for the summaries, as wide as the longest name.
-            let width = registry
-                .kinds()
-                .map(|k| k.name().chars().count())
-                .max()
-                .unwrap_or(0);
-            for k in registry.kinds() {
-                println!("{:<width$}  {}", k.name(), k.summary());
-            }
-            Outcome::Ok
-        }
-        Some(name) => {
-            let Some(k) = registry.get(name) else {
-                let hint = wgraph_grammar::diagnostic::did_you_mean(name, registry.names())
-                    .map(|h| format!(" ({h})"))
-                    .unwrap_or_default();
-                return usage(&format!("unknown node kind `{name}`{hint}"));
-            };
-            println!("{}: {}", k.name(), k.summary());
-            println!("parameters:");
-            if k.params().is_empty() {
-                println!("  (none)");
-            }
-            // Columns as wide as this kind's longest name and type.
-            let name_w = k.params().iter().map(|p| p.name.len()).max().unwrap_or(0);
-            let rows: Vec<(&str, String, &str)> = k
-                .params()
-                .iter()
-                .map(|p| (p.name, describe_param(p), p.doc))
-                .collect();
-            let type_w = rows
-                .iter()
-                .map(|r| r.1.chars().count())
-                .max()
-                .unwrap_or(0)
-                .min(48);
-            for (name, ty, doc) in rows {
-                if ty.chars().count() > type_w {
-                    // A type too long for the column: the doc on its own line,
-                    // in the doc column.
-                    println!("  {name:<name_w$}  {ty}");
-                    println!("  {:<name_w$}  {:<type_w$}  {doc}", "", "");
-                } else {
-                    println!("  {name:<name_w$}  {ty:<type_w$}  {doc}");
-                }
-            }
-            match wgraph_nodes::ports::default_ports(k.as_ref()) {
-                Some(ports) => {
-                    let list = |ps: &[wgraph_engine::node::PortSpec], role| -> String {
-                        let names: Vec<String> = ps
-                            .iter()
-                            .filter(|p| p.role == role)
-                            .map(|p| wgraph_grammar::diagnostic::port_syntax(&p.name))
-                            .collect();
-                        if names.is_empty() {
-                            "(none)".into()
-                        } else {
-                            names.join(", ")
-                        }
-                    };
-                    use wgraph_engine::node::PortRole;
-                    println!("inputs:  {}", list(&ports.inputs, PortRole::Wired));
-                    let optional = list(&ports.inputs, PortRole::Optional);
-                    if optional != "(none)" {
-                        println!("optional inputs: {optional}");
-                    }
-                    let called = list(&ports.inputs, PortRole::Call);
-                    if called != "(none)" {
-                        println!("from its caller: {called}");
-                    }
-                    for c in &ports.calls {
-                        println!("calls:   @{}({})", c.param, c.args.join(", "));
-                    }
-                    println!("outputs: {}", list(&ports.outputs, PortRole::Wired));
-                }
-                None => println!(
-                    "ports: set by its parameters (a model's inputs and outputs, a file's shape); \
-                     `wgraph graph FILE` lists them for a graph that uses it"
-                ),
-            }
-            Outcome::Ok
-        }
-    }
-}
-
-fn describe_param(p: &ParamSpec) -> String {
-    let ty = match p.ty {
-        ParamType::Choice(c) => c.join("|"),
-        other => other.describe(),
+    let Some(name) = kind else {
+        print!("{}", describe::kinds_list(&registry));
+        return Outcome::Ok;
     };
-    use wgraph_engine::params::Default as D;
-    match p.default {
-        None => format!("{ty} (required)"),
-        Some(D::Absent) => format!("{ty} (optional)"),
-        Some(D::Int(i)) => format!("{ty} = {i}"),
-        Some(D::Float(f)) => format!("{ty} = {f:?}"),
-        Some(D::Bool(b)) => format!("{ty} = {b}"),
-        Some(D::Str(s)) => format!("{ty} = {s:?}"),
-        Some(D::Choice(c)) => format!("{ty} = {c}"),
-    }
+    let Some(k) = registry.get(name) else {
+        let hint = wgraph_grammar::diagnostic::did_you_mean(name, registry.names())
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        return usage(&format!("unknown node kind `{name}`{hint}"));
+    };
+    let ports = wgraph_nodes::ports::default_ports(k.as_ref());
+    let ports = ports.as_ref().map(|p| describe::KindPorts {
+        inputs: &p.inputs,
+        outputs: &p.outputs,
+        calls: &p.calls,
+    });
+    print!("{}", describe::kind_help(k.as_ref(), ports));
+    Outcome::Ok
 }
 
 /// `wgraph doctor`: exits 3 when no ONNX Runtime is usable, so scripts can tell.

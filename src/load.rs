@@ -2,7 +2,7 @@
 //! door ([`wgraph_engine::load`]), rendering any diagnostics for a terminal
 //! and suggesting the nearest shipped graph for a file that is not there.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use wgraph_engine::graph::Graph;
 use wgraph_engine::load::LoadOptions;
 pub use wgraph_engine::load::PathOverride;
@@ -99,101 +99,15 @@ pub fn load_quiet(
     wgraph_session::load_rendered(path, &options, loader, Some(missing_graph_help))
 }
 
-/// The directories shipped graphs live in: `graphs/` and `examples/` under
-/// the current directory and under wgraph's source tree (when it is still
-/// where the binary was built from, as after `cargo install --path .`).
-fn graph_dirs() -> Vec<PathBuf> {
-    let mut roots = vec![PathBuf::new()];
-    let source = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let same = |a: &Path, b: &Path| {
-        a.canonicalize()
-            .ok()
-            .is_some_and(|a| b.canonicalize().ok() == Some(a))
-    };
-    if source.is_dir() && !same(Path::new("."), source) {
-        roots.push(source.to_path_buf());
-    }
-    roots
-        .iter()
-        .flat_map(|r| [r.join("graphs"), r.join("examples")])
-        .filter(|d| d.is_dir())
-        .collect()
-}
-
-/// How close a shipped graph's name is to the name the user typed (0..1):
-/// Jaro–Winkler on the names without `.world`, and a high score when one
-/// contains the other (`sim` in `yan-sim`), higher the more of it matches.
-fn name_score(typed: &str, shipped: &str) -> f64 {
-    let (typed, shipped) = (typed.to_lowercase(), shipped.to_lowercase());
-    let jw = strsim::jaro_winkler(&typed, &shipped);
-    let (short, long) = if typed.len() <= shipped.len() {
-        (&typed, &shipped)
-    } else {
-        (&shipped, &typed)
-    };
-    let contained = if short.len() >= 3 && long.contains(short.as_str()) {
-        0.85 + 0.15 * short.len() as f64 / long.len().max(1) as f64
-    } else {
-        0.0
-    };
-    jw.max(contained)
-}
-
-/// The shipped graphs closest to `missing` (best first, at most three), as
-/// paths the user can type from here.
-pub fn nearest_graphs(missing: &Path) -> Vec<PathBuf> {
-    let typed = missing
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut scored: Vec<(f64, PathBuf)> = graph_dirs()
-        .iter()
-        .filter_map(|d| std::fs::read_dir(d).ok())
-        .flat_map(|entries| entries.flatten().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "world") && p.is_file())
-        .filter_map(|p| {
-            let stem = p.file_stem()?.to_string_lossy().into_owned();
-            let score = name_score(&typed, &stem);
-            (score >= 0.8).then_some((score, p))
-        })
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().take(3).map(|(_, p)| p).collect()
-}
-
 /// The help for a graph file that does not exist: the nearest shipped
-/// graphs, else where they are and how to start a new one.
+/// graphs (`graphs/`, `examples/` here and in wgraph's source tree), else
+/// where they are and how to start a new one.
 pub fn missing_graph_help(missing: &Path) -> String {
-    let quoted = |p: &PathBuf| format!("`{}`", p.display());
-    match nearest_graphs(missing).as_slice() {
-        [] => {
-            let dirs: Vec<String> = graph_dirs()
-                .iter()
-                .map(|d| format!("{}/", d.display()))
-                .collect();
-            let start = format!(
-                "start a new world with `wgraph new {}`",
-                missing
-                    .file_stem()
-                    .map_or("my-world".into(), |s| s.to_string_lossy())
-            );
-            if dirs.is_empty() {
-                start
-            } else {
-                format!(
-                    "the shipped graphs are in {}; or {start}",
-                    dirs.join(" and ")
-                )
-            }
-        }
-        [best] => format!("did you mean {}?", quoted(best)),
-        [best, rest @ ..] => format!(
-            "did you mean {}? (also close: {})",
-            quoted(best),
-            rest.iter().map(quoted).collect::<Vec<_>>().join(", ")
-        ),
-    }
+    use wgraph_session::suggest;
+    suggest::missing_graph_help(
+        missing,
+        &suggest::graph_dirs(Path::new(env!("CARGO_MANIFEST_DIR"))),
+    )
 }
 
 /// A session's options as the CLI starts them: `file`, the nearest shipped

@@ -4,55 +4,11 @@ use crate::Outcome;
 use crate::commands::usage;
 use std::path::{Path, PathBuf};
 
-/// The graph `wgraph new NAME` writes (`{name}` is replaced): a commented
+/// The graph `wgraph new NAME` writes (`{name}` and `{file}` are replaced;
+/// `src/new.world`, a graph file itself): a commented
 /// world that runs without models or files, so `check`, `run` and `play`
 /// work on it at once.
-const NEW_WORLD: &str = r#"// {name}: a new wgraph world. Check it, run it (16 PNG frames; `--out
-// {name}.gif` for a GIF), play it in the terminal or in the browser:
-//
-//   wgraph check {file}
-//   wgraph run {file} --frames 16 --out out/{name}
-//   wgraph play {file}
-//   wgraph serve {file} --watch
-//
-// Playing, W A S D and the arrows walk and q quits; with --watch, edit this
-// file while the world runs and it reloads.
-//
-// A world is a graph: `node NAME: KIND { params }` declares a node, `a.out -> b.in`
-// wires an output to an input, and the graph runs once per tick. `wgraph kinds`
-// lists the node kinds, `wgraph kinds lerp` shows one kind's parameters, and
-// README.md ("The .world language") has the whole language.
-
-world {
-    name = "{name}"
-    seed = 1                 // every random source derives from it (--seed replaces it)
-    fps = 8                  // ticks per second when played live
-    resolution = 64x64       // the frame size; shapes below may say H and W
-}
-
-// The player's keys: live from `play`/`serve`, or one line per tick from
-// `--actions FILE` (e.g. examples/actions/walk.txt in wgraph's repository).
-node keys: actions { }
-
-// A seeded first-person maze the keys walk through (no model needed):
-// `image` is the view, `depth` its distance per pixel.
-node maze: world { theme = dungeon }    // dungeon | neon | forest
-
-// A motion trail: each frame is half the new view, half the last frame.
-node trail: lerp { t = 0.5 }            // out = a + t·(b − a)
-
-// What the player sees: PNGs in --out DIR, a .gif, the browser or the terminal.
-node show: display { }
-
-keys.actions -> maze.actions
-maze.image -> trail.b
-// `feedback` carries the previous tick's value; `init` is tick 0's.
-feedback trail.out -> trail.a init zeros(1x3xHxW)
-trail.out -> show.image
-
-// Next: a model. `model m = "my.onnx"` declares one, `node net: model { model = m }`
-// runs it, and `wgraph check` says which inputs to wire (README: "Bring your own model").
-"#;
+const NEW_WORLD: &str = include_str!("new.world");
 
 /// `wgraph new NAME`: writes NAME.world (`.world` added when missing), a
 /// commented starting graph that runs without models; refuses to replace
@@ -88,9 +44,7 @@ pub fn new_world(name: &Path) -> Outcome {
             }
         })
         .collect();
-    let text = NEW_WORLD
-        .replace("{file}", &file.display().to_string())
-        .replace("{name}", &world_name);
+    let text = template(&file, &world_name);
     let written = wgraph_engine::output::create_parent(&file).and_then(|()| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -121,5 +75,38 @@ pub fn new_world(name: &Path) -> Outcome {
             );
             Outcome::RuntimeFailure
         }
+    }
+}
+
+/// The template with `{file}` and `{name}` (already safe as a string
+/// value) replaced.
+fn template(file: &Path, world_name: &str) -> String {
+    NEW_WORLD
+        .replace("{file}", &file.display().to_string())
+        .replace("{name}", world_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_with_a_name_is_a_graph_that_checks() {
+        let file = Path::new("worlds/mine.world");
+        let text = template(file, "mine");
+        assert!(!text.contains("{name}") && !text.contains("{file}"));
+        let registry = wgraph_nodes::registry();
+        let loader = wgraph_grammar::MemLoader::new().with(file, text);
+        let loaded = wgraph_engine::load::load(
+            file,
+            &wgraph_engine::load::LoadOptions::new(&registry),
+            &loader,
+        );
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(e) => panic!("the template does not check: {e:?}"),
+        };
+        assert_eq!(loaded.graph.settings.name, "mine");
+        assert!(loaded.graph.nodes.iter().any(|n| n.name == "show"));
     }
 }

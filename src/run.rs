@@ -10,9 +10,8 @@ use crate::load::PathOverride;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use wgraph_engine::node::DisplayTarget;
 use wgraph_engine::schedule::RunConfig;
-use wgraph_engine::world::{ScriptedEvent, World, WorldConfig, WorldEnd, WorldEvent};
+use wgraph_engine::world::{ScriptedEvent, World, WorldConfig, WorldEvent};
 use wgraph_session::SessionOptions;
 
 /// `wgraph run`'s flags.
@@ -142,6 +141,7 @@ pub fn run(args: &RunArgs) -> Outcome {
         ..crate::load::session_options(&args.file)
     };
     let frames = args.frames.or((!args.watch).then_some(16));
+    let workers = args.workers.unwrap_or_else(|| RunConfig::default().workers);
     let mut per_tick = 1;
     let mut max_ticks = None;
     let session = crate::load::open_session(options, crate::load::model_cache(), |graph| {
@@ -162,7 +162,7 @@ pub fn run(args: &RunArgs) -> Outcome {
         let (on_late, degrade) =
             wgraph_session::late_policy(graph, args.late.on_late.as_deref(), &args.late.degrade)?;
         Ok(WorldConfig {
-            workers: args.workers.unwrap_or_else(|| RunConfig::default().workers),
+            workers,
             pipeline_depth: args.pipeline,
             max_ticks,
             fps,
@@ -198,8 +198,8 @@ pub fn run(args: &RunArgs) -> Outcome {
     if let Err(e) = span.check(args.save_at) {
         return usage(&e);
     }
-    let save_mid_run = args.save_at.filter(|&at| Some(at) != max_ticks);
-    if let Some(tick) = save_mid_run {
+    let save_plan = wgraph_session::state_file::SavePlan::new(args.save_at, max_ticks);
+    if let Some(tick) = save_plan.mid_run {
         world.script([(tick, ScriptedEvent::Snapshot)]);
     }
     let mut snapshot_taken = false;
@@ -317,40 +317,28 @@ pub fn run(args: &RunArgs) -> Outcome {
     bar.finish_and_clear();
     let world = &mut session.world;
     let stopped_by = match &result {
-        Ok(WorldEnd::SourceStopped(node)) => Some(format!(" (stopped early by `{node}`)")),
-        Ok(WorldEnd::Stopped) => Some(match interrupt.signal_name() {
-            Some(signal) => format!(" (stopped by {signal})"),
-            None => " (stopped)".to_string(),
-        }),
-        _ => None,
+        Ok(end) => wgraph_session::metrics::stopped_by(end, interrupt.signal_name()),
+        Err(_) => None,
     };
     if result.is_ok()
         && let Some(path) = &args.save_state
     {
-        let ticks = world.ticks_done();
-        // Was the state `--save-at` asked for taken? Mid-run it is a
-        // scripted snapshot; at the run's last tick, the state at the end.
-        let missed = match args.save_at {
-            Some(_) if save_mid_run.is_some() => !snapshot_taken,
-            Some(at) => ticks != at,
-            None => false,
-        };
-        if missed {
-            save_failed = true;
-            eprintln!(
-                "error: --save-state {}: the run stopped at tick {ticks}, before tick {} (--save-at): no state saved",
-                path.display(),
-                args.save_at.unwrap_or_default()
-            );
-        } else if save_mid_run.is_none() {
-            let written = world
-                .snapshot()
-                .map_err(|e| e.to_string())
-                .and_then(|s| wgraph_session::state_file::write_json(path, &s));
-            if let Err(e) = written {
+        use wgraph_session::state_file::{EndSave, save_state};
+        match save_plan.at_end(snapshot_taken, world.ticks_done()) {
+            EndSave::Missed { ticks, save_at } => {
                 save_failed = true;
-                eprintln!("error: --save-state {}: {e}", path.display());
+                eprintln!(
+                    "error: --save-state {}: the run stopped at tick {ticks}, before tick {save_at} (--save-at): no state saved",
+                    path.display(),
+                );
             }
+            EndSave::SaveNow => {
+                if let Err(e) = save_state(world, path) {
+                    save_failed = true;
+                    eprintln!("error: --save-state {}: {e}", path.display());
+                }
+            }
+            EndSave::SavedMidRun => {}
         }
     }
     if let Some(r) = recorder.take()
@@ -380,55 +368,30 @@ pub fn run(args: &RunArgs) -> Outcome {
     };
     let summary = report.metrics.report(&graph);
     if let Some(path) = &args.metrics {
-        let json = serde_json::json!({
-            "graph": args.file.display().to_string(),
-            "workers": args.workers.unwrap_or_else(|| RunConfig::default().workers),
-            "pipeline_depth": args.pipeline,
-            "ms_per_tick": if summary.ticks > 0 { summary.wall_ms / summary.ticks as f64 } else { 0.0 },
-            "reloads": reloads,
-            "late_ticks": late,
-            "rss_kib": rss.to_json(),
-            "metrics": summary,
-        });
-        let written = serde_json::to_string_pretty(&json)
-            .map_err(|e| e.to_string())
-            .and_then(|s| {
-                wgraph_engine::output::write_file(path, (s + "\n").as_bytes())
-                    .map_err(|e| e.to_string())
-            });
+        let written = wgraph_session::metrics::RunMetrics {
+            graph: &args.file,
+            workers,
+            pipeline_depth: args.pipeline,
+            reloads,
+            late_ticks: late,
+            rss: &rss,
+            summary: &summary,
+        }
+        .write(path);
         if let Err(e) = written {
             eprintln!("error: cannot write metrics to {}: {e}", path.display());
             return Outcome::RuntimeFailure;
         }
     }
     if !args.quiet && outcome == Outcome::Ok {
-        let target = match &output.display {
-            DisplayTarget::PngDir(p) | DisplayTarget::Gif(p) | DisplayTarget::Y4m(p) => {
-                p.display().to_string()
-            }
-            DisplayTarget::Discard => "nowhere (discarded)".to_string(),
-        };
-        let live = if args.watch || reloads > 0 {
-            format!(
-                ", {reloads} reload{}, {late} late tick{}",
-                if reloads == 1 { "" } else { "s" },
-                if late == 1 { "" } else { "s" }
-            )
-        } else {
-            String::new()
-        };
-        eprintln!(
-            "{} ticks in {:.1} ms, {:.2} ms per tick ({:.1} ticks/s){}{live}; outputs in {target}",
-            summary.ticks,
-            summary.wall_ms,
-            if summary.ticks > 0 {
-                summary.wall_ms / summary.ticks as f64
-            } else {
-                0.0
-            },
-            summary.ticks_per_second,
-            stopped_by.unwrap_or_default(),
-        );
+        let line = wgraph_session::metrics::RunSummary {
+            summary: &summary,
+            stopped_by: stopped_by.as_deref().unwrap_or_default(),
+            live: (args.watch || reloads > 0).then_some((reloads, late)),
+            display: &output.display,
+        }
+        .line();
+        eprintln!("{line}");
     }
     if args.timings {
         print!("{}", summary.table());

@@ -25,6 +25,8 @@
 //! - [`outputs`] (what a run or a live world may write), [`checks`] (a
 //!   run's flags against its graph: `--events`, short action files,
 //!   `RunSpan`), [`state_file`] (`--load-state`/`--save-state` files),
+//!   [`suggest`] (the nearest shipped graphs for a file that is not there),
+//!   [`metrics`] (`wgraph run --metrics`'s document),
 //!   [`rss`] (a bounded resident-memory series), [`view`] (a world on its
 //!   own thread for a front end that draws its own frames), [`terminal`]
 //!   (frames as terminal bytes and keys held, for `wgraph play`).
@@ -35,11 +37,13 @@
 
 pub mod checks;
 mod events;
+pub mod metrics;
 pub mod outputs;
 pub mod replay;
 pub mod rss;
 mod source;
 pub mod state_file;
+pub mod suggest;
 pub mod terminal;
 pub mod view;
 mod watch;
