@@ -1322,6 +1322,51 @@ mod live {
         );
     }
 
+    /// `retune_loaded` on its own: a callee's parameter changes in place (the
+    /// caller keeps calling it), a call's target or a node that is not
+    /// there needs a rebuild, a value of the wrong type is an error at it.
+    #[test]
+    fn retune_changes_one_node_and_knows_when_it_cannot() {
+        use wgraph_engine::build::RetuneError;
+        use wgraph_engine::load::retune_loaded;
+        let text = "node rt_t: tick\nnode rt_k: inc\nnode rt_f: add_k\n\
+                    node rt_d: double_call { f = @rt_f }\nnode rt_r: record\n\
+                    rt_t -> rt_d.x\nrt_t -> rt_k.x\nrt_k -> rt_f.k\nrt_d -> rt_r\n";
+        let loader = MemLoader::new().with("t.world", text);
+        let registry = registry();
+        let options = LoadOptions::new(&registry);
+        let loaded = load(Path::new("t.world"), &options, &loader).unwrap();
+        let mut sources = loaded.sources;
+        let graph = Arc::new(loaded.graph);
+        let retuned = retune_loaded(&graph, &mut sources, &options, "rt_k", "by", "3").unwrap();
+        let retuned = Arc::new(retuned);
+        let k = retuned.find("rt_k").unwrap();
+        assert_eq!(retuned.node(k).params.float("by").unwrap(), 3.0);
+        let d = retuned.find("rt_d").unwrap();
+        assert_eq!(retuned.node(d).callees, graph.node(d).callees);
+        assert!(Arc::ptr_eq(&retuned.node(d).node, &graph.node(d).node));
+        // f(f(t)) with f = x + (t + 3): the same as a graph built with by = 3.
+        let fresh = build(&text.replace("node rt_k: inc", "node rt_k: inc { by = 3 }")).unwrap();
+        let expected = run(&fresh, modes(3)[0].clone());
+        assert_eq!(run(&retuned, modes(3)[0].clone()), expected);
+        assert!(matches!(
+            retune_loaded(&graph, &mut sources, &options, "rt_d", "f", "@rt_k"),
+            Err(RetuneError::NeedsRebuild(_))
+        ));
+        assert!(matches!(
+            retune_loaded(&graph, &mut sources, &options, "rt_x", "by", "1"),
+            Err(RetuneError::NeedsRebuild(_))
+        ));
+        match retune_loaded(&graph, &mut sources, &options, "rt_k", "by", "[1, 2]") {
+            Err(RetuneError::Graph(d)) => {
+                let lines: Vec<String> = d.iter().map(|d| d.short(&sources)).collect();
+                assert_eq!(lines.len(), 1, "{lines:?}");
+                assert!(lines[0].starts_with("--set rt_k.by:1:1"), "{lines:?}");
+            }
+            other => panic!("{:?}", other.err()),
+        }
+    }
+
     /// A shown node: `record` whose input is the frame front ends see.
     struct Shown(Fn);
 

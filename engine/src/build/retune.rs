@@ -13,12 +13,15 @@
 //! A change that would rewire the graph is not made here: a node whose
 //! ports or calls differ with the new value (a `prompt_schedule` with
 //! another number of outputs, say) gives [`RetuneError::NeedsRebuild`], and
-//! the caller rebuilds. So does a kind swap (`NODE=KIND`), which is not a
-//! parameter change.
+//! the caller rebuilds. So does a change of the node a call goes to
+//! (`sampler.denoiser = @other`), and a kind swap (`NODE=KIND`), which is
+//! not a parameter change.
 
 use super::{BuildOptions, Builder, Override};
 use crate::graph::{Graph, NodeId};
+use crate::params::ParamValue;
 use std::collections::{HashMap, HashSet};
+use wgraph_grammar::ast;
 use wgraph_grammar::diagnostic::Diagnostics;
 use wgraph_grammar::source::SourceMap;
 
@@ -62,6 +65,16 @@ pub fn retune(
         )));
     };
     let old = graph.node(id);
+    // A call's target is resolved when the graph is wired: another target
+    // rewires the graph.
+    if matches!(old.params.get(&change.param), Some(ParamValue::NodeRef(_)))
+        || matches!(change.value.kind, ast::ValueKind::NodeRef(_))
+    {
+        return Err(RetuneError::NeedsRebuild(format!(
+            "`{}.{}` names the node it calls",
+            change.node, change.param
+        )));
+    }
     let one = BuildOptions {
         registry: options.registry,
         output: options.output.clone(),
