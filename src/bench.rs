@@ -3,7 +3,6 @@
 //! columns from `wgraph eval`; `--swap` is `swap.rs`'s, `--players`
 //! `players.rs`'s.
 
-use crate::backends::Backends;
 use crate::commands::{lab_failure, lab_models, usage};
 use crate::flags::{ModelFlags, SetFlags};
 use crate::{Outcome, players, swap};
@@ -146,7 +145,7 @@ pub fn bench(args: &BenchArgs) -> Outcome {
         baseline,
         work: std::env::temp_dir().join(format!("wgraph-bench-{}", std::process::id())),
     };
-    let models = lab_models(Backends::new(), args.model);
+    let models = lab_models(crate::load::backends(), args.model);
     let mut report = match wgraph_lab::bench::bench(&options, &models) {
         Ok(r) => r,
         Err(e) => return lab_failure(e),

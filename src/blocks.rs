@@ -3,7 +3,6 @@
 //! The measurement (Yume's block importance, eq. 14) is the lab's.
 
 use crate::Outcome;
-use crate::backends::Backends;
 use crate::commands::{lab_failure, lab_models};
 use crate::flags::{ModelFlags, SetFlags};
 use std::path::PathBuf;
@@ -56,7 +55,7 @@ pub fn blocks(args: &BlocksArgs) -> Outcome {
         // Sinks other than the display (discarded) write here.
         work: std::env::temp_dir().join(format!("wgraph-blocks-{}", std::process::id())),
     };
-    let models = lab_models(ModelCache::new(Backends::new()), args.model);
+    let models = lab_models(ModelCache::new(crate::load::backends()), args.model);
     let report = match wgraph_lab::blocks::blocks(&options, &models) {
         Ok(r) => r,
         Err(e) => return lab_failure(e),

@@ -3,7 +3,6 @@
 //! command is in a file of its own.
 
 use crate::Outcome;
-use crate::backends::Backends;
 use crate::flags::{ModelFlags, SetFlags};
 use crate::load::{LoadConfig, Loaded, load};
 use clap::ValueEnum;
@@ -53,8 +52,8 @@ pub fn check(args: &CheckArgs) -> Outcome {
     // A model on a backend this build lacks is checked with ONNX Runtime and
     // noted once (see `CheckBackends`); `--backend wonnx` asked for it
     // explicitly and stays an error.
-    let fallback = crate::backends::CheckBackends::new();
-    let plain = Backends::new();
+    let fallback = wgraph_backends::CheckBackends::new(crate::load::backends());
+    let plain = crate::load::backends();
     let backend: &dyn wgraph_engine::model::Backend = match args.model.backend {
         Some(_) => &plain,
         None => &fallback,
@@ -77,7 +76,7 @@ pub fn check(args: &CheckArgs) -> Outcome {
                     eprintln!(
                         "note: {}: {}",
                         file.display(),
-                        crate::backends::feature_note(feature)
+                        wgraph_backends::feature_note(feature)
                     );
                 }
                 println!(
@@ -100,7 +99,7 @@ pub fn check(args: &CheckArgs) -> Outcome {
 
 /// `wgraph graph FILE --format F`
 pub fn graph(args: &GraphArgs) -> Outcome {
-    let backend = Backends::new();
+    let backend = crate::load::backends();
     let config = LoadConfig {
         set: &args.params.set,
         seed: None,
@@ -161,7 +160,7 @@ pub fn doctor(json: bool) -> Outcome {
     } else {
         Outcome::RuntimeFailure
     };
-    let (wonnx_text, wonnx_json) = crate::backends::wonnx_report();
+    let (wonnx_text, wonnx_json) = wgraph_backends::wonnx_report();
     if json {
         let mut value = report.to_json();
         if let Some(object) = value.as_object_mut() {

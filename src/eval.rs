@@ -5,7 +5,6 @@
 //! there), and this prints the report's summary and writes it as JSON.
 
 use crate::Outcome;
-use crate::backends::Backends;
 use crate::commands::{lab_failure, lab_models, usage};
 use crate::flags::{ModelFlags, SetFlags};
 use std::path::{Path, PathBuf};
@@ -109,7 +108,7 @@ pub fn eval(args: &EvalArgs) -> Outcome {
     }
     let report = match evaluate(
         &options,
-        &lab_models(Backends::new(), ModelFlags::default()),
+        &lab_models(crate::load::backends(), ModelFlags::default()),
     ) {
         Ok(r) => r,
         Err(e) => return lab_failure(e),
@@ -128,8 +127,11 @@ pub fn eval(args: &EvalArgs) -> Outcome {
 /// `bench`'s quality columns: the lab's evaluation of `options` as JSON,
 /// printing nothing but errors (a malformed depth stream is one).
 pub(crate) fn quality(options: &EvalOptions) -> Result<serde_json::Value, Outcome> {
-    let report = evaluate(options, &lab_models(Backends::new(), ModelFlags::default()))
-        .map_err(lab_failure)?;
+    let report = evaluate(
+        options,
+        &lab_models(crate::load::backends(), ModelFlags::default()),
+    )
+    .map_err(lab_failure)?;
     match report.depth_error_problem {
         Some(problem) => Err(lab_failure(LabError::Runtime(problem))),
         None => to_json(&report).map_err(|e| lab_failure(LabError::Runtime(e))),

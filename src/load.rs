@@ -22,6 +22,12 @@ pub fn ort_backend() -> wgraph_ort::OrtBackend {
     }))
 }
 
+/// This build's backends (`wgraph_backends`) as the CLI uses them, with
+/// [`ort_backend`]'s notices.
+pub fn backends() -> wgraph_backends::Backends {
+    wgraph_backends::Backends::new(ort_backend())
+}
+
 /// What to load, besides the file (the CLI's side of
 /// [`LoadOptions`]: the node kinds are always wgraph's own).
 pub struct LoadConfig<'a> {
@@ -123,20 +129,18 @@ pub fn session_options(file: &Path) -> wgraph_session::SessionOptions {
 /// A model cache on this build's backends: one per graph, so a cache keeps
 /// only what its graph uses (the sessions of one graph share it, and so
 /// its loaded weights).
-pub fn model_cache() -> std::sync::Arc<wgraph_engine::model::ModelCache<crate::backends::Backends>>
+pub fn model_cache() -> std::sync::Arc<wgraph_engine::model::ModelCache<wgraph_backends::Backends>>
 {
-    std::sync::Arc::new(wgraph_engine::model::ModelCache::new(
-        crate::backends::Backends::new(),
-    ))
+    std::sync::Arc::new(wgraph_engine::model::ModelCache::new(backends()))
 }
 
 /// Opens a session with `models`, printing what went wrong; on failure,
 /// the exit code.
 pub fn open_session(
     options: wgraph_session::SessionOptions,
-    models: std::sync::Arc<wgraph_engine::model::ModelCache<crate::backends::Backends>>,
+    models: std::sync::Arc<wgraph_engine::model::ModelCache<wgraph_backends::Backends>>,
     configure: impl FnOnce(&Graph) -> Result<wgraph_engine::world::WorldConfig, String>,
-) -> Result<wgraph_session::Session<crate::backends::Backends>, crate::Outcome> {
+) -> Result<wgraph_session::Session<wgraph_backends::Backends>, crate::Outcome> {
     use wgraph_session::OpenError;
     wgraph_session::Session::open(options, models, configure).map_err(|e| match e {
         OpenError::Graph(text) => {

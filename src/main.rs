@@ -9,7 +9,6 @@
 //! Each command's flags (`*Args`) live in the command's own file; the flag
 //! groups several commands share are in `flags.rs`.
 
-mod backends;
 mod bench;
 mod blocks;
 mod commands;
@@ -143,7 +142,7 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    backends::set_triton_server(cli.triton_server.clone());
+    wgraph_backends::set_triton_server(cli.triton_server.clone());
     let outcome = match cli.command {
         Command::Check(args) => commands::check(&args),
         Command::Graph(args) => commands::graph(&args),

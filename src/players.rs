@@ -3,7 +3,6 @@
 //! [`wgraph_lab::players`] → the tables (the measurement is the lab's).
 
 use crate::Outcome;
-use crate::backends::Backends;
 use crate::bench::BenchArgs;
 use crate::commands::{lab_failure, usage};
 use clap::ValueEnum;
@@ -72,15 +71,15 @@ struct CliBackends;
 impl PlayerBackends for CliBackends {
     fn make(&self, batching: Option<(BatchPolicy, bool)>) -> (Arc<dyn Backend>, TritonBackend) {
         let backends = match batching {
-            Some((policy, remote)) => Backends::new().batched(policy, remote),
-            None => Backends::new(),
+            Some((policy, remote)) => crate::load::backends().batched(policy, remote),
+            None => crate::load::backends(),
         };
         let triton = backends.triton().clone();
         (Arc::new(backends), triton)
     }
 
     fn triton(&self) -> TritonBackend {
-        Backends::new().triton().clone()
+        crate::load::backends().triton().clone()
     }
 }
 

@@ -3,7 +3,6 @@
 //! summary line and the exit code.
 
 use crate::Outcome;
-use crate::backends::Backends;
 use std::path::PathBuf;
 use std::sync::Arc;
 use wgraph_engine::node::DisplayTarget;
@@ -35,7 +34,7 @@ pub fn replay(args: &ReplayArgs) -> Outcome {
         missing_file_help: Some(crate::load::missing_graph_help),
     };
     let interrupt = crate::interrupt::Interrupt::install();
-    let mut replay = match Replay::open(&options, Backends::new()) {
+    let mut replay = match Replay::open(&options, crate::load::backends()) {
         Ok(r) => r,
         Err(e) => return failed(args, e),
     };

@@ -5,7 +5,6 @@
 //! the links, Ctrl-C/SIGTERM, the exit code and `--metrics`.
 
 use crate::Outcome;
-use crate::backends::Backends;
 use crate::flags::{KeepLast, LateFlags, ModelFlags, SetFlags};
 use crate::players;
 use clap::ValueEnum;
@@ -164,11 +163,11 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             let batch = (!args.shared).then(|| args.batch.policy()).flatten();
             let stats = batch.as_ref().map(|p| Arc::clone(&p.stats));
             let backends = match batch {
-                Some(policy) => Backends::new().batched(
+                Some(policy) => crate::load::backends().batched(
                     policy,
                     args.batch.batch_across_players == crate::players::Switch::On,
                 ),
-                None => Backends::new(),
+                None => crate::load::backends(),
             };
             GraphFile {
                 options: SessionOptions {

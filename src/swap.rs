@@ -6,7 +6,6 @@
 //! the JSON.
 
 use crate::Outcome;
-use crate::backends::Backends;
 use crate::bench::BenchArgs;
 use crate::commands::{lab_failure, lab_models};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -79,7 +78,7 @@ pub fn bench_swap(args: &BenchArgs) -> Outcome {
         return lab_failure(e);
     }
     // One model cache: the combinations share sessions.
-    let models = lab_models(ModelCache::new(Backends::new()), args.model);
+    let models = lab_models(ModelCache::new(crate::load::backends()), args.model);
     let bar = Bar(ProgressBar::new(0));
     bar.0.set_style(
         ProgressStyle::with_template("{spinner} {pos}/{len} runs [{bar:30}] {msg}")

@@ -12,7 +12,6 @@
 //! (which replaces the folders of this graph's models only).
 
 use crate::Outcome;
-use crate::backends::Backends;
 use crate::commands::usage;
 use crate::load::{LoadConfig, Loaded, load};
 use clap::ValueEnum;
@@ -67,7 +66,7 @@ pub fn triton_repo(args: &TritonRepoArgs) -> Outcome {
     if args.dir.exists() && !args.dir.is_dir() {
         return usage(&format!("{} is not a folder", args.dir.display()));
     }
-    let backend = Backends::new();
+    let backend = crate::load::backends();
     let config = LoadConfig {
         set: &[],
         seed: None,

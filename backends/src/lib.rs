@@ -1,12 +1,27 @@
-//! The model backend router: one [`Backend`] that hands each load to the
-//! backend crate its [`ModelOptions::backend`] names.
+//! wgraph's model backend router: one [`Backend`] that hands each model's
+//! load to the backend crate its [`ModelOptions::backend`] (`backend =` in
+//! the graph, or `--backend`) names — ONNX Runtime (`wgraph-ort`), an
+//! NVIDIA Triton server (`wgraph-triton`) or, with this crate's `wonnx`
+//! feature, WebGPU (`wgraph-wonnx`).
 //!
 //! The engine knows backends only by [`BackendKind`]; this is the one place
 //! that depends on the backend crates (`wgraph-ort` always, `wgraph-wonnx`
-//! with the `wonnx` feature). A kind this build lacks is a load error, which
-//! the engine reports at the model's declaration. `wgraph-triton` is always
-//! built (it is a gRPC client, no native library); `--triton-server`
-//! reaches it through [`set_triton_server`].
+//! with the `wonnx` feature, which the binary's `wonnx` feature turns on). A
+//! kind this build lacks is a load error ([`NO_WONNX`]), which the engine
+//! reports at the model's declaration. `wgraph-triton` is always built (it
+//! is a gRPC client, no native library); `--triton-server` reaches it
+//! through [`set_triton_server`].
+//!
+//! - [`Backends`]: the router `run`, `serve`, `bench` and the other
+//!   commands load with; [`Backends::batched`] puts fusable models behind
+//!   the engine's batching executor ([`wgraph_engine::batch`]).
+//! - [`CheckBackends`]: what `wgraph check` loads with — a model for a
+//!   backend this build lacks is checked on ONNX Runtime and the missing
+//!   feature noted ([`missing_feature_in`], [`feature_note`]).
+//! - [`wonnx_report`]: `wgraph doctor`'s wonnx section.
+//!
+//! Only the binary depends on this crate. It prints nothing: the caller
+//! builds the [`OrtBackend`] (with its notices) that [`Backends::new`] takes.
 
 use std::path::Path;
 use wgraph_engine::batch::BatchPolicy;
@@ -14,7 +29,6 @@ use wgraph_engine::model::{Backend, BackendKind, LoadedModel, ModelError, ModelO
 use wgraph_ort::OrtBackend;
 
 /// What a build without the `wonnx` feature answers `backend = wonnx` with.
-#[cfg_attr(feature = "wonnx", allow(dead_code))]
 pub const NO_WONNX: &str =
     "this wgraph was built without the wonnx feature: cargo build --release --features wonnx";
 
@@ -43,12 +57,12 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// Every backend this build has, as the CLI uses them (long load-time
-    /// work announced on stderr: see [`crate::load::ort_backend`]).
-    /// Creating them is free.
-    pub fn new() -> Self {
+    /// Every backend this build has, with `ort` as the caller configured it
+    /// (the binary's announces long load-time work on stderr:
+    /// [`OrtBackend::with_notices`]). Creating them is free.
+    pub fn new(ort: OrtBackend) -> Self {
         Backends {
-            ort: crate::load::ort_backend(),
+            ort,
             triton: wgraph_triton::TritonBackend::new()
                 .with_server(TRITON_SERVER.get().cloned().flatten()),
             #[cfg(feature = "wonnx")]
@@ -145,15 +159,15 @@ pub struct CheckBackends {
 }
 
 impl CheckBackends {
-    /// For this build.
-    pub fn new() -> Self {
-        Self::with_features(cfg!(feature = "wonnx"))
+    /// `inner` (made with [`Backends::new`]) for this build.
+    pub fn new(inner: Backends) -> Self {
+        Self::with_features(inner, cfg!(feature = "wonnx"))
     }
 
-    /// As if this build had (or lacked) the `wonnx` feature.
-    pub fn with_features(has_wonnx: bool) -> Self {
+    /// `inner` as if this build had (or lacked) the `wonnx` feature.
+    pub fn with_features(inner: Backends, has_wonnx: bool) -> Self {
         CheckBackends {
-            inner: Backends::new(),
+            inner,
             has_wonnx,
             missing: Default::default(),
         }
@@ -216,14 +230,18 @@ pub fn wonnx_report() -> (String, serde_json::Value) {
 mod tests {
     use super::*;
 
+    fn backends() -> Backends {
+        Backends::new(OrtBackend::new())
+    }
+
     /// `on` fuses every model's calls; `auto` leaves models on Triton to
     /// its dynamic batcher; without a policy nothing is fused.
     #[test]
     fn which_models_are_fused_across_sessions() {
         let policy = BatchPolicy::default();
-        let on = Backends::new().batched(policy.clone(), true);
-        let auto = Backends::new().batched(policy, false);
-        let off = Backends::new();
+        let on = backends().batched(policy.clone(), true);
+        let auto = backends().batched(policy, false);
+        let off = backends();
         for (backends, ort, triton) in [
             (&on, true, true),
             (&auto, true, false),
@@ -243,7 +261,7 @@ mod tests {
             backend: BackendKind::Wonnx,
             ..ModelOptions::default()
         };
-        let err = Backends::new()
+        let err = backends()
             .load(Path::new("/nonexistent/m.onnx"), &options)
             .err()
             .map(|e| e.to_string())
@@ -278,7 +296,7 @@ mod tests {
             backend: BackendKind::Wonnx,
             ..ModelOptions::default()
         };
-        let check = CheckBackends::with_features(false);
+        let check = CheckBackends::with_features(backends(), false);
         for _ in 0..2 {
             let err = check
                 .load(Path::new("/nonexistent/m.onnx"), &options)
@@ -290,7 +308,7 @@ mod tests {
         // A failed load proves nothing about the feature.
         assert!(check.take_missing().is_empty());
         let model = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/models/sqrt.onnx");
+            .join("../tests/fixtures/models/sqrt.onnx");
         for _ in 0..2 {
             let loaded = check.load(&model, &options);
             assert!(loaded.is_ok(), "{:?}", loaded.err().map(|e| e.to_string()));
@@ -300,11 +318,11 @@ mod tests {
         // With the feature (or on ort) nothing is noted.
         let ort = ModelOptions::default();
         assert!(
-            CheckBackends::with_features(false)
+            CheckBackends::with_features(backends(), false)
                 .load(&model, &ort)
                 .is_ok()
         );
-        let with = CheckBackends::with_features(true);
+        let with = CheckBackends::with_features(backends(), true);
         let _ = with.load(Path::new("/nonexistent/m.onnx"), &options);
         assert!(with.take_missing().is_empty());
     }
