@@ -95,6 +95,7 @@ pub fn load_quiet(
     let options = LoadOptions {
         registry: &registry,
         set: config.set.iter().chain(extra).cloned().collect(),
+        changes: Vec::new(),
         seed: config.seed,
         paths: config.paths.clone(),
         output: config.output.clone(),

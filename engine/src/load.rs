@@ -21,6 +21,7 @@ use crate::graph::Graph;
 use crate::model::{Backend, BackendKind, Provider};
 use crate::node::OutputConfig;
 use crate::registry::Registry;
+use crate::world::ParamSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wgraph_grammar::ast::{self, Statement, ValueKind};
@@ -32,9 +33,11 @@ use wgraph_grammar::{FileLoader, load_graph, parse_value, validate};
 pub struct LoadOptions<'a> {
     /// The node kinds a graph may use.
     pub registry: &'a Registry,
-    /// `NODE.PARAM=VALUE` changes and `NODE=KIND` swaps (`--set`, a live
-    /// world's parameter changes after them).
+    /// `NODE.PARAM=VALUE` changes and `NODE=KIND` swaps (`--set`).
     pub set: Vec<String>,
+    /// A live world's parameter changes, applied after `set` (each value
+    /// parsed once, as graph syntax).
+    pub changes: Vec<ParamSet>,
     /// `--seed`: replaces the world's seed.
     pub seed: Option<u64>,
     /// Path parameters set from the command line (`--actions FILE`, eval's start frame).
@@ -54,6 +57,7 @@ impl<'a> LoadOptions<'a> {
         LoadOptions {
             registry,
             set: Vec::new(),
+            changes: Vec::new(),
             seed: None,
             paths: Vec::new(),
             output: OutputConfig::default(),
@@ -159,6 +163,12 @@ pub fn load(
                 Ok(Ok(o)) => overrides.push(o),
                 Ok(Err(d)) => diags.extend(d),
                 Err(u) => return Err(u),
+            }
+        }
+        for change in &options.changes {
+            match parse_override(&change.node, &change.param, &change.value, &mut sources) {
+                Ok(o) => overrides.push(o),
+                Err(d) => diags.extend(d),
             }
         }
         for p in &options.paths {

@@ -84,6 +84,7 @@ pub fn load_rendered(
     let options = LoadOptions {
         registry: &registry,
         set: request.set.clone(),
+        changes: Vec::new(),
         seed: request.seed,
         paths: request.paths.clone(),
         output: request.output.clone(),

@@ -176,6 +176,7 @@ impl<B: Backend> GraphSource for ReplaySource<B> {
         let options = LoadOptions {
             registry: &registry,
             set: v.sets.clone(),
+            changes: Vec::new(),
             seed: self.seed,
             paths: self.paths.clone(),
             output: self.output.clone(),

@@ -134,11 +134,12 @@ pub(crate) struct LastBuild {
 const MAX_RETUNES: usize = 256;
 
 impl<B: Backend> FileSource<B> {
-    fn load(&self, extra: &[String]) -> Result<Loaded, Failure> {
+    fn load(&self, changes: &[ParamSet]) -> Result<Loaded, Failure> {
         let registry = wgraph_nodes::registry();
         let options = LoadOptions {
             registry: &registry,
-            set: self.set.iter().chain(extra).cloned().collect(),
+            set: self.set.clone(),
+            changes: changes.to_vec(),
             seed: self.seed,
             paths: self.paths.clone(),
             output: self.output.clone(),
@@ -196,6 +197,7 @@ impl<B: Backend> FileSource<B> {
 
 impl<B: Backend> GraphSource for FileSource<B> {
     fn build(&self, sets: &[ParamSet]) -> Result<Built, String> {
+        // As a recording keeps them (`--set` syntax).
         let extra: Vec<String> = sets
             .iter()
             .map(|s| format!("{}.{}={}", s.node, s.param, s.value))
@@ -203,7 +205,7 @@ impl<B: Backend> GraphSource for FileSource<B> {
         // Model load and hash times count from here (not failed builds before).
         let _ = self.models.take_load_time();
         let _ = self.models.take_hashed();
-        match self.load(&extra) {
+        match self.load(sets) {
             Ok(loaded) => {
                 self.warn(&loaded);
                 // The cache keeps only what the new graph uses (bounded).

@@ -192,8 +192,9 @@ fn watch_reloads_edits_while_the_world_runs() {
     eprintln!("late ticks: {} of {ticks}", metrics["late_ticks"]);
 }
 
-/// A live session — keys from an events file, a file edit at whatever
-/// tick the watcher sees it, Ctrl-C — is recorded; `wgraph replay`
+/// A live session — keys from an events file, a live model switch made
+/// in place (`decode.model`), a file edit at whatever tick the watcher
+/// sees it, Ctrl-C — is recorded; `wgraph replay`
 /// reproduces every frame bit for bit, and refuses once a file it needs
 /// has changed.
 #[test]
@@ -202,7 +203,11 @@ fn replay_reproduces_a_recorded_live_run() {
     let d = dir.path();
     let graph = d.join("graphs/yan-sim.world");
     let original = std::fs::read_to_string(&graph).unwrap();
-    std::fs::write(d.join("events.txt"), "2: keys = Left\n6: keys = live\n").unwrap();
+    std::fs::write(
+        d.join("events.txt"),
+        "2: keys = Left\n4: decode.model = vae_decoder_rollout\n6: keys = live\n",
+    )
+    .unwrap();
     let mut child = spawn(
         d,
         &[
@@ -223,8 +228,11 @@ fn replay_reproduces_a_recorded_live_run() {
     while pngs(&d.join("live")).len() < 8 {
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The model switch at tick 4, made to the decoder alone.
+    let text = wait_for(d, "reloaded at tick 4", 1);
+    assert!(text.contains("(node rebuilt "), "{text}");
     std::fs::write(&graph, original.replace("steps = 4", "steps = 2")).unwrap();
-    wait_for(d, "reloaded at tick", 1);
+    wait_for(d, "reloaded at tick", 2);
     let n = pngs(&d.join("live")).len();
     while pngs(&d.join("live")).len() < n + 3 {
         std::thread::sleep(Duration::from_millis(20));
