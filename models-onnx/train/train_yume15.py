@@ -10,6 +10,9 @@ action caption), TSCM memory, I2V condition (CPU, PyTorch).
     python3 train_yume15.py export       # -> ../trained/dit_yume15.onnx (fp16 weights), ORT vs torch check
     python3 train_yume15.py pack         # fp16 state dict -> ckpt/yume15_fp16.pt (commit-sized, to resume)
     python3 train_yume15.py eval         # held-out rollouts: PSNR; memory ablation
+    python3 train_yume15.py revisits     # turn-away-and-back walks of the training seeds (ground truth
+                                         # rendered by `wgraph run`) -> <ckpt>/revisits.npz, for
+                                         # dit --revisit-frac (samples whose memory holds the revisited view)
 
 Latents, actions and captions per frame are train_gen.py's (`train_gen.py latents`, default
 --latents /work/ckpt/gen: the shipped trained/vae_encoder.onnx over `wgraph dataset --events auto`).
@@ -144,6 +147,141 @@ def memory_slots(t, rng, samples=SAMPLES):
     k = min(samples - 1, t)
     picked = np.sort(rng.choice(t, k, replace=False)) if k else np.zeros(0, np.int64)
     return np.concatenate([np.full(samples - 1 - k, -1), picked, [t]]).astype(np.int64)
+
+
+REVISIT_GAP = 8      # the revisited frame is at least this many ticks before the newest one (outside
+                     # the 8-latent window that `--set memory.capacity=8` keeps)
+REVISIT_RATIO = 0.5  # ... and nearer the target than the newest latent: |z_j - z_u|² < ratio·|z_t - z_u|²
+
+
+def revisit_index(z, same_view):
+    """Per target frame u (= t + 1, t the newest), the earlier frame j <= t - REVISIT_GAP that shows
+    the same view (`same_view(j, u)`: same pose, or the same rendered frame) and whose latent is clearly
+    nearer the target's than the newest latent is (REVISIT_RATIO); the nearest such j, else -1."""
+    zf = z.reshape(len(z), -1).astype(np.float64)
+    rv = np.full(len(z), -1, np.int64)
+    for u in range(REVISIT_GAP + 2, len(z)):
+        t = u - 1
+        js = np.array([j for j in range(t - REVISIT_GAP + 1) if same_view(j, u)], np.int64)
+        if not len(js):
+            continue
+        dj = ((zf[js] - zf[u]) ** 2).mean(1)
+        best = int(np.argmin(dj))
+        if dj[best] < REVISIT_RATIO * ((zf[t] - zf[u]) ** 2).mean():
+            rv[u] = js[best]
+    return rv
+
+
+def pose_same_view(poses, events):
+    """Same position (< 0.35 cells), heading (< 8°) and pitch, and the same events on."""
+    def same(j, u):
+        dh = abs((poses[j, 2] - poses[u, 2] + 180.0) % 360.0 - 180.0)
+        return (np.hypot(*(poses[j, :2] - poses[u, :2])) < 0.35 and dh < 8.0
+                and abs(poses[j, 3] - poses[u, 3]) < 0.13 and np.abs(events[j] - events[u]).max() < 0.5)
+    return same
+
+
+def make_revisits(args):
+    """Turn-away-and-back walks of the training seeds: per training episode (theme_seed of --data,
+    in a seeded random order), its first k actions (k in 0..24), then n ticks (6..12) of Left or Right
+    and n + 0..4 ticks the other way, rendered by the ground-truth world (`wgraph run`, 50 walks per
+    graph, no events), encoded by the shipped VAE encoder; the revisits are found by exact frame
+    equality (turning in place)."""
+    import subprocess
+    import tempfile
+    from common import episode_dirs
+    enc = ort_session(os.path.join(TRAINED, "vae_encoder.onnx"))
+    texts = json.load(open(os.path.join(args.latents, "texts.json")))
+    neutral = texts.index(NEUTRAL)
+    rng = np.random.default_rng(args.revisit_seed)
+    dirs = episode_dirs(args.data)
+    specs = []
+    for i in rng.permutation(len(dirs)):
+        d, seed, theme = dirs[i]
+        if seed is None or seed >= 1000:
+            raise SystemExit(f"refusing to use {d}: seed {seed} is held out (>= 1000) or unknown")
+        if np.any(np.load(os.path.join(d, "events.npy"))[0]):
+            continue  # frame 0 with an event on: not the event-free start frame
+        acts = np.load(os.path.join(d, "actions.npy")).astype(np.float32)
+        k, n, tail = int(rng.integers(0, 25)), int(rng.integers(6, 13)), int(rng.integers(0, 5))
+        first = int(rng.integers(0, 2))
+        turn = [np.eye(len(KEYS), dtype=np.float32)[KEYS.index(x)] for x in (("Left", "Right")[first],
+                                                                            ("Left", "Right")[1 - first])]
+        a = np.concatenate([acts[:k], np.stack([turn[0]] * n + [turn[1]] * (n + tail))])
+        specs.append((d, seed, theme, a, f"{os.path.basename(d)}_turn{k}_{n}_{tail}"))
+        if args.revisit_walks and len(specs) >= args.revisit_walks:
+            break
+    out, names, n_rv, chunk = {}, [], 0, 50
+    for c in range(0, len(specs), chunk):
+        part = specs[c:c + chunk]
+        T = max(len(sp[3]) for sp in part)
+        g = 'world { name = "gt" seed = 0 fps = 8 resolution = 64x64 }\n'
+        with tempfile.TemporaryDirectory() as tmp:
+            for w, (d, seed, theme, a, _) in enumerate(part):
+                lines = ["+".join(KEYS[i] for i in np.flatnonzero(r > 0.5)) or "-" for r in a]
+                lines += ["-"] * (T - len(lines))
+                open(os.path.join(tmp, f"a{w}.txt"), "w").write("\n".join(lines) + "\n")
+                g += (f'node in{w}: actions {{ path = "a{w}.txt" }}\n'
+                      f'node gt{w}: world {{ seed = {seed}, theme = {theme} }}\n'
+                      f'node d{w}: npy_dump {{ dir = "d{w}" }}\n'
+                      f'in{w}.actions -> gt{w}.actions\ngt{w}.image -> d{w}.tensor\n')
+            open(os.path.join(tmp, "walks.world"), "w").write(g)
+            subprocess.run([args.wgraph, "run", os.path.join(tmp, "walks.world"), "--frames", str(T),
+                            "--out", os.path.join(tmp, "out")], check=True, stdout=subprocess.DEVNULL)
+            for w, (d, seed, theme, a, name) in enumerate(part):
+                dd = os.path.join(tmp, "out", f"d{w}")
+                fs = sorted(os.listdir(dd))[:len(a)]
+                assert len(fs) == len(a), (len(fs), len(a))
+                img = np.stack([np.load(os.path.join(dd, x))[0] for x in fs])
+                f0 = to_image(np.load(os.path.join(d, "frames.npy"))[:1]).numpy()
+                img = np.concatenate([f0, img]).astype(np.float32)  # [N+1, 3, 64, 64] in [-1, 1]
+                z = enc.run(None, {"image": img})[0]
+                u8 = np.round((img + 1.0) * 127.5)
+                rv = revisit_index(z, lambda j, u: float(np.abs(u8[j] - u8[u]).mean()) < 0.5)
+                cap = json.load(open(os.path.join(d, "captions.json")))
+                i = len(names)
+                out.update({f"z{i}": z, f"a{i}": a, f"g{i}": np.array(texts.index(cap["global"])),
+                            f"l{i}": np.full(len(z), neutral), f"e{i}": np.zeros((len(z), 4), np.float32),
+                            f"rv{i}": rv})
+                names.append(name)
+                n_rv += int((rv >= 0).sum())
+        print(f"{len(names)} walks, {n_rv} revisit targets", flush=True)
+    os.makedirs(args.ckpt, exist_ok=True)
+    path = args.revisits or os.path.join(args.ckpt, "revisits.npz")
+    np.savez(path, **out, names=np.array(names), n=len(names))
+    print(f"{path}: {len(names)} turn-away-and-back walks, {n_rv} revisit targets")
+
+
+def revisit_pool(train, names, args):
+    """(episode, t) pairs whose target frame t + 1 revisits an earlier view: from the training walks'
+    poses, and from the turn-away-and-back walks of `make_revisits` (appended to `train`)."""
+    pool = []
+    for i, (e, name) in enumerate(zip(train, names)):
+        poses = np.load(os.path.join(args.data, name, "poses.npy"))
+        e["rv"] = revisit_index(e["z"], pose_same_view(poses, e["e"]))
+        pool += [(i, u - 1) for u in np.flatnonzero(e["rv"] >= 0)]
+    n_data = len(pool)
+    path = args.revisits or os.path.join(args.ckpt, "revisits.npz")
+    if os.path.exists(path):
+        d = np.load(path)
+        for k in range(int(d["n"])):
+            name = str(d["names"][k])
+            if int(name.split("_")[1]) >= 1000:
+                raise SystemExit(f"refusing to train on {name}: seed is held out (>= 1000)")
+            train.append({x: d[f"{x}{k}"] for x in ("z", "a", "g", "l", "e", "rv")})
+            pool += [(len(train) - 1, u - 1) for u in np.flatnonzero(train[-1]["rv"] >= 0)]
+    print(f"revisit targets: {n_data} in the training walks, {len(pool) - n_data} in {path}", flush=True)
+    return np.array(pool, np.int64)
+
+
+def with_revisit(slots, j, rng):
+    """Slots (older ones in time order, newest last) with frame j among the older ones: it replaces
+    a random older slot unless drawn already; time order kept."""
+    if j in slots[:-1]:
+        return slots
+    old = slots[:-1].copy()
+    old[rng.integers(len(old))] = j
+    return np.concatenate([np.sort(old), slots[-1:]])
 
 
 # ---------------------------------------------------------------- model
@@ -385,9 +523,10 @@ def train_dit(args):
             warm = dict(path=os.path.relpath(args.init, ROOT) if args.init.startswith(ROOT) else args.init,
                         steps=g["steps"], minutes=round(g["minutes"], 1))
     pairs, weights, n_event = event_weighted_pairs(train, args.event_weight, args.onset_weight)
+    pool = revisit_pool(train, names, args) if args.revisit_frac > 0 else None
     print(f"yume15 dit {n_params(model)/1e6:.3f}M params; {len(pairs)} transitions ({n_event} with an event); "
           f"prior_var {prior_var:.4f}", flush=True)
-    Z = [torch.from_numpy(z) for z in zs]
+    Z = [torch.from_numpy(e["z"]) for e in train]
     AK = [torch.from_numpy(key_index(e["a"])) for e in train]
     loop = TrainLoop(model.parameters(), args.lr, args.minutes, "yume15", ema=args.ema, log_every=args.log_every)
     rng = np.random.default_rng(done_steps + 1)
@@ -406,13 +545,18 @@ def train_dit(args):
 
     while loop.running():
         sel = pairs[rng.choice(len(pairs), args.batch, p=weights)]
+        n_rv = int(round(args.revisit_frac * args.batch)) if pool is not None else 0
+        if n_rv:  # revisit samples: the earlier view of the target put among the older memory slots
+            sel = np.concatenate([sel[:args.batch - n_rv], pool[rng.integers(len(pool), size=n_rv)]])
         B = len(sel)
         x0 = torch.stack([Z[e][t + 1] for e, t in sel])
         csig = torch.from_numpy(rng.uniform(0, args.ctx_noise, B).astype(np.float32))
         csig[torch.from_numpy(rng.random(B) < 0.25)] = 0.0
         mem = []
-        for e, t in sel:
+        for b, (e, t) in enumerate(sel):
             slots = memory_slots(int(t), rng)
+            if b >= B - n_rv:
+                slots = with_revisit(slots, int(train[e]["rv"][t + 1]), rng)
             mem.append(torch.stack([Z[e][i] if i >= 0 else zero for i in slots]))
         mem = torch.stack(mem)  # [B, S, C, H, W]
         filled = torch.from_numpy(np.array([[1.0] * SAMPLES for _ in sel], np.float32))
@@ -445,6 +589,8 @@ def train_dit(args):
                       minutes=round(minutes, 2), lr=args.lr, resumed_from=args.resume, warm_start=warm,
                       drop=args.drop, ctx_noise=args.ctx_noise, threads=args.threads,
                       event_weight=args.event_weight, onset_weight=args.onset_weight,
+                      revisit_frac=args.revisit_frac, revisit_targets=int(len(pool)) if pool is not None else 0,
+                      ema=args.ema,
                       final_train_loss=loop.final_loss(), val_psnr_tick1=round(per_tick[0], 2),
                       val_psnr_1_16=round(float(np.mean(per_tick)), 2),
                       val_psnr_per_tick=[round(p, 2) for p in per_tick], params=n_params(model)))
@@ -548,7 +694,7 @@ def pack(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("stage", choices=["captions", "dit", "export", "eval", "pack"])
+    ap.add_argument("stage", choices=["captions", "dit", "export", "eval", "pack", "revisits"])
     ap.add_argument("--ckpt", default="/work/ckpt/yume15")
     ap.add_argument("--latents", default="/work/ckpt/gen", help="train_gen.py latents' --ckpt")
     ap.add_argument("--val", default="/work/data/gen-val")
@@ -575,10 +721,17 @@ def main():
     ap.add_argument("--onset-weight", type=float, default=8.0)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--horizon", type=int, default=16)
+    ap.add_argument("--data", default="/work/data/gen", help="the training walks (poses.npy for revisits)")
+    ap.add_argument("--revisit-frac", type=float, default=0.0,
+                    help="share of each batch whose target revisits an earlier view, put in the memory")
+    ap.add_argument("--revisits", default=None, help="revisits stage's npz (default <ckpt>/revisits.npz)")
+    ap.add_argument("--revisit-walks", type=int, default=0, help="revisits stage: at most this many (0 = all)")
+    ap.add_argument("--revisit-seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    {"captions": make_captions, "dit": train_dit, "export": export, "eval": evaluate, "pack": pack}[args.stage](args)
+    {"captions": make_captions, "dit": train_dit, "export": export, "eval": evaluate, "pack": pack,
+     "revisits": make_revisits}[args.stage](args)
 
 
 if __name__ == "__main__":
