@@ -1367,6 +1367,50 @@ mod live {
         }
     }
 
+    /// A change that fails to build is dropped and the value it would have
+    /// replaced — the one the world runs — is kept: a later rebuild does not
+    /// fall back to the graph's own value.
+    #[test]
+    fn a_failed_change_keeps_the_value_the_world_runs() {
+        let source = Arc::new(Source {
+            builds: AtomicU64::new(0),
+            prefix: "fk_",
+        });
+        let graph = Arc::new(source.build(&[]).unwrap().graph);
+        let config = WorldConfig {
+            max_ticks: Some(6),
+            ..WorldConfig::default()
+        };
+        let mut world = World::new(graph, Some(source.clone()), Vec::new(), config).unwrap();
+        let set = |value: &str| ParamSet {
+            node: "fk_acc".into(),
+            param: "by".into(),
+            value: value.into(),
+        };
+        world.script([
+            (2, ScriptedEvent::Set(set("5"))),
+            (3, ScriptedEvent::Set(set("\"five\""))),
+            (4, ScriptedEvent::Rebuild),
+        ]);
+        let mut failures = 0;
+        world
+            .run(&mut |e| failures += usize::from(matches!(e, WorldEvent::ReloadFailed { .. })))
+            .unwrap();
+        world.finish().unwrap();
+        assert_eq!(failures, 1);
+        assert_eq!(
+            records("fk_r"),
+            vec![
+                (0, 1.0),
+                (1, 2.0),
+                (2, 7.0),
+                (3, 12.0),
+                (4, 17.0),
+                (5, 22.0)
+            ]
+        );
+    }
+
     /// A shown node: `record` whose input is the frame front ends see.
     struct Shown(Fn);
 

@@ -70,6 +70,9 @@ fn reload_loop(
         let mut last_set = None;
         let mut requests_in_burst = 0;
         let mut rebuild_asked = false;
+        // What each change replaced (the value the world runs with), so a
+        // change that fails gives it back.
+        let mut replaced: Vec<ParamSet> = Vec::new();
         for request in std::iter::once(first).chain(requests.try_iter()) {
             requests_in_burst += 1;
             match request {
@@ -90,7 +93,12 @@ fn reload_loop(
                 }
                 ReloadRequest::Set(set, r) => {
                     // One entry per NODE.PARAM: the set does not grow.
-                    sets.retain(|s| !(s.node == set.node && s.param == set.param));
+                    if let Some(i) = sets
+                        .iter()
+                        .position(|s| s.node == set.node && s.param == set.param)
+                    {
+                        replaced.push(sets.remove(i));
+                    }
                     sets.push(set.clone());
                     last_set = Some(ReloadCause::Set(set));
                     if r.is_some() {
@@ -134,8 +142,15 @@ fn reload_loop(
             Err(message) => {
                 if let ReloadCause::Set(bad) = &cause {
                     // A parameter change that does not build is dropped, so
-                    // the next edit is not poisoned by it.
+                    // the next edit is not poisoned by it; the value it
+                    // replaced (still running) is kept.
                     sets.retain(|s| s != bad);
+                    if let Some(before) = replaced
+                        .iter()
+                        .find(|s| s.node == bad.node && s.param == bad.param)
+                    {
+                        sets.push(before.clone());
+                    }
                 }
                 Control::ReloadFailed { cause, message }
             }
