@@ -188,3 +188,56 @@ fn a_live_change_rebuilds_its_node_without_reading_the_graph_again() {
         failures[0]
     );
 }
+
+/// A live change of a file parameter rebuilds the graph, so the new file
+/// is among the files the world watches and a recording hashes.
+#[test]
+fn a_live_change_of_a_file_rebuilds_and_lists_the_file() {
+    use wgraph_engine::world::{ParamSet, ScriptedEvent};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("g.world");
+    std::fs::write(
+        &file,
+        "world { resolution = 64x64 }\n\
+         node keys: actions { }\n\
+         node maze: world { theme = dungeon }\n\
+         node show: display { }\n\
+         keys.actions -> maze.actions\n\
+         maze.image -> show.image\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("walk.txt"), "W\nW\nW\n").unwrap();
+    let options = SessionOptions {
+        rebuilds: true,
+        ..in_tempdir(&file)
+    };
+    let mut session = Session::open(options, models(), ticks(3)).unwrap();
+    session.world.script([(
+        1,
+        ScriptedEvent::Set(ParamSet {
+            node: "keys".into(),
+            param: "path".into(),
+            // A `--set` path is relative to the working directory.
+            value: format!("{:?}", dir.path().join("walk.txt").display().to_string()),
+        }),
+    )]);
+    let mut reloads = Vec::new();
+    session
+        .run(&mut |e| {
+            if let WorldEvent::Reloaded(info) = e {
+                let phases: Vec<&str> = info.phases.iter().map(|(n, _)| *n).collect();
+                reloads.push((phases.contains(&"parse"), info.files.clone()));
+            }
+            if let WorldEvent::ReloadFailed { message, .. } = e {
+                panic!("{message}");
+            }
+        })
+        .unwrap();
+    assert_eq!(reloads.len(), 1);
+    assert!(reloads[0].0, "a rebuild, not a change in place");
+    assert!(
+        reloads[0].1.iter().any(|f| f.ends_with("walk.txt")),
+        "{:?}",
+        reloads[0].1
+    );
+}

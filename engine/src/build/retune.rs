@@ -14,8 +14,9 @@
 //! ports or calls differ with the new value (a `prompt_schedule` with
 //! another number of outputs, say) gives [`RetuneError::NeedsRebuild`], and
 //! the caller rebuilds. So does a change of the node a call goes to
-//! (`sampler.denoiser = @other`), and a kind swap (`NODE=KIND`), which is
-//! not a parameter change.
+//! (`sampler.denoiser = @other`), of a file the node reads (`keys.path`:
+//! the files a world watches and a recording hashes are a rebuild's to
+//! list), and a kind swap (`NODE=KIND`), which is not a parameter change.
 
 use super::{BuildOptions, Builder, Override};
 use crate::graph::{Graph, NodeId};
@@ -66,12 +67,15 @@ pub fn retune(
     };
     let old = graph.node(id);
     // A call's target is resolved when the graph is wired: another target
-    // rewires the graph.
-    if matches!(old.params.get(&change.param), Some(ParamValue::NodeRef(_)))
-        || matches!(change.value.kind, ast::ValueKind::NodeRef(_))
+    // rewires the graph. A file parameter changes the files the graph
+    // reads (watched, recorded): a rebuild lists them.
+    if matches!(
+        old.params.get(&change.param),
+        Some(ParamValue::NodeRef(_) | ParamValue::Path(_))
+    ) || matches!(change.value.kind, ast::ValueKind::NodeRef(_))
     {
         return Err(RetuneError::NeedsRebuild(format!(
-            "`{}.{}` names the node it calls",
+            "`{}.{}` names a node or a file",
             change.node, change.param
         )));
     }
@@ -119,6 +123,12 @@ pub fn retune(
     ) else {
         return Err(RetuneError::Graph(b.diags.sorted()));
     };
+    if matches!(node.params.get(&change.param), Some(ParamValue::Path(_))) {
+        return Err(RetuneError::NeedsRebuild(format!(
+            "`{}.{}` names a file",
+            change.node, change.param
+        )));
+    }
     if node.inputs != old.inputs || node.outputs != old.outputs {
         return Err(RetuneError::NeedsRebuild(format!(
             "node `{}` has other ports with the new value",
