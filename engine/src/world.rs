@@ -16,7 +16,9 @@
 //!   CLI). The world never parses or loads anything itself.
 //! - [`Reloader`] — one background thread that rebuilds graphs off the tick
 //!   thread, serially: after a file changed, or with parameter changes on
-//!   top of the files. It answers with a prepared graph (models already
+//!   top of the files; a lone parameter change goes first to
+//!   [`GraphSource::retune`], which builds only the node it names. It
+//!   answers with a prepared graph (models already
 //!   loaded and warmed by the build's probe run) or with the diagnostics;
 //!   the world swaps at the next tick boundary
 //!   ([`Runner::swap_graph`]) or keeps running the old graph.
