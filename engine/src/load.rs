@@ -373,17 +373,7 @@ pub fn retune_loaded(
     text: &str,
 ) -> Result<Graph, RetuneError> {
     let change = parse_override(node, param, text, sources).map_err(RetuneError::Graph)?;
-    let build = BuildOptions {
-        registry: options.registry,
-        output: options.output.clone(),
-        overrides: Vec::new(),
-        kind_overrides: Vec::new(),
-        seed: None,
-        backend: None,
-        provider: None,
-        backend_kind: None,
-    };
-    retune(graph, sources, &build, &change)
+    retune(graph, sources, options.registry, &options.output, &change)
 }
 
 /// The overrides one [`PathOverride`] makes.

@@ -1200,10 +1200,7 @@ mod live {
             let loader = MemLoader::new().with("t.world", self.text.as_str());
             let registry = registry();
             let mut options = LoadOptions::new(&registry);
-            options.set = sets
-                .iter()
-                .map(|s| format!("{}.{}={}", s.node, s.param, s.value))
-                .collect();
+            options.changes = sets.to_vec();
             let loaded =
                 load(Path::new("t.world"), &options, &loader).map_err(|e| e.lines().join("\n"))?;
             *self.sources.lock().unwrap() = Some(loaded.sources);

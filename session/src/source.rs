@@ -25,7 +25,7 @@ use wgraph_engine::load::{LoadError, LoadOptions, Loaded, PathOverride, retune_l
 use wgraph_engine::model::{Backend, BackendKind, ModelCache, Provider, file_digest};
 use wgraph_engine::node::OutputConfig;
 use wgraph_engine::world::{Built, GraphSource, ParamSet};
-use wgraph_grammar::diagnostic::render;
+use wgraph_grammar::diagnostic::{Diagnostics, render};
 use wgraph_grammar::source::SourceMap;
 use wgraph_grammar::{FileLoader, FsLoader};
 
@@ -69,16 +69,26 @@ pub fn load_rendered(
             {
                 only.help = Some(help(path));
             }
-            let mut text = render(&sources, &diagnostics, std::io::stderr().is_terminal());
-            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-            text.push_str(&format!(
-                "{}: {errors} error{}\n",
-                path.display(),
-                if errors == 1 { "" } else { "s" }
-            ));
-            Err(Failure::Errors(text))
+            Err(Failure::Errors(rendered_errors(
+                path,
+                &sources,
+                &diagnostics,
+            )))
         }
     }
+}
+
+/// Diagnostics as `wgraph check` prints them: each drawn (colour when
+/// stderr is a terminal), then the `FILE: N errors` line.
+fn rendered_errors(path: &Path, sources: &SourceMap, diagnostics: &Diagnostics) -> String {
+    let mut text = render(sources, diagnostics, std::io::stderr().is_terminal());
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    text.push_str(&format!(
+        "{}: {errors} error{}\n",
+        path.display(),
+        if errors == 1 { "" } else { "s" }
+    ));
+    text
 }
 
 /// A loaded graph's warnings, rendered (empty when it has none).
@@ -244,14 +254,7 @@ impl<B: Backend> GraphSource for FileSource<B> {
             Ok(graph) => graph,
             Err(RetuneError::NeedsRebuild(_)) => return None,
             Err(RetuneError::Graph(diagnostics)) => {
-                let mut text = render(&sources, &diagnostics, std::io::stderr().is_terminal());
-                let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-                text.push_str(&format!(
-                    "{}: {errors} error{}\n",
-                    self.file.display(),
-                    if errors == 1 { "" } else { "s" }
-                ));
-                return Some(Err(text));
+                return Some(Err(rendered_errors(&self.file, &sources, &diagnostics)));
             }
         };
         let took = started.elapsed();

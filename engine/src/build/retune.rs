@@ -20,7 +20,9 @@
 
 use super::{BuildOptions, Builder, Override};
 use crate::graph::{Graph, NodeId};
+use crate::node::OutputConfig;
 use crate::params::ParamValue;
+use crate::registry::Registry;
 use std::collections::{HashMap, HashSet};
 use wgraph_grammar::ast;
 use wgraph_grammar::diagnostic::Diagnostics;
@@ -50,13 +52,14 @@ impl std::error::Error for RetuneError {}
 
 /// `graph` with `change` applied to the node it names, that node alone
 /// built again (see the module docs). `sources` must hold the files the
-/// graph was built from and the file of `change.value`; `options` gives the
-/// registry and outputs (its overrides, seed and backend are not used:
-/// models come from `graph`).
+/// graph was built from and the file of `change.value`; `registry` and
+/// `output` are the ones the graph was built with (models come from
+/// `graph`).
 pub fn retune(
     graph: &Graph,
     sources: &SourceMap,
-    options: &BuildOptions<'_>,
+    registry: &Registry,
+    output: &OutputConfig,
     change: &Override,
 ) -> Result<Graph, RetuneError> {
     let Some(id) = graph.find(&change.node) else {
@@ -80,8 +83,8 @@ pub fn retune(
         )));
     }
     let one = BuildOptions {
-        registry: options.registry,
-        output: options.output.clone(),
+        registry,
+        output: output.clone(),
         overrides: vec![change.clone()],
         kind_overrides: Vec::new(),
         seed: None,
