@@ -3,6 +3,7 @@
 themes (30 walks of 32 ticks from `wgraph dataset --policy explore`), averaged per graph and theme.
 
     python3 docs/eval/sweep.py [--seeds 1000..1010] [--frames 32] [--out out/sweep] [--only yan-edit [--exact]]
+                               [--add "NAME=GRAPH[;NODE.PARAM=VALUE...]"]   # a candidate graph as one more row
 
 Run from the repository root after `cargo build --release`. Prints a markdown table of means
 (PSNR ticks 1-8 and 1-32, SSIM 1-32, action accuracy on generated and ground-truth pairs and
@@ -39,7 +40,16 @@ def main():
     ap.add_argument("--wgraph", default="./target/release/wgraph")
     ap.add_argument("--only", default="", help="run only the graphs whose name contains this")
     ap.add_argument("--exact", action="store_true", help="--only names one run exactly")
+    ap.add_argument("--add", action="append", default=[], metavar="NAME=GRAPH[;SET...]",
+                    help="one more row: a graph file (e.g. a copy of a seed graph with a candidate model), "
+                         "';'-separated --set values after it")
     args = ap.parse_args()
+    for spec in args.add:
+        name, sep, rest = spec.partition("=")
+        if not sep or not rest:
+            ap.error(f"--add {spec!r}: expected NAME=GRAPH[;NODE.PARAM=VALUE...]")
+        graph, *sets = rest.split(";")
+        RUNS.append((name, graph, sets))
     data = os.path.join(args.out, "walks")
     if not os.path.isdir(data):
         subprocess.run([args.wgraph, "dataset", "--seeds", args.seeds, "--frames", str(args.frames), "--policy",

@@ -13,11 +13,16 @@ generated latents):
     python3 train_decoder.py dec --minutes 30    # from trained/vae_decoder.onnx's weights (or --resume)
     python3 train_decoder.py export      # -> ../trained/vae_decoder_rollout.onnx (fp16), ORT vs torch check
     python3 train_decoder.py pack        # fp16 state dict -> ckpt/decoder_rollout_fp16.pt (resumes)
+    python3 train_decoder.py latents --events && python3 train_decoder.py dec --events --resume ... \
+        --ckpt DIR && python3 train_decoder.py export --events --ckpt DIR   # -> vae_decoder_events.onnx
 
 Pairs: (a) a rollout latent of tick t of a training walk -> the ground-truth frame t+1 of the same walk
 (ticks before the walk's first scripted event: the graphs do not script the walks' events), from
 `yan-sim` (DDIM 4), `yume` (Euler 4) and `yume15` (its first 20 ticks, before its own scripted ghost);
-(b) the ground truth's encoded frames -> themselves, so the decoder still reconstructs.
+(b) the ground truth's encoded frames -> themselves, so the decoder still reconstructs; with `--events`
+(`latents --events`, then `dec --events`), (c) yume15's rollouts of training walks whose script starts
+snow, under that script, paired with the truth's frames where no ghost or door is on (`--event-frac` of
+the rollout draws): the decoder learns to draw the snow the model can only hint at.
 Loss: L1 + `--hf-weight` × the L1 between the two frames' local high-frequency energy maps (luma minus
 its 3×3 box blur, squared, averaged over 8×8 cells — the quantity `wgraph eval`'s detail figure sums):
 the decoder must put detail where the truth has it without matching its exact phase, which no model
@@ -45,6 +50,11 @@ from models import Decoder, ScaledDecoder, n_params  # noqa: E402
 HELD_OUT_SEED = 1000
 # graph, ticks per walk: yume15 scripts "a ghost appears" at tick 20 (the walks do not).
 GRAPHS = [("yan-sim", 32), ("yume", 32), ("yume15", 20)]
+# `--events`: yume15 on walks whose script starts snow before tick 24, the walk's own script handed to
+# the graph's event stream (as `wgraph eval --instructions` does); pairs whose target frame has no ghost
+# and no open door (the decoder learns to draw snow and darkness from what the model makes of them, and
+# is not asked to turn the model's ghost flood into the truth's sprite).
+EVENT_SOURCE, EVENT_TICKS, EVENT_CHANNELS = "yume15-events", 32, ("ghost", "dark", "snow", "door")
 
 
 def onnx_weights(path):
@@ -84,8 +94,9 @@ def walk_dirs(root, n, seed=7):
     return [dirs[i] for i in rng.permutation(len(dirs))[:n]]
 
 
-def rollout(wgraph, graph, walk, ticks, tmp):
-    """Latents a shipped graph generates on a walk (its start frame and keys): [ticks, 16, h, w]."""
+def rollout(wgraph, graph, walk, ticks, tmp, sets=()):
+    """Latents a shipped graph generates on a walk (its start frame and keys, `sets` more `--set`s):
+    [ticks, 16, h, w]."""
     from PIL import Image
 
     frames = np.load(os.path.join(walk, "frames.npy"))
@@ -96,7 +107,8 @@ def rollout(wgraph, graph, walk, ticks, tmp):
                 'node dump: npy_dump { dir = "z", prefix = "z" }\nsampler.latent -> dump.tensor\n')
     out = os.path.join(tmp, "out")
     subprocess.run([wgraph, "run", world, "--frames", str(ticks), "--actions", os.path.join(walk, "actions.txt"),
-                    "--set", f'start.path="{os.path.join(tmp, "start.png")}"', "--out", out],
+                    "--set", f'start.path="{os.path.join(tmp, "start.png")}"', "--out", out]
+                   + [a for kv in sets for a in ("--set", kv)],
                    check=True, stdout=subprocess.DEVNULL)
     return np.concatenate([np.load(os.path.join(out, "z", f"z_{t:05d}.npy")) for t in range(ticks)])
 
@@ -107,8 +119,59 @@ def first_event_tick(walk, ticks):
     return min([e["tick"] for e in cap.get("events", [])] + [ticks])
 
 
+def event_schedule_set(walk):
+    """`events.schedule=[...]` of yume15's prompt_schedule for a walk's own script: tick 0 the global
+    caption, then each event's caption at its tick (one tick's captions joined by " and "), as
+    `wgraph eval --instructions` builds it."""
+    with open(os.path.join(walk, "captions.json")) as f:
+        cap = json.load(f)
+    entries = [[0, cap["global"]]]
+    for e in cap.get("events", []):
+        if entries[-1][0] == e["tick"]:
+            entries[-1][1] += ("; " if e["tick"] == 0 else " and ") + e["caption"]
+        else:
+            entries.append([e["tick"], e["caption"]])
+    return "events.schedule=[" + ", ".join(f'"{t}: {c}"' for t, c in entries) + "]"
+
+
+def snow_walks(root, n, seed=11):
+    """Training walks whose script starts snow before tick 24 (seeded order, at most n)."""
+    out = []
+    for d in walk_dirs(root, 10 ** 9, seed):
+        with open(os.path.join(d, "captions.json")) as f:
+            evs = json.load(f).get("events", [])
+        if any(e["caption"] == "it starts to snow" and e["tick"] < 24 for e in evs):
+            out.append(d)
+    return out[:n]
+
+
+def make_event_latents(args):
+    path = os.path.join(args.ckpt, f"lat_{EVENT_SOURCE}.npz")
+    if os.path.exists(path):
+        print("have", path)
+        return
+    Z, X, T, names = [], [], [], []
+    walks = snow_walks(args.data, args.walks)
+    for k, walk in enumerate(walks):
+        with tempfile.TemporaryDirectory() as tmp:
+            z = rollout(args.wgraph, "yume15", walk, EVENT_TICKS, tmp, [event_schedule_set(walk)])
+        frames, ev = np.load(os.path.join(walk, "frames.npy")), np.load(os.path.join(walk, "events.npy"))
+        t = np.arange(len(z))
+        on = ev[1:1 + len(z)]
+        keep = (on[:, EVENT_CHANNELS.index("ghost")] < 0.5) & (on[:, EVENT_CHANNELS.index("door")] < 0.5)
+        Z.append(z[keep]), X.append(frames[1:1 + len(z)][keep]), T.append(t[keep])
+        names.append(os.path.basename(walk))
+        if k % 25 == 0:
+            print(f"{EVENT_SOURCE}: walk {k}/{len(walks)}", flush=True)
+    np.savez_compressed(path, z=np.concatenate(Z).astype(np.float32), x=np.concatenate(X),
+                        t=np.concatenate(T), names=np.array(names))
+    print("wrote", path, sum(len(z) for z in Z), "pairs", flush=True)
+
+
 def make_latents(args):
     os.makedirs(args.ckpt, exist_ok=True)
+    if args.events:
+        return make_event_latents(args)
     walks = walk_dirs(args.data, args.walks)
     for graph, ticks in GRAPHS:
         path = os.path.join(args.ckpt, f"lat_{graph}.npz")
@@ -160,12 +223,21 @@ def hf_power(img):
 
 
 def load_pairs(args):
-    zs, xs = [], []
-    for graph, _ in GRAPHS:
+    """Rollout pairs of every source (and `--events`' source when its latents exist), with each
+    pair's sampling weight: `--event-frac` of the draws go to the event source's pairs."""
+    zs, xs, src = [], [], []
+    names = [g for g, _ in GRAPHS] + ([EVENT_SOURCE] if args.events else [])
+    for i, graph in enumerate(names):
         d = np.load(os.path.join(args.ckpt, f"lat_{graph}.npz"))
-        zs.append(d["z"]), xs.append(d["x"])
+        zs.append(d["z"]), xs.append(d["x"]), src.append(np.full(len(d["z"]), i))
         print(f"{graph}: {len(d['z'])} rollout pairs", flush=True)
-    return np.concatenate(zs), np.concatenate(xs)
+    src = np.concatenate(src)
+    w = np.ones(len(src))
+    if args.events:
+        ev = src == len(names) - 1
+        w[ev] = args.event_frac / ev.sum()
+        w[~ev] = (1 - args.event_frac) / (~ev).sum()
+    return np.concatenate(zs), np.concatenate(xs), w / w.sum()
 
 
 def val_pairs(args):
@@ -209,7 +281,7 @@ def figures(dec, z, x, t, g):
 def train_dec(args):
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    z_roll, x_roll = load_pairs(args)
+    z_roll, x_roll, w_roll = load_pairs(args)
     z_gt, x_gt = encoded_truth(args, args.walks)
     print(f"{len(z_roll)} rollout pairs, {len(z_gt)} reconstruction pairs", flush=True)
     if args.resume:
@@ -236,7 +308,7 @@ def train_dec(args):
 
     n_gt = max(1, int(args.batch * args.recon_frac))
     while loop.running():
-        i = rng.integers(len(z_roll), size=args.batch - n_gt)
+        i = rng.choice(len(z_roll), size=args.batch - n_gt, p=w_roll)
         j = rng.integers(len(z_gt), size=n_gt)
         z = torch.from_numpy(np.concatenate([z_roll[i], z_gt[j]]))
         x = to_image(np.concatenate([x_roll[i], x_gt[j]]))
@@ -259,7 +331,8 @@ def train_dec(args):
                              np.concatenate(list(to_u8(y[pick].numpy())), 1)], 0))
     record(args, dict(model="vae_decoder_rollout (shipped decoder fine-tuned on rollout latents)",
                       data=dict(rollout_pairs=int(len(z_roll)), reconstruction_pairs=int(len(z_gt)),
-                                graphs=[g for g, _ in GRAPHS]),
+                                graphs=[g for g, _ in GRAPHS] + ([EVENT_SOURCE] if args.events else [])),
+                      event_frac=args.event_frac if args.events else 0.0,
                       steps=done_steps + loop.steps, run_steps=loop.steps, batch=args.batch, lr=args.lr,
                       minutes=round(minutes, 2), resumed_from=args.resume, hf_weight=args.hf_weight,
                       recon_frac=args.recon_frac, threads=args.threads, final_train_loss=loop.final_loss(),
@@ -280,12 +353,15 @@ def export(args):
     round_weights_fp16(dec)
     keep = {k[len("wgraph."):]: v for k, v in meta.items()
             if k.startswith("wgraph.") and k not in ("wgraph.role", "wgraph.description", "wgraph.weight_storage")}
-    keep["fine_tuned"] = f"on rollout latents of {', '.join(g for g, _ in GRAPHS)}; {ck['steps']} steps"
-    out = os.path.join(args.out, "vae_decoder_rollout.onnx")
+    graphs = [g for g, _ in GRAPHS] + ([EVENT_SOURCE] if args.events else [])
+    keep["fine_tuned"] = f"on rollout latents of {', '.join(graphs)}; {ck['steps']} steps"
+    out = os.path.join(args.out, "vae_decoder_events.onnx" if args.events else "vae_decoder_rollout.onnx")
     lat = torch.zeros(1, 16, 16, 16)
     export_onnx(dec, (lat,), out, ["latent"], ["image"], "vae_decoder",
                 "trained lightweight RGB decoder fine-tuned on generated latents (train_decoder.py): the shipped "
-                "vae_decoder.onnx taught to draw the ground truth's frame from what the denoisers generate; same "
+                "vae_decoder.onnx taught to draw the ground truth's frame from what the denoisers generate"
+                + (" (and the snow and darkness yume15 hints at under its event text)" if args.events else "")
+                + "; same "
                 "latent space (4x upsampling, tanh output in [-1,1]; undoes latent_scale/latent_shift)", keep)
     z = torch.randn(4, 16, 16, 16)
     with torch.no_grad():
@@ -322,6 +398,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--save-every", type=int, default=100)
+    ap.add_argument("--events", action="store_true",
+                    help="latents: yume15 rollouts of snow walks under their own event scripts; dec: train on "
+                         "them too (--event-frac of the rollout draws)")
+    ap.add_argument("--event-frac", type=float, default=0.3)
     args = ap.parse_args()
     {"latents": make_latents, "dec": train_dec, "export": export, "pack": pack}[args.stage](args)
 

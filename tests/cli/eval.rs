@@ -280,3 +280,55 @@ fn instruction_following_and_detail_over_time_on_a_short_run() {
         stderr(&o)
     );
 }
+
+/// Yume 1.5 draws snow when its event text asks for it, stops when asked,
+/// and never unasked: its decoder (`vae_decoder_events`, fine-tuned on the
+/// graph's own event rollouts) turns the denoiser's haze into flakes the
+/// detector sees; the decoder it was fine-tuned from does not (the frames'
+/// latents are the same: only the decoder differs).
+#[test]
+fn yume15_draws_snow_when_asked_and_only_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let ask = dir.path().join("snow.txt");
+    std::fs::write(&ask, "2: it starts to snow\n5: it stops snowing\n").unwrap();
+    let none = dir.path().join("none.txt");
+    std::fs::write(&none, "# no events\n").unwrap();
+    let eval = |file: &Path, decoder: &str| {
+        let v = eval_json(&[
+            "graphs/yume15.world",
+            "--world-seed",
+            "1000",
+            "--theme",
+            "forest",
+            "--actions",
+            "examples/actions/walk.txt",
+            "--frames",
+            "8",
+            "--instructions",
+            file.to_str().unwrap(),
+            "--set",
+            &format!("decode.model={decoder}"),
+        ]);
+        v["instruction_following"].clone()
+    };
+    let i = eval(&ask, "vae_decoder_events");
+    assert_eq!(i["events"][0]["event"], "snow_starts", "{i}");
+    assert_eq!(i["events"][0]["followed"], true, "{i}");
+    assert_eq!(i["events"][1]["event"], "snow_stops", "{i}");
+    assert_eq!(i["events"][1]["followed"], true, "{i}");
+    let seen = |i: &serde_json::Value, t: usize| {
+        i["seen_per_tick"][t]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("snow"))
+    };
+    assert!(
+        !seen(&i, 0) && !seen(&i, 1),
+        "no snow before it is asked: {i}"
+    );
+    assert!(!seen(&i, 7), "the snow has stopped by tick 7: {i}");
+    let i = eval(&none, "vae_decoder_events");
+    assert!(i["unasked_first_seen"]["snow"].is_null(), "{i}");
+    let i = eval(&ask, "vae_decoder_rollout");
+    assert_eq!(i["events"][0]["followed"], false, "{i}");
+}

@@ -15,7 +15,10 @@
 //!   `c (h p1) (w p2) -> (h w) (c p1 p2)`), tokens in row-major order.
 //! - Output `memory`: f32[1, samples·(H/p)·(W/p), C·p²], the chosen latents
 //!   oldest first and the newest last; with fewer than `samples` latents in
-//!   the history, the missing (oldest) slots are zeros.
+//!   the history, the missing (oldest) slots are zeros. A `capacity` below
+//!   `samples` keeps them zeros for good: `capacity = 1` is the memory-less
+//!   variant of a graph (the newest latent alone, the same output shape), the
+//!   baseline a memory's benefit is measured against.
 //!
 //! Yume 1.5 then compresses channels (to 96) and fuses the memory by linear
 //! attention inside the DiT; that part belongs to the model.
@@ -42,13 +45,13 @@ impl NodeKind for Tscm {
                 "samples",
                 ParamType::Int,
                 ParamDefault::Int(8),
-                "latents per tick: the newest plus samples-1 drawn at random from the history (1 to capacity)",
+                "latents per tick: the newest plus samples-1 drawn at random from the history (1 to 65536); slots the history cannot fill are zeros",
             ),
             ParamSpec::optional(
                 "capacity",
                 ParamType::Int,
                 ParamDefault::Int(256),
-                "history length in latents; older ones roll out (samples to 65536)",
+                "history length in latents, the newest included; older ones roll out (1 to 65536; 1 = memory-less)",
             ),
             ParamSpec::optional(
                 "patch",
@@ -70,12 +73,7 @@ impl NodeKind for Tscm {
                 })
         };
         let capacity = int("capacity", 1, 65_536, "between 1 and 65536")?;
-        let samples = int(
-            "samples",
-            1,
-            capacity,
-            &format!("between 1 and capacity ({capacity})"),
-        )?;
+        let samples = int("samples", 1, 65_536, "between 1 and 65536")?;
         let patch = int("patch", 1, 64, "between 1 and 64")?;
         Ok(Box::new(TscmNode {
             samples,
@@ -307,6 +305,22 @@ mod tests {
     }
 
     #[test]
+    fn capacity_one_keeps_only_the_newest_latent() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = build(&Tscm, params(4, 1), dir.path()).unwrap();
+        let out = run(&*node, 12, |t| vec![latent(t + 1, 2, 2, 2)]).unwrap();
+        let per = 2 * 4;
+        for (t, (vals, _)) in out.iter().enumerate() {
+            let blk = blocks(vals, per);
+            assert_eq!(blk[3], t as f32 + 1.0, "tick {t}: the newest is last");
+            assert!(
+                f32s(vals, 0)[..3 * per].iter().all(|&v| v == 0.0),
+                "tick {t}: {blk:?}"
+            );
+        }
+    }
+
+    #[test]
     fn sampling_is_uniform_and_build_checks() {
         let mut counts = [0usize; 10];
         for s in 0..20_000 {
@@ -324,7 +338,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for (p, name) in [
             (params(0, 4), "samples"),
-            (params(5, 4), "samples"),
+            (params(65_537, 4), "samples"),
             (params(1, 0), "capacity"),
             (vec![("patch", P::Int(0))], "patch"),
         ] {
