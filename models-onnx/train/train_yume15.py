@@ -8,11 +8,15 @@ action caption), TSCM memory, I2V condition (CPU, PyTorch).
     python3 train_yume15.py dit --minutes 35     # warm start from train_gen.py's gen.pt (or --init '')
                                                  # resumable: --resume <ckpt>/yume15.pt or ckpt/yume15_fp16.pt
     python3 train_yume15.py export       # -> ../trained/dit_yume15.onnx (fp16 weights), ORT vs torch check
+                                         #    (dit_yume15_match.onnx for a --fusion match checkpoint)
     python3 train_yume15.py pack         # fp16 state dict -> ckpt/yume15_fp16.pt (commit-sized, to resume)
     python3 train_yume15.py eval         # held-out rollouts: PSNR; memory ablation
     python3 train_yume15.py revisits     # turn-away-and-back walks of the training seeds (ground truth
                                          # rendered by `wgraph run`) -> <ckpt>/revisits.npz, for
                                          # dit --revisit-frac (samples whose memory holds the revisited view)
+    python3 train_yume15.py revisits --held-out --data /work/data/gen-val   # the same of held-out seeds
+    python3 train_yume15.py memory-check --resume A.pt,B.pt   # x0 error on held-out revisit targets:
+                                         # the revisited latent in memory vs not vs memory off
 
 Latents, actions and captions per frame are train_gen.py's (`train_gen.py latents`, default
 --latents /work/ckpt/gen: the shipped trained/vae_encoder.onnx over `wgraph dataset --events auto`).
@@ -182,7 +186,8 @@ def pose_same_view(poses, events):
 
 
 def make_revisits(args):
-    """Turn-away-and-back walks of the training seeds: per training episode (theme_seed of --data,
+    """Turn-away-and-back walks of the training seeds (with `--held-out`: of the held-out seeds of
+    --data = the validation walks, for `memory-check` only): per episode (theme_seed of --data,
     in a seeded random order), its first k actions (k in 0..24), then n ticks (6..12) of Left or Right
     and n + 0..4 ticks the other way, rendered by the ground-truth world (`wgraph run`, 50 walks per
     graph, no events), encoded by the shipped VAE encoder; the revisits are found by exact frame
@@ -198,8 +203,10 @@ def make_revisits(args):
     specs = []
     for i in rng.permutation(len(dirs)):
         d, seed, theme = dirs[i]
-        if seed is None or seed >= 1000:
-            raise SystemExit(f"refusing to use {d}: seed {seed} is held out (>= 1000) or unknown")
+        if seed is None or (seed >= 1000) != args.held_out:
+            raise SystemExit(f"refusing to use {d}: seed {seed} is " + (
+                "a training seed (< 1000): --held-out walks are for evaluation" if args.held_out
+                else "held out (>= 1000) or unknown"))
         if np.any(np.load(os.path.join(d, "events.npy"))[0]):
             continue  # frame 0 with an event on: not the event-free start frame
         acts = np.load(os.path.join(d, "actions.npy")).astype(np.float32)
@@ -247,7 +254,7 @@ def make_revisits(args):
                 n_rv += int((rv >= 0).sum())
         print(f"{len(names)} walks, {n_rv} revisit targets", flush=True)
     os.makedirs(args.ckpt, exist_ok=True)
-    path = args.revisits or os.path.join(args.ckpt, "revisits.npz")
+    path = args.revisits or os.path.join(args.ckpt, "revisits_val.npz" if args.held_out else "revisits.npz")
     np.savez(path, **out, names=np.array(names), n=len(names))
     print(f"{path}: {len(names)} turn-away-and-back walks, {n_rv} revisit targets")
 
@@ -373,15 +380,65 @@ class Y15DiT(nn.Module):
         return self.r2(F.silu(self.r1(torch.cat([h, xin], 1)) * (1 + sc) + sh))
 
 
+class SlotMatch(nn.Module):
+    """TSCM retrieval by a per-slot match score (`--fusion match`). The linear-attention branch
+    averages the slots; this one selects: the DiT's own estimate x̂ = m + √P·F̂ is compared with every
+    candidate latent — the 7 older memory slots, the I2V start latent (cond) and the newest one — by
+    a learned 1x1 feature map φ (identity at init): a global score per candidate (mean squared
+    feature distance over the frame) and a local one (the same, 3x3-box averaged per cell), each with
+    a learned inverse temperature; a softmax per cell over the candidates and a "none" option (x̂
+    itself, learned logit), empty (all-zero) slots masked. The retrieved latent r, the suggestion
+    (r − x̂)/√P (in F's units), what r holds beyond the context, (r − context)/√P (nothing, when the
+    match is the newest latent or the start latent at tick 1), the weight left on "none" and σ go
+    through a small conv net whose zero-initialised last layer adds ΔF: x0 = m + √P·(F̂ + ΔF). At init
+    the model is the one it starts from."""
+
+    def __init__(self, zc, hidden=48):
+        super().__init__()
+        self.phi = nn.Conv2d(zc, zc, 1)
+        with torch.no_grad():
+            self.phi.weight.copy_(torch.eye(zc).view(zc, zc, 1, 1))
+            self.phi.bias.zero_()
+        self.scale = nn.Parameter(torch.tensor([2.0, 1.0]))  # log inverse temperatures: global, local
+        self.none = nn.Parameter(torch.tensor(0.0))
+        self.c1 = nn.Conv2d(4 * zc + 2, hidden, 3, padding=1)
+        self.c2 = nn.Conv2d(hidden, hidden, 3, padding=1)
+        self.c3 = nn.Conv2d(hidden, zc, 3, padding=1)
+        nn.init.zeros_(self.c3.weight)
+        nn.init.zeros_(self.c3.bias)
+
+    def forward(self, xhat, cands, context, sqrt_p, sigma):
+        B, K, C, H, W = cands.shape
+        fx = self.phi(xhat)
+        fc = self.phi(cands.reshape(B * K, C, H, W)).reshape(B, K, C, H, W)
+        d = ((fc - fx.unsqueeze(1)) ** 2).mean(2)                                   # [B, K, H, W]
+        local = F.avg_pool2d(d, 3, stride=1, padding=1, count_include_pad=False)
+        glob = d.mean((2, 3), keepdim=True)
+        valid = (cands.abs().sum((2, 3, 4)) > 0).float().view(B, K, 1, 1)
+        logits = -(self.scale[0].exp() * glob + self.scale[1].exp() * local) + (valid - 1.0) * 1e4
+        logits = torch.cat([logits, self.none.view(1, 1, 1, 1).expand(B, 1, H, W)], 1)
+        w = torch.softmax(logits, 1)
+        r = (w[:, :K].unsqueeze(2) * cands).sum(1) + w[:, K:] * xhat
+        smap = sigma.view(-1, 1, 1, 1).expand(B, 1, H, W)
+        h = F.silu(self.c1(torch.cat([xhat, r, (r - xhat) / sqrt_p, (r - context) / sqrt_p, w[:, K:], smap], 1)))
+        return self.c3(F.silu(self.c2(h)))
+
+
+FUSIONS = ("linear", "match")
+
+
 class Y15Flow(nn.Module):
     """x0 = m + √P·F: m, P the posterior of x0 given x_σ and the prior x0 ~ N(context, s²), the
-    context being the memory's newest latent."""
+    context being the memory's newest latent. `fusion`: "linear" (the DiT's linear-attention memory
+    branch alone) or "match" (and a `SlotMatch` retrieval on top)."""
 
-    def __init__(self, width, depth, zc, latent, prior_var):
+    def __init__(self, width, depth, zc, latent, prior_var, fusion="linear"):
         super().__init__()
+        assert fusion in FUSIONS, fusion
         self.prior_var = float(prior_var)
-        self.zc, self.latent = zc, latent
+        self.zc, self.latent, self.fusion = zc, latent, fusion
         self.net = Y15DiT(d=width, depth=depth, latent=latent, zc=zc)
+        self.match = SlotMatch(zc) if fusion == "match" else None
 
     def posterior(self, x, sigma, context):
         s = sigma.clamp(min=SIGMA_MIN).view(-1, 1, 1, 1)
@@ -395,7 +452,15 @@ class Y15Flow(nn.Module):
         context = unpatchify(memory[:, -ntok:], self.zc, self.latent, self.latent)
         m, P = self.posterior(x, sigma, context)
         Fh = self.net(torch.cat([x, context, m, cond], 1), 1000.0 * sigma, etext, atext, memory, use_memory)
-        return m + P.sqrt() * Fh, Fh, m, P
+        Ff = Fh
+        if self.match is not None and use_memory:
+            S = memory.shape[1] // ntok - 1
+            older = unpatchify(memory[:, :S * ntok].reshape(-1, ntok, memory.shape[-1]),
+                               self.zc, self.latent, self.latent).reshape(-1, S, self.zc, self.latent, self.latent)
+            cands = torch.cat([older, cond[:, 1:].unsqueeze(1), context.unsqueeze(1)], 1)
+            sp = P.sqrt()
+            Ff = Fh + self.match(m + sp * Fh, cands, context, sp, sigma.clamp(min=SIGMA_MIN))
+        return m + P.sqrt() * Ff, Ff, m, P, Fh
 
 
 def warm_start(model, path):
@@ -431,9 +496,17 @@ def warm_start(model, path):
     return ck
 
 
-def load_model(ck):
-    model = Y15Flow(ck["width"], ck["depth"], ck["zc"], ck["latent"], ck["prior_var"])
-    model.load_state_dict({k: v.float() for k, v in ck["model"].items()})
+def load_model(ck, fusion=None):
+    """The checkpoint's model; `fusion` = "match" on a "linear" checkpoint adds a fresh (identity)
+    SlotMatch on top of its weights."""
+    have = ck.get("fusion", "linear")
+    fusion = fusion or have
+    if fusion != have and have != "linear":
+        raise SystemExit(f"checkpoint has fusion {have!r}; cannot turn it into {fusion!r}")
+    model = Y15Flow(ck["width"], ck["depth"], ck["zc"], ck["latent"], ck["prior_var"], fusion)
+    missing, unexpected = model.load_state_dict({k: v.float() for k, v in ck["model"].items()}, strict=False)
+    assert not unexpected and all(k.startswith("match.") for k in missing) and (fusion != have or not missing), \
+        (missing, unexpected)
     return model
 
 
@@ -512,11 +585,11 @@ def train_dit(args):
     if args.resume:
         ck = torch.load(args.resume)
         args.width, args.depth, prior_var = ck["width"], ck["depth"], ck["prior_var"]
-        model = load_model(ck)
+        model = load_model(ck, args.fusion)
         done_steps, done_minutes, runs = ck["steps"], ck["minutes"], ck.get("runs", [])
         warm = ck.get("warm_start")
     else:
-        model = Y15Flow(args.width, args.depth, zc, latent, prior_var)
+        model = Y15Flow(args.width, args.depth, zc, latent, prior_var, args.fusion or "linear")
         if args.init:
             g = warm_start(model, args.init)
             prior_var = model.prior_var = g["prior_var"]
@@ -524,11 +597,25 @@ def train_dit(args):
                         steps=g["steps"], minutes=round(g["minutes"], 1))
     pairs, weights, n_event = event_weighted_pairs(train, args.event_weight, args.onset_weight)
     pool = revisit_pool(train, names, args) if args.revisit_frac > 0 else None
+    turns = None
+    if args.turn_frac > 0:  # every tick of the turn walks (appended to `train` by revisit_pool)
+        if pool is None:
+            raise SystemExit("--turn-frac draws from the revisit walks: add --revisit-frac")
+        turns = np.array([(e, t) for e in range(len(names), len(train)) for t in range(len(train[e]["z"]) - 1)],
+                         np.int64)
     print(f"yume15 dit {n_params(model)/1e6:.3f}M params; {len(pairs)} transitions ({n_event} with an event); "
           f"prior_var {prior_var:.4f}", flush=True)
     Z = [torch.from_numpy(e["z"]) for e in train]
     AK = [torch.from_numpy(key_index(e["a"])) for e in train]
-    loop = TrainLoop(model.parameters(), args.lr, args.minutes, "yume15", ema=args.ema, log_every=args.log_every)
+    if args.freeze_backbone:  # only the SlotMatch retrieval learns: the DiT stays the model it was
+        if model.match is None:
+            raise SystemExit("--freeze-backbone trains the match fusion only: add --fusion match")
+        for p in model.net.parameters():
+            p.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    print(f"training {sum(p.numel() for p in trainable)} of {n_params(model)} parameters "
+          f"(fusion {model.fusion})", flush=True)
+    loop = TrainLoop(trainable, args.lr, args.minutes, "yume15", ema=args.ema, log_every=args.log_every)
     rng = np.random.default_rng(done_steps + 1)
     path = os.path.join(args.ckpt, "yume15.pt")
     zero = torch.zeros_like(Z[0][0])
@@ -537,7 +624,7 @@ def train_dit(args):
         run = dict(steps=loop.steps, minutes=round(minutes, 2), lr=args.lr, batch=args.batch,
                    final_train_loss=round(loop.final_loss(), 4) if loop.hist else None)
         torch.save(dict(model=model.state_dict(), width=args.width, depth=args.depth, zc=zc, latent=latent,
-                        prior_var=prior_var, steps=done_steps + loop.steps, minutes=done_minutes + minutes,
+                        prior_var=prior_var, fusion=model.fusion, steps=done_steps + loop.steps, minutes=done_minutes + minutes,
                         runs=runs + [run], warm_start=warm, final=final), path)
 
     def keep(B):
@@ -546,6 +633,10 @@ def train_dit(args):
     while loop.running():
         sel = pairs[rng.choice(len(pairs), args.batch, p=weights)]
         n_rv = int(round(args.revisit_frac * args.batch)) if pool is not None else 0
+        n_turn = int(round(args.turn_frac * args.batch)) if turns is not None else 0
+        if n_turn:  # any tick of a turn walk, its memory drawn as usual (mostly nothing to retrieve)
+            sel = np.concatenate([sel[:args.batch - n_rv - n_turn], turns[rng.integers(len(turns), size=n_turn)],
+                                  sel[args.batch - n_rv:]])
         if n_rv:  # revisit samples: the earlier view of the target put among the older memory slots
             sel = np.concatenate([sel[:args.batch - n_rv], pool[rng.integers(len(pool), size=n_rv)]])
         B = len(sel)
@@ -573,8 +664,12 @@ def train_dit(args):
         at = qcm[torch.stack([AK[e][t] for e, t in sel])] * keep(B)
         sigma = shifted(torch.from_numpy(rng.uniform(SIGMA_MIN, 1.0, B).astype(np.float32)), SHIFT)
         xt = (1 - sigma.view(-1, 1, 1, 1)) * x0 + sigma.view(-1, 1, 1, 1) * torch.randn_like(x0)
-        _, Fh, m, P = model(xt, sigma, cond, et, at, memory)
-        loop.step(F.mse_loss(Fh, (x0 - m) / P.sqrt()))
+        _, Ff, m, P, Fh = model(xt, sigma, cond, et, at, memory)
+        target = (x0 - m) / P.sqrt()
+        loss = F.mse_loss(Ff, target)
+        if model.match is not None and not args.freeze_backbone:
+            loss = loss + 0.5 * F.mse_loss(Fh, target)  # keeps x̂, the retrieval's query, an estimate
+        loop.step(loss)
         if loop.steps % args.save_every == 0:
             save(loop.timer.minutes())  # resumable (raw weights; the EMA lands at the end)
     minutes = loop.finish()
@@ -589,7 +684,8 @@ def train_dit(args):
                       minutes=round(minutes, 2), lr=args.lr, resumed_from=args.resume, warm_start=warm,
                       drop=args.drop, ctx_noise=args.ctx_noise, threads=args.threads,
                       event_weight=args.event_weight, onset_weight=args.onset_weight,
-                      revisit_frac=args.revisit_frac, revisit_targets=int(len(pool)) if pool is not None else 0,
+                      revisit_frac=args.revisit_frac, turn_frac=args.turn_frac, fusion=model.fusion,
+                      freeze_backbone=args.freeze_backbone, revisit_targets=int(len(pool)) if pool is not None else 0,
                       ema=args.ema,
                       final_train_loss=loop.final_loss(), val_psnr_tick1=round(per_tick[0], 2),
                       val_psnr_1_16=round(float(np.mean(per_tick)), 2),
@@ -608,6 +704,71 @@ def evaluate(args):
         pt = val_metrics(model, val, vframes, texts, emb, qcm, dec, horizon=args.horizon, use_memory=use)[0]
         print(f"memory {'on ' if use else 'off'}: tick 1 {pt[0]:.2f} dB, ticks 1-{args.horizon} {np.mean(pt):.2f} dB",
               flush=True)
+
+
+def memory_check(args):
+    """Does the memory carry the revisited view? On held-out revisit targets — pose revisits of the
+    validation walks (--val) and the targets of `revisits --held-out`'s turn walks — the x0 error
+    (latent MSE against the true target) at σ 0.3/0.6/0.9/0.97 (fixed noise) with the revisited latent
+    among the older slots, with the same slots without it, and with the memory off. Each checkpoint
+    of `--resume` (comma-separated) is scored on the same items and noise."""
+    val, names = load_split(args, "val")
+    texts, emb, qcm = load_tables(args)
+    rng = np.random.default_rng(0)
+    items = []
+
+    def add(e, rv):
+        for u in np.flatnonzero(rv >= 0):
+            t = int(u) - 1
+            base = memory_slots(t, rng)
+            cand = [x for x in range(t) if abs(x - rv[u]) > 2 and x not in base[:-1]]
+            without = base.copy()
+            if rv[u] in base[:-1]:
+                without[np.flatnonzero(base == rv[u])[0]] = rng.choice(cand)
+            without = np.concatenate([np.sort(without[:-1]), without[-1:]])
+            items.append((e, t, with_revisit(without, int(rv[u]), rng), without))
+
+    for e, nm in zip(val, names):
+        if int(nm.rsplit("_", 1)[1]) < 1000:
+            raise SystemExit(f"memory-check: {nm} is a training walk")
+        add(e, revisit_index(e["z"], pose_same_view(np.load(os.path.join(args.val, nm, "poses.npy")), e["e"])))
+    n_pose = len(items)
+    path = args.revisits or os.path.join(args.ckpt, "revisits_val.npz")
+    h = np.load(path)
+    for i in range(int(h["n"])):
+        if int(str(h["names"][i]).split("_")[1]) < 1000:
+            raise SystemExit(f"memory-check: {path} holds a training walk ({h['names'][i]})")
+        add({k: h[f"{k}{i}"] for k in "zagle"}, h[f"rv{i}"])
+    print(f"{len(items)} held-out revisit targets ({n_pose} pose revisits of {args.val}, "
+          f"{len(items) - n_pose} in {path})", flush=True)
+    z = torch.from_numpy
+    x0 = torch.stack([z(e["z"][t + 1]) for e, t, *_ in items])
+    cond = torch.cat([torch.ones(len(items), 1, 16, 16), torch.stack([z(e["z"][0]) for e, *_ in items])], 1)
+    et = emb[torch.tensor([event_ids(e, texts, 0, None)[t + 1] for e, t, *_ in items])]
+    at = qcm[torch.tensor([int(key_index(e["a"][t])) for e, t, *_ in items])]
+
+    def memory(which):
+        m = torch.stack([torch.stack([z(e["z"][s]) for s in (w if which == 0 else wo)]) for e, t, w, wo in items])
+        return patchify(m).reshape(len(items), -1, m.shape[2] * PATCH * PATCH)
+
+    sig = [0.3, 0.6, 0.9, 0.97]
+    gen = torch.Generator().manual_seed(0)
+    noise = [torch.randn(x0.shape, generator=gen) for _ in sig]
+    for ckpath in args.resume.split(","):
+        model = load_model(torch.load(ckpath)).eval()
+        row = {}
+        for name, which, use in (("with the revisited latent", 0, True), ("without it", 1, True),
+                                 ("memory off", 0, False)):
+            mem, errs = memory(which), []
+            with torch.no_grad():
+                for s, n in zip(sig, noise):
+                    S = torch.full((len(items),), s)
+                    pred = model((1 - s) * x0 + s * n, S, cond, et, at, mem, use_memory=use)[0]
+                    errs.append(float(((pred - x0) ** 2).mean()))
+            row[name] = errs
+        print(f"{ckpath} (fusion {model.fusion}): x0 MSE at σ {sig}, mean", flush=True)
+        for name, errs in row.items():
+            print(f"  {name:27s} " + " ".join(f"{v:.4f}" for v in errs) + f"  mean {np.mean(errs):.4f}", flush=True)
 
 
 # ---------------------------------------------------------------- export
@@ -634,7 +795,7 @@ def export(args):
     ntok = SAMPLES * (h // PATCH) ** 2
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, "dit_yume15.onnx")
+    path = os.path.join(out, "dit_yume15_match.onnx" if ck.get("fusion") == "match" else "dit_yume15.onnx")
     wrap = Y15Velocity(model).eval()
     round_weights_fp16(wrap)
     g = torch.Generator().manual_seed(1)
@@ -655,14 +816,16 @@ def export(args):
     desc = (f"trained Yume 1.5 denoiser: rectified-flow DiT ({ck['depth']} blocks, width {ck['width']}) over the "
             f"RGB latent ({zc}x{h}x{h}); dual-stream text (event caption, QCM yume15 action caption) by "
             "decoupled cross-attention; TSCM memory (8 latents, 2x2 patches, newest last = the context, "
-            "un-patchified as the EDM-style prior) fused by linear attention; I2V cond [mask ; start latent]; "
+            "un-patchified as the EDM-style prior) fused by linear attention"
+            + ("; a per-slot match retrieval over the older slots, the start latent and the newest one"
+               if ck.get("fusion") == "match" else "") + "; I2V cond [mask ; start latent]; "
             "event and action text each dropped 10% in training (CFG null = zeros)")
     meta = {"wgraph.role": "denoiser", "wgraph.description": desc, "wgraph.frame_size": "64",
             "wgraph.hidden_width": "64", "wgraph.prediction": "velocity", "wgraph.schedule": "rectified_flow",
             "wgraph.time_scale": "1000", "wgraph.conditions": "event_text,action_text,memory,cond",
             "wgraph.memory_tokens": str(ntok), "wgraph.memory_samples": str(SAMPLES),
             "wgraph.memory_patch": str(PATCH), "wgraph.patch_size": "2", "wgraph.trained": "true",
-            "wgraph.qcm_variant": "yume15", "wgraph.training_steps": str(ck["steps"]),
+            "wgraph.qcm_variant": "yume15", "wgraph.memory_fusion": ck.get("fusion", "linear"), "wgraph.training_steps": str(ck["steps"]),
             "wgraph.training_minutes": str(round(ck["minutes"], 1)), "wgraph.training_runs": runs,
             "wgraph.warm_start": json.dumps(warm) if warm else "none",
             "wgraph.recommended_sampler": "euler 4 steps, shift 5",
@@ -694,7 +857,7 @@ def pack(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("stage", choices=["captions", "dit", "export", "eval", "pack", "revisits"])
+    ap.add_argument("stage", choices=["captions", "dit", "export", "eval", "pack", "revisits", "memory-check"])
     ap.add_argument("--ckpt", default="/work/ckpt/yume15")
     ap.add_argument("--latents", default="/work/ckpt/gen", help="train_gen.py latents' --ckpt")
     ap.add_argument("--val", default="/work/data/gen-val")
@@ -724,14 +887,24 @@ def main():
     ap.add_argument("--data", default="/work/data/gen", help="the training walks (poses.npy for revisits)")
     ap.add_argument("--revisit-frac", type=float, default=0.0,
                     help="share of each batch whose target revisits an earlier view, put in the memory")
+    ap.add_argument("--turn-frac", type=float, default=0.0,
+                    help="share of each batch drawn from any tick of the revisit stage's turn walks")
     ap.add_argument("--revisits", default=None, help="revisits stage's npz (default <ckpt>/revisits.npz)")
     ap.add_argument("--revisit-walks", type=int, default=0, help="revisits stage: at most this many (0 = all)")
     ap.add_argument("--revisit-seed", type=int, default=0)
+    ap.add_argument("--held-out", action="store_true",
+                    help="revisits: turn walks of the held-out seeds of --data (use --data /work/data/gen-val), "
+                         "for memory-check only")
+    ap.add_argument("--fusion", choices=FUSIONS, default=None,
+                    help="memory fusion: linear (the DiT's linear-attention branch) or match (+ per-slot "
+                         "match retrieval; on a linear checkpoint it starts as the identity)")
+    ap.add_argument("--freeze-backbone", action="store_true",
+                    help="train only the match fusion (the DiT's weights stay as loaded)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     {"captions": make_captions, "dit": train_dit, "export": export, "eval": evaluate, "pack": pack,
-     "revisits": make_revisits}[args.stage](args)
+     "revisits": make_revisits, "memory-check": memory_check}[args.stage](args)
 
 
 if __name__ == "__main__":
