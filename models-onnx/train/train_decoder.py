@@ -145,51 +145,53 @@ def snow_walks(root, n, seed=11):
     return out[:n]
 
 
-def make_event_latents(args):
-    path = os.path.join(args.ckpt, f"lat_{EVENT_SOURCE}.npz")
+def write_pairs(path, label, walks, pairs_of):
+    """Rollout pairs of `walks` into `path` (unless it exists): `pairs_of(walk, tmp)` gives the walk's
+    latents, their target frames and ticks."""
     if os.path.exists(path):
         print("have", path)
         return
     Z, X, T, names = [], [], [], []
-    walks = snow_walks(args.data, args.walks)
     for k, walk in enumerate(walks):
         with tempfile.TemporaryDirectory() as tmp:
-            z = rollout(args.wgraph, "yume15", walk, EVENT_TICKS, tmp, [event_schedule_set(walk)])
-        frames, ev = np.load(os.path.join(walk, "frames.npy")), np.load(os.path.join(walk, "events.npy"))
-        t = np.arange(len(z))
-        on = ev[1:1 + len(z)]
-        keep = (on[:, EVENT_CHANNELS.index("ghost")] < 0.5) & (on[:, EVENT_CHANNELS.index("door")] < 0.5)
-        Z.append(z[keep]), X.append(frames[1:1 + len(z)][keep]), T.append(t[keep])
+            z, x, t = pairs_of(walk, tmp)
+        Z.append(z), X.append(x), T.append(t)
         names.append(os.path.basename(walk))
         if k % 25 == 0:
-            print(f"{EVENT_SOURCE}: walk {k}/{len(walks)}", flush=True)
+            print(f"{label}: walk {k}/{len(walks)}", flush=True)
     np.savez_compressed(path, z=np.concatenate(Z).astype(np.float32), x=np.concatenate(X),
                         t=np.concatenate(T), names=np.array(names))
     print("wrote", path, sum(len(z) for z in Z), "pairs", flush=True)
 
 
+def event_pairs(wgraph):
+    """yume15 under the walk's own script; frames with a ghost or an open door left out."""
+    def pairs_of(walk, tmp):
+        z = rollout(wgraph, "yume15", walk, EVENT_TICKS, tmp, [event_schedule_set(walk)])
+        frames, ev = np.load(os.path.join(walk, "frames.npy")), np.load(os.path.join(walk, "events.npy"))
+        on = ev[1:1 + len(z)]
+        keep = (on[:, EVENT_CHANNELS.index("ghost")] < 0.5) & (on[:, EVENT_CHANNELS.index("door")] < 0.5)
+        return z[keep], frames[1:1 + len(z)][keep], np.arange(len(z))[keep]
+    return pairs_of
+
+
+def graph_pairs(wgraph, graph, ticks):
+    """A graph's rollout up to the walk's first scripted event."""
+    def pairs_of(walk, tmp):
+        z = rollout(wgraph, graph, walk, ticks, tmp)[:first_event_tick(walk, ticks)]
+        return z, np.load(os.path.join(walk, "frames.npy"))[1:1 + len(z)], np.arange(len(z))
+    return pairs_of
+
+
 def make_latents(args):
     os.makedirs(args.ckpt, exist_ok=True)
     if args.events:
-        return make_event_latents(args)
+        write_pairs(os.path.join(args.ckpt, f"lat_{EVENT_SOURCE}.npz"), EVENT_SOURCE,
+                    snow_walks(args.data, args.walks), event_pairs(args.wgraph))
+        return
     walks = walk_dirs(args.data, args.walks)
     for graph, ticks in GRAPHS:
-        path = os.path.join(args.ckpt, f"lat_{graph}.npz")
-        if os.path.exists(path):
-            print("have", path)
-            continue
-        Z, X, T, names = [], [], [], []
-        for k, walk in enumerate(walks):
-            with tempfile.TemporaryDirectory() as tmp:
-                z = rollout(args.wgraph, graph, walk, ticks, tmp)[:first_event_tick(walk, ticks)]
-            frames = np.load(os.path.join(walk, "frames.npy"))
-            Z.append(z), X.append(frames[1:1 + len(z)]), T.append(np.arange(len(z)))
-            names.append(os.path.basename(walk))
-            if k % 25 == 0:
-                print(f"{graph}: walk {k}/{len(walks)}", flush=True)
-        np.savez_compressed(path, z=np.concatenate(Z).astype(np.float32), x=np.concatenate(X),
-                            t=np.concatenate(T), names=np.array(names))
-        print("wrote", path, sum(len(z) for z in Z), "pairs", flush=True)
+        write_pairs(os.path.join(args.ckpt, f"lat_{graph}.npz"), graph, walks, graph_pairs(args.wgraph, graph, ticks))
 
 
 def encoded_truth(args, n):
@@ -248,11 +250,11 @@ def val_pairs(args):
                       if int(d.rsplit("_", 1)[1]) >= HELD_OUT_SEED)[:args.val_walks]
         Z, X, T, G = [], [], [], []
         for gi, (graph, ticks) in enumerate(GRAPHS):
+            pairs_of = graph_pairs(args.wgraph, graph, ticks)
             for walk in dirs:
                 with tempfile.TemporaryDirectory() as tmp:
-                    z = rollout(args.wgraph, graph, walk, ticks, tmp)[:first_event_tick(walk, ticks)]
-                Z.append(z), X.append(np.load(os.path.join(walk, "frames.npy"))[1:1 + len(z)])
-                T.append(np.arange(len(z))), G.append(np.full(len(z), gi))
+                    z, x, t = pairs_of(walk, tmp)
+                Z.append(z), X.append(x), T.append(t), G.append(np.full(len(z), gi))
         np.savez_compressed(path, z=np.concatenate(Z).astype(np.float32), x=np.concatenate(X),
                             t=np.concatenate(T), g=np.concatenate(G))
     d = np.load(path)
