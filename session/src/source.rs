@@ -222,7 +222,7 @@ impl<B: Backend> GraphSource for FileSource<B> {
                 self.models.retain(&loaded.graph.model_table);
                 for h in self.models.peek_hashed() {
                     (self.notices)(&format!(
-                        "note: model {} hashed again ({:.1} MiB in {:.0} ms): its files' size, mtime or inode changed",
+                        "note: model {} hashed again ({:.1} MiB in {:.0} ms): its files' size, mtime or inode changed, or they were written just before it was last hashed",
                         wgraph_grammar::diagnostic::escape_controls(&h.path.display().to_string()),
                         h.bytes as f64 / (1024.0 * 1024.0),
                         h.took.as_secs_f64() * 1e3

@@ -123,6 +123,10 @@ fn project(location: &str, fps: u32) -> tempfile::TempDir {
         ),
     )
     .unwrap();
+    // Files written within 100 ms of being hashed are not trusted to keep
+    // their stamps (coarse file times), so the first reload would hash
+    // them again: let them settle as weights on disk do.
+    std::thread::sleep(Duration::from_millis(300));
     dir
 }
 
