@@ -14,6 +14,7 @@ use wgraph_lab::pybaseline::PythonSetup;
 /// `wgraph bench`'s flags (`swap.rs` and `players.rs` read them too).
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
+    /// The graph file (`.world`).
     pub file: PathBuf,
     /// The baseline: `raw` replays the graph's model calls in a plain loop;
     /// `python` runs Yan-Sim's researcher-style Python loop (yan-sim only).

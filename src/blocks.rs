@@ -4,7 +4,7 @@
 
 use crate::Outcome;
 use crate::commands::{lab_failure, lab_models};
-use crate::flags::{ModelFlags, SetFlags};
+use crate::flags::{ModelFlags, SeedFlag, SetFlags};
 use std::path::PathBuf;
 use wgraph_engine::model::ModelCache;
 use wgraph_lab::blocks::BlocksOptions;
@@ -34,9 +34,8 @@ pub struct BlocksArgs {
     actions: Option<PathBuf>,
     #[command(flatten)]
     params: SetFlags,
-    /// Seed for every random source (replaces the world's seed).
-    #[arg(long)]
-    seed: Option<u64>,
+    #[command(flatten)]
+    seed: SeedFlag,
     #[command(flatten)]
     model: ModelFlags,
 }
@@ -51,7 +50,7 @@ pub fn blocks(args: &BlocksArgs) -> Outcome {
         propose: args.propose,
         actions: args.actions.clone(),
         set: args.params.set.clone(),
-        seed: args.seed,
+        seed: args.seed.seed,
         // Sinks other than the display (discarded) write here.
         work: std::env::temp_dir().join(format!("wgraph-blocks-{}", std::process::id())),
     };

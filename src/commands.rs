@@ -32,6 +32,7 @@ pub struct CheckArgs {
 /// `wgraph graph`'s flags.
 #[derive(clap::Args, Debug)]
 pub struct GraphArgs {
+    /// The graph file (`.world`).
     file: PathBuf,
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
     format: GraphFormat,

@@ -16,6 +16,7 @@ use wgraph_lab::quality::Drift;
 /// `wgraph eval`'s flags.
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
+    /// The graph file (`.world`).
     file: PathBuf,
     /// Seed of the ground-truth world (held out: 1000 and above).
     #[arg(long)]

@@ -47,6 +47,34 @@ pub struct KeepLast {
     pub keep_last: Option<u64>,
 }
 
+/// `--seed`: the seed of every random source.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct SeedFlag {
+    /// Seed for every random source (replaces the world's seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// `--watch`, `--fps`, `--out` and `--keep-last` of the commands that show
+/// a live world to a player (`play`, `serve`): the displayed frames go to
+/// the player, the graph's file sinks to `--out` or nowhere.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LiveWorldFlags {
+    /// Reload the world when its files change (a graph, an included file, a
+    /// model or a data file).
+    #[arg(long)]
+    pub watch: bool,
+    /// Ticks per second (default: the graph's fps, followed across reloads).
+    #[arg(long)]
+    pub fps: Option<f64>,
+    /// Directory for the graph's file sinks (the displayed frames go to the
+    /// player); without it they write nothing.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub sinks: KeepLast,
+}
+
 /// `--set`: parameter overrides.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SetFlags {

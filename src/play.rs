@@ -9,7 +9,7 @@
 //! included.
 
 use crate::Outcome;
-use crate::flags::{KeepLast, LateFlags, ModelFlags, SetFlags};
+use crate::flags::{LateFlags, LiveWorldFlags, ModelFlags, SeedFlag, SetFlags};
 use crossterm::event::{
     self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, KeyboardEnhancementFlags,
     PopKeyboardEnhancementFlags, PushKeyboardEnhancementFlags,
@@ -29,6 +29,7 @@ use wgraph_session::view::{View, spawn_viewed};
 /// `wgraph play`'s flags.
 #[derive(clap::Args, Debug)]
 pub struct PlayArgs {
+    /// The graph file (`.world`).
     file: PathBuf,
     /// How frames are drawn: truecolor half blocks, the kitty graphics
     /// protocol (kitty, WezTerm, Ghostty), or auto (kitty where detected).
@@ -36,23 +37,12 @@ pub struct PlayArgs {
     graphics: String,
     #[command(flatten)]
     late: LateFlags,
-    /// Reload the world when its files change.
-    #[arg(long)]
-    watch: bool,
-    /// Ticks per second (default: the graph's fps).
-    #[arg(long)]
-    fps: Option<f64>,
-    /// Directory for the graph's file sinks (the displayed frames go to the
-    /// terminal); without it they write nothing.
-    #[arg(long)]
-    out: Option<PathBuf>,
     #[command(flatten)]
-    sinks: KeepLast,
+    live: LiveWorldFlags,
     #[command(flatten)]
     params: SetFlags,
-    /// Seed for every random source.
-    #[arg(long)]
-    seed: Option<u64>,
+    #[command(flatten)]
+    seed: SeedFlag,
     #[command(flatten)]
     model: ModelFlags,
 }
@@ -97,20 +87,20 @@ impl Drop for TerminalGuard {
 /// `wgraph play FILE`
 pub fn play(args: &PlayArgs) -> Outcome {
     let label = args.file.display().to_string();
-    let output = crate::outputs::front_end(args.out.as_deref(), args.sinks.keep_last);
+    let output = crate::outputs::front_end(args.live.out.as_deref(), args.live.sinks.keep_last);
     let options = SessionOptions {
         set: args.params.set.clone(),
-        seed: args.seed,
+        seed: args.seed.seed,
         output: output.clone(),
         provider: args.model.provider(),
         backend_kind: args.model.backend_kind(),
-        watch: args.watch,
+        watch: args.live.watch,
         rebuilds: true,
         ..crate::load::session_options(&args.file)
     };
     let session = crate::load::open_session(options, crate::load::model_cache(), |graph| {
         crate::outputs::note_skipped(&label, graph, &output, false);
-        let fps = args.fps.unwrap_or(graph.settings.fps);
+        let fps = args.live.fps.unwrap_or(graph.settings.fps);
         wgraph_engine::settings::check_fps(fps).map_err(|e| format!("--fps: {e}"))?;
         let (on_late, degrade) =
             wgraph_session::late_policy(graph, args.late.on_late.as_deref(), &args.late.degrade)?;
@@ -119,7 +109,7 @@ pub fn play(args: &PlayArgs) -> Outcome {
             degrade,
             fps: Some(fps),
             // `--fps` wins over the graph's; without it a reload re-paces.
-            follow_graph_fps: args.fps.is_none(),
+            follow_graph_fps: args.live.fps.is_none(),
             stats_every: Some(Duration::from_secs(1)),
             ..WorldConfig::default()
         })

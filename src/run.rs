@@ -5,7 +5,7 @@
 
 use crate::Outcome;
 use crate::commands::usage;
-use crate::flags::{KeepLast, LateFlags, ModelFlags, SetFlags};
+use crate::flags::{KeepLast, LateFlags, ModelFlags, SeedFlag, SetFlags};
 use crate::load::PathOverride;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -17,6 +17,7 @@ use wgraph_session::SessionOptions;
 /// `wgraph run`'s flags.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
+    /// The graph file (`.world`).
     file: PathBuf,
     /// Number of frames to produce (ticks = frames / frames_per_tick, rounded up);
     /// default 16, or until stopped with --watch.
@@ -70,9 +71,8 @@ pub struct RunArgs {
     model: ModelFlags,
     #[command(flatten)]
     params: SetFlags,
-    /// Seed for every random source (replaces the world's seed).
-    #[arg(long)]
-    seed: Option<u64>,
+    #[command(flatten)]
+    seed: SeedFlag,
     /// Worker threads (0, the default: run every node on the calling thread).
     #[arg(long)]
     workers: Option<usize>,
@@ -123,7 +123,7 @@ pub fn run(args: &RunArgs) -> Outcome {
     };
     let options = SessionOptions {
         set: args.params.set.clone(),
-        seed: args.seed,
+        seed: args.seed.seed,
         paths: args
             .actions
             .as_deref()

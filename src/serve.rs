@@ -5,7 +5,7 @@
 //! the links, Ctrl-C/SIGTERM, the exit code and `--metrics`.
 
 use crate::Outcome;
-use crate::flags::{KeepLast, LateFlags, ModelFlags, SetFlags};
+use crate::flags::{LateFlags, LiveWorldFlags, ModelFlags, SeedFlag, SetFlags};
 use crate::players;
 use clap::ValueEnum;
 use std::net::SocketAddr;
@@ -37,23 +37,12 @@ pub struct ServeArgs {
     /// Address to bind; anything but 127.0.0.1 opens the worlds to the network.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Reload each world when its files change.
-    #[arg(long)]
-    watch: bool,
-    /// Ticks per second (default: each graph's fps).
-    #[arg(long)]
-    fps: Option<f64>,
-    /// Directory for the graphs' file sinks (the displayed frames go to the
-    /// browser); without it they write nothing.
-    #[arg(long)]
-    out: Option<PathBuf>,
     #[command(flatten)]
-    sinks: KeepLast,
+    live: LiveWorldFlags,
     #[command(flatten)]
     params: SetFlags,
-    /// Seed for every random source.
-    #[arg(long)]
-    seed: Option<u64>,
+    #[command(flatten)]
+    seed: SeedFlag,
     #[command(flatten)]
     model: ModelFlags,
     /// Worker threads per world.
@@ -152,7 +141,7 @@ pub fn serve(args: &ServeArgs) -> Outcome {
         Ok(o) => o,
         Err(outcome) => return outcome,
     };
-    let output = crate::outputs::front_end(args.out.as_deref(), args.sinks.keep_last);
+    let output = crate::outputs::front_end(args.live.out.as_deref(), args.live.sinks.keep_last);
     let graphs = args
         .files
         .iter()
@@ -172,11 +161,11 @@ pub fn serve(args: &ServeArgs) -> Outcome {
             GraphFile {
                 options: SessionOptions {
                     set: args.params.set.clone(),
-                    seed: args.seed,
+                    seed: args.seed.seed,
                     output: output.clone(),
                     provider: args.model.provider(),
                     backend_kind: args.model.backend_kind(),
-                    watch: args.watch,
+                    watch: args.live.watch,
                     // Prompt boxes change parameters live.
                     rebuilds: true,
                     notices: Arc::new(move |line: &str| eprintln!("{label}: {line}")),
@@ -236,7 +225,7 @@ fn serve_options(args: &ServeArgs) -> Result<ServeOptions, Outcome> {
             return Err(Outcome::Usage);
         }
     };
-    if let Some(fps) = args.fps
+    if let Some(fps) = args.live.fps
         && let Err(e) = wgraph_engine::settings::check_fps(fps)
     {
         eprintln!("error: --fps: {e}");
@@ -285,7 +274,7 @@ fn serve_options(args: &ServeArgs) -> Result<ServeOptions, Outcome> {
         },
         shared: args.shared,
         token,
-        fps: args.fps,
+        fps: args.live.fps,
         workers: args.workers.unwrap_or(0),
         on_late: args.late.on_late.clone(),
         degrade: args.late.degrade.clone(),
