@@ -8,7 +8,7 @@ action caption), TSCM memory, I2V condition (CPU, PyTorch).
     python3 train_yume15.py dit --minutes 35     # warm start from train_gen.py's gen.pt (or --init '')
                                                  # resumable: --resume <ckpt>/yume15.pt or ckpt/yume15_fp16.pt
     python3 train_yume15.py export       # -> ../trained/dit_yume15.onnx (fp16 weights), ORT vs torch check
-                                         #    (dit_yume15_match.onnx for a --fusion match checkpoint)
+                                         #    (dit_yume15_<fusion>.onnx for a --fusion match/match_event one)
     python3 train_yume15.py pack         # fp16 state dict -> ckpt/yume15_fp16.pt (commit-sized, to resume)
     python3 train_yume15.py eval         # held-out rollouts: PSNR; memory ablation
     python3 train_yume15.py revisits     # turn-away-and-back walks of the training seeds (ground truth
@@ -393,9 +393,24 @@ class SlotMatch(nn.Module):
     through a small conv net whose zero-initialised last layer adds ΔF: x0 = m + √P·(F̂ + ΔF). At init
     the model is the one it starts from."""
 
-    def __init__(self, zc, hidden=48):
+    def __init__(self, zc, hidden=48, edim=0, local_gate=False):
         super().__init__()
         self.phi = nn.Conv2d(zc, zc, 1)
+        # `--fusion match_event`: a logit per candidate from the event text (mean over its tokens),
+        # σ and the candidate's feature statistics (mean, std over the frame) beside x̂'s (`gate`:
+        # under "the lights go out" a bright remembered view is no match); with `--local-gate` also
+        # one per cell from the candidate's features and their difference from x̂'s (`gate_local`,
+        # tried for the ghost and the door: not shipped). Zero at init: the model it starts from.
+        self.gate = self.gate_local = None
+        if edim:
+            self.gate = nn.Sequential(nn.Linear(4 * zc + edim + 1, 64), nn.SiLU(), nn.Linear(64, 1))
+            nn.init.zeros_(self.gate[2].weight)
+            nn.init.zeros_(self.gate[2].bias)
+        if edim and local_gate:
+            self.gate_local = nn.Sequential(nn.Conv2d(2 * zc + edim + 1, 32, 1), nn.SiLU(),
+                                            nn.Conv2d(32, 1, 3, padding=1))
+            nn.init.zeros_(self.gate_local[2].weight)
+            nn.init.zeros_(self.gate_local[2].bias)
         with torch.no_grad():
             self.phi.weight.copy_(torch.eye(zc).view(zc, zc, 1, 1))
             self.phi.bias.zero_()
@@ -407,7 +422,7 @@ class SlotMatch(nn.Module):
         nn.init.zeros_(self.c3.weight)
         nn.init.zeros_(self.c3.bias)
 
-    def forward(self, xhat, cands, context, sqrt_p, sigma):
+    def forward(self, xhat, cands, context, sqrt_p, sigma, etext=None):
         B, K, C, H, W = cands.shape
         fx = self.phi(xhat)
         fc = self.phi(cands.reshape(B * K, C, H, W)).reshape(B, K, C, H, W)
@@ -416,6 +431,16 @@ class SlotMatch(nn.Module):
         glob = d.mean((2, 3), keepdim=True)
         valid = (cands.abs().sum((2, 3, 4)) > 0).float().view(B, K, 1, 1)
         logits = -(self.scale[0].exp() * glob + self.scale[1].exp() * local) + (valid - 1.0) * 1e4
+        if self.gate is not None:
+            sc = torch.cat([fc.mean((3, 4)), fc.std((3, 4))], 2)                       # [B, K, 2C]
+            sx = torch.cat([fx.mean((2, 3)), fx.std((2, 3))], 1).unsqueeze(1).expand(B, K, 2 * C)
+            ev = etext.mean(1).unsqueeze(1).expand(B, K, etext.shape[-1])
+            sg = sigma.view(B, 1, 1).expand(B, K, 1)
+            logits = logits + self.gate(torch.cat([sc, sc - sx, ev, sg], 2)).view(B, K, 1, 1)
+        if self.gate_local is not None:
+            maps = torch.cat([fc, fc - fx.unsqueeze(1), ev.view(B, K, -1, 1, 1).expand(B, K, ev.shape[-1], H, W),
+                              sg.view(B, K, 1, 1, 1).expand(B, K, 1, H, W)], 2)
+            logits = logits + self.gate_local(maps.reshape(B * K, -1, H, W)).view(B, K, H, W)
         logits = torch.cat([logits, self.none.view(1, 1, 1, 1).expand(B, 1, H, W)], 1)
         w = torch.softmax(logits, 1)
         r = (w[:, :K].unsqueeze(2) * cands).sum(1) + w[:, K:] * xhat
@@ -424,21 +449,25 @@ class SlotMatch(nn.Module):
         return self.c3(F.silu(self.c2(h)))
 
 
-FUSIONS = ("linear", "match")
+FUSIONS = ("linear", "match", "match_event")
 
 
 class Y15Flow(nn.Module):
     """x0 = m + √P·F: m, P the posterior of x0 given x_σ and the prior x0 ~ N(context, s²), the
     context being the memory's newest latent. `fusion`: "linear" (the DiT's linear-attention memory
-    branch alone) or "match" (and a `SlotMatch` retrieval on top)."""
+    branch alone), "match" (and a `SlotMatch` retrieval on top) or "match_event" (its scores gated by
+    the event text; `local_gate`: per cell too)."""
 
-    def __init__(self, width, depth, zc, latent, prior_var, fusion="linear"):
+    def __init__(self, width, depth, zc, latent, prior_var, fusion="linear", local_gate=False):
         super().__init__()
         assert fusion in FUSIONS, fusion
         self.prior_var = float(prior_var)
         self.zc, self.latent, self.fusion = zc, latent, fusion
         self.net = Y15DiT(d=width, depth=depth, latent=latent, zc=zc)
-        self.match = SlotMatch(zc) if fusion == "match" else None
+        self.match = None
+        if fusion != "linear":
+            event = fusion == "match_event"
+            self.match = SlotMatch(zc, edim=self.net.pool_q.shape[-1] if event else 0, local_gate=event and local_gate)
 
     def posterior(self, x, sigma, context):
         s = sigma.clamp(min=SIGMA_MIN).view(-1, 1, 1, 1)
@@ -459,7 +488,7 @@ class Y15Flow(nn.Module):
                                self.zc, self.latent, self.latent).reshape(-1, S, self.zc, self.latent, self.latent)
             cands = torch.cat([older, cond[:, 1:].unsqueeze(1), context.unsqueeze(1)], 1)
             sp = P.sqrt()
-            Ff = Fh + self.match(m + sp * Fh, cands, context, sp, sigma.clamp(min=SIGMA_MIN))
+            Ff = Fh + self.match(m + sp * Fh, cands, context, sp, sigma.clamp(min=SIGMA_MIN), etext)
         return m + P.sqrt() * Ff, Ff, m, P, Fh
 
 
@@ -496,17 +525,19 @@ def warm_start(model, path):
     return ck
 
 
-def load_model(ck, fusion=None):
-    """The checkpoint's model; `fusion` = "match" on a "linear" checkpoint adds a fresh (identity)
-    SlotMatch on top of its weights."""
+def load_model(ck, fusion=None, local_gate=False):
+    """The checkpoint's model; what `fusion` / `local_gate` add to the checkpoint's starts fresh as
+    the identity: "match" on a "linear" checkpoint a SlotMatch, "match_event" on a "match" one the
+    event gate, `local_gate` on a "match_event" one the per-cell gate (kept once trained)."""
     have = ck.get("fusion", "linear")
     fusion = fusion or have
-    if fusion != have and have != "linear":
+    if fusion != have and have != "linear" and (have, fusion) != ("match", "match_event"):
         raise SystemExit(f"checkpoint has fusion {have!r}; cannot turn it into {fusion!r}")
-    model = Y15Flow(ck["width"], ck["depth"], ck["zc"], ck["latent"], ck["prior_var"], fusion)
+    local_gate = local_gate or any(k.startswith("match.gate_local.") for k in ck["model"])
+    model = Y15Flow(ck["width"], ck["depth"], ck["zc"], ck["latent"], ck["prior_var"], fusion, local_gate)
     missing, unexpected = model.load_state_dict({k: v.float() for k, v in ck["model"].items()}, strict=False)
-    assert not unexpected and all(k.startswith("match.") for k in missing) and (fusion != have or not missing), \
-        (missing, unexpected)
+    new = {"linear": "match.", "match": "match.gate", "match_event": "match.gate_local."}[have]
+    assert not unexpected and all(k.startswith(new) for k in missing), (missing, unexpected)
     return model
 
 
@@ -585,11 +616,11 @@ def train_dit(args):
     if args.resume:
         ck = torch.load(args.resume)
         args.width, args.depth, prior_var = ck["width"], ck["depth"], ck["prior_var"]
-        model = load_model(ck, args.fusion)
+        model = load_model(ck, args.fusion, args.local_gate)
         done_steps, done_minutes, runs = ck["steps"], ck["minutes"], ck.get("runs", [])
         warm = ck.get("warm_start")
     else:
-        model = Y15Flow(args.width, args.depth, zc, latent, prior_var, args.fusion or "linear")
+        model = Y15Flow(args.width, args.depth, zc, latent, prior_var, args.fusion or "linear", args.local_gate)
         if args.init:
             g = warm_start(model, args.init)
             prior_var = model.prior_var = g["prior_var"]
@@ -685,6 +716,7 @@ def train_dit(args):
                       drop=args.drop, ctx_noise=args.ctx_noise, threads=args.threads,
                       event_weight=args.event_weight, onset_weight=args.onset_weight,
                       revisit_frac=args.revisit_frac, turn_frac=args.turn_frac, fusion=model.fusion,
+                      local_gate=model.match is not None and model.match.gate_local is not None,
                       freeze_backbone=args.freeze_backbone, revisit_targets=int(len(pool)) if pool is not None else 0,
                       ema=args.ema,
                       final_train_loss=loop.final_loss(), val_psnr_tick1=round(per_tick[0], 2),
@@ -795,7 +827,8 @@ def export(args):
     ntok = SAMPLES * (h // PATCH) ** 2
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, "dit_yume15_match.onnx" if ck.get("fusion") == "match" else "dit_yume15.onnx")
+    fusion = ck.get("fusion", "linear")
+    path = os.path.join(out, "dit_yume15.onnx" if fusion == "linear" else f"dit_yume15_{fusion}.onnx")
     wrap = Y15Velocity(model).eval()
     round_weights_fp16(wrap)
     g = torch.Generator().manual_seed(1)
@@ -818,14 +851,15 @@ def export(args):
             "decoupled cross-attention; TSCM memory (8 latents, 2x2 patches, newest last = the context, "
             "un-patchified as the EDM-style prior) fused by linear attention"
             + ("; a per-slot match retrieval over the older slots, the start latent and the newest one"
-               if ck.get("fusion") == "match" else "") + "; I2V cond [mask ; start latent]; "
+               if fusion != "linear" else "")
+            + (", each candidate's score gated by the event text" if fusion == "match_event" else "") + "; I2V cond [mask ; start latent]; "
             "event and action text each dropped 10% in training (CFG null = zeros)")
     meta = {"wgraph.role": "denoiser", "wgraph.description": desc, "wgraph.frame_size": "64",
             "wgraph.hidden_width": "64", "wgraph.prediction": "velocity", "wgraph.schedule": "rectified_flow",
             "wgraph.time_scale": "1000", "wgraph.conditions": "event_text,action_text,memory,cond",
             "wgraph.memory_tokens": str(ntok), "wgraph.memory_samples": str(SAMPLES),
             "wgraph.memory_patch": str(PATCH), "wgraph.patch_size": "2", "wgraph.trained": "true",
-            "wgraph.qcm_variant": "yume15", "wgraph.memory_fusion": ck.get("fusion", "linear"), "wgraph.training_steps": str(ck["steps"]),
+            "wgraph.qcm_variant": "yume15", "wgraph.memory_fusion": fusion, "wgraph.training_steps": str(ck["steps"]),
             "wgraph.training_minutes": str(round(ck["minutes"], 1)), "wgraph.training_runs": runs,
             "wgraph.warm_start": json.dumps(warm) if warm else "none",
             "wgraph.recommended_sampler": "euler 4 steps, shift 5",
@@ -896,8 +930,12 @@ def main():
                     help="revisits: turn walks of the held-out seeds of --data (use --data /work/data/gen-val), "
                          "for memory-check only")
     ap.add_argument("--fusion", choices=FUSIONS, default=None,
-                    help="memory fusion: linear (the DiT's linear-attention branch) or match (+ per-slot "
-                         "match retrieval; on a linear checkpoint it starts as the identity)")
+                    help="memory fusion: linear (the DiT's linear-attention branch), match (+ per-slot "
+                         "match retrieval; on a linear checkpoint it starts as the identity) or match_event "
+                         "(match + a per-candidate gate from the event text; on a match checkpoint it starts "
+                         "as that model)")
+    ap.add_argument("--local-gate", action="store_true",
+                    help="with --fusion match_event: gate each cell's scores by the event text too")
     ap.add_argument("--freeze-backbone", action="store_true",
                     help="train only the match fusion (the DiT's weights stay as loaded)")
     args = ap.parse_args()
