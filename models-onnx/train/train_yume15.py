@@ -626,6 +626,8 @@ def train_dit(args):
             prior_var = model.prior_var = g["prior_var"]
             warm = dict(path=os.path.relpath(args.init, ROOT) if args.init.startswith(ROOT) else args.init,
                         steps=g["steps"], minutes=round(g["minutes"], 1))
+    if args.local_gate and model.fusion != "match_event":
+        raise SystemExit("--local-gate gates the event-gated retrieval: add --fusion match_event")
     pairs, weights, n_event = event_weighted_pairs(train, args.event_weight, args.onset_weight)
     pool = revisit_pool(train, names, args) if args.revisit_frac > 0 else None
     turns = None
@@ -640,7 +642,7 @@ def train_dit(args):
     AK = [torch.from_numpy(key_index(e["a"])) for e in train]
     if args.freeze_backbone:  # only the SlotMatch retrieval learns: the DiT stays the model it was
         if model.match is None:
-            raise SystemExit("--freeze-backbone trains the match fusion only: add --fusion match")
+            raise SystemExit("--freeze-backbone trains the match fusion only: add --fusion match or match_event")
         for p in model.net.parameters():
             p.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
