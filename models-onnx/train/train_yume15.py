@@ -358,8 +358,21 @@ class Y15DiT(nn.Module):
         self.r_film = nn.Linear(d, 2 * refine)
         self.r2 = nn.Conv2d(refine, zc, 3, padding=1)
 
+    def whiten_actions(self, table):
+        """`--action-whiten`: the action text standardised per token and channel over `table` (the
+        512 QCM captions' embeddings) before use. The frozen text encoder embeds opposite moves
+        almost alike (the pooled "turn left" and "turn right" captions: cosine 0.99); standardised,
+        what tells them apart is no longer a small part of a common vector. Added with a learned
+        gain (zero at first: the model it starts from); mean and std are buffers, so the export
+        carries them and the graph's wiring stays the same."""
+        self.register_buffer("act_mu", table.mean(0))
+        self.register_buffer("act_sd", table.std(0) + 1e-3)
+        self.act_gain = nn.Parameter(torch.zeros(()))
+
     def forward(self, xin, t, etext, atext, memory, use_memory=True):
         B, _, H, W = xin.shape
+        if hasattr(self, "act_mu"):
+            atext = atext + self.act_gain * (atext - self.act_mu) / self.act_sd
         h = self.inp(xin).flatten(2).transpose(1, 2) + self.pos
         w = torch.softmax(self.pool_q @ atext.transpose(1, 2) / atext.shape[-1] ** 0.5, dim=-1)  # [B,1,L]
         pooled = (w @ atext)[:, 0]
@@ -535,6 +548,8 @@ def load_model(ck, fusion=None, local_gate=False):
         raise SystemExit(f"checkpoint has fusion {have!r}; cannot turn it into {fusion!r}")
     local_gate = local_gate or any(k.startswith("match.gate_local.") for k in ck["model"])
     model = Y15Flow(ck["width"], ck["depth"], ck["zc"], ck["latent"], ck["prior_var"], fusion, local_gate)
+    if "net.act_mu" in ck["model"]:  # an --action-whiten checkpoint: its buffers, loaded below
+        model.net.whiten_actions(torch.zeros_like(ck["model"]["net.act_mu"].float()).expand(2, -1, -1))
     missing, unexpected = model.load_state_dict({k: v.float() for k, v in ck["model"].items()}, strict=False)
     new = {"linear": "match.", "match": "match.gate", "match_event": "match.gate_local."}[have]
     assert not unexpected and all(k.startswith(new) for k in missing), (missing, unexpected)
@@ -626,6 +641,8 @@ def train_dit(args):
             prior_var = model.prior_var = g["prior_var"]
             warm = dict(path=os.path.relpath(args.init, ROOT) if args.init.startswith(ROOT) else args.init,
                         steps=g["steps"], minutes=round(g["minutes"], 1))
+    if args.action_whiten and not hasattr(model.net, "act_mu"):
+        model.net.whiten_actions(qcm.float())
     if args.local_gate and model.fusion != "match_event":
         raise SystemExit("--local-gate gates the event-gated retrieval: add --fusion match_event")
     pairs, weights, n_event = event_weighted_pairs(train, args.event_weight, args.onset_weight)
@@ -936,6 +953,8 @@ def main():
                          "match retrieval; on a linear checkpoint it starts as the identity) or match_event "
                          "(match + a per-candidate gate from the event text; on a match checkpoint it starts "
                          "as that model)")
+    ap.add_argument("--action-whiten", action="store_true",
+                    help="dit: standardise the action text over the QCM caption table inside the model")
     ap.add_argument("--local-gate", action="store_true",
                     help="with --fusion match_event: gate each cell's scores by the event text too")
     ap.add_argument("--freeze-backbone", action="store_true",
