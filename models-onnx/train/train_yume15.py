@@ -358,15 +358,15 @@ class Y15DiT(nn.Module):
         self.r_film = nn.Linear(d, 2 * refine)
         self.r2 = nn.Conv2d(refine, zc, 3, padding=1)
 
-    def whiten_actions(self, table):
-        """`--action-whiten`: the action text standardised per token and channel over `table` (the
-        512 QCM captions' embeddings) before use. The frozen text encoder embeds opposite moves
+    def whiten_actions(self, mu, sd):
+        """`--action-whiten`: the action text standardised per token and channel (`mu`, `sd`: over
+        the 512 QCM captions' embeddings) before use. The frozen text encoder embeds opposite moves
         almost alike (the pooled "turn left" and "turn right" captions: cosine 0.99); standardised,
         what tells them apart is no longer a small part of a common vector. Added with a learned
         gain (zero at first: the model it starts from); mean and std are buffers, so the export
         carries them and the graph's wiring stays the same."""
-        self.register_buffer("act_mu", table.mean(0))
-        self.register_buffer("act_sd", table.std(0) + 1e-3)
+        self.register_buffer("act_mu", mu)
+        self.register_buffer("act_sd", sd)
         self.act_gain = nn.Parameter(torch.zeros(()))
 
     def forward(self, xin, t, etext, atext, memory, use_memory=True):
@@ -548,8 +548,8 @@ def load_model(ck, fusion=None, local_gate=False):
         raise SystemExit(f"checkpoint has fusion {have!r}; cannot turn it into {fusion!r}")
     local_gate = local_gate or any(k.startswith("match.gate_local.") for k in ck["model"])
     model = Y15Flow(ck["width"], ck["depth"], ck["zc"], ck["latent"], ck["prior_var"], fusion, local_gate)
-    if "net.act_mu" in ck["model"]:  # an --action-whiten checkpoint: its buffers, loaded below
-        model.net.whiten_actions(torch.zeros_like(ck["model"]["net.act_mu"].float()).expand(2, -1, -1))
+    if "net.act_mu" in ck["model"]:  # an --action-whiten checkpoint
+        model.net.whiten_actions(ck["model"]["net.act_mu"].float(), ck["model"]["net.act_sd"].float())
     missing, unexpected = model.load_state_dict({k: v.float() for k, v in ck["model"].items()}, strict=False)
     new = {"linear": "match.", "match": "match.gate", "match_event": "match.gate_local."}[have]
     assert not unexpected and all(k.startswith(new) for k in missing), (missing, unexpected)
@@ -642,7 +642,7 @@ def train_dit(args):
             warm = dict(path=os.path.relpath(args.init, ROOT) if args.init.startswith(ROOT) else args.init,
                         steps=g["steps"], minutes=round(g["minutes"], 1))
     if args.action_whiten and not hasattr(model.net, "act_mu"):
-        model.net.whiten_actions(qcm.float())
+        model.net.whiten_actions(qcm.float().mean(0), qcm.float().std(0) + 1e-3)
     if args.local_gate and model.fusion != "match_event":
         raise SystemExit("--local-gate gates the event-gated retrieval: add --fusion match_event")
     pairs, weights, n_event = event_weighted_pairs(train, args.event_weight, args.onset_weight)
